@@ -1,0 +1,112 @@
+// The `client` binary: a load generator by default, plus small commands
+// (stats, status) for scripts and people.
+
+import { parseFlags, helpText, UsageError, type FlagSpec } from "../cli/flags.ts";
+import { parseHostPortList, type HostPort } from "../net/endpoints.ts";
+import { SchedulerClient, TaskError } from "../sdk/client.ts";
+import { runLoad, type LoadReport } from "./load.ts";
+import { MIXED_MIX, WORKLOADS, type WorkloadName } from "./workloads.ts";
+
+export const CLIENT_FLAGS: readonly FlagSpec[] = [
+  { name: "port", short: "p", type: "int", default: 6000, min: 1, max: 65535, help: "port of the router (or a coordinator) on --host" },
+  { name: "host", short: "H", type: "string", default: "127.0.0.1", help: "host to connect to" },
+  { name: "servers", short: "s", type: "string", default: "", help: "comma-separated host:port list; connections spread over it and fail over along it" },
+  { name: "concurrency", short: "c", type: "int", default: 64, min: 1, max: 100000, help: "tasks in flight (closed loop: each finishes before the next starts)" },
+  { name: "tasks", short: "n", type: "int", default: 10000, min: 1, help: "tasks to run" },
+  { name: "type", short: "t", type: "string", default: "noop", choices: WORKLOADS, help: "workload" },
+  { name: "duration-ms", type: "number", default: 1, min: 0, max: 60000, help: "sleep/cpu task length" },
+  { name: "chunk-words", type: "int", default: 200, min: 1, max: 1000000, help: "wordcount: words per task" },
+  { name: "connections", type: "int", default: 1, min: 1, max: 1024, help: "TCP connections the load is spread over" },
+  { name: "seed", type: "int", default: 42, help: "seed of the workload generator" },
+  { name: "submit-attempts", type: "int", default: 20, min: 1, help: "tries per task at the client (queue full, connection lost) before it counts as failed" },
+  { name: "deadline-s", type: "number", default: 600, min: 1, help: "hard bound on the whole run; unfinished tasks count as failed" },
+  { name: "idempotency", type: "bool", default: true, help: "give each task an idempotency key so retries never duplicate it" },
+  { name: "token", type: "string", default: "", help: "auth token presented in the handshake" },
+  { name: "json", type: "bool", default: false, help: "print one JSON object instead of the table" },
+];
+
+const SUMMARY = `load generator and command-line client
+
+Commands:
+  client [flags]              run a closed-loop benchmark and print its results (default)
+  client stats [flags]        print the coordinator's stats as JSON
+  client status ID [flags]    print one task's status as JSON
+
+Workloads (-t): noop; sleep and cpu (--duration-ms); wordcount (a generated corpus split in
+--chunk-words chunks, counted on workers, summed and checked here); mixed: ${MIXED_MIX.map((m) => `${Math.round(m.share * 100)}% ${m.type} ${m.ms} ms`).join(", ")}.
+Exit status: 0 when every task completed, 1 otherwise, 2 on bad flags.`;
+
+export async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const command = argv[0] === "stats" || argv[0] === "status" ? argv.shift()! : "run";
+  const positional: string[] = [];
+  if (command === "status" && argv[0] !== undefined && !argv[0].startsWith("-")) positional.push(argv.shift()!);
+  let values;
+  let addresses: HostPort[];
+  try {
+    values = parseFlags(CLIENT_FLAGS, argv, process.env);
+    if (values.help) {
+      process.stdout.write(helpText("client", SUMMARY, CLIENT_FLAGS, ["client -p 6000 -c 64 -n 10000 -t mixed", "client -p 5000 -n 20000 -t noop --json", "client status 1099511627777 -p 6000"]));
+      return;
+    }
+    addresses = parseHostPortList((values.servers as string) || `${values.host}:${values.port}`, values.host as string);
+    if (command === "status" && positional.length === 0) throw new UsageError("status needs a task id");
+  } catch (err) {
+    if (!(err instanceof UsageError) && !(err instanceof Error)) throw err;
+    process.stderr.write(`client: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const token = (values.token as string) || undefined;
+  if (command !== "run") {
+    process.exit(await query(command, positional[0], addresses[0]!, token));
+  }
+  const report = await runLoad({
+    addresses,
+    concurrency: values.concurrency as number,
+    tasks: values.tasks as number,
+    connections: values.connections as number,
+    submitAttemptsMax: values["submit-attempts"] as number,
+    deadlineMs: (values["deadline-s"] as number) * 1000,
+    token,
+    idempotencyPrefix: values.idempotency ? `${process.pid}-${Date.now().toString(36)}-` : "",
+    workload: {
+      name: values.type as WorkloadName,
+      durationMs: values["duration-ms"] as number,
+      seed: values.seed as number,
+      chunkWords: values["chunk-words"] as number,
+    },
+  });
+  process.stdout.write(values.json ? JSON.stringify(report) + "\n" : formatReport(report));
+  const wordsOk = report.wordCountExpected === undefined || report.wordCount === report.wordCountExpected;
+  process.exit(report.completed === report.tasks && report.failed === 0 && wordsOk ? 0 : 1);
+}
+
+async function query(command: string, id: string | undefined, address: HostPort, token: string | undefined): Promise<number> {
+  try {
+    const client = await SchedulerClient.connect(address, { token });
+    const result = command === "stats" ? await client.stats() : await client.task(Number(id));
+    client.close();
+    process.stdout.write(JSON.stringify(result, (_k, v) => (v instanceof Uint8Array ? Array.from(v) : v), 2) + "\n");
+    return 0;
+  } catch (err) {
+    process.stderr.write(`client: ${err instanceof TaskError ? err.message : `cannot reach ${address.host}:${address.port}: ${(err as Error).message}`}\n`);
+    return 1;
+  }
+}
+
+export function formatReport(r: LoadReport): string {
+  const l = r.latencyMs;
+  const lines = [
+    `workload      ${r.workload}  (${r.tasks} tasks, concurrency ${r.concurrency})`,
+    `completed     ${r.completed}`,
+    `failed        ${r.failed}`,
+    `retried       ${r.retried}`,
+    `duration      ${(r.durationMs / 1000).toFixed(2)} s`,
+    `throughput    ${r.throughput} tasks/s`,
+    `latency ms    min ${l.min}  avg ${l.avg.toFixed(3)}  p50 ${l.p50}  p95 ${l.p95}  p99 ${l.p99}  max ${l.max}`,
+  ];
+  if (r.wordCountExpected !== undefined) lines.push(`word count    ${r.wordCount} (expected ${r.wordCountExpected}: ${r.wordCount === r.wordCountExpected ? "ok" : "MISMATCH"})`);
+  if (Object.keys(r.errors).length > 0) lines.push(`errors        ${Object.entries(r.errors).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  if (r.timedOut) lines.push("deadline      reached before every task ran");
+  return lines.join("\n") + "\n";
+}

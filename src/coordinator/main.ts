@@ -1,0 +1,73 @@
+// Flags -> CoordinatorConfig -> a running Coordinator, with signal handling.
+
+import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
+import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
+import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
+import { SHARD_MAX } from "../core/task.ts";
+import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
+import { Coordinator, type CoordinatorConfig } from "./coordinator.ts";
+
+const D = DEFAULT_SCHEDULER_OPTIONS;
+
+export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
+  { name: "port", short: "p", type: "int", default: 5000, min: 0, max: 65535, help: "TCP port to listen on (0: any free port, printed at start)" },
+  { name: "host", type: "string", default: "127.0.0.1", help: "address to listen on" },
+  { name: "shard", type: "int", default: 0, min: 0, max: SHARD_MAX, help: "shard this coordinator serves; task ids encode it" },
+  { name: "node-id", type: "string", default: "", help: "name in logs and stats (default: coordinator-<port>)" },
+  { name: "max-queue", type: "int", default: D.queueMax, min: 1, help: "unfinished tasks held before submissions get E_QUEUE_FULL" },
+  { name: "retained-max", type: "int", default: D.retainedMax, min: 0, help: "finished tasks kept for status/result queries (oldest evicted)" },
+  { name: "lease-ms", type: "int", default: D.leaseMs, min: 50, help: "lease length; worker heartbeats extend it up to the task's timeout" },
+  { name: "worker-timeout-ms", type: "int", default: D.workerTimeoutMs, min: 50, help: "a worker silent this long is lost; its tasks are retried" },
+  { name: "default-timeout-ms", type: "int", default: D.defaultTimeoutMs, min: 1, help: "task timeout when a submission gives none" },
+  { name: "max-attempts", type: "int", default: D.defaultMaxAttempts, min: 1, max: 65535, help: "attempts when a submission gives none" },
+  { name: "worker-slots-max", type: "int", default: 65536, min: 1, help: "largest credit a worker may announce" },
+  { name: "tick-ms", type: "int", default: 50, min: 1, max: 10000, help: "interval of lease and liveness checks" },
+  { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
+  { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per slow peer before it is disconnected" },
+  { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
+];
+
+export function coordinatorConfig(v: Record<string, number | string | boolean>): CoordinatorConfig {
+  return {
+    host: v.host as string,
+    port: v.port as number,
+    nodeId: (v["node-id"] as string) || `coordinator-${v.port}`,
+    tickMs: v["tick-ms"] as number,
+    workerSlotsMax: v["worker-slots-max"] as number,
+    limits: { frameBytesMax: v["frame-bytes-max"] as number, pendingBytesMax: v["pending-bytes-max"] as number },
+    scheduler: {
+      shard: v.shard as number,
+      queueMax: v["max-queue"] as number,
+      retainedMax: v["retained-max"] as number,
+      leaseMs: v["lease-ms"] as number,
+      workerTimeoutMs: v["worker-timeout-ms"] as number,
+      defaultTimeoutMs: v["default-timeout-ms"] as number,
+      defaultMaxAttempts: v["max-attempts"] as number,
+    },
+  };
+}
+
+export function main(): void {
+  const values = parseOrExit("coordinator", "schedules tasks of one shard and leases them to workers", COORDINATOR_FLAGS, [
+    "coordinator -p 5000",
+    "coordinator -p 5000 --shard 1 --max-queue 100000",
+  ]);
+  const config = coordinatorConfig(values);
+  const log = new Logger("coordinator", values["log-level"] as LogLevel);
+  const coordinator = new Coordinator(config, log);
+  try {
+    coordinator.start();
+  } catch (err) {
+    process.stderr.write(`coordinator: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  // A line a script can wait for, with the real port when -p 0 was given.
+  process.stdout.write(`coordinator listening on ${config.host}:${coordinator.port}\n`);
+  const stop = (signal: string) => {
+    log.info("stopping", { signal });
+    coordinator.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}

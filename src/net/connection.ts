@@ -1,0 +1,197 @@
+// One framed TCP connection over a Bun socket, the same for servers and
+// clients. Outgoing messages collect in a reused FrameWriter and go out in one
+// write per microtask (or at once past FLUSH_BYTES); what the kernel does not
+// take waits for `drain`. Incoming bytes go through the incremental decoder.
+// A malformed frame closes this connection alone, with an ERROR frame first.
+
+import type { Socket } from "bun";
+import { FrameWriter, forEachMessage, Reader, writeControl } from "../protocol/codec.ts";
+import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
+import { FrameDecoder } from "../protocol/frame-decoder.ts";
+import { Kind, type ErrorMessage } from "../protocol/messages.ts";
+
+export interface NetLimits {
+  /** Largest frame accepted from the peer. */
+  frameBytesMax: number;
+  /** Bytes queued for a peer that reads slowly before it is disconnected. */
+  pendingBytesMax: number;
+}
+
+export const DEFAULT_NET_LIMITS: NetLimits = {
+  frameBytesMax: 16 * 1024 * 1024,
+  pendingBytesMax: 64 * 1024 * 1024,
+};
+
+/** Past this many buffered bytes a flush happens now, not at the end of the tick. */
+const FLUSH_BYTES = 256 * 1024;
+
+export interface ConnectionHandler {
+  /** One decoded message; `r` is positioned on its body and valid only during the call. */
+  onMessage(conn: Connection, kind: number, r: Reader): void;
+  /** All messages of one socket read were handled: the place to act on a batch. */
+  onReadEnd?(conn: Connection): void;
+  onClose(conn: Connection, reason: string): void;
+  /** The connection is writable again after backpressure. */
+  onDrain?(conn: Connection): void;
+}
+
+let nextConnectionId = 1;
+
+export class Connection {
+  readonly id = nextConnectionId++;
+  readonly writer: FrameWriter;
+  readonly remote: string;
+  /** Free for the owner (role, worker id, ...). */
+  state: Record<string, unknown> = {};
+  closed = false;
+  private readonly decoder: FrameDecoder;
+  private readonly reader = new Reader();
+  private unsent: Uint8Array | null = null;
+  private flushQueued = false;
+  private closeReason = "";
+
+  constructor(
+    private readonly socket: Socket<Connection | undefined>,
+    private readonly handler: ConnectionHandler,
+    private readonly limits: NetLimits,
+  ) {
+    this.decoder = new FrameDecoder(limits.frameBytesMax);
+    // Headroom over pendingBytesMax so one message never overflows: writable() cuts off first.
+    this.writer = new FrameWriter(64 * 1024, limits.pendingBytesMax + limits.frameBytesMax * 2);
+    this.remote = `${socket.remoteAddress}`;
+  }
+
+  /** Bytes waiting for the kernel: a measure of how far behind the peer reads. */
+  get backlogBytes(): number {
+    return this.writer.length + (this.unsent?.length ?? 0);
+  }
+
+  /** True while the kernel refuses bytes; producers should hold back. */
+  get congested(): boolean {
+    return this.unsent !== null;
+  }
+
+  /**
+   * Check before writing: false if the connection is closed, or if the peer is
+   * so far behind that it is disconnected now (E_SLOW_READER) instead of
+   * buffering without bound.
+   */
+  writable(): boolean {
+    if (this.closed) return false;
+    if (this.backlogBytes <= this.limits.pendingBytesMax) return true;
+    this.fail("E_SLOW_READER", `peer is ${this.backlogBytes} bytes behind, over the ${this.limits.pendingBytesMax}-byte limit`);
+    return false;
+  }
+
+  /** Call after writing messages to `writer`. */
+  queueFlush(): void {
+    if (this.closed) return;
+    if (this.writer.length >= FLUSH_BYTES) {
+      this.flush();
+      return;
+    }
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
+  }
+
+  flush(): void {
+    if (this.closed || this.unsent !== null || this.writer.length === 0) return;
+    const bytes = this.writer.finish();
+    const written = Math.max(0, this.socket.write(bytes));
+    if (written < bytes.length) this.unsent = bytes.slice(written);
+    this.writer.reset();
+  }
+
+  /** Sends an ERROR for one request; the connection stays open. */
+  sendError(requestId: number, code: ErrorCode, message: string): void {
+    writeControl(this.writer, Kind.ERROR, { requestId, code, message } satisfies ErrorMessage);
+    this.queueFlush();
+  }
+
+  /** Sends an ERROR with request id 0 and closes: for protocol violations. */
+  fail(code: ErrorCode, message: string): void {
+    if (this.closed) return;
+    this.closeReason = `${code}: ${message}`;
+    try {
+      this.writer.abandon();
+      writeControl(this.writer, Kind.ERROR, { requestId: 0, code, message } satisfies ErrorMessage);
+      const bytes = this.writer.finish();
+      if (this.unsent === null) this.socket.write(bytes);
+    } catch {
+      // The peer is gone or hopelessly behind; closing is all that is left.
+    }
+    this.writer.reset();
+    this.socket.end();
+  }
+
+  close(reason = "closed locally"): void {
+    if (this.closed) return;
+    this.closeReason = reason;
+    this.socket.end();
+  }
+
+  // ---------------------------------------------------------- socket events
+
+  /** @internal from the socket's data handler. */
+  receive(chunk: Uint8Array): void {
+    if (this.closed) return;
+    try {
+      this.decoder.push(chunk, (body) => forEachMessage(body, this.reader, this.dispatch));
+      this.handler.onReadEnd?.(this);
+    } catch (err) {
+      if (err instanceof ProtocolError) this.fail(err.code, err.message);
+      else this.fail("E_BAD_FRAME", `internal error handling a frame: ${(err as Error).message}`);
+      if (!(err instanceof ProtocolError)) console.error(err);
+    }
+  }
+
+  private readonly dispatch = (kind: number, r: Reader): void => {
+    if (!this.closed) this.handler.onMessage(this, kind, r);
+  };
+
+  /** @internal */
+  drained(): void {
+    if (this.closed || this.unsent === null) return;
+    const bytes = this.unsent;
+    const written = Math.max(0, this.socket.write(bytes));
+    this.unsent = written < bytes.length ? bytes.subarray(written) : null;
+    if (this.unsent === null) {
+      this.flush();
+      this.handler.onDrain?.(this);
+    }
+  }
+
+  /** @internal */
+  closedBySocket(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handler.onClose(this, this.closeReason || "peer closed the connection");
+  }
+}
+
+/** Socket handlers that route Bun's callbacks to the Connection in socket.data. */
+export function socketHandlers(handler: ConnectionHandler, limits: NetLimits, onOpen?: (conn: Connection) => void) {
+  return {
+    open(socket: Socket<Connection | undefined>) {
+      const conn = new Connection(socket, handler, limits);
+      socket.data = conn;
+      onOpen?.(conn);
+    },
+    data(socket: Socket<Connection | undefined>, chunk: Uint8Array) {
+      socket.data?.receive(chunk);
+    },
+    drain(socket: Socket<Connection | undefined>) {
+      socket.data?.drained();
+    },
+    close(socket: Socket<Connection | undefined>) {
+      socket.data?.closedBySocket();
+    },
+    error(socket: Socket<Connection | undefined>) {
+      socket.data?.closedBySocket();
+    },
+  };
+}

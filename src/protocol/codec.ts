@@ -1,0 +1,309 @@
+// Encoding and decoding of messages. Writers append to a FrameWriter that is
+// reused between flushes; readers walk a frame body with bounds checks, so a
+// malformed frame becomes an E_BAD_FRAME error instead of garbage state.
+
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import { ByteWriter } from "./byte-writer.ts";
+import { ProtocolError } from "./errors.ts";
+import { FRAME_HEADER_BYTES } from "./frame-decoder.ts";
+import { Kind, type AssignFields, type ResultFields, type SubmitFields, type SubmittedFields, type TaskDoneFields } from "./messages.ts";
+
+const MESSAGE_HEADER_BYTES = 5;
+/** A frame is closed once its body passes this many bytes, so one huge batch still streams. */
+export const FRAME_SOFT_BYTES = 256 * 1024;
+
+/** Appends messages, grouped into frames, to one reusable buffer. */
+export class FrameWriter extends ByteWriter {
+  private frameStart = -1;
+  private messageStart = -1;
+  messages = 0;
+
+  begin(kind: number): void {
+    if (this.frameStart < 0) {
+      this.frameStart = this.length;
+      this.u32(0);
+    }
+    this.messageStart = this.length;
+    this.u8(kind);
+    this.u32(0);
+  }
+
+  end(): void {
+    this.view.setUint32(this.messageStart + 1, this.length - this.messageStart - MESSAGE_HEADER_BYTES, true);
+    this.messageStart = -1;
+    this.messages++;
+    if (this.length - this.frameStart > FRAME_SOFT_BYTES) this.closeFrame();
+  }
+
+  /** Drops a message begun but not ended (its encoding failed). */
+  abandon(): void {
+    if (this.messageStart >= 0) this.length = this.messageStart;
+    this.messageStart = -1;
+  }
+
+  /** Closes the open frame; returns everything written since the last reset. */
+  finish(): Uint8Array {
+    this.closeFrame();
+    return this.bytes.subarray(0, this.length);
+  }
+
+  override reset(): void {
+    super.reset();
+    this.frameStart = -1;
+    this.messageStart = -1;
+    this.messages = 0;
+  }
+
+  private closeFrame(): void {
+    if (this.frameStart < 0) return;
+    const bodyBytes = this.length - this.frameStart - FRAME_HEADER_BYTES;
+    if (bodyBytes === 0) this.length = this.frameStart;
+    else this.view.setUint32(this.frameStart, bodyBytes, true);
+    this.frameStart = -1;
+  }
+}
+
+// ---------------------------------------------------------------- writers
+
+export function writeSubmit(w: FrameWriter, f: SubmitFields): void {
+  w.begin(Kind.SUBMIT);
+  w.u32(f.requestId);
+  w.u8(f.priority);
+  w.u8(f.flags);
+  w.u16(f.maxAttempts);
+  w.u32(f.timeoutMs);
+  w.str8(f.type);
+  w.str8(f.idempotencyKey);
+  w.bytes32(f.payload);
+  w.end();
+}
+
+export function writeSubmitted(w: FrameWriter, requestId: number, taskId: number): void {
+  w.begin(Kind.SUBMITTED);
+  w.u32(requestId);
+  w.f64(taskId);
+  w.end();
+}
+
+export function writeAssign(w: FrameWriter, taskId: number, attempt: number, timeoutMs: number, type: string, payload: Uint8Array): void {
+  w.begin(Kind.ASSIGN);
+  writeAssignBody(w, taskId, attempt, timeoutMs, type, payload);
+  w.end();
+}
+
+/** The ASSIGN body alone: the worker copies these bytes into an executor's ring as they are. */
+export function writeAssignBody(w: ByteWriter, taskId: number, attempt: number, timeoutMs: number, type: string, payload: Uint8Array): void {
+  w.f64(taskId);
+  w.u16(attempt);
+  w.u32(timeoutMs);
+  w.str8(type);
+  w.bytes32(payload);
+}
+
+/** The RESULT body alone: executors write it into their result ring; the worker forwards it unchanged. */
+export function writeResultBody(w: ByteWriter, taskId: number, attempt: number, status: number, output: Uint8Array): void {
+  w.f64(taskId);
+  w.u16(attempt);
+  w.u8(status);
+  w.bytes32(output);
+}
+
+export function writeResult(w: FrameWriter, taskId: number, attempt: number, status: number, output: Uint8Array): void {
+  w.begin(Kind.RESULT);
+  writeResultBody(w, taskId, attempt, status, output);
+  w.end();
+}
+
+/** Wraps an already encoded body (from a ring) as one message. */
+export function writeRaw(w: FrameWriter, kind: number, body: Uint8Array): void {
+  w.begin(kind);
+  w.raw(body);
+  w.end();
+}
+
+export function writeTaskDone(w: FrameWriter, requestId: number, taskId: number, status: number, attempts: number, output: Uint8Array): void {
+  w.begin(Kind.TASK_DONE);
+  w.u32(requestId);
+  w.f64(taskId);
+  w.u8(status);
+  w.u16(attempts);
+  w.bytes32(output);
+  w.end();
+}
+
+const encoder = new Encoder({ ignoreUndefined: true });
+
+/** A control message: msgpack body. */
+export function writeControl(w: FrameWriter, kind: number, value: unknown): void {
+  const body = encoder.encodeSharedRef(value);
+  w.begin(kind);
+  w.raw(body);
+  w.end();
+}
+
+// ---------------------------------------------------------------- readers
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const EMPTY = new Uint8Array(0);
+
+/** Bounds-checked reads over one message body. */
+export class Reader {
+  bytes: Uint8Array<ArrayBufferLike> = EMPTY;
+  view: DataView<ArrayBufferLike> = new DataView(EMPTY.buffer);
+  pos = 0;
+  end = 0;
+  private readonly strings = new StringCache();
+
+  reset(bytes: Uint8Array, start = 0, end = bytes.length): this {
+    if (bytes.buffer !== this.bytes.buffer || bytes.byteOffset !== this.bytes.byteOffset) {
+      this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    this.bytes = bytes;
+    this.pos = start;
+    this.end = end;
+    return this;
+  }
+
+  private need(n: number): number {
+    const at = this.pos;
+    if (at + n > this.end) throw new ProtocolError("E_BAD_FRAME", `message truncated: wanted ${n} bytes at ${at}, body ends at ${this.end}`);
+    this.pos = at + n;
+    return at;
+  }
+
+  u8(): number {
+    return this.bytes[this.need(1)]!;
+  }
+  u16(): number {
+    return this.view.getUint16(this.need(2), true);
+  }
+  u32(): number {
+    return this.view.getUint32(this.need(4), true);
+  }
+  f64(): number {
+    return this.view.getFloat64(this.need(8), true);
+  }
+  /** A view into the frame: copy it to keep it past the callback. */
+  bytes32(): Uint8Array {
+    const n = this.u32();
+    const at = this.need(n);
+    return this.bytes.subarray(at, at + n);
+  }
+  str8(): string {
+    const n = this.u8();
+    const at = this.need(n);
+    return this.strings.get(this.bytes, at, n);
+  }
+  /** Every byte of the message must be consumed: trailing bytes mean a malformed message. */
+  done(): void {
+    if (this.pos !== this.end) throw new ProtocolError("E_BAD_FRAME", `message has ${this.end - this.pos} trailing bytes`);
+  }
+}
+
+/**
+ * Task type names repeat endlessly; decoding each one anew is the biggest
+ * allocation on the hot path. A small cache of recent strings, compared byte by byte.
+ */
+class StringCache {
+  private readonly keys: Uint8Array[] = [];
+  private readonly values: string[] = [];
+  private next = 0;
+  private static readonly SIZE = 32;
+
+  get(bytes: Uint8Array, at: number, n: number): string {
+    if (n === 0) return "";
+    outer: for (let i = 0; i < this.keys.length; i++) {
+      const key = this.keys[i]!;
+      if (key.length !== n) continue;
+      for (let j = 0; j < n; j++) if (key[j] !== bytes[at + j]) continue outer;
+      return this.values[i]!;
+    }
+    let value: string;
+    try {
+      value = utf8.decode(bytes.subarray(at, at + n));
+    } catch {
+      throw new ProtocolError("E_BAD_FRAME", "string is not valid UTF-8");
+    }
+    if (n <= 64) {
+      this.keys[this.next] = bytes.slice(at, at + n);
+      this.values[this.next] = value;
+      this.next = (this.next + 1) % StringCache.SIZE;
+    }
+    return value;
+  }
+}
+
+/**
+ * Walks the messages of one frame body. The handler gets the kind and a Reader
+ * positioned on that message's body (bounded to it).
+ */
+export function forEachMessage(body: Uint8Array, reader: Reader, onMessage: (kind: number, r: Reader) => void): void {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < MESSAGE_HEADER_BYTES) throw new ProtocolError("E_BAD_FRAME", "frame ends inside a message header");
+    const kind = body[at]!;
+    const bytes = view.getUint32(at + 1, true);
+    const start = at + MESSAGE_HEADER_BYTES;
+    const end = start + bytes;
+    if (end > body.length) throw new ProtocolError("E_BAD_FRAME", `message of ${bytes} bytes overruns its frame`);
+    onMessage(kind, reader.reset(body, start, end));
+    at = end;
+  }
+}
+
+export function readSubmit(r: Reader): SubmitFields {
+  const f: SubmitFields = {
+    requestId: r.u32(),
+    priority: r.u8(),
+    flags: r.u8(),
+    maxAttempts: r.u16(),
+    timeoutMs: r.u32(),
+    type: r.str8(),
+    idempotencyKey: r.str8(),
+    payload: r.bytes32(),
+  };
+  r.done();
+  return f;
+}
+
+export function readSubmitted(r: Reader): SubmittedFields {
+  const f = { requestId: r.u32(), taskId: r.f64() };
+  r.done();
+  return f;
+}
+
+export function readAssign(r: Reader): AssignFields {
+  const f = { taskId: r.f64(), attempt: r.u16(), timeoutMs: r.u32(), type: r.str8(), payload: r.bytes32() };
+  r.done();
+  return f;
+}
+
+export function readResult(r: Reader): ResultFields {
+  const f = { taskId: r.f64(), attempt: r.u16(), status: r.u8(), output: r.bytes32() };
+  r.done();
+  return f;
+}
+
+export function readTaskDone(r: Reader): TaskDoneFields {
+  const f = { requestId: r.u32(), taskId: r.f64(), status: r.u8(), attempts: r.u16(), output: r.bytes32() };
+  r.done();
+  return f;
+}
+
+const decoder = new Decoder();
+
+/** A control message's msgpack body, checked to be a map. */
+export function readControl<T>(r: Reader): T {
+  let value: unknown;
+  try {
+    value = decoder.decode(r.bytes.subarray(r.pos, r.end));
+  } catch (err) {
+    throw new ProtocolError("E_BAD_FRAME", `bad msgpack body: ${(err as Error).message}`);
+  }
+  r.pos = r.end;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ProtocolError("E_BAD_FRAME", "control message body must be a map");
+  }
+  return value as T;
+}

@@ -1,0 +1,165 @@
+// The closed set of messages on every link. A frame body is a batch of
+// messages, each `u8 kind | u32 bytes | body`. Hot messages (SUBMIT, SUBMITTED,
+// ASSIGN, RESULT, TASK_DONE) have hand-written binary bodies (codec.ts); the
+// rest are msgpack maps whose shapes are the interfaces below.
+
+export const PROTOCOL_VERSION = 1;
+
+export const Kind = {
+  /** any -> server, first message: who I am. msgpack Hello. */
+  HELLO: 1,
+  /** server -> any, reply to HELLO. msgpack Welcome. */
+  WELCOME: 2,
+  /** either way: a request failed, or (requestId 0) the connection is closing. msgpack ErrorMessage. */
+  ERROR: 3,
+  /** client -> coordinator: a new task. binary SubmitFields. */
+  SUBMIT: 10,
+  /** coordinator -> client: the task is accepted, with its id. binary. */
+  SUBMITTED: 11,
+  /** coordinator -> client: a task the client asked to hear about has ended. binary TaskDoneFields. */
+  TASK_DONE: 12,
+  /** coordinator -> worker: run this task (one lease). binary AssignFields. */
+  ASSIGN: 13,
+  /** worker -> coordinator: outcome of one lease. binary ResultFields. */
+  RESULT: 14,
+  /** worker -> coordinator, periodic: liveness and counters. msgpack Heartbeat. */
+  HEARTBEAT: 20,
+  /** any -> coordinator: ask for stats. msgpack {requestId}. */
+  STATS_REQUEST: 21,
+  /** coordinator -> asker. msgpack CoordinatorStats. */
+  STATS: 22,
+  /** client -> coordinator: status of a task by id. msgpack {requestId, taskId}. */
+  TASK_QUERY: 23,
+  /** coordinator -> client. msgpack TaskInfo. */
+  TASK_INFO: 24,
+} as const;
+
+export type KindName = keyof typeof Kind;
+export type KindCode = (typeof Kind)[KindName];
+
+export const KIND_NAMES: Record<number, KindName> = Object.fromEntries(
+  Object.entries(Kind).map(([name, code]) => [code, name as KindName]),
+);
+
+export type Role = "client" | "worker" | "coordinator" | "router" | "top";
+export const ROLES: readonly Role[] = ["client", "worker", "coordinator", "router", "top"];
+
+export interface Hello {
+  role: Role;
+  version: number;
+  nodeId: string;
+  token?: string;
+  /** worker: how many tasks it runs at once (its credit). */
+  slots?: number;
+  /** worker: capability tags. */
+  tags?: string[];
+}
+
+export interface Welcome {
+  role: Role;
+  version: number;
+  nodeId: string;
+  shard: number;
+  epoch: number;
+  primary: boolean;
+}
+
+export interface ErrorMessage {
+  requestId: number;
+  code: string;
+  message: string;
+}
+
+export interface Heartbeat {
+  running: number;
+  done: number;
+  failed: number;
+}
+
+export const TaskStatus = { OK: 0, FAILED: 1 } as const;
+
+export interface SubmitFields {
+  requestId: number;
+  priority: number;
+  /** bit 0: send TASK_DONE to this connection when the task ends. */
+  flags: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  type: string;
+  /** empty string: none. */
+  idempotencyKey: string;
+  payload: Uint8Array;
+}
+
+export const SUBMIT_FLAG_NOTIFY = 1;
+
+export interface SubmittedFields {
+  requestId: number;
+  taskId: number;
+}
+
+export interface AssignFields {
+  taskId: number;
+  attempt: number;
+  timeoutMs: number;
+  type: string;
+  payload: Uint8Array;
+}
+
+export interface ResultFields {
+  taskId: number;
+  attempt: number;
+  status: number;
+  /** OK: the handler's result bytes; FAILED: UTF-8 error text. */
+  output: Uint8Array;
+}
+
+export interface TaskDoneFields {
+  requestId: number;
+  taskId: number;
+  status: number;
+  attempts: number;
+  output: Uint8Array;
+}
+
+export interface WorkerInfo {
+  id: number;
+  nodeId: string;
+  slots: number;
+  free: number;
+  done: number;
+  failed: number;
+  heartbeatAgeMs: number;
+  tags: string[];
+}
+
+export interface CoordinatorStats {
+  requestId: number;
+  nodeId: string;
+  shard: number;
+  epoch: number;
+  primary: boolean;
+  uptimeMs: number;
+  queued: number;
+  leased: number;
+  submitted: number;
+  completed: number;
+  failed: number;
+  retried: number;
+  rejectedQueueFull: number;
+  retained: number;
+  workers: WorkerInfo[];
+}
+
+export interface TaskInfo {
+  requestId: number;
+  taskId: number;
+  type: string;
+  state: string;
+  attempt: number;
+  maxAttempts: number;
+  priority: number;
+  /** base64 is avoided: raw bytes, msgpack carries them as bin. */
+  output?: Uint8Array;
+  error?: string;
+}

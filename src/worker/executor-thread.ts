@@ -1,0 +1,110 @@
+// An executor thread (a Bun Worker). Tasks arrive as ASSIGN bodies in its
+// input ring; each outcome leaves as a RESULT body in its output ring, which
+// the main thread forwards to the coordinator unchanged. Synchronous handlers
+// run inline in batches; async ones run concurrently on this thread's event loop.
+
+import { ByteWriter } from "../protocol/byte-writer.ts";
+import { readAssign, Reader, writeResultBody } from "../protocol/codec.ts";
+import { TaskStatus } from "../protocol/messages.ts";
+import { SpscRing } from "../ring/spsc-ring.ts";
+import { BUILTIN_TASKS, type SyncOrAsync } from "./builtin-tasks.ts";
+
+declare const self: Worker;
+
+export interface ExecutorInit {
+  index: number;
+  tasksIn: SharedArrayBuffer;
+  resultsOut: SharedArrayBuffer;
+  /** How long an idle executor sleeps before looking again (a bound, not a poll rate: a notify wakes it). */
+  idleWaitMs: number;
+  /** Tasks taken from the ring per batch before results are published. */
+  batchMax: number;
+}
+
+const utf8 = new TextEncoder();
+
+class Executor {
+  private readonly tasksIn: SpscRing;
+  private readonly resultsOut: SpscRing;
+  private readonly reader = new Reader();
+  private readonly encoded = new ByteWriter(64 * 1024);
+  /** Results the full output ring could not take yet; bounded by the worker's credit. */
+  private readonly overflow: Uint8Array[] = [];
+  private publishQueued = false;
+
+  constructor(private readonly init: ExecutorInit) {
+    this.tasksIn = new SpscRing(init.tasksIn);
+    this.resultsOut = new SpscRing(init.resultsOut);
+  }
+
+  async run(): Promise<never> {
+    for (;;) {
+      const taken = this.tasksIn.drain(this.runTask, this.init.batchMax);
+      this.publish();
+      if (taken > 0) {
+        // A whole event-loop turn between batches, so async handlers' timers and completions run.
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      const wait = this.tasksIn.waitAsync(this.overflow.length > 0 ? 1 : this.init.idleWaitMs);
+      if (!wait.ready) await wait.promise;
+    }
+  }
+
+  private readonly runTask = (data: Uint8Array, start: number, length: number): void => {
+    const task = readAssign(this.reader.reset(data, start, start + length));
+    const handler = BUILTIN_TASKS[task.type];
+    let outcome: SyncOrAsync;
+    try {
+      if (handler === undefined) throw new Error(`E_NO_HANDLER: no handler for task type "${task.type}"`);
+      // The payload view points into the ring, which the producer reuses: copy for async handlers.
+      outcome = handler(task.payload.slice());
+    } catch (err) {
+      this.finish(task.taskId, task.attempt, TaskStatus.FAILED, utf8.encode(describe(err)));
+      return;
+    }
+    if (outcome instanceof Uint8Array) {
+      this.finish(task.taskId, task.attempt, TaskStatus.OK, outcome);
+      return;
+    }
+    const { taskId, attempt } = task;
+    outcome.then(
+      (output) => this.finishAsync(taskId, attempt, TaskStatus.OK, output),
+      (err) => this.finishAsync(taskId, attempt, TaskStatus.FAILED, utf8.encode(describe(err))),
+    );
+  };
+
+  private finish(taskId: number, attempt: number, status: number, output: Uint8Array): void {
+    this.encoded.reset();
+    writeResultBody(this.encoded, taskId, attempt, status, output instanceof Uint8Array ? output : utf8.encode(String(output)));
+    const record = this.encoded.bytes.subarray(0, this.encoded.length);
+    if (this.overflow.length > 0 || !this.resultsOut.tryWrite(record)) this.overflow.push(record.slice());
+  }
+
+  private finishAsync(taskId: number, attempt: number, status: number, output: Uint8Array): void {
+    this.finish(taskId, attempt, status, output);
+    if (this.publishQueued) return;
+    this.publishQueued = true;
+    queueMicrotask(() => {
+      this.publishQueued = false;
+      this.publish();
+    });
+  }
+
+  private publish(): void {
+    while (this.overflow.length > 0 && this.resultsOut.tryWrite(this.overflow[0]!)) this.overflow.shift();
+    this.resultsOut.publish();
+  }
+}
+
+/** Error text sent to the coordinator is bounded: a stack is enough to debug, not a novel. */
+const ERROR_TEXT_MAX = 4096;
+
+function describe(err: unknown): string {
+  const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
+  return text.length > ERROR_TEXT_MAX ? text.slice(0, ERROR_TEXT_MAX) : text;
+}
+
+self.onmessage = (event: MessageEvent<ExecutorInit>) => {
+  void new Executor(event.data).run();
+};

@@ -1,0 +1,70 @@
+// Flags -> WorkerConfig -> a running WorkerNode, with signal handling.
+
+import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
+import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
+import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
+import { parseHostPortList } from "../net/endpoints.ts";
+import { WorkerNode, type WorkerConfig } from "./worker.ts";
+
+export const WORKER_FLAGS: readonly FlagSpec[] = [
+  { name: "port", short: "p", type: "int", default: 5000, min: 1, max: 65535, help: "port of the coordinator on --host (ignored when --coordinators is given)" },
+  { name: "host", short: "H", type: "string", default: "127.0.0.1", help: "coordinator host" },
+  { name: "coordinators", short: "c", type: "string", default: "", help: "comma-separated host:port list of coordinators to serve" },
+  { name: "threads", short: "w", type: "int", default: 2, min: 1, max: 256, help: "executor threads" },
+  { name: "concurrency", type: "int", default: 128, min: 1, max: 65536, help: "tasks one executor thread holds at once; the worker's credit is threads x concurrency" },
+  { name: "tags", type: "string", default: "", help: "comma-separated capability tags announced to coordinators" },
+  { name: "node-id", type: "string", default: "", help: "name in logs and stats (default: worker-<pid>)" },
+  { name: "heartbeat-ms", type: "int", default: 500, min: 10, max: 60000, help: "interval of heartbeats to each coordinator" },
+  { name: "reconnect-min-ms", type: "int", default: 50, min: 1, help: "first delay before redialing a lost coordinator" },
+  { name: "reconnect-max-ms", type: "int", default: 2000, min: 1, help: "longest delay between redials" },
+  { name: "ring-bytes", type: "int", default: 4 * 1024 * 1024, min: 4096, max: 1 << 30, help: "size of each executor's task and result rings" },
+  { name: "batch-max", type: "int", default: 256, min: 1, help: "tasks an executor takes per batch before publishing results" },
+  { name: "idle-wait-ms", type: "int", default: 1000, min: 1, help: "longest sleep of an idle executor (a notify wakes it sooner)" },
+  { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
+  { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per coordinator before the link is dropped" },
+  { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
+];
+
+export function workerConfig(v: Record<string, number | string | boolean>, executorModule: string | URL): WorkerConfig {
+  const list = (v.coordinators as string) || `${v.host}:${v.port}`;
+  return {
+    coordinators: parseHostPortList(list, v.host as string),
+    nodeId: (v["node-id"] as string) || `worker-${process.pid}`,
+    tags: (v.tags as string).split(",").map((t) => t.trim()).filter((t) => t !== ""),
+    threads: v.threads as number,
+    concurrency: v.concurrency as number,
+    ringBytes: v["ring-bytes"] as number,
+    heartbeatMs: v["heartbeat-ms"] as number,
+    reconnectMinMs: v["reconnect-min-ms"] as number,
+    reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
+    idleWaitMs: v["idle-wait-ms"] as number,
+    batchMax: v["batch-max"] as number,
+    limits: { frameBytesMax: v["frame-bytes-max"] as number, pendingBytesMax: v["pending-bytes-max"] as number },
+    executorModule,
+  };
+}
+
+export function main(executorModule: string | URL): void {
+  const values = parseOrExit("worker", "runs tasks leased by coordinators on executor threads", WORKER_FLAGS, [
+    "worker -p 5000 -w 4",
+    "worker --coordinators 127.0.0.1:5000,127.0.0.1:5100 -w 2 --tags gpu,eu",
+  ]);
+  let config: WorkerConfig;
+  try {
+    config = workerConfig(values, executorModule);
+  } catch (err) {
+    process.stderr.write(`worker: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const log = new Logger("worker", values["log-level"] as LogLevel);
+  const node = new WorkerNode(config, log);
+  node.start();
+  process.stdout.write(`worker ${config.nodeId} started: ${config.threads} threads x ${config.concurrency} slots, coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}\n`);
+  const stop = (signal: string) => {
+    log.info("stopping", { signal });
+    node.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}

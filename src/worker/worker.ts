@@ -1,0 +1,174 @@
+// The worker process's main thread: TCP links to coordinators, and N executor
+// threads fed through SharedArrayBuffer rings. ASSIGN bodies are copied into a
+// ring as they arrived; RESULT bodies come back from the executors' rings and
+// are forwarded as they are, so the main thread never re-encodes a task.
+
+import type { Logger } from "../cli/log.ts";
+import { Deque } from "../core/deque.ts";
+import { shardOfTask } from "../core/task.ts";
+import type { NetLimits } from "../net/connection.ts";
+import type { HostPort } from "../net/endpoints.ts";
+import { Kind, TaskStatus } from "../protocol/messages.ts";
+import { SpscRing } from "../ring/spsc-ring.ts";
+import { CoordinatorLink, type LinkOptions } from "./coordinator-link.ts";
+import type { ExecutorInit } from "./executor-thread.ts";
+
+export interface WorkerConfig {
+  coordinators: HostPort[];
+  nodeId: string;
+  tags: string[];
+  /** Executor threads. */
+  threads: number;
+  /** Tasks one executor thread holds at once (async handlers overlap). */
+  concurrency: number;
+  ringBytes: number;
+  heartbeatMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  idleWaitMs: number;
+  batchMax: number;
+  limits: NetLimits;
+  /** Module path of the executor thread (differs between `bun run` and a compiled binary). */
+  executorModule: string | URL;
+}
+
+interface Executor {
+  readonly thread: Worker;
+  readonly tasksIn: SpscRing;
+  readonly resultsOut: SpscRing;
+  inFlight: number;
+  /** ASSIGN bodies the input ring had no room for yet. */
+  readonly backlog: Deque<Uint8Array>;
+}
+
+export interface WorkerCounters {
+  received: number;
+  done: number;
+  failed: number;
+  dropped: number;
+}
+
+export class WorkerNode {
+  readonly counters: WorkerCounters = { received: 0, done: 0, failed: 0, dropped: 0 };
+  private readonly executors: Executor[] = [];
+  private readonly links: CoordinatorLink[] = [];
+  /** Where a result goes: the live link that serves the task's shard. */
+  private readonly linkByShard = new Map<number, CoordinatorLink>();
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private stopped = false;
+
+  constructor(
+    readonly config: WorkerConfig,
+    private readonly log: Logger,
+  ) {}
+
+  get slots(): number {
+    return this.config.threads * this.config.concurrency;
+  }
+
+  get running(): number {
+    let n = 0;
+    for (const e of this.executors) n += e.inFlight;
+    return n;
+  }
+
+  start(): void {
+    for (let i = 0; i < this.config.threads; i++) this.executors.push(this.spawnExecutor(i));
+    const linkOptions: LinkOptions = {
+      nodeId: this.config.nodeId, slots: this.slots, tags: this.config.tags, limits: this.config.limits,
+      reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
+    };
+    for (const address of this.config.coordinators) {
+      const link = new CoordinatorLink(address, linkOptions, this.log, {
+        onAssign: (body) => this.accept(body),
+        onAssignBatchEnd: () => this.publishTasks(),
+        onUp: (l) => this.linkByShard.set(l.shard, l),
+        onDown: (l) => {
+          if (this.linkByShard.get(l.shard) === l) this.linkByShard.delete(l.shard);
+        },
+      });
+      this.links.push(link);
+      link.connect();
+    }
+    this.heartbeatTimer = setInterval(() => {
+      const beat = { running: this.running, done: this.counters.done, failed: this.counters.failed };
+      for (const link of this.links) link.sendControl(Kind.HEARTBEAT, beat);
+    }, this.config.heartbeatMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.heartbeatTimer);
+    for (const link of this.links) link.close();
+    for (const e of this.executors) void e.thread.terminate();
+  }
+
+  private spawnExecutor(index: number): Executor {
+    const thread = new Worker(this.config.executorModule);
+    const executor: Executor = {
+      thread,
+      tasksIn: SpscRing.create(this.config.ringBytes),
+      resultsOut: SpscRing.create(this.config.ringBytes),
+      inFlight: 0,
+      backlog: new Deque(),
+    };
+    thread.addEventListener("error", (event) => {
+      this.log.error("executor thread failed", { index, error: (event as ErrorEvent).message });
+    });
+    const init: ExecutorInit = {
+      index, tasksIn: executor.tasksIn.buffer, resultsOut: executor.resultsOut.buffer,
+      idleWaitMs: this.config.idleWaitMs, batchMax: this.config.batchMax,
+    };
+    thread.postMessage(init);
+    void this.forwardResults(executor);
+    return executor;
+  }
+
+  /** One ASSIGN body: to the least busy executor's ring (or its backlog when the ring is full). */
+  private accept(body: Uint8Array): void {
+    this.counters.received++;
+    let target = this.executors[0]!;
+    for (const e of this.executors) if (e.inFlight < target.inFlight) target = e;
+    target.inFlight++;
+    if (target.backlog.length > 0 || !target.tasksIn.tryWrite(body)) target.backlog.push(body.slice());
+  }
+
+  private publishTasks(): void {
+    for (const e of this.executors) e.tasksIn.publish();
+  }
+
+  /** Per executor: wait for results, forward each batch to its coordinator. */
+  private async forwardResults(e: Executor): Promise<void> {
+    const touched = new Set<CoordinatorLink>();
+    const forward = (data: Uint8Array, start: number, length: number) => {
+      e.inFlight--;
+      const view = new DataView(data.buffer, data.byteOffset + start, length);
+      const taskId = view.getFloat64(0, true);
+      if (data[start + 10] === TaskStatus.OK) this.counters.done++;
+      else this.counters.failed++;
+      const link = this.linkByShard.get(shardOfTask(taskId));
+      // No link: the coordinator has already given up on this lease (worker lost), so the result is moot.
+      if (link === undefined || !link.sendRaw(Kind.RESULT, data.subarray(start, start + length))) this.counters.dropped++;
+      else touched.add(link);
+    };
+    while (!this.stopped) {
+      const n = e.resultsOut.drain(forward);
+      if (n > 0) {
+        for (const link of touched) link.flushSoon();
+        touched.clear();
+        this.refill(e);
+        // Yield a whole turn so sockets and timers run even under a steady stream of results.
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      const wait = e.resultsOut.waitAsync(1000);
+      if (!wait.ready) await wait.promise;
+    }
+  }
+
+  /** Moves backlogged tasks into the ring as the executor frees room. */
+  private refill(e: Executor): void {
+    while (e.backlog.length > 0 && e.tasksIn.tryWrite(e.backlog.peek()!)) e.backlog.shift();
+    e.tasksIn.publish();
+  }
+}
