@@ -8,6 +8,7 @@ import { Scheduler, type SchedulerOptions } from "../core/scheduler.ts";
 import type { Task } from "../core/task.ts";
 import { Connection, type ConnectionHandler, type NetLimits } from "../net/connection.ts";
 import { listen, type Listener } from "../net/endpoints.ts";
+import { RecentLatency } from "./recent-latency.ts";
 import { readControl, readResult, readSubmit, writeAssign, writeControl, writeSubmitted, writeTaskDone, type Reader } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
@@ -28,6 +29,8 @@ export interface CoordinatorConfig {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Stats report the latency of tasks finished within about this long. */
+const LATENCY_WINDOW_MS = 5_000;
 const utf8 = new TextEncoder();
 
 export class Coordinator implements ConnectionHandler {
@@ -37,6 +40,7 @@ export class Coordinator implements ConnectionHandler {
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private readonly startedAt = Date.now();
   private readonly epoch = 1;
+  private readonly latency = new RecentLatency(LATENCY_WINDOW_MS);
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -183,7 +187,10 @@ export class Coordinator implements ConnectionHandler {
       for (const t of tasks) writeAssign(conn.writer, t.id, t.attempt, t.timeoutMs, t.type, t.payload);
       conn.queueFlush();
     }
-    for (const task of ready.finished) this.notify(task);
+    for (const task of ready.finished) {
+      this.latency.record(now, now - task.submittedAt);
+      if (task.watcher !== 0) this.notify(task);
+    }
     for (const workerId of ready.lostWorkers) {
       this.log.warn("worker timed out", { workerId, timeoutMs: this.config.scheduler.workerTimeoutMs });
       this.connections.get(workerId)?.close("worker missed its heartbeats");
@@ -214,7 +221,8 @@ export class Coordinator implements ConnectionHandler {
       requestId, nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, primary: true,
       uptimeMs: now - this.startedAt, queued: this.scheduler.queuedCount, leased: this.scheduler.leasedTotal,
       submitted: c.submitted, completed: c.completed, failed: c.failed, retried: c.retried,
-      rejectedQueueFull: c.rejectedQueueFull, retained: this.scheduler.retainedCount, workers,
+      rejectedQueueFull: c.rejectedQueueFull, retained: this.scheduler.retainedCount,
+      latencyMs: this.latency.summary(now), workers,
     };
   }
 }

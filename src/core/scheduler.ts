@@ -74,7 +74,7 @@ export interface WorkerState {
 export interface Ready {
   /** Tasks to send to each worker, in order. */
   assignments: Map<number, Task[]>;
-  /** Tasks that ended (completed or failed for good) and have a watcher. */
+  /** Tasks that ended (completed or failed for good), or were resubmitted after ending; the shell tells watchers. */
   finished: Task[];
   /** Workers declared lost by tick(): the shell closes their connections. */
   lostWorkers: number[];
@@ -315,7 +315,7 @@ export class Scheduler {
     task.finishedAt = now;
     if (state === "completed") this.counters.completed++;
     else this.counters.failed++;
-    if (task.watcher !== 0) this.effects.finished.push(task);
+    this.effects.finished.push(task);
     this.finishedOrder.push(task);
     while (this.finishedOrder.length > this.options.retainedMax) this.forget(this.finishedOrder.shift()!);
   }

@@ -148,7 +148,16 @@ export interface CoordinatorStats {
   retried: number;
   rejectedQueueFull: number;
   retained: number;
+  /** Submission-to-finish latency of tasks finished in the last few seconds. */
+  latencyMs: { p50: number; p99: number; max: number };
   workers: WorkerInfo[];
+}
+
+/** What a router answers to STATS_REQUEST: every coordinator it knows, reachable or not. */
+export interface ClusterStats {
+  requestId: number;
+  router: { nodeId: string; uptimeMs: number; clients: number; forwarded: number; retried: number };
+  coordinators: Array<{ address: string; reachable: boolean; stats?: CoordinatorStats; error?: string }>;
 }
 
 export interface TaskInfo {

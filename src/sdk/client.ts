@@ -9,7 +9,7 @@ import { readControl, readSubmitted, readTaskDone, writeControl, writeSubmit, ty
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus,
-  type CoordinatorStats, type ErrorMessage, type Hello, type TaskInfo, type Welcome,
+  type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type TaskInfo, type Welcome,
 } from "../protocol/messages.ts";
 
 export interface SubmitOptions {
@@ -110,8 +110,20 @@ export class SchedulerClient implements ConnectionHandler {
     return this.control(Kind.TASK_QUERY, { taskId }) as Promise<TaskInfo>;
   }
 
-  stats(): Promise<CoordinatorStats> {
-    return this.control(Kind.STATS_REQUEST, {}) as Promise<CoordinatorStats>;
+  /** The server's own stats: a coordinator's CoordinatorStats, or a router's ClusterStats. */
+  stats(): Promise<CoordinatorStats | ClusterStats> {
+    return this.control(Kind.STATS_REQUEST, {}) as Promise<CoordinatorStats | ClusterStats>;
+  }
+
+  /** Stats in one shape whether connected to a router or straight to a coordinator. */
+  async clusterStats(): Promise<ClusterStats> {
+    const stats = await this.stats();
+    if ("coordinators" in stats) return stats;
+    return {
+      requestId: stats.requestId,
+      router: { nodeId: "", uptimeMs: 0, clients: 0, forwarded: 0, retried: 0 },
+      coordinators: [{ address: "direct", reachable: true, stats }],
+    };
   }
 
   close(): void {

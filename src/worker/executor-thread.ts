@@ -106,5 +106,8 @@ function describe(err: unknown): string {
 }
 
 self.onmessage = (event: MessageEvent<ExecutorInit>) => {
-  void new Executor(event.data).run();
+  const executor = new Executor(event.data);
+  // Tell the main thread this thread loaded and runs: it takes no work before every executor has said so.
+  self.postMessage("ready");
+  void executor.run();
 };

@@ -44,7 +44,7 @@ export function workerConfig(v: Record<string, number | string | boolean>, execu
   };
 }
 
-export function main(executorModule: string | URL): void {
+export async function main(executorModule: string | URL): Promise<void> {
   const values = parseOrExit("worker", "runs tasks leased by coordinators on executor threads", WORKER_FLAGS, [
     "worker -p 5000 -w 4",
     "worker --coordinators 127.0.0.1:5000,127.0.0.1:5100 -w 2 --tags gpu,eu",
@@ -57,8 +57,16 @@ export function main(executorModule: string | URL): void {
     process.exit(2);
   }
   const log = new Logger("worker", values["log-level"] as LogLevel);
-  const node = new WorkerNode(config, log);
-  node.start();
+  const node = new WorkerNode(config, log, (err) => {
+    process.stderr.write(`worker: ${err.message}\n`);
+    process.exit(1);
+  });
+  try {
+    await node.start();
+  } catch (err) {
+    process.stderr.write(`worker: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   process.stdout.write(`worker ${config.nodeId} started: ${config.threads} threads x ${config.concurrency} slots, coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}\n`);
   const stop = (signal: string) => {
     log.info("stopping", { signal });

@@ -60,6 +60,8 @@ export class WorkerNode {
   constructor(
     readonly config: WorkerConfig,
     private readonly log: Logger,
+    /** Called when the worker cannot go on (an executor thread died). */
+    private readonly onFatal: (err: Error) => void = () => {},
   ) {}
 
   get slots(): number {
@@ -72,8 +74,15 @@ export class WorkerNode {
     return n;
   }
 
-  start(): void {
-    for (let i = 0; i < this.config.threads; i++) this.executors.push(this.spawnExecutor(i));
+  /** Starts the executor threads, then (once all are running) the coordinator links. Rejects if a thread fails to start. */
+  async start(): Promise<void> {
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.config.threads; i++) {
+      const { executor, started } = this.spawnExecutor(i);
+      this.executors.push(executor);
+      ready.push(started);
+    }
+    await Promise.all(ready);
     const linkOptions: LinkOptions = {
       nodeId: this.config.nodeId, slots: this.slots, tags: this.config.tags, limits: this.config.limits,
       reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
@@ -103,7 +112,7 @@ export class WorkerNode {
     for (const e of this.executors) void e.thread.terminate();
   }
 
-  private spawnExecutor(index: number): Executor {
+  private spawnExecutor(index: number): { executor: Executor; started: Promise<void> } {
     const thread = new Worker(this.config.executorModule);
     const executor: Executor = {
       thread,
@@ -112,8 +121,15 @@ export class WorkerNode {
       inFlight: 0,
       backlog: new Deque(),
     };
-    thread.addEventListener("error", (event) => {
-      this.log.error("executor thread failed", { index, error: (event as ErrorEvent).message });
+    const started = new Promise<void>((resolve, reject) => {
+      thread.addEventListener("message", () => resolve(), { once: true });
+      // A dead executor would strand every task given to it: fail the whole worker so it is restarted.
+      thread.addEventListener("error", (event) => {
+        const message = (event as ErrorEvent).message;
+        this.log.error("executor thread failed", { index, error: message });
+        reject(new Error(`executor thread ${index} failed: ${message}`));
+        this.onFatal(new Error(`executor thread ${index} failed: ${message}`));
+      });
     });
     const init: ExecutorInit = {
       index, tasksIn: executor.tasksIn.buffer, resultsOut: executor.resultsOut.buffer,
@@ -121,7 +137,7 @@ export class WorkerNode {
     };
     thread.postMessage(init);
     void this.forwardResults(executor);
-    return executor;
+    return { executor, started };
   }
 
   /** One ASSIGN body: to the least busy executor's ring (or its backlog when the ring is full). */
