@@ -10,7 +10,9 @@ import type { NetLimits } from "../net/connection.ts";
 import type { HostPort } from "../net/endpoints.ts";
 import { Kind, TaskStatus } from "../protocol/messages.ts";
 import { SpscRing } from "../ring/spsc-ring.ts";
-import { CoordinatorLink, type LinkOptions } from "./coordinator-link.ts";
+import { CoordinatorLink, type LinkOptions } from "../net/coordinator-link.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import type { ExecutorInit } from "./executor-thread.ts";
 
 export interface WorkerConfig {
@@ -84,13 +86,18 @@ export class WorkerNode {
     }
     await Promise.all(ready);
     const linkOptions: LinkOptions = {
-      nodeId: this.config.nodeId, slots: this.slots, tags: this.config.tags, limits: this.config.limits,
-      reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
+      hello: { role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, slots: this.slots, tags: this.config.tags },
+      limits: this.config.limits,
+      reconnectMinMs: this.config.reconnectMinMs,
+      reconnectMaxMs: this.config.reconnectMaxMs,
     };
     for (const address of this.config.coordinators) {
       const link = new CoordinatorLink(address, linkOptions, this.log, {
-        onAssign: (body) => this.accept(body),
-        onAssignBatchEnd: () => this.publishTasks(),
+        onMessage: (l, kind, r) => {
+          if (kind !== Kind.ASSIGN) throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from coordinator ${l.label}`);
+          this.accept(r.bytes.subarray(r.pos, r.end));
+        },
+        onReadEnd: () => this.publishTasks(),
         onUp: (l) => this.linkByShard.set(l.shard, l),
         onDown: (l) => {
           if (this.linkByShard.get(l.shard) === l) this.linkByShard.delete(l.shard);

@@ -1,0 +1,62 @@
+// Flags -> RouterConfig -> a running Router, with signal handling.
+
+import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
+import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
+import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
+import { parseHostPortList } from "../net/endpoints.ts";
+import { Router, type RouterConfig } from "./router.ts";
+
+export const ROUTER_FLAGS: readonly FlagSpec[] = [
+  { name: "port", short: "p", type: "int", default: 6000, min: 0, max: 65535, help: "TCP port for clients (0: any free port, printed at start)" },
+  { name: "host", type: "string", default: "127.0.0.1", help: "address to listen on" },
+  { name: "servers", short: "s", type: "string", default: "127.0.0.1:5000", help: "comma-separated coordinator host:port list, any order, any shards; the shard map is learned from them" },
+  { name: "node-id", type: "string", default: "", help: "name in logs and stats (default: router-<port>)" },
+  { name: "reconnect-min-ms", type: "int", default: 50, min: 1, help: "first delay before redialing a lost coordinator" },
+  { name: "reconnect-max-ms", type: "int", default: 2000, min: 1, help: "longest delay between redials" },
+  { name: "stats-timeout-ms", type: "int", default: 1000, min: 1, help: "how long a stats fan-out waits for each coordinator" },
+  { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
+  { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per slow peer before it is disconnected" },
+  { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
+];
+
+export function routerConfig(v: Record<string, number | string | boolean>): RouterConfig {
+  return {
+    host: v.host as string,
+    port: v.port as number,
+    nodeId: (v["node-id"] as string) || `router-${v.port}`,
+    coordinators: parseHostPortList(v.servers as string),
+    limits: { frameBytesMax: v["frame-bytes-max"] as number, pendingBytesMax: v["pending-bytes-max"] as number },
+    reconnectMinMs: v["reconnect-min-ms"] as number,
+    reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
+    statsTimeoutMs: v["stats-timeout-ms"] as number,
+  };
+}
+
+export function main(): void {
+  const values = parseOrExit("router", "one address in front of every shard: routes tasks by shard, fans out stats", ROUTER_FLAGS, [
+    "router -p 6000 -s 127.0.0.1:5000,127.0.0.1:5001",
+  ]);
+  let config: RouterConfig;
+  try {
+    config = routerConfig(values);
+  } catch (err) {
+    process.stderr.write(`router: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const log = new Logger("router", values["log-level"] as LogLevel);
+  const router = new Router(config, log);
+  try {
+    router.start();
+  } catch (err) {
+    process.stderr.write(`router: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`router listening on ${config.host}:${router.port}\n`);
+  const stop = (signal: string) => {
+    log.info("stopping", { signal });
+    router.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}

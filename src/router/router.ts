@@ -1,0 +1,290 @@
+// The router: one address in front of many shards. Clients speak the same
+// protocol as to a coordinator; the router picks a shard per new task (hash of
+// its idempotency key, else round-robin), forwards by task id for queries, and
+// fans STATS out to every coordinator. Hot messages are forwarded as raw bytes
+// with only the request id patched, batched per upstream link.
+
+import type { Logger } from "../cli/log.ts";
+import { ShardMap } from "../core/shard-map.ts";
+import { shardOfTask } from "../core/task.ts";
+import { CoordinatorLink } from "../net/coordinator-link.ts";
+import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
+import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
+import { readControl, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import {
+  Kind, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY,
+  type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type Role, type Welcome,
+} from "../protocol/messages.ts";
+
+export interface RouterConfig {
+  host: string;
+  port: number;
+  nodeId: string;
+  coordinators: HostPort[];
+  limits: NetLimits;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  /** How long a STATS fan-out waits for slow coordinators. */
+  statsTimeoutMs: number;
+}
+
+/** A request forwarded upstream, waiting for its answer. */
+interface Route {
+  /** Who gets the answer; undefined for the router's own requests (then onControl). */
+  client: Connection | undefined;
+  clientRequestId: number;
+  /** SUBMIT with the notify flag: the route lives until TASK_DONE, not just SUBMITTED. */
+  awaitsDone: boolean;
+  /** The router's own control requests (STATS fan-out) take the answer here. */
+  onControl?: (kind: number, body: Record<string, unknown>) => void;
+}
+
+/** Per upstream link: its own request-id space and the routes waiting on it. */
+interface Upstream {
+  link: CoordinatorLink;
+  routes: Map<number, Route>;
+  nextRequestId: number;
+}
+
+// SUBMIT body layout (codec.ts): requestId u32 | priority u8 | flags u8 | maxAttempts u16 | timeoutMs u32 | type str8 | key str8 | payload
+const SUBMIT_FLAGS_AT = 5;
+const SUBMIT_TYPE_AT = 12;
+
+export class Router implements ConnectionHandler {
+  private listener: Listener | undefined;
+  private readonly upstreams: Upstream[] = [];
+  /** The primary link of each shard. */
+  private readonly primaries = new Map<number, Upstream>();
+  private readonly shardMap = new ShardMap();
+  private readonly clients = new Set<Connection>();
+  private readonly startedAt = Date.now();
+  private forwarded = 0;
+
+  constructor(
+    readonly config: RouterConfig,
+    private readonly log: Logger,
+  ) {}
+
+  get port(): number {
+    return this.listener?.port ?? 0;
+  }
+
+  start(): void {
+    const hello: Hello = { role: "router", version: PROTOCOL_VERSION, nodeId: this.config.nodeId };
+    for (const address of this.config.coordinators) {
+      const upstream: Upstream = { link: undefined as unknown as CoordinatorLink, routes: new Map(), nextRequestId: 1 };
+      upstream.link = new CoordinatorLink(address, {
+        hello, limits: this.config.limits, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
+      }, this.log, {
+        onMessage: (_l, kind, r) => this.fromUpstream(upstream, kind, r),
+        onUp: (l) => this.upstreamUp(upstream, l),
+        onDown: (_l, reason) => this.upstreamDown(upstream, reason),
+      });
+      this.upstreams.push(upstream);
+      upstream.link.connect();
+    }
+    this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.clients.add(conn));
+    this.log.info("listening", { host: this.config.host, port: this.port, coordinators: this.upstreams.map((u) => u.link.label) });
+  }
+
+  stop(): void {
+    this.listener?.stop();
+    for (const u of this.upstreams) u.link.close();
+    for (const c of this.clients) c.close("router stopping");
+  }
+
+  // ------------------------------------------------------------ clients
+
+  onMessage(conn: Connection, kind: number, r: Reader): void {
+    if (conn.state.role === undefined) {
+      if (kind !== Kind.HELLO) throw new ProtocolError("E_BAD_HELLO", `first message must be HELLO, got kind ${kind}`);
+      return this.hello(conn, readControl<Hello>(r));
+    }
+    switch (kind) {
+      case Kind.SUBMIT:
+        return this.routeSubmit(conn, r);
+      case Kind.TASK_QUERY: {
+        const q = readControl<{ requestId?: unknown; taskId?: unknown }>(r);
+        const requestId = Number(q.requestId) || 0;
+        const taskId = Number(q.taskId);
+        if (!Number.isSafeInteger(taskId) || taskId < 0) return conn.sendError(requestId, "E_BAD_REQUEST", "taskId must be a non-negative integer");
+        const upstream = this.primaries.get(shardOfTask(taskId));
+        if (upstream === undefined) return this.refuseShard(conn, requestId, shardOfTask(taskId));
+        return this.forwardControl(upstream, conn, requestId, Kind.TASK_QUERY, { taskId });
+      }
+      case Kind.STATS_REQUEST: {
+        const q = readControl<{ requestId?: unknown }>(r);
+        void this.clusterStats(Number(q.requestId) || 0).then((stats) => {
+          if (!conn.writable()) return;
+          writeControl(conn.writer, Kind.STATS, stats);
+          conn.queueFlush();
+        });
+        return;
+      }
+      default:
+        throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from a ${conn.state.role as string}`);
+    }
+  }
+
+  onClose(conn: Connection): void {
+    this.clients.delete(conn);
+  }
+
+  private hello(conn: Connection, hello: Hello): void {
+    if (hello.version !== PROTOCOL_VERSION) {
+      throw new ProtocolError("E_BAD_VERSION", `client speaks protocol version ${hello.version}; this router speaks ${PROTOCOL_VERSION}`);
+    }
+    const role = hello.role as Role;
+    if (!ROLES.includes(role) || role === "worker" || role === "coordinator") {
+      throw new ProtocolError("E_BAD_HELLO", `role "${String(hello.role)}" cannot connect to a router (workers connect to coordinators)`);
+    }
+    conn.state.role = role;
+    const welcome: Welcome = { role: "router", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, shard: -1, epoch: 0, primary: true };
+    writeControl(conn.writer, Kind.WELCOME, welcome);
+    conn.queueFlush();
+  }
+
+  private routeSubmit(conn: Connection, r: Reader): void {
+    const { bytes, pos, end } = r;
+    if (end - pos < SUBMIT_TYPE_AT + 2) throw new ProtocolError("E_BAD_FRAME", "SUBMIT too short");
+    const requestId = r.view.getUint32(pos, true);
+    const keyAt = pos + SUBMIT_TYPE_AT + 1 + bytes[pos + SUBMIT_TYPE_AT]!;
+    if (keyAt >= end) throw new ProtocolError("E_BAD_FRAME", "SUBMIT truncated before its key");
+    const keyEnd = keyAt + 1 + bytes[keyAt]!;
+    if (keyEnd > end) throw new ProtocolError("E_BAD_FRAME", "SUBMIT truncated inside its key");
+    const shard = this.shardMap.pick(bytes, keyAt + 1, keyEnd);
+    const upstream = this.primaries.get(shard);
+    if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
+    const out = upstream.link.writableConnection();
+    if (out === undefined) return conn.sendError(requestId, "E_UNAVAILABLE", `shard ${shard} is not reachable now; retry`);
+    const upstreamId = this.takeRequestId(upstream);
+    upstream.routes.set(upstreamId, { client: conn, clientRequestId: requestId, awaitsDone: (bytes[pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0 });
+    copyWithRequestId(out.writer, Kind.SUBMIT, bytes, pos, end, upstreamId);
+    out.queueFlush();
+    this.forwarded++;
+  }
+
+  private refuseShard(conn: Connection, requestId: number, shard: number): void {
+    if (shard < 0 || !this.shardMap.known.includes(shard)) {
+      conn.sendError(requestId, "E_UNKNOWN_SHARD", shard < 0 ? "no coordinator has been reached yet; retry" : `no coordinator serves shard ${shard}`);
+    } else {
+      conn.sendError(requestId, "E_UNAVAILABLE", `shard ${shard} has no reachable primary now; retry`);
+    }
+  }
+
+  private forwardControl(upstream: Upstream, conn: Connection, requestId: number, kind: number, body: Record<string, unknown>): void {
+    const upstreamId = this.takeRequestId(upstream);
+    upstream.routes.set(upstreamId, { client: conn, clientRequestId: requestId, awaitsDone: false });
+    if (!upstream.link.sendControl(kind, { ...body, requestId: upstreamId })) {
+      upstream.routes.delete(upstreamId);
+      conn.sendError(requestId, "E_UNAVAILABLE", `coordinator ${upstream.link.label} is not reachable now; retry`);
+    }
+  }
+
+  private takeRequestId(upstream: Upstream): number {
+    const id = upstream.nextRequestId;
+    upstream.nextRequestId = id >= 0xffffffff ? 1 : id + 1;
+    return id;
+  }
+
+  // ------------------------------------------------------------ upstreams
+
+  private fromUpstream(upstream: Upstream, kind: number, r: Reader): void {
+    switch (kind) {
+      case Kind.SUBMITTED:
+      case Kind.TASK_DONE:
+        return this.answerRaw(upstream, kind, r);
+      case Kind.ERROR:
+      case Kind.TASK_INFO:
+      case Kind.STATS: {
+        const body = readControl<{ requestId?: unknown } & Partial<ErrorMessage>>(r);
+        const upstreamId = Number(body.requestId);
+        const route = upstream.routes.get(upstreamId);
+        if (route === undefined) return;
+        upstream.routes.delete(upstreamId);
+        if (route.onControl !== undefined) return route.onControl(kind, body);
+        if (route.client === undefined || !route.client.writable()) return;
+        writeControl(route.client.writer, kind, { ...body, requestId: route.clientRequestId });
+        route.client.queueFlush();
+        return;
+      }
+      default:
+        throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from coordinator ${upstream.link.label}`);
+    }
+  }
+
+  /** SUBMITTED / TASK_DONE: both start with the request id; forward the bytes with the client's id. */
+  private answerRaw(upstream: Upstream, kind: number, r: Reader): void {
+    if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "answer too short");
+    const upstreamId = r.view.getUint32(r.pos, true);
+    const route = upstream.routes.get(upstreamId);
+    if (route === undefined) return;
+    if (kind === Kind.TASK_DONE || !route.awaitsDone) upstream.routes.delete(upstreamId);
+    if (kind === Kind.SUBMITTED && route.awaitsDone) return; // the client hears once, when the task ends
+    if (route.client === undefined || !route.client.writable()) return;
+    copyWithRequestId(route.client.writer, kind, r.bytes, r.pos, r.end, route.clientRequestId);
+    route.client.queueFlush();
+  }
+
+  private upstreamUp(upstream: Upstream, link: CoordinatorLink): void {
+    this.shardMap.add(link.shard);
+    if (!link.primary) return;
+    const current = this.primaries.get(link.shard);
+    if (current === undefined || !current.link.up || current.link.epoch <= link.epoch) this.primaries.set(link.shard, upstream);
+  }
+
+  /** Requests in flight on a lost link fail as retryable; clients resubmit under the same idempotency key. */
+  private upstreamDown(upstream: Upstream, reason: string): void {
+    if (this.primaries.get(upstream.link.shard) === upstream) this.primaries.delete(upstream.link.shard);
+    const message = `coordinator ${upstream.link.label} lost: ${reason}; retry`;
+    for (const route of upstream.routes.values()) {
+      if (route.onControl !== undefined) route.onControl(Kind.ERROR, { code: "E_UNAVAILABLE", message });
+      else if (route.client?.writable()) route.client.sendError(route.clientRequestId, "E_UNAVAILABLE", message);
+    }
+    upstream.routes.clear();
+  }
+
+  // ------------------------------------------------------------ stats
+
+  private async clusterStats(requestId: number): Promise<ClusterStats> {
+    const coordinators = await Promise.all(this.upstreams.map((u) => this.statsOf(u)));
+    return {
+      requestId,
+      router: { nodeId: this.config.nodeId, uptimeMs: Date.now() - this.startedAt, clients: this.clients.size, forwarded: this.forwarded, retried: 0 },
+      coordinators,
+    };
+  }
+
+  private statsOf(upstream: Upstream): Promise<ClusterStats["coordinators"][number]> {
+    const address = upstream.link.label;
+    if (!upstream.link.up) return Promise.resolve({ address, reachable: false, error: upstream.link.lastError });
+    return new Promise((resolve) => {
+      const upstreamId = this.takeRequestId(upstream);
+      const timer = setTimeout(() => {
+        upstream.routes.delete(upstreamId);
+        resolve({ address, reachable: false, error: `no stats within ${this.config.statsTimeoutMs} ms` });
+      }, this.config.statsTimeoutMs);
+      const onControl = (kind: number, body: Record<string, unknown>) => {
+        clearTimeout(timer);
+        if (kind === Kind.STATS) resolve({ address, reachable: true, stats: body as unknown as CoordinatorStats });
+        else resolve({ address, reachable: false, error: String(body.message) });
+      };
+      upstream.routes.set(upstreamId, { client: undefined, clientRequestId: 0, awaitsDone: false, onControl });
+      if (!upstream.link.sendControl(Kind.STATS_REQUEST, { requestId: upstreamId })) {
+        clearTimeout(timer);
+        upstream.routes.delete(upstreamId);
+        resolve({ address, reachable: false, error: "link not writable" });
+      }
+    });
+  }
+}
+
+/** Appends a message whose body is data[start, end) with its first u32 (the request id) replaced. */
+function copyWithRequestId(w: FrameWriter, kind: number, data: Uint8Array, start: number, end: number, requestId: number): void {
+  w.begin(kind);
+  const at = w.length;
+  w.raw(data.subarray(start, end));
+  w.view.setUint32(at, requestId, true);
+  w.end();
+}
