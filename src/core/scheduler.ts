@@ -263,7 +263,7 @@ export class Scheduler {
       const share = Math.ceil(this.ready.length / withFree);
       for (let k = 0; k < workers.length && this.ready.length > 0; k++) {
         const worker = workers[(start + k) % workers.length]!;
-        const take = Math.min(worker.free, share);
+        const take = Math.min(worker.free, share, this.ready.length);
         for (let i = 0; i < take; i++) this.lease(this.ready.pop()!, worker, now);
       }
     }

@@ -1,0 +1,59 @@
+// The `top` binary's flags and the config they turn into. One table gives the
+// parser and the --help text, like every other binary (src/cli/flags.ts).
+
+import { UsageError, type FlagSpec, type FlagValues } from "../cli/flags.ts";
+import { parseHostPort, type HostPort } from "../net/endpoints.ts";
+
+/** Polls of cluster throughput the sparkline keeps: about a minute at the default interval. */
+export const HISTORY_POLLS_DEFAULT = 60;
+
+export const TOP_FLAGS: readonly FlagSpec[] = [
+  { name: "port", short: "p", type: "int", default: 6000, min: 1, max: 65535, help: "port of the router (or one coordinator) on --host" },
+  { name: "host", short: "H", type: "string", default: "127.0.0.1", help: "host to connect to" },
+  { name: "server", short: "s", type: "string", default: "", help: "host:port to connect to; overrides --host and --port" },
+  { name: "interval-ms", type: "int", default: 1000, min: 0, max: 3_600_000, help: "time between polls; --once with 0 polls once (no throughput)" },
+  { name: "timeout-ms", type: "int", default: 2000, min: 10, max: 600_000, help: "bound on connecting and on each stats request; past it the poll counts as failed" },
+  { name: "history", type: "int", default: HISTORY_POLLS_DEFAULT, min: 2, max: 10_000, help: "polls of cluster throughput kept for the sparkline" },
+  { name: "once", type: "bool", default: false, help: "print one plain-text frame to stdout and exit (two polls --interval-ms apart); exit 1 if unreachable" },
+  { name: "token", type: "string", default: "", help: "auth token presented in the handshake" },
+];
+
+export const TOP_SUMMARY = `live terminal dashboard of the cluster: shards, queues, throughput, latency, workers
+
+Keys: q or Ctrl-C quits. When the server cannot be reached, top keeps running, shows the
+error over the last view and reconnects on the next poll.
+Exit status: 0 on quit (or --once success), 1 when --once cannot reach the server, 2 on bad flags.`;
+
+export const TOP_EXAMPLES: readonly string[] = [
+  "top -p 6000",
+  "top -p 5000 --interval-ms 500",
+  "top -s 10.0.0.5:6000 --once",
+  "top -p 5000 --once --interval-ms 0",
+];
+
+export interface TopConfig {
+  target: HostPort;
+  intervalMs: number;
+  timeoutMs: number;
+  historyMax: number;
+  once: boolean;
+  token: string | undefined;
+}
+
+/** Throws UsageError for a malformed --server. */
+export function topConfig(v: FlagValues): TopConfig {
+  let target: HostPort;
+  try {
+    target = (v.server as string) !== "" ? parseHostPort(v.server as string, v.host as string) : { host: v.host as string, port: v.port as number };
+  } catch (err) {
+    throw new UsageError(`flag --server: ${(err as Error).message}`);
+  }
+  return {
+    target,
+    intervalMs: v["interval-ms"] as number,
+    timeoutMs: v["timeout-ms"] as number,
+    historyMax: v.history as number,
+    once: v.once as boolean,
+    token: (v.token as string) || undefined,
+  };
+}

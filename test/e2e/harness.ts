@@ -1,0 +1,129 @@
+// Spawns the compiled binaries (dist/) on free loopback ports for end-to-end
+// tests, waits for them by their output (never by sleeping), and kills every
+// process it started when the test ends, pass or fail.
+
+import type { Subprocess } from "bun";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { SchedulerClient } from "../../src/sdk/client.ts";
+import type { ClusterStats } from "../../src/protocol/messages.ts";
+
+export const DIST = resolve(import.meta.dir, "../../dist");
+
+export function binary(name: string): string {
+  const path = resolve(DIST, name);
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`bun run build\` first (the test command does)`);
+  return path;
+}
+
+export interface Started {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  port: number;
+  output: () => string;
+}
+
+export interface ClientRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Polls `check` until it returns a value other than undefined, or throws at the deadline. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await Bun.sleep(25);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+}
+
+export class Cluster {
+  private readonly procs: Subprocess[] = [];
+
+  /** Starts a server binary with `-p 0` and resolves with the port it printed. */
+  async server(name: "coordinator" | "router", args: string[]): Promise<Started> {
+    const started = this.spawn(name, ["-p", "0", ...args]);
+    const port = await waitFor(`${name} to listen`, () => {
+      const m = /listening on [^\s]*:(\d+)/.exec(started.output());
+      return m ? Number(m[1]) : undefined;
+    });
+    return { ...started, port };
+  }
+
+  coordinator(args: string[] = []): Promise<Started> {
+    return this.server("coordinator", ["--log-level", "warn", ...args]);
+  }
+
+  router(coordinatorPorts: number[], args: string[] = []): Promise<Started> {
+    return this.server("router", ["-s", coordinatorPorts.map((p) => `127.0.0.1:${p}`).join(","), "--log-level", "warn", ...args]);
+  }
+
+  worker(coordinatorPorts: number[], args: string[] = []): Started {
+    const s = this.spawn("worker", ["--coordinators", coordinatorPorts.map((p) => `127.0.0.1:${p}`).join(","), "--log-level", "warn", ...args]);
+    return { ...s, port: 0 };
+  }
+
+  /** Waits until `port` (coordinator or router) reports at least `count` workers in total. */
+  async workersJoined(port: number, count: number): Promise<void> {
+    await waitFor(`${count} workers on port ${port}`, async () => {
+      const stats = await this.stats(port);
+      const n = stats.coordinators.reduce((sum, c) => sum + (c.stats?.workers.length ?? 0), 0);
+      return n >= count ? true : undefined;
+    });
+  }
+
+  async stats(port: number): Promise<ClusterStats> {
+    const client = await SchedulerClient.connect({ host: "127.0.0.1", port });
+    try {
+      return await client.clusterStats();
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Runs the client binary to completion (bounded by timeoutMs). */
+  async client(args: string[], timeoutMs = 120_000): Promise<ClientRun> {
+    const proc = Bun.spawn([binary("client"), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    this.procs.push(proc);
+    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    clearTimeout(timer);
+    return { code, stdout, stderr };
+  }
+
+  spawn(name: string, args: string[]): Omit<Started, "port"> {
+    const proc = Bun.spawn([binary(name), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    this.procs.push(proc);
+    let text = "";
+    const collect = async (stream: ReadableStream<Uint8Array>) => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+    };
+    void collect(proc.stdout);
+    void collect(proc.stderr);
+    return { proc, output: () => text };
+  }
+
+  async stopAll(): Promise<void> {
+    for (const p of this.procs) p.kill("SIGKILL");
+    await Promise.all(this.procs.map((p) => p.exited));
+    this.procs.length = 0;
+  }
+}
+
+/** The client's --json line. */
+export function parseReport(run: ClientRun): Record<string, any> {
+  const line = run.stdout.trim().split("\n").at(-1) ?? "";
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new Error(`client printed no JSON (exit ${run.code}): ${run.stdout}\n${run.stderr}`);
+  }
+}
