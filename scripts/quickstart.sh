@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the binaries, starts a local cluster (two shards, one worker, one
+# router) on loopback, runs a benchmark against it and prints the results,
+# then stops everything. Ports: BASE_PORT (coordinators) and BASE_PORT+1000
+# (router); default 5000 and 6000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ensure-bun.sh
+bun run build >&2
+
+BASE_PORT="${BASE_PORT:-5000}"
+ROUTER_PORT=$((BASE_PORT + 1000))
+LOGS="$(mktemp -d)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+start() { # name logfile args...
+  local name=$1 log=$2; shift 2
+  "dist/$name" "$@" >"$LOGS/$log" 2>&1 &
+  PIDS+=($!)
+}
+wait_for() { # logfile pattern
+  for _ in $(seq 1 200); do grep -q "$2" "$LOGS/$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "quickstart: $1 did not start; its log:" >&2; cat "$LOGS/$1" >&2; exit 1
+}
+
+start coordinator shard0.log -p "$BASE_PORT" --shard 0
+start coordinator shard1.log -p "$((BASE_PORT + 1))" --shard 1
+wait_for shard0.log "listening on"
+wait_for shard1.log "listening on"
+start worker worker.log --coordinators "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1))" -w 2
+start router router.log -p "$ROUTER_PORT" -s "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1))"
+wait_for router.log "listening on"
+wait_for worker.log "coordinator link up"
+
+echo "cluster up: shards on $BASE_PORT,$((BASE_PORT + 1)), router on $ROUTER_PORT (logs in $LOGS)"
+echo
+echo "== noop throughput: 100000 tasks, 512 in flight, through the router"
+dist/client -p "$ROUTER_PORT" -n 100000 -c 512 -t noop
+echo
+echo "== mixed workload (70% short, 20% medium, 10% long): 20000 tasks, 64 in flight"
+dist/client -p "$ROUTER_PORT" -n 20000 -c 64 -t mixed
+echo
+echo "== distributed word count: 2000 chunks of 200 words"
+dist/client -p "$ROUTER_PORT" -n 2000 -c 64 -t wordcount
+echo
+echo "== cluster stats"
+dist/client stats -p "$ROUTER_PORT" | grep -E '"(address|shard|submitted|completed|failed|nodeId)"' | sed 's/^ */  /'
