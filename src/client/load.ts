@@ -143,7 +143,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     }
   };
 
-  await Promise.all(Array.from({ length: options.concurrency }, (_, slot) => loop(slot)));
+  // Tasks still in flight at the deadline are abandoned and count as failed.
+  let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  const deadlineReached = new Promise<void>((resolve) => (deadlineTimer = setTimeout(() => {
+    timedOut = true;
+    resolve();
+  }, options.deadlineMs)));
+  await Promise.race([Promise.all(Array.from({ length: options.concurrency }, (_, slot) => loop(slot))), deadlineReached]);
+  clearTimeout(deadlineTimer);
+  if (timedOut) failed = options.tasks - completed;
   const durationMs = performance.now() - started;
   pool.close();
   const ms = (us: number) => Math.round(us) / 1000;

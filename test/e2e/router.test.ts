@@ -1,0 +1,103 @@
+// Router behaviour from the compiled binaries: clients failing over between
+// routers, and clear errors for unreachable coordinators, unknown shards and
+// a wrong protocol version.
+
+import { afterEach, expect, test } from "bun:test";
+import { makeTaskId } from "../../src/core/task.ts";
+import { FrameWriter, writeControl } from "../../src/protocol/codec.ts";
+import { Kind } from "../../src/protocol/messages.ts";
+import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
+import { Cluster, parseReport, waitFor } from "./harness.ts";
+
+let cluster: Cluster;
+afterEach(async () => {
+  await cluster?.stopAll();
+});
+
+test("a client given two routers finishes every task when one router is killed mid-run", async () => {
+  cluster = new Cluster();
+  const shard0 = await cluster.coordinator(["--shard", "0"]);
+  const shard1 = await cluster.coordinator(["--shard", "1"]);
+  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
+  const doomed = await cluster.router([shard0.port, shard1.port]);
+  const survivor = await cluster.router([shard0.port, shard1.port]);
+  await cluster.workersJoined(doomed.port, 2);
+  await cluster.workersJoined(survivor.port, 2);
+  const servers = `127.0.0.1:${doomed.port},127.0.0.1:${survivor.port}`;
+  const run = cluster.client(["-s", servers, "--connections", "2", "-n", "20000", "-c", "64", "-t", "sleep", "--duration-ms", "1", "--json"]);
+  await waitFor("the run to be under way", async () => {
+    const stats = await cluster.stats(survivor.port);
+    const done = stats.coordinators.reduce((s, c) => s + (c.stats?.completed ?? 0), 0);
+    return done > 3000 ? true : undefined;
+  });
+  doomed.proc.kill("SIGKILL");
+  const result = await run;
+  const report = parseReport(result);
+  expect(report.completed).toBe(20000);
+  expect(report.failed).toBe(0);
+  expect(report.retried).toBeGreaterThan(0);
+  expect(result.code).toBe(0);
+  // Retries under the same idempotency key created no duplicates.
+  const stats = await cluster.stats(survivor.port);
+  const submitted = stats.coordinators.reduce((s, c) => s + (c.stats?.submitted ?? 0), 0);
+  expect(submitted).toBe(20000);
+});
+
+test("an unreachable coordinator shows in stats with its error; its shard is refused clearly", async () => {
+  cluster = new Cluster();
+  const live = await cluster.coordinator(["--shard", "0"]);
+  // Port 1 on loopback: nothing listens there.
+  const router = await cluster.server("router", ["-s", `127.0.0.1:${live.port},127.0.0.1:1`, "--log-level", "error"]);
+  const stats = await waitFor("stats with the live coordinator", async () => {
+    const s = await cluster.stats(router.port);
+    return s.coordinators.some((c) => c.reachable) ? s : undefined;
+  });
+  const dead = stats.coordinators.find((c) => c.address === "127.0.0.1:1")!;
+  expect(dead.reachable).toBe(false);
+  expect(dead.error).toContain("connect");
+
+  const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
+  const error = await client.task(makeTaskId(7, 1)).catch((e) => e);
+  expect(error).toBeInstanceOf(TaskError);
+  expect((error as TaskError).code).toBe("E_UNKNOWN_SHARD");
+  client.close();
+});
+
+test("a client speaking another protocol version is refused with E_BAD_VERSION", async () => {
+  cluster = new Cluster();
+  const coordinator = await cluster.coordinator();
+  const router = await cluster.router([coordinator.port]);
+  const w = new FrameWriter();
+  writeControl(w, Kind.HELLO, { role: "client", version: 99, nodeId: "time-traveller" });
+  const frame = w.finish().slice();
+  let received = "";
+  const closed = Promise.withResolvers<void>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: router.port,
+    socket: {
+      data(_s, chunk) {
+        received += new TextDecoder().decode(chunk);
+      },
+      close: () => closed.resolve(),
+      error: () => closed.resolve(),
+    },
+  });
+  socket.write(frame);
+  const timer = setTimeout(() => socket.end(), 5000);
+  await closed.promise;
+  clearTimeout(timer);
+  expect(received).toContain("E_BAD_VERSION");
+  expect(received).toContain("version 99");
+});
+
+test("workers cannot connect to a router", async () => {
+  cluster = new Cluster();
+  const coordinator = await cluster.coordinator();
+  const router = await cluster.router([coordinator.port]);
+  const worker = cluster.worker([router.port], ["-w", "1"]);
+  await waitFor("the worker to be refused", () => (worker.output().includes("E_BAD_HELLO") ? true : undefined));
+  const report = parseReport(await cluster.client(["-p", String(router.port), "-n", "10", "--json", "--submit-attempts", "1", "--deadline-s", "2"]));
+  // No worker serves the coordinator: nothing completes, and the client says so instead of hanging.
+  expect(report.completed).toBe(0);
+});
