@@ -7,11 +7,14 @@ import { parseHostPort, type HostPort } from "../net/endpoints.ts";
 /** Polls of cluster throughput the sparkline keeps: about a minute at the default interval. */
 export const HISTORY_POLLS_DEFAULT = 60;
 
+/** Shortest live poll interval: 0 is for --once; live, it would spin on the server. */
+export const LIVE_INTERVAL_MS_MIN = 100;
+
 export const TOP_FLAGS: readonly FlagSpec[] = [
   { name: "port", short: "p", type: "int", default: 6000, min: 1, max: 65535, help: "port of the router (or one coordinator) on --host" },
   { name: "host", short: "H", type: "string", default: "127.0.0.1", help: "host to connect to" },
   { name: "server", short: "s", type: "string", default: "", help: "host:port to connect to; overrides --host and --port" },
-  { name: "interval-ms", type: "int", default: 1000, min: 0, max: 3_600_000, help: "time between polls; --once with 0 polls once (no throughput)" },
+  { name: "interval-ms", type: "int", default: 1000, min: 0, max: 3_600_000, help: `time between polls (live: at least ${LIVE_INTERVAL_MS_MIN}); --once with 0 polls once (no throughput)` },
   { name: "timeout-ms", type: "int", default: 2000, min: 10, max: 600_000, help: "bound on connecting and on each stats request; past it the poll counts as failed" },
   { name: "history", type: "int", default: HISTORY_POLLS_DEFAULT, min: 2, max: 10_000, help: "polls of cluster throughput kept for the sparkline" },
   { name: "once", type: "bool", default: false, help: "print one plain-text frame to stdout and exit (two polls --interval-ms apart); exit 1 if unreachable" },
@@ -20,8 +23,9 @@ export const TOP_FLAGS: readonly FlagSpec[] = [
 
 export const TOP_SUMMARY = `live terminal dashboard of the cluster: shards, queues, throughput, latency, workers
 
-Keys: q or Ctrl-C quits. When the server cannot be reached, top keeps running, shows the
-error over the last view and reconnects on the next poll.
+Keys: q, Esc or Ctrl-C quit; any other key polls at once. When the server cannot be reached,
+top keeps running, shows the error over the last figures (greyed) and reconnects on the next poll.
+Throughput is the difference of the completed counters between two polls, per second.
 Exit status: 0 on quit (or --once success), 1 when --once cannot reach the server, 2 on bad flags.`;
 
 export const TOP_EXAMPLES: readonly string[] = [

@@ -45,6 +45,27 @@ export interface Column {
   title: string;
   /** Numbers right-aligned so digits line up; names left. */
   align: "left" | "right";
+  /** Optional columns go when the table is too wide, lowest rank first; required ones have none. */
+  dropRank?: number;
+  /** Left out when no row has a value ("-"): e.g. replication on a cluster without backups. */
+  hideWhenEmpty?: boolean;
+}
+
+/**
+ * Like table(), but first drops optional columns (lowest dropRank first) until
+ * the lines fit `width`; what is still too wide is left for the caller to cut.
+ */
+export function fittedTable(columns: readonly Column[], rows: readonly (readonly string[])[], width: number): string[] {
+  const empty = (i: number) => rows.every((r) => r[i] === undefined || r[i] === "" || r[i] === "-");
+  let keep = columns.map((_, i) => i).filter((i) => !(columns[i]!.hideWhenEmpty && empty(i)));
+  for (;;) {
+    const lines = table(keep.map((i) => columns[i]!), rows.map((r) => keep.map((i) => r[i] ?? "")));
+    const widest = Math.max(...lines.map((l) => Array.from(l).length));
+    const droppable = keep.filter((i) => columns[i]!.dropRank !== undefined);
+    if (widest <= width || droppable.length === 0) return lines;
+    const drop = droppable.reduce((a, b) => (columns[b]!.dropRank! < columns[a]!.dropRank! ? b : a));
+    keep = keep.filter((i) => i !== drop);
+  }
 }
 
 /** A header line and one line per row, columns padded to their widest cell. */
