@@ -33,7 +33,7 @@ try {
   console.log(`path: client -> ${values.router ? "router -> " : ""}coordinator -> worker (-w ${values.threads}); ${values.tasks} ${values.type} tasks per run, ${values.runs} runs, medians`);
   console.log("concurrency  throughput/s  p50 ms  p95 ms  p99 ms  max ms  failed");
   for (const c of values.concurrency!.split(",")) {
-    const reports = [];
+    const reports: Record<string, any>[] = [];
     for (let i = 0; i < Number(values.runs); i++) {
       reports.push(parseReport(await cluster.client(["-p", String(port), "-n", values.tasks!, "-c", c, "-t", values.type!, "--json"])));
     }

@@ -1,20 +1,28 @@
 // The coordinator process shell: TCP in, the pure Scheduler in the middle,
-// effects out. Every socket read is one batch: its messages go into the
-// scheduler, then one dispatch, then the resulting ASSIGN / TASK_DONE messages
-// are written to their connections (each flushed once per tick).
+// effects out. On the primary every input becomes a log entry that is applied
+// here and streamed to the backups (event-log.ts); replies that tell a client
+// something happened are held until every in-sync backup has the entry
+// (synchronous replication). Backups apply the same entries and answer
+// nothing but reads. Roles change through peers.ts (election, step-down).
 
 import type { Logger } from "../cli/log.ts";
-import { Scheduler, type SchedulerOptions } from "../core/scheduler.ts";
+import { Deque } from "../core/deque.ts";
+import { Scheduler, type SchedulerOptions, type SubmitOutcome } from "../core/scheduler.ts";
+import type { SchedulerState } from "../core/scheduler-state.ts";
 import type { Task } from "../core/task.ts";
-import { Connection, type ConnectionHandler, type NetLimits } from "../net/connection.ts";
-import { listen, type Listener } from "../net/endpoints.ts";
-import { RecentLatency } from "./recent-latency.ts";
-import { readControl, readResult, readSubmit, writeAssign, writeControl, writeSubmitted, writeTaskDone, type Reader } from "../protocol/codec.ts";
-import { ProtocolError } from "../protocol/errors.ts";
+import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
+import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
+import { readControl, Reader, writeAssign, writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
+import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
-  Kind, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY, TaskStatus,
-  type CoordinatorStats, type Hello, type Role, type TaskInfo, type Welcome, type WorkerInfo,
+  Kind, PROTOCOL_VERSION, ROLES, TaskStatus,
+  type CoordinatorStats, type Hello, type Role, type RoleChange, type TaskInfo, type Welcome, type WorkerInfo,
 } from "../protocol/messages.ts";
+import { applyEntry, encodeWorkerJoined, Ev, EventLog } from "./event-log.ts";
+import { Peers, type ReplicationRole } from "./peers.ts";
+import { RecentLatency } from "./recent-latency.ts";
+import { ReplicaSet } from "./replica-set.ts";
+import { decodeSnapshot, encodeSnapshot, readAppend, readAck, writeAck, writeAppend } from "./replication-codec.ts";
 
 export interface CoordinatorConfig {
   host: string;
@@ -22,75 +30,129 @@ export interface CoordinatorConfig {
   nodeId: string;
   scheduler: SchedulerOptions;
   limits: NetLimits;
-  /** How often leases and worker liveness are checked. */
+  /** How often leases, worker liveness and the election are checked. */
   tickMs: number;
   /** Largest worker credit accepted in a HELLO. */
   workerSlotsMax: number;
+  /** The other coordinators of this shard. Empty: a single node, primary at once. */
+  peers: HostPort[];
+  /** This node's own address as peers name it ("host:port"): ranks the start-up election. */
+  advertise: string;
+  /** A backup promotes itself when it has had no primary this long (times its rank). */
+  failoverTimeoutMs: number;
+  /** The primary holds acknowledgements this long for a lost backup, then goes on alone. */
+  backupTimeoutMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  /** Largest snapshot sent to or accepted from a peer. */
+  snapshotBytesMax: number;
+}
+
+/** A reply a client may only see once the entry it reports on is committed. */
+interface HeldReply {
+  index: number;
+  conn: Connection;
+  kind: typeof Kind.SUBMITTED | typeof Kind.TASK_DONE;
+  requestId: number;
+  taskId: number;
+  status: number;
+  attempts: number;
+  output: Uint8Array;
 }
 
 const EMPTY = new Uint8Array(0);
+const utf8 = new TextEncoder();
 /** Stats report the latency of tasks finished within about this long. */
 const LATENCY_WINDOW_MS = 5_000;
-const utf8 = new TextEncoder();
 
 export class Coordinator implements ConnectionHandler {
-  readonly scheduler: Scheduler;
+  scheduler: Scheduler;
   private listener: Listener | undefined;
   private readonly connections = new Map<number, Connection>();
+  /** Runtime only: which connection each worker id is on now (never replicated). */
+  private readonly workerConns = new Map<number, Connection>();
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private readonly startedAt = Date.now();
-  private readonly epoch = 1;
   private readonly latency = new RecentLatency(LATENCY_WINDOW_MS);
+  private eventLog = new EventLog();
+  private readonly entryReader = new Reader();
+  private readonly replicas: ReplicaSet;
+  private readonly held = new Deque<HeldReply>(1024);
+  private readonly peers: Peers;
+  /** Backup: index of the last entry applied. */
+  private appliedIndex = 0;
+  private ackedUpTo = 0;
 
   constructor(
     readonly config: CoordinatorConfig,
     private readonly log: Logger,
   ) {
     this.scheduler = new Scheduler(config.scheduler);
+    this.replicas = new ReplicaSet(config.backupTimeoutMs, log);
+    this.peers = new Peers(config, log, {
+      promote: (epoch) => this.promote(epoch),
+      follow: () => this.startFollowing(),
+      stepDown: (reason) => this.stepDown(reason),
+      onReplication: (kind, r) => this.fromPrimary(kind, r),
+      onReplicationReadEnd: () => this.ackPrimary(),
+    });
   }
 
   get port(): number {
     return this.listener?.port ?? 0;
   }
 
+  get role(): ReplicationRole {
+    return this.peers.role;
+  }
+
+  get epoch(): number {
+    return this.peers.epoch;
+  }
+
   start(): void {
     this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.connections.set(conn.id, conn));
-    this.tickTimer = setInterval(() => {
-      this.scheduler.tick(Date.now());
-      this.pump();
-    }, this.config.tickMs);
-    this.log.info("listening", { host: this.config.host, port: this.port, shard: this.config.scheduler.shard, nodeId: this.config.nodeId });
+    this.tickTimer = setInterval(() => this.onTick(), this.config.tickMs);
+    this.log.info("listening", { host: this.config.host, port: this.port, shard: this.config.scheduler.shard, nodeId: this.config.nodeId, peers: this.config.peers.length });
+    this.peers.start(Date.now());
   }
 
   stop(): void {
     clearInterval(this.tickTimer);
+    this.peers.stop();
     this.listener?.stop();
     for (const conn of this.connections.values()) conn.close("coordinator stopping");
   }
 
-  // ------------------------------------------------------------ messages
+  // ------------------------------------------------------------ inputs
 
   onMessage(conn: Connection, kind: number, r: Reader): void {
     const role = conn.state.role as Role | undefined;
     if (role === undefined) {
       if (kind !== Kind.HELLO) throw new ProtocolError("E_BAD_HELLO", `first message must be HELLO, got kind ${kind}`);
-      this.hello(conn, readControl<Hello>(r));
-      return;
+      return this.hello(conn, readControl<Hello>(r));
     }
+    const primary = this.role === "primary";
     switch (kind) {
-      case Kind.SUBMIT:
-        return this.submit(conn, r);
-      case Kind.RESULT: {
-        if (role !== "worker") throw new ProtocolError("E_BAD_REQUEST", "only workers send RESULT");
-        const f = readResult(r);
-        const ok = f.status === TaskStatus.OK;
-        this.scheduler.result(conn.id, f.taskId, f.attempt, ok, f.output.length === 0 ? EMPTY : f.output.slice(), Date.now());
+      case Kind.SUBMIT: {
+        if (!primary) return this.refuseNotPrimary(conn, r.view.getUint32(r.pos, true));
+        const requestId = r.view.getUint32(r.pos, true);
+        const outcome = this.record(Ev.SUBMIT, conn.id, r.bytes.subarray(r.pos, r.end)) as SubmitOutcome;
+        if (outcome.ok) this.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY });
+        else conn.sendError(requestId, outcome.code, outcome.message);
         return;
       }
-      case Kind.HEARTBEAT:
-        readControl(r);
-        this.scheduler.heartbeat(conn.id, Date.now());
+      case Kind.RESULT:
+        if (role !== "worker") throw new ProtocolError("E_BAD_REQUEST", "only workers send RESULT");
+        // A backup has no leases to settle; the worker resends to the primary it finds.
+        if (primary) this.record(Ev.RESULT, conn.state.workerId as number, r.bytes.subarray(r.pos, r.end));
         return;
+      case Kind.HEARTBEAT: {
+        readControl(r);
+        const workerId = conn.state.workerId as number;
+        if (primary && this.scheduler.worker(workerId) !== undefined) this.record(Ev.HEARTBEAT, workerId);
+        return;
+      }
       case Kind.STATS_REQUEST: {
         const req = readControl<{ requestId?: unknown }>(r);
         writeControl(conn.writer, Kind.STATS, this.stats(Number(req.requestId) || 0));
@@ -99,6 +161,20 @@ export class Coordinator implements ConnectionHandler {
       }
       case Kind.TASK_QUERY:
         return this.taskQuery(conn, readControl<{ requestId?: unknown; taskId?: unknown }>(r));
+      case Kind.REPL_SYNC:
+        if (role !== "coordinator") throw new ProtocolError("E_BAD_REQUEST", "only coordinators replicate");
+        readControl(r);
+        return this.sendSnapshot(conn);
+      case Kind.ERROR: {
+        const e = readControl<{ code?: unknown; message?: unknown }>(r);
+        this.log.warn("peer reported an error", { peer: conn.state.nodeId, role, code: e.code, message: e.message });
+        return;
+      }
+      case Kind.REPL_ACK: {
+        const ack = readAck(r);
+        if (ack.epoch === this.epoch) this.replicas.ack(conn, ack.index, Date.now());
+        return;
+      }
       default:
         throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from a ${role}`);
     }
@@ -110,53 +186,71 @@ export class Coordinator implements ConnectionHandler {
 
   onClose(conn: Connection, reason: string): void {
     this.connections.delete(conn.id);
-    if (conn.state.role === "worker") {
-      this.log.info("worker lost", { workerId: conn.id, nodeId: conn.state.nodeId, reason });
-      this.scheduler.workerLeft(conn.id, Date.now());
+    this.replicas.remove(conn, Date.now(), reason);
+    const workerId = conn.state.workerId as number | undefined;
+    if (workerId === undefined || this.workerConns.get(workerId) !== conn) return;
+    this.workerConns.delete(workerId);
+    this.log.info("worker lost", { workerId, nodeId: conn.state.nodeId, reason });
+    if (this.role === "primary" && this.scheduler.worker(workerId) !== undefined) {
+      this.record(Ev.WORKER_LEFT, workerId);
       this.pump();
     }
+  }
+
+  private onTick(): void {
+    const now = Date.now();
+    if (this.role === "primary") {
+      this.record(Ev.TICK, 0);
+      this.pump();
+    }
+    this.peers.tick(now);
   }
 
   private hello(conn: Connection, hello: Hello): void {
     if (hello.version !== PROTOCOL_VERSION) {
       throw new ProtocolError("E_BAD_VERSION", `peer speaks protocol version ${hello.version}; this coordinator speaks ${PROTOCOL_VERSION}`);
     }
-    if (!ROLES.includes(hello.role)) throw new ProtocolError("E_BAD_HELLO", `unknown role "${hello.role}"`);
+    if (!ROLES.includes(hello.role)) throw new ProtocolError("E_BAD_HELLO", `unknown role "${String(hello.role)}"`);
     conn.state.role = hello.role;
     conn.state.nodeId = String(hello.nodeId ?? "");
-    if (hello.role === "worker") {
-      const slots = Number(hello.slots);
-      if (!Number.isInteger(slots) || slots < 1 || slots > this.config.workerSlotsMax) {
-        throw new ProtocolError("E_BAD_HELLO", `worker slots must be an integer from 1 to ${this.config.workerSlotsMax}`);
-      }
-      const tags = Array.isArray(hello.tags) ? hello.tags.map(String) : [];
-      this.scheduler.workerJoined(conn.id, slots, tags, Date.now());
-      this.log.info("worker joined", { workerId: conn.id, nodeId: conn.state.nodeId, slots, tags });
+    if (hello.role === "worker") this.workerHello(conn, hello);
+    if (hello.role === "coordinator" && Number(hello.shard) !== this.config.scheduler.shard) {
+      throw new ProtocolError("E_BAD_HELLO", `coordinator of shard ${String(hello.shard)} cannot peer with shard ${this.config.scheduler.shard}`);
     }
     const welcome: Welcome = {
       role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,
-      shard: this.config.scheduler.shard, epoch: this.epoch, primary: true,
+      shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary",
     };
     writeControl(conn.writer, Kind.WELCOME, welcome);
     conn.queueFlush();
   }
 
-  private submit(conn: Connection, r: Reader): void {
-    const f = readSubmit(r);
-    const outcome = this.scheduler.submit({
-      type: f.type,
-      payload: f.payload.length === 0 ? EMPTY : f.payload.slice(),
-      priority: f.priority,
-      maxAttempts: f.maxAttempts,
-      timeoutMs: f.timeoutMs,
-      idempotencyKey: f.idempotencyKey,
-      watcher: f.flags & SUBMIT_FLAG_NOTIFY ? conn.id : 0,
-      watchRequestId: f.requestId,
-    }, Date.now());
-    if (!conn.writable()) return;
-    if (outcome.ok) writeSubmitted(conn.writer, f.requestId, outcome.taskId);
-    else conn.sendError(f.requestId, outcome.code, outcome.message);
-    conn.queueFlush();
+  private workerHello(conn: Connection, hello: Hello): void {
+    const slots = Number(hello.slots);
+    const workerId = Number(hello.workerId);
+    if (!Number.isInteger(slots) || slots < 1 || slots > this.config.workerSlotsMax) {
+      throw new ProtocolError("E_BAD_HELLO", `worker slots must be an integer from 1 to ${this.config.workerSlotsMax}`);
+    }
+    if (!Number.isSafeInteger(workerId) || workerId <= 0) throw new ProtocolError("E_BAD_HELLO", "worker HELLO needs a positive integer workerId");
+    const tags = Array.isArray(hello.tags) ? hello.tags.map(String) : [];
+    conn.state.workerId = workerId;
+    conn.state.slots = slots;
+    conn.state.tags = tags;
+    // A reconnect replaces the old connection and keeps its leases: results may arrive on either.
+    this.workerConns.set(workerId, conn);
+    if (this.role === "primary") this.registerWorker(workerId, slots, tags);
+    this.log.info("worker joined", { workerId, nodeId: conn.state.nodeId, slots, tags });
+  }
+
+  /** Primary: a connected worker enters the scheduler (or, known already, counts as alive). */
+  private registerWorker(workerId: number, slots: number, tags: string[]): void {
+    if (this.scheduler.worker(workerId) === undefined) this.record(Ev.WORKER_JOINED, workerId, encodeWorkerJoined(slots, tags));
+    else this.record(Ev.HEARTBEAT, workerId);
+  }
+
+  private refuseNotPrimary(conn: Connection, requestId: number): void {
+    const primary = this.peers.primaryLabel;
+    conn.sendError(requestId, "E_NOT_PRIMARY", `${this.config.nodeId} is a ${this.role} of shard ${this.config.scheduler.shard}${primary ? `; the primary is ${primary}` : ""}`);
   }
 
   private taskQuery(conn: Connection, req: { requestId?: unknown; taskId?: unknown }): void {
@@ -174,55 +268,198 @@ export class Coordinator implements ConnectionHandler {
     conn.queueFlush();
   }
 
-  // ------------------------------------------------------------ effects
+  // ------------------------------------------------------------ primary: log and effects
 
-  /** Runs the scheduler's dispatch and writes out everything it decided. */
+  /** Appends one input to the log and applies that entry: the only way the primary changes state. */
+  private record(type: number, subject: number, body: Uint8Array = EMPTY): SubmitOutcome | undefined {
+    const entry = this.eventLog.append(type, Date.now(), subject, body);
+    try {
+      return applyEntry(this.scheduler, this.entryReader.reset(entry));
+    } catch (err) {
+      this.eventLog.dropLast(entry);
+      throw err;
+    }
+  }
+
+  /** Dispatches, writes effects, ships the log to backups, releases committed replies. */
   private pump(): void {
+    if (this.role !== "primary") {
+      this.scheduler.takeReady(); // a backup's effects are the primary's business
+      return;
+    }
     const now = Date.now();
-    this.scheduler.dispatch(now);
+    if (this.scheduler.queuedCount > 0) this.record(Ev.DISPATCH, 0);
     const ready = this.scheduler.takeReady();
     for (const [workerId, tasks] of ready.assignments) {
-      const conn = this.connections.get(workerId);
-      if (conn === undefined || !conn.writable()) continue; // its close event requeues the leases
+      const conn = this.workerConns.get(workerId);
+      if (conn === undefined || !conn.writable()) continue; // the lease expires and the task is retried
       for (const t of tasks) writeAssign(conn.writer, t.id, t.attempt, t.timeoutMs, t.type, t.payload);
       conn.queueFlush();
     }
     for (const task of ready.finished) {
       this.latency.record(now, now - task.submittedAt);
-      if (task.watcher !== 0) this.notify(task);
+      if (task.watcher !== 0) this.holdDone(task);
     }
     for (const workerId of ready.lostWorkers) {
       this.log.warn("worker timed out", { workerId, timeoutMs: this.config.scheduler.workerTimeoutMs });
-      this.connections.get(workerId)?.close("worker missed its heartbeats");
+      this.workerConns.get(workerId)?.close("worker missed its heartbeats");
+    }
+    this.shipLog();
+    this.release(this.replicas.commit(this.eventLog.lastIndex, now));
+  }
+
+  private shipLog(): void {
+    if (this.eventLog.pendingEntries === 0) return;
+    const batch = this.eventLog.take();
+    this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes));
+  }
+
+  private holdDone(task: Task): void {
+    const conn = this.connections.get(task.watcher);
+    if (conn === undefined) return;
+    const ok = task.state === "completed";
+    const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.errors.at(-1) ?? "failed");
+    this.hold({
+      index: this.eventLog.lastIndex, conn, kind: Kind.TASK_DONE, requestId: task.watchRequestId,
+      taskId: task.id, status: ok ? TaskStatus.OK : TaskStatus.FAILED, attempts: task.attempt, output,
+    });
+  }
+
+  private hold(reply: HeldReply): void {
+    this.held.push(reply);
+  }
+
+  /** Sends every held reply whose entry is committed. */
+  private release(committed: number): void {
+    while (this.held.length > 0 && this.held.peek()!.index <= committed) {
+      const h = this.held.shift()!;
+      if (!h.conn.writable()) continue;
+      if (h.kind === Kind.SUBMITTED) writeSubmitted(h.conn.writer, h.requestId, h.taskId);
+      else writeTaskDone(h.conn.writer, h.requestId, h.taskId, h.status, h.attempts, h.output);
+      h.conn.queueFlush();
     }
   }
 
-  private notify(task: Task): void {
-    const conn = this.connections.get(task.watcher);
-    if (conn === undefined || !conn.writable()) return;
-    const ok = task.state === "completed";
-    const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.errors.at(-1) ?? "failed");
-    writeTaskDone(conn.writer, task.watchRequestId, task.id, ok ? TaskStatus.OK : TaskStatus.FAILED, task.attempt, output);
-    conn.queueFlush();
+  private sendSnapshot(conn: Connection): void {
+    if (this.role !== "primary") return this.refuseNotPrimary(conn, 0);
+    this.pump(); // everything so far goes out to existing backups first: the snapshot follows the last shipped entry
+    const index = this.eventLog.lastIndex;
+    const state = encodeSnapshot(this.scheduler.exportState());
+    if (state.length > this.config.snapshotBytesMax) {
+      this.log.error("snapshot too large", { bytes: state.length, limit: this.config.snapshotBytesMax });
+      return conn.fail("E_TOO_LARGE", `snapshot of ${state.length} bytes is over --snapshot-bytes-max`);
+    }
+    conn.allowLargeWrites(state.length + this.config.limits.pendingBytesMax);
+    writeSnapshotMessage(conn, this.epoch, index, state);
+    this.replicas.add(conn, index, Date.now());
+    this.log.info("backup syncing", { backup: conn.state.nodeId, index, snapshotBytes: state.length });
   }
+
+  // ------------------------------------------------------------ backup
+
+  private fromPrimary(kind: number, r: Reader): void {
+    if (kind === Kind.REPL_SNAPSHOT) {
+      const snap = decodeSnapshot(r);
+      this.scheduler = Scheduler.fromState(this.config.scheduler, snap.state as SchedulerState);
+      this.appliedIndex = snap.index;
+      this.ackedUpTo = 0;
+      this.peers.synced(snap.epoch);
+      this.log.info("snapshot applied", { epoch: snap.epoch, index: snap.index, tasks: snap.state.tasks.length });
+      return;
+    }
+    if (kind !== Kind.REPL_APPEND) throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from the primary`);
+    const batch = readAppend(r);
+    if (batch.epoch !== this.epoch || !this.peers.isSynced) return; // stale primary, or before our snapshot
+    if (batch.firstIndex !== this.appliedIndex + 1) {
+      this.log.warn("replication gap; resyncing", { expected: this.appliedIndex + 1, got: batch.firstIndex });
+      return this.peers.resync();
+    }
+    batch.forEachEntry((entry) => applyEntry(this.scheduler, this.entryReader.reset(entry)));
+    this.appliedIndex += batch.count;
+    this.scheduler.takeReady();
+  }
+
+  private ackPrimary(): void {
+    if (this.appliedIndex === this.ackedUpTo || !this.peers.isSynced) return;
+    this.ackedUpTo = this.appliedIndex;
+    this.peers.sendToPrimary((w) => writeAck(w, this.epoch, this.appliedIndex));
+  }
+
+  // ------------------------------------------------------------ role changes
+
+  /** Called by Peers: this node is primary of `epoch` now. */
+  private promote(epoch: number): void {
+    this.eventLog = new EventLog(this.appliedIndex);
+    this.record(Ev.PROMOTE, epoch);
+    for (const [workerId, conn] of this.workerConns) this.registerWorker(workerId, conn.state.slots as number, conn.state.tags as string[]);
+    this.announce();
+    this.pump();
+  }
+
+  private startFollowing(): void {
+    this.appliedIndex = 0;
+    this.ackedUpTo = 0;
+  }
+
+  /** A higher epoch exists: replies never committed are refused so clients retry at the new primary. */
+  private stepDown(reason: string): void {
+    this.log.warn("stepping down", { reason, epoch: this.epoch });
+    while (this.held.length > 0) {
+      const h = this.held.shift()!;
+      if (h.conn.writable()) h.conn.sendError(h.requestId, "E_NOT_PRIMARY" satisfies ErrorCode, `${this.config.nodeId} stepped down before this was replicated; retry`);
+    }
+    this.replicas.closeAll("primary stepped down");
+    this.announce();
+  }
+
+  /** Tells every connection (routers, workers, clients, peers) this node's role and epoch. */
+  private announce(): void {
+    const role: RoleChange = { nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary" };
+    for (const conn of this.connections.values()) {
+      if (conn.state.role === undefined || !conn.writable()) continue;
+      writeControl(conn.writer, Kind.ROLE, role);
+      conn.queueFlush();
+    }
+  }
+
+  // ------------------------------------------------------------ stats
 
   stats(requestId: number): CoordinatorStats {
     const now = Date.now();
     const c = this.scheduler.counters;
     const workers: WorkerInfo[] = [];
     for (const w of this.scheduler.allWorkers()) {
-      const conn = this.connections.get(w.id);
+      const conn = this.workerConns.get(w.id);
       workers.push({
         id: w.id, nodeId: String(conn?.state.nodeId ?? ""), slots: w.slots, free: w.free,
         done: w.done, failed: w.failed, heartbeatAgeMs: now - w.lastSeenAt, tags: [...w.tags],
       });
     }
+    const primary = this.role === "primary";
     return {
-      requestId, nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, primary: true,
+      requestId, nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, primary,
+      replication: {
+        role: this.role,
+        appliedIndex: primary ? this.eventLog.lastIndex : this.appliedIndex,
+        committedIndex: primary ? this.replicas.committedIndex : this.appliedIndex,
+        backupsInSync: this.replicas.inSyncCount,
+        alone: primary && this.replicas.alone(now),
+        following: this.peers.primaryLabel,
+      },
       uptimeMs: now - this.startedAt, queued: this.scheduler.queuedCount, leased: this.scheduler.leasedTotal,
       submitted: c.submitted, completed: c.completed, failed: c.failed, retried: c.retried,
       rejectedQueueFull: c.rejectedQueueFull, retained: this.scheduler.retainedCount,
       latencyMs: this.latency.summary(now), workers,
     };
   }
+}
+
+function writeSnapshotMessage(conn: Connection, epoch: number, index: number, state: Uint8Array): void {
+  const w = conn.writer;
+  w.begin(Kind.REPL_SNAPSHOT);
+  w.u32(epoch);
+  w.f64(index);
+  w.raw(state);
+  w.end();
+  conn.queueFlush();
 }

@@ -5,6 +5,7 @@ import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
 import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
 import { SHARD_MAX } from "../core/task.ts";
 import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
+import { parseHostPortList } from "../net/endpoints.ts";
 import { Coordinator, type CoordinatorConfig } from "./coordinator.ts";
 
 const D = DEFAULT_SCHEDULER_OPTIONS;
@@ -24,11 +25,26 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
   { name: "tick-ms", type: "int", default: 50, min: 1, max: 10000, help: "interval of lease and liveness checks" },
   { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
   { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per slow peer before it is disconnected" },
+  { name: "peer", type: "string", default: "", repeatable: true, help: "another coordinator of this shard, host:port (repeat or comma-separate); none: a single node" },
+  { name: "advertise", type: "string", default: "", help: "this node's host:port as its peers name it (default: --host:--port); ranks the start-up election" },
+  { name: "failover-timeout-ms", type: "int", default: 400, min: 10, max: 600000, help: "a backup with no live primary this long promotes itself (x its rank)" },
+  { name: "backup-timeout-ms", type: "int", default: 1000, min: 0, max: 600000, help: "how long the primary holds acknowledgements for a lost backup before going on alone" },
+  { name: "reconnect-min-ms", type: "int", default: 20, min: 1, help: "first delay before redialing a peer" },
+  { name: "reconnect-max-ms", type: "int", default: 500, min: 1, help: "longest delay between redials of a peer" },
+  { name: "snapshot-bytes-max", type: "int", default: 1024 * 1024 * 1024, min: 1024 * 1024, help: "largest snapshot sent to or accepted from a peer" },
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
 ];
 
 export function coordinatorConfig(v: Record<string, number | string | boolean>): CoordinatorConfig {
+  const peers = (v.peer as string) === "" ? [] : parseHostPortList(v.peer as string);
   return {
+    peers,
+    advertise: (v.advertise as string) || `${v.host}:${v.port}`,
+    failoverTimeoutMs: v["failover-timeout-ms"] as number,
+    backupTimeoutMs: v["backup-timeout-ms"] as number,
+    reconnectMinMs: v["reconnect-min-ms"] as number,
+    reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
+    snapshotBytesMax: v["snapshot-bytes-max"] as number,
     host: v.host as string,
     port: v.port as number,
     nodeId: (v["node-id"] as string) || `coordinator-${v.port}`,
@@ -51,8 +67,19 @@ export function main(): void {
   const values = parseOrExit("coordinator", "schedules tasks of one shard and leases them to workers", COORDINATOR_FLAGS, [
     "coordinator -p 5000",
     "coordinator -p 5000 --shard 1 --max-queue 100000",
+    "coordinator -p 5000 --peer 127.0.0.1:5001   # with: coordinator -p 5001 --peer 127.0.0.1:5000",
   ]);
-  const config = coordinatorConfig(values);
+  let config: CoordinatorConfig;
+  try {
+    config = coordinatorConfig(values);
+  } catch (err) {
+    process.stderr.write(`coordinator: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (config.peers.length > 0 && config.port === 0 && !values.advertise) {
+    process.stderr.write("coordinator: with --peer, give a fixed -p or --advertise so peers agree on this node's address\n");
+    process.exit(2);
+  }
   const log = new Logger("coordinator", values["log-level"] as LogLevel);
   const coordinator = new Coordinator(config, log);
   try {

@@ -25,6 +25,14 @@ export class ReadyQueue {
     if (level < this.lowestLevel) this.lowestLevel = level;
   }
 
+  /** Every queued task in the order pop() would return them (for snapshots). */
+  *[Symbol.iterator](): IterableIterator<Task> {
+    for (let level = this.lowestLevel; level < PRIORITY_LEVELS; level++) {
+      const bucket = this.buckets[level];
+      if (bucket !== undefined) yield* bucket;
+    }
+  }
+
   pop(): Task | undefined {
     while (this.lowestLevel < PRIORITY_LEVELS) {
       const task = this.buckets[this.lowestLevel]?.shift();

@@ -10,6 +10,7 @@
 import { Deque } from "./deque.ts";
 import { ReadyQueue } from "./ready-queue.ts";
 import { makeTaskId, type Task } from "./task.ts";
+import type { SchedulerState } from "./scheduler-state.ts";
 
 export interface SchedulerOptions {
   shard: number;
@@ -267,6 +268,66 @@ export class Scheduler {
         for (let i = 0; i < take; i++) this.lease(this.ready.pop()!, worker, now);
       }
     }
+  }
+
+  /**
+   * This node became primary: no connection of the old primary exists here, so
+   * nobody watches any task, and every worker and lease gets a fresh grace
+   * period from `now` (the old primary's clock no longer counts).
+   */
+  promoted(now: number): void {
+    for (const task of this.tasks.values()) {
+      task.watcher = 0;
+      task.watchRequestId = 0;
+    }
+    for (const worker of this.workers.values()) {
+      worker.lastSeenAt = now;
+      for (const task of worker.leased) task.leaseExpiresAt = this.leaseEnd(task, now);
+    }
+  }
+
+  // ------------------------------------------------------------------ snapshots
+
+  /** The whole replicated state as plain data, in the orders that make replay after restore identical. */
+  exportState(): SchedulerState {
+    return {
+      nextSeq: this.nextSeq,
+      workerRotation: this.workerRotation,
+      counters: { ...this.counters },
+      tasks: [...this.tasks.values()].map((t) => ({ ...t, errors: [...t.errors] })),
+      ready: [...this.ready].map((t) => t.id),
+      finished: [...this.finishedOrder].map((t) => t.id),
+      workers: [...this.workers.values()].map((w) => ({
+        id: w.id, slots: w.slots, tags: [...w.tags], free: w.free, lastSeenAt: w.lastSeenAt,
+        done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id),
+      })),
+    };
+  }
+
+  /** A scheduler in exactly the state `exportState()` described. Throws on an inconsistent state. */
+  static fromState(options: SchedulerOptions, state: SchedulerState): Scheduler {
+    const s = new Scheduler(options);
+    s.nextSeq = state.nextSeq;
+    s.workerRotation = state.workerRotation;
+    Object.assign(s.counters, state.counters);
+    for (const record of state.tasks) {
+      const task: Task = { ...record, errors: [...record.errors] };
+      s.tasks.set(task.id, task);
+      if (task.idempotencyKey !== "") s.byIdempotencyKey.set(task.idempotencyKey, task.id);
+    }
+    const lookup = (id: number): Task => {
+      const task = s.tasks.get(id);
+      if (task === undefined) throw new Error(`snapshot names task ${id} but does not hold it`);
+      return task;
+    };
+    for (const id of state.ready) s.ready.push(lookup(id));
+    for (const id of state.finished) s.finishedOrder.push(lookup(id));
+    for (const w of state.workers) {
+      const leased = new Set(w.leased.map(lookup));
+      s.workers.set(w.id, { id: w.id, slots: w.slots, tags: w.tags, free: w.free, lastSeenAt: w.lastSeenAt, done: w.done, failed: w.failed, leased });
+      s.leasedCount += leased.size;
+    }
+    return s;
   }
 
   // ------------------------------------------------------------------ internals

@@ -53,12 +53,22 @@ export class Connection {
   constructor(
     private readonly socket: Socket<Connection | undefined>,
     private readonly handler: ConnectionHandler,
-    private readonly limits: NetLimits,
+    private limits: NetLimits,
   ) {
     this.decoder = new FrameDecoder(limits.frameBytesMax);
     // Headroom over pendingBytesMax so one message never overflows: writable() cuts off first.
     this.writer = new FrameWriter(64 * 1024, limits.pendingBytesMax + limits.frameBytesMax * 2);
     this.remote = `${socket.remoteAddress}`;
+  }
+
+  /**
+   * Lets this one connection carry writes up to `bytes` (a replication
+   * snapshot) without being cut off as a slow reader.
+   */
+  allowLargeWrites(bytes: number): void {
+    if (bytes <= this.limits.pendingBytesMax) return;
+    this.limits = { ...this.limits, pendingBytesMax: bytes };
+    this.writer.bytesMax = bytes + this.limits.frameBytesMax * 2;
   }
 
   /** Bytes waiting for the kernel: a measure of how far behind the peer reads. */

@@ -5,13 +5,14 @@
 
 import type { Logger } from "../cli/log.ts";
 import { readControl, writeControl, writeRaw, type Reader } from "../protocol/codec.ts";
-import { Kind, type ErrorMessage, type Hello, type Welcome } from "../protocol/messages.ts";
+import { Kind, type ErrorMessage, type Hello, type RoleChange, type Welcome } from "../protocol/messages.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { Connection, type ConnectionHandler, type NetLimits } from "./connection.ts";
 import { dial, type HostPort } from "./endpoints.ts";
 
 export interface LinkOptions {
-  hello: Hello;
+  /** Sent on every (re)connect; a function when it changes over time (a coordinator's epoch). */
+  hello: Hello | (() => Hello);
   limits: NetLimits;
   reconnectMinMs: number;
   reconnectMaxMs: number;
@@ -24,6 +25,8 @@ export interface LinkEvents {
   onReadEnd?(link: CoordinatorLink): void;
   onUp(link: CoordinatorLink): void;
   onDown(link: CoordinatorLink, reason: string): void;
+  /** The coordinator announced a new role or epoch (ROLE); fields are already updated. */
+  onRole?(link: CoordinatorLink): void;
 }
 
 export class CoordinatorLink implements ConnectionHandler {
@@ -66,11 +69,17 @@ export class CoordinatorLink implements ConnectionHandler {
       (conn) => {
         if (this.closedForGood) return conn.close("link closed");
         this.conn = conn;
-        writeControl(conn.writer, Kind.HELLO, this.options.hello);
+        const hello = this.options.hello;
+        writeControl(conn.writer, Kind.HELLO, typeof hello === "function" ? hello() : hello);
         conn.queueFlush();
       },
       (err: Error) => this.retry(`cannot connect: ${err.message}`),
     );
+  }
+
+  /** Drops the current connection (a peer that went silent); the link redials as after any loss. */
+  reset(reason: string): void {
+    this.conn?.close(reason);
   }
 
   close(): void {
@@ -101,6 +110,14 @@ export class CoordinatorLink implements ConnectionHandler {
 
   onMessage(_conn: Connection, kind: number, r: Reader): void {
     if (kind === Kind.WELCOME) return this.welcome(readControl<Welcome>(r));
+    if (kind === Kind.ROLE) {
+      const role = readControl<RoleChange>(r);
+      this.epoch = Number(role.epoch);
+      this.primary = Boolean(role.primary);
+      this.log.info("coordinator role changed", { coordinator: this.label, shard: this.shard, epoch: this.epoch, primary: this.primary });
+      this.events.onRole?.(this);
+      return;
+    }
     if (kind === Kind.ERROR && r.end - r.pos > 0) {
       const at = r.pos;
       const e = readControl<ErrorMessage>(r);

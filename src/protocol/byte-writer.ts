@@ -9,7 +9,8 @@ export class ByteWriter {
   bytes: Uint8Array;
   view: DataView;
   length = 0;
-  readonly bytesMax: number;
+  /** Growth limit; raised for connections that carry snapshots. */
+  bytesMax: number;
 
   constructor(initialBytes = 64 * 1024, bytesMax = 64 * 1024 * 1024) {
     this.bytes = new Uint8Array(initialBytes);

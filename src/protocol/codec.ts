@@ -155,9 +155,9 @@ export class Reader {
   private readonly strings = new StringCache();
 
   reset(bytes: Uint8Array, start = 0, end = bytes.length): this {
-    if (bytes.buffer !== this.bytes.buffer || bytes.byteOffset !== this.bytes.byteOffset) {
-      this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    }
+    // A new view per distinct array: the messages of one frame share it, and two
+    // arrays at the same offset of one buffer may differ in length.
+    if (bytes !== this.bytes) this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.bytes = bytes;
     this.pos = start;
     this.end = end;

@@ -12,6 +12,8 @@ export const Kind = {
   WELCOME: 2,
   /** either way: a request failed, or (requestId 0) the connection is closing. msgpack ErrorMessage. */
   ERROR: 3,
+  /** coordinator -> every connection: its role or epoch changed (promotion, step-down). msgpack RoleChange. */
+  ROLE: 4,
   /** client -> coordinator: a new task. binary SubmitFields. */
   SUBMIT: 10,
   /** coordinator -> client: the task is accepted, with its id. binary. */
@@ -32,6 +34,14 @@ export const Kind = {
   TASK_QUERY: 23,
   /** coordinator -> client. msgpack TaskInfo. */
   TASK_INFO: 24,
+  /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
+  REPL_SYNC: 30,
+  /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState`. */
+  REPL_SNAPSHOT: 31,
+  /** primary -> backup: `u32 epoch | f64 firstIndex | u32 count | (u32 bytes | log entry) * count`. */
+  REPL_APPEND: 32,
+  /** backup -> primary: `u32 epoch | f64 index` applied. */
+  REPL_ACK: 33,
 } as const;
 
 export type KindName = keyof typeof Kind;
@@ -53,6 +63,19 @@ export interface Hello {
   slots?: number;
   /** worker: capability tags. */
   tags?: string[];
+  /** worker: its identity, stable across reconnects and coordinators (leases name it). */
+  workerId?: number;
+  /** coordinator peers: what the dialing coordinator is. */
+  shard?: number;
+  epoch?: number;
+  primary?: boolean;
+}
+
+export interface RoleChange {
+  nodeId: string;
+  shard: number;
+  epoch: number;
+  primary: boolean;
 }
 
 export interface Welcome {
@@ -133,12 +156,27 @@ export interface WorkerInfo {
   tags: string[];
 }
 
+export interface ReplicationStats {
+  role: "primary" | "backup" | "candidate";
+  /** Index of the last log entry applied here. */
+  appliedIndex: number;
+  /** primary: index every in-sync backup has acknowledged. */
+  committedIndex: number;
+  /** primary: backups in sync now. */
+  backupsInSync: number;
+  /** primary: acknowledging without a backup (it is gone past --backup-timeout-ms). */
+  alone: boolean;
+  /** backup: the primary it follows. */
+  following?: string;
+}
+
 export interface CoordinatorStats {
   requestId: number;
   nodeId: string;
   shard: number;
   epoch: number;
   primary: boolean;
+  replication: ReplicationStats;
   uptimeMs: number;
   queued: number;
   leased: number;

@@ -79,6 +79,7 @@ export class Router implements ConnectionHandler {
       }, this.log, {
         onMessage: (_l, kind, r) => this.fromUpstream(upstream, kind, r),
         onUp: (l) => this.upstreamUp(upstream, l),
+        onRole: (l) => this.upstreamUp(upstream, l),
         onDown: (_l, reason) => this.upstreamDown(upstream, reason),
       });
       this.upstreams.push(upstream);
@@ -227,17 +228,29 @@ export class Router implements ConnectionHandler {
     route.client.queueFlush();
   }
 
+  /** A coordinator connected or announced its role: keep the highest-epoch primary per shard. */
   private upstreamUp(upstream: Upstream, link: CoordinatorLink): void {
     this.shardMap.add(link.shard);
-    if (!link.primary) return;
     const current = this.primaries.get(link.shard);
-    if (current === undefined || !current.link.up || current.link.epoch <= link.epoch) this.primaries.set(link.shard, upstream);
+    if (!link.primary) {
+      // Stepped down (or a backup): what it was doing for clients will not finish there.
+      if (current === upstream) this.upstreamDown(upstream, "it is no longer the primary");
+      return;
+    }
+    if (current === undefined || !current.link.up || current.link.epoch <= link.epoch) {
+      if (current !== undefined && current !== upstream) this.failRoutes(current, `${link.label} took over shard ${link.shard}`);
+      this.primaries.set(link.shard, upstream);
+      this.log.info("shard primary", { shard: link.shard, primary: link.label, epoch: link.epoch });
+    }
   }
 
   /** Requests in flight on a lost link fail as retryable; clients resubmit under the same idempotency key. */
   private upstreamDown(upstream: Upstream, reason: string): void {
     if (this.primaries.get(upstream.link.shard) === upstream) this.primaries.delete(upstream.link.shard);
-    const message = `coordinator ${upstream.link.label} lost: ${reason}; retry`;
+    this.failRoutes(upstream, `coordinator ${upstream.link.label} lost: ${reason}; retry`);
+  }
+
+  private failRoutes(upstream: Upstream, message: string): void {
     for (const route of upstream.routes.values()) {
       if (route.onControl !== undefined) route.onControl(Kind.ERROR, { code: "E_UNAVAILABLE", message });
       else if (route.client?.writable()) route.client.sendError(route.clientRequestId, "E_UNAVAILABLE", message);

@@ -20,6 +20,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: "ring-bytes", type: "int", default: 4 * 1024 * 1024, min: 4096, max: 1 << 30, help: "size of each executor's task and result rings" },
   { name: "batch-max", type: "int", default: 256, min: 1, help: "tasks an executor takes per batch before publishing results" },
   { name: "idle-wait-ms", type: "int", default: 1000, min: 1, help: "longest sleep of an idle executor (a notify wakes it sooner)" },
+  { name: "results-waiting-max", type: "int", default: 100000, min: 0, help: "results kept per shard while it has no primary (failover); oldest dropped past it" },
   { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
   { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per coordinator before the link is dropped" },
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
@@ -39,6 +40,7 @@ export function workerConfig(v: Record<string, number | string | boolean>, execu
     reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
     idleWaitMs: v["idle-wait-ms"] as number,
     batchMax: v["batch-max"] as number,
+    resultsWaitingMax: v["results-waiting-max"] as number,
     limits: { frameBytesMax: v["frame-bytes-max"] as number, pendingBytesMax: v["pending-bytes-max"] as number },
     executorModule,
   };

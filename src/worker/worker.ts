@@ -29,6 +29,8 @@ export interface WorkerConfig {
   reconnectMaxMs: number;
   idleWaitMs: number;
   batchMax: number;
+  /** Results kept per shard while it has no primary. */
+  resultsWaitingMax: number;
   limits: NetLimits;
   /** Module path of the executor thread (differs between `bun run` and a compiled binary). */
   executorModule: string | URL;
@@ -57,6 +59,9 @@ export class WorkerNode {
   /** Where a result goes: the live link that serves the task's shard. */
   private readonly linkByShard = new Map<number, CoordinatorLink>();
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly resultsWaiting = new Map<number, Uint8Array[]>();
+  /** Names this worker in every coordinator's leases, across reconnects and failovers. */
+  readonly workerId = 1 + Math.floor(Math.random() * 2 ** 47);
   private stopped = false;
 
   constructor(
@@ -86,7 +91,7 @@ export class WorkerNode {
     }
     await Promise.all(ready);
     const linkOptions: LinkOptions = {
-      hello: { role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, slots: this.slots, tags: this.config.tags },
+      hello: { role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, workerId: this.workerId, slots: this.slots, tags: this.config.tags },
       limits: this.config.limits,
       reconnectMinMs: this.config.reconnectMinMs,
       reconnectMaxMs: this.config.reconnectMaxMs,
@@ -98,7 +103,8 @@ export class WorkerNode {
           this.accept(r.bytes.subarray(r.pos, r.end));
         },
         onReadEnd: () => this.publishTasks(),
-        onUp: (l) => this.linkByShard.set(l.shard, l),
+        onUp: (l) => this.roleChanged(l),
+        onRole: (l) => this.roleChanged(l),
         onDown: (l) => {
           if (this.linkByShard.get(l.shard) === l) this.linkByShard.delete(l.shard);
         },
@@ -147,6 +153,35 @@ export class WorkerNode {
     return { executor, started };
   }
 
+  /** Results go to the primary of their shard only; one that appears gets what waited for it. */
+  private roleChanged(link: CoordinatorLink): void {
+    if (link.primary) {
+      this.linkByShard.set(link.shard, link);
+      const waiting = this.resultsWaiting.get(link.shard);
+      if (waiting === undefined) return;
+      this.resultsWaiting.delete(link.shard);
+      for (const body of waiting) if (!link.sendRaw(Kind.RESULT, body)) this.counters.dropped++;
+      link.flushSoon();
+      this.log.info("results delivered to new primary", { shard: link.shard, results: waiting.length, primary: link.label });
+    } else if (this.linkByShard.get(link.shard) === link) {
+      this.linkByShard.delete(link.shard);
+    }
+  }
+
+  /**
+   * A result whose shard has no primary right now (failover under way) waits
+   * here, bounded; the new primary holds the lease and accepts it.
+   */
+  private keepResult(shard: number, body: Uint8Array): void {
+    let waiting = this.resultsWaiting.get(shard);
+    if (waiting === undefined) this.resultsWaiting.set(shard, (waiting = []));
+    if (waiting.length >= this.config.resultsWaitingMax) {
+      waiting.shift();
+      this.counters.dropped++;
+    }
+    waiting.push(body.slice());
+  }
+
   /** One ASSIGN body: to the least busy executor's ring (or its backlog when the ring is full). */
   private accept(body: Uint8Array): void {
     this.counters.received++;
@@ -169,9 +204,10 @@ export class WorkerNode {
       const taskId = view.getFloat64(0, true);
       if (data[start + 10] === TaskStatus.OK) this.counters.done++;
       else this.counters.failed++;
-      const link = this.linkByShard.get(shardOfTask(taskId));
-      // No link: the coordinator has already given up on this lease (worker lost), so the result is moot.
-      if (link === undefined || !link.sendRaw(Kind.RESULT, data.subarray(start, start + length))) this.counters.dropped++;
+      const shard = shardOfTask(taskId);
+      const link = this.linkByShard.get(shard);
+      const body = data.subarray(start, start + length);
+      if (link === undefined || !link.sendRaw(Kind.RESULT, body)) this.keepResult(shard, body);
       else touched.add(link);
     };
     while (!this.stopped) {

@@ -1,0 +1,151 @@
+// The replication log: every input the scheduler takes, as bytes. The primary
+// appends an entry, then applies that same entry; a backup applies the entries
+// it receives with the same function. The scheduler is deterministic (time is
+// in the entry), so both end in the same state: one mechanism, no divergence.
+//
+// entry = u8 type | f64 now | f64 subject | body
+//   SUBMIT         subject = watcher connection id,  body = the SUBMIT message body as received
+//   RESULT         subject = worker id,              body = the RESULT message body as received
+//   HEARTBEAT      subject = worker id
+//   WORKER_JOINED  subject = worker id,              body = u32 slots | u8 n | str8 tag * n
+//   WORKER_LEFT    subject = worker id
+//   TICK, DISPATCH subject = 0
+//   PROMOTE        subject = new epoch
+
+import type { Scheduler, SubmitOutcome } from "../core/scheduler.ts";
+import { ByteWriter } from "../protocol/byte-writer.ts";
+import { readResult, readSubmit, Reader } from "../protocol/codec.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { SUBMIT_FLAG_NOTIFY, TaskStatus } from "../protocol/messages.ts";
+
+export const Ev = {
+  SUBMIT: 1,
+  RESULT: 2,
+  HEARTBEAT: 3,
+  WORKER_JOINED: 4,
+  WORKER_LEFT: 5,
+  TICK: 6,
+  DISPATCH: 7,
+  PROMOTE: 8,
+} as const;
+
+const EMPTY = new Uint8Array(0);
+const HEADER_BYTES = 1 + 8 + 8;
+
+/**
+ * Entries appended since the last take(), each `u32 length | entry`, plus the
+ * index of the last one. Index 0 means "nothing yet"; the first entry is 1.
+ */
+export class EventLog {
+  private readonly pending = new ByteWriter(256 * 1024, 1 << 30);
+  private pendingCount = 0;
+  /** Index of the last entry appended. */
+  lastIndex: number;
+
+  constructor(lastIndex = 0) {
+    this.lastIndex = lastIndex;
+  }
+
+  /** Appends one entry; returns a view of it, valid until the next append or take. */
+  append(type: number, now: number, subject: number, body: Uint8Array = EMPTY): Uint8Array {
+    const w = this.pending;
+    w.u32(HEADER_BYTES + body.length);
+    const start = w.length;
+    w.u8(type);
+    w.f64(now);
+    w.f64(subject);
+    w.raw(body);
+    this.pendingCount++;
+    this.lastIndex++;
+    return w.bytes.subarray(start, w.length);
+  }
+
+  /**
+   * Takes back the entry just appended, when applying it failed (a malformed
+   * message): the log must hold only what the primary's state holds.
+   * Applying validates the whole entry before it changes anything.
+   */
+  dropLast(entry: Uint8Array): void {
+    this.pending.length -= entry.length + 4;
+    this.pendingCount--;
+    this.lastIndex--;
+  }
+
+  get pendingEntries(): number {
+    return this.pendingCount;
+  }
+
+  /** The batch since the last take: the index of its first entry, how many, and their bytes (valid until the next append). */
+  take(): { firstIndex: number; count: number; bytes: Uint8Array } {
+    const batch = { firstIndex: this.lastIndex - this.pendingCount + 1, count: this.pendingCount, bytes: this.pending.bytes.subarray(0, this.pending.length) };
+    this.pending.reset();
+    this.pendingCount = 0;
+    return batch;
+  }
+}
+
+export function encodeWorkerJoined(slots: number, tags: readonly string[]): Uint8Array {
+  const w = new ByteWriter(64);
+  w.u32(slots);
+  w.u8(Math.min(tags.length, 255));
+  for (const tag of tags.slice(0, 255)) w.str8(tag);
+  return w.toBytes();
+}
+
+/**
+ * Applies one entry (r positioned on it) to the scheduler. Returns the
+ * outcome for SUBMIT, undefined for the rest. The caller owns the effects
+ * (scheduler.takeReady()).
+ */
+export function applyEntry(scheduler: Scheduler, r: Reader): SubmitOutcome | undefined {
+  const type = r.u8();
+  const now = r.f64();
+  const subject = r.f64();
+  switch (type) {
+    case Ev.SUBMIT: {
+      const f = readSubmit(r);
+      const notify = (f.flags & SUBMIT_FLAG_NOTIFY) !== 0;
+      return scheduler.submit({
+        type: f.type,
+        payload: f.payload.length === 0 ? EMPTY : f.payload.slice(),
+        priority: f.priority,
+        maxAttempts: f.maxAttempts,
+        timeoutMs: f.timeoutMs,
+        idempotencyKey: f.idempotencyKey,
+        watcher: notify ? subject : 0,
+        watchRequestId: f.requestId,
+      }, now);
+    }
+    case Ev.RESULT: {
+      const f = readResult(r);
+      scheduler.result(subject, f.taskId, f.attempt, f.status === TaskStatus.OK, f.output.length === 0 ? EMPTY : f.output.slice(), now);
+      return undefined;
+    }
+    case Ev.HEARTBEAT:
+      scheduler.heartbeat(subject, now);
+      break;
+    case Ev.WORKER_JOINED: {
+      const slots = r.u32();
+      const tags: string[] = [];
+      for (let n = r.u8(); n > 0; n--) tags.push(r.str8());
+      scheduler.workerJoined(subject, slots, tags, now);
+      break;
+    }
+    case Ev.WORKER_LEFT:
+      scheduler.workerLeft(subject, now);
+      break;
+    case Ev.TICK:
+      scheduler.tick(now);
+      break;
+    case Ev.DISPATCH:
+      scheduler.dispatch(now);
+      break;
+    case Ev.PROMOTE:
+      scheduler.promoted(now);
+      break;
+    default:
+      throw new ProtocolError("E_BAD_FRAME", `unknown log entry type ${type}`);
+  }
+  r.done();
+  return undefined;
+}

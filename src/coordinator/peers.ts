@@ -1,0 +1,192 @@
+// A coordinator's view of the other replicas of its shard, and the rules that
+// decide its role. Each node dials every peer; WELCOME and ROLE messages say
+// what each peer is. Rules (the epoch is the fencing token: one primary per epoch):
+//  - see a primary with a higher epoch (or the same epoch and a lower address):
+//    follow it (a primary steps down first), asking for a snapshot then the log;
+//  - no live primary for failoverTimeoutMs x (1 + number of live peers with a
+//    lower address): promote with epoch = highest seen + 1, but only with the
+//    state of the latest epoch (synced), or in a cluster that never had a primary.
+// At start-up this makes the lowest address the first primary; after a crash,
+// the in-sync backup takes over. A primary that falls silent (no log traffic,
+// which carries a TICK every tick) for failoverTimeoutMs counts as dead.
+
+import type { Logger } from "../cli/log.ts";
+import { CoordinatorLink } from "../net/coordinator-link.ts";
+import type { FrameWriter, Reader } from "../protocol/codec.ts";
+import { Kind, PROTOCOL_VERSION, type Hello } from "../protocol/messages.ts";
+import type { CoordinatorConfig } from "./coordinator.ts";
+
+export type ReplicationRole = "primary" | "backup" | "candidate";
+
+export interface PeerEvents {
+  /** This node is primary of `epoch` now. */
+  promote(epoch: number): void;
+  /** This node starts following a primary: its state is replaced by the coming snapshot. */
+  follow(): void;
+  /** This primary saw a newer one and is about to follow it. */
+  stepDown(reason: string): void;
+  /** REPL_SNAPSHOT / REPL_APPEND from the followed primary. */
+  onReplication(kind: number, r: Reader): void;
+  onReplicationReadEnd(): void;
+}
+
+export class Peers {
+  role: ReplicationRole = "candidate";
+  epoch = 0;
+  private highestEpochSeen = 0;
+  private stateSynced = false;
+  private following: CoordinatorLink | undefined;
+  private noPrimarySince: number | undefined;
+  private lastHeardAt = 0;
+  private readonly links: CoordinatorLink[] = [];
+
+  constructor(
+    private readonly config: CoordinatorConfig,
+    private readonly log: Logger,
+    private readonly events: PeerEvents,
+  ) {}
+
+  get isSynced(): boolean {
+    return this.stateSynced;
+  }
+
+  get primaryLabel(): string | undefined {
+    if (this.role === "primary") return this.config.advertise;
+    return this.following?.up ? this.following.label : undefined;
+  }
+
+  start(now: number): void {
+    if (this.config.peers.length === 0) {
+      this.becomePrimary(1, "single node (no --peer)");
+      return;
+    }
+    this.noPrimarySince = now;
+    const hello = (): Hello => ({
+      role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,
+      shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary",
+    });
+    // Peer links accept frames as large as a snapshot.
+    const limits = { ...this.config.limits, frameBytesMax: Math.max(this.config.limits.frameBytesMax, this.config.snapshotBytesMax) };
+    for (const address of this.config.peers) {
+      const link = new CoordinatorLink(address, {
+        hello, limits, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
+      }, this.log, {
+        onMessage: (l, kind, r) => this.fromPeer(l, kind, r),
+        onReadEnd: (l) => {
+          if (l === this.following) this.events.onReplicationReadEnd();
+        },
+        onUp: () => this.evaluate(Date.now()),
+        onRole: () => this.evaluate(Date.now()),
+        onDown: (l) => {
+          if (l === this.following) {
+            // Keep stateSynced: our state is still the latest this node knows, which is what promotion needs.
+            this.log.warn("primary link lost", { primary: l.label });
+            this.following = undefined;
+          }
+          this.evaluate(Date.now());
+        },
+      });
+      this.links.push(link);
+      link.connect();
+    }
+  }
+
+  stop(): void {
+    for (const link of this.links) link.close();
+  }
+
+  tick(now: number): void {
+    if (this.following?.up && this.stateSynced && now - this.lastHeardAt > this.config.failoverTimeoutMs) {
+      this.log.warn("primary silent", { primary: this.following.label, silentMs: now - this.lastHeardAt });
+      this.following.reset("primary sent nothing within --failover-timeout-ms");
+    }
+    this.evaluate(now);
+  }
+
+  /** After a snapshot from the followed primary of `epoch` was applied. */
+  synced(epoch: number): void {
+    this.stateSynced = true;
+    this.epoch = epoch;
+    this.lastHeardAt = Date.now();
+  }
+
+  /** The log had a gap: start over with a fresh snapshot. */
+  resync(): void {
+    if (this.following !== undefined) this.follow(this.following);
+  }
+
+  sendToPrimary(encode: (w: FrameWriter) => void): void {
+    const conn = this.following?.writableConnection();
+    if (conn === undefined) return;
+    encode(conn.writer);
+    conn.queueFlush();
+  }
+
+  private fromPeer(link: CoordinatorLink, kind: number, r: Reader): void {
+    if (link !== this.following) return; // replication comes only from the primary we follow
+    this.lastHeardAt = Date.now();
+    if (kind === Kind.REPL_SNAPSHOT || kind === Kind.REPL_APPEND) this.events.onReplication(kind, r);
+  }
+
+  /** The role rules above, applied to what the links know now. */
+  private evaluate(now: number): void {
+    for (const l of this.links) if (l.up && l.epoch > this.highestEpochSeen) this.highestEpochSeen = l.epoch;
+    const best = this.bestPrimary();
+    if (this.role === "primary") {
+      if (best !== undefined && this.outranks(best)) {
+        this.events.stepDown(`${best.label} is primary of epoch ${best.epoch}`);
+        this.follow(best);
+      }
+      return;
+    }
+    if (best !== undefined) {
+      this.noPrimarySince = undefined;
+      if (this.following !== best || this.epoch !== best.epoch) this.follow(best);
+      return;
+    }
+    this.noPrimarySince ??= now;
+    if (!this.stateSynced && this.highestEpochSeen > 0) return; // we would promote an empty state over acknowledged tasks
+    let rank = 0;
+    for (const l of this.links) if (l.up && l.label < this.config.advertise) rank++;
+    if (now - this.noPrimarySince >= this.config.failoverTimeoutMs * (1 + rank)) {
+      this.becomePrimary(Math.max(this.epoch, this.highestEpochSeen) + 1, `no primary for ${now - this.noPrimarySince} ms`);
+    }
+  }
+
+  /** The live primary with the highest epoch (ties: the lowest address). */
+  private bestPrimary(): CoordinatorLink | undefined {
+    let best: CoordinatorLink | undefined;
+    for (const l of this.links) {
+      if (!l.up || !l.primary || l.shard !== this.config.scheduler.shard) continue;
+      if (best === undefined || l.epoch > best.epoch || (l.epoch === best.epoch && l.label < best.label)) best = l;
+    }
+    return best;
+  }
+
+  /** Does that primary win over this one? */
+  private outranks(other: CoordinatorLink): boolean {
+    return other.epoch > this.epoch || (other.epoch === this.epoch && other.label < this.config.advertise);
+  }
+
+  private follow(link: CoordinatorLink): void {
+    this.role = "backup";
+    this.following = link;
+    this.stateSynced = false;
+    this.epoch = link.epoch;
+    this.lastHeardAt = Date.now();
+    this.events.follow();
+    this.log.info("following primary", { primary: link.label, epoch: link.epoch });
+    link.sendControl(Kind.REPL_SYNC, { epoch: link.epoch });
+  }
+
+  private becomePrimary(epoch: number, reason: string): void {
+    this.role = "primary";
+    this.epoch = epoch;
+    this.highestEpochSeen = Math.max(this.highestEpochSeen, epoch);
+    this.following = undefined;
+    this.stateSynced = true;
+    this.noPrimarySince = undefined;
+    this.log.info("promoted to primary", { epoch, reason, shard: this.config.scheduler.shard });
+    this.events.promote(epoch);
+  }
+}

@@ -1,0 +1,89 @@
+// Binary bodies of the replication messages between a primary and its backups.
+
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import type { SchedulerState } from "../core/scheduler-state.ts";
+import type { FrameWriter, Reader } from "../protocol/codec.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { Kind } from "../protocol/messages.ts";
+
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+
+export function encodeSnapshot(state: SchedulerState): Uint8Array {
+  return encoder.encode(state);
+}
+
+/** REPL_SNAPSHOT: `u32 epoch | f64 index | msgpack state`. */
+export function decodeSnapshot(r: Reader): { epoch: number; index: number; state: SchedulerState } {
+  const epoch = r.u32();
+  const index = r.f64();
+  let state: SchedulerState;
+  try {
+    state = decoder.decode(r.bytes.subarray(r.pos, r.end)) as SchedulerState;
+  } catch (err) {
+    throw new ProtocolError("E_BAD_FRAME", `bad snapshot: ${(err as Error).message}`);
+  }
+  if (state === null || typeof state !== "object" || !Array.isArray(state.tasks) || !Array.isArray(state.workers)) {
+    throw new ProtocolError("E_BAD_FRAME", "snapshot is not a scheduler state");
+  }
+  r.pos = r.end;
+  return { epoch, index, state };
+}
+
+/** REPL_APPEND: `u32 epoch | f64 firstIndex | u32 count | entries` (entries as EventLog.take() gives them). */
+export function writeAppend(w: FrameWriter, epoch: number, firstIndex: number, count: number, entries: Uint8Array): void {
+  w.begin(Kind.REPL_APPEND);
+  w.u32(epoch);
+  w.f64(firstIndex);
+  w.u32(count);
+  w.raw(entries);
+  w.end();
+}
+
+export interface AppendBatch {
+  epoch: number;
+  firstIndex: number;
+  count: number;
+  /** Calls `apply` with each entry's bytes (a view, valid during the call); checks the count. */
+  forEachEntry(apply: (entry: Uint8Array) => void): void;
+}
+
+export function readAppend(r: Reader): AppendBatch {
+  const epoch = r.u32();
+  const firstIndex = r.f64();
+  const count = r.u32();
+  const bytes = r.bytes;
+  const start = r.pos;
+  const end = r.end;
+  r.pos = end;
+  return {
+    epoch, firstIndex, count,
+    forEachEntry(apply) {
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      let at = start;
+      let seen = 0;
+      while (at < end) {
+        if (end - at < 4) throw new ProtocolError("E_BAD_FRAME", "log batch ends inside an entry length");
+        const n = view.getUint32(at, true);
+        if (at + 4 + n > end) throw new ProtocolError("E_BAD_FRAME", "log entry overruns its batch");
+        apply(bytes.subarray(at + 4, at + 4 + n));
+        at += 4 + n;
+        seen++;
+      }
+      if (seen !== count) throw new ProtocolError("E_BAD_FRAME", `log batch says ${count} entries, holds ${seen}`);
+    },
+  };
+}
+
+export function writeAck(w: FrameWriter, epoch: number, index: number): void {
+  w.begin(Kind.REPL_ACK);
+  w.u32(epoch);
+  w.f64(index);
+  w.end();
+}
+
+export function readAck(r: Reader): { epoch: number; index: number } {
+  const ack = { epoch: r.u32(), index: r.f64() };
+  r.done();
+  return ack;
+}

@@ -1,0 +1,28 @@
+// The plain-data form of a scheduler's replicated state: what a snapshot
+// holds, what a backup restores from, and (later) what goes to disk.
+
+import type { SchedulerCounters } from "./scheduler.ts";
+import type { Task } from "./task.ts";
+
+export interface SchedulerState {
+  nextSeq: number;
+  workerRotation: number;
+  counters: SchedulerCounters;
+  /** Every known task, in table order. */
+  tasks: Task[];
+  /** Queued task ids in dispatch order. */
+  ready: number[];
+  /** Finished task ids, oldest first (the retention order). */
+  finished: number[];
+  workers: Array<{
+    id: number;
+    slots: number;
+    tags: string[];
+    free: number;
+    lastSeenAt: number;
+    done: number;
+    failed: number;
+    /** Leased task ids in lease order. */
+    leased: number[];
+  }>;
+}
