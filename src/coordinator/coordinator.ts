@@ -16,9 +16,9 @@ import { readControl, Reader, writeAssign, writeControl, writeSubmitted, writeTa
 import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, PROTOCOL_VERSION, ROLES, TaskStatus,
-  type CoordinatorStats, type Hello, type Role, type RoleChange, type TaskInfo, type Welcome, type WorkerInfo,
+  type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type TaskInfo, type Welcome, type WorkerInfo,
 } from "../protocol/messages.ts";
-import { applyEntry, encodeWorkerJoined, Ev, EventLog } from "./event-log.ts";
+import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog } from "./event-log.ts";
 import { Peers, type ReplicationRole } from "./peers.ts";
 import { RecentLatency } from "./recent-latency.ts";
 import { ReplicaSet } from "./replica-set.ts";
@@ -148,9 +148,11 @@ export class Coordinator implements ConnectionHandler {
         if (primary) this.record(Ev.RESULT, conn.state.workerId as number, r.bytes.subarray(r.pos, r.end));
         return;
       case Kind.HEARTBEAT: {
-        readControl(r);
+        const beat = readControl<Partial<Heartbeat>>(r);
         const workerId = conn.state.workerId as number;
-        if (primary && this.scheduler.worker(workerId) !== undefined) this.record(Ev.HEARTBEAT, workerId);
+        if (!primary || this.scheduler.worker(workerId) === undefined) return;
+        const running = Array.isArray(beat.taskIds) ? beat.taskIds.slice(0, this.config.workerSlotsMax).map(Number).filter(Number.isFinite) : [];
+        this.record(Ev.HEARTBEAT, workerId, encodeRunning(running));
         return;
       }
       case Kind.STATS_REQUEST: {
@@ -242,10 +244,13 @@ export class Coordinator implements ConnectionHandler {
     this.log.info("worker joined", { workerId, nodeId: conn.state.nodeId, slots, tags });
   }
 
-  /** Primary: a connected worker enters the scheduler (or, known already, counts as alive). */
+  /**
+   * Primary: a connected worker enters the scheduler. One it knows already (a
+   * reconnect, or a lease holder from before a failover) keeps its leases; its
+   * next heartbeat says which of them are still running.
+   */
   private registerWorker(workerId: number, slots: number, tags: string[]): void {
     if (this.scheduler.worker(workerId) === undefined) this.record(Ev.WORKER_JOINED, workerId, encodeWorkerJoined(slots, tags));
-    else this.record(Ev.HEARTBEAT, workerId);
   }
 
   private refuseNotPrimary(conn: Connection, requestId: number): void {

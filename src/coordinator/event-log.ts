@@ -6,7 +6,7 @@
 // entry = u8 type | f64 now | f64 subject | body
 //   SUBMIT         subject = watcher connection id,  body = the SUBMIT message body as received
 //   RESULT         subject = worker id,              body = the RESULT message body as received
-//   HEARTBEAT      subject = worker id
+//   HEARTBEAT      subject = worker id,              body = u32 n | f64 running task id * n
 //   WORKER_JOINED  subject = worker id,              body = u32 slots | u8 n | str8 tag * n
 //   WORKER_LEFT    subject = worker id
 //   TICK, DISPATCH subject = 0
@@ -84,6 +84,14 @@ export class EventLog {
   }
 }
 
+/** Task ids a worker reports running: the leases its heartbeat extends. */
+export function encodeRunning(taskIds: readonly number[]): Uint8Array {
+  const w = new ByteWriter(4 + taskIds.length * 8);
+  w.u32(taskIds.length);
+  for (const id of taskIds) w.f64(id);
+  return w.toBytes();
+}
+
 export function encodeWorkerJoined(slots: number, tags: readonly string[]): Uint8Array {
   const w = new ByteWriter(64);
   w.u32(slots);
@@ -121,9 +129,12 @@ export function applyEntry(scheduler: Scheduler, r: Reader): SubmitOutcome | und
       scheduler.result(subject, f.taskId, f.attempt, f.status === TaskStatus.OK, f.output.length === 0 ? EMPTY : f.output.slice(), now);
       return undefined;
     }
-    case Ev.HEARTBEAT:
-      scheduler.heartbeat(subject, now);
+    case Ev.HEARTBEAT: {
+      const running: number[] = [];
+      for (let n = r.u32(); n > 0; n--) running.push(r.f64());
+      scheduler.heartbeat(subject, now, running);
       break;
+    }
     case Ev.WORKER_JOINED: {
       const slots = r.u32();
       const tags: string[] = [];

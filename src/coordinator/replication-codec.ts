@@ -7,7 +7,6 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { Kind } from "../protocol/messages.ts";
 
 const encoder = new Encoder({ ignoreUndefined: true });
-const decoder = new Decoder();
 
 export function encodeSnapshot(state: SchedulerState): Uint8Array {
   return encoder.encode(state);
@@ -18,8 +17,11 @@ export function decodeSnapshot(r: Reader): { epoch: number; index: number; state
   const epoch = r.u32();
   const index = r.f64();
   let state: SchedulerState;
+  const body = r.bytes.subarray(r.pos, r.end);
+  // Every element takes at least a byte, so the body's length bounds every declared length.
+  const limit = body.length;
   try {
-    state = decoder.decode(r.bytes.subarray(r.pos, r.end)) as SchedulerState;
+    state = new Decoder({ maxArrayLength: limit, maxMapLength: limit, maxStrLength: limit, maxBinLength: limit }).decode(body) as SchedulerState;
   } catch (err) {
     throw new ProtocolError("E_BAD_FRAME", `bad snapshot: ${(err as Error).message}`);
   }

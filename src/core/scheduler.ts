@@ -8,7 +8,7 @@
 // failed or expired attempt goes back to queued until maxAttempts is reached.
 
 import { Deque } from "./deque.ts";
-import { ReadyQueue } from "./ready-queue.ts";
+import { PRIORITY_LEVELS, ReadyQueue } from "./ready-queue.ts";
 import { makeTaskId, type Task } from "./task.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
 
@@ -144,6 +144,9 @@ export class Scheduler {
 
   submit(req: SubmitRequest, now: number): SubmitOutcome {
     if (req.type.length === 0) return { ok: false, code: "E_BAD_REQUEST", message: "task type must not be empty" };
+    if (!Number.isInteger(req.priority) || req.priority < 0 || req.priority >= PRIORITY_LEVELS) {
+      return { ok: false, code: "E_BAD_REQUEST", message: `priority must be an integer from 0 to ${PRIORITY_LEVELS - 1}` };
+    }
     if (req.idempotencyKey !== "") {
       const existingId = this.byIdempotencyKey.get(req.idempotencyKey);
       const existing = existingId === undefined ? undefined : this.tasks.get(existingId);
@@ -204,12 +207,20 @@ export class Scheduler {
     for (const task of worker.leased) this.endAttempt(task, worker, "E_WORKER_LOST: worker went away", now);
   }
 
-  /** A heartbeat keeps the worker alive and extends its leases (never past each task's timeout). */
-  heartbeat(workerId: number, now: number): void {
+  /**
+   * A heartbeat keeps the worker alive and extends the leases of the tasks it
+   * says it is running (never past each task's timeout). A lease it does not
+   * mention (its result was lost with a crashed primary, say) is left to expire
+   * after leaseMs and the task is retried. `running` undefined: extend all.
+   */
+  heartbeat(workerId: number, now: number, running?: readonly number[]): void {
     const worker = this.workers.get(workerId);
     if (worker === undefined) return;
     worker.lastSeenAt = now;
-    for (const task of worker.leased) task.leaseExpiresAt = this.leaseEnd(task, now);
+    const mentioned = running === undefined ? undefined : new Set(running);
+    for (const task of worker.leased) {
+      if (mentioned === undefined || mentioned.has(task.id)) task.leaseExpiresAt = this.leaseEnd(task, now);
+    }
   }
 
   /** The outcome of one lease. Stale results (wrong attempt, unknown task) are counted and dropped. */

@@ -43,6 +43,8 @@ export function parseHostPort(text: string, defaultHost = "127.0.0.1"): HostPort
   if (bracket) {
     host = bracket[1]!;
     portText = bracket[2]!;
+  } else if (trimmed.indexOf(":") !== trimmed.lastIndexOf(":")) {
+    throw new Error(`"${text}" looks like a bare IPv6 address: write it as [address]:port`);
   } else if (trimmed.includes(":")) {
     const at = trimmed.lastIndexOf(":");
     host = trimmed.slice(0, at) || defaultHost;

@@ -13,7 +13,8 @@ export class ByteWriter {
   bytesMax: number;
 
   constructor(initialBytes = 64 * 1024, bytesMax = 64 * 1024 * 1024) {
-    this.bytes = new Uint8Array(initialBytes);
+    // At least a few bytes, so doubling always grows.
+    this.bytes = new Uint8Array(Math.max(16, initialBytes));
     this.view = new DataView(this.bytes.buffer);
     this.bytesMax = bytesMax;
   }

@@ -291,7 +291,12 @@ export function readTaskDone(r: Reader): TaskDoneFields {
   return f;
 }
 
-const decoder = new Decoder();
+/**
+ * Control messages are small: these caps stop a 5-byte body that declares a
+ * 64-million-element array from allocating it before the decode fails.
+ */
+export const CONTROL_LIMITS = { maxArrayLength: 100_000, maxMapLength: 10_000, maxStrLength: 1 << 20, maxBinLength: 16 << 20 };
+const decoder = new Decoder(CONTROL_LIMITS);
 
 /** A control message's msgpack body, checked to be a map. */
 export function readControl<T>(r: Reader): T {
@@ -302,7 +307,7 @@ export function readControl<T>(r: Reader): T {
     throw new ProtocolError("E_BAD_FRAME", `bad msgpack body: ${(err as Error).message}`);
   }
   r.pos = r.end;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+  if (value === null || typeof value !== "object" || Object.getPrototypeOf(value) !== Object.prototype) {
     throw new ProtocolError("E_BAD_FRAME", "control message body must be a map");
   }
   return value as T;

@@ -97,6 +97,8 @@ export interface Heartbeat {
   running: number;
   done: number;
   failed: number;
+  /** Ids of the tasks the worker runs now (of every shard): only these leases are extended. */
+  taskIds: number[];
 }
 
 export const TaskStatus = { OK: 0, FAILED: 1 } as const;

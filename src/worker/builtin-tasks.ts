@@ -32,16 +32,16 @@ function busyLoop(ms: number): number {
   return x;
 }
 
-/** Words are maximal runs of letters, digits and apostrophes (Unicode-aware). */
+/**
+ * Words are maximal runs of letters, digits, combining marks and apostrophes,
+ * by Unicode code point (so astral letters and marks inside words count right).
+ */
+const WORD = /[\p{L}\p{N}\p{M}']+/gu;
+
 export function countWords(text: string): number {
   let count = 0;
-  let inWord = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    const isWordChar = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 39 || (c > 127 && /[\p{L}\p{N}]/u.test(text[i]!));
-    if (isWordChar && !inWord) count++;
-    inWord = isWordChar;
-  }
+  WORD.lastIndex = 0;
+  while (WORD.exec(text) !== null) count++;
   return count;
 }
 

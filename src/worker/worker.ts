@@ -8,7 +8,7 @@ import { Deque } from "../core/deque.ts";
 import { shardOfTask } from "../core/task.ts";
 import type { NetLimits } from "../net/connection.ts";
 import type { HostPort } from "../net/endpoints.ts";
-import { Kind, TaskStatus } from "../protocol/messages.ts";
+import { Kind, TaskStatus, type Heartbeat } from "../protocol/messages.ts";
 import { SpscRing } from "../ring/spsc-ring.ts";
 import { CoordinatorLink, type LinkOptions } from "../net/coordinator-link.ts";
 import { ProtocolError } from "../protocol/errors.ts";
@@ -60,6 +60,8 @@ export class WorkerNode {
   private readonly linkByShard = new Map<number, CoordinatorLink>();
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private readonly resultsWaiting = new Map<number, Uint8Array[]>();
+  /** Tasks on the executors now: heartbeats name them so their leases are extended. */
+  private readonly runningTasks = new Set<number>();
   /** Names this worker in every coordinator's leases, across reconnects and failovers. */
   readonly workerId = 1 + Math.floor(Math.random() * 2 ** 47);
   private stopped = false;
@@ -113,8 +115,11 @@ export class WorkerNode {
       link.connect();
     }
     this.heartbeatTimer = setInterval(() => {
-      const beat = { running: this.running, done: this.counters.done, failed: this.counters.failed };
-      for (const link of this.links) link.sendControl(Kind.HEARTBEAT, beat);
+      const beat: Heartbeat = { running: this.running, done: this.counters.done, failed: this.counters.failed, taskIds: [] };
+      for (const link of this.links) {
+        beat.taskIds = this.runningOnShard(link.shard);
+        link.sendControl(Kind.HEARTBEAT, beat);
+      }
     }, this.config.heartbeatMs);
   }
 
@@ -182,9 +187,16 @@ export class WorkerNode {
     waiting.push(body.slice());
   }
 
+  private runningOnShard(shard: number): number[] {
+    const ids: number[] = [];
+    for (const id of this.runningTasks) if (shardOfTask(id) === shard) ids.push(id);
+    return ids;
+  }
+
   /** One ASSIGN body: to the least busy executor's ring (or its backlog when the ring is full). */
   private accept(body: Uint8Array): void {
     this.counters.received++;
+    this.runningTasks.add(new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true));
     let target = this.executors[0]!;
     for (const e of this.executors) if (e.inFlight < target.inFlight) target = e;
     target.inFlight++;
@@ -202,6 +214,7 @@ export class WorkerNode {
       e.inFlight--;
       const view = new DataView(data.buffer, data.byteOffset + start, length);
       const taskId = view.getFloat64(0, true);
+      this.runningTasks.delete(taskId);
       if (data[start + 10] === TaskStatus.OK) this.counters.done++;
       else this.counters.failed++;
       const shard = shardOfTask(taskId);
