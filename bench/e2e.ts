@@ -2,10 +2,11 @@
 // worker (optionally a router in front), runs the client several times per
 // concurrency level, and prints the median of each figure. Needs `bun run build`.
 //
-//   bun bench/e2e.ts [--runs 5] [--tasks 200000] [--concurrency 64,512] [--type noop] [--threads 2] [--router]
+//   bun bench/e2e.ts [--runs 5] [--tasks 200000] [--concurrency 64,512] [--type noop] [--threads 2] [--router] [--replicas 2]
+// --replicas N: one shard of N coordinators (primary + backups, synchronous replication).
 
 import { parseArgs } from "node:util";
-import { Cluster, parseReport } from "../test/e2e/harness.ts";
+import { Cluster, parseReport, waitFor } from "../test/e2e/harness.ts";
 
 const { values } = parseArgs({
   options: {
@@ -15,6 +16,7 @@ const { values } = parseArgs({
     type: { type: "string", default: "noop" },
     threads: { type: "string", default: "2" },
     router: { type: "boolean", default: false },
+    replicas: { type: "string", default: "1" },
   },
 });
 
@@ -25,12 +27,19 @@ const median = (xs: number[]) => {
 
 const cluster = new Cluster();
 try {
-  const coordinator = await cluster.coordinator();
-  cluster.worker([coordinator.port], ["-w", values.threads!]);
-  let port = coordinator.port;
-  if (values.router) port = (await cluster.router([coordinator.port])).port;
-  await cluster.workersJoined(port, 1);
-  console.log(`path: client -> ${values.router ? "router -> " : ""}coordinator -> worker (-w ${values.threads}); ${values.tasks} ${values.type} tasks per run, ${values.runs} runs, medians`);
+  const replicas = Number(values.replicas);
+  const coordinators = replicas > 1 ? await cluster.replicas(replicas) : [await cluster.coordinator()];
+  const ports = coordinators.map((c) => c.port);
+  cluster.worker(ports, ["-w", values.threads!]);
+  let port = ports[0]!;
+  if (values.router || replicas > 1) port = (await cluster.router(ports)).port;
+  await waitFor("a primary with its worker (and backups in sync)", async () => {
+    const stats = await cluster.stats(port);
+    const primary = stats.coordinators.find((c) => c.stats?.primary)?.stats;
+    return primary && primary.workers.length === 1 && primary.replication.backupsInSync === replicas - 1 ? true : undefined;
+  });
+  const via = values.router || replicas > 1 ? "router -> " : "";
+  console.log(`path: client -> ${via}coordinator${replicas > 1 ? ` (${replicas} replicas)` : ""} -> worker (-w ${values.threads}); ${values.tasks} ${values.type} tasks per run, ${values.runs} runs, medians`);
   console.log("concurrency  throughput/s  p50 ms  p95 ms  p99 ms  max ms  failed");
   for (const c of values.concurrency!.split(",")) {
     const reports: Record<string, any>[] = [];

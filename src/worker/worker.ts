@@ -60,6 +60,11 @@ export class WorkerNode {
   private readonly linkByShard = new Map<number, CoordinatorLink>();
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private readonly resultsWaiting = new Map<number, Uint8Array[]>();
+  private readonly recentResults = new Map<number, Deque<Uint8Array>>();
+  /** Enough to cover what a primary can lose in flight (a replication round trip's worth, and then some). */
+  private get recentResultsMax(): number {
+    return Math.max(this.slots, 1024);
+  }
   /** Tasks on the executors now: heartbeats name them so their leases are extended. */
   private readonly runningTasks = new Set<number>();
   /** Names this worker in every coordinator's leases, across reconnects and failovers. */
@@ -160,17 +165,28 @@ export class WorkerNode {
 
   /** Results go to the primary of their shard only; one that appears gets what waited for it. */
   private roleChanged(link: CoordinatorLink): void {
-    if (link.primary) {
-      this.linkByShard.set(link.shard, link);
-      const waiting = this.resultsWaiting.get(link.shard);
-      if (waiting === undefined) return;
-      this.resultsWaiting.delete(link.shard);
-      for (const body of waiting) if (!link.sendRaw(Kind.RESULT, body)) this.counters.dropped++;
-      link.flushSoon();
-      this.log.info("results delivered to new primary", { shard: link.shard, results: waiting.length, primary: link.label });
-    } else if (this.linkByShard.get(link.shard) === link) {
-      this.linkByShard.delete(link.shard);
+    if (!link.primary) {
+      if (this.linkByShard.get(link.shard) === link) this.linkByShard.delete(link.shard);
+      return;
     }
+    if (this.linkByShard.get(link.shard) === link) return;
+    this.linkByShard.set(link.shard, link);
+    // A new primary (failover, or a reconnect): results sent to the old one may
+    // have died with it before they were replicated. Send the recent ones again;
+    // the coordinator ignores those it already has (by lease attempt).
+    const resend = [...(this.recentResults.get(link.shard) ?? []), ...(this.resultsWaiting.get(link.shard) ?? [])];
+    this.resultsWaiting.delete(link.shard);
+    for (const body of resend) if (!link.sendRaw(Kind.RESULT, body)) this.counters.dropped++;
+    link.flushSoon();
+    if (resend.length > 0) this.log.info("results resent to new primary", { shard: link.shard, results: resend.length, primary: link.label });
+  }
+
+  /** The last results sent to each shard's primary, kept to resend after a failover. */
+  private rememberResult(shard: number, body: Uint8Array): void {
+    let recent = this.recentResults.get(shard);
+    if (recent === undefined) this.recentResults.set(shard, (recent = new Deque()));
+    recent.push(body.slice());
+    if (recent.length > this.recentResultsMax) recent.shift();
   }
 
   /**
@@ -221,7 +237,10 @@ export class WorkerNode {
       const link = this.linkByShard.get(shard);
       const body = data.subarray(start, start + length);
       if (link === undefined || !link.sendRaw(Kind.RESULT, body)) this.keepResult(shard, body);
-      else touched.add(link);
+      else {
+        touched.add(link);
+        this.rememberResult(shard, body);
+      }
     };
     while (!this.stopped) {
       const n = e.resultsOut.drain(forward);

@@ -28,6 +28,14 @@ export interface ClientRun {
   stderr: string;
 }
 
+/** A port free right now on loopback (the OS picks it; it stays free long enough for a test to bind it). */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
 /** Polls `check` until it returns a value other than undefined, or throws at the deadline. */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -55,6 +63,18 @@ export class Cluster {
       return m ? Number(m[1]) : undefined;
     });
     return { ...started, port };
+  }
+
+  /** A replica pair (or more) of one shard on fixed ports, each naming the others with --peer. */
+  async replicas(count: number, args: string[] = []): Promise<Started[]> {
+    const ports = Array.from({ length: count }, () => freePort());
+    return Promise.all(ports.map((port) => this.replica(port, ports, args)));
+  }
+
+  /** One replica on `port` whose peers are the other `ports`. */
+  replica(port: number, ports: number[], args: string[] = []): Promise<Started> {
+    const peers = ports.filter((p) => p !== port).map((p) => `127.0.0.1:${p}`).join(",");
+    return this.server("coordinator", ["--log-level", "warn", "--peer", peers, ...args, "-p", String(port)]);
   }
 
   coordinator(args: string[] = []): Promise<Started> {
