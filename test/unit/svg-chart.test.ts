@@ -91,6 +91,13 @@ describe("lineChartSvg", () => {
     expect(svg).toContain("noop &amp; friends &lt;via router&gt;");
   });
 
+  test("a subtitle too long for the width is squeezed to fit, a short one is not", () => {
+    const long = lineChartSvg(sweep({ subtitle: "x".repeat(300) }));
+    checkXml(long);
+    expect(long).toMatch(/<text [^>]*textLength="736" lengthAdjust="spacingAndGlyphs"[^>]*>x{300}</);
+    expect(lineChartSvg(sweep())).not.toContain("textLength");
+  });
+
   test("categorical x keeps workload names in order", () => {
     const names = ["noop", "cpu", "sleep", "mixed", "wordcount"];
     const svg = lineChartSvg(sweep({ x: names, xScale: undefined }));
