@@ -43,8 +43,12 @@ export function helpText(binary: string, summary: string, specs: readonly FlagSp
   return `${binary}: ${summary}\n\nUsage: ${binary} [flags]\n\nFlags:\n${rows.join("\n")}\n${help}\n${ex}`;
 }
 
-/** Parses argv (without the executable) into values for every spec. Throws UsageError. */
-export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], env: Record<string, string | undefined>): FlagValues & { help: boolean } {
+/**
+ * Parses argv (without the executable) into values for every spec. Throws
+ * UsageError. Words that are not flags go into `positionals` when it is given
+ * (commands and their arguments), and are an error otherwise.
+ */
+export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], env: Record<string, string | undefined>, positionals?: string[]): FlagValues & { help: boolean } {
   const byName = new Map<string, FlagSpec>();
   for (const s of specs) {
     byName.set(`--${s.name}`, s);
@@ -66,6 +70,10 @@ export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], 
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
     const key = eq > 0 ? arg.slice(0, eq) : arg;
     const spec = byName.get(key);
+    if (spec === undefined && positionals !== undefined && !arg.startsWith("-")) {
+      positionals.push(arg);
+      continue;
+    }
     if (spec === undefined) throw new UsageError(`unknown flag "${arg}" (see --help)`);
     let raw: string;
     if (eq > 0) raw = arg.slice(eq + 1);

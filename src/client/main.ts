@@ -3,7 +3,7 @@
 
 import { parseFlags, helpText, UsageError, type FlagSpec } from "../cli/flags.ts";
 import { parseHostPortList, type HostPort } from "../net/endpoints.ts";
-import { SchedulerClient, TaskError } from "../sdk/client.ts";
+import { COMMAND_FLAGS, COMMANDS, COMMANDS_HELP, runCommand } from "./commands.ts";
 import { runLoad, type LoadReport } from "./load.ts";
 import { MIXED_MIX, WORKLOADS, type WorkloadName } from "./workloads.ts";
 
@@ -27,10 +27,7 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
 
 const SUMMARY = `load generator and command-line client
 
-Commands:
   client [flags]              run a closed-loop benchmark and print its results (default)
-  client stats [flags]        print the coordinator's stats as JSON
-  client status ID [flags]    print one task's status as JSON
 
 Workloads (-t): noop; sleep and cpu (--duration-ms); wordcount (a generated corpus split in
 --chunk-words chunks, counted on workers, summed and checked here); mixed: ${MIXED_MIX.map((m) => `${Math.round(m.share * 100)}% ${m.type} ${m.ms} ms`).join(", ")}.
@@ -38,28 +35,27 @@ Exit status: 0 when every task completed, 1 otherwise, 2 on bad flags.`;
 
 export async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const command = argv[0] === "stats" || argv[0] === "status" ? argv.shift()! : "run";
-  const positional: string[] = [];
-  if (command === "status" && argv[0] !== undefined && !argv[0].startsWith("-")) positional.push(argv.shift()!);
+  // Words that are not flags name a command and its arguments.
+  const words: string[] = [];
   let values;
   let addresses: HostPort[];
   try {
-    values = parseFlags(CLIENT_FLAGS, argv, process.env);
+    values = parseFlags(ALL_FLAGS, argv, process.env, words);
+    if (words.length > 0 && !COMMANDS.includes(words[0] as (typeof COMMANDS)[number])) {
+      throw new UsageError(`unknown command "${words[0]}" (see --help)`);
+    }
     if (values.help) {
-      process.stdout.write(helpText("client", SUMMARY, CLIENT_FLAGS, ["client -p 6000 -c 64 -n 10000 -t mixed", "client -p 5000 -n 20000 -t noop --json", "client status 1099511627777 -p 6000"]));
+      process.stdout.write(helpText("client", `${SUMMARY}\n\n${COMMANDS_HELP}`, ALL_FLAGS, ["client -p 6000 -c 64 -n 10000 -t mixed", "client -p 5000 -n 20000 -t noop --json", "client submit sleep --payload '{\"ms\":100}' --wait", "client dlq list"]));
       return;
     }
     addresses = parseHostPortList((values.servers as string) || `${values.host}:${values.port}`, values.host as string);
-    if (command === "status" && positional.length === 0) throw new UsageError("status needs a task id");
   } catch (err) {
     if (!(err instanceof UsageError) && !(err instanceof Error)) throw err;
     process.stderr.write(`client: ${(err as Error).message}\n`);
     process.exit(2);
   }
   const token = (values.token as string) || undefined;
-  if (command !== "run") {
-    process.exit(await query(command, positional[0], addresses[0]!, token));
-  }
+  if (words.length > 0) process.exit(await runCommand(words, values, addresses[0]!, token));
   const report = await runLoad({
     addresses,
     concurrency: values.concurrency as number,
@@ -81,18 +77,7 @@ export async function main(): Promise<void> {
   process.exit(report.completed === report.tasks && report.failed === 0 && wordsOk ? 0 : 1);
 }
 
-async function query(command: string, id: string | undefined, address: HostPort, token: string | undefined): Promise<number> {
-  try {
-    const client = await SchedulerClient.connect(address, { token });
-    const result = command === "stats" ? await client.stats() : await client.task(Number(id));
-    client.close();
-    process.stdout.write(JSON.stringify(result, (_k, v) => (v instanceof Uint8Array ? Array.from(v) : v), 2) + "\n");
-    return 0;
-  } catch (err) {
-    process.stderr.write(`client: ${err instanceof TaskError ? err.message : `cannot reach ${address.host}:${address.port}: ${(err as Error).message}`}\n`);
-    return 1;
-  }
-}
+const ALL_FLAGS = [...CLIENT_FLAGS, ...COMMAND_FLAGS];
 
 export function formatReport(r: LoadReport): string {
   const l = r.latencyMs;

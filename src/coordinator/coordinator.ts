@@ -7,18 +7,20 @@
 
 import type { Logger } from "../cli/log.ts";
 import { Deque } from "../core/deque.ts";
-import { Scheduler, type SchedulerOptions, type SubmitOutcome } from "../core/scheduler.ts";
+import { Scheduler, type SchedulerOptions, type SubmitOutcome, type WorkflowOutcome } from "../core/scheduler.ts";
 import type { SchedulerState } from "../core/scheduler-state.ts";
-import type { Task } from "../core/task.ts";
+import type { Task, Watcher } from "../core/task.ts";
+import { encode } from "@msgpack/msgpack";
+import { ByteWriter } from "../protocol/byte-writer.ts";
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { readControl, Reader, writeAssign, writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
 import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, PROTOCOL_VERSION, ROLES, TaskStatus,
-  type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type TaskInfo, type Welcome, type WorkerInfo,
+  type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type TaskInfo, type Welcome, type WorkerInfo, type WorkflowNode,
 } from "../protocol/messages.ts";
-import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog } from "./event-log.ts";
+import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
 import { Peers, type ReplicationRole } from "./peers.ts";
 import { RecentLatency } from "./recent-latency.ts";
 import { ReplicaSet } from "./replica-set.ts";
@@ -52,12 +54,14 @@ export interface CoordinatorConfig {
 interface HeldReply {
   index: number;
   conn: Connection;
-  kind: typeof Kind.SUBMITTED | typeof Kind.TASK_DONE;
+  kind: typeof Kind.SUBMITTED | typeof Kind.TASK_DONE | typeof Kind.REPLY | typeof Kind.ERROR;
   requestId: number;
   taskId: number;
   status: number;
   attempts: number;
   output: Uint8Array;
+  /** REPLY / ERROR: the msgpack body. */
+  body?: Record<string, unknown>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -138,6 +142,7 @@ export class Coordinator implements ConnectionHandler {
         if (!primary) return this.refuseNotPrimary(conn, r.view.getUint32(r.pos, true));
         const requestId = r.view.getUint32(r.pos, true);
         const outcome = this.record(Ev.SUBMIT, conn.id, r.bytes.subarray(r.pos, r.end)) as SubmitOutcome;
+        // A refusal changed nothing but a counter; it needs no replication before the client hears it.
         if (outcome.ok) this.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY });
         else conn.sendError(requestId, outcome.code, outcome.message);
         return;
@@ -163,6 +168,21 @@ export class Coordinator implements ConnectionHandler {
       }
       case Kind.TASK_QUERY:
         return this.taskQuery(conn, readControl<{ requestId?: unknown; taskId?: unknown }>(r));
+      case Kind.CANCEL:
+      case Kind.WATCH:
+      case Kind.WORKFLOW:
+      case Kind.DLQ_REQUEUE:
+      case Kind.DLQ_PURGE:
+        return this.command(conn, kind, readControl<Record<string, unknown>>(r));
+      case Kind.DLQ_LIST: {
+        const q = readControl<{ requestId?: unknown; offset?: unknown; limit?: unknown }>(r);
+        const offset = Math.max(0, Number(q.offset) || 0);
+        const limit = Math.min(DLQ_PAGE_MAX, Math.max(1, Number(q.limit) || 100));
+        const tasks = this.scheduler.deadLetters(offset, limit).map((t) => taskInfo(0, t));
+        writeControl(conn.writer, Kind.REPLY, { requestId: Number(q.requestId) || 0, tasks, total: this.scheduler.dlqCount });
+        conn.queueFlush();
+        return;
+      }
       case Kind.REPL_SYNC:
         if (role !== "coordinator") throw new ProtocolError("E_BAD_REQUEST", "only coordinators replicate");
         readControl(r);
@@ -253,6 +273,60 @@ export class Coordinator implements ConnectionHandler {
     if (this.scheduler.worker(workerId) === undefined) this.record(Ev.WORKER_JOINED, workerId, encodeWorkerJoined(slots, tags));
   }
 
+  /** Requests that change state: logged like every input; the answer waits for the commit. */
+  private command(conn: Connection, kind: number, q: Record<string, unknown>): void {
+    const requestId = Number(q.requestId) || 0;
+    if (this.role !== "primary") return this.refuseNotPrimary(conn, requestId);
+    const taskId = Number(q.taskId);
+    const needsTask = kind === Kind.CANCEL || kind === Kind.WATCH || kind === Kind.DLQ_REQUEUE;
+    if (needsTask && !Number.isSafeInteger(taskId)) return conn.sendError(requestId, "E_BAD_REQUEST", "taskId must be an integer");
+    let body: Record<string, unknown>;
+    switch (kind) {
+      case Kind.CANCEL: {
+        const result = this.record(Ev.CANCEL, taskId) as { state?: string };
+        if (result.state === undefined) return this.unknownTask(conn, requestId, taskId);
+        body = { taskId, state: result.state };
+        break;
+      }
+      case Kind.WATCH: {
+        const w = new ByteWriter(12);
+        w.u32(requestId);
+        w.f64(taskId);
+        const result = this.record(Ev.WATCH, conn.id, w.toBytes()) as { count: number };
+        if (result.count === 0) return this.unknownTask(conn, requestId, taskId);
+        return; // the answer is a TASK_DONE when the task ends
+      }
+      case Kind.WORKFLOW: {
+        if (!Array.isArray(q.nodes)) return conn.sendError(requestId, "E_BAD_REQUEST", "a workflow needs nodes: an array of tasks");
+        if (q.nodes.length > WORKFLOW_NODES_MAX) return conn.sendError(requestId, "E_TOO_LARGE", `a workflow holds at most ${WORKFLOW_NODES_MAX} tasks`);
+        if (!q.nodes.every(isWorkflowNode)) return conn.sendError(requestId, "E_BAD_REQUEST", "each workflow node needs a type, and dependsOn entries {node} or {taskId}");
+        const outcome = this.record(Ev.WORKFLOW, 0, encode(q.nodes)) as WorkflowOutcome;
+        if (!outcome.ok) return conn.sendError(requestId, outcome.code, outcome.message);
+        body = { taskIds: outcome.taskIds };
+        break;
+      }
+      case Kind.DLQ_REQUEUE: {
+        const result = this.record(Ev.DLQ_REQUEUE, taskId) as { count: number };
+        if (result.count === 0) return conn.sendError(requestId, "E_UNKNOWN_TASK", `task ${taskId} is not in the dead-letter queue of shard ${this.config.scheduler.shard}`);
+        body = { taskId, requeued: true };
+        break;
+      }
+      default: {
+        const ids = Array.isArray(q.taskIds) ? q.taskIds.map(Number).filter(Number.isSafeInteger) : [];
+        const w = new ByteWriter(4 + ids.length * 8);
+        w.u32(ids.length);
+        for (const id of ids) w.f64(id);
+        const result = this.record(Ev.DLQ_PURGE, 0, w.toBytes()) as { count: number };
+        body = { purged: result.count };
+      }
+    }
+    this.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.REPLY, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, body: { requestId, ...body } });
+  }
+
+  private unknownTask(conn: Connection, requestId: number, taskId: number): void {
+    conn.sendError(requestId, "E_UNKNOWN_TASK", `no task ${taskId} on shard ${this.config.scheduler.shard} (never submitted, or evicted after retention)`);
+  }
+
   private refuseNotPrimary(conn: Connection, requestId: number): void {
     const primary = this.peers.primaryLabel;
     conn.sendError(requestId, "E_NOT_PRIMARY", `${this.config.nodeId} is a ${this.role} of shard ${this.config.scheduler.shard}${primary ? `; the primary is ${primary}` : ""}`);
@@ -261,22 +335,15 @@ export class Coordinator implements ConnectionHandler {
   private taskQuery(conn: Connection, req: { requestId?: unknown; taskId?: unknown }): void {
     const requestId = Number(req.requestId) || 0;
     const task = this.scheduler.task(Number(req.taskId));
-    if (task === undefined) {
-      conn.sendError(requestId, "E_UNKNOWN_TASK", `no task ${String(req.taskId)} on shard ${this.config.scheduler.shard} (never submitted, or evicted after retention)`);
-      return;
-    }
-    const info: TaskInfo = {
-      requestId, taskId: task.id, type: task.type, state: task.state, attempt: task.attempt,
-      maxAttempts: task.maxAttempts, priority: task.priority, output: task.output, error: task.errors.at(-1),
-    };
-    writeControl(conn.writer, Kind.TASK_INFO, info);
+    if (task === undefined) return this.unknownTask(conn, requestId, Number(req.taskId));
+    writeControl(conn.writer, Kind.TASK_INFO, taskInfo(requestId, task));
     conn.queueFlush();
   }
 
   // ------------------------------------------------------------ primary: log and effects
 
   /** Appends one input to the log and applies that entry: the only way the primary changes state. */
-  private record(type: number, subject: number, body: Uint8Array = EMPTY): SubmitOutcome | undefined {
+  private record(type: number, subject: number, body: Uint8Array = EMPTY): ApplyResult {
     const entry = this.eventLog.append(type, Date.now(), subject, body);
     try {
       return applyEntry(this.scheduler, this.entryReader.reset(entry));
@@ -301,9 +368,13 @@ export class Coordinator implements ConnectionHandler {
       for (const t of tasks) writeAssign(conn.writer, t.id, t.attempt, t.timeoutMs, t.type, t.payload);
       conn.queueFlush();
     }
-    for (const task of ready.finished) {
-      this.latency.record(now, now - task.submittedAt);
-      if (task.watcher !== 0) this.holdDone(task);
+    for (const task of ready.finished) this.latency.record(now, now - task.submittedAt);
+    for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
+    for (const abort of ready.aborts) {
+      const conn = this.workerConns.get(abort.workerId);
+      if (conn === undefined || !conn.writable()) continue;
+      writeControl(conn.writer, Kind.ABORT, { taskId: abort.taskId, attempt: abort.attempt });
+      conn.queueFlush();
     }
     for (const workerId of ready.lostWorkers) {
       this.log.warn("worker timed out", { workerId, timeoutMs: this.config.scheduler.workerTimeoutMs });
@@ -319,13 +390,13 @@ export class Coordinator implements ConnectionHandler {
     this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes));
   }
 
-  private holdDone(task: Task): void {
-    const conn = this.connections.get(task.watcher);
+  private holdDone(task: Task, watcher: Watcher): void {
+    const conn = this.connections.get(watcher.conn);
     if (conn === undefined) return;
     const ok = task.state === "completed";
-    const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.errors.at(-1) ?? "failed");
+    const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.state === "cancelled" ? "E_CANCELLED: the task was cancelled" : (task.errors.at(-1)?.error ?? "failed"));
     this.hold({
-      index: this.eventLog.lastIndex, conn, kind: Kind.TASK_DONE, requestId: task.watchRequestId,
+      index: this.eventLog.lastIndex, conn, kind: Kind.TASK_DONE, requestId: watcher.requestId,
       taskId: task.id, status: ok ? TaskStatus.OK : TaskStatus.FAILED, attempts: task.attempt, output,
     });
   }
@@ -340,7 +411,8 @@ export class Coordinator implements ConnectionHandler {
       const h = this.held.shift()!;
       if (!h.conn.writable()) continue;
       if (h.kind === Kind.SUBMITTED) writeSubmitted(h.conn.writer, h.requestId, h.taskId);
-      else writeTaskDone(h.conn.writer, h.requestId, h.taskId, h.status, h.attempts, h.output);
+      else if (h.kind === Kind.TASK_DONE) writeTaskDone(h.conn.writer, h.requestId, h.taskId, h.status, h.attempts, h.output);
+      else writeControl(h.conn.writer, h.kind, h.body);
       h.conn.queueFlush();
     }
   }
@@ -454,9 +526,31 @@ export class Coordinator implements ConnectionHandler {
       uptimeMs: now - this.startedAt, queued: this.scheduler.queuedCount, leased: this.scheduler.leasedTotal,
       submitted: c.submitted, completed: c.completed, failed: c.failed, retried: c.retried,
       rejectedQueueFull: c.rejectedQueueFull, retained: this.scheduler.retainedCount,
+      waiting: this.scheduler.waitingTotal, delayed: this.scheduler.delayedTotal, cancelled: c.cancelled,
+      deadlineMissed: c.deadlineMissed, dead: this.scheduler.dlqCount, unmatched: this.scheduler.unmatchedCount,
       latencyMs: this.latency.summary(now), workers,
     };
   }
+}
+
+/** Limits on requests that could otherwise ask for unbounded work. */
+const DLQ_PAGE_MAX = 1000;
+const WORKFLOW_NODES_MAX = 10_000;
+
+function isWorkflowNode(n: unknown): n is WorkflowNode {
+  if (n === null || typeof n !== "object") return false;
+  const node = n as Record<string, unknown>;
+  if (typeof node.type !== "string") return false;
+  if (node.dependsOn === undefined) return true;
+  return Array.isArray(node.dependsOn) && node.dependsOn.every((d) => d !== null && typeof d === "object" && ("node" in d || "taskId" in d));
+}
+
+export function taskInfo(requestId: number, task: Task): TaskInfo {
+  return {
+    requestId, taskId: task.id, type: task.type, state: task.state, attempt: task.attempt, maxAttempts: task.maxAttempts,
+    priority: task.priority, submittedAt: task.submittedAt, finishedAt: task.finishedAt, deadline: task.deadline, runAt: task.runAt,
+    tags: [...task.tags], dependsOn: [...task.dependsOn], output: task.output, error: task.errors.at(-1)?.error, errors: task.errors,
+  };
 }
 
 function writeSnapshotMessage(conn: Connection, epoch: number, index: number, state: Uint8Array): void {

@@ -11,12 +11,19 @@
 //   WORKER_LEFT    subject = worker id
 //   TICK, DISPATCH subject = 0
 //   PROMOTE        subject = new epoch
+//   CANCEL         subject = task id
+//   WATCH          subject = watcher connection id,  body = u32 requestId | f64 task id
+//   WORKFLOW       subject = 0,                      body = msgpack WorkflowNode[]
+//   DLQ_REQUEUE    subject = task id
+//   DLQ_PURGE      subject = 0,                      body = u32 n | f64 task id * n (none: all)
 
-import type { Scheduler, SubmitOutcome } from "../core/scheduler.ts";
+import { decode } from "@msgpack/msgpack";
+import type { Scheduler, SubmitOutcome, SubmitRequest, WorkflowNodeRequest, WorkflowOutcome } from "../core/scheduler.ts";
+import type { Backoff, TaskState } from "../core/task.ts";
 import { ByteWriter } from "../protocol/byte-writer.ts";
-import { readResult, readSubmit, Reader } from "../protocol/codec.ts";
+import { CONTROL_LIMITS, readResult, readSubmit, Reader } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { SUBMIT_FLAG_NOTIFY, TaskStatus } from "../protocol/messages.ts";
+import { BackoffType, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode } from "../protocol/messages.ts";
 
 export const Ev = {
   SUBMIT: 1,
@@ -27,7 +34,15 @@ export const Ev = {
   TICK: 6,
   DISPATCH: 7,
   PROMOTE: 8,
+  CANCEL: 9,
+  WATCH: 10,
+  WORKFLOW: 11,
+  DLQ_REQUEUE: 12,
+  DLQ_PURGE: 13,
 } as const;
+
+/** What applying an entry returns to the primary (backups ignore it). */
+export type ApplyResult = SubmitOutcome | WorkflowOutcome | { ok: true; state?: TaskState | undefined; count?: number } | undefined;
 
 const EMPTY = new Uint8Array(0);
 const HEADER_BYTES = 1 + 8 + 8;
@@ -84,6 +99,45 @@ export class EventLog {
   }
 }
 
+function backoffOf(type: number, delayMs: number, maxDelayMs: number): Backoff | undefined {
+  if (type === BackoffType.NONE) return undefined;
+  return { type: type === BackoffType.FIXED ? "fixed" : "exponential", delayMs, maxDelayMs: maxDelayMs || delayMs * 1024 };
+}
+
+/** Relative times in a submission become absolute with the coordinator's `now` (the same on every replica: it is in the entry). */
+function extrasToRequest(x: SubmitExtras, now: number): Partial<SubmitRequest> {
+  return {
+    runAt: x.delayMs > 0 ? now + x.delayMs : 0,
+    deadline: x.deadlineMs > 0 ? now + x.deadlineMs : 0,
+    backoff: backoffOf(x.backoffType, x.backoffDelayMs, x.backoffMaxDelayMs),
+    tags: x.tags,
+    dependsOn: x.dependsOn,
+  };
+}
+
+/** A WORKFLOW node from the wire, checked field by field (it is user input). */
+export function workflowNodeToRequest(n: WorkflowNode, now: number): WorkflowNodeRequest {
+  const num = (v: unknown, fallback = 0) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : fallback);
+  const backoff = n.backoff && typeof n.backoff === "object"
+    ? backoffOf(n.backoff.type === "fixed" ? BackoffType.FIXED : BackoffType.EXPONENTIAL, num(n.backoff.delayMs), num(n.backoff.maxDelayMs))
+    : undefined;
+  return {
+    type: typeof n.type === "string" ? n.type : "",
+    payload: n.payload instanceof Uint8Array ? n.payload.slice() : EMPTY,
+    priority: num(n.priority, 100),
+    maxAttempts: num(n.maxAttempts),
+    timeoutMs: num(n.timeoutMs),
+    idempotencyKey: typeof n.idempotencyKey === "string" ? n.idempotencyKey : "",
+    runAt: num(n.delayMs) > 0 ? now + num(n.delayMs) : 0,
+    deadline: num(n.deadlineMs) > 0 ? now + num(n.deadlineMs) : 0,
+    backoff,
+    tags: Array.isArray(n.tags) ? n.tags.map(String) : [],
+    dependsOn: Array.isArray(n.dependsOn)
+      ? n.dependsOn.map((d) => ("node" in d ? { node: Number(d.node) } : { taskId: Number((d as { taskId: unknown }).taskId) }))
+      : [],
+  };
+}
+
 /** Task ids a worker reports running: the leases its heartbeat extends. */
 export function encodeRunning(taskIds: readonly number[]): Uint8Array {
   const w = new ByteWriter(4 + taskIds.length * 8);
@@ -105,7 +159,7 @@ export function encodeWorkerJoined(slots: number, tags: readonly string[]): Uint
  * outcome for SUBMIT, undefined for the rest. The caller owns the effects
  * (scheduler.takeReady()).
  */
-export function applyEntry(scheduler: Scheduler, r: Reader): SubmitOutcome | undefined {
+export function applyEntry(scheduler: Scheduler, r: Reader): ApplyResult {
   const type = r.u8();
   const now = r.f64();
   const subject = r.f64();
@@ -122,7 +176,31 @@ export function applyEntry(scheduler: Scheduler, r: Reader): SubmitOutcome | und
         idempotencyKey: f.idempotencyKey,
         watcher: notify ? subject : 0,
         watchRequestId: f.requestId,
+        ...(f.extras === undefined ? {} : extrasToRequest(f.extras, now)),
       }, now);
+    }
+    case Ev.CANCEL:
+      r.done();
+      return { ok: true, state: scheduler.cancel(subject, now) };
+    case Ev.WATCH: {
+      const requestId = r.u32();
+      const taskId = r.f64();
+      r.done();
+      return { ok: true, count: scheduler.watchTask(taskId, { conn: subject, requestId }) ? 1 : 0 };
+    }
+    case Ev.WORKFLOW: {
+      const nodes = decode(r.bytes.subarray(r.pos, r.end), CONTROL_LIMITS) as WorkflowNode[];
+      r.pos = r.end;
+      return scheduler.submitWorkflow(nodes.map((n) => workflowNodeToRequest(n, now)), now);
+    }
+    case Ev.DLQ_REQUEUE:
+      r.done();
+      return { ok: true, count: scheduler.requeue(subject, now) ? 1 : 0 };
+    case Ev.DLQ_PURGE: {
+      const ids: number[] = [];
+      for (let n = r.u32(); n > 0; n--) ids.push(r.f64());
+      r.done();
+      return { ok: true, count: scheduler.purge(ids) };
     }
     case Ev.RESULT: {
       const f = readResult(r);

@@ -1,47 +1,99 @@
-// Tasks ready to run, by priority (0 = highest), FIFO within a priority.
-// Priorities are a u8, so a bucket per level and a hint of the lowest
-// non-empty level keep push and pop O(1) in practice.
+// Tasks ready to run. Order: priority with aging, then earliest deadline, then
+// arrival. A task's band is floor(readyAt / agingMs) + priority: each priority
+// level counts as agingMs of waiting, so higher-priority work bypasses a task
+// for at most (priority difference) x agingMs — nothing starves. Within a band,
+// the earliest deadline goes first (tasks without one last), then the oldest.
+// Tasks needing worker tags sit in their own heap per tag set, so a worker only
+// looks at heaps it can serve and unmatched tasks wait without blocking others.
 
-import { Deque } from "./deque.ts";
+import { Heap } from "./heap.ts";
 import type { Task } from "./task.ts";
 
 export const PRIORITY_LEVELS = 256;
 
+function before(a: Task, b: Task): boolean {
+  if (a.band !== b.band) return a.band < b.band;
+  const da = a.deadline === 0 ? Infinity : a.deadline;
+  const db = b.deadline === 0 ? Infinity : b.deadline;
+  if (da !== db) return da < db;
+  return a.id < b.id;
+}
+
+interface TagHeap {
+  tags: readonly string[];
+  heap: Heap<Task>;
+}
+
+export function tagSignature(tags: readonly string[]): string {
+  return [...tags].sort().join(",");
+}
+
 export class ReadyQueue {
-  private readonly buckets: (Deque<Task> | undefined)[] = new Array(PRIORITY_LEVELS);
-  private lowestLevel = PRIORITY_LEVELS;
+  private readonly heaps = new Map<string, TagHeap>();
   private count = 0;
 
+  constructor(private readonly agingMs: number) {}
+
+  /** Live queued tasks (stale heap entries not counted). */
   get length(): number {
     return this.count;
   }
 
-  push(task: Task): void {
-    const level = task.priority;
-    let bucket = this.buckets[level];
-    if (bucket === undefined) bucket = this.buckets[level] = new Deque<Task>(64);
-    bucket.push(task);
+  push(task: Task, now: number): void {
+    task.band = Math.floor(now / this.agingMs) + task.priority;
+    this.restore(task);
+  }
+
+  /** Puts a task back with the band it already has (snapshot restore). */
+  restore(task: Task): void {
+    task.state = "queued";
+    const signature = tagSignature(task.tags);
+    let entry = this.heaps.get(signature);
+    if (entry === undefined) this.heaps.set(signature, (entry = { tags: [...task.tags], heap: new Heap(before) }));
+    entry.heap.push(task);
     this.count++;
-    if (level < this.lowestLevel) this.lowestLevel = level;
   }
 
-  /** Every queued task in the order pop() would return them (for snapshots). */
-  *[Symbol.iterator](): IterableIterator<Task> {
-    for (let level = this.lowestLevel; level < PRIORITY_LEVELS; level++) {
-      const bucket = this.buckets[level];
-      if (bucket !== undefined) yield* bucket;
-    }
+  /** A queued task left the queue some other way (cancelled): its heap entry goes stale. */
+  forget(): void {
+    this.count--;
   }
 
-  pop(): Task | undefined {
-    while (this.lowestLevel < PRIORITY_LEVELS) {
-      const task = this.buckets[this.lowestLevel]?.shift();
-      if (task !== undefined) {
-        this.count--;
-        return task;
-      }
-      this.lowestLevel++;
+  /** The best queued task a worker with these tags may run, removed; undefined if none. */
+  popFor(workerTags: ReadonlySet<string>): Task | undefined {
+    let best: TagHeap | undefined;
+    for (const entry of this.heaps.values()) {
+      const top = this.liveTop(entry.heap);
+      if (top === undefined || !entry.tags.every((t) => workerTags.has(t))) continue;
+      if (best === undefined || before(top, best.heap.peek()!)) best = entry;
     }
-    return undefined;
+    if (best === undefined) return undefined;
+    this.count--;
+    return best.heap.pop();
+  }
+
+  /** Queued tasks whose tags no worker in `workers` has all of. */
+  unmatched(workers: Iterable<ReadonlySet<string>>): number {
+    const all = [...workers];
+    let n = 0;
+    for (const entry of this.heaps.values()) {
+      if (entry.tags.length === 0 && all.length > 0) continue;
+      if (all.some((w) => entry.tags.every((t) => w.has(t)))) continue;
+      for (const t of entry.heap.values()) if (t.state === "queued") n++;
+    }
+    return n;
+  }
+
+  /** Every queued task in dispatch order for an all-capable worker (snapshots, tests). */
+  ordered(): Task[] {
+    const all: Task[] = [];
+    for (const entry of this.heaps.values()) for (const t of entry.heap.values()) if (t.state === "queued") all.push(t);
+    return all.sort((a, b) => (before(a, b) ? -1 : 1));
+  }
+
+  /** Drops stale entries off the top so peek() sees a live task. */
+  private liveTop(heap: Heap<Task>): Task | undefined {
+    while (heap.length > 0 && heap.peek()!.state !== "queued") heap.pop();
+    return heap.peek();
   }
 }

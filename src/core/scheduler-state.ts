@@ -12,8 +12,10 @@ export interface SchedulerState {
   tasks: Task[];
   /** Queued task ids in dispatch order. */
   ready: number[];
-  /** Finished task ids, oldest first (the retention order). */
+  /** Completed and cancelled task ids, oldest first (the retention order). */
   finished: number[];
+  /** Failed task ids in the dead-letter queue, oldest first. */
+  dlq: number[];
   workers: Array<{
     id: number;
     slots: number;

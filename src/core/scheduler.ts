@@ -1,48 +1,63 @@
 // The coordinator's scheduler as a pure state machine: events in (submit,
-// worker joined/left, result, heartbeat, tick with the time), effects out
-// (assignments per worker, finished tasks to report), like raft's Ready.
-// No IO and no clock: `now` is always an argument, so a simulation can drive it.
+// workflow, cancel, worker joined/left, result, heartbeat, tick with the time),
+// effects out (assignments per worker, tasks ended, watchers to tell, running
+// tasks to abort), like raft's Ready. No IO and no clock: `now` is always an
+// argument, so replicas and simulations replay it exactly.
 //
-// Lifecycle: queued -> leased (attempt n, lease until min(now + leaseMs,
-// leasedAt + timeoutMs), extended by heartbeats) -> completed | failed, where a
-// failed or expired attempt goes back to queued until maxAttempts is reached.
+// Lifecycle (task.ts): waiting (on parents) -> delayed (runAt) -> queued ->
+// leased (attempt n, lease until min(now + leaseMs, leasedAt + timeoutMs),
+// extended by heartbeats naming it) -> completed | failed | cancelled. A failed
+// or expired attempt goes back to delayed/queued (backoff) until maxAttempts;
+// then the task is failed and sits in the dead-letter queue.
 
+import { retryDelayMs } from "./backoff-policy.ts";
 import { Deque } from "./deque.ts";
+import { Heap } from "./heap.ts";
 import { PRIORITY_LEVELS, ReadyQueue } from "./ready-queue.ts";
-import { makeTaskId, type Task } from "./task.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
+import { isFinal, makeTaskId, type AttemptError, type Backoff, type Task, type TaskState, type Watcher } from "./task.ts";
+import { workflowOrder, type DependencyRef } from "./workflow.ts";
 
 export interface SchedulerOptions {
   shard: number;
-  /** Unfinished tasks (queued + leased) a shard holds before E_QUEUE_FULL. */
+  /** Unfinished tasks a shard holds before E_QUEUE_FULL. */
   queueMax: number;
-  /** Finished tasks kept for status and result queries; oldest evicted first. */
+  /** Completed and cancelled tasks kept for queries; oldest evicted first. */
   retainedMax: number;
-  /** How long a lease lasts without a heartbeat from its worker. */
+  /** ... and for at most this long after they ended. */
+  retainedMs: number;
+  /** Failed tasks kept in the dead-letter queue; oldest evicted first. */
+  dlqMax: number;
+  /** How long a lease lasts without a heartbeat naming its task. */
   leaseMs: number;
   /** A worker silent this long is declared lost and its leases end. */
   workerTimeoutMs: number;
   defaultTimeoutMs: number;
   defaultMaxAttempts: number;
+  /** Waiting this long counts as one priority level (starvation freedom). */
+  agingMs: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: Omit<SchedulerOptions, "shard"> = {
   queueMax: 1_000_000,
   retainedMax: 200_000,
+  retainedMs: 3_600_000,
+  dlqMax: 100_000,
   leaseMs: 5_000,
   workerTimeoutMs: 3_000,
   defaultTimeoutMs: 60_000,
   defaultMaxAttempts: 3,
+  agingMs: 1_000,
 };
 
-const utf8 = new TextDecoder();
-
+export const NO_BACKOFF: Backoff = { type: "fixed", delayMs: 0, maxDelayMs: 0 };
 /** Errors kept per task: enough to debug, bounded for poison tasks. */
 const ERRORS_KEPT_MAX = 16;
+const utf8 = new TextDecoder();
 
 export interface SubmitRequest {
   type: string;
-  /** Must be owned by the caller's side no longer: the scheduler keeps it. */
+  /** Owned by the scheduler from now on. */
   payload: Uint8Array;
   priority: number;
   /** 0: the default. */
@@ -51,19 +66,31 @@ export interface SubmitRequest {
   timeoutMs: number;
   /** "": none. */
   idempotencyKey: string;
-  /** Connection to notify at the end (0: none) and the request id to use. */
+  /** Connection to tell when the task ends (0: none) and the request id to use. */
   watcher: number;
   watchRequestId: number;
+  /** Absolute time; 0: none. */
+  deadline?: number;
+  /** Not before this absolute time; 0: now. */
+  runAt?: number;
+  backoff?: Backoff;
+  tags?: readonly string[];
+  dependsOn?: readonly number[];
 }
 
-export type SubmitOutcome =
-  | { ok: true; taskId: number; duplicate: boolean }
-  | { ok: false; code: "E_QUEUE_FULL" | "E_BAD_REQUEST"; message: string };
+export type Refusal = { ok: false; code: "E_QUEUE_FULL" | "E_BAD_REQUEST" | "E_UNKNOWN_TASK" | "E_CYCLE"; message: string };
+export type SubmitOutcome = { ok: true; taskId: number; duplicate: boolean } | Refusal;
+export type WorkflowOutcome = { ok: true; taskIds: number[] } | Refusal;
+
+export interface WorkflowNodeRequest extends Omit<SubmitRequest, "dependsOn" | "watcher" | "watchRequestId"> {
+  dependsOn: readonly DependencyRef[];
+}
 
 export interface WorkerState {
   readonly id: number;
   readonly slots: number;
   readonly tags: readonly string[];
+  readonly tagSet: ReadonlySet<string>;
   free: number;
   lastSeenAt: number;
   done: number;
@@ -71,12 +98,21 @@ export interface WorkerState {
   readonly leased: Set<Task>;
 }
 
+export interface Notice {
+  task: Task;
+  watcher: Watcher;
+}
+
 /** Effects of the events since the last takeReady(). */
 export interface Ready {
   /** Tasks to send to each worker, in order. */
   assignments: Map<number, Task[]>;
-  /** Tasks that ended (completed or failed for good), or were resubmitted after ending; the shell tells watchers. */
+  /** Tasks that ended (completed, failed for good, cancelled). */
   finished: Task[];
+  /** Watchers to tell that their task ended (also for a watch of a task already ended). */
+  notices: Notice[];
+  /** Running tasks whose worker should abort them (cancelled). */
+  aborts: Array<{ workerId: number; taskId: number; attempt: number }>;
   /** Workers declared lost by tick(): the shell closes their connections. */
   lostWorkers: number[];
 }
@@ -85,7 +121,9 @@ export interface SchedulerCounters {
   submitted: number;
   completed: number;
   failed: number;
+  cancelled: number;
   retried: number;
+  deadlineMissed: number;
   rejectedQueueFull: number;
   duplicates: number;
   staleResults: number;
@@ -95,21 +133,30 @@ export interface SchedulerCounters {
 export class Scheduler {
   readonly options: SchedulerOptions;
   readonly counters: SchedulerCounters = {
-    submitted: 0, completed: 0, failed: 0, retried: 0,
+    submitted: 0, completed: 0, failed: 0, cancelled: 0, retried: 0, deadlineMissed: 0,
     rejectedQueueFull: 0, duplicates: 0, staleResults: 0, expiredLeases: 0,
   };
   private readonly tasks = new Map<number, Task>();
   private readonly byIdempotencyKey = new Map<string, number>();
-  private readonly ready = new ReadyQueue();
+  private readonly ready: ReadyQueue;
+  private readonly delayed = new Heap<Task>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id));
+  /** Completed and cancelled tasks in the order they ended (retention). */
   private readonly finishedOrder = new Deque<Task>(1024);
+  /** Failed tasks in the order they failed (the dead-letter queue). */
+  private readonly dlq = new Map<number, Task>();
   private readonly workers = new Map<number, WorkerState>();
   private workerRotation = 0;
   private nextSeq = 1;
+  /** Tasks not ended: waiting, delayed, queued or leased (the queue limit counts these). */
+  private unfinished = 0;
   private leasedCount = 0;
+  private waitingCount = 0;
+  private delayedCount = 0;
   private effects: Ready = emptyReady();
 
   constructor(options: SchedulerOptions) {
     this.options = options;
+    this.ready = new ReadyQueue(options.agingMs);
   }
 
   // ------------------------------------------------------------------ queries
@@ -120,8 +167,21 @@ export class Scheduler {
   get leasedTotal(): number {
     return this.leasedCount;
   }
+  get waitingTotal(): number {
+    return this.waitingCount;
+  }
+  get delayedTotal(): number {
+    return this.delayedCount;
+  }
   get retainedCount(): number {
     return this.finishedOrder.length;
+  }
+  get dlqCount(): number {
+    return this.dlq.size;
+  }
+  /** Queued tasks that no connected worker has the tags for. */
+  get unmatchedCount(): number {
+    return this.ready.unmatched([...this.workers.values()].map((w) => w.tagSet));
   }
   task(taskId: number): Task | undefined {
     return this.tasks.get(taskId);
@@ -132,6 +192,10 @@ export class Scheduler {
   allWorkers(): IterableIterator<WorkerState> {
     return this.workers.values();
   }
+  /** Dead-letter queue, oldest first. */
+  deadLetters(offset: number, limit: number): Task[] {
+    return [...this.dlq.values()].slice(offset, offset + limit);
+  }
 
   /** Hands over the effects gathered so far and starts a new batch. */
   takeReady(): Ready {
@@ -140,22 +204,67 @@ export class Scheduler {
     return ready;
   }
 
-  // ------------------------------------------------------------------ events
+  // ------------------------------------------------------------------ submission
 
   submit(req: SubmitRequest, now: number): SubmitOutcome {
-    if (req.type.length === 0) return { ok: false, code: "E_BAD_REQUEST", message: "task type must not be empty" };
-    if (!Number.isInteger(req.priority) || req.priority < 0 || req.priority >= PRIORITY_LEVELS) {
-      return { ok: false, code: "E_BAD_REQUEST", message: `priority must be an integer from 0 to ${PRIORITY_LEVELS - 1}` };
-    }
     if (req.idempotencyKey !== "") {
-      const existingId = this.byIdempotencyKey.get(req.idempotencyKey);
-      const existing = existingId === undefined ? undefined : this.tasks.get(existingId);
+      const existing = this.tasks.get(this.byIdempotencyKey.get(req.idempotencyKey) ?? -1);
       if (existing !== undefined) return this.resubmitted(existing, req);
     }
-    if (this.ready.length + this.leasedCount >= this.options.queueMax) {
-      this.counters.rejectedQueueFull++;
-      return { ok: false, code: "E_QUEUE_FULL", message: `shard ${this.options.shard} holds ${this.options.queueMax} unfinished tasks, its limit` };
+    const invalid = this.validate(req, 1);
+    if (invalid !== undefined) return invalid;
+    const task = this.create(req, req.dependsOn ?? [], now);
+    if (req.watcher !== 0) task.watchers.push({ conn: req.watcher, requestId: req.watchRequestId });
+    this.place(task, now);
+    return { ok: true, taskId: task.id, duplicate: false };
+  }
+
+  /**
+   * Creates every node of a workflow, or none: nodes may depend on each other
+   * (by position) and on existing tasks (by id); a cycle is E_CYCLE.
+   */
+  submitWorkflow(nodes: readonly WorkflowNodeRequest[], now: number): WorkflowOutcome {
+    if (nodes.length === 0) return { ok: false, code: "E_BAD_REQUEST", message: "a workflow needs at least one task" };
+    const order = workflowOrder(nodes);
+    if (!order.ok) return order;
+    for (const { dependsOn, ...node } of nodes) {
+      const parents = dependsOn.flatMap((r) => ("taskId" in r ? [r.taskId] : []));
+      const invalid = this.validate({ ...node, dependsOn: parents, watcher: 0, watchRequestId: 0 }, nodes.length);
+      if (invalid !== undefined) return invalid;
     }
+    const ids = new Array<number>(nodes.length);
+    for (const i of order.order) {
+      const { dependsOn, ...node } = nodes[i]!;
+      const parents = dependsOn.map((r) => ("taskId" in r ? r.taskId : ids[r.node]!));
+      ids[i] = this.create({ ...node, watcher: 0, watchRequestId: 0 }, parents, now).id;
+    }
+    for (const i of order.order) this.place(this.tasks.get(ids[i]!)!, now);
+    return { ok: true, taskIds: ids };
+  }
+
+  private validate(req: SubmitRequest, adding: number): Refusal | undefined {
+    const bad = (message: string): Refusal => ({ ok: false, code: "E_BAD_REQUEST", message });
+    if (req.type.length === 0) return bad("task type must not be empty");
+    if (!Number.isInteger(req.priority) || req.priority < 0 || req.priority >= PRIORITY_LEVELS) {
+      return bad(`priority must be an integer from 0 to ${PRIORITY_LEVELS - 1}`);
+    }
+    const b = req.backoff;
+    if (b !== undefined && (!(b.delayMs >= 0) || !(b.maxDelayMs >= 0) || (b.type !== "fixed" && b.type !== "exponential"))) {
+      return bad("backoff needs type exponential|fixed and non-negative delayMs, maxDelayMs");
+    }
+    for (const parent of req.dependsOn ?? []) {
+      if (!this.tasks.has(parent)) {
+        return { ok: false, code: "E_UNKNOWN_TASK", message: `dependency ${parent} is not a task of shard ${this.options.shard} (never submitted, evicted, or on another shard)` };
+      }
+    }
+    if (this.unfinished + adding > this.options.queueMax) {
+      this.counters.rejectedQueueFull++;
+      return { ok: false, code: "E_QUEUE_FULL", message: `shard ${this.options.shard} holds ${this.unfinished} unfinished tasks; its limit is ${this.options.queueMax}` };
+    }
+    return undefined;
+  }
+
+  private create(req: SubmitRequest, dependsOn: readonly number[], now: number): Task {
     const task: Task = {
       id: makeTaskId(this.options.shard, this.nextSeq++),
       type: req.type,
@@ -165,38 +274,132 @@ export class Scheduler {
       timeoutMs: req.timeoutMs > 0 ? req.timeoutMs : this.options.defaultTimeoutMs,
       idempotencyKey: req.idempotencyKey,
       submittedAt: now,
-      state: "queued",
+      deadline: req.deadline ?? 0,
+      backoff: req.backoff ?? NO_BACKOFF,
+      tags: req.tags ?? [],
+      dependsOn: [...dependsOn],
+      state: "waiting",
+      waitingOn: 0,
+      dependants: [],
+      runAt: req.runAt ?? 0,
+      band: 0,
       attempt: 0,
+      attemptBase: 0,
       workerId: 0,
       leasedAt: 0,
       leaseExpiresAt: 0,
-      watcher: req.watcher,
-      watchRequestId: req.watchRequestId,
+      watchers: [],
       output: undefined,
       errors: [],
       finishedAt: 0,
     };
     this.tasks.set(task.id, task);
     if (task.idempotencyKey !== "") this.byIdempotencyKey.set(task.idempotencyKey, task.id);
-    this.ready.push(task);
     this.counters.submitted++;
-    return { ok: true, taskId: task.id, duplicate: false };
+    this.unfinished++;
+    return task;
   }
 
-  /** A retried submission: same task; the newest submitter becomes the watcher. */
+  /** A new task's first state: failed with its parent, waiting on parents, delayed, or queued. */
+  private place(task: Task, now: number): void {
+    for (const parentId of task.dependsOn) {
+      const parent = this.tasks.get(parentId)!;
+      if (parent.state === "completed") continue;
+      if (parent.state === "failed" || parent.state === "cancelled") {
+        return this.failWithoutAttempt(task, `E_DEPENDENCY: parent task ${parent.id} ${parent.state}`, now);
+      }
+      task.waitingOn++;
+      parent.dependants.push(task.id);
+    }
+    if (task.waitingOn > 0) this.waitingCount++;
+    else this.release(task, now);
+  }
+
+  /** Ready to run as soon as runAt allows. */
+  private release(task: Task, now: number): void {
+    if (task.runAt > now) {
+      task.state = "delayed";
+      this.delayedCount++;
+      this.delayed.push(task);
+    } else {
+      this.ready.push(task, now);
+    }
+  }
+
+  /** A retried submission: same task; this submitter is told when it ends. */
   private resubmitted(task: Task, req: SubmitRequest): SubmitOutcome {
     this.counters.duplicates++;
-    if (req.watcher !== 0) {
-      task.watcher = req.watcher;
-      task.watchRequestId = req.watchRequestId;
-      if (task.state === "completed" || task.state === "failed") this.effects.finished.push(task);
-    }
+    if (req.watcher !== 0) this.watch(task, { conn: req.watcher, requestId: req.watchRequestId });
     return { ok: true, taskId: task.id, duplicate: true };
   }
 
+  /** Tell `watcher` when the task ends (at once if it has). False: no such task. */
+  watchTask(taskId: number, watcher: Watcher): boolean {
+    const task = this.tasks.get(taskId);
+    if (task === undefined) return false;
+    this.watch(task, watcher);
+    return true;
+  }
+
+  private watch(task: Task, watcher: Watcher): void {
+    if (isFinal(task.state)) {
+      this.effects.notices.push({ task, watcher });
+      return;
+    }
+    // One watcher per connection: a client that retries replaces its own request id.
+    const same = task.watchers.findIndex((w) => w.conn === watcher.conn);
+    if (same >= 0) task.watchers[same] = watcher;
+    else task.watchers.push(watcher);
+  }
+
+  // ------------------------------------------------------------------ cancel and the DLQ
+
+  /** Cancels a task that has not ended; a running one is aborted on its worker. Returns its state after. */
+  cancel(taskId: number, now: number): TaskState | undefined {
+    const task = this.tasks.get(taskId);
+    if (task === undefined) return undefined;
+    if (isFinal(task.state)) return task.state;
+    this.leaveState(task);
+    if (task.state === "leased") {
+      const worker = this.workers.get(task.workerId);
+      this.effects.aborts.push({ workerId: task.workerId, taskId: task.id, attempt: task.attempt });
+      if (worker !== undefined) this.releaseLease(task, worker);
+    }
+    this.finish(task, "cancelled", now);
+    return task.state;
+  }
+
+  /** Gives a dead-lettered task maxAttempts more attempts. False: not in the DLQ. */
+  requeue(taskId: number, now: number): boolean {
+    const task = this.dlq.get(taskId);
+    if (task === undefined) return false;
+    this.dlq.delete(taskId);
+    task.attemptBase = task.attempt;
+    task.finishedAt = 0;
+    task.runAt = 0;
+    this.unfinished++;
+    this.counters.failed--;
+    this.release(task, now);
+    return true;
+  }
+
+  /** Forgets dead-lettered tasks (all when ids is empty); returns how many. */
+  purge(ids: readonly number[]): number {
+    const victims = ids.length === 0 ? [...this.dlq.values()] : ids.flatMap((id) => this.dlq.get(id) ?? []);
+    for (const task of victims) {
+      this.dlq.delete(task.id);
+      this.forget(task);
+    }
+    return victims.length;
+  }
+
+  // ------------------------------------------------------------------ workers
+
   workerJoined(workerId: number, slots: number, tags: readonly string[], now: number): void {
     if (this.workers.has(workerId)) throw new Error(`worker ${workerId} joined twice`);
-    this.workers.set(workerId, { id: workerId, slots, tags, free: slots, lastSeenAt: now, done: 0, failed: 0, leased: new Set() });
+    this.workers.set(workerId, {
+      id: workerId, slots, tags, tagSet: new Set(tags), free: slots, lastSeenAt: now, done: 0, failed: 0, leased: new Set(),
+    });
   }
 
   /** The worker is gone: each of its leases ends as a failed attempt. */
@@ -243,7 +446,9 @@ export class Scheduler {
     }
   }
 
-  /** Time passes: lost workers are dropped and expired leases end. */
+  // ------------------------------------------------------------------ time
+
+  /** Time passes: lost workers dropped, expired leases ended, delayed tasks released, old results evicted. */
   tick(now: number): void {
     for (const worker of this.workers.values()) {
       if (now - worker.lastSeenAt > this.options.workerTimeoutMs) {
@@ -252,19 +457,23 @@ export class Scheduler {
         continue;
       }
       for (const task of worker.leased) {
-        if (task.leaseExpiresAt <= now) {
-          this.counters.expiredLeases++;
-          const why = now >= task.leasedAt + task.timeoutMs
-            ? `ran past its ${task.timeoutMs} ms timeout`
-            : `lease expired: no heartbeat from worker ${worker.id} for ${this.options.leaseMs} ms`;
-          this.endAttempt(task, worker, `E_TIMEOUT: attempt ${task.attempt} ${why}`, now);
-        }
+        if (task.leaseExpiresAt > now) continue;
+        this.counters.expiredLeases++;
+        const why = now >= task.leasedAt + task.timeoutMs
+          ? `ran past its ${task.timeoutMs} ms timeout`
+          : `lease expired: no heartbeat from worker ${worker.id} named it for ${this.options.leaseMs} ms`;
+        this.endAttempt(task, worker, `E_TIMEOUT: attempt ${task.attempt} ${why}`, now);
       }
+    }
+    this.releaseDue(now);
+    while (this.finishedOrder.length > 0 && now - this.finishedOrder.peek()!.finishedAt > this.options.retainedMs) {
+      this.forget(this.finishedOrder.shift()!);
     }
   }
 
-  /** Leases queued tasks to workers with free slots, spreading them evenly. */
+  /** Leases queued tasks to workers with free slots and the tags they need, spreading them evenly. */
   dispatch(now: number): void {
+    this.releaseDue(now);
     if (this.ready.length === 0 || this.workers.size === 0) return;
     const workers = [...this.workers.values()];
     const start = this.workerRotation++ % workers.length;
@@ -273,13 +482,36 @@ export class Scheduler {
       for (const w of workers) if (w.free > 0) withFree++;
       if (withFree === 0) return;
       const share = Math.ceil(this.ready.length / withFree);
+      let leased = 0;
       for (let k = 0; k < workers.length && this.ready.length > 0; k++) {
         const worker = workers[(start + k) % workers.length]!;
-        const take = Math.min(worker.free, share, this.ready.length);
-        for (let i = 0; i < take; i++) this.lease(this.ready.pop()!, worker, now);
+        for (let i = Math.min(worker.free, share); i > 0; i--) {
+          const task = this.ready.popFor(worker.tagSet);
+          if (task === undefined) break;
+          if (task.deadline !== 0 && task.deadline <= now) {
+            this.counters.deadlineMissed++;
+            this.failWithoutAttempt(task, `E_DEADLINE: not started by its deadline (${task.deadline})`, now);
+            i++;
+            continue;
+          }
+          this.lease(task, worker, now);
+          leased++;
+        }
       }
+      if (leased === 0) return; // what is left needs tags no free worker has
     }
   }
+
+  private releaseDue(now: number): void {
+    while (this.delayed.length > 0 && this.delayed.peek()!.runAt <= now) {
+      const task = this.delayed.pop()!;
+      if (task.state !== "delayed") continue; // cancelled while delayed
+      this.delayedCount--;
+      this.ready.push(task, now);
+    }
+  }
+
+  // ------------------------------------------------------------------ roles and snapshots
 
   /**
    * This node became primary: no connection of the old primary exists here, so
@@ -287,17 +519,12 @@ export class Scheduler {
    * period from `now` (the old primary's clock no longer counts).
    */
   promoted(now: number): void {
-    for (const task of this.tasks.values()) {
-      task.watcher = 0;
-      task.watchRequestId = 0;
-    }
+    for (const task of this.tasks.values()) task.watchers = [];
     for (const worker of this.workers.values()) {
       worker.lastSeenAt = now;
       for (const task of worker.leased) task.leaseExpiresAt = this.leaseEnd(task, now);
     }
   }
-
-  // ------------------------------------------------------------------ snapshots
 
   /** The whole replicated state as plain data, in the orders that make replay after restore identical. */
   exportState(): SchedulerState {
@@ -305,9 +532,10 @@ export class Scheduler {
       nextSeq: this.nextSeq,
       workerRotation: this.workerRotation,
       counters: { ...this.counters },
-      tasks: [...this.tasks.values()].map((t) => ({ ...t, errors: [...t.errors] })),
-      ready: [...this.ready].map((t) => t.id),
+      tasks: [...this.tasks.values()].map((t) => ({ ...t, errors: [...t.errors], watchers: [...t.watchers], dependants: [...t.dependants] })),
+      ready: this.ready.ordered().map((t) => t.id),
       finished: [...this.finishedOrder].map((t) => t.id),
+      dlq: [...this.dlq.keys()],
       workers: [...this.workers.values()].map((w) => ({
         id: w.id, slots: w.slots, tags: [...w.tags], free: w.free, lastSeenAt: w.lastSeenAt,
         done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id),
@@ -322,20 +550,30 @@ export class Scheduler {
     s.workerRotation = state.workerRotation;
     Object.assign(s.counters, state.counters);
     for (const record of state.tasks) {
-      const task: Task = { ...record, errors: [...record.errors] };
+      const task: Task = { ...record, errors: [...record.errors], watchers: [...record.watchers], dependants: [...record.dependants] };
       s.tasks.set(task.id, task);
       if (task.idempotencyKey !== "") s.byIdempotencyKey.set(task.idempotencyKey, task.id);
+      if (!isFinal(task.state)) s.unfinished++;
+      if (task.state === "waiting") s.waitingCount++;
+      if (task.state === "delayed") {
+        s.delayedCount++;
+        s.delayed.push(task);
+      }
     }
     const lookup = (id: number): Task => {
       const task = s.tasks.get(id);
       if (task === undefined) throw new Error(`snapshot names task ${id} but does not hold it`);
       return task;
     };
-    for (const id of state.ready) s.ready.push(lookup(id));
+    for (const id of state.ready) s.ready.restore(lookup(id));
     for (const id of state.finished) s.finishedOrder.push(lookup(id));
+    for (const id of state.dlq) s.dlq.set(id, lookup(id));
     for (const w of state.workers) {
       const leased = new Set(w.leased.map(lookup));
-      s.workers.set(w.id, { id: w.id, slots: w.slots, tags: w.tags, free: w.free, lastSeenAt: w.lastSeenAt, done: w.done, failed: w.failed, leased });
+      s.workers.set(w.id, {
+        id: w.id, slots: w.slots, tags: w.tags, tagSet: new Set(w.tags), free: w.free, lastSeenAt: w.lastSeenAt,
+        done: w.done, failed: w.failed, leased,
+      });
       s.leasedCount += leased.size;
     }
     return s;
@@ -368,28 +606,71 @@ export class Scheduler {
     task.workerId = 0;
   }
 
-  /** A lease ended without success: retry while attempts remain, else fail for good. */
-  private endAttempt(task: Task, worker: WorkerState, error: string, now: number): void {
-    this.releaseLease(task, worker);
+  /** Takes a not-yet-final task out of the count of its current state. */
+  private leaveState(task: Task): void {
+    if (task.state === "waiting") this.waitingCount--;
+    else if (task.state === "delayed") this.delayedCount--;
+    else if (task.state === "queued") this.ready.forget();
+  }
+
+  private recordError(task: Task, workerId: number, error: string, now: number): void {
     if (task.errors.length >= ERRORS_KEPT_MAX) task.errors.shift();
-    task.errors.push(error);
-    if (task.attempt >= task.maxAttempts) {
+    task.errors.push({ attempt: task.attempt, workerId, at: now, error } satisfies AttemptError);
+  }
+
+  /** A lease ended without success: retry (after its backoff) while attempts remain, else fail for good. */
+  private endAttempt(task: Task, worker: WorkerState, error: string, now: number): void {
+    const workerId = worker.id;
+    this.releaseLease(task, worker);
+    this.recordError(task, workerId, error, now);
+    if (task.attempt - task.attemptBase >= task.maxAttempts) {
       this.finish(task, "failed", now);
       return;
     }
     this.counters.retried++;
-    task.state = "queued";
-    this.ready.push(task);
+    task.runAt = now + retryDelayMs(task.backoff, task.id, task.attempt - task.attemptBase);
+    this.release(task, now);
   }
 
-  private finish(task: Task, state: "completed" | "failed", now: number): void {
+  /** Fails a task that never ran this time (deadline missed, parent failed); the caller has taken it out of its state's count. */
+  private failWithoutAttempt(task: Task, error: string, now: number): void {
+    this.recordError(task, 0, error, now);
+    this.finish(task, "failed", now);
+  }
+
+  private finish(task: Task, state: "completed" | "failed" | "cancelled", now: number): void {
     task.state = state;
     task.finishedAt = now;
-    if (state === "completed") this.counters.completed++;
-    else this.counters.failed++;
+    this.unfinished--;
+    this.counters[state]++;
     this.effects.finished.push(task);
-    this.finishedOrder.push(task);
-    while (this.finishedOrder.length > this.options.retainedMax) this.forget(this.finishedOrder.shift()!);
+    for (const watcher of task.watchers) this.effects.notices.push({ task, watcher });
+    task.watchers = [];
+    if (state === "failed") {
+      this.dlq.set(task.id, task);
+      while (this.dlq.size > this.options.dlqMax) this.purge([this.dlq.keys().next().value!]);
+    } else {
+      this.finishedOrder.push(task);
+      while (this.finishedOrder.length > this.options.retainedMax) this.forget(this.finishedOrder.shift()!);
+    }
+    this.settleDependants(task, now);
+  }
+
+  /** A parent ended: dependants run when all their parents completed, and fail if one did not. */
+  private settleDependants(parent: Task, now: number): void {
+    const dependants = parent.dependants;
+    parent.dependants = [];
+    for (const id of dependants) {
+      const child = this.tasks.get(id);
+      if (child === undefined || child.state !== "waiting") continue;
+      if (parent.state !== "completed") {
+        this.waitingCount--;
+        this.failWithoutAttempt(child, `E_DEPENDENCY: parent task ${parent.id} ${parent.state}`, now);
+      } else if (--child.waitingOn === 0) {
+        this.waitingCount--;
+        this.release(child, now);
+      }
+    }
   }
 
   private forget(task: Task): void {
@@ -401,5 +682,5 @@ export class Scheduler {
 }
 
 function emptyReady(): Ready {
-  return { assignments: new Map(), finished: [], lostWorkers: [] };
+  return { assignments: new Map(), finished: [], notices: [], aborts: [], lostWorkers: [] };
 }

@@ -21,8 +21,21 @@ export class ShardMap {
     const n = this.shards.length;
     if (n === 0) return -1;
     if (end <= start) return this.shards[this.rotation++ % n]!;
-    return this.shards[fnv1a(data, start, end) % n]!;
+    return this.shards[mix32(fnv1a(data, start, end)) % n]!;
   }
+}
+
+/**
+ * murmur3's finalizer: FNV-1a's low bits depend only on the low bits of each
+ * byte, so `hash % 2` would ignore most of the key; mixing spreads every bit.
+ */
+export function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 /** 32-bit FNV-1a: fast, stable across processes and versions, good enough spread for keys. */

@@ -1,7 +1,16 @@
 // The task record held by a coordinator, and the task id scheme: an id encodes
 // its shard, so routers and clients route status and cancel by id alone.
 
-export type TaskState = "queued" | "leased" | "completed" | "failed";
+/**
+ * waiting: parents not done; delayed: not before runAt (delay or retry backoff);
+ * queued: ready to run; leased: running on a worker; then completed, failed
+ * (out of attempts: the dead-letter queue) or cancelled.
+ */
+export type TaskState = "waiting" | "delayed" | "queued" | "leased" | "completed" | "failed" | "cancelled";
+
+export function isFinal(state: TaskState): boolean {
+  return state === "completed" || state === "failed" || state === "cancelled";
+}
 
 /** Seq numbers per shard: 2^40 (about 10^12) before ids would collide. */
 const SEQ_SPAN = 2 ** 40;
@@ -20,6 +29,29 @@ export function seqOfTask(taskId: number): number {
   return taskId % SEQ_SPAN;
 }
 
+export interface Backoff {
+  type: "exponential" | "fixed";
+  /** First retry's delay (exponential doubles it each retry; 0: retry at once). */
+  delayMs: number;
+  /** Cap on any one delay. */
+  maxDelayMs: number;
+}
+
+/** One failed attempt, as the dead-letter queue shows it. */
+export interface AttemptError {
+  attempt: number;
+  /** 0 when the attempt never reached a worker (deadline, dependency, cancel). */
+  workerId: number;
+  at: number;
+  error: string;
+}
+
+/** Someone to tell when the task ends: a connection and the request id it asked with. */
+export interface Watcher {
+  conn: number;
+  requestId: number;
+}
+
 export interface Task {
   readonly id: number;
   readonly type: string;
@@ -30,17 +62,31 @@ export interface Task {
   readonly timeoutMs: number;
   readonly idempotencyKey: string;
   readonly submittedAt: number;
+  /** Fail with E_DEADLINE if not started by then (0: none). */
+  readonly deadline: number;
+  readonly backoff: Backoff;
+  /** Capabilities a worker must advertise to run it. */
+  readonly tags: readonly string[];
+  readonly dependsOn: readonly number[];
   state: TaskState;
+  /** Parents not completed yet. */
+  waitingOn: number;
+  /** Tasks waiting on this one. */
+  dependants: number[];
+  /** Not before this time (delayed tasks and retry backoff). */
+  runAt: number;
+  /** Rank for the ready queue: priority plus how long it has been ready (see ready-queue.ts). */
+  band: number;
   /** Number of the current or last lease: the fencing token a result must carry. */
   attempt: number;
+  /** Attempts used before the last requeue from the dead-letter queue. */
+  attemptBase: number;
   workerId: number;
   leasedAt: number;
   leaseExpiresAt: number;
-  /** Connection to tell when the task ends (0: nobody), and its request id. */
-  watcher: number;
-  watchRequestId: number;
+  watchers: Watcher[];
   output: Uint8Array | undefined;
-  /** One line per failed attempt, oldest first. */
-  errors: string[];
+  /** Every failed attempt, oldest first (bounded). */
+  errors: AttemptError[];
   finishedAt: number;
 }

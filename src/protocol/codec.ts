@@ -6,7 +6,7 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 import { ByteWriter } from "./byte-writer.ts";
 import { ProtocolError } from "./errors.ts";
 import { FRAME_HEADER_BYTES } from "./frame-decoder.ts";
-import { Kind, type AssignFields, type ResultFields, type SubmitFields, type SubmittedFields, type TaskDoneFields } from "./messages.ts";
+import { Kind, SUBMIT_FLAG_EXTRAS, type AssignFields, type SubmitExtras, type ResultFields, type SubmitFields, type SubmittedFields, type TaskDoneFields } from "./messages.ts";
 
 const MESSAGE_HEADER_BYTES = 5;
 /** A frame is closed once its body passes this many bytes, so one huge batch still streams. */
@@ -69,13 +69,38 @@ export function writeSubmit(w: FrameWriter, f: SubmitFields): void {
   w.begin(Kind.SUBMIT);
   w.u32(f.requestId);
   w.u8(f.priority);
-  w.u8(f.flags);
+  w.u8(f.extras === undefined ? f.flags & ~SUBMIT_FLAG_EXTRAS : f.flags | SUBMIT_FLAG_EXTRAS);
   w.u16(f.maxAttempts);
   w.u32(f.timeoutMs);
   w.str8(f.type);
   w.str8(f.idempotencyKey);
   w.bytes32(f.payload);
+  if (f.extras !== undefined) writeExtras(w, f.extras);
   w.end();
+}
+
+function writeExtras(w: ByteWriter, x: SubmitExtras): void {
+  w.u32(x.delayMs);
+  w.u32(x.deadlineMs);
+  w.u8(x.backoffType);
+  w.u32(x.backoffDelayMs);
+  w.u32(x.backoffMaxDelayMs);
+  if (x.tags.length > 255) throw new ProtocolError("E_TOO_LARGE", "at most 255 tags");
+  w.u8(x.tags.length);
+  for (const tag of x.tags) w.str8(tag);
+  if (x.dependsOn.length > 65535) throw new ProtocolError("E_TOO_LARGE", "at most 65535 dependencies");
+  w.u16(x.dependsOn.length);
+  for (const id of x.dependsOn) w.f64(id);
+}
+
+function readExtras(r: Reader): SubmitExtras {
+  const x: SubmitExtras = {
+    delayMs: r.u32(), deadlineMs: r.u32(), backoffType: r.u8(), backoffDelayMs: r.u32(), backoffMaxDelayMs: r.u32(),
+    tags: [], dependsOn: [],
+  };
+  for (let n = r.u8(); n > 0; n--) x.tags.push(r.str8());
+  for (let n = r.u16(); n > 0; n--) x.dependsOn.push(r.f64());
+  return x;
 }
 
 export function writeSubmitted(w: FrameWriter, requestId: number, taskId: number): void {
@@ -263,6 +288,7 @@ export function readSubmit(r: Reader): SubmitFields {
     idempotencyKey: r.str8(),
     payload: r.bytes32(),
   };
+  if (f.flags & SUBMIT_FLAG_EXTRAS) f.extras = readExtras(r);
   r.done();
   return f;
 }

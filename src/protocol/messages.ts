@@ -34,6 +34,22 @@ export const Kind = {
   TASK_QUERY: 23,
   /** coordinator -> client. msgpack TaskInfo. */
   TASK_INFO: 24,
+  /** generic answer to the requests below: msgpack {requestId, ...}. */
+  REPLY: 25,
+  /** client -> coordinator: cancel a task. msgpack {requestId, taskId} -> REPLY {taskId, state}. */
+  CANCEL: 26,
+  /** client -> coordinator: tell me when this task ends. msgpack {requestId, taskId} -> TASK_DONE. */
+  WATCH: 27,
+  /** client -> coordinator: create a DAG of tasks atomically. msgpack {requestId, nodes: WorkflowNode[]} -> REPLY {taskIds}. */
+  WORKFLOW: 28,
+  /** client -> coordinator: the dead-letter queue. msgpack {requestId, offset, limit} -> REPLY {tasks: TaskInfo[], total}. */
+  DLQ_LIST: 29,
+  /** client -> coordinator: give a dead-lettered task new attempts. msgpack {requestId, taskId} -> REPLY {taskId, requeued}. */
+  DLQ_REQUEUE: 34,
+  /** client -> coordinator: forget dead-lettered tasks (all if taskIds is empty). msgpack {requestId, taskIds} -> REPLY {purged}. */
+  DLQ_PURGE: 35,
+  /** coordinator -> worker: stop a running task (cancelled). msgpack {taskId, attempt}. */
+  ABORT: 36,
   /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
   REPL_SYNC: 30,
   /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState`. */
@@ -114,9 +130,33 @@ export interface SubmitFields {
   /** empty string: none. */
   idempotencyKey: string;
   payload: Uint8Array;
+  /** Present when flags has SUBMIT_FLAG_EXTRAS. */
+  extras?: SubmitExtras;
 }
 
 export const SUBMIT_FLAG_NOTIFY = 1;
+/** bit 1: the body ends with a SubmitExtras block. */
+export const SUBMIT_FLAG_EXTRAS = 2;
+
+export const BackoffType = { NONE: 0, FIXED: 1, EXPONENTIAL: 2 } as const;
+
+/**
+ * The less common submission options, after the payload:
+ * `u32 delayMs | u32 deadlineMs | u8 backoffType | u32 backoffDelayMs | u32 backoffMaxDelayMs |
+ *  u8 n | str8 tag * n | u16 m | f64 dependsOn * m`.
+ * Times are relative to the coordinator's receipt (no clock skew between machines).
+ */
+export interface SubmitExtras {
+  /** Run no sooner than this long after submission (0: at once). */
+  delayMs: number;
+  /** Fail with E_DEADLINE if not started within this long of submission (0: no deadline). */
+  deadlineMs: number;
+  backoffType: number;
+  backoffDelayMs: number;
+  backoffMaxDelayMs: number;
+  tags: string[];
+  dependsOn: number[];
+}
 
 export interface SubmittedFields {
   requestId: number;
@@ -188,6 +228,14 @@ export interface CoordinatorStats {
   retried: number;
   rejectedQueueFull: number;
   retained: number;
+  waiting: number;
+  delayed: number;
+  cancelled: number;
+  deadlineMissed: number;
+  /** Tasks in the dead-letter queue. */
+  dead: number;
+  /** Queued tasks that need tags no connected worker has. */
+  unmatched: number;
   /** Submission-to-finish latency of tasks finished in the last few seconds. */
   latencyMs: { p50: number; p99: number; max: number };
   workers: WorkerInfo[];
@@ -208,7 +256,32 @@ export interface TaskInfo {
   attempt: number;
   maxAttempts: number;
   priority: number;
-  /** base64 is avoided: raw bytes, msgpack carries them as bin. */
+  submittedAt: number;
+  finishedAt: number;
+  /** 0: none. */
+  deadline: number;
+  runAt: number;
+  tags: string[];
+  dependsOn: number[];
+  /** Raw bytes (msgpack bin). */
   output?: Uint8Array;
+  /** The last error. */
   error?: string;
+  /** Every failed attempt kept: attempt number, worker, time, error. */
+  errors: Array<{ attempt: number; workerId: number; at: number; error: string }>;
+}
+
+/** One task of a WORKFLOW: dependsOn names other nodes by position or existing tasks by id. */
+export interface WorkflowNode {
+  type: string;
+  payload?: Uint8Array;
+  priority?: number;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  idempotencyKey?: string;
+  delayMs?: number;
+  deadlineMs?: number;
+  backoff?: { type: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number };
+  tags?: string[];
+  dependsOn?: Array<{ node: number } | { taskId: number }>;
 }

@@ -105,15 +105,24 @@ export class Router implements ConnectionHandler {
     switch (kind) {
       case Kind.SUBMIT:
         return this.routeSubmit(conn, r);
-      case Kind.TASK_QUERY: {
-        const q = readControl<{ requestId?: unknown; taskId?: unknown }>(r);
+      case Kind.TASK_QUERY:
+      case Kind.CANCEL:
+      case Kind.WATCH:
+      case Kind.DLQ_REQUEUE: {
+        // Requests about one task go to the shard its id names.
+        const q = readControl<Record<string, unknown>>(r);
         const requestId = Number(q.requestId) || 0;
         const taskId = Number(q.taskId);
         if (!Number.isSafeInteger(taskId) || taskId < 0) return conn.sendError(requestId, "E_BAD_REQUEST", "taskId must be a non-negative integer");
         const upstream = this.primaries.get(shardOfTask(taskId));
         if (upstream === undefined) return this.refuseShard(conn, requestId, shardOfTask(taskId));
-        return this.forwardControl(upstream, conn, requestId, Kind.TASK_QUERY, { taskId });
+        return this.forwardControl(upstream, conn, requestId, kind, { ...q, taskId }, kind === Kind.WATCH);
       }
+      case Kind.WORKFLOW:
+        return this.routeWorkflow(conn, readControl<Record<string, unknown>>(r));
+      case Kind.DLQ_LIST:
+      case Kind.DLQ_PURGE:
+        return this.fanOut(conn, kind, readControl<Record<string, unknown>>(r));
       case Kind.STATS_REQUEST: {
         const q = readControl<{ requestId?: unknown }>(r);
         void this.clusterStats(Number(q.requestId) || 0).then((stats) => {
@@ -174,9 +183,61 @@ export class Router implements ConnectionHandler {
     }
   }
 
-  private forwardControl(upstream: Upstream, conn: Connection, requestId: number, kind: number, body: Record<string, unknown>): void {
+  /** A workflow is created on one shard: the shard of the existing tasks it depends on, else the next in turn. */
+  private routeWorkflow(conn: Connection, q: Record<string, unknown>): void {
+    const requestId = Number(q.requestId) || 0;
+    const nodes = Array.isArray(q.nodes) ? (q.nodes as Array<{ dependsOn?: unknown }>) : [];
+    const shards = new Set<number>();
+    for (const node of nodes) {
+      if (!Array.isArray(node?.dependsOn)) continue;
+      for (const d of node.dependsOn as Array<{ taskId?: unknown }>) if (d && typeof d === "object" && "taskId" in d) shards.add(shardOfTask(Number(d.taskId)));
+    }
+    if (shards.size > 1) return conn.sendError(requestId, "E_BAD_REQUEST", `a workflow depends on tasks of shards ${[...shards].join(", ")}; dependencies across shards are not supported`);
+    const shard = shards.size === 1 ? [...shards][0]! : this.shardMap.pick(new Uint8Array(0), 0, 0);
+    const upstream = this.primaries.get(shard);
+    if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
+    this.forwardControl(upstream, conn, requestId, Kind.WORKFLOW, q);
+  }
+
+  /** DLQ list and purge cover every shard: ask each primary, merge the answers. */
+  private fanOut(conn: Connection, kind: number, q: Record<string, unknown>): void {
+    const requestId = Number(q.requestId) || 0;
+    const offset = Math.max(0, Number(q.offset) || 0);
+    const limit = Math.max(1, Number(q.limit) || 100);
+    const upstreams = [...this.primaries.values()];
+    const perShard = kind === Kind.DLQ_LIST ? { ...q, offset: 0, limit: offset + limit } : q;
+    void Promise.all(upstreams.map((u) => this.ask(u, kind, perShard))).then((answers) => {
+      if (!conn.writable()) return;
+      const failed = answers.find((a) => a.kind === Kind.ERROR);
+      if (failed !== undefined) return conn.sendError(requestId, "E_UNAVAILABLE", `a shard did not answer: ${String(failed.body.message)}`);
+      let reply: Record<string, unknown>;
+      if (kind === Kind.DLQ_LIST) {
+        const tasks = answers.flatMap((a) => (a.body.tasks as Array<{ finishedAt: number }>) ?? []).sort((x, y) => x.finishedAt - y.finishedAt);
+        reply = { requestId, tasks: tasks.slice(offset, offset + limit), total: answers.reduce((n, a) => n + Number(a.body.total ?? 0), 0) };
+      } else {
+        reply = { requestId, purged: answers.reduce((n, a) => n + Number(a.body.purged ?? 0), 0) };
+      }
+      writeControl(conn.writer, Kind.REPLY, reply);
+      conn.queueFlush();
+    });
+  }
+
+  /** The router's own request to one coordinator; resolves with the answer (an ERROR when the link drops). */
+  private ask(upstream: Upstream, kind: number, body: Record<string, unknown>): Promise<{ kind: number; body: Record<string, unknown> }> {
+    return new Promise((resolve) => {
+      const upstreamId = this.takeRequestId(upstream);
+      const onControl = (answerKind: number, answer: Record<string, unknown>) => resolve({ kind: answerKind, body: answer });
+      upstream.routes.set(upstreamId, { client: undefined, clientRequestId: 0, awaitsDone: false, onControl });
+      if (!upstream.link.sendControl(kind, { ...body, requestId: upstreamId })) {
+        upstream.routes.delete(upstreamId);
+        resolve({ kind: Kind.ERROR, body: { code: "E_UNAVAILABLE", message: `coordinator ${upstream.link.label} is not reachable now` } });
+      }
+    });
+  }
+
+  private forwardControl(upstream: Upstream, conn: Connection, requestId: number, kind: number, body: Record<string, unknown>, awaitsDone = false): void {
     const upstreamId = this.takeRequestId(upstream);
-    upstream.routes.set(upstreamId, { client: conn, clientRequestId: requestId, awaitsDone: false });
+    upstream.routes.set(upstreamId, { client: conn, clientRequestId: requestId, awaitsDone });
     if (!upstream.link.sendControl(kind, { ...body, requestId: upstreamId })) {
       upstream.routes.delete(upstreamId);
       conn.sendError(requestId, "E_UNAVAILABLE", `coordinator ${upstream.link.label} is not reachable now; retry`);
@@ -198,6 +259,7 @@ export class Router implements ConnectionHandler {
         return this.answerRaw(upstream, kind, r);
       case Kind.ERROR:
       case Kind.TASK_INFO:
+      case Kind.REPLY:
       case Kind.STATS: {
         const body = readControl<{ requestId?: unknown } & Partial<ErrorMessage>>(r);
         const upstreamId = Number(body.requestId);

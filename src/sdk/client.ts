@@ -8,7 +8,7 @@ import { dial, parseHostPort, type HostPort } from "../net/endpoints.ts";
 import { readControl, readSubmitted, readTaskDone, writeControl, writeSubmit, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
-  Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus,
+  BackoffType, Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type TaskInfo, type Welcome,
 } from "../protocol/messages.ts";
 
@@ -19,6 +19,27 @@ export interface SubmitOptions {
   timeoutMs?: number;
   /** A retried submission with the same key returns the original task. */
   idempotencyKey?: string;
+  /** Run no sooner than this long from now. */
+  delayMs?: number;
+  /** Run no sooner than this time (ms since the epoch, or a Date); converted to a delay on this machine's clock. */
+  runAt?: number | Date;
+  /** Fail with E_DEADLINE unless started within this long from now. */
+  deadlineMs?: number;
+  /** ... or by this time (ms since the epoch, or a Date). */
+  deadline?: number | Date;
+  /** Delay between attempts: exponential (doubling from delayMs, jittered, capped) or fixed. */
+  backoff?: { type: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number };
+  /** Only workers advertising all these tags run it. */
+  tags?: string[];
+  /** Task ids (of the same shard) that must complete first. */
+  dependsOn?: number[];
+}
+
+/** One task of a workflow; dependsOn names other nodes by index or existing tasks by id. */
+export interface WorkflowTask extends Omit<SubmitOptions, "dependsOn" | "runAt" | "deadline"> {
+  type: string;
+  payload?: unknown;
+  dependsOn?: Array<{ node: number } | { taskId: number }>;
 }
 
 export interface TaskOutcome {
@@ -59,6 +80,32 @@ interface Pending {
 
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextDecoder();
+const U32_MAX = 0xffffffff;
+
+/** Milliseconds from now until an absolute time (never negative, at most what a u32 holds). */
+function untilMs(at: number | Date): number {
+  const ms = (at instanceof Date ? at.getTime() : at) - Date.now();
+  return Math.min(U32_MAX, Math.max(0, Math.ceil(ms)));
+}
+
+/** The extras block of a submission, or undefined when no option needs it (the common, shorter case). */
+function extrasOf(o: SubmitOptions): SubmitExtras | undefined {
+  if (o.delayMs === undefined && o.runAt === undefined && o.deadlineMs === undefined && o.deadline === undefined
+    && o.backoff === undefined && o.tags === undefined && o.dependsOn === undefined) return undefined;
+  const delayMs = o.runAt !== undefined ? untilMs(o.runAt) : Math.max(0, o.delayMs ?? 0);
+  // A deadline already past still has to reach the coordinator as "past": 1 ms is the earliest it can say.
+  const deadlineMs = o.deadline !== undefined ? Math.max(1, untilMs(o.deadline)) : Math.max(0, o.deadlineMs ?? 0);
+  const b = o.backoff;
+  return {
+    delayMs: Math.min(U32_MAX, delayMs),
+    deadlineMs: Math.min(U32_MAX, deadlineMs),
+    backoffType: b === undefined ? BackoffType.NONE : b.type === "fixed" ? BackoffType.FIXED : BackoffType.EXPONENTIAL,
+    backoffDelayMs: Math.min(U32_MAX, b?.delayMs ?? 0),
+    backoffMaxDelayMs: Math.min(U32_MAX, b?.maxDelayMs ?? 0),
+    tags: o.tags ?? [],
+    dependsOn: o.dependsOn ?? [],
+  };
+}
 
 export class SchedulerClient implements ConnectionHandler {
   private conn: Connection | undefined;
@@ -106,6 +153,50 @@ export class SchedulerClient implements ConnectionHandler {
     return this.send(type, payload, options, true) as Promise<TaskOutcome>;
   }
 
+  /** Resolves when the task ends (at once if it has), like run() for a task submitted earlier. */
+  wait(taskId: number): Promise<TaskOutcome> {
+    const conn = this.usable();
+    const requestId = this.takeRequestId();
+    const promise = new Promise<TaskOutcome>((resolve, reject) => this.pending.set(requestId, { resolve: resolve as (v: unknown) => void, reject, waitsForDone: true }));
+    writeControl(conn.writer, Kind.WATCH, { requestId, taskId });
+    conn.queueFlush();
+    return promise;
+  }
+
+  /** Cancels a task that has not ended (a running one is aborted on its worker); resolves with its state after. */
+  async cancel(taskId: number): Promise<string> {
+    const reply = (await this.control(Kind.CANCEL, { taskId })) as { state: string };
+    return reply.state;
+  }
+
+  /** Creates every task of a DAG at once (or none); resolves with their ids in the order given. */
+  async workflow(tasks: WorkflowTask[]): Promise<number[]> {
+    const nodes: WorkflowNode[] = tasks.map((t) => ({
+      type: t.type,
+      payload: t.payload instanceof Uint8Array ? t.payload : t.payload === undefined ? undefined : encode(t.payload),
+      priority: t.priority, maxAttempts: t.maxAttempts, timeoutMs: t.timeoutMs, idempotencyKey: t.idempotencyKey,
+      delayMs: t.delayMs, deadlineMs: t.deadlineMs, backoff: t.backoff, tags: t.tags, dependsOn: t.dependsOn,
+    }));
+    const reply = (await this.control(Kind.WORKFLOW, { nodes })) as { taskIds: number[] };
+    return reply.taskIds;
+  }
+
+  /** The dead-letter queue (every shard's, through a router), oldest first. */
+  async deadLetters(offset = 0, limit = 100): Promise<{ tasks: TaskInfo[]; total: number }> {
+    return (await this.control(Kind.DLQ_LIST, { offset, limit })) as { tasks: TaskInfo[]; total: number };
+  }
+
+  /** Gives a dead-lettered task its attempts again. */
+  async requeue(taskId: number): Promise<void> {
+    await this.control(Kind.DLQ_REQUEUE, { taskId });
+  }
+
+  /** Forgets dead-lettered tasks (all of them when no ids are given); resolves with how many. */
+  async purgeDeadLetters(taskIds: number[] = []): Promise<number> {
+    const reply = (await this.control(Kind.DLQ_PURGE, { taskIds })) as { purged: number };
+    return reply.purged;
+  }
+
   task(taskId: number): Promise<TaskInfo> {
     return this.control(Kind.TASK_QUERY, { taskId }) as Promise<TaskInfo>;
   }
@@ -147,6 +238,7 @@ export class SchedulerClient implements ConnectionHandler {
         type,
         idempotencyKey: options.idempotencyKey ?? "",
         payload: bytes,
+        extras: extrasOf(options),
       });
     } catch (err) {
       conn.writer.abandon();
@@ -203,6 +295,7 @@ export class SchedulerClient implements ConnectionHandler {
         return;
       }
       case Kind.STATS:
+      case Kind.REPLY:
       case Kind.TASK_INFO: {
         const body = readControl<{ requestId: number }>(r);
         const p = this.pending.get(Number(body.requestId));

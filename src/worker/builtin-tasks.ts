@@ -6,7 +6,12 @@ import { decode, encode } from "@msgpack/msgpack";
 
 export type TaskOutput = Uint8Array;
 export type SyncOrAsync = TaskOutput | Promise<TaskOutput>;
-export type BuiltinHandler = (payload: Uint8Array) => SyncOrAsync;
+/** What a running task can see besides its payload. */
+export interface TaskContext {
+  /** Aborted when the task is cancelled: long handlers should stop. */
+  signal: AbortSignal;
+}
+export type BuiltinHandler = (payload: Uint8Array, ctx: TaskContext) => SyncOrAsync;
 
 const NOTHING = new Uint8Array(0);
 const utf8 = new TextDecoder();
@@ -47,9 +52,15 @@ export function countWords(text: string): number {
 
 export const BUILTIN_TASKS: Record<string, BuiltinHandler> = {
   noop: () => NOTHING,
-  sleep: (payload) => {
+  sleep: (payload, ctx) => {
     const ms = durationMs(payload, "sleep");
-    return new Promise((resolve) => setTimeout(() => resolve(NOTHING), ms));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => resolve(NOTHING), ms);
+      ctx.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        reject(new Error("E_CANCELLED: the task was cancelled"));
+      }, { once: true });
+    });
   },
   cpu: (payload) => {
     busyLoop(durationMs(payload, "cpu"));

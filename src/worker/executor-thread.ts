@@ -7,7 +7,7 @@ import { ByteWriter } from "../protocol/byte-writer.ts";
 import { readAssign, Reader, writeResultBody } from "../protocol/codec.ts";
 import { TaskStatus } from "../protocol/messages.ts";
 import { SpscRing } from "../ring/spsc-ring.ts";
-import { BUILTIN_TASKS, type SyncOrAsync } from "./builtin-tasks.ts";
+import { BUILTIN_TASKS, type SyncOrAsync, type TaskContext } from "./builtin-tasks.ts";
 
 declare const self: Worker;
 
@@ -22,6 +22,23 @@ export interface ExecutorInit {
 }
 
 const utf8 = new TextEncoder();
+
+/** A handler's context. The AbortController is made only if the handler asks for the signal: most never do. */
+class RunningTask implements TaskContext {
+  private controller: AbortController | undefined;
+  private aborted = false;
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.aborted) this.controller.abort();
+    return this.controller.signal;
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.controller?.abort();
+  }
+}
 
 class Executor {
   private readonly tasksIn: SpscRing;
@@ -55,10 +72,14 @@ class Executor {
     const task = readAssign(this.reader.reset(data, start, start + length));
     const handler = BUILTIN_TASKS[task.type];
     let outcome: SyncOrAsync;
+    let context: RunningTask | undefined;
+    if (handler === undefined) {
+      this.finish(task.taskId, task.attempt, TaskStatus.FAILED, utf8.encode(`E_NO_HANDLER: no handler for task type "${task.type}" on this worker`));
+      return;
+    }
     try {
-      if (handler === undefined) throw new Error(`E_NO_HANDLER: no handler for task type "${task.type}"`);
       // The payload view points into the ring, which the producer reuses: copy for async handlers.
-      outcome = handler(task.payload.slice());
+      outcome = handler(task.payload.slice(), (context = new RunningTask()));
     } catch (err) {
       this.finish(task.taskId, task.attempt, TaskStatus.FAILED, utf8.encode(describe(err)));
       return;
@@ -68,11 +89,20 @@ class Executor {
       return;
     }
     const { taskId, attempt } = task;
+    this.running.set(taskId, context!);
     outcome.then(
       (output) => this.finishAsync(taskId, attempt, TaskStatus.OK, output),
       (err) => this.finishAsync(taskId, attempt, TaskStatus.FAILED, utf8.encode(describe(err))),
-    );
+    ).finally(() => this.running.delete(taskId));
   };
+
+  /** Async tasks in flight, so a cancel can reach them. */
+  private readonly running = new Map<number, RunningTask>();
+
+  /** The coordinator cancelled a task: its handler's signal fires (a synchronous handler has already finished). */
+  abort(taskId: number): void {
+    this.running.get(taskId)?.abort();
+  }
 
   private finish(taskId: number, attempt: number, status: number, output: Uint8Array): void {
     this.encoded.reset();
@@ -105,8 +135,15 @@ function describe(err: unknown): string {
   return text.length > ERROR_TEXT_MAX ? text.slice(0, ERROR_TEXT_MAX) : text;
 }
 
-self.onmessage = (event: MessageEvent<ExecutorInit>) => {
-  const executor = new Executor(event.data);
+let executor: Executor | undefined;
+
+/** The first message starts the executor; later ones are cancels ({abort: taskId}). */
+self.onmessage = (event: MessageEvent<ExecutorInit | { abort: number }>) => {
+  if ("abort" in event.data) {
+    executor?.abort(event.data.abort);
+    return;
+  }
+  executor = new Executor(event.data);
   // Tell the main thread this thread loaded and runs: it takes no work before every executor has said so.
   self.postMessage("ready");
   void executor.run();

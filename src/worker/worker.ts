@@ -12,6 +12,7 @@ import { Kind, TaskStatus, type Heartbeat } from "../protocol/messages.ts";
 import { SpscRing } from "../ring/spsc-ring.ts";
 import { CoordinatorLink, type LinkOptions } from "../net/coordinator-link.ts";
 import { ProtocolError } from "../protocol/errors.ts";
+import { readControl } from "../protocol/codec.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import type { ExecutorInit } from "./executor-thread.ts";
 
@@ -106,8 +107,9 @@ export class WorkerNode {
     for (const address of this.config.coordinators) {
       const link = new CoordinatorLink(address, linkOptions, this.log, {
         onMessage: (l, kind, r) => {
-          if (kind !== Kind.ASSIGN) throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from coordinator ${l.label}`);
-          this.accept(r.bytes.subarray(r.pos, r.end));
+          if (kind === Kind.ASSIGN) return this.accept(r.bytes.subarray(r.pos, r.end));
+          if (kind === Kind.ABORT) return this.abort(readControl<{ taskId?: unknown }>(r));
+          throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from coordinator ${l.label}`);
         },
         onReadEnd: () => this.publishTasks(),
         onUp: (l) => this.roleChanged(l),
@@ -201,6 +203,13 @@ export class WorkerNode {
       this.counters.dropped++;
     }
     waiting.push(body.slice());
+  }
+
+  /** A cancelled task: every executor hears it (cancels are rare); the one running it aborts its handler. */
+  private abort(msg: { taskId?: unknown }): void {
+    const taskId = Number(msg.taskId);
+    if (!this.runningTasks.has(taskId)) return;
+    for (const e of this.executors) e.thread.postMessage({ abort: taskId });
   }
 
   private runningOnShard(shard: number): number[] {
