@@ -29,7 +29,7 @@ start coordinator shard0.log -p "$BASE_PORT" --shard 0
 start coordinator shard1.log -p "$((BASE_PORT + 1))" --shard 1
 wait_for shard0.log "listening on"
 wait_for shard1.log "listening on"
-start worker worker.log --coordinators "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1))" -w 2
+start worker worker.log --coordinators "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1))" -w 2 --handlers examples/handlers.ts
 start router router.log -p "$ROUTER_PORT" -s "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1))"
 wait_for router.log "listening on"
 wait_for worker.log "coordinator link up"
@@ -44,6 +44,12 @@ dist/client -p "$ROUTER_PORT" -n 20000 -c 64 -t mixed
 echo
 echo "== distributed word count: 2000 chunks of 200 words"
 dist/client -p "$ROUTER_PORT" -n 2000 -c 64 -t wordcount
+echo
+echo "== your own handlers (examples/handlers.ts) through the SDK (examples/submit-and-wait.ts)"
+bun examples/submit-and-wait.ts "127.0.0.1:$ROUTER_PORT"
+echo
+echo "== word frequencies as a map/reduce DAG (examples/wordfreq-mapreduce.ts)"
+bun examples/wordfreq-mapreduce.ts "127.0.0.1:$ROUTER_PORT"
 echo
 echo "== cluster stats"
 dist/client stats -p "$ROUTER_PORT" | grep -E '"(address|shard|submitted|completed|failed|nodeId)"' | sed 's/^ */  /'

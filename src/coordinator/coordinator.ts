@@ -78,6 +78,8 @@ export class Coordinator implements ConnectionHandler {
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private readonly startedAt = Date.now();
   private readonly latency = new RecentLatency(LATENCY_WINDOW_MS);
+  /** Last progress reported for running tasks (runtime state, like connections). */
+  private readonly progress = new Map<number, number>();
   private eventLog = new EventLog();
   private readonly entryReader = new Reader();
   private readonly replicas: ReplicaSet;
@@ -158,6 +160,13 @@ export class Coordinator implements ConnectionHandler {
         if (!primary || this.scheduler.worker(workerId) === undefined) return;
         const running = Array.isArray(beat.taskIds) ? beat.taskIds.slice(0, this.config.workerSlotsMax).map(Number).filter(Number.isFinite) : [];
         this.record(Ev.HEARTBEAT, workerId, encodeRunning(running));
+        return;
+      }
+      case Kind.PROGRESS: {
+        // Soft, runtime-only state: not logged, lost on failover, shown in task status.
+        const p = readControl<{ taskId?: unknown; attempt?: unknown; progress?: unknown }>(r);
+        const task = this.scheduler.task(Number(p.taskId));
+        if (task?.state === "leased" && task.attempt === Number(p.attempt)) this.progress.set(task.id, Math.min(1, Math.max(0, Number(p.progress) || 0)));
         return;
       }
       case Kind.STATS_REQUEST: {
@@ -336,7 +345,10 @@ export class Coordinator implements ConnectionHandler {
     const requestId = Number(req.requestId) || 0;
     const task = this.scheduler.task(Number(req.taskId));
     if (task === undefined) return this.unknownTask(conn, requestId, Number(req.taskId));
-    writeControl(conn.writer, Kind.TASK_INFO, taskInfo(requestId, task));
+    const info = taskInfo(requestId, task);
+    const progress = this.progress.get(task.id);
+    if (progress !== undefined && task.state === "leased") info.progress = progress;
+    writeControl(conn.writer, Kind.TASK_INFO, info);
     conn.queueFlush();
   }
 
@@ -365,10 +377,13 @@ export class Coordinator implements ConnectionHandler {
     for (const [workerId, tasks] of ready.assignments) {
       const conn = this.workerConns.get(workerId);
       if (conn === undefined || !conn.writable()) continue; // the lease expires and the task is retried
-      for (const t of tasks) writeAssign(conn.writer, t.id, t.attempt, t.timeoutMs, t.type, t.payload);
+      for (const t of tasks) writeAssign(conn.writer, t.id, t.attempt, t.timeoutMs, t.type, t.payload, t.dependsOn.length === 0 ? undefined : this.scheduler.inputsOf(t));
       conn.queueFlush();
     }
-    for (const task of ready.finished) this.latency.record(now, now - task.submittedAt);
+    for (const task of ready.finished) {
+      this.latency.record(now, now - task.submittedAt);
+      this.progress.delete(task.id);
+    }
     for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
     for (const abort of ready.aborts) {
       const conn = this.workerConns.get(abort.workerId);

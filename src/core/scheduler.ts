@@ -54,6 +54,7 @@ export const NO_BACKOFF: Backoff = { type: "fixed", delayMs: 0, maxDelayMs: 0 };
 /** Errors kept per task: enough to debug, bounded for poison tasks. */
 const ERRORS_KEPT_MAX = 16;
 const utf8 = new TextDecoder();
+const EMPTY_OUTPUT = new Uint8Array(0);
 
 export interface SubmitRequest {
   type: string;
@@ -192,6 +193,11 @@ export class Scheduler {
   allWorkers(): IterableIterator<WorkerState> {
     return this.workers.values();
   }
+  /** The outputs of a task's parents in dependsOn order (empty for a parent no longer retained). */
+  inputsOf(task: Task): Uint8Array[] {
+    return task.dependsOn.map((id) => this.tasks.get(id)?.output ?? EMPTY_OUTPUT);
+  }
+
   /** Dead-letter queue, oldest first. */
   deadLetters(offset: number, limit: number): Task[] {
     return [...this.dlq.values()].slice(offset, offset + limit);

@@ -110,19 +110,23 @@ export function writeSubmitted(w: FrameWriter, requestId: number, taskId: number
   w.end();
 }
 
-export function writeAssign(w: FrameWriter, taskId: number, attempt: number, timeoutMs: number, type: string, payload: Uint8Array): void {
+const NO_INPUTS: readonly Uint8Array[] = [];
+
+export function writeAssign(w: FrameWriter, taskId: number, attempt: number, timeoutMs: number, type: string, payload: Uint8Array, inputs: readonly Uint8Array[] = NO_INPUTS): void {
   w.begin(Kind.ASSIGN);
-  writeAssignBody(w, taskId, attempt, timeoutMs, type, payload);
+  writeAssignBody(w, taskId, attempt, timeoutMs, type, payload, inputs);
   w.end();
 }
 
-/** The ASSIGN body alone: the worker copies these bytes into an executor's ring as they are. */
-export function writeAssignBody(w: ByteWriter, taskId: number, attempt: number, timeoutMs: number, type: string, payload: Uint8Array): void {
+/** The ASSIGN body alone (`... | bytes32 payload | u16 n | bytes32 input * n`): the worker copies it into an executor's ring as it is. */
+export function writeAssignBody(w: ByteWriter, taskId: number, attempt: number, timeoutMs: number, type: string, payload: Uint8Array, inputs: readonly Uint8Array[] = NO_INPUTS): void {
   w.f64(taskId);
   w.u16(attempt);
   w.u32(timeoutMs);
   w.str8(type);
   w.bytes32(payload);
+  w.u16(inputs.length);
+  for (const input of inputs) w.bytes32(input);
 }
 
 /** The RESULT body alone: executors write it into their result ring; the worker forwards it unchanged. */
@@ -300,7 +304,8 @@ export function readSubmitted(r: Reader): SubmittedFields {
 }
 
 export function readAssign(r: Reader): AssignFields {
-  const f = { taskId: r.f64(), attempt: r.u16(), timeoutMs: r.u32(), type: r.str8(), payload: r.bytes32() };
+  const f: AssignFields = { taskId: r.f64(), attempt: r.u16(), timeoutMs: r.u32(), type: r.str8(), payload: r.bytes32(), inputs: [] };
+  for (let n = r.u16(); n > 0; n--) f.inputs.push(r.bytes32());
   r.done();
   return f;
 }

@@ -50,6 +50,8 @@ export const Kind = {
   DLQ_PURGE: 35,
   /** coordinator -> worker: stop a running task (cancelled). msgpack {taskId, attempt}. */
   ABORT: 36,
+  /** worker -> coordinator: how far a running task is. msgpack {taskId, attempt, progress (0..1)}. */
+  PROGRESS: 37,
   /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
   REPL_SYNC: 30,
   /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState`. */
@@ -169,6 +171,8 @@ export interface AssignFields {
   timeoutMs: number;
   type: string;
   payload: Uint8Array;
+  /** The outputs of the task's parents (dependsOn order): results flow along DAG edges. */
+  inputs: Uint8Array[];
 }
 
 export interface ResultFields {
@@ -269,6 +273,8 @@ export interface TaskInfo {
   error?: string;
   /** Every failed attempt kept: attempt number, worker, time, error. */
   errors: Array<{ attempt: number; workerId: number; at: number; error: string }>;
+  /** A running task's last reported progress, 0..1 (absent: none reported). */
+  progress?: number;
 }
 
 /** One task of a WORKFLOW: dependsOn names other nodes by position or existing tasks by id. */

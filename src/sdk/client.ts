@@ -2,7 +2,7 @@
 // status and stats. The `client` load generator is built on it. One TCP
 // connection carries any number of pipelined requests; writes are batched.
 
-import { encode } from "@msgpack/msgpack";
+import { decode, encode } from "@msgpack/msgpack";
 import { Connection, DEFAULT_NET_LIMITS, type ConnectionHandler, type NetLimits } from "../net/connection.ts";
 import { dial, parseHostPort, type HostPort } from "../net/endpoints.ts";
 import { readControl, readSubmitted, readTaskDone, writeControl, writeSubmit, type Reader } from "../protocol/codec.ts";
@@ -80,6 +80,21 @@ interface Pending {
 
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextDecoder();
+
+/** A task's output as a value: msgpack decoded, raw bytes when it is not msgpack, undefined when empty. */
+export function decodeResult(output: Uint8Array | undefined): unknown {
+  if (output === undefined || output.length === 0) return undefined;
+  try {
+    return decode(output);
+  } catch {
+    return output;
+  }
+}
+
+/** Connects to a router or coordinator ("host:port") and completes the handshake. */
+export function connect(address: string | HostPort, options: ClientOptions = {}): Promise<SchedulerClient> {
+  return SchedulerClient.connect(address, options);
+}
 const U32_MAX = 0xffffffff;
 
 /** Milliseconds from now until an absolute time (never negative, at most what a u32 holds). */
@@ -195,6 +210,20 @@ export class SchedulerClient implements ConnectionHandler {
   async purgeDeadLetters(taskIds: number[] = []): Promise<number> {
     const reply = (await this.control(Kind.DLQ_PURGE, { taskIds })) as { purged: number };
     return reply.purged;
+  }
+
+  /** Submits many tasks at once (they go out in the same frames); resolves with their ids in order. */
+  submitMany(tasks: Array<{ type: string; payload?: unknown; options?: SubmitOptions }>): Promise<number[]> {
+    return Promise.all(tasks.map((t) => this.submit(t.type, t.payload, t.options)));
+  }
+
+  /** A finished task's result, decoded (msgpack; raw bytes otherwise). Rejects with E_UNKNOWN_TASK, E_HANDLER (it failed or was cancelled) or E_BAD_REQUEST (not finished yet). */
+  async result(taskId: number): Promise<unknown> {
+    const info = await this.task(taskId);
+    if (info.state !== "completed") {
+      throw new TaskError(info.state === "failed" || info.state === "cancelled" ? "E_HANDLER" : "E_BAD_REQUEST", `task ${taskId} is ${info.state}${info.error ? `: ${info.error}` : ""}`);
+    }
+    return decodeResult(info.output);
   }
 
   task(taskId: number): Promise<TaskInfo> {

@@ -6,10 +6,16 @@ import { decode, encode } from "@msgpack/msgpack";
 
 export type TaskOutput = Uint8Array;
 export type SyncOrAsync = TaskOutput | Promise<TaskOutput>;
-/** What a running task can see besides its payload. */
+/** What a running task can see besides its payload (user handlers get a friendlier view: handlers.ts). */
 export interface TaskContext {
+  taskId: number;
+  attempt: number;
   /** Aborted when the task is cancelled: long handlers should stop. */
   signal: AbortSignal;
+  /** The parents' outputs, raw. */
+  inputs: Uint8Array[];
+  progress(fraction: number): void;
+  log(message: string, fields?: Record<string, unknown>): void;
 }
 export type BuiltinHandler = (payload: Uint8Array, ctx: TaskContext) => SyncOrAsync;
 

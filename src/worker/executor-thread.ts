@@ -7,7 +7,8 @@ import { ByteWriter } from "../protocol/byte-writer.ts";
 import { readAssign, Reader, writeResultBody } from "../protocol/codec.ts";
 import { TaskStatus } from "../protocol/messages.ts";
 import { SpscRing } from "../ring/spsc-ring.ts";
-import { BUILTIN_TASKS, type SyncOrAsync, type TaskContext } from "./builtin-tasks.ts";
+import type { BuiltinHandler, SyncOrAsync, TaskContext } from "./builtin-tasks.ts";
+import { loadHandlers } from "./handlers.ts";
 
 declare const self: Worker;
 
@@ -19,14 +20,33 @@ export interface ExecutorInit {
   idleWaitMs: number;
   /** Tasks taken from the ring per batch before results are published. */
   batchMax: number;
+  /** Absolute paths of user handler modules. */
+  handlerModules: string[];
 }
 
+/** Messages from an executor to the main thread. */
+export type ExecutorMessage =
+  | { ready: true }
+  | { failed: string }
+  | { progress: { taskId: number; attempt: number; value: number } };
+
+/** At most one progress report per task this often: a chatty handler must not flood the coordinator. */
+const PROGRESS_INTERVAL_MS = 100;
+
 const utf8 = new TextEncoder();
+const NO_INPUTS: Uint8Array[] = [];
 
 /** A handler's context. The AbortController is made only if the handler asks for the signal: most never do. */
 class RunningTask implements TaskContext {
   private controller: AbortController | undefined;
   private aborted = false;
+  private lastProgressAt = 0;
+
+  constructor(
+    readonly taskId: number,
+    readonly attempt: number,
+    readonly inputs: Uint8Array[],
+  ) {}
 
   get signal(): AbortSignal {
     this.controller ??= new AbortController();
@@ -38,6 +58,18 @@ class RunningTask implements TaskContext {
     this.aborted = true;
     this.controller?.abort();
   }
+
+  readonly progress = (fraction: number): void => {
+    const now = performance.now();
+    if (fraction < 1 && now - this.lastProgressAt < PROGRESS_INTERVAL_MS) return;
+    this.lastProgressAt = now;
+    const value = Math.min(1, Math.max(0, Number(fraction) || 0));
+    self.postMessage({ progress: { taskId: this.taskId, attempt: this.attempt, value } } satisfies ExecutorMessage);
+  };
+
+  readonly log = (message: string, fields: Record<string, unknown> = {}): void => {
+    process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), level: "info", component: "handler", taskId: this.taskId, attempt: this.attempt, message: String(message), ...fields }) + "\n");
+  };
 }
 
 class Executor {
@@ -49,7 +81,10 @@ class Executor {
   private readonly overflow: Uint8Array[] = [];
   private publishQueued = false;
 
-  constructor(private readonly init: ExecutorInit) {
+  constructor(
+    private readonly init: ExecutorInit,
+    private readonly handlers: Record<string, BuiltinHandler>,
+  ) {
     this.tasksIn = new SpscRing(init.tasksIn);
     this.resultsOut = new SpscRing(init.resultsOut);
   }
@@ -70,7 +105,7 @@ class Executor {
 
   private readonly runTask = (data: Uint8Array, start: number, length: number): void => {
     const task = readAssign(this.reader.reset(data, start, start + length));
-    const handler = BUILTIN_TASKS[task.type];
+    const handler = Object.hasOwn(this.handlers, task.type) ? this.handlers[task.type] : undefined;
     let outcome: SyncOrAsync;
     let context: RunningTask | undefined;
     if (handler === undefined) {
@@ -79,7 +114,8 @@ class Executor {
     }
     try {
       // The payload view points into the ring, which the producer reuses: copy for async handlers.
-      outcome = handler(task.payload.slice(), (context = new RunningTask()));
+      const inputs = task.inputs.length === 0 ? NO_INPUTS : task.inputs.map((i) => i.slice());
+      outcome = handler(task.payload.slice(), (context = new RunningTask(task.taskId, task.attempt, inputs)));
     } catch (err) {
       this.finish(task.taskId, task.attempt, TaskStatus.FAILED, utf8.encode(describe(err)));
       return;
@@ -137,14 +173,21 @@ function describe(err: unknown): string {
 
 let executor: Executor | undefined;
 
-/** The first message starts the executor; later ones are cancels ({abort: taskId}). */
-self.onmessage = (event: MessageEvent<ExecutorInit | { abort: number }>) => {
+/** The first message starts the executor (after loading user handlers); later ones are cancels ({abort: taskId}). */
+self.onmessage = async (event: MessageEvent<ExecutorInit | { abort: number }>) => {
   if ("abort" in event.data) {
     executor?.abort(event.data.abort);
     return;
   }
-  executor = new Executor(event.data);
+  let handlers: Record<string, BuiltinHandler>;
+  try {
+    handlers = await loadHandlers(event.data.handlerModules);
+  } catch (err) {
+    self.postMessage({ failed: (err as Error).message } satisfies ExecutorMessage);
+    return;
+  }
+  executor = new Executor(event.data, handlers);
   // Tell the main thread this thread loaded and runs: it takes no work before every executor has said so.
-  self.postMessage("ready");
+  self.postMessage({ ready: true } satisfies ExecutorMessage);
   void executor.run();
 };

@@ -4,6 +4,7 @@ import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
 import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
 import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
+import { resolve } from "node:path";
 import { WorkerNode, type WorkerConfig } from "./worker.ts";
 
 export const WORKER_FLAGS: readonly FlagSpec[] = [
@@ -12,6 +13,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: "coordinators", short: "c", type: "string", default: "", help: "comma-separated host:port list of coordinators to serve" },
   { name: "threads", short: "w", type: "int", default: 2, min: 1, max: 256, help: "executor threads" },
   { name: "concurrency", type: "int", default: 128, min: 1, max: 65536, help: "tasks one executor thread holds at once; the worker's credit is threads x concurrency" },
+  { name: "handlers", type: "string", default: "", repeatable: true, help: "a module of task handlers (.ts or .js; repeat or comma-separate), loaded on every executor thread" },
   { name: "tags", type: "string", default: "", help: "comma-separated capability tags announced to coordinators" },
   { name: "node-id", type: "string", default: "", help: "name in logs and stats (default: worker-<pid>)" },
   { name: "heartbeat-ms", type: "int", default: 500, min: 10, max: 60000, help: "interval of heartbeats to each coordinator" },
@@ -41,6 +43,7 @@ export function workerConfig(v: Record<string, number | string | boolean>, execu
     idleWaitMs: v["idle-wait-ms"] as number,
     batchMax: v["batch-max"] as number,
     resultsWaitingMax: v["results-waiting-max"] as number,
+    handlerModules: (v.handlers as string).split(",").map((p) => p.trim()).filter((p) => p !== "").map((p) => resolve(p)),
     limits: { frameBytesMax: v["frame-bytes-max"] as number, pendingBytesMax: v["pending-bytes-max"] as number },
     executorModule,
   };
@@ -49,6 +52,7 @@ export function workerConfig(v: Record<string, number | string | boolean>, execu
 export async function main(executorModule: string | URL): Promise<void> {
   const values = parseOrExit("worker", "runs tasks leased by coordinators on executor threads", WORKER_FLAGS, [
     "worker -p 5000 -w 4",
+    "worker -p 5000 --handlers ./examples/handlers.ts",
     "worker --coordinators 127.0.0.1:5000,127.0.0.1:5100 -w 2 --tags gpu,eu",
   ]);
   let config: WorkerConfig;

@@ -14,7 +14,7 @@ import { CoordinatorLink, type LinkOptions } from "../net/coordinator-link.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { readControl } from "../protocol/codec.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
-import type { ExecutorInit } from "./executor-thread.ts";
+import type { ExecutorInit, ExecutorMessage } from "./executor-thread.ts";
 
 export interface WorkerConfig {
   coordinators: HostPort[];
@@ -30,6 +30,8 @@ export interface WorkerConfig {
   reconnectMaxMs: number;
   idleWaitMs: number;
   batchMax: number;
+  /** Absolute paths of user handler modules (--handlers). */
+  handlerModules: string[];
   /** Results kept per shard while it has no primary. */
   resultsWaitingMax: number;
   limits: NetLimits;
@@ -147,7 +149,12 @@ export class WorkerNode {
       backlog: new Deque(),
     };
     const started = new Promise<void>((resolve, reject) => {
-      thread.addEventListener("message", () => resolve(), { once: true });
+      thread.addEventListener("message", (event: MessageEvent<ExecutorMessage>) => {
+        const msg = event.data;
+        if ("ready" in msg) resolve();
+        else if ("failed" in msg) reject(new Error(msg.failed));
+        else this.reportProgress(msg.progress);
+      });
       // A dead executor would strand every task given to it: fail the whole worker so it is restarted.
       thread.addEventListener("error", (event) => {
         const message = (event as ErrorEvent).message;
@@ -158,7 +165,7 @@ export class WorkerNode {
     });
     const init: ExecutorInit = {
       index, tasksIn: executor.tasksIn.buffer, resultsOut: executor.resultsOut.buffer,
-      idleWaitMs: this.config.idleWaitMs, batchMax: this.config.batchMax,
+      idleWaitMs: this.config.idleWaitMs, batchMax: this.config.batchMax, handlerModules: this.config.handlerModules,
     };
     thread.postMessage(init);
     void this.forwardResults(executor);
@@ -203,6 +210,10 @@ export class WorkerNode {
       this.counters.dropped++;
     }
     waiting.push(body.slice());
+  }
+
+  private reportProgress(p: { taskId: number; attempt: number; value: number }): void {
+    this.linkByShard.get(shardOfTask(p.taskId))?.sendControl(Kind.PROGRESS, { taskId: p.taskId, attempt: p.attempt, progress: p.value });
   }
 
   /** A cancelled task: every executor hears it (cancels are rare); the one running it aborts its handler. */
