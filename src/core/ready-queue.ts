@@ -25,6 +25,7 @@ interface TagHeap {
 }
 
 export function tagSignature(tags: readonly string[]): string {
+  if (tags.length === 0) return ""; // the common case, on the hot path
   return [...tags].sort().join(",");
 }
 

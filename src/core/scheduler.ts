@@ -55,6 +55,9 @@ export const NO_BACKOFF: Backoff = { type: "fixed", delayMs: 0, maxDelayMs: 0 };
 const ERRORS_KEPT_MAX = 16;
 const utf8 = new TextDecoder();
 const EMPTY_OUTPUT = new Uint8Array(0);
+/** Shared empty lists for the common task with no tags and no parents (never mutated). */
+const NO_STRINGS: readonly string[] = Object.freeze([]);
+const NO_IDS: readonly number[] = Object.freeze([]);
 
 export interface SubmitRequest {
   type: string;
@@ -282,8 +285,8 @@ export class Scheduler {
       submittedAt: now,
       deadline: req.deadline ?? 0,
       backoff: req.backoff ?? NO_BACKOFF,
-      tags: req.tags ?? [],
-      dependsOn: [...dependsOn],
+      tags: req.tags ?? NO_STRINGS,
+      dependsOn: dependsOn.length === 0 ? NO_IDS : [...dependsOn],
       state: "waiting",
       waitingOn: 0,
       dependants: [],
