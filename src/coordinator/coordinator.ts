@@ -23,6 +23,7 @@ import {
 import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
 import { Peers, type ReplicationRole } from "./peers.ts";
 import { RecentLatency } from "./recent-latency.ts";
+import { LatencyBuckets } from "../metrics/latency-buckets.ts";
 import { ReplicaSet } from "./replica-set.ts";
 import { decodeSnapshot, encodeSnapshot, readAppend, readAck, writeAck, writeAppend } from "./replication-codec.ts";
 
@@ -78,6 +79,7 @@ export class Coordinator implements ConnectionHandler {
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private readonly startedAt = Date.now();
   private readonly latency = new RecentLatency(LATENCY_WINDOW_MS);
+  private readonly latencyBuckets = new LatencyBuckets();
   /** Last progress reported for running tasks (runtime state, like connections). */
   private readonly progress = new Map<number, number>();
   private eventLog = new EventLog();
@@ -382,6 +384,7 @@ export class Coordinator implements ConnectionHandler {
     }
     for (const task of ready.finished) {
       this.latency.record(now, now - task.submittedAt);
+      this.latencyBuckets.record(now - task.submittedAt);
       this.progress.delete(task.id);
     }
     for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
@@ -543,7 +546,7 @@ export class Coordinator implements ConnectionHandler {
       rejectedQueueFull: c.rejectedQueueFull, retained: this.scheduler.retainedCount,
       waiting: this.scheduler.waitingTotal, delayed: this.scheduler.delayedTotal, cancelled: c.cancelled,
       deadlineMissed: c.deadlineMissed, dead: this.scheduler.dlqCount, unmatched: this.scheduler.unmatchedCount,
-      latencyMs: this.latency.summary(now), workers,
+      latencyMs: this.latency.summary(now), latencyHistogram: this.latencyBuckets.snapshot(), workers,
     };
   }
 }

@@ -6,6 +6,8 @@ import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
 import { SHARD_MAX } from "../core/task.ts";
 import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
+import { clusterMetrics } from "../metrics/prometheus.ts";
+import { serveMetrics } from "../metrics/metrics-server.ts";
 import { Coordinator, type CoordinatorConfig } from "./coordinator.ts";
 
 const D = DEFAULT_SCHEDULER_OPTIONS;
@@ -35,6 +37,8 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
   { name: "reconnect-min-ms", type: "int", default: 20, min: 1, help: "first delay before redialing a peer" },
   { name: "reconnect-max-ms", type: "int", default: 500, min: 1, help: "longest delay between redials of a peer" },
   { name: "snapshot-bytes-max", type: "int", default: 1024 * 1024 * 1024, min: 1024 * 1024, help: "largest snapshot sent to or accepted from a peer" },
+  { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
+  { name: "metrics-host", type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
 ];
 
@@ -96,6 +100,13 @@ export function main(): void {
   }
   // A line a script can wait for, with the real port when -p 0 was given.
   process.stdout.write(`coordinator listening on ${config.host}:${coordinator.port}\n`);
+  if ((values["metrics-port"] as number) > 0) {
+    const address = `${config.host}:${coordinator.port}`;
+    serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => {
+      const stats = coordinator.stats(0);
+      return clusterMetrics({ requestId: 0, router: { nodeId: "", uptimeMs: 0, clients: 0, forwarded: 0, retried: 0 }, coordinators: [{ address, reachable: true, stats }] }, undefined);
+    }, log);
+  }
   const stop = (signal: string) => {
     log.info("stopping", { signal });
     coordinator.stop();

@@ -240,6 +240,8 @@ export interface CoordinatorStats {
   dead: number;
   /** Queued tasks that need tags no connected worker has. */
   unmatched: number;
+  /** Submission-to-end latency of every task that ended here, as cumulative buckets (Prometheus). */
+  latencyHistogram?: { le: number[]; counts: number[]; sumMs: number; count: number };
   /** Submission-to-finish latency of tasks finished in the last few seconds. */
   latencyMs: { p50: number; p99: number; max: number };
   workers: WorkerInfo[];

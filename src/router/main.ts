@@ -4,6 +4,7 @@ import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
 import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
 import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
+import { HttpApi } from "./http-api.ts";
 import { Router, type RouterConfig } from "./router.ts";
 
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
@@ -11,6 +12,10 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: "host", type: "string", default: "127.0.0.1", help: "address to listen on" },
   { name: "servers", short: "s", type: "string", default: "127.0.0.1:5000", help: "comma-separated coordinator host:port list, any order, any shards; the shard map is learned from them" },
   { name: "node-id", type: "string", default: "", help: "name in logs and stats (default: router-<port>)" },
+  { name: "http-port", type: "int", default: 0, min: 0, max: 65535, help: "port of the REST API, /metrics, /healthz and /readyz (0: no HTTP)" },
+  { name: "http-host", type: "string", default: "127.0.0.1", help: "address the HTTP port listens on" },
+  { name: "http-body-bytes-max", type: "int", default: 16 * 1024 * 1024, min: 1024, help: "largest HTTP request body" },
+  { name: "http-batch-max", type: "int", default: 10000, min: 1, help: "most tasks in one POST /v1/tasks" },
   { name: "reconnect-min-ms", type: "int", default: 50, min: 1, help: "first delay before redialing a lost coordinator" },
   { name: "reconnect-max-ms", type: "int", default: 2000, min: 1, help: "longest delay between redials" },
   { name: "stats-timeout-ms", type: "int", default: 1000, min: 1, help: "how long a stats fan-out waits for each coordinator" },
@@ -52,8 +57,23 @@ export function main(): void {
     process.exit(1);
   }
   process.stdout.write(`router listening on ${config.host}:${router.port}\n`);
+  let http: HttpApi | undefined;
+  if ((values["http-port"] as number) > 0) {
+    http = new HttpApi({
+      host: values["http-host"] as string, port: values["http-port"] as number, routerPort: router.port, nodeId: config.nodeId,
+      bodyBytesMax: values["http-body-bytes-max"] as number, batchMax: values["http-batch-max"] as number,
+    }, log);
+    try {
+      http.start();
+    } catch (err) {
+      process.stderr.write(`router: cannot listen for HTTP on ${values["http-host"]}:${values["http-port"]}: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(`router http on ${values["http-host"]}:${http.port}\n`);
+  }
   const stop = (signal: string) => {
     log.info("stopping", { signal });
+    http?.stop();
     router.stop();
     process.exit(0);
   };

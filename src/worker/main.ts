@@ -5,6 +5,8 @@ import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
 import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
 import { resolve } from "node:path";
+import { workerMetrics } from "../metrics/prometheus.ts";
+import { serveMetrics } from "../metrics/metrics-server.ts";
 import { WorkerNode, type WorkerConfig } from "./worker.ts";
 
 export const WORKER_FLAGS: readonly FlagSpec[] = [
@@ -25,6 +27,8 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: "results-waiting-max", type: "int", default: 100000, min: 0, help: "results kept per shard while it has no primary (failover); oldest dropped past it" },
   { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
   { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per coordinator before the link is dropped" },
+  { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
+  { name: "metrics-host", type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
 ];
 
@@ -72,6 +76,9 @@ export async function main(executorModule: string | URL): Promise<void> {
   } catch (err) {
     process.stderr.write(`worker: ${(err as Error).message}\n`);
     process.exit(1);
+  }
+  if ((values["metrics-port"] as number) > 0) {
+    serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log);
   }
   process.stdout.write(`worker ${config.nodeId} started: ${config.threads} threads x ${config.concurrency} slots, coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}\n`);
   const stop = (signal: string) => {

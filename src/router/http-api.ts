@@ -1,0 +1,234 @@
+// The router's HTTP port: a JSON REST API, health checks and Prometheus
+// metrics. Requests go through an SDK client connected to the router's own TCP
+// port, so REST takes exactly the routes (shard choice, failover, retries of
+// the client's own) that binary clients take: one mechanism, not two.
+
+import type { Server } from "bun";
+import type { Logger } from "../cli/log.ts";
+import { clusterMetrics } from "../metrics/prometheus.ts";
+import type { TaskInfo } from "../protocol/messages.ts";
+import { decodeResult, SchedulerClient, TaskError, type SubmitOptions } from "../sdk/client.ts";
+
+export interface HttpApiConfig {
+  host: string;
+  port: number;
+  /** The router's own TCP port. */
+  routerPort: number;
+  nodeId: string;
+  /** Largest request body accepted. */
+  bodyBytesMax: number;
+  /** Most tasks in one POST /v1/tasks. */
+  batchMax: number;
+}
+
+const STATUS_OF: Record<string, number> = {
+  E_BAD_REQUEST: 400, E_CYCLE: 400, E_TOO_LARGE: 413, E_UNAUTHORIZED: 401, E_UNKNOWN_TASK: 404, E_UNKNOWN_SHARD: 404,
+  E_QUEUE_FULL: 429, E_UNAVAILABLE: 503, E_NOT_PRIMARY: 503, E_SHUTTING_DOWN: 503,
+};
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const json = (status: number, body: unknown) => Response.json(body, { status });
+
+export class HttpApi {
+  private server: Server<undefined> | undefined;
+  private client: Promise<SchedulerClient> | undefined;
+
+  constructor(
+    private readonly config: HttpApiConfig,
+    private readonly log: Logger,
+  ) {}
+
+  get port(): number {
+    return this.server?.port ?? 0;
+  }
+
+  start(): void {
+    this.server = Bun.serve({
+      hostname: this.config.host,
+      port: this.config.port,
+      maxRequestBodySize: this.config.bodyBytesMax,
+      fetch: (req) => this.handle(req),
+    });
+    this.log.info("http listening", { host: this.config.host, port: this.port });
+  }
+
+  stop(): void {
+    void this.server?.stop(true);
+    void this.client?.then((c) => c.close(), () => {});
+  }
+
+  private async handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    try {
+      return await this.route(req.method, url.pathname.split("/").filter((p) => p !== ""), req, url);
+    } catch (err) {
+      if (err instanceof HttpError) return json(err.status, { error: { code: err.code, message: err.message } });
+      if (err instanceof TaskError) return json(STATUS_OF[err.code] ?? 500, { error: { code: err.code, message: err.message } });
+      this.log.error("http handler failed", { path: url.pathname, error: (err as Error).message });
+      return json(500, { error: { code: "E_INTERNAL", message: (err as Error).message } });
+    }
+  }
+
+  private async route(method: string, parts: string[], req: Request, url: URL): Promise<Response> {
+    const [a, b, c, d] = parts;
+    if (method === "GET" && a === "healthz" && b === undefined) return json(200, { status: "ok" });
+    if (method === "GET" && a === "readyz" && b === undefined) return this.readyz();
+    if (method === "GET" && a === "metrics" && b === undefined) {
+      const stats = await (await this.sdk()).clusterStats();
+      return new Response(clusterMetrics(stats, { router: this.config.nodeId }), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+    }
+    if (a !== "v1") throw new HttpError(404, "E_NOT_FOUND", `no route ${method} /${parts.join("/")}`);
+    const client = await this.sdk();
+    if (b === "tasks" && c === undefined && method === "POST") return this.submit(client, await body(req));
+    if (b === "tasks" && c !== undefined) {
+      const id = taskId(c);
+      if (d === undefined && method === "GET") return json(200, showTask(await client.task(id)));
+      if (d === undefined && method === "DELETE") return json(200, { taskId: id, state: await client.cancel(id) });
+      if (d === "result" && method === "GET") return this.result(client, id);
+    }
+    if (b === "dlq" && c === undefined && method === "GET") {
+      const offset = intParam(url, "offset", 0);
+      const limit = Math.min(1000, intParam(url, "limit", 100));
+      const page = await client.deadLetters(offset, limit);
+      return json(200, { total: page.total, tasks: page.tasks.map(showTask) });
+    }
+    if (b === "dlq" && c !== undefined && d === "requeue" && method === "POST") {
+      const id = taskId(c);
+      await client.requeue(id);
+      return json(200, { taskId: id, requeued: true });
+    }
+    if (b === "cluster" && c === undefined && method === "GET") return json(200, await client.clusterStats());
+    throw new HttpError(404, "E_NOT_FOUND", `no route ${method} /${parts.join("/")}`);
+  }
+
+  /** Ready when every shard the router knows has a reachable primary. */
+  private async readyz(): Promise<Response> {
+    const stats = await (await this.sdk()).clusterStats();
+    const shards = new Set<number>();
+    const withPrimary = new Set<number>();
+    for (const c of stats.coordinators) {
+      if (c.stats === undefined) continue;
+      shards.add(c.stats.shard);
+      if (c.stats.primary) withPrimary.add(c.stats.shard);
+    }
+    const missing = [...shards].filter((s) => !withPrimary.has(s));
+    const ready = shards.size > 0 && missing.length === 0;
+    return json(ready ? 200 : 503, { ready, shards: [...shards].sort(), shardsWithoutPrimary: missing });
+  }
+
+  private async submit(client: SchedulerClient, input: unknown): Promise<Response> {
+    const batch = Array.isArray(input);
+    const specs = (batch ? input : [input]) as unknown[];
+    if (specs.length === 0) throw new HttpError(400, "E_BAD_REQUEST", "an empty batch");
+    if (specs.length > this.config.batchMax) throw new HttpError(413, "E_TOO_LARGE", `at most ${this.config.batchMax} tasks per request`);
+    const parsed = specs.map((s, i) => parseTask(s, batch ? `tasks[${i}]` : "body"));
+    const ids = await Promise.all(parsed.map((t) => client.submit(t.type, t.payload, t.options)));
+    return json(201, batch ? { taskIds: ids } : { taskId: ids[0] });
+  }
+
+  private async result(client: SchedulerClient, id: number): Promise<Response> {
+    const info = await client.task(id);
+    if (info.state === "completed") return json(200, { taskId: id, state: info.state, result: jsonResult(info.output) });
+    if (info.state === "failed" || info.state === "cancelled") return json(409, { taskId: id, state: info.state, error: info.error ?? info.state });
+    return json(202, { taskId: id, state: info.state, progress: info.progress });
+  }
+
+  /** One loopback connection to this router, redialed if it drops. */
+  private sdk(): Promise<SchedulerClient> {
+    const current = this.client;
+    if (current !== undefined) {
+      return current.then((c) => {
+        if (!c.closed) return c;
+        if (this.client === current) this.client = undefined;
+        return this.sdk();
+      });
+    }
+    const dialing = SchedulerClient.connect({ host: "127.0.0.1", port: this.config.routerPort }, { nodeId: `${this.config.nodeId}-http` });
+    this.client = dialing;
+    dialing.catch(() => {
+      if (this.client === dialing) this.client = undefined;
+    });
+    return dialing;
+  }
+}
+
+async function body(req: Request): Promise<unknown> {
+  try {
+    return await req.json();
+  } catch {
+    throw new HttpError(400, "E_BAD_REQUEST", "the body is not valid JSON");
+  }
+}
+
+function taskId(text: string): number {
+  const id = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(id)) throw new HttpError(400, "E_BAD_REQUEST", `"${text}" is not a task id`);
+  return id;
+}
+
+function intParam(url: URL, name: string, fallback: number): number {
+  const text = url.searchParams.get(name);
+  if (text === null) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new HttpError(400, "E_BAD_REQUEST", `query parameter ${name} must be a non-negative integer`);
+  return n;
+}
+
+const OPTIONAL_NUMBERS = ["priority", "maxAttempts", "timeoutMs", "delayMs", "deadlineMs"] as const;
+
+/** Validates one task of a POST body: {type, payload?, priority?, maxAttempts?, timeoutMs?, idempotencyKey?, delayMs?, deadlineMs?, backoff?, tags?, dependsOn?}. */
+function parseTask(value: unknown, where: string): { type: string; payload: unknown; options: SubmitOptions } {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new HttpError(400, "E_BAD_REQUEST", `${where} must be an object`);
+  const t = value as Record<string, unknown>;
+  if (typeof t.type !== "string" || t.type === "") throw new HttpError(400, "E_BAD_REQUEST", `${where}.type must be a non-empty string`);
+  const options: SubmitOptions = {};
+  for (const key of OPTIONAL_NUMBERS) {
+    if (t[key] === undefined) continue;
+    const n = t[key];
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new HttpError(400, "E_BAD_REQUEST", `${where}.${key} must be a non-negative integer`);
+    options[key] = n;
+  }
+  if (options.priority !== undefined && options.priority > 255) throw new HttpError(400, "E_BAD_REQUEST", `${where}.priority must be from 0 to 255`);
+  if (t.idempotencyKey !== undefined) {
+    if (typeof t.idempotencyKey !== "string") throw new HttpError(400, "E_BAD_REQUEST", `${where}.idempotencyKey must be a string`);
+    options.idempotencyKey = t.idempotencyKey;
+  }
+  if (t.tags !== undefined) {
+    if (!Array.isArray(t.tags) || !t.tags.every((x) => typeof x === "string")) throw new HttpError(400, "E_BAD_REQUEST", `${where}.tags must be an array of strings`);
+    options.tags = t.tags as string[];
+  }
+  if (t.dependsOn !== undefined) {
+    if (!Array.isArray(t.dependsOn) || !t.dependsOn.every((x) => Number.isSafeInteger(x))) throw new HttpError(400, "E_BAD_REQUEST", `${where}.dependsOn must be an array of task ids`);
+    options.dependsOn = t.dependsOn as number[];
+  }
+  if (t.backoff !== undefined) {
+    const b = t.backoff as Record<string, unknown>;
+    if (b === null || typeof b !== "object" || (b.type !== "exponential" && b.type !== "fixed") || typeof b.delayMs !== "number" || b.delayMs < 0) {
+      throw new HttpError(400, "E_BAD_REQUEST", `${where}.backoff must be {type: "exponential"|"fixed", delayMs, maxDelayMs?}`);
+    }
+    options.backoff = { type: b.type, delayMs: b.delayMs, maxDelayMs: typeof b.maxDelayMs === "number" ? b.maxDelayMs : undefined };
+  }
+  return { type: t.type, payload: t.payload, options };
+}
+
+/** A result for JSON: msgpack values as they are, other bytes as {base64}. */
+function jsonResult(output: Uint8Array | undefined): unknown {
+  const value = decodeResult(output);
+  if (value instanceof Uint8Array) return { base64: Buffer.from(value).toString("base64") };
+  return value ?? null;
+}
+
+/** TaskInfo for JSON: the result decoded instead of raw bytes. */
+function showTask(info: TaskInfo): Record<string, unknown> {
+  const { output, requestId: _requestId, ...rest } = info;
+  return { ...rest, result: info.state === "completed" ? jsonResult(output) : undefined };
+}
