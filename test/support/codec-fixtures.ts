@@ -8,7 +8,7 @@ import {
   writeAssign, writeControl, writeResult, writeSubmit, writeSubmitted, writeTaskDone,
 } from "../../src/protocol/codec.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
-import { Kind, type AssignFields, type ResultFields, type SubmitFields, type SubmittedFields, type TaskDoneFields } from "../../src/protocol/messages.ts";
+import { SUBMIT_FLAG_EXTRAS, Kind, type AssignFields, type ResultFields, type SubmitFields, type SubmittedFields, type TaskDoneFields } from "../../src/protocol/messages.ts";
 import { randomBytes } from "./helpers.ts";
 
 export type Message =
@@ -30,7 +30,7 @@ export function writeMessage(w: FrameWriter, m: Message): void {
     }
     case Kind.ASSIGN: {
       const f = m.fields as AssignFields;
-      return writeAssign(w, f.taskId, f.attempt, f.timeoutMs, f.type, f.payload);
+      return writeAssign(w, f.taskId, f.attempt, f.timeoutMs, f.type, f.payload, f.inputs);
     }
     case Kind.RESULT: {
       const f = m.fields as ResultFields;
@@ -61,7 +61,7 @@ export function readMessage(kind: number, r: Reader): Message {
       return { kind, fields: readSubmitted(r) };
     case Kind.ASSIGN: {
       const f = readAssign(r);
-      return { kind, fields: { ...f, payload: f.payload.slice() } };
+      return { kind, fields: { ...f, payload: f.payload.slice(), inputs: f.inputs.map((x) => x.slice()) } };
     }
     case Kind.RESULT: {
       const f = readResult(r);
@@ -114,12 +114,12 @@ export function randomMessage(prng: Prng): Message {
     case 0:
       return {
         kind: Kind.SUBMIT,
-        fields: { requestId: u32(), priority: prng.int(256), flags: prng.int(256), maxAttempts: prng.int(65536), timeoutMs: u32(), type: str(), idempotencyKey: str(), payload: bytes() },
+        fields: { requestId: u32(), priority: prng.int(256), flags: prng.int(256) & ~SUBMIT_FLAG_EXTRAS, maxAttempts: prng.int(65536), timeoutMs: u32(), type: str(), idempotencyKey: str(), payload: bytes() },
       };
     case 1:
       return { kind: Kind.SUBMITTED, fields: { requestId: u32(), taskId } };
     case 2:
-      return { kind: Kind.ASSIGN, fields: { taskId, attempt: prng.int(65536), timeoutMs: u32(), type: str(), payload: bytes() } };
+      return { kind: Kind.ASSIGN, fields: { taskId, attempt: prng.int(65536), timeoutMs: u32(), type: str(), payload: bytes(), inputs: Array.from({ length: prng.int(3) }, bytes) } };
     case 3:
       return { kind: Kind.RESULT, fields: { taskId, attempt: prng.int(65536), status: prng.int(2), output: bytes() } };
     case 4:

@@ -5,6 +5,10 @@ import { describe, expect, test } from "bun:test";
 import { decode, encode } from "@msgpack/msgpack";
 import { makeWorkload, MIXED_MIX, WORKLOADS } from "../../src/client/workloads.ts";
 import { BUILTIN_DURATION_MS_MAX, BUILTIN_TASKS, countWords } from "../../src/worker/builtin-tasks.ts";
+import type { TaskContext } from "../../src/worker/builtin-tasks.ts";
+
+/** A context for calling built-in handlers directly: nothing here uses more than the signal. */
+const CTX: TaskContext = { taskId: 1, attempt: 1, signal: new AbortController().signal, inputs: [], progress: () => {}, log: () => {} };
 
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
@@ -81,7 +85,7 @@ describe("wordcount corpus cross-check", () => {
   test("the wordcount handler returns the count as msgpack, matching the corpus", () => {
     const workload = makeWorkload({ name: "wordcount", durationMs: 0, seed: 3, chunkWords: 250 }, 5);
     let total = 0;
-    for (let i = 0; i < 5; i++) total += decode(BUILTIN_TASKS.wordcount!(workload.task(i).payload) as Uint8Array) as number;
+    for (let i = 0; i < 5; i++) total += decode(BUILTIN_TASKS.wordcount!(workload.task(i).payload, CTX) as Uint8Array) as number;
     expect(total).toBe(workload.expectedWords!);
   });
 
@@ -132,40 +136,40 @@ describe("workloads", () => {
 
 describe("built-in handlers", () => {
   test("noop returns empty output", () => {
-    expect(BUILTIN_TASKS.noop!(new Uint8Array(0))).toEqual(new Uint8Array(0));
+    expect(BUILTIN_TASKS.noop!(new Uint8Array(0), CTX)).toEqual(new Uint8Array(0));
   });
 
   test("cpu with an empty payload or ms 0 returns at once", () => {
-    expect(BUILTIN_TASKS.cpu!(new Uint8Array(0))).toEqual(new Uint8Array(0));
-    expect(BUILTIN_TASKS.cpu!(encode({ ms: 0 }))).toEqual(new Uint8Array(0));
+    expect(BUILTIN_TASKS.cpu!(new Uint8Array(0), CTX)).toEqual(new Uint8Array(0));
+    expect(BUILTIN_TASKS.cpu!(encode({ ms: 0 }), CTX)).toEqual(new Uint8Array(0));
   });
 
   test("cpu spins for about its duration", () => {
     const start = performance.now();
-    BUILTIN_TASKS.cpu!(encode({ ms: 5 }));
+    BUILTIN_TASKS.cpu!(encode({ ms: 5 }), CTX);
     expect(performance.now() - start).toBeGreaterThanOrEqual(5);
   });
 
   test("sleep resolves with empty output", async () => {
-    const out = BUILTIN_TASKS.sleep!(encode({ ms: 1 }));
+    const out = BUILTIN_TASKS.sleep!(encode({ ms: 1 }), CTX);
     expect(out).toBeInstanceOf(Promise);
     expect(await out).toEqual(new Uint8Array(0));
   });
 
   test("durations out of range, or not numbers, throw and name the limit", () => {
     for (const payload of [{ ms: -1 }, { ms: BUILTIN_DURATION_MS_MAX + 1 }, { ms: "soon" }, { ms: Infinity }]) {
-      expect(() => BUILTIN_TASKS.cpu!(encode(payload))).toThrow(String(BUILTIN_DURATION_MS_MAX));
-      expect(() => BUILTIN_TASKS.sleep!(encode(payload))).toThrow("sleep: payload.ms");
+      expect(() => BUILTIN_TASKS.cpu!(encode(payload), CTX)).toThrow(String(BUILTIN_DURATION_MS_MAX));
+      expect(() => BUILTIN_TASKS.sleep!(encode(payload), CTX)).toThrow("sleep: payload.ms");
     }
   });
 
   test("a payload without ms means 0", () => {
-    expect(BUILTIN_TASKS.cpu!(encode({}))).toEqual(new Uint8Array(0));
-    expect(BUILTIN_TASKS.cpu!(encode(null))).toEqual(new Uint8Array(0));
+    expect(BUILTIN_TASKS.cpu!(encode({}), CTX)).toEqual(new Uint8Array(0));
+    expect(BUILTIN_TASKS.cpu!(encode(null), CTX)).toEqual(new Uint8Array(0));
   });
 
   test("wordcount of UTF-8 text", () => {
-    expect(decode(BUILTIN_TASKS.wordcount!(utf8.encode("the quick brown fox, don't")) as Uint8Array)).toBe(5);
-    expect(decode(BUILTIN_TASKS.wordcount!(new Uint8Array(0)) as Uint8Array)).toBe(0);
+    expect(decode(BUILTIN_TASKS.wordcount!(utf8.encode("the quick brown fox, don't"), CTX) as Uint8Array)).toBe(5);
+    expect(decode(BUILTIN_TASKS.wordcount!(new Uint8Array(0), CTX) as Uint8Array)).toBe(0);
   });
 });
