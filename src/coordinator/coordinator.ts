@@ -82,6 +82,8 @@ export class Coordinator implements ConnectionHandler {
   private readonly latencyBuckets = new LatencyBuckets();
   /** Last progress reported for running tasks (runtime state, like connections). */
   private readonly progress = new Map<number, number>();
+  /** Set by shutdown(): new submissions are refused while the backups catch up. */
+  private stopping = false;
   private eventLog = new EventLog();
   private readonly entryReader = new Reader();
   private readonly replicas: ReplicaSet;
@@ -125,6 +127,29 @@ export class Coordinator implements ConnectionHandler {
     this.peers.start(Date.now());
   }
 
+  /**
+   * Graceful stop (SIGTERM): a primary with an in-sync backup refuses new
+   * submissions (E_SHUTTING_DOWN, retryable), waits until every entry is
+   * acknowledged (at most backupTimeoutMs), releases every held reply, tells
+   * the backups to take over at once (HANDOVER), then stops.
+   */
+  async shutdown(): Promise<void> {
+    if (this.role === "primary" && this.replicas.inSyncCount > 0) {
+      this.stopping = true;
+      this.pump();
+      const deadline = Date.now() + this.config.backupTimeoutMs;
+      while (this.replicas.committedIndex < this.eventLog.lastIndex && Date.now() < deadline) {
+        await Bun.sleep(5);
+        this.pump();
+      }
+      this.replicas.broadcast((w) => writeControl(w, Kind.HANDOVER, { epoch: this.epoch }));
+      this.log.info("handed over", { epoch: this.epoch, committedIndex: this.replicas.committedIndex, lastIndex: this.eventLog.lastIndex });
+      for (const conn of this.connections.values()) conn.flush();
+      await Bun.sleep(20); // let the kernel take the last bytes before the sockets close
+    }
+    this.stop();
+  }
+
   stop(): void {
     clearInterval(this.tickTimer);
     this.peers.stop();
@@ -144,6 +169,7 @@ export class Coordinator implements ConnectionHandler {
     switch (kind) {
       case Kind.SUBMIT: {
         if (!primary) return this.refuseNotPrimary(conn, r.view.getUint32(r.pos, true));
+        if (this.stopping) return conn.sendError(r.view.getUint32(r.pos, true), "E_SHUTTING_DOWN", `${this.config.nodeId} is handing over; retry`);
         const requestId = r.view.getUint32(r.pos, true);
         const outcome = this.record(Ev.SUBMIT, conn.id, r.bytes.subarray(r.pos, r.end)) as SubmitOutcome;
         // A refusal changed nothing but a counter; it needs no replication before the client hears it.
@@ -162,6 +188,13 @@ export class Coordinator implements ConnectionHandler {
         if (!primary || this.scheduler.worker(workerId) === undefined) return;
         const running = Array.isArray(beat.taskIds) ? beat.taskIds.slice(0, this.config.workerSlotsMax).map(Number).filter(Number.isFinite) : [];
         this.record(Ev.HEARTBEAT, workerId, encodeRunning(running));
+        return;
+      }
+      case Kind.DRAIN: {
+        readControl(r);
+        const workerId = conn.state.workerId as number;
+        this.log.info("worker draining", { workerId, nodeId: conn.state.nodeId });
+        if (primary && this.scheduler.worker(workerId) !== undefined) this.record(Ev.WORKER_DRAINING, workerId);
         return;
       }
       case Kind.PROGRESS: {

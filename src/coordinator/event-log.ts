@@ -16,6 +16,7 @@
 //   WORKFLOW       subject = 0,                      body = msgpack WorkflowNode[]
 //   DLQ_REQUEUE    subject = task id
 //   DLQ_PURGE      subject = 0,                      body = u32 n | f64 task id * n (none: all)
+//   WORKER_DRAINING subject = worker id
 
 import { decode } from "@msgpack/msgpack";
 import type { Scheduler, SubmitOutcome, SubmitRequest, WorkflowNodeRequest, WorkflowOutcome } from "../core/scheduler.ts";
@@ -39,6 +40,7 @@ export const Ev = {
   WORKFLOW: 11,
   DLQ_REQUEUE: 12,
   DLQ_PURGE: 13,
+  WORKER_DRAINING: 14,
 } as const;
 
 /** What applying an entry returns to the primary (backups ignore it). */
@@ -196,6 +198,9 @@ export function applyEntry(scheduler: Scheduler, r: Reader): ApplyResult {
     case Ev.DLQ_REQUEUE:
       r.done();
       return { ok: true, count: scheduler.requeue(subject, now) ? 1 : 0 };
+    case Ev.WORKER_DRAINING:
+      scheduler.workerDraining(subject);
+      break;
     case Ev.DLQ_PURGE: {
       const ids: number[] = [];
       for (let n = r.u32(); n > 0; n--) ids.push(r.f64());

@@ -109,8 +109,12 @@ export function main(): void {
   }
   const stop = (signal: string) => {
     log.info("stopping", { signal });
-    coordinator.stop();
-    process.exit(0);
+    // SIGTERM hands over to a backup first; a second signal stops at once.
+    process.removeAllListeners("SIGTERM");
+    process.removeAllListeners("SIGINT");
+    process.on("SIGTERM", () => process.exit(0));
+    process.on("SIGINT", () => process.exit(0));
+    void coordinator.shutdown().finally(() => process.exit(0));
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

@@ -38,6 +38,8 @@ export class Peers {
   private following: CoordinatorLink | undefined;
   private noPrimarySince: number | undefined;
   private lastHeardAt = 0;
+  /** A primary that handed over to us: not followed again unless it comes back with a newer epoch. */
+  private retired: CoordinatorLink | undefined;
   private readonly links: CoordinatorLink[] = [];
 
   constructor(
@@ -126,6 +128,13 @@ export class Peers {
     if (link !== this.following) return; // replication comes only from the primary we follow
     this.lastHeardAt = Date.now();
     if (kind === Kind.REPL_SNAPSHOT || kind === Kind.REPL_APPEND) this.events.onReplication(kind, r);
+    if (kind === Kind.HANDOVER && this.stateSynced) {
+      // The primary is stopping on purpose and we hold all it acknowledged: take over now, not after a timeout.
+      this.log.info("primary handed over", { primary: link.label, epoch: link.epoch });
+      this.retired = link;
+      this.following = undefined;
+      this.becomePrimary(Math.max(this.epoch, this.highestEpochSeen) + 1, `handover from ${link.label}`);
+    }
   }
 
   /** The role rules above, applied to what the links know now. */
@@ -134,8 +143,9 @@ export class Peers {
     const best = this.bestPrimary();
     if (this.role === "primary") {
       if (best !== undefined && this.outranks(best)) {
-        this.events.stepDown(`${best.label} is primary of epoch ${best.epoch}`);
+        // Follow first, so what stepDown() announces is already "backup".
         this.follow(best);
+        this.events.stepDown(`${best.label} is primary of epoch ${best.epoch}`);
       }
       return;
     }
@@ -158,6 +168,7 @@ export class Peers {
     let best: CoordinatorLink | undefined;
     for (const l of this.links) {
       if (!l.up || !l.primary || l.shard !== this.config.scheduler.shard) continue;
+      if (l === this.retired && l.epoch < this.epoch) continue; // it handed over and is on its way out
       if (best === undefined || l.epoch > best.epoch || (l.epoch === best.epoch && l.label < best.label)) best = l;
     }
     return best;

@@ -26,5 +26,6 @@ export interface SchedulerState {
     failed: number;
     /** Leased task ids in lease order. */
     leased: number[];
+    draining: boolean;
   }>;
 }

@@ -100,6 +100,8 @@ export interface WorkerState {
   done: number;
   failed: number;
   readonly leased: Set<Task>;
+  /** Shutting down: finishes what it has, gets nothing new. */
+  draining: boolean;
 }
 
 export interface Notice {
@@ -407,8 +409,14 @@ export class Scheduler {
   workerJoined(workerId: number, slots: number, tags: readonly string[], now: number): void {
     if (this.workers.has(workerId)) throw new Error(`worker ${workerId} joined twice`);
     this.workers.set(workerId, {
-      id: workerId, slots, tags, tagSet: new Set(tags), free: slots, lastSeenAt: now, done: 0, failed: 0, leased: new Set(),
+      id: workerId, slots, tags, tagSet: new Set(tags), free: slots, lastSeenAt: now, done: 0, failed: 0, leased: new Set(), draining: false,
     });
+  }
+
+  /** The worker is shutting down gracefully: it keeps its leases but gets no new tasks. */
+  workerDraining(workerId: number): void {
+    const worker = this.workers.get(workerId);
+    if (worker !== undefined) worker.draining = true;
   }
 
   /** The worker is gone: each of its leases ends as a failed attempt. */
@@ -488,13 +496,13 @@ export class Scheduler {
     const start = this.workerRotation++ % workers.length;
     for (let pass = 0; pass < workers.length && this.ready.length > 0; pass++) {
       let withFree = 0;
-      for (const w of workers) if (w.free > 0) withFree++;
+      for (const w of workers) if (w.free > 0 && !w.draining) withFree++;
       if (withFree === 0) return;
       const share = Math.ceil(this.ready.length / withFree);
       let leased = 0;
       for (let k = 0; k < workers.length && this.ready.length > 0; k++) {
         const worker = workers[(start + k) % workers.length]!;
-        for (let i = Math.min(worker.free, share); i > 0; i--) {
+        for (let i = worker.draining ? 0 : Math.min(worker.free, share); i > 0; i--) {
           const task = this.ready.popFor(worker.tagSet);
           if (task === undefined) break;
           if (task.deadline !== 0 && task.deadline <= now) {
@@ -547,7 +555,7 @@ export class Scheduler {
       dlq: [...this.dlq.keys()],
       workers: [...this.workers.values()].map((w) => ({
         id: w.id, slots: w.slots, tags: [...w.tags], free: w.free, lastSeenAt: w.lastSeenAt,
-        done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id),
+        done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id), draining: w.draining,
       })),
     };
   }
@@ -581,7 +589,7 @@ export class Scheduler {
       const leased = new Set(w.leased.map(lookup));
       s.workers.set(w.id, {
         id: w.id, slots: w.slots, tags: w.tags, tagSet: new Set(w.tags), free: w.free, lastSeenAt: w.lastSeenAt,
-        done: w.done, failed: w.failed, leased,
+        done: w.done, failed: w.failed, leased, draining: w.draining ?? false,
       });
       s.leasedCount += leased.size;
     }

@@ -52,6 +52,10 @@ export const Kind = {
   ABORT: 36,
   /** worker -> coordinator: how far a running task is. msgpack {taskId, attempt, progress (0..1)}. */
   PROGRESS: 37,
+  /** worker -> coordinator: shutting down; send nothing new. msgpack {}. */
+  DRAIN: 38,
+  /** primary -> its in-sync backups: I am stopping, take over now. msgpack {epoch}. */
+  HANDOVER: 39,
   /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
   REPL_SYNC: 30,
   /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState`. */

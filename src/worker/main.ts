@@ -25,6 +25,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: "batch-max", type: "int", default: 256, min: 1, help: "tasks an executor takes per batch before publishing results" },
   { name: "idle-wait-ms", type: "int", default: 1000, min: 1, help: "longest sleep of an idle executor (a notify wakes it sooner)" },
   { name: "results-waiting-max", type: "int", default: 100000, min: 0, help: "results kept per shard while it has no primary (failover); oldest dropped past it" },
+  { name: "shutdown-timeout-ms", type: "int", default: 30000, min: 0, help: "on SIGTERM, how long running tasks may take to finish before the worker stops anyway" },
   { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
   { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per coordinator before the link is dropped" },
   { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
@@ -82,9 +83,13 @@ export async function main(executorModule: string | URL): Promise<void> {
   }
   process.stdout.write(`worker ${config.nodeId} started: ${config.threads} threads x ${config.concurrency} slots, coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}\n`);
   const stop = (signal: string) => {
-    log.info("stopping", { signal });
-    node.stop();
-    process.exit(0);
+    log.info("stopping", { signal, runningTasks: node.running });
+    // SIGTERM drains (no new work, running tasks finish); a second signal stops at once.
+    process.removeAllListeners("SIGTERM");
+    process.removeAllListeners("SIGINT");
+    process.on("SIGTERM", () => process.exit(0));
+    process.on("SIGINT", () => process.exit(0));
+    void node.drain(values["shutdown-timeout-ms"] as number).finally(() => process.exit(0));
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

@@ -116,9 +116,7 @@ export class WorkerNode {
         onReadEnd: () => this.publishTasks(),
         onUp: (l) => this.roleChanged(l),
         onRole: (l) => this.roleChanged(l),
-        onDown: (l) => {
-          if (this.linkByShard.get(l.shard) === l) this.linkByShard.delete(l.shard);
-        },
+        onDown: (l) => this.roleChanged(l),
       });
       this.links.push(link);
       link.connect();
@@ -130,6 +128,20 @@ export class WorkerNode {
         link.sendControl(Kind.HEARTBEAT, beat);
       }
     }, this.config.heartbeatMs);
+  }
+
+  /**
+   * Graceful stop (SIGTERM): tell every coordinator to send nothing new, let
+   * running tasks finish and their results go out (at most `timeoutMs`), then
+   * stop. Whatever is still running then is retried elsewhere when the links close.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    for (const link of this.links) link.sendControl(Kind.DRAIN, {});
+    const deadline = Date.now() + timeoutMs;
+    while (this.running > 0 && Date.now() < deadline) await Bun.sleep(10);
+    this.log.info("drained", { unfinished: this.running });
+    await Bun.sleep(20); // the last results' flush
+    this.stop();
   }
 
   stop(): void {
@@ -173,21 +185,31 @@ export class WorkerNode {
   }
 
   /** Results go to the primary of their shard only; one that appears gets what waited for it. */
-  private roleChanged(link: CoordinatorLink): void {
-    if (!link.primary) {
-      if (this.linkByShard.get(link.shard) === link) this.linkByShard.delete(link.shard);
+  /**
+   * Some link's role changed, came up or went down: the shard's primary is the
+   * live link that says primary with the highest epoch (a stale primary may
+   * still say so for a moment). A new primary gets the recent results again,
+   * since the old one may have died before replicating them; it drops those it
+   * already has by lease attempt.
+   */
+  private roleChanged(changed: CoordinatorLink): void {
+    const shard = changed.shard;
+    let best: CoordinatorLink | undefined;
+    for (const l of this.links) {
+      if (l.up && l.primary && l.shard === shard && (best === undefined || l.epoch > best.epoch)) best = l;
+    }
+    const current = this.linkByShard.get(shard);
+    if (best === current) return;
+    if (best === undefined) {
+      this.linkByShard.delete(shard);
       return;
     }
-    if (this.linkByShard.get(link.shard) === link) return;
-    this.linkByShard.set(link.shard, link);
-    // A new primary (failover, or a reconnect): results sent to the old one may
-    // have died with it before they were replicated. Send the recent ones again;
-    // the coordinator ignores those it already has (by lease attempt).
-    const resend = [...(this.recentResults.get(link.shard) ?? []), ...(this.resultsWaiting.get(link.shard) ?? [])];
-    this.resultsWaiting.delete(link.shard);
-    for (const body of resend) if (!link.sendRaw(Kind.RESULT, body)) this.counters.dropped++;
-    link.flushSoon();
-    if (resend.length > 0) this.log.info("results resent to new primary", { shard: link.shard, results: resend.length, primary: link.label });
+    this.linkByShard.set(shard, best);
+    const resend = [...(this.recentResults.get(shard) ?? []), ...(this.resultsWaiting.get(shard) ?? [])];
+    this.resultsWaiting.delete(shard);
+    for (const body of resend) if (!best.sendRaw(Kind.RESULT, body)) this.counters.dropped++;
+    best.flushSoon();
+    if (resend.length > 0) this.log.info("results resent to new primary", { shard, results: resend.length, primary: best.label, epoch: best.epoch });
   }
 
   /** The last results sent to each shard's primary, kept to resend after a failover. */
