@@ -55,7 +55,7 @@ test("SIGTERM to a worker: it takes nothing new and its running tasks finish the
     return stats.coordinators[0]!.stats!.workers.length === 1 ? true : undefined;
   });
   // A task submitted now waits: the draining worker gets no new work.
-  const later = await client.submit("noop");
+  const later = await client.submit("noop", undefined);
   const outcomes = await Promise.all(first.map((id) => client.wait(id)));
   expect(outcomes.every((o) => o.ok && o.attempts === 1)).toBe(true);
   expect(await leaving.proc.exited).toBe(0);
