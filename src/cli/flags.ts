@@ -1,7 +1,10 @@
 // Declarative command-line flags shared by every binary: one table gives the
-// parser, the --help text (every flag with its default) and the environment
-// variable (TASK_SCHEDULER_<NAME>). Precedence: flag > environment > default.
-// Invalid values stop start-up with a message that names the flag.
+// parser, the --help text (every flag with its default), the environment
+// variable (TASK_SCHEDULER_<NAME>) and the config file key (<name>).
+// Precedence: command line > environment > config file (--config) > default.
+// Invalid values stop start-up with a message that names the flag and where it came from.
+
+import { readFileSync } from "node:fs";
 
 export type FlagType = "int" | "number" | "string" | "bool";
 
@@ -25,6 +28,12 @@ export type FlagValues = Record<string, number | string | boolean>;
 export class UsageError extends Error {}
 
 export const ENV_PREFIX = "TASK_SCHEDULER_";
+
+/** Every binary takes --config: a JSON object whose keys are flag names. */
+export const CONFIG_FLAG: FlagSpec = {
+  name: "config", type: "string", default: "",
+  help: "JSON file of settings, keys as the long flag names (e.g. {\"max-queue\": 1000}); flags and environment override it",
+};
 
 export function envName(flag: string): string {
   return ENV_PREFIX + flag.toUpperCase().replaceAll("-", "_");
@@ -56,9 +65,12 @@ export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], 
   }
   const values: FlagValues = {};
   const given = new Set<string>();
+  const fromFile = specs.some((s) => s.name === "config") ? readConfigFile(configPath(argv, env), byName) : {};
   for (const s of specs) {
     const fromEnv = env[envName(s.name)];
-    values[s.name] = fromEnv !== undefined && fromEnv !== "" ? convert(s, fromEnv, `environment variable ${envName(s.name)}`) : s.default;
+    if (fromEnv !== undefined && fromEnv !== "") values[s.name] = convert(s, fromEnv, `environment variable ${envName(s.name)}`);
+    else if (s.name in fromFile) values[s.name] = fromFile[s.name]!;
+    else values[s.name] = s.default;
   }
   let help = false;
   for (let i = 0; i < argv.length; i++) {
@@ -90,6 +102,36 @@ export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], 
   return Object.assign(values, { help });
 }
 
+/** --config from the command line, else TASK_SCHEDULER_CONFIG; "" for none. */
+function configPath(argv: readonly string[], env: Record<string, string | undefined>): string {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--config") return argv[i + 1] ?? "";
+    if (argv[i]!.startsWith("--config=")) return argv[i]!.slice("--config=".length);
+  }
+  return env[envName("config")] ?? "";
+}
+
+function readConfigFile(path: string, byName: Map<string, FlagSpec>): FlagValues {
+  if (path === "") return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new UsageError(`config file ${path}: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new UsageError(`config file ${path}: must hold a JSON object`);
+  const values: FlagValues = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    const spec = byName.get(`--${key}`);
+    if (spec === undefined || key === "config") throw new UsageError(`config file ${path}: unknown setting "${key}" (keys are the long flag names, see --help)`);
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
+      throw new UsageError(`config file ${path}: setting "${key}" must be a string, number or boolean`);
+    }
+    values[key] = convert(spec, String(value), `config file ${path}: setting "${key}"`);
+  }
+  return values;
+}
+
 function convert(spec: FlagSpec, raw: string, where: string): number | string | boolean {
   switch (spec.type) {
     case "bool":
@@ -116,7 +158,8 @@ function convert(spec: FlagSpec, raw: string, where: string): number | string | 
  * The whole start-up of a binary's arguments: prints help and exits 0 on
  * --help, prints the error and exits 2 on bad input; returns the values otherwise.
  */
-export function parseOrExit(binary: string, summary: string, specs: readonly FlagSpec[], examples: readonly string[] = []): FlagValues {
+export function parseOrExit(binary: string, summary: string, flagTable: readonly FlagSpec[], examples: readonly string[] = []): FlagValues {
+  const specs = [...flagTable, CONFIG_FLAG];
   try {
     const values = parseFlags(specs, process.argv.slice(2), process.env);
     if (values.help) {

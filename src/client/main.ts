@@ -1,7 +1,7 @@
 // The `client` binary: a load generator by default, plus small commands
 // (stats, status) for scripts and people.
 
-import { parseFlags, helpText, UsageError, type FlagSpec } from "../cli/flags.ts";
+import { CONFIG_FLAG, parseFlags, helpText, UsageError, type FlagSpec } from "../cli/flags.ts";
 import { parseHostPortList, type HostPort } from "../net/endpoints.ts";
 import { COMMAND_FLAGS, COMMANDS, COMMANDS_HELP, runCommand } from "./commands.ts";
 import { runLoad, type LoadReport } from "./load.ts";
@@ -77,7 +77,7 @@ export async function main(): Promise<void> {
   process.exit(report.completed === report.tasks && report.failed === 0 && wordsOk ? 0 : 1);
 }
 
-const ALL_FLAGS = [...CLIENT_FLAGS, ...COMMAND_FLAGS];
+const ALL_FLAGS = [...CLIENT_FLAGS, ...COMMAND_FLAGS, CONFIG_FLAG];
 
 export function formatReport(r: LoadReport): string {
   const l = r.latencyMs;
