@@ -419,6 +419,10 @@ export class Coordinator implements ConnectionHandler {
       this.latency.record(now, now - task.submittedAt);
       this.latencyBuckets.record(now - task.submittedAt);
       this.progress.delete(task.id);
+      if (task.state === "failed") {
+        const last = task.errors.at(-1);
+        this.log.warn("task dead-lettered", { taskId: task.id, type: task.type, attempts: task.attempt, error: last?.error.split("\n")[0] });
+      }
     }
     for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
     for (const abort of ready.aborts) {
