@@ -2,6 +2,7 @@
 
 import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
 import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
+import { stopOnSignals } from "../cli/signals.ts";
 import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
 import { SHARD_MAX } from "../core/task.ts";
 import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
@@ -107,15 +108,6 @@ export function main(): void {
       return clusterMetrics({ requestId: 0, router: { nodeId: "", uptimeMs: 0, clients: 0, forwarded: 0, retried: 0 }, coordinators: [{ address, reachable: true, stats }] }, undefined);
     }, log);
   }
-  const stop = (signal: string) => {
-    log.info("stopping", { signal });
-    // SIGTERM hands over to a backup first; a second signal stops at once.
-    process.removeAllListeners("SIGTERM");
-    process.removeAllListeners("SIGINT");
-    process.on("SIGTERM", () => process.exit(0));
-    process.on("SIGINT", () => process.exit(0));
-    void coordinator.shutdown().finally(() => process.exit(0));
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  // SIGTERM hands over to a backup first (see Coordinator.shutdown).
+  stopOnSignals(log, () => coordinator.shutdown());
 }

@@ -2,6 +2,7 @@
 
 import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
 import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
+import { stopOnSignals } from "../cli/signals.ts";
 import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
 import { HttpApi } from "./http-api.ts";
@@ -71,12 +72,8 @@ export function main(): void {
     }
     process.stdout.write(`router http on ${values["http-host"]}:${http.port}\n`);
   }
-  const stop = (signal: string) => {
-    log.info("stopping", { signal });
+  stopOnSignals(log, () => {
     http?.stop();
     router.stop();
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  });
 }

@@ -2,6 +2,7 @@
 
 import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
 import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
+import { stopOnSignals } from "../cli/signals.ts";
 import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
 import { resolve } from "node:path";
@@ -82,15 +83,6 @@ export async function main(executorModule: string | URL): Promise<void> {
     serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log);
   }
   process.stdout.write(`worker ${config.nodeId} started: ${config.threads} threads x ${config.concurrency} slots, coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}\n`);
-  const stop = (signal: string) => {
-    log.info("stopping", { signal, runningTasks: node.running });
-    // SIGTERM drains (no new work, running tasks finish); a second signal stops at once.
-    process.removeAllListeners("SIGTERM");
-    process.removeAllListeners("SIGINT");
-    process.on("SIGTERM", () => process.exit(0));
-    process.on("SIGINT", () => process.exit(0));
-    void node.drain(values["shutdown-timeout-ms"] as number).finally(() => process.exit(0));
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  // SIGTERM drains: no new work, running tasks finish (see WorkerNode.drain).
+  stopOnSignals(log, () => node.drain(values["shutdown-timeout-ms"] as number), () => ({ runningTasks: node.running }));
 }
