@@ -40,9 +40,16 @@ export class ReplicaSet {
     return this.committed;
   }
 
-  /** Acknowledging without any backup: none in sync, and the grace after losing one is over. */
+  /**
+   * Acknowledging without any backup: none in sync, none catching up, and the
+   * grace after losing one is over. A backup that is catching up holds
+   * commits: counting it in sync later must not skip entries acknowledged
+   * alone in the meantime. (One that stops progressing is dropped after
+   * backupTimeoutMs, so this waits at most that long.)
+   */
   alone(now: number): boolean {
-    return this.inSyncCount === 0 && (this.lostAt === undefined || now - this.lostAt >= this.backupTimeoutMs);
+    if (this.inSyncCount > 0 || this.backups.size > 0) return false;
+    return this.lostAt === undefined || now - this.lostAt >= this.backupTimeoutMs;
   }
 
   /** A backup that was just sent a snapshot at `snapshotIndex`. */
@@ -71,10 +78,9 @@ export class ReplicaSet {
     const b = this.backups.get(conn.id);
     if (b === undefined) return;
     this.backups.delete(conn.id);
-    if (b.inSync) {
-      this.log.warn("backup lost", { backup: conn.state.nodeId, reason, waitMs: this.backupTimeoutMs });
-      if (this.inSyncCount === 0) this.lostAt = now;
-    }
+    if (b.inSync) this.log.warn("backup lost", { backup: conn.state.nodeId, reason, waitMs: this.backupTimeoutMs });
+    // The last backup (in sync or catching up) is gone: hold on for backupTimeoutMs in case it returns.
+    if (this.backups.size === 0) this.lostAt = now;
   }
 
   /** Sends one log batch to every backup (in sync or catching up). */

@@ -17,7 +17,9 @@ export function decodeSnapshot(r: Reader): { epoch: number; index: number; state
   const epoch = r.u32();
   const index = r.f64();
   let state: SchedulerState;
-  const body = r.bytes.subarray(r.pos, r.end);
+  // A private copy: msgpack hands back payloads as views into its input, and the
+  // frame buffer this body lives in is reused by the next frames on the connection.
+  const body = r.bytes.slice(r.pos, r.end);
   // Every element takes at least a byte, so the body's length bounds every declared length.
   const limit = body.length;
   try {

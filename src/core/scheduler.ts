@@ -55,6 +55,12 @@ export const NO_BACKOFF: Backoff = { type: "fixed", delayMs: 0, maxDelayMs: 0 };
 const ERRORS_KEPT_MAX = 16;
 const utf8 = new TextDecoder();
 const EMPTY_OUTPUT = new Uint8Array(0);
+/**
+ * Task ids a new primary skips: more than a lost unreplicated tail can hold
+ * (only a primary running alone builds a long one, and it loses those tasks
+ * anyway), and small enough for 65,536 promotions per shard (ids have 2^40).
+ */
+const SEQ_GAP_ON_PROMOTION = 2 ** 24;
 /** Shared empty lists for the common task with no tags and no parents (never mutated). */
 const NO_STRINGS: readonly string[] = Object.freeze([]);
 const NO_IDS: readonly number[] = Object.freeze([]);
@@ -536,6 +542,9 @@ export class Scheduler {
    * period from `now` (the old primary's clock no longer counts).
    */
   promoted(now: number): void {
+    // The old primary may have handed out ids past what reached us (its lost tail), and workers
+    // may still run those tasks: new ids start past a gap, so such a result can never match a new task.
+    this.nextSeq = (Math.floor((this.nextSeq - 1) / SEQ_GAP_ON_PROMOTION) + 1) * SEQ_GAP_ON_PROMOTION + 1;
     for (const task of this.tasks.values()) task.watchers = [];
     for (const worker of this.workers.values()) {
       worker.lastSeenAt = now;
