@@ -25,7 +25,8 @@ import { Peers, type ReplicationRole } from "./peers.ts";
 import { RecentLatency } from "./recent-latency.ts";
 import { LatencyBuckets } from "../metrics/latency-buckets.ts";
 import { ReplicaSet } from "./replica-set.ts";
-import { decodeSnapshot, encodeSnapshot, readAppend, readAck, writeAck, writeAppend } from "./replication-codec.ts";
+import { decodeSnapshot, encodeSnapshot, readAppend, readAck, readEntries, writeAck, writeAppend } from "./replication-codec.ts";
+import { WriteAheadLog } from "./wal.ts";
 
 export interface CoordinatorConfig {
   host: string;
@@ -49,6 +50,10 @@ export interface CoordinatorConfig {
   reconnectMaxMs: number;
   /** Largest snapshot sent to or accepted from a peer. */
   snapshotBytesMax: number;
+  /** Where the write-ahead log and snapshots live; "" keeps everything in memory. */
+  dataDir: string;
+  /** Log bytes after which a snapshot replaces the log. */
+  walBytesMax: number;
 }
 
 /** A reply a client may only see once the entry it reports on is committed. */
@@ -92,6 +97,7 @@ export class Coordinator implements ConnectionHandler {
   /** Backup: index of the last entry applied. */
   private appliedIndex = 0;
   private ackedUpTo = 0;
+  private wal: WriteAheadLog | undefined;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -121,6 +127,7 @@ export class Coordinator implements ConnectionHandler {
   }
 
   start(): void {
+    this.recover();
     this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.connections.set(conn.id, conn));
     this.tickTimer = setInterval(() => this.onTick(), this.config.tickMs);
     this.log.info("listening", { host: this.config.host, port: this.port, shard: this.config.scheduler.shard, nodeId: this.config.nodeId, peers: this.config.peers.length });
@@ -150,8 +157,25 @@ export class Coordinator implements ConnectionHandler {
     this.stop();
   }
 
+  /** With --data-dir: the state the last run made durable, before anything else happens. */
+  private recover(): void {
+    if (this.config.dataDir === "") return;
+    this.wal = new WriteAheadLog(this.config.dataDir, this.config.walBytesMax, this.log);
+    const recovered = this.wal.recover();
+    if (recovered.state !== undefined) this.scheduler = Scheduler.fromState(this.config.scheduler, recovered.state);
+    for (const batch of recovered.batches) {
+      readEntries(recovered.epoch, batch.firstIndex, batch.count, batch.entries).forEachEntry((entry) => applyEntry(this.scheduler, this.entryReader.reset(entry)));
+    }
+    this.scheduler.takeReady();
+    this.appliedIndex = recovered.index;
+    this.eventLog = new EventLog(recovered.index);
+    this.peers.recovered(recovered.epoch, recovered.index);
+    this.log.info("recovered", { dataDir: this.config.dataDir, epoch: recovered.epoch, index: recovered.index, tasks: this.scheduler.queuedCount + this.scheduler.leasedTotal, logBatches: recovered.batches.length });
+  }
+
   stop(): void {
     clearInterval(this.tickTimer);
+    this.wal?.close();
     this.peers.stop();
     this.listener?.stop();
     for (const conn of this.connections.values()) conn.close("coordinator stopping");
@@ -286,6 +310,7 @@ export class Coordinator implements ConnectionHandler {
     const welcome: Welcome = {
       role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,
       shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary",
+      index: this.role === "primary" ? this.eventLog.lastIndex : this.appliedIndex,
     };
     writeControl(conn.writer, Kind.WELCOME, welcome);
     conn.queueFlush();
@@ -439,9 +464,14 @@ export class Coordinator implements ConnectionHandler {
     this.release(this.replicas.commit(this.eventLog.lastIndex, now));
   }
 
+  /** Makes the new entries durable (with --data-dir), then sends them to the backups. */
   private shipLog(): void {
     if (this.eventLog.pendingEntries === 0) return;
     const batch = this.eventLog.take();
+    if (this.wal !== undefined) {
+      this.wal.append(this.epoch, batch.firstIndex, batch.count, batch.bytes);
+      if (this.wal.wantsSnapshot) this.wal.snapshot(this.epoch, this.eventLog.lastIndex, this.scheduler.exportState());
+    }
     this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes));
   }
 
@@ -494,6 +524,7 @@ export class Coordinator implements ConnectionHandler {
       const snap = decodeSnapshot(r);
       this.scheduler = Scheduler.fromState(this.config.scheduler, snap.state as SchedulerState);
       this.appliedIndex = snap.index;
+      this.wal?.snapshot(snap.epoch, snap.index, snap.state);
       this.ackedUpTo = 0;
       this.peers.synced(snap.epoch);
       this.log.info("snapshot applied", { epoch: snap.epoch, index: snap.index, tasks: snap.state.tasks.length });
@@ -509,6 +540,11 @@ export class Coordinator implements ConnectionHandler {
     batch.forEachEntry((entry) => applyEntry(this.scheduler, this.entryReader.reset(entry)));
     this.appliedIndex += batch.count;
     this.scheduler.takeReady();
+    // Durable here before the acknowledgement (sent at the end of this read) says so.
+    if (this.wal !== undefined) {
+      this.wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries);
+      if (this.wal.wantsSnapshot) this.wal.snapshot(this.epoch, this.appliedIndex, this.scheduler.exportState());
+    }
   }
 
   private ackPrimary(): void {

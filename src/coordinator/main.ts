@@ -40,6 +40,8 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
   { name: "snapshot-bytes-max", type: "int", default: 1024 * 1024 * 1024, min: 1024 * 1024, help: "largest snapshot sent to or accepted from a peer" },
   { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
   { name: "metrics-host", type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
+  { name: "data-dir", type: "string", default: "", help: "keep a write-ahead log and snapshots here (fsync before acknowledging); empty: in memory only, a crash of every replica loses the tasks" },
+  { name: "wal-bytes-max", type: "int", default: 64 * 1024 * 1024, min: 65536, help: "log size after which a snapshot replaces it (disk use: one snapshot plus this)" },
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
 ];
 
@@ -53,6 +55,8 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
     reconnectMinMs: v["reconnect-min-ms"] as number,
     reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
     snapshotBytesMax: v["snapshot-bytes-max"] as number,
+    dataDir: v["data-dir"] as string,
+    walBytesMax: v["wal-bytes-max"] as number,
     host: v.host as string,
     port: v.port as number,
     nodeId: (v["node-id"] as string) || `coordinator-${v.port}`,

@@ -38,6 +38,8 @@ export class Peers {
   private following: CoordinatorLink | undefined;
   private noPrimarySince: number | undefined;
   private lastHeardAt = 0;
+  /** Log index recovered from disk: after a whole-shard restart the most complete replica should lead. */
+  private recoveredIndex = 0;
   /** A primary that handed over to us: not followed again unless it comes back with a newer epoch. */
   private retired: CoordinatorLink | undefined;
   private readonly links: CoordinatorLink[] = [];
@@ -57,9 +59,17 @@ export class Peers {
     return this.following?.up ? this.following.label : undefined;
   }
 
+  /** State recovered from disk (--data-dir): this node holds entries up to `index` of `epoch`. */
+  recovered(epoch: number, index: number): void {
+    this.epoch = epoch;
+    this.recoveredIndex = index;
+    this.highestEpochSeen = Math.max(this.highestEpochSeen, epoch);
+    this.stateSynced = index > 0;
+  }
+
   start(now: number): void {
     if (this.config.peers.length === 0) {
-      this.becomePrimary(1, "single node (no --peer)");
+      this.becomePrimary(this.epoch + 1, "single node (no --peer)");
       return;
     }
     this.noPrimarySince = now;
@@ -156,8 +166,9 @@ export class Peers {
     }
     this.noPrimarySince ??= now;
     if (!this.stateSynced && this.highestEpochSeen > 0) return; // we would promote an empty state over acknowledged tasks
+    // Wait longer for every live peer that should lead instead: more state (epoch, then index), or as much and a lower address.
     let rank = 0;
-    for (const l of this.links) if (l.up && l.label < this.config.advertise) rank++;
+    for (const l of this.links) if (l.up && this.peerLeads(l)) rank++;
     if (now - this.noPrimarySince >= this.config.failoverTimeoutMs * (1 + rank)) {
       this.becomePrimary(Math.max(this.epoch, this.highestEpochSeen) + 1, `no primary for ${now - this.noPrimarySince} ms`);
     }
@@ -172,6 +183,12 @@ export class Peers {
       if (best === undefined || l.epoch > best.epoch || (l.epoch === best.epoch && l.label < best.label)) best = l;
     }
     return best;
+  }
+
+  private peerLeads(l: CoordinatorLink): boolean {
+    if (l.epoch !== this.epoch) return l.epoch > this.epoch;
+    if (l.index !== this.recoveredIndex) return l.index > this.recoveredIndex;
+    return l.label < this.config.advertise;
   }
 
   /** Does that primary win over this one? */

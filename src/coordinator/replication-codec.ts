@@ -2,7 +2,7 @@
 
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { SchedulerState } from "../core/scheduler-state.ts";
-import type { FrameWriter, Reader } from "../protocol/codec.ts";
+import { Reader, type FrameWriter } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Kind } from "../protocol/messages.ts";
 
@@ -48,20 +48,24 @@ export interface AppendBatch {
   epoch: number;
   firstIndex: number;
   count: number;
+  /** The entries as sent (`u32 bytes | entry` each): what a write-ahead log stores. */
+  entries: Uint8Array;
   /** Calls `apply` with each entry's bytes (a view, valid during the call); checks the count. */
   forEachEntry(apply: (entry: Uint8Array) => void): void;
 }
 
-export function readAppend(r: Reader): AppendBatch {
-  const epoch = r.u32();
-  const firstIndex = r.f64();
-  const count = r.u32();
+/** Entries stored as `u32 bytes | entry`, one after another (a log batch, as on the wire and on disk). */
+export function readEntries(epoch: number, firstIndex: number, count: number, entries: Uint8Array): AppendBatch {
+  return readAppendBody(new Reader().reset(entries), epoch, firstIndex, count);
+}
+
+function readAppendBody(r: Reader, epoch: number, firstIndex: number, count: number): AppendBatch {
   const bytes = r.bytes;
   const start = r.pos;
   const end = r.end;
   r.pos = end;
   return {
-    epoch, firstIndex, count,
+    epoch, firstIndex, count, entries: bytes.subarray(start, end),
     forEachEntry(apply) {
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       let at = start;
@@ -77,6 +81,13 @@ export function readAppend(r: Reader): AppendBatch {
       if (seen !== count) throw new ProtocolError("E_BAD_FRAME", `log batch says ${count} entries, holds ${seen}`);
     },
   };
+}
+
+export function readAppend(r: Reader): AppendBatch {
+  const epoch = r.u32();
+  const firstIndex = r.f64();
+  const count = r.u32();
+  return readAppendBody(r, epoch, firstIndex, count);
 }
 
 export function writeAck(w: FrameWriter, epoch: number, index: number): void {

@@ -33,6 +33,8 @@ export class CoordinatorLink implements ConnectionHandler {
   shard = -1;
   epoch = 0;
   primary = false;
+  /** The log index the coordinator said it holds in its WELCOME. */
+  index = 0;
   nodeId = "";
   /** Why the link is down, for stats (empty while up). */
   lastError = "not connected yet";
@@ -148,6 +150,7 @@ export class CoordinatorLink implements ConnectionHandler {
     this.shard = Number(w.shard);
     this.epoch = Number(w.epoch);
     this.primary = Boolean(w.primary);
+    this.index = Number(w.index ?? 0);
     this.nodeId = String(w.nodeId);
     this.welcomed = true;
     this.failures = 0;

@@ -107,6 +107,8 @@ export interface Welcome {
   shard: number;
   epoch: number;
   primary: boolean;
+  /** coordinator: last log entry it holds (ranks candidates after a restart from disk). */
+  index?: number;
 }
 
 export interface ErrorMessage {
