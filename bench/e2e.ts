@@ -4,7 +4,11 @@
 //
 //   bun bench/e2e.ts [--runs 5] [--tasks 200000] [--concurrency 64,512] [--type noop] [--threads 2] [--router] [--replicas 2]
 // --replicas N: one shard of N coordinators (primary + backups, synchronous replication).
+// --data-dir: coordinators keep a write-ahead log (fsync per group commit) in a temp dir.
 
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Cluster, parseReport, waitFor } from "../test/e2e/harness.ts";
 
@@ -17,6 +21,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     router: { type: "boolean", default: false },
     replicas: { type: "string", default: "1" },
+    "data-dir": { type: "boolean", default: false },
   },
 });
 
@@ -28,7 +33,8 @@ const median = (xs: number[]) => {
 const cluster = new Cluster();
 try {
   const replicas = Number(values.replicas);
-  const coordinators = replicas > 1 ? await cluster.replicas(replicas) : [await cluster.coordinator()];
+  const durable = (): string[] => (values["data-dir"] ? ["--data-dir", mkdtempSync(join(tmpdir(), "bench-wal-"))] : []);
+  const coordinators = replicas > 1 ? await cluster.replicas(replicas, durable()) : [await cluster.coordinator(durable())];
   const ports = coordinators.map((c) => c.port);
   cluster.worker(ports, ["-w", values.threads!]);
   let port = ports[0]!;
@@ -39,7 +45,7 @@ try {
     return primary && primary.workers.length === 1 && primary.replication.backupsInSync === replicas - 1 ? true : undefined;
   });
   const via = values.router || replicas > 1 ? "router -> " : "";
-  console.log(`path: client -> ${via}coordinator${replicas > 1 ? ` (${replicas} replicas)` : ""} -> worker (-w ${values.threads}); ${values.tasks} ${values.type} tasks per run, ${values.runs} runs, medians`);
+  console.log(`path: client -> ${via}coordinator${replicas > 1 ? ` (${replicas} replicas)` : ""}${values["data-dir"] ? " with --data-dir" : ""} -> worker (-w ${values.threads}); ${values.tasks} ${values.type} tasks per run, ${values.runs} runs, medians`);
   console.log("concurrency  throughput/s  p50 ms  p95 ms  p99 ms  max ms  failed");
   for (const c of values.concurrency!.split(",")) {
     const reports: Record<string, any>[] = [];

@@ -25,8 +25,9 @@ wait_for() { # logfile pattern
   echo "quickstart: $1 did not start; its log:" >&2; cat "$LOGS/$1" >&2; exit 1
 }
 
-start coordinator shard0.log -p "$BASE_PORT" --shard 0
-start coordinator shard1.log -p "$((BASE_PORT + 1))" --shard 1
+DATA="$LOGS/data"
+start coordinator shard0.log -p "$BASE_PORT" --shard 0 --data-dir "$DATA/shard0"
+start coordinator shard1.log -p "$((BASE_PORT + 1))" --shard 1 --data-dir "$DATA/shard1"
 wait_for shard0.log "listening on"
 wait_for shard1.log "listening on"
 start worker worker.log --coordinators "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1))" -w 2 --handlers examples/handlers.ts
@@ -34,7 +35,7 @@ start router router.log -p "$ROUTER_PORT" -s "127.0.0.1:$BASE_PORT,127.0.0.1:$((
 wait_for router.log "listening on"
 wait_for worker.log "coordinator link up"
 
-echo "cluster up: shards on $BASE_PORT,$((BASE_PORT + 1)), router on $ROUTER_PORT (logs in $LOGS)"
+echo "cluster up: shards on $BASE_PORT,$((BASE_PORT + 1)) (write-ahead logs in $DATA), router on $ROUTER_PORT (logs in $LOGS)"
 echo
 echo "== noop throughput: 100000 tasks, 512 in flight, through the router"
 dist/client -p "$ROUTER_PORT" -n 100000 -c 512 -t noop
