@@ -1,64 +1,156 @@
-// ReadyQueue: lowest priority number first, FIFO within a level, including
-// pushes of a better level after the hint has moved past it.
+// ReadyQueue: lowest band first (priority plus aging), earliest deadline within
+// a band, then lowest id; a worker only gets tasks whose tags it has all of.
 
 import { describe, expect, test } from "bun:test";
 import { Prng } from "../../src/core/prng.ts";
 import { ReadyQueue } from "../../src/core/ready-queue.ts";
 import type { Task } from "../../src/core/task.ts";
+import { makeTask } from "../support/scheduler-fixtures.ts";
 
-function task(id: number, priority: number): Task {
-  return {
-    id, priority, type: "t", payload: new Uint8Array(0), maxAttempts: 1, timeoutMs: 1, idempotencyKey: "", submittedAt: 0,
-    state: "queued", attempt: 0, workerId: 0, leasedAt: 0, leaseExpiresAt: 0, watcher: 0, watchRequestId: 0, output: undefined, errors: [], finishedAt: 0,
-  };
+/** Aging so slow that every push at a small `now` lands in band = priority. */
+const NO_AGING_MS = 1e12;
+const ANY = new Set<string>();
+
+function task(id: number, priority: number, fields: Partial<Task> = {}): Task {
+  return makeTask({ id, priority, ...fields });
+}
+
+/** Pops as the scheduler does: the popped task leaves the queued state. */
+function pop(q: ReadyQueue, workerTags: ReadonlySet<string> = ANY): Task | undefined {
+  const t = q.popFor(workerTags);
+  if (t !== undefined) t.state = "leased";
+  return t;
+}
+
+function drain(q: ReadyQueue, workerTags: ReadonlySet<string> = ANY): number[] {
+  const out: number[] = [];
+  for (let t = pop(q, workerTags); t !== undefined; t = pop(q, workerTags)) out.push(t.id);
+  return out;
 }
 
 describe("ReadyQueue", () => {
   test("empty pops undefined", () => {
-    const q = new ReadyQueue();
-    expect(q.pop()).toBeUndefined();
+    const q = new ReadyQueue(NO_AGING_MS);
+    expect(pop(q)).toBeUndefined();
     expect(q.length).toBe(0);
+    expect(q.ordered()).toEqual([]);
   });
 
-  test("priority order, FIFO within a level, levels 0 and 255 included", () => {
-    const q = new ReadyQueue();
+  test("priority order, FIFO (lowest id) within a level, levels 0 and 255 included", () => {
+    const q = new ReadyQueue(NO_AGING_MS);
     const input: Array<[number, number]> = [[1, 255], [2, 0], [3, 7], [4, 0], [5, 255], [6, 7]];
-    for (const [id, p] of input) q.push(task(id, p));
+    for (const [id, p] of input) q.push(task(id, p), 0);
     expect(q.length).toBe(6);
-    const out: number[] = [];
-    for (let t = q.pop(); t !== undefined; t = q.pop()) out.push(t.id);
-    expect(out).toEqual([2, 4, 3, 6, 1, 5]);
+    expect(q.ordered().map((t) => t.id)).toEqual([2, 4, 3, 6, 1, 5]);
+    expect(drain(q)).toEqual([2, 4, 3, 6, 1, 5]);
     expect(q.length).toBe(0);
   });
 
-  test("a better level pushed after pops moved the hint is still found first", () => {
-    const q = new ReadyQueue();
-    q.push(task(1, 5));
-    q.push(task(2, 9));
-    expect(q.pop()!.id).toBe(1);
-    expect(q.pop()!.id).toBe(2);
-    expect(q.pop()).toBeUndefined(); // hint now past every level
-    q.push(task(3, 200));
-    q.push(task(4, 3));
-    expect(q.pop()!.id).toBe(4);
-    expect(q.pop()!.id).toBe(3);
+  test("a better level pushed after the queue emptied is still found first", () => {
+    const q = new ReadyQueue(NO_AGING_MS);
+    q.push(task(1, 5), 0);
+    q.push(task(2, 9), 0);
+    expect(pop(q)!.id).toBe(1);
+    expect(pop(q)!.id).toBe(2);
+    expect(pop(q)).toBeUndefined();
+    q.push(task(3, 200), 0);
+    q.push(task(4, 3), 0);
+    expect(pop(q)!.id).toBe(4);
+    expect(pop(q)!.id).toBe(3);
   });
 
-  test("random interleaving matches a sorted reference (seed=9)", () => {
+  test("push sets band = floor(now / agingMs) + priority", () => {
+    const q = new ReadyQueue(100);
+    const a = task(1, 4);
+    const b = task(2, 0);
+    q.push(a, 0); // band 4
+    q.push(b, 399); // band 3
+    expect([a.band, b.band]).toEqual([4, 3]);
+    expect(drain(q)).toEqual([2, 1]);
+    const c = task(3, 0);
+    q.push(c, 400); // band 4, ties with a task of priority 4 pushed at 0
+    expect(c.band).toBe(4);
+  });
+
+  test("within a band the earliest deadline goes first, tasks without one last, then lowest id", () => {
+    const q = new ReadyQueue(NO_AGING_MS);
+    q.push(task(1, 2), 0);
+    q.push(task(2, 2, { deadline: 900 }), 0);
+    q.push(task(3, 2, { deadline: 100 }), 0);
+    q.push(task(4, 2, { deadline: 900 }), 0);
+    q.push(task(5, 1, { deadline: 5000 }), 0); // better band beats any deadline
+    q.push(task(6, 2), 0);
+    expect(drain(q)).toEqual([5, 3, 2, 4, 1, 6]);
+  });
+
+  test("a tagged task only goes to a worker with all its tags; others still flow", () => {
+    const q = new ReadyQueue(NO_AGING_MS);
+    q.push(task(1, 0, { tags: ["gpu", "eu"] }), 0);
+    q.push(task(2, 5), 0);
+    q.push(task(3, 1, { tags: ["gpu"] }), 0);
+    expect(drain(q, new Set(["eu"]))).toEqual([2]);
+    expect(q.length).toBe(2);
+    expect(q.unmatched([new Set(["eu"])])).toBe(2);
+    expect(q.unmatched([new Set(["gpu"])])).toBe(1);
+    expect(q.unmatched([new Set(["eu", "gpu"])])).toBe(0);
+    expect(drain(q, new Set(["gpu", "eu", "ssd"]))).toEqual([1, 3]);
+  });
+
+  test("with no workers every queued task is unmatched, untagged ones included", () => {
+    const q = new ReadyQueue(NO_AGING_MS);
+    q.push(task(1, 0), 0);
+    q.push(task(2, 0, { tags: ["x"] }), 0);
+    expect(q.unmatched([])).toBe(2);
+    expect(q.unmatched([new Set()])).toBe(1);
+  });
+
+  test("a task that left the queue another way (forget) is skipped and not counted", () => {
+    const q = new ReadyQueue(NO_AGING_MS);
+    const a = task(1, 0);
+    q.push(a, 0);
+    q.push(task(2, 1), 0);
+    a.state = "cancelled";
+    q.forget();
+    expect(q.length).toBe(1);
+    expect(q.ordered().map((t) => t.id)).toEqual([2]);
+    expect(drain(q)).toEqual([2]);
+  });
+
+  test("random interleaving matches a sorted reference, with aging, deadlines and tags (seed=9)", () => {
     const prng = new Prng(9);
-    const q = new ReadyQueue();
+    const agingMs = 50;
+    const q = new ReadyQueue(agingMs);
+    const tagPool = [[], [], ["a"], ["b"], ["a", "b"]] as const;
+    const workerPool = [new Set<string>(), new Set(["a"]), new Set(["a", "b"])];
     let ref: Task[] = [];
-    for (let step = 0; step < 20_000; step++) {
-      if (prng.int(2) === 0) {
-        const t = task(step, prng.int(4) === 0 ? prng.int(256) : prng.int(3));
-        q.push(t);
-        ref.push(t);
-      } else {
-        const best = ref.reduce<Task | undefined>((b, t) => (b === undefined || t.priority < b.priority ? t : b), undefined);
-        expect(q.pop()).toBe(best);
-        if (best) ref = ref.filter((t) => t !== best);
+    let now = 0;
+    const key = (t: Task): [number, number, number] => [t.band, t.deadline === 0 ? Infinity : t.deadline, t.id];
+    const less = (x: Task, y: Task): boolean => {
+      const [a, b] = [key(x), key(y)];
+      for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+      return false;
+    };
+    try {
+      for (let step = 0; step < 20_000; step++) {
+        now += prng.int(10);
+        if (prng.int(2) === 0) {
+          const t = task(step, prng.int(4) === 0 ? prng.int(256) : prng.int(3), {
+            deadline: prng.int(3) === 0 ? 0 : now + prng.int(500), tags: tagPool[prng.int(tagPool.length)]!,
+          });
+          q.push(t, now);
+          expect(t.band).toBe(Math.floor(now / agingMs) + t.priority);
+          ref.push(t);
+        } else {
+          const worker = workerPool[prng.int(workerPool.length)]!;
+          const eligible = ref.filter((t) => t.tags.every((tag) => worker.has(tag)));
+          const best = eligible.reduce<Task | undefined>((b, t) => (b === undefined || less(t, b) ? t : b), undefined);
+          expect(pop(q, worker)).toBe(best);
+          if (best) ref = ref.filter((t) => t !== best);
+        }
+        expect(q.length).toBe(ref.length);
       }
-      expect(q.length).toBe(ref.length);
+    } catch (err) {
+      throw new Error(`seed=9: ${String(err)}`, { cause: err });
     }
   });
 });

@@ -21,13 +21,32 @@ describe("failures and retries", () => {
         expect(finished).toEqual([id]);
       }
     }
-    expect(s.task(id)).toMatchObject({ state: "failed", attempt: 3, errors: ["error 1 ü", "error 2 ü", "error 3 ü"], finishedAt: 31 });
+    expect(s.task(id)).toMatchObject({ state: "failed", attempt: 3, finishedAt: 31 });
+    expect(s.task(id)!.errors).toEqual([1, 2, 3].map((n) => ({ attempt: n, workerId: 1, at: n * 10 + 1, error: `error ${n} ü` })));
     expect(s.counters).toMatchObject({ failed: 1, retried: 2, completed: 0 });
     expect(s.worker(1)).toMatchObject({ failed: 3, done: 0, free: 1 });
     expect(s.queuedCount + s.leasedTotal).toBe(0);
   });
 
-  test("a retry goes behind the tasks already queued at its priority", () => {
+  // With aging, a retry ranks by the time it is ready again: one aging period
+  // later it goes behind the tasks already queued at its priority; within the
+  // same period the older task (lower id) still goes first.
+  test("a retry ready an aging period later goes behind the tasks already queued at its priority", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 1, [], 0);
+    const a = submitOk(s, 0);
+    const b = submitOk(s, 0);
+    s.dispatch(0);
+    s.result(1, a, 1, FAIL, utf8.encode("x"), TEST_OPTIONS.agingMs);
+    s.takeReady();
+    s.dispatch(TEST_OPTIONS.agingMs);
+    expect(assigned(s).get(1)).toEqual([b]);
+    s.result(1, b, 1, OK, new Uint8Array(0), TEST_OPTIONS.agingMs + 1);
+    s.dispatch(TEST_OPTIONS.agingMs + 1);
+    expect(assigned(s).get(1)).toEqual([a]);
+  });
+
+  test("a retry within the same aging period keeps its place by age (lowest id first)", () => {
     const s = makeScheduler();
     s.workerJoined(1, 1, [], 0);
     const a = submitOk(s, 0);
@@ -36,10 +55,8 @@ describe("failures and retries", () => {
     s.result(1, a, 1, FAIL, utf8.encode("x"), 1);
     s.takeReady();
     s.dispatch(1);
-    expect(assigned(s).get(1)).toEqual([b]);
-    s.result(1, b, 1, OK, new Uint8Array(0), 2);
-    s.dispatch(2);
     expect(assigned(s).get(1)).toEqual([a]);
+    expect(state(s, b)).toBe("queued");
   });
 
   test("a success after failures completes with the output", () => {
@@ -50,7 +67,7 @@ describe("failures and retries", () => {
     s.result(1, id, 1, FAIL, utf8.encode("flaky"), 1);
     s.dispatch(2);
     s.result(1, id, 2, OK, Uint8Array.from([1]), 3);
-    expect(s.task(id)).toMatchObject({ state: "completed", attempt: 2, errors: ["flaky"] });
+    expect(s.task(id)).toMatchObject({ state: "completed", attempt: 2, errors: [{ attempt: 1, workerId: 1, at: 1, error: "flaky" }] });
     expect(s.counters).toMatchObject({ completed: 1, retried: 1, failed: 0 });
   });
 
@@ -65,8 +82,8 @@ describe("failures and retries", () => {
     const task = s.task(id)!;
     expect(task.state).toBe("failed");
     expect(task.errors).toHaveLength(16);
-    expect(task.errors[0]).toBe("e5");
-    expect(task.errors.at(-1)).toBe("e20");
+    expect(task.errors[0]).toEqual({ attempt: 5, workerId: 1, at: 5, error: "e5" });
+    expect(task.errors.at(-1)).toEqual({ attempt: 20, workerId: 1, at: 20, error: "e20" });
   });
 });
 
@@ -84,7 +101,8 @@ describe("leases and fencing", () => {
     expect(state(s, id)).toBe("queued");
     expect(s.counters.expiredLeases).toBe(1);
     expect(s.counters.retried).toBe(1);
-    expect(s.task(id)!.errors[0]).toContain("E_TIMEOUT");
+    expect(s.task(id)!.errors[0]).toMatchObject({ attempt: 1, workerId: 1, at: 2998 });
+    expect(s.task(id)!.errors[0]!.error).toContain("E_TIMEOUT");
     expect(s.worker(1)!.free).toBe(1);
 
     s.dispatch(3000);
@@ -105,7 +123,7 @@ describe("leases and fencing", () => {
     expect(state(s, id)).toBe("leased");
     s.tick(500 + TEST_OPTIONS.leaseMs);
     expect(state(s, id)).toBe("queued");
-    expect(s.task(id)!.errors[0]).toContain("lease expired");
+    expect(s.task(id)!.errors[0]!.error).toContain("lease expired");
   });
 
   test("heartbeats extend the lease but never beyond leasedAt + timeoutMs", () => {
@@ -124,7 +142,7 @@ describe("leases and fencing", () => {
     expect(state(s, id)).toBe("leased");
     s.tick(2600);
     expect(state(s, id)).toBe("queued");
-    expect(s.task(id)!.errors[0]).toContain("timeout");
+    expect(s.task(id)!.errors[0]!.error).toContain("timeout");
   });
 
   test("a timeout shorter than leaseMs bounds the first lease", () => {
@@ -170,7 +188,8 @@ describe("workers", () => {
     expect(s.worker(2)).toBeDefined();
     for (const id of onOne) {
       expect(s.task(id)).toMatchObject({ state: "queued", attempt: 1 });
-      expect(s.task(id)!.errors[0]).toContain("E_WORKER_LOST");
+      expect(s.task(id)!.errors[0]).toMatchObject({ attempt: 1, workerId: 1, at: TEST_OPTIONS.workerTimeoutMs + 1 });
+      expect(s.task(id)!.errors[0]!.error).toContain("E_WORKER_LOST");
     }
     expect(s.queuedCount + s.leasedTotal).toBe(ids.length);
     // Its late result is stale; the requeued tasks go to the live worker.
@@ -200,7 +219,7 @@ describe("workers", () => {
     s.dispatch(0);
     s.takeReady();
     s.workerLeft(1, 5);
-    expect(s.task(ids[0]!)).toMatchObject({ state: "queued", errors: ["E_WORKER_LOST: worker went away"] });
+    expect(s.task(ids[0]!)).toMatchObject({ state: "queued", errors: [{ attempt: 1, workerId: 1, at: 5, error: "E_WORKER_LOST: worker went away" }] });
     expect(s.task(ids[1]!)).toMatchObject({ state: "failed" });
     expect(s.takeReady()).toMatchObject({ finished: [{ id: ids[1] }], lostWorkers: [] });
     expect(s.leasedTotal).toBe(0);
@@ -256,15 +275,22 @@ describe("retention", () => {
     expect(s.retainedCount).toBe(0);
   });
 
-  test("failed tasks count towards retention too", () => {
-    const s = makeScheduler({ retainedMax: 1 });
-    s.workerJoined(1, 2, [], 0);
+  // Failed tasks used to share retainedMax; now they sit in the dead-letter queue, bounded by dlqMax.
+  test("failed tasks are bounded by dlqMax, not retainedMax", () => {
+    const s = makeScheduler({ retainedMax: 1, dlqMax: 1 });
+    s.workerJoined(1, 3, [], 0);
     const bad = submitOk(s, 0, { maxAttempts: 1 });
     const good = submitOk(s, 0);
+    const worse = submitOk(s, 0, { maxAttempts: 1 });
     s.dispatch(0);
     s.result(1, bad, 1, FAIL, utf8.encode("x"), 1);
     s.result(1, good, 1, OK, new Uint8Array(0), 2);
+    expect(state(s, bad)).toBe("failed");
+    expect(state(s, good)).toBe("completed");
+    expect([s.retainedCount, s.dlqCount]).toEqual([1, 1]);
+    s.result(1, worse, 1, FAIL, utf8.encode("y"), 3);
     expect(s.task(bad)).toBeUndefined();
+    expect(state(s, worse)).toBe("failed");
     expect(state(s, good)).toBe("completed");
   });
 });

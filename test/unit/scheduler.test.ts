@@ -72,7 +72,8 @@ describe("lifecycle: submit, dispatch, result", () => {
     s.result(1, id, 1, OK, output, 30);
     const ready = s.takeReady();
     expect(ready.finished.map((t) => t.id)).toEqual([id]);
-    expect(ready.finished[0]).toMatchObject({ state: "completed", output, finishedAt: 30, watcher: 9, watchRequestId: 42 });
+    expect(ready.finished[0]).toMatchObject({ state: "completed", output, finishedAt: 30, watchers: [] });
+    expect(ready.notices).toEqual([{ task: s.task(id)!, watcher: { conn: 9, requestId: 42 } }]);
     expect(s.worker(1)).toMatchObject({ free: 4, done: 1, failed: 0, lastSeenAt: 30 });
     expect(s.leasedTotal).toBe(0);
     expect(s.counters).toMatchObject({ submitted: 1, completed: 1, failed: 0, retried: 0, staleResults: 0 });
@@ -85,7 +86,7 @@ describe("lifecycle: submit, dispatch, result", () => {
     submitOk(s, 0);
     s.dispatch(0);
     expect(s.takeReady().assignments.size).toBe(1);
-    expect(s.takeReady()).toEqual({ assignments: new Map(), finished: [], lostWorkers: [] });
+    expect(s.takeReady()).toEqual({ assignments: new Map(), finished: [], notices: [], aborts: [], lostWorkers: [] });
   });
 
   test("a second result for a completed task is stale and changes nothing", () => {
@@ -253,18 +254,21 @@ describe("idempotency keys", () => {
     expect(s.submit(request({ idempotencyKey: "k" }), 0)).toEqual({ ok: true, taskId: id, duplicate: true });
   });
 
-  test("the newest watcher of an unfinished task is the one told at the end", () => {
+  test("a duplicate's watcher is told at the end too; a retry on the same connection replaces its request id", () => {
     const s = makeScheduler();
     s.workerJoined(1, 1, [], 0);
     const id = submitOk(s, 0, { idempotencyKey: "k", watcher: 1, watchRequestId: 10 });
     s.submit(request({ idempotencyKey: "k", watcher: 2, watchRequestId: 20 }), 1);
-    expect(s.takeReady().finished).toEqual([]);
+    s.submit(request({ idempotencyKey: "k", watcher: 1, watchRequestId: 11 }), 1);
+    expect(s.takeReady()).toMatchObject({ finished: [], notices: [] });
     s.dispatch(1);
     s.result(1, id, 1, OK, new Uint8Array(0), 2);
-    expect(s.takeReady().finished[0]).toMatchObject({ id, watcher: 2, watchRequestId: 20 });
+    const ready = s.takeReady();
+    expect(ready.finished.map((t) => t.id)).toEqual([id]);
+    expect(ready.notices.map((n) => [n.task.id, n.watcher])).toEqual([[id, { conn: 1, requestId: 11 }], [id, { conn: 2, requestId: 20 }]]);
   });
 
-  test("a duplicate of a finished task with a watcher re-emits it in finished", () => {
+  test("a duplicate of a finished task with a watcher is a notice at once, not a second finish", () => {
     const s = makeScheduler();
     s.workerJoined(1, 1, [], 0);
     const id = submitOk(s, 0, { idempotencyKey: "done" });
@@ -272,16 +276,18 @@ describe("idempotency keys", () => {
     s.result(1, id, 1, OK, Uint8Array.from([5]), 1);
     s.takeReady();
     expect(s.submit(request({ idempotencyKey: "done", watcher: 3, watchRequestId: 33 }), 2)).toEqual({ ok: true, taskId: id, duplicate: true });
-    const finished = s.takeReady().finished;
-    expect(finished.map((t) => t.id)).toEqual([id]);
-    expect(finished[0]).toMatchObject({ state: "completed", output: Uint8Array.from([5]), watcher: 3, watchRequestId: 33 });
+    const ready = s.takeReady();
+    expect(ready.finished).toEqual([]);
+    expect(ready.notices).toHaveLength(1);
+    expect(ready.notices[0]!.watcher).toEqual({ conn: 3, requestId: 33 });
+    expect(ready.notices[0]!.task).toMatchObject({ id, state: "completed", output: Uint8Array.from([5]) });
     expect(s.counters.completed).toBe(1);
     // Without a watcher there is nobody to tell.
     s.submit(request({ idempotencyKey: "done" }), 3);
-    expect(s.takeReady().finished).toEqual([]);
+    expect(s.takeReady()).toMatchObject({ finished: [], notices: [] });
   });
 
-  test("a duplicate of a task failed for good is re-emitted too", () => {
+  test("a duplicate of a task failed for good is a notice too", () => {
     const s = makeScheduler();
     s.workerJoined(1, 1, [], 0);
     const id = submitOk(s, 0, { idempotencyKey: "bad", maxAttempts: 1 });
@@ -289,6 +295,8 @@ describe("idempotency keys", () => {
     s.result(1, id, 1, FAIL, utf8.encode("nope"), 1);
     s.takeReady();
     s.submit(request({ idempotencyKey: "bad", watcher: 4 }), 2);
-    expect(s.takeReady().finished[0]).toMatchObject({ id, state: "failed", errors: ["nope"] });
+    const [notice] = s.takeReady().notices;
+    expect(notice!.task).toMatchObject({ id, state: "failed", errors: [{ attempt: 1, workerId: 1, at: 1, error: "nope" }] });
+    expect(notice!.watcher).toEqual({ conn: 4, requestId: 0 });
   });
 });

@@ -14,6 +14,7 @@ function coordinator(over: Partial<CoordinatorStats> = {}): CoordinatorStats {
     requestId: 1, nodeId: "coordinator-5000", shard: 0, epoch: 1, primary: true, uptimeMs: 10_000,
     replication: { role: "primary", appliedIndex: 50, committedIndex: 50, backupsInSync: 1, alone: false },
     queued: 5, leased: 5, submitted: 1000, completed: 900, failed: 10, retried: 3, rejectedQueueFull: 0, retained: 0,
+    waiting: 0, delayed: 0, cancelled: 0, deadlineMissed: 0, dead: 0, unmatched: 0,
     latencyMs: { p50: 1.5, p99: 12, max: 20 }, workers: [worker()], ...over,
   };
 }

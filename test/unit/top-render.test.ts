@@ -15,6 +15,7 @@ function coordinator(over: Partial<CoordinatorStats> = {}): CoordinatorStats {
     requestId: 1, nodeId: "coordinator-5000", shard: 0, epoch: 3, primary: true, uptimeMs: 65_000,
     replication: { role: "primary", appliedIndex: 900, committedIndex: 900, backupsInSync: 1, alone: false },
     queued: 17, leased: 5, submitted: 1_300_000, completed: 1_234_567, failed: 10, retried: 3, rejectedQueueFull: 0, retained: 0,
+    waiting: 0, delayed: 0, cancelled: 0, deadlineMissed: 0, dead: 0, unmatched: 0,
     latencyMs: { p50: 1.5, p99: 12.25, max: 20 }, workers: [worker()], ...over,
   };
 }
