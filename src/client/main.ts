@@ -5,6 +5,7 @@ import { CONFIG_FLAG, parseFlags, helpText, UsageError, type FlagSpec } from "..
 import { parseHostPortList, type HostPort } from "../net/endpoints.ts";
 import { COMMAND_FLAGS, COMMANDS, COMMANDS_HELP, runCommand } from "./commands.ts";
 import { runLoad, type LoadReport } from "./load.ts";
+import { openLoopLines, runOpenLoop, type OpenLoopReport } from "./open-loop.ts";
 import { MIXED_MIX, WORKLOADS, type WorkloadName } from "./workloads.ts";
 
 export const CLIENT_FLAGS: readonly FlagSpec[] = [
@@ -23,11 +24,15 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
   { name: "idempotency", type: "bool", default: true, help: "give each task an idempotency key so retries never duplicate it" },
   { name: "token", type: "string", default: "", help: "auth token presented in the handshake" },
   { name: "json", type: "bool", default: false, help: "print one JSON object instead of the table" },
+  { name: "rate", type: "number", default: 0, min: 0, max: 10000000, help: "open loop: offer this many tasks per second on a fixed schedule, latency counted from each task's intended send time (0: closed loop)" },
+  { name: "duration-s", type: "number", default: 10, min: 0.001, max: 86400, help: "open loop: how long the schedule runs; tasks = rate x duration, at most -n when -n is given" },
+  { name: "max-in-flight", type: "int", default: 50000, min: 1, help: "open loop: tasks in flight at most; past it sending waits, and the lag counts as latency" },
 ];
 
 const SUMMARY = `load generator and command-line client
 
   client [flags]              run a closed-loop benchmark and print its results (default)
+  client --rate N --duration-s S   open loop: N tasks/s on a fixed schedule for S seconds
 
 Workloads (-t): noop; sleep and cpu (--duration-ms); wordcount (a generated corpus split in
 --chunk-words chunks, counted on workers, summed and checked here); mixed: ${MIXED_MIX.map((m) => `${Math.round(m.share * 100)}% ${m.type} ${m.ms} ms`).join(", ")}.
@@ -56,10 +61,8 @@ export async function main(): Promise<void> {
   }
   const token = (values.token as string) || undefined;
   if (words.length > 0) process.exit(await runCommand(words, values, addresses[0]!, token));
-  const report = await runLoad({
+  const common = {
     addresses,
-    concurrency: values.concurrency as number,
-    tasks: values.tasks as number,
     connections: values.connections as number,
     submitAttemptsMax: values["submit-attempts"] as number,
     deadlineMs: (values["deadline-s"] as number) * 1000,
@@ -71,7 +74,11 @@ export async function main(): Promise<void> {
       seed: values.seed as number,
       chunkWords: values["chunk-words"] as number,
     },
-  });
+  };
+  const rate = values.rate as number;
+  const report = rate > 0
+    ? await runOpenLoop({ ...common, rate, durationS: values["duration-s"] as number, tasksMax: givenTaskCount(argv), inFlightMax: values["max-in-flight"] as number })
+    : await runLoad({ ...common, concurrency: values.concurrency as number, tasks: values.tasks as number });
   process.stdout.write(values.json ? JSON.stringify(report) + "\n" : formatReport(report));
   const wordsOk = report.wordCountExpected === undefined || report.wordCount === report.wordCountExpected;
   process.exit(report.completed === report.tasks && report.failed === 0 && wordsOk ? 0 : 1);
@@ -79,15 +86,24 @@ export async function main(): Promise<void> {
 
 const ALL_FLAGS = [...CLIENT_FLAGS, ...COMMAND_FLAGS, CONFIG_FLAG];
 
-export function formatReport(r: LoadReport): string {
+/** -n when it was given (flag, environment or config file), not its default: it only caps an open loop then. */
+function givenTaskCount(argv: string[]): number | undefined {
+  const unset = ALL_FLAGS.map((s) => (s.name === "tasks" ? { ...s, default: -1 } : s));
+  const tasks = parseFlags(unset, argv, process.env, []).tasks as number;
+  return tasks === -1 ? undefined : tasks;
+}
+
+export function formatReport(r: LoadReport | OpenLoopReport): string {
   const l = r.latencyMs;
+  const open = "mode" in r && r.mode === "open";
   const lines = [
-    `workload      ${r.workload}  (${r.tasks} tasks, concurrency ${r.concurrency})`,
+    open ? `workload      ${r.workload}  (${r.tasks} tasks, open loop)` : `workload      ${r.workload}  (${r.tasks} tasks, concurrency ${r.concurrency})`,
     `completed     ${r.completed}`,
     `failed        ${r.failed}`,
     `retried       ${r.retried}`,
     `duration      ${(r.durationMs / 1000).toFixed(2)} s`,
     `throughput    ${r.throughput} tasks/s`,
+    ...(open ? openLoopLines(r) : []),
     `latency ms    min ${l.min}  avg ${l.avg.toFixed(3)}  p50 ${l.p50}  p95 ${l.p95}  p99 ${l.p99}  max ${l.max}`,
   ];
   if (r.wordCountExpected !== undefined) lines.push(`word count    ${r.wordCount} (expected ${r.wordCountExpected}: ${r.wordCount === r.wordCountExpected ? "ok" : "MISMATCH"})`);

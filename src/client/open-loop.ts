@@ -1,0 +1,156 @@
+// Open-loop load generator: tasks go out on a fixed schedule (`rate` per
+// second) whatever the cluster does, and each latency runs from the task's
+// intended send time to its completion. A closed loop waits for a slow answer
+// before asking again and so never measures the queue it would have built (the
+// "coordinated omission" of closed-loop benchmarks); here a stall, or a client
+// that falls behind its own schedule, shows up in the latencies.
+
+import { decode } from "@msgpack/msgpack";
+import type { TaskOutcome } from "../sdk/client.ts";
+import { ConnectionPool, runWithRetries, type AttemptCounters } from "./connection-pool.ts";
+import { newLatencyHistogram, summarizeLatency } from "./latency-histogram.ts";
+import type { LoadOptions, LoadReport } from "./load.ts";
+import { dueCount, intendedSendMs, latencyUs, planOpenLoop, waitBeforeMs } from "./open-loop-schedule.ts";
+import { makeWorkload } from "./workloads.ts";
+
+export interface OpenLoopOptions extends Omit<LoadOptions, "concurrency" | "tasks"> {
+  /** Tasks per second offered. */
+  rate: number;
+  /** How long the schedule runs. */
+  durationS: number;
+  /** Caps the tasks of the run (rate x duration) when given. */
+  tasksMax?: number;
+  /** Tasks in flight at most; past it the client stops sending, falls behind, and the lag counts as latency. */
+  inFlightMax: number;
+}
+
+export interface OpenLoopReport extends LoadReport {
+  mode: "open";
+  /** Tasks per second asked for. */
+  offeredRate: number;
+  /** Tasks per second actually sent over the schedule's window (below offeredRate when the client fell behind). */
+  sentRate: number;
+  /** How late, behind its intended time, the latest task was sent. */
+  sendLagMsMax: number;
+  /** Most tasks in flight at once (`concurrency` holds the cap). */
+  inFlightPeak: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopReport> {
+  const plan = planOpenLoop(options.rate, options.durationS, options.tasksMax);
+  const workload = makeWorkload(options.workload, plan.tasks);
+  const histogram = newLatencyHistogram();
+  const pool = new ConnectionPool(options.addresses, options.connections, options.token);
+  const counters: AttemptCounters = { retried: 0, errors: {} };
+  let sent = 0;
+  let inFlight = 0;
+  let inFlightPeak = 0;
+  let completed = 0;
+  let failed = 0;
+  let words = 0;
+  let sendLagMsMax = 0;
+  let lastSendMs = 0;
+  let timedOut = false;
+  // Woken when a task ends: the sender waiting for a free slot, and the final drain.
+  let wake: (() => void) | undefined;
+  // Dial before the clock starts: the handshake is not part of any task's latency.
+  await Promise.all(Array.from({ length: options.connections }, (_, slot) => pool.get(slot).catch(() => undefined)));
+  const started = performance.now();
+  const deadline = started + options.deadlineMs;
+  const rule = { submitAttemptsMax: options.submitAttemptsMax, deadline };
+
+  const finish = (i: number, outcome: TaskOutcome | undefined) => {
+    const doneMs = performance.now() - started;
+    inFlight--;
+    if (outcome === undefined || !outcome.ok) {
+      failed++;
+      if (outcome?.error) counters.errors.E_TASK_FAILED = (counters.errors.E_TASK_FAILED ?? 0) + 1;
+    } else {
+      histogram.recordValue(latencyUs(plan, i, doneMs));
+      completed++;
+      if (workload.expectedWords !== undefined) words += decode(outcome.output) as number;
+    }
+    wake?.();
+  };
+
+  const send = (i: number, nowMs: number) => {
+    sendLagMsMax = Math.max(sendLagMsMax, nowMs - intendedSendMs(plan, i));
+    lastSendMs = nowMs;
+    inFlight++;
+    inFlightPeak = Math.max(inFlightPeak, inFlight);
+    const key = options.idempotencyPrefix === "" ? "" : `${options.idempotencyPrefix}${i}`;
+    void runWithRetries(pool, i % options.connections, workload.task(i), key, rule, counters).then((o) => finish(i, o), () => finish(i, undefined));
+  };
+
+  const waitForWake = (ms: number) => new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      wake = undefined;
+      resolve();
+    }
+    wake = done;
+  });
+
+  // Send what is due, then sleep until the next task is (or a slot frees up).
+  // Timers fire at ~1 ms granularity: at high rates each wake-up sends a batch.
+  while (sent < plan.tasks) {
+    const nowMs = performance.now() - started;
+    if (nowMs > options.deadlineMs) {
+      timedOut = true;
+      break;
+    }
+    const due = dueCount(plan, nowMs);
+    while (sent < due && inFlight < options.inFlightMax) send(sent++, nowMs);
+    if (sent >= plan.tasks) break;
+    if (inFlight >= options.inFlightMax) await waitForWake(options.deadlineMs - nowMs);
+    else await sleep(waitBeforeMs(plan, sent, performance.now() - started) ?? 0);
+  }
+  // Drain: tasks still in flight at the deadline are abandoned and count as failed.
+  while (inFlight > 0) {
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      timedOut = true;
+      break;
+    }
+    await waitForWake(left);
+  }
+  const durationMs = performance.now() - started;
+  pool.close();
+  if (timedOut) failed = plan.tasks - completed;
+  const report: OpenLoopReport = {
+    workload: options.workload.name,
+    tasks: plan.tasks,
+    concurrency: options.inFlightMax,
+    completed,
+    failed,
+    retried: counters.retried,
+    durationMs: Math.round(durationMs),
+    throughput: Math.round((completed / durationMs) * 1000),
+    latencyMs: summarizeLatency(histogram),
+    errors: counters.errors,
+    timedOut,
+    mode: "open",
+    offeredRate: plan.rate,
+    // The window of n tasks at rate r is n / r: the last send time plus one interval.
+    sentRate: sent === 0 ? 0 : Math.round((sent / (lastSendMs + 1000 / plan.rate)) * 1000),
+    sendLagMsMax: Math.round(sendLagMsMax * 1000) / 1000,
+    inFlightPeak,
+  };
+  if (workload.expectedWords !== undefined) {
+    report.wordCount = words;
+    report.wordCountExpected = workload.expectedWords;
+  }
+  histogram.destroy();
+  return report;
+}
+
+/** The lines the open loop adds to the closed loop's table. */
+export function openLoopLines(r: OpenLoopReport): string[] {
+  return [
+    `offered       ${r.offeredRate} tasks/s; sent at ${r.sentRate} tasks/s, at most ${r.sendLagMsMax} ms behind schedule`,
+    `in flight     at most ${r.inFlightPeak} (cap ${r.concurrency})`,
+  ];
+}

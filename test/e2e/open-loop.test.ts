@@ -1,0 +1,60 @@
+// End to end: the client's open loop (--rate, --duration-s) against a
+// coordinator and a worker from the compiled binaries.
+
+import { afterEach, expect, test } from "bun:test";
+import { Cluster, parseReport } from "./harness.ts";
+
+let cluster: Cluster;
+afterEach(async () => {
+  await cluster?.stopAll();
+});
+
+async function singleShard(): Promise<number> {
+  cluster = new Cluster();
+  const coordinator = await cluster.coordinator();
+  cluster.worker([coordinator.port], ["-w", "2"]);
+  await cluster.workersJoined(coordinator.port, 1);
+  return coordinator.port;
+}
+
+test("--rate 500 --duration-s 2 sends 1,000 tasks on schedule and reports the closed loop's figures plus the offered rate", async () => {
+  const port = await singleShard();
+  const run = await cluster.client(["-p", String(port), "--rate", "500", "--duration-s", "2", "--json"]);
+  const report = parseReport(run);
+  expect(run.code).toBe(0);
+  expect(report.mode).toBe("open");
+  expect(report.offeredRate).toBe(500);
+  expect(report.tasks).toBe(1000);
+  expect(report.completed).toBe(1000);
+  expect(report.failed).toBe(0);
+  // 1,000 tasks at 500/s take 2 s to send whatever the cluster does: an open loop cannot finish early.
+  expect(report.durationMs).toBeGreaterThanOrEqual(1998);
+  // Loose bounds: the machine is shared, but a client far off its schedule is a bug.
+  expect(report.sentRate).toBeGreaterThan(450);
+  expect(report.sentRate).toBeLessThanOrEqual(501);
+  expect(report.throughput).toBeGreaterThan(400);
+  expect(report.throughput).toBeLessThanOrEqual(501);
+  for (const key of ["min", "avg", "p50", "p95", "p99", "max"]) expect(report.latencyMs[key]).toBeGreaterThan(0);
+  expect(report.latencyMs.p50).toBeLessThanOrEqual(report.latencyMs.p95);
+  expect(report.latencyMs.p95).toBeLessThanOrEqual(report.latencyMs.p99);
+  expect(report.latencyMs.p99).toBeLessThanOrEqual(report.latencyMs.max);
+  expect(report.inFlightPeak).toBeGreaterThan(0);
+  expect(typeof report.sendLagMsMax).toBe("number");
+});
+
+test("-n caps an open-loop run; the table names the offered rate", async () => {
+  const port = await singleShard();
+  const run = await cluster.client(["-p", String(port), "--rate", "1000", "--duration-s", "5", "-n", "300"]);
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain("300 tasks, open loop");
+  expect(run.stdout).toMatch(/offered\s+1000 tasks\/s/);
+  expect(run.stdout).toMatch(/completed\s+300\n/);
+});
+
+test("without --rate the client stays a closed loop", async () => {
+  const port = await singleShard();
+  const report = parseReport(await cluster.client(["-p", String(port), "-n", "2000", "-c", "16", "--json"]));
+  expect(report.mode).toBeUndefined();
+  expect(report.concurrency).toBe(16);
+  expect(report.completed).toBe(2000);
+});
