@@ -37,6 +37,8 @@ const SEQ_GAP_ON_PROMOTION = 2 ** 24;
 /** Shared empty lists for the common task with no tags and no parents (never mutated). */
 const NO_STRINGS: readonly string[] = Object.freeze([]);
 const NO_IDS: readonly number[] = Object.freeze([]);
+/** The error of a task failed by a parent (recorded without an attempt); requeue() looks for it. */
+const E_DEPENDENCY = "E_DEPENDENCY";
 
 export class Scheduler {
   readonly options: SchedulerOptions;
@@ -213,13 +215,20 @@ export class Scheduler {
     return task;
   }
 
-  /** A new task's first state: failed with its parent, waiting on parents, delayed, or queued. */
+  /**
+   * A new (or requeued, see requeue()) task's first state: failed with its
+   * parent, waiting on parents, delayed, or queued. A new task's parents are
+   * all held (validate()); a requeued one's may have been evicted or purged.
+   */
   private place(task: Task, now: number): void {
     for (const parentId of task.dependsOn) {
-      const parent = this.tasks.get(parentId)!;
+      const parent = this.tasks.get(parentId);
+      if (parent === undefined) {
+        return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parentId} is no longer held (evicted or purged), so whether it completed is unknown`, now);
+      }
       if (parent.state === "completed") continue;
       if (parent.state === "failed" || parent.state === "cancelled") {
-        return this.failWithoutAttempt(task, `E_DEPENDENCY: parent task ${parent.id} ${parent.state}`, now);
+        return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
       }
       task.waitingOn++;
       parent.dependants.push(task.id);
@@ -282,17 +291,34 @@ export class Scheduler {
     return task.state;
   }
 
-  /** Gives a dead-lettered task maxAttempts more attempts. False: not in the DLQ. */
+  /**
+   * Gives a dead-lettered task maxAttempts more attempts. False: not in the DLQ.
+   * It keeps its runAt (one already past just goes ready). A task that had run,
+   * or had been ready, saw every parent complete, and completed is final, so it
+   * is released at once. One that failed with E_DEPENDENCY is placed again like
+   * a new task: it waits for parents not completed, and fails again at once
+   * while one is failed or cancelled, or is no longer held (its outcome is lost).
+   */
   requeue(taskId: number, now: number): boolean {
     const task = this.dlq.get(taskId);
     if (task === undefined) return false;
     this.dlq.delete(taskId);
     task.attemptBase = task.attempt;
     task.finishedAt = 0;
-    task.runAt = 0;
     this.unfinished++;
     this.counters.failed--;
-    this.release(task, now);
+    if (!failedOnParent(task)) {
+      this.release(task, now);
+      return true;
+    }
+    // Parents still running hold this task in their dependants from its first placement: drop that, or it would count twice.
+    for (const parentId of task.dependsOn) {
+      const parent = this.tasks.get(parentId);
+      if (parent !== undefined) parent.dependants = parent.dependants.filter((id) => id !== task.id);
+    }
+    task.state = "waiting";
+    task.waitingOn = 0;
+    this.place(task, now);
     return true;
   }
 
@@ -587,7 +613,7 @@ export class Scheduler {
       if (child === undefined || child.state !== "waiting") continue;
       if (parent.state !== "completed") {
         this.waitingCount--;
-        this.failWithoutAttempt(child, `E_DEPENDENCY: parent task ${parent.id} ${parent.state}`, now);
+        this.failWithoutAttempt(child, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
       } else if (--child.waitingOn === 0) {
         this.waitingCount--;
         this.release(child, now);
@@ -601,6 +627,11 @@ export class Scheduler {
       this.byIdempotencyKey.delete(task.idempotencyKey);
     }
   }
+}
+
+/** Whether the task's last failure was a parent's: it never saw all its parents complete. */
+function failedOnParent(task: Task): boolean {
+  return task.errors.at(-1)?.error.startsWith(E_DEPENDENCY) === true;
 }
 
 function emptyReady(): Ready {

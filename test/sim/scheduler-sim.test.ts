@@ -58,6 +58,8 @@ interface TaskModel {
   requeues: number;
   /** Failures that recorded an error without an attempt (deadline, dependency). */
   freeErrors: number;
+  /** Its last failure was E_DEPENDENCY: it never saw every parent complete, so a requeue places it again. */
+  failedOnParent: boolean;
   /** Set just before a cancel of this unfinished task; `leased` tells if it was running. */
   cancelling: { leased: boolean } | undefined;
   finishedAt: number;
@@ -92,6 +94,8 @@ class Simulation {
   private late: LateResult[] = [];
   readonly tasks = new Map<number, TaskModel>();
   private readonly recent: number[] = [];
+  /** Tasks evicted or purged lately: now and then a parent is picked among them (E_UNKNOWN_TASK). */
+  private readonly recentlyGone: number[] = [];
   private readonly keys = new Map<string, number>();
   /** Completed and cancelled tasks still retained, oldest first (the scheduler's retention order). */
   private retained: TaskModel[] = [];
@@ -101,7 +105,7 @@ class Simulation {
   private expectedAborts: Array<{ workerId: number; taskId: number; attempt: number }> = [];
   private totals = { completed: 0, failed: 0, cancelled: 0, deadlineMissed: 0, refused: 0 };
   stats = {
-    stale: 0, lost: 0, left: 0, duplicates: 0, retried: 0, aborts: 0, requeues: 0, purged: 0, dlqEvicted: 0, agedOut: 0,
+    stale: 0, lost: 0, left: 0, duplicates: 0, retried: 0, aborts: 0, requeues: 0, requeuesPlacedAgain: 0, requeuesParentGone: 0, purged: 0, dlqEvicted: 0, agedOut: 0,
     dependencyFailures: 0, unknownParent: 0, workflows: 0, cycles: 0, taggedLeases: 0, delayedLeases: 0, backoffWaits: 0, jobsLost: 0, watches: 0,
   };
 
@@ -159,7 +163,7 @@ class Simulation {
     this.check(!this.tasks.has(id), () => `task id ${id} handed out twice`);
     const m: TaskModel = {
       id, maxAttempts: f.maxAttempts > 0 ? f.maxAttempts : OPTIONS.defaultMaxAttempts, runAt: f.runAt, deadline: f.deadline, backoff: f.backoff,
-      tags: f.tags, parents, leases: [], state: "unfinished", gone: false, watchers: new Map(), requeues: 0, freeErrors: 0, cancelling: undefined, finishedAt: 0,
+      tags: f.tags, parents, leases: [], state: "unfinished", gone: false, watchers: new Map(), requeues: 0, freeErrors: 0, failedOnParent: false, cancelling: undefined, finishedAt: 0,
     };
     this.tasks.set(id, m);
     this.recent.push(id);
@@ -195,7 +199,7 @@ class Simulation {
     for (let n = p.int(150) === 0 ? 150 : p.int(3); n > 0; n--) {
       const key = p.int(4) === 0 ? `k${p.int(KEY_POOL)}` : "";
       const knownId = key === "" ? undefined : this.keys.get(key);
-      const parents = p.int(4) === 0 && this.recent.length > 0 ? Array.from({ length: 1 + p.int(2) }, () => this.recent[p.int(this.recent.length)]!) : [];
+      const parents = p.int(4) === 0 && this.recent.length > 0 ? Array.from({ length: 1 + p.int(2) }, () => this.someParent()) : [];
       const plan: SubmitPlan = {
         key, watcher: p.int(WATCHER_CONNS + 1), f: { ...this.fields(), idempotencyKey: key }, parents,
         duplicateOf: knownId !== undefined && this.s.task(knownId) !== undefined ? knownId : undefined,
@@ -205,6 +209,12 @@ class Simulation {
       const request = { ...plan.f, dependsOn: parents, watcher: plan.watcher, watchRequestId: this.step };
       this.call(() => this.s.submit(request, this.now), (outcome) => this.submitted(outcome, plan));
     }
+  }
+
+  private someParent(): number {
+    const p = this.prng;
+    if (this.recentlyGone.length > 0 && p.int(32) === 0) return this.recentlyGone[p.int(this.recentlyGone.length)]!;
+    return this.recent[p.int(this.recent.length)]!;
   }
 
   /** Checks a submit's outcome against what the model predicted, and registers a new task before its effects are read. */
@@ -264,6 +274,7 @@ class Simulation {
     if (!outcome.ok) {
       this.check(this.s.counters.submitted === submittedBefore, () => `refused workflow created tasks`);
       if (outcome.code === "E_CYCLE") this.stats.cycles++;
+      if (outcome.code === "E_UNKNOWN_TASK") this.stats.unknownParent++;
       if (outcome.code === "E_QUEUE_FULL") this.totals.refused++;
       return;
     }
@@ -319,14 +330,24 @@ class Simulation {
     this.check(m.cancelling === undefined, () => `cancel of ${m.id} was not reported as finished`);
   }
 
+  /**
+   * A dead letter that had run (or been ready) saw its parents complete: queued
+   * at once (its runAt is past). One failed by a parent is placed like a new
+   * task, and may fail again at once, reported by the requeue itself.
+   */
   private requeue(m: TaskModel): void {
-    this.check(this.call(() => this.s.requeue(m.id, this.now)), () => `requeue of dead letter ${m.id} refused`);
-    this.dlq.delete(m.id);
-    m.state = "unfinished";
-    m.requeues++;
-    this.totals.failed--;
+    const expected = !m.failedOnParent ? "queued" : m.parents.some((id) => this.model(id).gone) ? "failed" : this.expectedFirstState(m);
+    const requeued = this.call(() => this.s.requeue(m.id, this.now), () => {
+      this.dlq.delete(m.id);
+      m.state = "unfinished";
+      m.requeues++;
+      this.totals.failed--;
+    });
+    this.check(requeued, () => `requeue of dead letter ${m.id} refused`);
     this.stats.requeues++;
-    this.check(this.s.task(m.id)?.state === "queued", () => `requeued task ${m.id} is ${this.s.task(m.id)?.state}`);
+    if (m.failedOnParent) this.stats.requeuesPlacedAgain++;
+    if (m.failedOnParent && m.parents.some((id) => this.model(id).gone)) this.stats.requeuesParentGone++;
+    this.check(this.s.task(m.id)?.state === expected, () => `requeued task ${m.id} is ${this.s.task(m.id)?.state}, expected ${expected} (parents ${m.parents})`);
   }
 
   private purge(ids: number[]): void {
@@ -339,6 +360,8 @@ class Simulation {
   private forget(m: TaskModel): void {
     m.gone = true;
     this.dlq.delete(m.id);
+    this.recentlyGone.push(m.id);
+    if (this.recentlyGone.length > PARENT_POOL) this.recentlyGone.shift();
   }
 
   // ------------------------------------------------------------ workers
@@ -459,11 +482,9 @@ class Simulation {
 
     this.check(m.deadline === 0 || m.deadline > this.now, () => `task ${task.id} leased at ${this.now}, past its deadline ${m.deadline}`);
     this.check(m.tags.every((t) => w.tags.has(t)), () => `task ${task.id} needing [${m.tags}] leased to worker ${w.id} with [${[...w.tags]}]`);
-    // A requeued dead letter runs at once, whatever its parents and runAt (see scheduling-cancel-dlq.test.ts, the todo on requeue).
-    if (m.requeues === 0) {
-      this.check(this.now >= m.runAt, () => `task ${task.id} leased at ${this.now} before its runAt ${m.runAt}`);
-      this.check(m.parents.every((id) => this.model(id).state === "completed"), () => `task ${task.id} leased before its parents ${m.parents} all completed`);
-    }
+    // Requeued dead letters too: a requeue keeps the runAt and waits for parents like a new task.
+    this.check(this.now >= m.runAt, () => `task ${task.id} leased at ${this.now} before its runAt ${m.runAt}`);
+    this.check(m.parents.every((id) => this.model(id).state === "completed"), () => `task ${task.id} leased before its parents ${m.parents} all completed`);
     if (task.attempt - 1 > task.attemptBase) {
       const failure = task.errors.at(-1)!;
       const wait = m.backoff === undefined ? 0 : retryDelayMs(m.backoff, task.id, task.attempt - 1 - task.attemptBase);
@@ -518,6 +539,7 @@ class Simulation {
   private checkFailure(m: TaskModel, task: Task): void {
     const last = task.errors.at(-1) ?? this.fail(`task ${task.id} failed without an error`);
     this.check(last.attempt === task.attempt && last.at === this.now, () => `task ${task.id} failed with error record ${JSON.stringify(last)}`);
+    m.failedOnParent = last.error.startsWith("E_DEPENDENCY");
     if (last.workerId !== 0) {
       this.check(task.attempt - task.attemptBase === m.maxAttempts, () => `task ${task.id} failed after ${task.attempt - task.attemptBase} of ${m.maxAttempts} attempts`);
       return;
@@ -527,7 +549,9 @@ class Simulation {
       this.check(m.deadline !== 0 && m.deadline <= this.now, () => `task ${task.id} failed E_DEADLINE at ${this.now} with deadline ${m.deadline}`);
       this.totals.deadlineMissed++;
     } else if (last.error.startsWith("E_DEPENDENCY")) {
-      this.check(m.parents.some((id) => ["failed", "cancelled"].includes(this.model(id).state)), () => `task ${task.id} failed E_DEPENDENCY but no parent of ${m.parents} failed`);
+      // A requeued task also fails on a parent no longer held (evicted or purged): its outcome is unknown.
+      this.check(m.parents.some((id) => ["failed", "cancelled"].includes(this.model(id).state) || (m.requeues > 0 && this.model(id).gone)),
+        () => `task ${task.id} failed E_DEPENDENCY but no parent of ${m.parents} failed`);
       this.stats.dependencyFailures++;
     } else {
       this.fail(`task ${task.id} failed without an attempt: ${last.error}`);
@@ -585,14 +609,14 @@ class Simulation {
     const pending = m.parents.filter((id) => this.model(id).state !== "completed");
     switch (task.state) {
       case "waiting":
-        this.check(m.requeues === 0 && task.waitingOn === pending.length && pending.length > 0, () => `task ${m.id} waits on ${task.waitingOn}, parents not completed: ${pending}`);
+        this.check(task.waitingOn === pending.length && pending.length > 0, () => `task ${m.id} waits on ${task.waitingOn}, parents not completed: ${pending}`);
         break;
       case "delayed":
         this.check(task.runAt > this.now, () => `task ${m.id} still delayed after its runAt ${task.runAt}`);
         break;
       case "queued":
         this.check(!leasedBy.has(m.id), () => `queued task ${m.id} is in worker ${leasedBy.get(m.id)}'s leases`);
-        this.check(m.requeues > 0 || pending.length === 0, () => `task ${m.id} queued before its parents ${pending} completed`);
+        this.check(pending.length === 0, () => `task ${m.id} queued before its parents ${pending} completed`);
         break;
       case "leased":
         this.check(leasedBy.get(m.id) === task.workerId, () => `leased task ${m.id} names worker ${task.workerId} but is held by ${leasedBy.get(m.id)}`);
@@ -665,7 +689,8 @@ describe("scheduler simulation", () => {
         ["expiredLeases", c.expiredLeases, 10], ["staleResults", c.staleResults, 10], ["duplicates", c.duplicates, 10],
         ["rejectedQueueFull", c.rejectedQueueFull, 1], ["workers lost", st.lost, 1], ["workers left", st.left, 1],
         ["cancelled", c.cancelled, 20], ["aborts", st.aborts, 5], ["deadlineMissed", c.deadlineMissed, 5], ["dependency failures", st.dependencyFailures, 5],
-        ["unknown parents", st.unknownParent, 1], ["workflows", st.workflows, 20], ["cycles", st.cycles, 2], ["requeues", st.requeues, 5],
+        ["unknown parents", st.unknownParent, 1], ["workflows", st.workflows, 20], ["cycles", st.cycles, 2], ["requeues", st.requeues, 5], ["requeues placed again", st.requeuesPlacedAgain, 20],
+        ["requeues with a parent gone", st.requeuesParentGone, 3],
         ["purged", st.purged, 1], ["dlq evictions", st.dlqEvicted, 1], ["aged out", st.agedOut, 10], ["tagged leases", st.taggedLeases, 50],
         ["delayed leases", st.delayedLeases, 20], ["backoff waits", st.backoffWaits, 10], ["jobs lost", st.jobsLost, 1], ["watches", st.watches, 20],
       ];

@@ -201,16 +201,11 @@ describe("dead-letter queue", () => {
   });
 });
 
-// Suspected bug, kept as a todo (run with `bun test --todo` to see it fail):
-// requeue() (src/core/scheduler.ts, requeue: `task.runAt = 0; ... this.release(task, now)`)
-// puts a dead letter straight into the ready queue. For a task that failed
-// without running (E_DEPENDENCY, or still before its runAt) that skips the
-// placement rules: it runs while a parent is still running or has failed, with
-// an empty input for that parent, and before the runAt it was submitted with.
-// Expected: a requeued task waits for parents not yet completed (or fails again
-// with E_DEPENDENCY while one is failed/cancelled), and keeps its runAt.
+// A dead letter that never ran (failed with E_DEPENDENCY) is placed again on
+// requeue, like a new task: it waits for parents not completed, fails again
+// while one has failed, and keeps the runAt it was submitted with.
 describe("requeue of a task that never ran", () => {
-  test.todo("does not run before its parents completed", () => {
+  test("does not run before its parents completed", () => {
     const s = makeScheduler();
     s.workerJoined(1, 10, [], 0);
     const bad = submitOk(s, 0, { maxAttempts: 1 });
@@ -218,11 +213,18 @@ describe("requeue of a task that never ran", () => {
     const child = submitOk(s, 0, { dependsOn: [bad, slow] });
     leaseNow(s, 0, 1);
     failAttempt(s, bad, 1, "x"); // child: failed, E_DEPENDENCY
+    finishedIds(s);
     expect(s.requeue(child, 2)).toBe(true);
-    expect(leaseNow(s, 2, 1)).not.toContain(child); // actual: leased, though `slow` is still running and `bad` failed
+    // `bad` is still failed: the requeued child fails again at once, with a new error, back in the DLQ.
+    expect(finishedIds(s)).toEqual([child]);
+    expect(leaseNow(s, 2, 1)).not.toContain(child);
+    expect(s.task(child)).toMatchObject({ state: "failed", attempt: 0, finishedAt: 2 });
+    expect(s.task(child)!.errors.map((e) => e.error)).toEqual([1, 2].map(() => `E_DEPENDENCY: parent task ${bad} failed`));
+    expect(s.deadLetters(0, 10).map((t) => t.id)).toEqual([bad, child]);
+    expect(s.counters).toMatchObject({ failed: 2, submitted: 3 });
   });
 
-  test.todo("keeps the runAt it was submitted with", () => {
+  test("keeps the runAt it was submitted with", () => {
     const s = makeScheduler();
     s.workerJoined(1, 10, [], 0);
     const parent = submitOk(s, 0, { maxAttempts: 1 });
@@ -232,6 +234,78 @@ describe("requeue of a task that never ran", () => {
     s.requeue(parent, 2);
     complete(s, leaseNow(s, 2, 1)[0]!, 3); // the parent now completed
     s.requeue(child, 4);
-    expect(leaseNow(s, 4, 1)).toEqual([]); // actual: [child], 4996 ms before its runAt
+    expect(leaseNow(s, 4, 1)).toEqual([]);
+    expect([state(s, child), s.delayedTotal]).toEqual(["delayed", 1]);
+    expect(leaseNow(s, 4999, 1)).toEqual([]);
+    expect(leaseNow(s, 5000, 1)).toEqual([child]);
+  });
+
+  test("waits for a requeued parent, counting a parent still running once, and runs when both completed", () => {
+    const s = makeScheduler({ workerTimeoutMs: 1e9 });
+    s.workerJoined(1, 10, [], 0);
+    const bad = submitOk(s, 0, { maxAttempts: 1 });
+    const slow = submitOk(s, 0);
+    const child = submitOk(s, 0, { dependsOn: [slow, bad] });
+    leaseNow(s, 0, 1);
+    failAttempt(s, bad, 1, "x");
+    expect(state(s, child)).toBe("failed");
+    s.requeue(bad, 2);
+    expect(s.requeue(child, 2)).toBe(true);
+    expect(s.task(child)).toMatchObject({ state: "waiting", waitingOn: 2 });
+    expect([s.waitingTotal, s.dlqCount, s.counters.failed]).toEqual([1, 0, 0]);
+    expect(leaseNow(s, 3, 1)).toEqual([bad]);
+    // `slow` named the child among its dependants before: completing it must count once, not twice.
+    complete(s, slow, 4);
+    expect(s.task(child)).toMatchObject({ state: "waiting", waitingOn: 1 });
+    complete(s, bad, 5, Uint8Array.from([7]));
+    expect(state(s, child)).toBe("queued");
+    expect(leaseNow(s, 6, 1)).toEqual([child]);
+    complete(s, child, 7);
+    expect(s.counters).toMatchObject({ completed: 3, failed: 0 });
+  });
+
+  test("fails again when its failed parent is requeued and fails once more", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 10, [], 0);
+    const parent = submitOk(s, 0, { maxAttempts: 1 });
+    const child = submitOk(s, 0, { dependsOn: [parent] });
+    leaseNow(s, 0, 1);
+    failAttempt(s, parent, 1, "x");
+    s.requeue(parent, 2);
+    s.requeue(child, 2);
+    expect(state(s, child)).toBe("waiting");
+    failAttempt(s, leaseNow(s, 3, 1)[0]!, 4, "y");
+    expect(s.task(child)).toMatchObject({ state: "failed", finishedAt: 4 });
+    expect(s.waitingTotal).toBe(0);
+  });
+
+  test("fails again when a parent is no longer held: whether it completed is unknown", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 10, [], 0);
+    const parent = submitOk(s, 0, { maxAttempts: 1 });
+    const child = submitOk(s, 0, { dependsOn: [parent] });
+    leaseNow(s, 0, 1);
+    failAttempt(s, parent, 1, "x");
+    s.purge([parent]);
+    finishedIds(s);
+    expect(s.requeue(child, 2)).toBe(true);
+    expect(state(s, child)).toBe("failed");
+    expect(s.task(child)!.errors.at(-1)!.error).toStartWith(`E_DEPENDENCY: parent task ${parent} is no longer held`);
+    expect(finishedIds(s)).toEqual([child]);
+  });
+
+  test("a task that ran and failed on its own is queued at once, even after its parents were evicted", () => {
+    const s = makeScheduler({ retainedMs: 10 });
+    s.workerJoined(1, 10, [], 0);
+    const parent = submitOk(s, 0);
+    const child = submitOk(s, 0, { dependsOn: [parent], maxAttempts: 1, runAt: 3 });
+    leaseNow(s, 0, 1);
+    complete(s, parent, 1);
+    expect(leaseNow(s, 3, 1)).toEqual([child]);
+    failAttempt(s, child, 4, "x");
+    s.tick(100);
+    expect(s.task(parent)).toBeUndefined();
+    s.requeue(child, 100);
+    expect(leaseNow(s, 100, 1)).toEqual([child]);
   });
 });
