@@ -12,12 +12,14 @@ import type { SchedulerState } from "../core/scheduler-state.ts";
 import type { Task, Watcher } from "../core/task.ts";
 import { encode } from "@msgpack/msgpack";
 import { ByteWriter } from "../protocol/byte-writer.ts";
+import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../net/auth.ts";
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
+import type { TlsSettings } from "../net/tls.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { readControl, Reader, writeAssign, writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
 import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
-  Kind, PROTOCOL_VERSION, ROLES, TaskStatus,
+  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, TaskStatus,
   type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type TaskInfo, type Welcome, type WorkerInfo, type WorkflowNode,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
@@ -34,6 +36,10 @@ export interface CoordinatorConfig {
   nodeId: string;
   scheduler: SchedulerOptions;
   limits: NetLimits;
+  /** Who may connect and do what; its cluster token is what this node presents to its peers. */
+  tokens: TokenTable;
+  /** Serve TLS (server) and dial peers over TLS (client), or neither. */
+  tls: TlsSettings;
   /** How often leases, worker liveness and the election are checked. */
   tickMs: number;
   /** Largest worker credit accepted in a HELLO. */
@@ -128,7 +134,7 @@ export class Coordinator implements ConnectionHandler {
 
   start(): void {
     this.recover();
-    this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.connections.set(conn.id, conn));
+    this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.connections.set(conn.id, conn), this.config.tls.server);
     this.tickTimer = setInterval(() => this.onTick(), this.config.tickMs);
     this.log.info("listening", { host: this.config.host, port: this.port, shard: this.config.scheduler.shard, nodeId: this.config.nodeId, peers: this.config.peers.length });
     this.peers.start(Date.now());
@@ -189,6 +195,7 @@ export class Coordinator implements ConnectionHandler {
       if (kind !== Kind.HELLO) throw new ProtocolError("E_BAD_HELLO", `first message must be HELLO, got kind ${kind}`);
       return this.hello(conn, readControl<Hello>(r));
     }
+    authorizeKind(conn.state.grants as Grants, kind, KIND_NAMES[kind] ?? `kind ${kind}`);
     const primary = this.role === "primary";
     switch (kind) {
       case Kind.SUBMIT: {
@@ -301,6 +308,8 @@ export class Coordinator implements ConnectionHandler {
       throw new ProtocolError("E_BAD_VERSION", `peer speaks protocol version ${hello.version}; this coordinator speaks ${PROTOCOL_VERSION}`);
     }
     if (!ROLES.includes(hello.role)) throw new ProtocolError("E_BAD_HELLO", `unknown role "${String(hello.role)}"`);
+    conn.state.grants = authorizeHello(this.config.tokens, hello.role, hello.token);
+    conn.handshakeDone();
     conn.state.role = hello.role;
     conn.state.nodeId = String(hello.nodeId ?? "");
     if (hello.role === "worker") this.workerHello(conn, hello);

@@ -2,11 +2,12 @@
 
 import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
 import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
+import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { stopOnSignals } from "../cli/signals.ts";
 import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
 import { SHARD_MAX } from "../core/task.ts";
-import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
+import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
 import { Coordinator, type CoordinatorConfig } from "./coordinator.ts";
@@ -29,8 +30,9 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
   { name: "max-attempts", type: "int", default: D.defaultMaxAttempts, min: 1, max: 65535, help: "attempts when a submission gives none" },
   { name: "worker-slots-max", type: "int", default: 65536, min: 1, help: "largest credit a worker may announce" },
   { name: "tick-ms", type: "int", default: 50, min: 1, max: 10000, help: "interval of lease and liveness checks" },
-  { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
-  { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per slow peer before it is disconnected" },
+  ...NET_LIMIT_FLAGS,
+  ...SERVER_LIMIT_FLAGS,
+  ...SERVER_SECURITY_FLAGS,
   { name: "peer", type: "string", default: "", repeatable: true, help: "another coordinator of this shard, host:port (repeat or comma-separate); none: a single node" },
   { name: "advertise", type: "string", default: "", help: "this node's host:port as its peers name it (default: --host:--port); ranks the start-up election" },
   { name: "failover-timeout-ms", type: "int", default: 400, min: 10, max: 600000, help: "a backup with no live primary this long promotes itself (x its rank)" },
@@ -62,7 +64,8 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
     nodeId: (v["node-id"] as string) || `coordinator-${v.port}`,
     tickMs: v["tick-ms"] as number,
     workerSlotsMax: v["worker-slots-max"] as number,
-    limits: { frameBytesMax: v["frame-bytes-max"] as number, pendingBytesMax: v["pending-bytes-max"] as number },
+    limits: netLimits(v),
+    ...serverSecurity(v),
     scheduler: {
       shard: v.shard as number,
       queueMax: v["max-queue"] as number,
@@ -96,6 +99,7 @@ export function main(): void {
     process.exit(2);
   }
   const log = new Logger("coordinator", values["log-level"] as LogLevel);
+  warnIfOpen(log, config.tokens.open, [config.host, values["metrics-port"] ? (values["metrics-host"] as string) : "127.0.0.1"]);
   const coordinator = new Coordinator(config, log);
   try {
     coordinator.start();
@@ -110,7 +114,7 @@ export function main(): void {
     serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => {
       const stats = coordinator.stats(0);
       return clusterMetrics({ requestId: 0, router: { nodeId: "", uptimeMs: 0, clients: 0, forwarded: 0, retried: 0 }, coordinators: [{ address, reachable: true, stats }] }, undefined);
-    }, log);
+    }, log, { tokens: config.tokens, tls: config.tls.server });
   }
   // SIGTERM hands over to a backup first (see Coordinator.shutdown).
   stopOnSignals(log, () => coordinator.shutdown());

@@ -76,12 +76,13 @@ export class Peers {
     const hello = (): Hello => ({
       role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,
       shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary",
+      token: this.config.tokens.clusterToken,
     });
     // Peer links accept frames as large as a snapshot.
     const limits = { ...this.config.limits, frameBytesMax: Math.max(this.config.limits.frameBytesMax, this.config.snapshotBytesMax) };
     for (const address of this.config.peers) {
       const link = new CoordinatorLink(address, {
-        hello, limits, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
+        hello, limits, tls: this.config.tls.client, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
       }, this.log, {
         onMessage: (l, kind, r) => this.fromPeer(l, kind, r),
         onReadEnd: (l) => {

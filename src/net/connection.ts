@@ -13,13 +13,22 @@ import { Kind, type ErrorMessage } from "../protocol/messages.ts";
 export interface NetLimits {
   /** Largest frame accepted from the peer. */
   frameBytesMax: number;
+  /** Most messages in one frame (a batch). */
+  batchMax: number;
   /** Bytes queued for a peer that reads slowly before it is disconnected. */
   pendingBytesMax: number;
+  /** Servers: connections open at once; more are refused with E_TOO_MANY_CONNECTIONS. */
+  connectionsMax: number;
+  /** Servers: a connection that has not completed its HELLO this long is closed (slow or silent peers). */
+  handshakeTimeoutMs: number;
 }
 
 export const DEFAULT_NET_LIMITS: NetLimits = {
   frameBytesMax: 16 * 1024 * 1024,
+  batchMax: 65_536,
   pendingBytesMax: 64 * 1024 * 1024,
+  connectionsMax: 10_000,
+  handshakeTimeoutMs: 5_000,
 };
 
 /** Past this many buffered bytes a flush happens now, not at the end of the tick. */
@@ -49,6 +58,7 @@ export class Connection {
   private unsent: Uint8Array | null = null;
   private flushQueued = false;
   private closeReason = "";
+  private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly socket: Socket<Connection | undefined>,
@@ -69,6 +79,22 @@ export class Connection {
     if (bytes <= this.limits.pendingBytesMax) return;
     this.limits = { ...this.limits, pendingBytesMax: bytes };
     this.writer.bytesMax = bytes + this.limits.frameBytesMax * 2;
+  }
+
+  /**
+   * Servers: closes the connection unless handshakeDone() is called within
+   * the limit, so a peer that connects and says nothing (or dribbles a HELLO
+   * a byte at a time) cannot hold a connection slot.
+   */
+  expectHandshake(): void {
+    const ms = this.limits.handshakeTimeoutMs;
+    this.handshakeTimer = setTimeout(() => this.fail("E_HANDSHAKE_TIMEOUT", `no valid HELLO within ${ms} ms`), ms);
+  }
+
+  /** The peer's HELLO was accepted. */
+  handshakeDone(): void {
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
   }
 
   /** Bytes waiting for the kernel: a measure of how far behind the peer reads. */
@@ -150,7 +176,7 @@ export class Connection {
   receive(chunk: Uint8Array): void {
     if (this.closed) return;
     try {
-      this.decoder.push(chunk, (body) => forEachMessage(body, this.reader, this.dispatch));
+      this.decoder.push(chunk, (body) => forEachMessage(body, this.reader, this.dispatch, this.limits.batchMax));
       this.handler.onReadEnd?.(this);
     } catch (err) {
       if (err instanceof ProtocolError) this.fail(err.code, err.message);
@@ -179,17 +205,37 @@ export class Connection {
   closedBySocket(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.handshakeTimer);
     this.handler.onClose(this, this.closeReason || "peer closed the connection");
   }
 }
 
+/** Lifecycle hooks of socketHandlers, beyond what the ConnectionHandler sees. */
+export interface SocketHooks {
+  onOpen?(conn: Connection): void;
+  /**
+   * TLS only: the handshake ended; `error` when the peer's certificate did not
+   * verify. Dialers close on it; servers leave it out (they ask for no client
+   * certificate, which Bun reports as an error too).
+   */
+  onTlsHandshake?(conn: Connection, error: Error | undefined): void;
+  onClosed?(conn: Connection): void;
+}
+
 /** Socket handlers that route Bun's callbacks to the Connection in socket.data. */
-export function socketHandlers(handler: ConnectionHandler, limits: NetLimits, onOpen?: (conn: Connection) => void) {
+export function socketHandlers(handler: ConnectionHandler, limits: NetLimits, hooks: SocketHooks = {}) {
   return {
     open(socket: Socket<Connection | undefined>) {
       const conn = new Connection(socket, handler, limits);
       socket.data = conn;
-      onOpen?.(conn);
+      hooks.onOpen?.(conn);
+    },
+    handshake(socket: Socket<Connection | undefined>, success: boolean, authorizationError: Error | null) {
+      const conn = socket.data;
+      if (conn === undefined || hooks.onTlsHandshake === undefined) return;
+      const error = success && authorizationError === null ? undefined : (authorizationError ?? new Error("TLS handshake failed"));
+      if (error !== undefined) conn.close(`TLS: ${error.message}`);
+      hooks.onTlsHandshake(conn, error);
     },
     data(socket: Socket<Connection | undefined>, chunk: Uint8Array) {
       socket.data?.receive(chunk);
@@ -198,10 +244,16 @@ export function socketHandlers(handler: ConnectionHandler, limits: NetLimits, on
       socket.data?.drained();
     },
     close(socket: Socket<Connection | undefined>) {
-      socket.data?.closedBySocket();
+      const conn = socket.data;
+      if (conn === undefined || conn.closed) return;
+      conn.closedBySocket();
+      hooks.onClosed?.(conn);
     },
     error(socket: Socket<Connection | undefined>) {
-      socket.data?.closedBySocket();
+      const conn = socket.data;
+      if (conn === undefined || conn.closed) return;
+      conn.closedBySocket();
+      hooks.onClosed?.(conn);
     },
   };
 }

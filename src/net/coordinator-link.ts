@@ -9,11 +9,14 @@ import { Kind, type ErrorMessage, type Hello, type RoleChange, type Welcome } fr
 import { backoffDelayMs } from "./backoff.ts";
 import { Connection, type ConnectionHandler, type NetLimits } from "./connection.ts";
 import { dial, type HostPort } from "./endpoints.ts";
+import type { ClientTls } from "./tls.ts";
 
 export interface LinkOptions {
   /** Sent on every (re)connect; a function when it changes over time (a coordinator's epoch). */
   hello: Hello | (() => Hello);
   limits: NetLimits;
+  /** Dial over TLS, trusting this CA. */
+  tls?: ClientTls;
   reconnectMinMs: number;
   reconnectMaxMs: number;
 }
@@ -67,7 +70,7 @@ export class CoordinatorLink implements ConnectionHandler {
 
   connect(): void {
     if (this.closedForGood) return;
-    dial(this.address.host, this.address.port, this, this.options.limits).then(
+    dial(this.address.host, this.address.port, this, this.options.limits, this.options.tls).then(
       (conn) => {
         if (this.closedForGood) return conn.close("link closed");
         this.conn = conn;

@@ -1,31 +1,75 @@
 // Listening and dialing with framed Connections; host:port parsing shared by every binary.
 
 import { socketHandlers, type Connection, type ConnectionHandler, type NetLimits } from "./connection.ts";
+import type { ClientTls, ServerTls } from "./tls.ts";
 
 export interface Listener {
   readonly port: number;
+  /** Connections open now. */
+  readonly connections: number;
   stop(): void;
 }
 
-export function listen(host: string, port: number, handler: ConnectionHandler, limits: NetLimits, onOpen?: (conn: Connection) => void): Listener {
+/**
+ * Accepts framed connections. Each must complete its HELLO (the owner calls
+ * conn.handshakeDone()) within limits.handshakeTimeoutMs; past
+ * limits.connectionsMax open at once, a new one gets E_TOO_MANY_CONNECTIONS
+ * and is closed.
+ */
+export function listen(host: string, port: number, handler: ConnectionHandler, limits: NetLimits, onOpen?: (conn: Connection) => void, tls?: ServerTls): Listener {
+  let open = 0;
   const server = Bun.listen<Connection | undefined>({
     hostname: host,
     port,
-    socket: socketHandlers(handler, limits, onOpen),
+    tls,
+    socket: socketHandlers(handler, limits, {
+      onOpen(conn) {
+        if (open >= limits.connectionsMax) {
+          conn.fail("E_TOO_MANY_CONNECTIONS", `this server accepts at most ${limits.connectionsMax} connections`);
+          return;
+        }
+        open++;
+        conn.state.counted = true;
+        conn.expectHandshake();
+        onOpen?.(conn);
+      },
+      onClosed(conn) {
+        if (conn.state.counted === true) open--;
+      },
+    }),
   });
-  return { port: server.port, stop: () => server.stop(true) };
+  return {
+    port: server.port,
+    get connections() {
+      return open;
+    },
+    stop: () => server.stop(true),
+  };
 }
 
-/** Resolves with the open connection, or rejects if the peer cannot be reached. */
-export async function dial(host: string, port: number, handler: ConnectionHandler, limits: NetLimits): Promise<Connection> {
+/**
+ * Resolves with the open connection (over TLS, once the server's certificate
+ * verified against tls.ca), or rejects if the peer cannot be reached or its
+ * certificate does not verify.
+ */
+export async function dial(host: string, port: number, handler: ConnectionHandler, limits: NetLimits, tls?: ClientTls): Promise<Connection> {
   let opened: Connection | undefined;
+  let verified: ((error: Error | undefined) => void) | undefined;
+  const handshake = tls === undefined ? undefined : new Promise<Error | undefined>((resolve) => (verified = resolve));
   const socket = await Bun.connect<Connection | undefined>({
     hostname: host,
     port,
-    socket: socketHandlers(handler, limits, (conn) => (opened = conn)),
+    tls: tls === undefined ? undefined : { ca: tls.ca },
+    socket: socketHandlers(handler, limits, {
+      onOpen: (conn) => (opened = conn),
+      onTlsHandshake: (_conn, error) => verified?.(error),
+      onClosed: () => verified?.(new Error("closed during the TLS handshake")),
+    }),
   });
   const conn = opened ?? socket.data;
   if (conn === undefined) throw new Error(`connection to ${host}:${port} opened without state`);
+  const error = await handshake;
+  if (error !== undefined) throw new Error(`TLS to ${host}:${port}: ${error.message}`);
   return conn;
 }
 

@@ -266,10 +266,12 @@ class StringCache {
  * Walks the messages of one frame body. The handler gets the kind and a Reader
  * positioned on that message's body (bounded to it).
  */
-export function forEachMessage(body: Uint8Array, reader: Reader, onMessage: (kind: number, r: Reader) => void): void {
+export function forEachMessage(body: Uint8Array, reader: Reader, onMessage: (kind: number, r: Reader) => void, messagesMax = Infinity): void {
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   let at = 0;
+  let count = 0;
   while (at < body.length) {
+    if (++count > messagesMax) throw new ProtocolError("E_TOO_LARGE", `frame holds more than ${messagesMax} messages`);
     if (body.length - at < MESSAGE_HEADER_BYTES) throw new ProtocolError("E_BAD_FRAME", "frame ends inside a message header");
     const kind = body[at]!;
     const bytes = view.getUint32(at + 1, true);

@@ -7,6 +7,8 @@ export const ERROR_CODES = {
   E_BAD_VERSION: "the peer speaks a protocol version this process does not",
   E_BAD_HELLO: "the first message on a connection must be a valid HELLO",
   E_UNAUTHORIZED: "missing or wrong token for this role",
+  E_HANDSHAKE_TIMEOUT: "the peer did not complete its HELLO in time",
+  E_TOO_MANY_CONNECTIONS: "the server has as many connections as it accepts",
   E_QUEUE_FULL: "the shard's queue is full; retry later",
   E_NOT_PRIMARY: "this coordinator is not the primary of its shard",
   E_UNKNOWN_TASK: "no task with that id is known",
@@ -41,7 +43,13 @@ export class ProtocolError extends Error {
   }
 }
 
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "E_QUEUE_FULL", "E_NOT_PRIMARY", "E_UNAVAILABLE", "E_SHUTTING_DOWN",
+  // The connection was dropped for a passing reason; a new one may do better.
+  "E_SLOW_READER", "E_TOO_MANY_CONNECTIONS", "E_HANDSHAKE_TIMEOUT",
+]);
+
 /** Errors worth a client's retry: the same request may succeed later. */
 export function isRetryable(code: ErrorCode): boolean {
-  return code === "E_QUEUE_FULL" || code === "E_NOT_PRIMARY" || code === "E_UNAVAILABLE" || code === "E_SHUTTING_DOWN";
+  return RETRYABLE.has(code);
 }

@@ -6,6 +6,8 @@
 import type { Server } from "bun";
 import type { Logger } from "../cli/log.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
+import { authorizeHttp, type Permission, type TokenTable } from "../net/auth.ts";
+import type { TlsSettings } from "../net/tls.ts";
 import type { TaskInfo } from "../protocol/messages.ts";
 import { decodeResult, SchedulerClient, TaskError, type SubmitOptions } from "../sdk/client.ts";
 
@@ -19,6 +21,18 @@ export interface HttpApiConfig {
   bodyBytesMax: number;
   /** Most tasks in one POST /v1/tasks. */
   batchMax: number;
+  /** Bearer tokens checked per route; the cluster token is what the API presents to the router's own port. */
+  tokens: TokenTable;
+  tls: TlsSettings;
+}
+
+/** The role a route needs: probes need none, reads need read, changes submit, DLQ requeue admin. */
+function permissionFor(method: string, parts: string[]): Permission | undefined {
+  const [a, b, , d] = parts;
+  if (a === "healthz" || a === "readyz") return undefined;
+  if (method === "GET") return "read";
+  if (b === "dlq" && d === "requeue") return "admin";
+  return "submit";
 }
 
 const STATUS_OF: Record<string, number> = {
@@ -56,6 +70,7 @@ export class HttpApi {
       hostname: this.config.host,
       port: this.config.port,
       maxRequestBodySize: this.config.bodyBytesMax,
+      tls: this.config.tls.server,
       fetch: (req) => this.handle(req),
     });
     this.log.info("http listening", { host: this.config.host, port: this.port });
@@ -68,8 +83,12 @@ export class HttpApi {
 
   private async handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
+    const parts = url.pathname.split("/").filter((p) => p !== "");
+    const needed = permissionFor(req.method, parts);
+    const refused = needed === undefined ? undefined : authorizeHttp(this.config.tokens, req.headers.get("authorization"), needed);
+    if (refused) return Response.json({ error: { code: "E_UNAUTHORIZED", message: refused.message } }, { status: refused.status, headers: { "www-authenticate": "Bearer" } });
     try {
-      return await this.route(req.method, url.pathname.split("/").filter((p) => p !== ""), req, url);
+      return await this.route(req.method, parts, req, url);
     } catch (err) {
       if (err instanceof HttpError) return json(err.status, { error: { code: err.code, message: err.message } });
       if (err instanceof TaskError) return json(STATUS_OF[err.code] ?? 500, { error: { code: err.code, message: err.message } });
@@ -152,7 +171,10 @@ export class HttpApi {
         return this.sdk();
       });
     }
-    const dialing = SchedulerClient.connect({ host: "127.0.0.1", port: this.config.routerPort }, { nodeId: `${this.config.nodeId}-http` });
+    const dialing = SchedulerClient.connect(
+      { host: "127.0.0.1", port: this.config.routerPort },
+      { nodeId: `${this.config.nodeId}-http`, token: this.config.tokens.clusterToken, tls: this.config.tls.client },
+    );
     this.client = dialing;
     dialing.catch(() => {
       if (this.client === dialing) this.client = undefined;

@@ -3,8 +3,9 @@
 import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
 import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
 import { stopOnSignals } from "../cli/signals.ts";
-import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
+import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
+import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
 import { HttpApi } from "./http-api.ts";
 import { Router, type RouterConfig } from "./router.ts";
 
@@ -20,8 +21,9 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: "reconnect-min-ms", type: "int", default: 50, min: 1, help: "first delay before redialing a lost coordinator" },
   { name: "reconnect-max-ms", type: "int", default: 2000, min: 1, help: "longest delay between redials" },
   { name: "stats-timeout-ms", type: "int", default: 1000, min: 1, help: "how long a stats fan-out waits for each coordinator" },
-  { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
-  { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per slow peer before it is disconnected" },
+  ...NET_LIMIT_FLAGS,
+  ...SERVER_LIMIT_FLAGS,
+  ...SERVER_SECURITY_FLAGS,
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
 ];
 
@@ -31,7 +33,8 @@ export function routerConfig(v: Record<string, number | string | boolean>): Rout
     port: v.port as number,
     nodeId: (v["node-id"] as string) || `router-${v.port}`,
     coordinators: parseHostPortList(v.servers as string),
-    limits: { frameBytesMax: v["frame-bytes-max"] as number, pendingBytesMax: v["pending-bytes-max"] as number },
+    limits: netLimits(v),
+    ...serverSecurity(v),
     reconnectMinMs: v["reconnect-min-ms"] as number,
     reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
     statsTimeoutMs: v["stats-timeout-ms"] as number,
@@ -50,6 +53,7 @@ export function main(): void {
     process.exit(2);
   }
   const log = new Logger("router", values["log-level"] as LogLevel);
+  warnIfOpen(log, config.tokens.open, [config.host, ...((values["http-port"] as number) > 0 ? [values["http-host"] as string] : [])]);
   const router = new Router(config, log);
   try {
     router.start();
@@ -63,6 +67,7 @@ export function main(): void {
     http = new HttpApi({
       host: values["http-host"] as string, port: values["http-port"] as number, routerPort: router.port, nodeId: config.nodeId,
       bodyBytesMax: values["http-body-bytes-max"] as number, batchMax: values["http-batch-max"] as number,
+      tokens: config.tokens, tls: config.tls,
     }, log);
     try {
       http.start();

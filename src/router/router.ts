@@ -8,12 +8,14 @@ import type { Logger } from "../cli/log.ts";
 import { ShardMap } from "../core/shard-map.ts";
 import { shardOfTask } from "../core/task.ts";
 import { CoordinatorLink } from "../net/coordinator-link.ts";
+import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../net/auth.ts";
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
+import type { TlsSettings } from "../net/tls.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { readControl, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
-  Kind, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY,
+  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type Role, type Welcome,
 } from "../protocol/messages.ts";
 
@@ -23,6 +25,10 @@ export interface RouterConfig {
   nodeId: string;
   coordinators: HostPort[];
   limits: NetLimits;
+  /** Who may connect and do what; its cluster token is what the router presents to coordinators. */
+  tokens: TokenTable;
+  /** Serve TLS to clients and dial coordinators over TLS, or neither. */
+  tls: TlsSettings;
   reconnectMinMs: number;
   reconnectMaxMs: number;
   /** How long a STATS fan-out waits for slow coordinators. */
@@ -71,11 +77,11 @@ export class Router implements ConnectionHandler {
   }
 
   start(): void {
-    const hello: Hello = { role: "router", version: PROTOCOL_VERSION, nodeId: this.config.nodeId };
+    const hello: Hello = { role: "router", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, token: this.config.tokens.clusterToken };
     for (const address of this.config.coordinators) {
       const upstream: Upstream = { link: undefined as unknown as CoordinatorLink, routes: new Map(), nextRequestId: 1 };
       upstream.link = new CoordinatorLink(address, {
-        hello, limits: this.config.limits, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
+        hello, limits: this.config.limits, tls: this.config.tls.client, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
       }, this.log, {
         onMessage: (_l, kind, r) => this.fromUpstream(upstream, kind, r),
         onUp: (l) => this.upstreamUp(upstream, l),
@@ -85,7 +91,7 @@ export class Router implements ConnectionHandler {
       this.upstreams.push(upstream);
       upstream.link.connect();
     }
-    this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.clients.add(conn));
+    this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.clients.add(conn), this.config.tls.server);
     this.log.info("listening", { host: this.config.host, port: this.port, coordinators: this.upstreams.map((u) => u.link.label) });
   }
 
@@ -102,6 +108,7 @@ export class Router implements ConnectionHandler {
       if (kind !== Kind.HELLO) throw new ProtocolError("E_BAD_HELLO", `first message must be HELLO, got kind ${kind}`);
       return this.hello(conn, readControl<Hello>(r));
     }
+    authorizeKind(conn.state.grants as Grants, kind, KIND_NAMES[kind] ?? `kind ${kind}`);
     switch (kind) {
       case Kind.SUBMIT:
         return this.routeSubmit(conn, r);
@@ -149,6 +156,8 @@ export class Router implements ConnectionHandler {
     if (!ROLES.includes(role) || role === "worker" || role === "coordinator") {
       throw new ProtocolError("E_BAD_HELLO", `role "${String(hello.role)}" cannot connect to a router (workers connect to coordinators)`);
     }
+    conn.state.grants = authorizeHello(this.config.tokens, role, hello.token);
+    conn.handshakeDone();
     conn.state.role = role;
     const welcome: Welcome = { role: "router", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, shard: -1, epoch: 0, primary: true };
     writeControl(conn.writer, Kind.WELCOME, welcome);

@@ -5,6 +5,7 @@
 import { decode, encode } from "@msgpack/msgpack";
 import { Connection, DEFAULT_NET_LIMITS, type ConnectionHandler, type NetLimits } from "../net/connection.ts";
 import { dial, parseHostPort, type HostPort } from "../net/endpoints.ts";
+import type { ClientTls } from "../net/tls.ts";
 import { readControl, readSubmitted, readTaskDone, writeControl, writeSubmit, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
@@ -64,9 +65,12 @@ export class TaskError extends Error {
 }
 
 export interface ClientOptions {
+  /** Presented in the handshake; the server's tokens file gives it a role (read, submit, admin). */
   token?: string;
   nodeId?: string;
   limits?: NetLimits;
+  /** Connect over TLS, trusting this CA (PEM text; see loadClientTls for a file). */
+  tls?: ClientTls;
 }
 
 export const DEFAULT_PRIORITY = 100;
@@ -129,12 +133,14 @@ export class SchedulerClient implements ConnectionHandler {
   private welcome: Welcome | undefined;
   private welcomed: { resolve(w: Welcome): void; reject(e: Error): void } | undefined;
   private closedReason: string | undefined;
+  /** The server's reason when it closed the connection with an ERROR (E_UNAUTHORIZED, E_SLOW_READER, ...). */
+  private closedBy: TaskError | undefined;
 
   /** Connects and completes the handshake. */
   static async connect(address: string | HostPort, options: ClientOptions = {}): Promise<SchedulerClient> {
     const target = typeof address === "string" ? parseHostPort(address) : address;
     const client = new SchedulerClient();
-    const conn = await dial(target.host, target.port, client, options.limits ?? DEFAULT_NET_LIMITS);
+    const conn = await dial(target.host, target.port, client, options.limits ?? DEFAULT_NET_LIMITS, options.tls);
     client.conn = conn;
     const hello: Hello = { role: "client", version: PROTOCOL_VERSION, nodeId: options.nodeId ?? `client-${process.pid}`, token: options.token };
     const welcome = new Promise<Welcome>((resolve, reject) => (client.welcomed = { resolve, reject }));
@@ -347,8 +353,9 @@ export class SchedulerClient implements ConnectionHandler {
     const code: ErrorCode = isErrorCode(e.code) ? e.code : "E_BAD_REQUEST";
     const error = new TaskError(code, String(e.message));
     if (e.requestId === 0) {
-      // Connection-level: the server closes after this.
+      // Connection-level: the server closes after this; requests still waiting fail with its code.
       this.closedReason = error.message;
+      this.closedBy = error;
       this.welcomed?.reject(error);
       return;
     }
@@ -360,7 +367,7 @@ export class SchedulerClient implements ConnectionHandler {
 
   onClose(_conn: Connection, reason: string): void {
     this.closedReason ??= reason;
-    const error = new TaskError("E_UNAVAILABLE", `connection lost: ${this.closedReason}`);
+    const error = this.closedBy ?? new TaskError("E_UNAVAILABLE", `connection lost: ${this.closedReason}`);
     this.welcomed?.reject(error);
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();

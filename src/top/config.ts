@@ -3,6 +3,8 @@
 
 import { UsageError, type FlagSpec, type FlagValues } from "../cli/flags.ts";
 import { parseHostPort, type HostPort } from "../net/endpoints.ts";
+import { CLIENT_SECURITY_FLAGS, clientSecurity } from "../net/net-flags.ts";
+import type { ClientTls } from "../net/tls.ts";
 
 /** Polls of cluster throughput the sparkline keeps: about a minute at the default interval. */
 export const HISTORY_POLLS_DEFAULT = 60;
@@ -18,7 +20,7 @@ export const TOP_FLAGS: readonly FlagSpec[] = [
   { name: "timeout-ms", type: "int", default: 2000, min: 10, max: 600_000, help: "bound on connecting and on each stats request; past it the poll counts as failed" },
   { name: "history", type: "int", default: HISTORY_POLLS_DEFAULT, min: 2, max: 10_000, help: "polls of cluster throughput kept for the sparkline" },
   { name: "once", type: "bool", default: false, help: "print one plain-text frame to stdout and exit (two polls --interval-ms apart); exit 1 if unreachable" },
-  { name: "token", type: "string", default: "", help: "auth token presented in the handshake" },
+  ...CLIENT_SECURITY_FLAGS,
 ];
 
 export const TOP_SUMMARY = `live terminal dashboard of the cluster: shards, queues, throughput, latency, workers
@@ -42,6 +44,7 @@ export interface TopConfig {
   historyMax: number;
   once: boolean;
   token: string | undefined;
+  tls: ClientTls | undefined;
 }
 
 /** Throws UsageError for a malformed --server. */
@@ -58,6 +61,6 @@ export function topConfig(v: FlagValues): TopConfig {
     timeoutMs: v["timeout-ms"] as number,
     historyMax: v.history as number,
     once: v.once as boolean,
-    token: (v.token as string) || undefined,
+    ...clientSecurity(v),
   };
 }

@@ -13,7 +13,7 @@ const QUIT_KEYS = new Set(["q", "Q", "CTRL_C", "CTRL_D", "ESCAPE"]);
 /** Runs until the user quits; then restores the terminal and exits the process. */
 export async function runDashboard(config: TopConfig): Promise<never> {
   const model = new TopModel(config.historyMax);
-  const source = new StatsSource({ target: config.target, timeoutMs: config.timeoutMs, token: config.token });
+  const source = new StatsSource({ target: config.target, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
   let view: DashboardView | undefined;
   let wake: (() => void) | undefined;
 

@@ -3,6 +3,7 @@
 // timeout so a hung server shows up as an error instead of a frozen screen.
 
 import type { HostPort } from "../net/endpoints.ts";
+import type { ClientTls } from "../net/tls.ts";
 import type { Role } from "../protocol/messages.ts";
 import { SchedulerClient } from "../sdk/client.ts";
 import type { Poll } from "./model.ts";
@@ -11,6 +12,7 @@ export interface StatsSourceOptions {
   target: HostPort;
   timeoutMs: number;
   token?: string;
+  tls?: ClientTls;
   /** Wall clock; injected so a test can stamp polls. */
   now?: () => number;
 }
@@ -51,7 +53,7 @@ export class StatsSource {
   private async connected(): Promise<SchedulerClient> {
     if (this.client !== undefined && !this.client.closed) return this.client;
     this.drop();
-    const connecting = SchedulerClient.connect(this.options.target, { nodeId: `top-${process.pid}`, token: this.options.token });
+    const connecting = SchedulerClient.connect(this.options.target, { nodeId: `top-${process.pid}`, token: this.options.token, tls: this.options.tls });
     // A dial that completes after we gave up must not leak a connection.
     const client = await withTimeout(connecting, this.options.timeoutMs, "connect", (late) => late.close());
     this.client = client;

@@ -3,8 +3,10 @@
 import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
 import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
 import { stopOnSignals } from "../cli/signals.ts";
-import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
+import { warnIfOpen } from "../cli/warn-if-open.ts";
+import { TokenTable } from "../net/auth.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
+import { CLIENT_SECURITY_FLAGS, clientSecurity, NET_LIMIT_FLAGS, netLimits } from "../net/net-flags.ts";
 import { resolve } from "node:path";
 import { workerMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
@@ -27,8 +29,10 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: "idle-wait-ms", type: "int", default: 1000, min: 1, help: "longest sleep of an idle executor (a notify wakes it sooner)" },
   { name: "results-waiting-max", type: "int", default: 100000, min: 0, help: "results kept per shard while it has no primary (failover); oldest dropped past it" },
   { name: "shutdown-timeout-ms", type: "int", default: 30000, min: 0, help: "on SIGTERM, how long running tasks may take to finish before the worker stops anyway" },
-  { name: "frame-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.frameBytesMax, min: 1024, help: "largest frame accepted" },
-  { name: "pending-bytes-max", type: "int", default: DEFAULT_NET_LIMITS.pendingBytesMax, min: 65536, help: "unsent bytes per coordinator before the link is dropped" },
+  ...NET_LIMIT_FLAGS.filter((f) => f.name !== "batch-max"),
+  { name: "frame-batch-max", type: "int", default: NET_LIMIT_FLAGS.find((f) => f.name === "batch-max")!.default, min: 1, help: "most messages in one frame from a coordinator (E_TOO_LARGE past it)" },
+  ...CLIENT_SECURITY_FLAGS,
+  { name: "tokens", type: "string", default: "", help: "tokens file (as the coordinator's): /metrics then needs a token with the read role" },
   { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
   { name: "metrics-host", type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
@@ -50,7 +54,8 @@ export function workerConfig(v: Record<string, number | string | boolean>, execu
     batchMax: v["batch-max"] as number,
     resultsWaitingMax: v["results-waiting-max"] as number,
     handlerModules: (v.handlers as string).split(",").map((p) => p.trim()).filter((p) => p !== "").map((p) => resolve(p)),
-    limits: { frameBytesMax: v["frame-bytes-max"] as number, pendingBytesMax: v["pending-bytes-max"] as number },
+    limits: netLimits({ ...v, "batch-max": v["frame-batch-max"] as number }),
+    ...clientSecurity(v),
     executorModule,
   };
 }
@@ -69,6 +74,14 @@ export async function main(executorModule: string | URL): Promise<void> {
     process.exit(2);
   }
   const log = new Logger("worker", values["log-level"] as LogLevel);
+  let metricsTokens: TokenTable;
+  try {
+    metricsTokens = TokenTable.load(values.tokens as string);
+  } catch (err) {
+    process.stderr.write(`worker: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if ((values["metrics-port"] as number) > 0) warnIfOpen(log, metricsTokens.open, [values["metrics-host"] as string]);
   const node = new WorkerNode(config, log, (err) => {
     process.stderr.write(`worker: ${err.message}\n`);
     process.exit(1);
@@ -80,7 +93,7 @@ export async function main(executorModule: string | URL): Promise<void> {
     process.exit(1);
   }
   if ((values["metrics-port"] as number) > 0) {
-    serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log);
+    serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log, { tokens: metricsTokens });
   }
   process.stdout.write(`worker ${config.nodeId} started: ${config.threads} threads x ${config.concurrency} slots, coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}\n`);
   // SIGTERM drains: no new work, running tasks finish (see WorkerNode.drain).

@@ -8,6 +8,7 @@ import { Deque } from "../core/deque.ts";
 import { shardOfTask } from "../core/task.ts";
 import type { NetLimits } from "../net/connection.ts";
 import type { HostPort } from "../net/endpoints.ts";
+import type { ClientTls } from "../net/tls.ts";
 import { Kind, TaskStatus, type Heartbeat } from "../protocol/messages.ts";
 import { SpscRing } from "../ring/spsc-ring.ts";
 import { CoordinatorLink, type LinkOptions } from "../net/coordinator-link.ts";
@@ -35,6 +36,10 @@ export interface WorkerConfig {
   /** Results kept per shard while it has no primary. */
   resultsWaitingMax: number;
   limits: NetLimits;
+  /** Presented in the HELLO: a token with the worker role (when the cluster has tokens). */
+  token: string | undefined;
+  /** Dial coordinators over TLS, trusting this CA. */
+  tls: ClientTls | undefined;
   /** Module path of the executor thread (differs between `bun run` and a compiled binary). */
   executorModule: string | URL;
 }
@@ -101,8 +106,9 @@ export class WorkerNode {
     }
     await Promise.all(ready);
     const linkOptions: LinkOptions = {
-      hello: { role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, workerId: this.workerId, slots: this.slots, tags: this.config.tags },
+      hello: { role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, workerId: this.workerId, slots: this.slots, tags: this.config.tags, token: this.config.token },
       limits: this.config.limits,
+      tls: this.config.tls,
       reconnectMinMs: this.config.reconnectMinMs,
       reconnectMaxMs: this.config.reconnectMaxMs,
     };

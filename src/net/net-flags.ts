@@ -1,0 +1,69 @@
+// Flags every server or client shares: network limits, tokens and TLS. One
+// table each, so the names, defaults and wording are the same in every binary.
+
+import type { FlagSpec, FlagValues } from "../cli/flags.ts";
+import { TokenTable } from "./auth.ts";
+import { DEFAULT_NET_LIMITS, type NetLimits } from "./connection.ts";
+import { loadClientTls, loadServerAndClientTls, TLS_CA_HELP, TLS_CERT_HELP, TLS_KEY_HELP, type ClientTls, type TlsSettings } from "./tls.ts";
+
+const D = DEFAULT_NET_LIMITS;
+
+/** Limits on what a peer may send or leave unread (all processes). */
+export const NET_LIMIT_FLAGS: readonly FlagSpec[] = [
+  { name: "frame-bytes-max", type: "int", default: D.frameBytesMax, min: 1024, help: "largest frame accepted; a bigger length prefix closes the connection with E_TOO_LARGE" },
+  { name: "batch-max", type: "int", default: D.batchMax, min: 1, help: "most messages in one frame (E_TOO_LARGE past it)" },
+  { name: "pending-bytes-max", type: "int", default: D.pendingBytesMax, min: 65536, help: "unsent bytes per slow peer before it is disconnected (E_SLOW_READER)" },
+];
+
+/** Limits only a listening process has. */
+export const SERVER_LIMIT_FLAGS: readonly FlagSpec[] = [
+  { name: "connections-max", type: "int", default: D.connectionsMax, min: 1, help: "connections open at once; more are refused with E_TOO_MANY_CONNECTIONS" },
+  { name: "handshake-timeout-ms", type: "int", default: D.handshakeTimeoutMs, min: 10, help: "a connection without a valid HELLO this long is closed (E_HANDSHAKE_TIMEOUT)" },
+];
+
+export function netLimits(v: FlagValues): NetLimits {
+  return {
+    frameBytesMax: v["frame-bytes-max"] as number,
+    batchMax: v["batch-max"] as number,
+    pendingBytesMax: v["pending-bytes-max"] as number,
+    connectionsMax: (v["connections-max"] as number | undefined) ?? D.connectionsMax,
+    handshakeTimeoutMs: (v["handshake-timeout-ms"] as number | undefined) ?? D.handshakeTimeoutMs,
+  };
+}
+
+/** Coordinators and routers: they check tokens, serve TLS and dial TLS. */
+export const SERVER_SECURITY_FLAGS: readonly FlagSpec[] = [
+  { name: "tokens", type: "string", default: "", help: "file of `<role> <token>` lines (roles: read, submit, admin, worker, replica); empty: no auth, for loopback only. Its first replica token is presented to peers" },
+  { name: "tls-cert", type: "string", default: "", help: TLS_CERT_HELP },
+  { name: "tls-key", type: "string", default: "", help: TLS_KEY_HELP },
+  { name: "tls-ca", type: "string", default: "", help: TLS_CA_HELP },
+];
+
+/** Workers, clients and top: they present a token and may dial TLS. */
+export const CLIENT_SECURITY_FLAGS: readonly FlagSpec[] = [
+  { name: "token", type: "string", default: "", help: "token presented in the handshake (never logged)" },
+  { name: "tls-ca", type: "string", default: "", help: TLS_CA_HELP },
+];
+
+export interface ServerSecurity {
+  tokens: TokenTable;
+  tls: TlsSettings;
+}
+
+/** Reads the tokens file and certificates named by SERVER_SECURITY_FLAGS; throws naming the flag. */
+export function serverSecurity(v: FlagValues): ServerSecurity {
+  const tokens = TokenTable.load(v.tokens as string);
+  if (!tokens.open && tokens.clusterToken === undefined) {
+    throw new Error(`--tokens ${v.tokens}: needs a replica token (the cluster secret coordinators and routers present to each other)`);
+  }
+  return { tokens, tls: loadServerAndClientTls(v["tls-cert"] as string, v["tls-key"] as string, v["tls-ca"] as string) };
+}
+
+export interface ClientSecurity {
+  token: string | undefined;
+  tls: ClientTls | undefined;
+}
+
+export function clientSecurity(v: FlagValues): ClientSecurity {
+  return { token: (v.token as string) || undefined, tls: loadClientTls(v["tls-ca"] as string) };
+}
