@@ -1,0 +1,202 @@
+// Ours against BullMQ + Redis on the same three workloads (issue 10), in one
+// run: (a) no-op throughput, (b) latency at a fixed offered rate (open loop,
+// latency from each task's intended send time), (c) a closed loop of 64
+// clients. Ours twice: the full path (client -> router -> coordinator primary
+// with a backup replica -> worker) and one coordinator with no router or
+// replica. Theirs: bench/peers/bullmq (its own redis-server and worker process).
+// Each figure is the median of --runs runs; the workloads run one after the
+// other for all three systems, so the runs compared are minutes apart at most.
+//
+//   bun bench/compare.ts [--runs 3] [--skip-bullmq]      (needs `bun run build`; see scripts/bench-compare.sh)
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { Cluster, parseReport, waitFor } from "../test/e2e/harness.ts";
+import { compareTable, targetLines, type Measured, type SystemName, type WorkloadKey } from "./compare-report.ts";
+
+const { values: o } = parseArgs({
+  options: {
+    runs: { type: "string", default: "3" },
+    "throughput-tasks": { type: "string", default: "100000" },
+    "throughput-concurrency": { type: "string", default: "1024" },
+    "common-rate": { type: "string", default: "2000" },
+    "open-duration-s": { type: "string", default: "3" },
+    "closed-clients": { type: "string", default: "64" },
+    "closed-tasks": { type: "string", default: "100000" },
+    "bullmq-closed-jobs": { type: "string", default: "10000" },
+    "bullmq-concurrency": { type: "string", default: "256" },
+    "deadline-s": { type: "string", default: "60" },
+    "skip-bullmq": { type: "boolean", default: false },
+    out: { type: "string", default: resolve(import.meta.dir, "../results") },
+    help: { type: "boolean", short: "h" },
+  },
+});
+
+const HELP = `Usage: bun bench/compare.ts [options]   (scripts/bench-compare.sh builds the binaries first; bench/peers/bullmq/run.sh installs its packages and redis-server on first use)
+
+  --runs N                     runs per figure, medians reported (3)
+  --throughput-tasks N         (a) no-op tasks per throughput run, both systems (100000)
+  --throughput-concurrency N   (a) our client's -c for it: tasks in flight (1024); BullMQ adds all in addBulk batches
+  --common-rate N              (b) the offered rate every system gets, tasks/s (2000); each also gets half its own (a) median
+  --open-duration-s S          (b) seconds per open-loop run (3)
+  --closed-clients N           (c) concurrent clients (64)
+  --closed-tasks N             (c) tasks per run, ours (100000)
+  --bullmq-closed-jobs N       (c) jobs per run, BullMQ (10000: ~3 s at its speed)
+  --bullmq-concurrency N       the BullMQ worker's concurrency (256: as many as our worker's 2 x 128 slots)
+  --deadline-s S               bound on each run (60)
+  --skip-bullmq                measure ours only
+  --out DIR                    where compare.csv goes (results)
+`;
+if (o.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const n = (name: keyof typeof o): number => {
+  const v = Number(o[name]);
+  if (!(v > 0)) throw new Error(`--${name} must be a positive number, got ${o[name]}`);
+  return v;
+};
+const runs = n("runs");
+const deadlineS = n("deadline-s");
+/** The harness kills a client this long past its own deadline. */
+const KILL_GRACE_MS = 15_000;
+
+const median = (xs: number[]): number => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+type Report = Record<string, any>;
+
+/** Medians of a set of runs; failed and completed are totals, so one failed task is never hidden. */
+function summarize(reports: Report[], notes: string[]): Measured {
+  const m = (f: (r: Report) => number) => median(reports.map(f));
+  const lat = (r: Report, k: string) => (r.completed > 0 ? r.latencyMs[k] : NaN);
+  return {
+    runs: reports.length,
+    throughput: Math.round(m((r) => r.throughput)),
+    offeredRate: reports[0]?.offeredRate,
+    p50: m((r) => lat(r, "p50")), p95: m((r) => lat(r, "p95")), p99: m((r) => lat(r, "p99")), max: m((r) => lat(r, "max")),
+    completed: reports.reduce((s, r) => s + r.completed, 0),
+    failed: reports.reduce((s, r) => s + r.failed, 0),
+    notes,
+  };
+}
+
+interface Ours {
+  name: SystemName;
+  cluster: Cluster;
+  port: number;
+}
+
+async function startOurs(name: SystemName): Promise<Ours> {
+  const cluster = new Cluster();
+  if (name === "ours-full") {
+    const replicas = await cluster.replicas(2);
+    const ports = replicas.map((r) => r.port);
+    cluster.worker(ports, ["-w", "2"]);
+    const router = await cluster.router(ports);
+    await waitFor("a primary with its worker and its backup in sync", async () => {
+      const primary = (await cluster.stats(router.port)).coordinators.find((c) => c.stats?.primary)?.stats;
+      return primary && primary.workers.length === 1 && primary.replication.backupsInSync === 1 ? true : undefined;
+    });
+    return { name, cluster, port: router.port };
+  }
+  const coordinator = await cluster.coordinator();
+  cluster.worker([coordinator.port], ["-w", "2"]);
+  await cluster.workersJoined(coordinator.port, 1);
+  return { name, cluster, port: coordinator.port };
+}
+
+async function runOurs(ours: Ours, args: string[]): Promise<Measured> {
+  const reports: Report[] = [];
+  const notes: string[] = [];
+  for (let i = 0; i < runs; i++) {
+    const run = await ours.cluster.client(["-p", String(ours.port), "-t", "noop", "--deadline-s", String(deadlineS), "--json", ...args], deadlineS * 1000 + KILL_GRACE_MS);
+    try {
+      const r = parseReport(run);
+      reports.push(r);
+      if (r.failed > 0 || r.retried > 0) notes.push(`run ${i + 1}: failed ${r.failed}, retried ${r.retried} ${JSON.stringify(r.errors)}`);
+      progress(ours.name, args, r);
+    } catch (err) {
+      notes.push(`run ${i + 1}: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+  return summarize(reports, notes);
+}
+
+const BULLMQ_RUN = resolve(import.meta.dir, "peers/bullmq/run.sh");
+
+async function runBullmq(args: string[]): Promise<Measured> {
+  const proc = Bun.spawn(["bash", BULLMQ_RUN, "--runs", String(runs), "--concurrency", o["bullmq-concurrency"]!, "--deadline-s", String(deadlineS), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const bound = setTimeout(() => proc.kill("SIGKILL"), runs * (deadlineS * 1000 + KILL_GRACE_MS) + 120_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(bound);
+  const reports = stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Report);
+  const notes = reports.flatMap((r, i) => (r.failed > 0 ? [`run ${i + 1}: failed ${r.failed}`] : []));
+  if (code !== 0 || reports.length < runs) notes.push(`exit ${code}, ${reports.length} of ${runs} runs: ${stderr.trim().split("\n").slice(-2).join(" | ")}`);
+  for (const r of reports) progress("bullmq", args, r);
+  const info = stderr.split("\n").find((l) => l.startsWith("bullmq:"));
+  if (info !== undefined && bullmqInfo === "") bullmqInfo = info;
+  return summarize(reports, notes);
+}
+let bullmqInfo = "";
+
+function progress(system: string, args: string[], r: Report): void {
+  process.stderr.write(`  ${system} ${args.join(" ")}: ${r.throughput} tasks/s, p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms${r.failed > 0 ? `, ${r.failed} failed` : ""}\n`);
+}
+
+const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const systems: SystemName[] = o["skip-bullmq"] ? ["ours-full", "ours-single"] : ["ours-full", "ours-single", "bullmq"];
+  const results = new Map<string, Measured>();
+  const put = (system: SystemName, workload: WorkloadKey, m: Measured) => results.set(`${system}/${workload}`, m);
+  const ours = [await startOurs("ours-full"), await startOurs("ours-single")];
+  active = ours;
+  console.log(`compare: ${runs} runs per figure, medians; load average at start: ${load()}`);
+  try {
+    const tasks = String(n("throughput-tasks"));
+    for (const s of ours) put(s.name, "throughput", await runOurs(s, ["-n", tasks, "-c", o["throughput-concurrency"]!]));
+    if (systems.includes("bullmq")) put("bullmq", "throughput", await runBullmq(["--workload", "throughput", "--jobs", tasks]));
+
+    const duration = String(n("open-duration-s"));
+    for (const s of ours) put(s.name, "open-common", await runOurs(s, ["--rate", o["common-rate"]!, "--duration-s", duration]));
+    if (systems.includes("bullmq")) put("bullmq", "open-common", await runBullmq(["--workload", "open", "--rate", o["common-rate"]!, "--duration-s", duration]));
+    // Half of each system's own measured maximum: the load a deployment would plan for.
+    const half = (s: SystemName) => String(Math.max(1, Math.round((results.get(`${s}/throughput`)?.throughput ?? 0) / 2)));
+    for (const s of ours) put(s.name, "open-half", await runOurs(s, ["--rate", half(s.name), "--duration-s", duration]));
+    if (systems.includes("bullmq")) put("bullmq", "open-half", await runBullmq(["--workload", "open", "--rate", half("bullmq"), "--duration-s", duration]));
+
+    const clients = String(n("closed-clients"));
+    for (const s of ours) put(s.name, "closed", await runOurs(s, ["-n", String(n("closed-tasks")), "-c", clients]));
+    if (systems.includes("bullmq")) put("bullmq", "closed", await runBullmq(["--workload", "closed", "--clients", clients, "--jobs", String(n("bullmq-closed-jobs"))]));
+  } finally {
+    await Promise.all(ours.map((s) => s.cluster.stopAll()));
+    active = undefined;
+  }
+  console.log(`load average at end: ${load()}; took ${Math.round((performance.now() - started) / 1000)} s`);
+  if (bullmqInfo !== "") console.log(bullmqInfo);
+  const table = compareTable(results, systems, { commonRate: n("common-rate"), clients: n("closed-clients"), tasks: n("throughput-tasks") });
+  process.stdout.write(table.text);
+  process.stdout.write(targetLines(results).join("\n") + "\n");
+  const notes = [...results.entries()].flatMap(([key, m]) => m.notes.map((note) => `${key}: ${note}`));
+  if (notes.length > 0) console.log(`notes:\n${notes.map((x) => `  ${x}`).join("\n")}`);
+  mkdirSync(o.out!, { recursive: true });
+  const csv = resolve(o.out!, "compare.csv");
+  writeFileSync(csv, table.csv);
+  console.log(`wrote ${csv}`);
+  if ([...results.values()].some((m) => m.failed > 0 || m.runs < runs)) process.exitCode = 1;
+}
+
+/** The clusters being measured, so an interrupt kills their processes instead of orphaning them. */
+let active: Ours[] | undefined;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => void Promise.all((active ?? []).map((s) => s.cluster.stopAll())).finally(() => process.exit(130)));
+}
+await main();
