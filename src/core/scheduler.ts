@@ -16,7 +16,7 @@ import { Heap } from "./heap.ts";
 import { PRIORITY_LEVELS, ReadyQueue } from "./ready-queue.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
 import { isFinal, makeTaskId, type AttemptError, type Task, type TaskState, type Watcher } from "./task.ts";
-import { workflowOrder } from "./workflow.ts";
+import { submitWorkflow, type WorkflowPort } from "./workflow-submit.ts";
 import {
   NO_BACKOFF, type Ready, type Refusal, type SchedulerCounters, type SchedulerOptions, type SubmitOutcome, type SubmitRequest,
   type WorkerState, type WorkflowNodeRequest, type WorkflowOutcome,
@@ -134,28 +134,19 @@ export class Scheduler {
     return { ok: true, taskId: task.id, duplicate: false };
   }
 
-  /**
-   * Creates every node of a workflow, or none: nodes may depend on each other
-   * (by position) and on existing tasks (by id); a cycle is E_CYCLE.
-   */
+  /** Creates every node of a workflow, or none; a retry with the same keys gets the original ids (workflow-submit.ts). */
   submitWorkflow(nodes: readonly WorkflowNodeRequest[], now: number): WorkflowOutcome {
-    if (nodes.length === 0) return { ok: false, code: "E_BAD_REQUEST", message: "a workflow needs at least one task" };
-    const order = workflowOrder(nodes);
-    if (!order.ok) return order;
-    for (const { dependsOn, ...node } of nodes) {
-      const parents = dependsOn.flatMap((r) => ("taskId" in r ? [r.taskId] : []));
-      const invalid = this.validate({ ...node, dependsOn: parents, watcher: 0, watchRequestId: 0 }, nodes.length);
-      if (invalid !== undefined) return invalid;
-    }
-    const ids = new Array<number>(nodes.length);
-    for (const i of order.order) {
-      const { dependsOn, ...node } = nodes[i]!;
-      const parents = dependsOn.map((r) => ("taskId" in r ? r.taskId : ids[r.node]!));
-      ids[i] = this.create({ ...node, watcher: 0, watchRequestId: 0 }, parents, now).id;
-    }
-    for (const i of order.order) this.place(this.tasks.get(ids[i]!)!, now);
-    return { ok: true, taskIds: ids };
+    return submitWorkflow(this.workflowPort, nodes, now);
   }
+
+  private readonly workflowPort: WorkflowPort = {
+    task: (taskId) => this.tasks.get(taskId),
+    taskWithKey: (key) => this.tasks.get(this.byIdempotencyKey.get(key) ?? -1),
+    validate: (req, adding) => this.validate(req, adding),
+    create: (req, dependsOn, now) => this.create(req, dependsOn, now),
+    place: (task, now) => this.place(task, now),
+    duplicate: () => void this.counters.duplicates++,
+  };
 
   private validate(req: SubmitRequest, adding: number): Refusal | undefined {
     const bad = (message: string): Refusal => ({ ok: false, code: "E_BAD_REQUEST", message });

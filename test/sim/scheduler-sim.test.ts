@@ -1,10 +1,11 @@
 // Seeded randomized simulation of the scheduler core with unreliable workers
 // (TigerBeetle VOPR style): workers (some with tags) join, leave, go silent,
 // lose jobs, answer late or fail; tasks come with priorities, deadlines, delays,
-// backoff, tags and dependencies, alone or as workflows; clients cancel, watch,
-// requeue and purge dead letters; time advances. A model of every task checks
-// each effect as it comes out and the invariants after every step, and a drain
-// phase with reliable workers must bring every task to a final state.
+// backoff, tags and dependencies, alone or as workflows (now and then retried
+// under their idempotency keys); clients cancel, watch, requeue and purge dead
+// letters; time advances. A model of every task checks each effect as it comes
+// out and the invariants after every step, and a drain phase with reliable
+// workers must bring every task to a final state.
 // Reproduce with the seed printed in the failure: SIM_SEED=N bun test test/sim/scheduler-sim.test.ts
 
 import { describe, expect, test } from "bun:test";
@@ -78,6 +79,18 @@ interface SubmitPlan {
   full: boolean;
 }
 
+/** A workflow to submit, and what the model knows of it beforehand. */
+interface PlannedWorkflow {
+  nodes: WorkflowNodeRequest[];
+  fs: TaskFields[];
+  cyclic: boolean;
+  existing: number | undefined;
+  /** Node 0 reuses the key of a live task that is not part of this workflow. */
+  collides: boolean;
+  /** A retry: the ids its first submission got. */
+  earlierIds: readonly number[] | undefined;
+}
+
 class SimFailure extends Error {}
 
 const sortNotices = (list: Notice[]): Notice[] => [...list].sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
@@ -97,6 +110,9 @@ class Simulation {
   /** Tasks evicted or purged lately: now and then a parent is picked among them (E_UNKNOWN_TASK). */
   private readonly recentlyGone: number[] = [];
   private readonly keys = new Map<string, number>();
+  /** The last workflow created with idempotency keys, to submit again now and then. */
+  private lastKeyed: PlannedWorkflow | undefined;
+  private nextWorkflowKey = 0;
   /** Completed and cancelled tasks still retained, oldest first (the scheduler's retention order). */
   private retained: TaskModel[] = [];
   /** Failed tasks in the dead-letter queue, oldest first. */
@@ -105,7 +121,7 @@ class Simulation {
   private expectedAborts: Array<{ workerId: number; taskId: number; attempt: number }> = [];
   private totals = { completed: 0, failed: 0, cancelled: 0, deadlineMissed: 0, refused: 0 };
   stats = {
-    stale: 0, lost: 0, left: 0, duplicates: 0, retried: 0, aborts: 0, requeues: 0, requeuesPlacedAgain: 0, requeuesParentGone: 0, purged: 0, dlqEvicted: 0, agedOut: 0,
+    stale: 0, lost: 0, left: 0, duplicates: 0, retried: 0, aborts: 0, requeues: 0, requeuesPlacedAgain: 0, requeuesParentGone: 0, workflowRetries: 0, workflowKeysRefused: 0, purged: 0, dlqEvicted: 0, agedOut: 0,
     dependencyFailures: 0, unknownParent: 0, workflows: 0, cycles: 0, taggedLeases: 0, delayedLeases: 0, backoffWaits: 0, jobsLost: 0, watches: 0,
   };
 
@@ -244,7 +260,8 @@ class Simulation {
     this.checkNew([m]);
   }
 
-  submitWorkflow(): void {
+  /** A new random workflow, sometimes cyclic; its nodes sometimes keyed, once in a while with a key a live task holds. */
+  private newWorkflow(): PlannedWorkflow {
     const p = this.prng;
     const n = 2 + p.int(3);
     const cyclic = p.int(8) === 0;
@@ -259,27 +276,63 @@ class Simulation {
       ],
     }));
     if (cyclic) nodes[n - 1] = { ...nodes[n - 1]!, dependsOn: [...nodes[n - 1]!.dependsOn, { node: 0 }] };
+    let collides = false;
+    if (p.int(3) === 0) {
+      // Keys of their own, never used elsewhere, on node 1 always and on others at random.
+      for (const [i, node] of nodes.entries()) if (i === 1 || p.int(2) === 0) node.idempotencyKey = `w${this.nextWorkflowKey++}`;
+      const taken = [...this.keys].filter(([, id]) => this.s.task(id) !== undefined);
+      if (taken.length > 0 && p.int(8) === 0) {
+        // Node 0 names a live task's key: never a retry (node 1's fresh key names nothing), so refused.
+        nodes[0]!.idempotencyKey = taken[p.int(taken.length)]![0];
+        collides = !cyclic;
+      }
+    }
+    return { nodes, fs, cyclic, existing, collides, earlierIds: undefined };
+  }
+
+  /**
+   * A workflow: a new one, or now and then the last keyed one again. A retry
+   * whose keys still name its tasks gets the original ids, if every task is
+   * still held, and is refused otherwise; one whose keyed tasks are all gone is new.
+   */
+  submitWorkflow(): void {
+    const p = this.prng;
+    const plan = this.lastKeyed !== undefined && p.int(3) === 0 ? this.lastKeyed : this.newWorkflow();
+    const { nodes, fs, cyclic, existing, earlierIds } = plan;
+    const n = nodes.length;
+    const keyedHeld = earlierIds !== undefined && nodes.some((node, i) => node.idempotencyKey !== "" && !this.model(earlierIds[i]!).gone);
+    const allHeld = earlierIds !== undefined && earlierIds.every((id) => !this.model(id).gone);
     const unknown = existing !== undefined && this.s.task(existing) === undefined;
     const full = this.unfinishedInScheduler + n > OPTIONS.queueMax;
     const submittedBefore = this.s.counters.submitted;
     let models: TaskModel[] = [];
     const outcome = this.call(() => this.s.submitWorkflow(nodes, this.now), (out) => {
-      if (!out.ok) return;
+      if (!out.ok || (keyedHeld && allHeld)) return;
       const ids = out.taskIds;
       models = nodes.map((node, i) => this.register(ids[i]!, fs[i]!, node.dependsOn.map((r) => ("taskId" in r ? r.taskId : ids[r.node]!))));
       this.checkNew([...models].sort((a, b) => a.id - b.id)); // ids follow creation order, parents first
     });
-    const expected = cyclic ? "E_CYCLE" : unknown ? "E_UNKNOWN_TASK" : full ? "E_QUEUE_FULL" : "ok";
-    this.check((outcome.ok ? "ok" : outcome.code) === expected, () => `workflow of ${n} expected ${expected}, got ${JSON.stringify(outcome)}`);
+    const expected = cyclic ? "E_CYCLE" : plan.collides || (keyedHeld && !allHeld) ? "E_BAD_REQUEST" : keyedHeld ? "duplicate"
+      : unknown ? "E_UNKNOWN_TASK" : full ? "E_QUEUE_FULL" : "ok";
+    const got = !outcome.ok ? outcome.code : keyedHeld ? "duplicate" : "ok";
+    this.check(got === expected, () => `workflow of ${n} expected ${expected}, got ${JSON.stringify(outcome)}`);
+    if (!outcome.ok || expected === "duplicate") this.check(this.s.counters.submitted === submittedBefore, () => `workflow ${expected} created tasks`);
     if (!outcome.ok) {
-      this.check(this.s.counters.submitted === submittedBefore, () => `refused workflow created tasks`);
       if (outcome.code === "E_CYCLE") this.stats.cycles++;
       if (outcome.code === "E_UNKNOWN_TASK") this.stats.unknownParent++;
       if (outcome.code === "E_QUEUE_FULL") this.totals.refused++;
+      if (outcome.code === "E_BAD_REQUEST") this.stats.workflowKeysRefused++;
+      return;
+    }
+    if (expected === "duplicate") {
+      this.check(JSON.stringify(outcome.taskIds) === JSON.stringify(earlierIds), () => `retried workflow got ${outcome.taskIds}, first submission ${earlierIds}`);
+      this.stats.duplicates++;
+      this.stats.workflowRetries++;
       return;
     }
     this.stats.workflows++;
     this.check(models.length === n, () => `workflow made ${models.length} of ${n} tasks`);
+    if (nodes.some((node) => node.idempotencyKey !== "")) this.lastKeyed = { ...plan, earlierIds: outcome.taskIds };
   }
 
   /** A watcher for a task: told at once if it ended, else when it ends (one per connection, newest request id). */
@@ -690,7 +743,7 @@ describe("scheduler simulation", () => {
         ["rejectedQueueFull", c.rejectedQueueFull, 1], ["workers lost", st.lost, 1], ["workers left", st.left, 1],
         ["cancelled", c.cancelled, 20], ["aborts", st.aborts, 5], ["deadlineMissed", c.deadlineMissed, 5], ["dependency failures", st.dependencyFailures, 5],
         ["unknown parents", st.unknownParent, 1], ["workflows", st.workflows, 20], ["cycles", st.cycles, 2], ["requeues", st.requeues, 5], ["requeues placed again", st.requeuesPlacedAgain, 20],
-        ["requeues with a parent gone", st.requeuesParentGone, 3],
+        ["requeues with a parent gone", st.requeuesParentGone, 3], ["workflow retries", st.workflowRetries, 50], ["workflow keys refused", st.workflowKeysRefused, 3],
         ["purged", st.purged, 1], ["dlq evictions", st.dlqEvicted, 1], ["aged out", st.agedOut, 10], ["tagged leases", st.taggedLeases, 50],
         ["delayed leases", st.delayedLeases, 20], ["backoff waits", st.backoffWaits, 10], ["jobs lost", st.jobsLost, 1], ["watches", st.watches, 20],
       ];

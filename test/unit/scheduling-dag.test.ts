@@ -186,26 +186,110 @@ describe("workflows", () => {
   });
 });
 
-// Suspected bug, kept as a todo (run with `bun test --todo` to see it fail):
-// submitWorkflow (src/core/scheduler.ts) never looks up a node's idempotencyKey,
-// though nodes carry one over the wire (src/coordinator/event-log.ts) and create()
-// registers it. A retried workflow creates every task again, and a node reusing
-// a live task's key takes the key over: a retry of that task's own submit then
-// returns the workflow's task as its "duplicate".
+// Idempotency keys in a workflow (workflow-submit.ts, docs/scheduling.md): a
+// retry whose keys name the tasks an earlier submission of the same workflow
+// created gets the original ids, unkeyed nodes included, and creates nothing;
+// any other use of a key that names a held task refuses the whole workflow, so
+// a node never takes a key over.
 describe("workflow idempotency keys", () => {
-  test.todo("a retried workflow with the same keys creates no new task", () => {
+  test("a retried workflow with the same keys creates no new task", () => {
     const s = makeScheduler();
     const nodes = [node({ idempotencyKey: "w0" }), node({ idempotencyKey: "w1", dependsOn: [{ node: 0 }] })];
     const first = s.submitWorkflow(nodes, 0);
     const retry = s.submitWorkflow(nodes, 1);
-    expect(s.counters.submitted).toBe(2); // actual: 4
+    expect(s.counters.submitted).toBe(2);
     expect(retry).toEqual(first);
   });
 
-  test.todo("a node does not take over the key of an existing task", () => {
+  test("a node does not take over the key of an existing task", () => {
     const s = makeScheduler();
     const mine = submitOk(s, 0, { idempotencyKey: "k" });
-    s.submitWorkflow([node({ idempotencyKey: "k" })], 1);
-    expect(s.submit(request({ idempotencyKey: "k" }), 2)).toEqual({ ok: true, taskId: mine, duplicate: true }); // actual: the workflow's task id
+    expect(s.submitWorkflow([node({ idempotencyKey: "k" }), node({ idempotencyKey: "other" })], 1)).toMatchObject({ ok: false, code: "E_BAD_REQUEST" });
+    expect(s.submit(request({ idempotencyKey: "k" }), 2)).toEqual({ ok: true, taskId: mine, duplicate: true });
+    expect(s.counters.submitted).toBe(1);
+    // Nor does the refused workflow's other key name anything: a later workflow may use it.
+    expect(s.submitWorkflow([node({ idempotencyKey: "other" })], 3)).toMatchObject({ ok: true });
+  });
+
+  test("a retry gets every original id, unkeyed nodes too, in node order, while the tasks run; it is counted as a duplicate", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 10, [], 0);
+    const existing = submitOk(s, 0);
+    const nodes = [
+      node({ type: "c", dependsOn: [{ node: 2 }, { taskId: existing }] }),
+      node({ type: "b", idempotencyKey: "b", dependsOn: [{ node: 2 }] }),
+      node({ type: "a" }),
+      node({ type: "d", idempotencyKey: "d", dependsOn: [{ node: 0 }, { node: 1 }] }),
+    ];
+    const first = s.submitWorkflow(nodes, 1);
+    if (!first.ok) throw new Error(first.message);
+    const a = first.taskIds[2]!;
+    expect(leaseNow(s, 2, 1)).toEqual([existing, a]);
+    complete(s, a, 3);
+    for (const now of [4, 5]) expect(s.submitWorkflow(nodes, now)).toEqual(first);
+    expect(s.counters).toMatchObject({ submitted: 5, duplicates: 2 });
+    expect(s.queuedCount + s.waitingTotal).toBe(3);
+  });
+
+  test("a retry is answered even when the queue is full, like a retried submit", () => {
+    const s = makeScheduler({ queueMax: 2 });
+    const nodes = [node({ idempotencyKey: "x" }), node({ idempotencyKey: "y" })];
+    const first = s.submitWorkflow(nodes, 0);
+    expect(first).toMatchObject({ ok: true });
+    expect(s.submitWorkflow(nodes, 1)).toEqual(first);
+    expect(s.counters.rejectedQueueFull).toBe(0);
+  });
+
+  test("a workflow that is not the same as the earlier one under its keys is refused whole", () => {
+    const s = makeScheduler();
+    const nodes = [node({ idempotencyKey: "w0" }), node({ idempotencyKey: "w1", dependsOn: [{ node: 0 }] })];
+    s.submitWorkflow(nodes, 0);
+    const variants = [
+      [nodes[0]!, node({ idempotencyKey: "fresh", dependsOn: [{ node: 0 }] })], // one key changed
+      [nodes[0]!, node({ idempotencyKey: "w1" })], // other dependencies
+      [nodes[0]!, { ...nodes[1]!, type: "other" }], // another type
+      [...nodes, node({ idempotencyKey: "w2" })], // a node more
+      [nodes[1]!, nodes[0]!].map((n) => ({ ...n, dependsOn: [] })), // same keys, nodes swapped
+    ];
+    for (const variant of variants) {
+      const outcome = s.submitWorkflow(variant, 1);
+      expect(outcome).toMatchObject({ ok: false, code: "E_BAD_REQUEST" });
+      if (!outcome.ok) expect(outcome.message).toContain('idempotency key "w');
+    }
+    expect(s.counters).toMatchObject({ submitted: 2, duplicates: 0 });
+  });
+
+  test("keys repeated within one workflow are refused", () => {
+    const s = makeScheduler();
+    const outcome = s.submitWorkflow([node({ idempotencyKey: "k" }), node(), node({ idempotencyKey: "k" })], 0);
+    expect(outcome).toMatchObject({ ok: false, code: "E_BAD_REQUEST", message: 'nodes 0 and 2 have the same idempotency key "k"; keys must be distinct' });
+    expect(s.counters.submitted).toBe(0);
+  });
+
+  test("a retry is refused once part of the earlier workflow is no longer held: its ids cannot all be vouched for", () => {
+    const s = makeScheduler({ retainedMs: 100 });
+    s.workerJoined(1, 10, [], 0);
+    const nodes = [node(), node({ idempotencyKey: "w1", dependsOn: [{ node: 0 }] })];
+    const first = s.submitWorkflow(nodes, 0);
+    if (!first.ok) throw new Error(first.message);
+    complete(s, leaseNow(s, 0, 1)[0]!, 1); // the unkeyed root; its child stays queued
+    s.tick(150);
+    expect([s.task(first.taskIds[0]!), state(s, first.taskIds[1]!)]).toEqual([undefined, "queued"]);
+    const refused = s.submitWorkflow(nodes, 150);
+    expect(refused).toMatchObject({ ok: false, code: "E_BAD_REQUEST" });
+    if (!refused.ok) expect(refused.message).toContain(`(${first.taskIds[0]}: no longer held)`);
+  });
+
+  test("once every task of the earlier workflow is evicted its keys are free again, as for a submit", () => {
+    const s = makeScheduler({ retainedMs: 100 });
+    s.workerJoined(1, 10, [], 0);
+    const nodes = [node({ idempotencyKey: "w0" })];
+    const first = s.submitWorkflow(nodes, 0);
+    complete(s, leaseNow(s, 0, 1)[0]!, 1);
+    s.tick(150);
+    const later = s.submitWorkflow(nodes, 150);
+    expect(later).toMatchObject({ ok: true });
+    expect(later).not.toEqual(first);
+    expect(s.counters).toMatchObject({ submitted: 2, duplicates: 0 });
   });
 });
