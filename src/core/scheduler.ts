@@ -154,6 +154,9 @@ export class Scheduler {
     if (!Number.isInteger(req.priority) || req.priority < 0 || req.priority >= PRIORITY_LEVELS) {
       return bad(`priority must be an integer from 0 to ${PRIORITY_LEVELS - 1}`);
     }
+    // A NaN or infinite runAt never comes due (the task would sit in the delayed heap for good); a NaN deadline never passes.
+    if (!isTime(req.deadline)) return bad(`deadline must be a finite, non-negative time in ms (0: none), not ${req.deadline}`);
+    if (!isTime(req.runAt)) return bad(`runAt must be a finite, non-negative time in ms (0: now), not ${req.runAt}`);
     const b = req.backoff;
     if (b !== undefined && (!(b.delayMs >= 0) || !(b.maxDelayMs >= 0) || (b.type !== "fixed" && b.type !== "exponential"))) {
       return bad("backoff needs type exponential|fixed and non-negative delayMs, maxDelayMs");
@@ -618,6 +621,11 @@ export class Scheduler {
       this.byIdempotencyKey.delete(task.idempotencyKey);
     }
   }
+}
+
+/** Absent, or an absolute time a timer can reach. */
+function isTime(ms: number | undefined): boolean {
+  return ms === undefined || (Number.isFinite(ms) && ms >= 0);
 }
 
 /** Whether the task's last failure was a parent's: it never saw all its parents complete. */

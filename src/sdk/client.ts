@@ -13,10 +13,13 @@ import {
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type TaskInfo, type Welcome,
 } from "../protocol/messages.ts";
 
+/** Ranges are checked before sending (checkSubmitOptions): out of range is E_BAD_REQUEST, never wrapped. */
 export interface SubmitOptions {
   /** 0 (highest) to 255. Default 100. */
   priority?: number;
+  /** 1 to 65535; 0 or absent: the coordinator's default. */
   maxAttempts?: number;
+  /** Per attempt, 1 to 2^32-1 ms; 0 or absent: the coordinator's default. */
   timeoutMs?: number;
   /** A retried submission with the same key returns the original task. */
   idempotencyKey?: string;
@@ -99,7 +102,43 @@ export function decodeResult(output: Uint8Array | undefined): unknown {
 export function connect(address: string | HostPort, options: ClientOptions = {}): Promise<SchedulerClient> {
   return SchedulerClient.connect(address, options);
 }
+const U8_MAX = 0xff;
+const U16_MAX = 0xffff;
 const U32_MAX = 0xffffffff;
+
+const isIntIn = (v: unknown, max: number): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
+/** A number from 0 to max: NaN and the infinities fail one of the two comparisons. */
+const isIn = (v: unknown, max: number): boolean => typeof v === "number" && v >= 0 && v <= max;
+
+/**
+ * Why these options cannot be sent, or undefined. The wire's fields have fixed
+ * widths (u8 priority, u16 maxAttempts, u32 times) and would silently wrap an
+ * out-of-range value (priority 300 would arrive as 44), so each is checked here.
+ */
+export function checkSubmitOptions(o: Omit<SubmitOptions, "dependsOn">, nowMs = Date.now()): string | undefined {
+  const bad = (field: string, range: string, value: unknown) => `${field} must be ${range}, not ${String(value)}`;
+  if (o.priority !== undefined && !isIntIn(o.priority, U8_MAX)) return bad("priority", "an integer from 0 (highest) to 255", o.priority);
+  if (o.maxAttempts !== undefined && !isIntIn(o.maxAttempts, U16_MAX)) {
+    return bad("maxAttempts", "an integer from 1 to 65535 (0: the coordinator's default)", o.maxAttempts);
+  }
+  if (o.timeoutMs !== undefined && !isIntIn(o.timeoutMs, U32_MAX)) return bad("timeoutMs", `an integer from 1 to ${U32_MAX} ms (0: the default)`, o.timeoutMs);
+  if (o.delayMs !== undefined && !isIn(o.delayMs, U32_MAX)) return bad("delayMs", `a number of ms from 0 to ${U32_MAX}`, o.delayMs);
+  if (o.deadlineMs !== undefined && !isIn(o.deadlineMs, U32_MAX)) return bad("deadlineMs", `a number of ms from 0 to ${U32_MAX}`, o.deadlineMs);
+  for (const field of ["runAt", "deadline"] as const) {
+    const at = o[field];
+    if (at === undefined) continue;
+    const ms = at instanceof Date ? at.getTime() : at;
+    // Sent as a u32 delay from now: up to about 49.7 days ahead.
+    if (!isIn(ms, nowMs + U32_MAX)) return bad(field, `a time in ms since the epoch (or a valid Date), at most ${U32_MAX} ms from now`, at);
+  }
+  const b = o.backoff;
+  if (b !== undefined) {
+    if (b.type !== "exponential" && b.type !== "fixed") return bad("backoff.type", `"exponential" or "fixed"`, b.type);
+    if (!isIn(b.delayMs, U32_MAX)) return bad("backoff.delayMs", `a number of ms from 0 to ${U32_MAX}`, b.delayMs);
+    if (b.maxDelayMs !== undefined && !isIn(b.maxDelayMs, U32_MAX)) return bad("backoff.maxDelayMs", `a number of ms from 0 to ${U32_MAX}`, b.maxDelayMs);
+  }
+  return undefined;
+}
 
 /** Milliseconds from now until an absolute time (never negative, at most what a u32 holds). */
 function untilMs(at: number | Date): number {
@@ -192,6 +231,10 @@ export class SchedulerClient implements ConnectionHandler {
 
   /** Creates every task of a DAG at once (or none); resolves with their ids in the order given. */
   async workflow(tasks: WorkflowTask[]): Promise<number[]> {
+    for (const [i, t] of tasks.entries()) {
+      const problem = checkSubmitOptions(t);
+      if (problem !== undefined) throw new TaskError("E_BAD_REQUEST", `workflow task ${i}: ${problem}`);
+    }
     const nodes: WorkflowNode[] = tasks.map((t) => ({
       type: t.type,
       payload: t.payload instanceof Uint8Array ? t.payload : t.payload === undefined ? undefined : encode(t.payload),
@@ -259,6 +302,8 @@ export class SchedulerClient implements ConnectionHandler {
   // ------------------------------------------------------------ internals
 
   private send(type: string, payload: unknown, options: SubmitOptions, waitsForDone: boolean): Promise<unknown> {
+    const problem = checkSubmitOptions(options);
+    if (problem !== undefined) return Promise.reject(new TaskError("E_BAD_REQUEST", problem));
     const conn = this.usable();
     const requestId = this.takeRequestId();
     const bytes = payload instanceof Uint8Array ? payload : payload === undefined ? EMPTY : encode(payload);

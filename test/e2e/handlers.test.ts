@@ -246,14 +246,15 @@ describe("the examples' handlers on the compiled worker, through a router", () =
     expect((orphan as TaskError).message).toContain(String(unknownId));
   });
 
-  // KNOWN BUG (reported, not fixed here): SchedulerClient.send (src/sdk/client.ts) does not range-check
-  // priority, and writeSubmit (src/protocol/codec.ts) writes it with w.u8, which wraps: 300 is submitted
-  // as priority 44 and accepted. Marked `failing` so the suite stays green; make it a plain `test` once fixed.
-  test.failing("a priority of 300 is refused by the SDK with a TaskError", async () => {
+  // writeSubmit (src/protocol/codec.ts) writes priority as a u8, which would wrap 300 to 44: the SDK
+  // checks every fixed-width field before encoding (checkSubmitOptions), and the connection stays usable.
+  test("a priority of 300 is refused by the SDK with a TaskError", async () => {
     const refused = await client.submit("noop", undefined, { priority: 300 }).catch((e: unknown) => e);
     if (typeof refused === "number") await client.cancel(refused).catch(() => undefined);
     expect(refused).toBeInstanceOf(TaskError);
-    expect(["E_BAD_REQUEST", "E_TOO_LARGE"]).toContain((refused as TaskError).code);
+    expect((refused as TaskError).code).toBe("E_BAD_REQUEST");
+    expect((refused as TaskError).message).toContain("priority must be an integer from 0 (highest) to 255");
+    expect(await client.submit("noop", undefined, { priority: 255 })).toBeNumber();
   });
 });
 
