@@ -16,6 +16,8 @@ export interface Measured {
   completed: number;
   failed: number;
   notes: string[];
+  /** CPU other processes used meanwhile, in % of one core: a figure measured beside someone else's load is suspect. */
+  othersCorePercent?: number;
 }
 
 export interface TableContext {
@@ -88,11 +90,11 @@ export function compareTable(results: Map<string, Measured>, systems: SystemName
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   const align = ["---", "---", ...header.slice(2).map(() => "---:")];
   const text = [line(header), line(align), ...rows.map(line)].join("\n") + "\n";
-  const csvHeader = "system,workload,offered_rate,throughput,p50,p95,p99,max,completed,failed,runs";
+  const csvHeader = "system,workload,offered_rate,throughput,p50,p95,p99,max,completed,failed,runs,others_cpu_pct";
   const csvRows = [...results.entries()].map(([key, m]) => {
     const [system, workload] = key.split("/");
     const cell = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? "" : String(v));
-    return [system, workload, cell(m.offeredRate), m.throughput, cell(m.p50), cell(m.p95), cell(m.p99), cell(m.max), m.completed, m.failed, m.runs].join(",");
+    return [system, workload, cell(m.offeredRate), m.throughput, cell(m.p50), cell(m.p95), cell(m.p99), cell(m.max), m.completed, m.failed, m.runs, cell(m.othersCorePercent)].join(",");
   });
   return { text, csv: [csvHeader, ...csvRows].join("\n") + "\n" };
 }

@@ -14,13 +14,14 @@ import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Cluster, parseReport, waitFor } from "../test/e2e/harness.ts";
+import { coreCount, othersCorePercent, sampleCpu, waitForQuiet } from "./cpu-others.ts";
 import { compareTable, targetLines, type Measured, type SystemName, type WorkloadKey } from "./compare-report.ts";
 
 const { values: o } = parseArgs({
   options: {
     runs: { type: "string", default: "3" },
     "throughput-tasks": { type: "string", default: "100000" },
-    "throughput-concurrency": { type: "string", default: "1024" },
+    "throughput-concurrency": { type: "string", default: "512" },
     "common-rate": { type: "string", default: "2000" },
     "open-duration-s": { type: "string", default: "3" },
     "closed-clients": { type: "string", default: "64" },
@@ -28,17 +29,21 @@ const { values: o } = parseArgs({
     "bullmq-closed-jobs": { type: "string", default: "10000" },
     "bullmq-concurrency": { type: "string", default: "256" },
     "deadline-s": { type: "string", default: "60" },
+    "quiet-wait-s": { type: "string", default: "0" },
     "skip-bullmq": { type: "boolean", default: false },
     out: { type: "string", default: resolve(import.meta.dir, "../results") },
     help: { type: "boolean", short: "h" },
   },
 });
 
+/** "Quiet": other processes use less than this share of one core (%). */
+const QUIET_PERCENT = 10;
+
 const HELP = `Usage: bun bench/compare.ts [options]   (scripts/bench-compare.sh builds the binaries first; bench/peers/bullmq/run.sh installs its packages and redis-server on first use)
 
   --runs N                     runs per figure, medians reported (3)
   --throughput-tasks N         (a) no-op tasks per throughput run, both systems (100000)
-  --throughput-concurrency N   (a) our client's -c for it: tasks in flight (1024); BullMQ adds all in addBulk batches
+  --throughput-concurrency N   (a) our client's -c for it: tasks in flight (512); BullMQ adds all in addBulk batches
   --common-rate N              (b) the offered rate every system gets, tasks/s (2000); each also gets half its own (a) median
   --open-duration-s S          (b) seconds per open-loop run (3)
   --closed-clients N           (c) concurrent clients (64)
@@ -46,6 +51,7 @@ const HELP = `Usage: bun bench/compare.ts [options]   (scripts/bench-compare.sh 
   --bullmq-closed-jobs N       (c) jobs per run, BullMQ (10000: ~3 s at its speed)
   --bullmq-concurrency N       the BullMQ worker's concurrency (256: as many as our worker's 2 x 128 slots)
   --deadline-s S               bound on each run (60)
+  --quiet-wait-s S             before each measurement, wait up to S s for other processes to use < ${QUIET_PERCENT}% of a core (0: don't)
   --skip-bullmq                measure ours only
   --out DIR                    where compare.csv goes (results)
 `;
@@ -112,9 +118,19 @@ async function startOurs(name: SystemName): Promise<Ours> {
   return { name, cluster, port: coordinator.port };
 }
 
+/** Waits for a quiet moment when asked to; a note when none came. */
+async function quietMoment(): Promise<string[]> {
+  const waitS = Number(o["quiet-wait-s"]);
+  if (!(waitS > 0)) return [];
+  const pct = await waitForQuiet(QUIET_PERCENT, waitS * 1000);
+  return pct !== undefined && pct >= QUIET_PERCENT ? [`started without a quiet moment (others at ${pct}% of a core after ${waitS} s)`] : [];
+}
+
 async function runOurs(ours: Ours, args: string[]): Promise<Measured> {
+  const quiet = await quietMoment();
+  const cpu = sampleCpu();
   const reports: Report[] = [];
-  const notes: string[] = [];
+  const notes: string[] = [...quiet];
   for (let i = 0; i < runs; i++) {
     const run = await ours.cluster.client(["-p", String(ours.port), "-t", "noop", "--deadline-s", String(deadlineS), "--json", ...args], deadlineS * 1000 + KILL_GRACE_MS);
     try {
@@ -126,23 +142,25 @@ async function runOurs(ours: Ours, args: string[]): Promise<Measured> {
       notes.push(`run ${i + 1}: ${(err as Error).message.split("\n")[0]}`);
     }
   }
-  return summarize(reports, notes);
+  return { ...summarize(reports, notes), othersCorePercent: othersCorePercent(cpu, sampleCpu()) };
 }
 
 const BULLMQ_RUN = resolve(import.meta.dir, "peers/bullmq/run.sh");
 
 async function runBullmq(args: string[]): Promise<Measured> {
+  const quiet = await quietMoment();
+  const cpu = sampleCpu();
   const proc = Bun.spawn(["bash", BULLMQ_RUN, "--runs", String(runs), "--concurrency", o["bullmq-concurrency"]!, "--deadline-s", String(deadlineS), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const bound = setTimeout(() => proc.kill("SIGKILL"), runs * (deadlineS * 1000 + KILL_GRACE_MS) + 120_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(bound);
   const reports = stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Report);
-  const notes = reports.flatMap((r, i) => (r.failed > 0 ? [`run ${i + 1}: failed ${r.failed}`] : []));
+  const notes = [...quiet, ...reports.flatMap((r, i) => (r.failed > 0 ? [`run ${i + 1}: failed ${r.failed}`] : []))];
   if (code !== 0 || reports.length < runs) notes.push(`exit ${code}, ${reports.length} of ${runs} runs: ${stderr.trim().split("\n").slice(-2).join(" | ")}`);
   for (const r of reports) progress("bullmq", args, r);
   const info = stderr.split("\n").find((l) => l.startsWith("bullmq:"));
   if (info !== undefined && bullmqInfo === "") bullmqInfo = info;
-  return summarize(reports, notes);
+  return { ...summarize(reports, notes), othersCorePercent: othersCorePercent(cpu, sampleCpu()) };
 }
 let bullmqInfo = "";
 
@@ -156,7 +174,10 @@ async function main(): Promise<void> {
   const started = performance.now();
   const systems: SystemName[] = o["skip-bullmq"] ? ["ours-full", "ours-single"] : ["ours-full", "ours-single", "bullmq"];
   const results = new Map<string, Measured>();
-  const put = (system: SystemName, workload: WorkloadKey, m: Measured) => results.set(`${system}/${workload}`, m);
+  const put = (system: SystemName, workload: WorkloadKey, m: Measured) => {
+    results.set(`${system}/${workload}`, m);
+    if (m.othersCorePercent !== undefined) process.stderr.write(`  ${system} ${workload}: other processes used ${m.othersCorePercent}% of a core meanwhile\n`);
+  };
   const ours = [await startOurs("ours-full"), await startOurs("ours-single")];
   active = ours;
   console.log(`compare: ${runs} runs per figure, medians; load average at start: ${load()}`);
@@ -182,6 +203,10 @@ async function main(): Promise<void> {
   }
   console.log(`load average at end: ${load()}; took ${Math.round((performance.now() - started) / 1000)} s`);
   if (bullmqInfo !== "") console.log(bullmqInfo);
+  const others = [...results.values()].map((m) => m.othersCorePercent).filter((v) => v !== undefined);
+  if (others.length > 0) {
+    console.log(`other processes on the machine meanwhile: ${Math.round(median(others))}% of a core (median over the measurements), at most ${Math.max(...others)}%; ${coreCount()} cores`);
+  }
   const table = compareTable(results, systems, { commonRate: n("common-rate"), clients: n("closed-clients"), tasks: n("throughput-tasks") });
   process.stdout.write(table.text);
   process.stdout.write(targetLines(results).join("\n") + "\n");
