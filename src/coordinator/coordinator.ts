@@ -16,7 +16,7 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
-import { readControl, Reader, writeAssign, writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
+import { readControl, Reader, submitPayloadBytes, writeAssign, writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
 import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, TaskStatus,
@@ -40,6 +40,8 @@ export interface CoordinatorConfig {
   tokens: TokenTable;
   /** Serve TLS (server) and dial peers over TLS (client), or neither. */
   tls: TlsSettings;
+  /** Largest task payload accepted (E_TOO_LARGE past it). */
+  payloadBytesMax: number;
   /** How often leases, worker liveness and the election are checked. */
   tickMs: number;
   /** Largest worker credit accepted in a HELLO. */
@@ -202,6 +204,8 @@ export class Coordinator implements ConnectionHandler {
         if (!primary) return this.refuseNotPrimary(conn, r.view.getUint32(r.pos, true));
         if (this.stopping) return conn.sendError(r.view.getUint32(r.pos, true), "E_SHUTTING_DOWN", `${this.config.nodeId} is handing over; retry`);
         const requestId = r.view.getUint32(r.pos, true);
+        const payloadBytes = submitPayloadBytes(r);
+        if (payloadBytes > this.config.payloadBytesMax) return this.refusePayload(conn, requestId, payloadBytes);
         const outcome = this.record(Ev.SUBMIT, conn.id, r.bytes.subarray(r.pos, r.end)) as SubmitOutcome;
         // A refusal changed nothing but a counter; it needs no replication before the client hears it.
         if (outcome.ok) this.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY });
@@ -378,6 +382,8 @@ export class Coordinator implements ConnectionHandler {
         if (!Array.isArray(q.nodes)) return conn.sendError(requestId, "E_BAD_REQUEST", "a workflow needs nodes: an array of tasks");
         if (q.nodes.length > WORKFLOW_NODES_MAX) return conn.sendError(requestId, "E_TOO_LARGE", `a workflow holds at most ${WORKFLOW_NODES_MAX} tasks`);
         if (!q.nodes.every(isWorkflowNode)) return conn.sendError(requestId, "E_BAD_REQUEST", "each workflow node needs a type, and dependsOn entries {node} or {taskId}");
+        const large = q.nodes.findIndex((n) => (n.payload?.length ?? 0) > this.config.payloadBytesMax);
+        if (large >= 0) return this.refusePayload(conn, requestId, q.nodes[large]!.payload!.length, `workflow task ${large}'s payload`);
         const outcome = this.record(Ev.WORKFLOW, 0, encode(q.nodes)) as WorkflowOutcome;
         if (!outcome.ok) return conn.sendError(requestId, outcome.code, outcome.message);
         body = { taskIds: outcome.taskIds };
@@ -399,6 +405,11 @@ export class Coordinator implements ConnectionHandler {
       }
     }
     this.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.REPLY, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, body: { requestId, ...body } });
+  }
+
+  /** Checked here, before the log, so replicas never disagree about a limit (theirs may differ). */
+  private refusePayload(conn: Connection, requestId: number, bytes: number, where = "the payload"): void {
+    conn.sendError(requestId, "E_TOO_LARGE", `${where} is ${bytes} bytes; this coordinator accepts at most ${this.config.payloadBytesMax} (--payload-bytes-max)`);
   }
 
   private unknownTask(conn: Connection, requestId: number, taskId: number): void {

@@ -299,6 +299,25 @@ export function readSubmit(r: Reader): SubmitFields {
   return f;
 }
 
+/**
+ * The payload length of the SUBMIT body at r.pos..r.end, without decoding the
+ * rest (the coordinator checks its limit before logging the raw body).
+ * Leaves r where it was; throws E_BAD_FRAME if the body ends too soon.
+ */
+export function submitPayloadBytes(r: Reader): number {
+  const start = r.pos;
+  try {
+    r.pos += 12; // requestId u32 | priority u8 | flags u8 | maxAttempts u16 | timeoutMs u32
+    const typeBytes = r.u8();
+    r.pos += typeBytes;
+    const keyBytes = r.u8();
+    r.pos += keyBytes;
+    return r.u32();
+  } finally {
+    r.pos = start;
+  }
+}
+
 export function readSubmitted(r: Reader): SubmittedFields {
   const f = { requestId: r.u32(), taskId: r.f64() };
   r.done();

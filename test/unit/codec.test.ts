@@ -8,7 +8,7 @@ import { Prng } from "../../src/core/prng.ts";
 import { makeTaskId, SHARD_MAX } from "../../src/core/task.ts";
 import { ByteWriter } from "../../src/protocol/byte-writer.ts";
 import {
-  FRAME_SOFT_BYTES, FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader,
+  FRAME_SOFT_BYTES, FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader, submitPayloadBytes,
   writeAssign, writeAssignBody, writeControl, writeRaw, writeResult, writeResultBody, writeSubmit, writeSubmitted, writeTaskDone,
 } from "../../src/protocol/codec.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../../src/protocol/frame-decoder.ts";
@@ -448,5 +448,32 @@ describe("incremental decoding feeds forEachMessage every frame exactly once", (
       forEachMessage(b, new Reader(), (k, r) => out.push(readMessage(k, r)));
       return out;
     })).toEqual(messages);
+  });
+});
+
+describe("submitPayloadBytes", () => {
+  test("reads the payload length of a SUBMIT without moving the reader, for any type and key length", () => {
+    const rng = new Prng(11);
+    for (let i = 0; i < 200; i++) {
+      const w = new FrameWriter();
+      const payload = randomBytes(rng, rng.int(3000));
+      writeSubmit(w, {
+        requestId: i, priority: 1, flags: 0, maxAttempts: 3, timeoutMs: 100,
+        type: "t".repeat(1 + rng.int(200)), idempotencyKey: "k".repeat(rng.int(201)), payload,
+      } as SubmitFields);
+      const frame = w.finish();
+      forEachMessage(frame.subarray(FRAME_HEADER_BYTES), new Reader(), (_kind, r) => {
+        const at = r.pos;
+        expect(submitPayloadBytes(r)).toBe(payload.length);
+        expect(r.pos).toBe(at);
+        expect(readSubmit(r).payload).toEqual(payload);
+      });
+    }
+  });
+
+  test("a body that ends before the payload length is E_BAD_FRAME", () => {
+    const r = new Reader().reset(new Uint8Array([1, 0, 0, 0, 5, 0, 3, 0, 100, 0, 0, 0, 4, 110, 111]));
+    expectProtocolError(() => submitPayloadBytes(r), "E_BAD_FRAME");
+    expect(r.pos).toBe(0);
   });
 });
