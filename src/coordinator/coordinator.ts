@@ -201,12 +201,16 @@ export class Coordinator implements ConnectionHandler {
     const primary = this.role === "primary";
     switch (kind) {
       case Kind.SUBMIT: {
-        if (!primary) return this.refuseNotPrimary(conn, r.view.getUint32(r.pos, true));
-        if (this.stopping) return conn.sendError(r.view.getUint32(r.pos, true), "E_SHUTTING_DOWN", `${this.config.nodeId} is handing over; retry`);
+        if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "SUBMIT shorter than its request id");
         const requestId = r.view.getUint32(r.pos, true);
-        const payloadBytes = submitPayloadBytes(r);
-        if (payloadBytes > this.config.payloadBytesMax) return this.refusePayload(conn, requestId, payloadBytes);
-        const outcome = this.record(Ev.SUBMIT, conn.id, r.bytes.subarray(r.pos, r.end)) as SubmitOutcome;
+        if (!primary) return this.refuseNotPrimary(conn, requestId);
+        if (this.stopping) return conn.sendError(requestId, "E_SHUTTING_DOWN", `${this.config.nodeId} is handing over; retry`);
+        const outcome = this.answeringMalformed(conn, requestId, () => {
+          const payloadBytes = submitPayloadBytes(r);
+          if (payloadBytes > this.config.payloadBytesMax) return this.refusePayload(conn, requestId, payloadBytes);
+          return this.record(Ev.SUBMIT, conn.id, r.bytes.subarray(r.pos, r.end)) as SubmitOutcome;
+        });
+        if (outcome === undefined) return;
         // A refusal changed nothing but a counter; it needs no replication before the client hears it.
         if (outcome.ok) this.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY });
         else conn.sendError(requestId, outcome.code, outcome.message);
@@ -251,8 +255,10 @@ export class Coordinator implements ConnectionHandler {
       case Kind.WATCH:
       case Kind.WORKFLOW:
       case Kind.DLQ_REQUEUE:
-      case Kind.DLQ_PURGE:
-        return this.command(conn, kind, readControl<Record<string, unknown>>(r));
+      case Kind.DLQ_PURGE: {
+        const q = readControl<Record<string, unknown>>(r);
+        return this.answeringMalformed(conn, Number(q.requestId) || 0, () => this.command(conn, kind, q));
+      }
       case Kind.DLQ_LIST: {
         const q = readControl<{ requestId?: unknown; offset?: unknown; limit?: unknown }>(r);
         const offset = Math.max(0, Number(q.offset) || 0);
@@ -381,7 +387,7 @@ export class Coordinator implements ConnectionHandler {
       case Kind.WORKFLOW: {
         if (!Array.isArray(q.nodes)) return conn.sendError(requestId, "E_BAD_REQUEST", "a workflow needs nodes: an array of tasks");
         if (q.nodes.length > WORKFLOW_NODES_MAX) return conn.sendError(requestId, "E_TOO_LARGE", `a workflow holds at most ${WORKFLOW_NODES_MAX} tasks`);
-        if (!q.nodes.every(isWorkflowNode)) return conn.sendError(requestId, "E_BAD_REQUEST", "each workflow node needs a type, and dependsOn entries {node} or {taskId}");
+        if (!q.nodes.every(isWorkflowNode)) return conn.sendError(requestId, "E_BAD_REQUEST", "each workflow node needs a string type, tags of strings, and dependsOn entries {node: index} or {taskId: id}");
         const large = q.nodes.findIndex((n) => (n.payload?.length ?? 0) > this.config.payloadBytesMax);
         if (large >= 0) return this.refusePayload(conn, requestId, q.nodes[large]!.payload!.length, `workflow task ${large}'s payload`);
         const outcome = this.record(Ev.WORKFLOW, 0, encode(q.nodes)) as WorkflowOutcome;
@@ -405,6 +411,21 @@ export class Coordinator implements ConnectionHandler {
       }
     }
     this.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.REPLY, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, body: { requestId, ...body } });
+  }
+
+  /**
+   * Runs one request's handling; a malformed request (ProtocolError) is
+   * answered on that request alone and the connection stays open: it may be a
+   * router's, carrying many clients whose requests are fine.
+   */
+  private answeringMalformed<T>(conn: Connection, requestId: number, handle: () => T): T | undefined {
+    try {
+      return handle();
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      conn.sendError(requestId, err.code, err.message);
+      return undefined;
+    }
   }
 
   /** Checked here, before the log, so replicas never disagree about a limit (theirs may differ). */
@@ -649,11 +670,18 @@ const DLQ_PAGE_MAX = 1000;
 const WORKFLOW_NODES_MAX = 10_000;
 
 function isWorkflowNode(n: unknown): n is WorkflowNode {
-  if (n === null || typeof n !== "object") return false;
+  if (n === null || typeof n !== "object" || Array.isArray(n)) return false;
   const node = n as Record<string, unknown>;
   if (typeof node.type !== "string") return false;
+  if (node.tags !== undefined && !(Array.isArray(node.tags) && node.tags.every((t) => typeof t === "string"))) return false;
   if (node.dependsOn === undefined) return true;
-  return Array.isArray(node.dependsOn) && node.dependsOn.every((d) => d !== null && typeof d === "object" && ("node" in d || "taskId" in d));
+  return Array.isArray(node.dependsOn) && node.dependsOn.every(isDependencyRef);
+}
+
+function isDependencyRef(d: unknown): boolean {
+  if (d === null || typeof d !== "object") return false;
+  const ref = d as Record<string, unknown>;
+  return typeof ref.node === "number" || typeof ref.taskId === "number";
 }
 
 export function taskInfo(requestId: number, task: Task): TaskInfo {

@@ -18,11 +18,11 @@
 //   DLQ_PURGE      subject = 0,                      body = u32 n | f64 task id * n (none: all)
 //   WORKER_DRAINING subject = worker id
 
-import { decode } from "@msgpack/msgpack";
 import type { Scheduler, SubmitOutcome, SubmitRequest, WorkflowNodeRequest, WorkflowOutcome } from "../core/scheduler.ts";
 import type { Backoff, TaskState } from "../core/task.ts";
+import type { DependencyRef } from "../core/workflow.ts";
 import { ByteWriter } from "../protocol/byte-writer.ts";
-import { CONTROL_LIMITS, readResult, readSubmit, Reader } from "../protocol/codec.ts";
+import { decodePeerMsgpack, readResult, readSubmit, Reader } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { BackoffType, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode } from "../protocol/messages.ts";
 
@@ -133,11 +133,17 @@ export function workflowNodeToRequest(n: WorkflowNode, now: number): WorkflowNod
     runAt: num(n.delayMs) > 0 ? now + num(n.delayMs) : 0,
     deadline: num(n.deadlineMs) > 0 ? now + num(n.deadlineMs) : 0,
     backoff,
-    tags: Array.isArray(n.tags) ? n.tags.map(String) : [],
-    dependsOn: Array.isArray(n.dependsOn)
-      ? n.dependsOn.map((d) => ("node" in d ? { node: Number(d.node) } : { taskId: Number((d as { taskId: unknown }).taskId) }))
-      : [],
+    tags: Array.isArray(n.tags) ? n.tags.filter((t): t is string => typeof t === "string") : [],
+    dependsOn: Array.isArray(n.dependsOn) ? n.dependsOn.map(dependencyRef) : [],
   };
+}
+
+/** One dependsOn entry of a WORKFLOW node: {node: index} or {taskId: id}; anything else is malformed. */
+function dependencyRef(d: unknown): DependencyRef {
+  const ref = (d !== null && typeof d === "object" ? d : {}) as Record<string, unknown>;
+  if (typeof ref.node === "number") return { node: ref.node };
+  if (typeof ref.taskId === "number") return { taskId: ref.taskId };
+  throw new ProtocolError("E_BAD_REQUEST", "a workflow dependency must be {node: index} or {taskId: id}");
 }
 
 /** Task ids a worker reports running: the leases its heartbeat extends. */
@@ -165,6 +171,8 @@ export function applyEntry(scheduler: Scheduler, r: Reader): ApplyResult {
   const type = r.u8();
   const now = r.f64();
   const subject = r.f64();
+  // The entry's time orders queues and leases on every replica alike; NaN would order nothing.
+  if (!Number.isFinite(now)) throw new ProtocolError("E_BAD_FRAME", `log entry time ${now} is not finite`);
   switch (type) {
     case Ev.SUBMIT: {
       const f = readSubmit(r);
@@ -191,9 +199,12 @@ export function applyEntry(scheduler: Scheduler, r: Reader): ApplyResult {
       return { ok: true, count: scheduler.watchTask(taskId, { conn: subject, requestId }) ? 1 : 0 };
     }
     case Ev.WORKFLOW: {
-      const nodes = decode(r.bytes.subarray(r.pos, r.end), CONTROL_LIMITS) as WorkflowNode[];
+      const nodes = decodePeerMsgpack(r.bytes.subarray(r.pos, r.end));
       r.pos = r.end;
-      return scheduler.submitWorkflow(nodes.map((n) => workflowNodeToRequest(n, now)), now);
+      if (!Array.isArray(nodes) || !nodes.every((n) => n !== null && typeof n === "object" && !Array.isArray(n))) {
+        throw new ProtocolError("E_BAD_FRAME", "a WORKFLOW entry must be an array of maps");
+      }
+      return scheduler.submitWorkflow((nodes as WorkflowNode[]).map((n) => workflowNodeToRequest(n, now)), now);
     }
     case Ev.DLQ_REQUEUE:
       r.done();

@@ -2,16 +2,22 @@
 // table each, so the names, defaults and wording are the same in every binary.
 
 import type { FlagSpec, FlagValues } from "../cli/flags.ts";
+import { FRAME_SOFT_MESSAGES } from "../protocol/codec.ts";
 import { TokenTable } from "./auth.ts";
 import { DEFAULT_NET_LIMITS, type NetLimits } from "./connection.ts";
 import { loadClientTls, loadServerAndClientTls, TLS_CA_HELP, TLS_CERT_HELP, TLS_KEY_HELP, type ClientTls, type TlsSettings } from "./tls.ts";
 
 const D = DEFAULT_NET_LIMITS;
 
+export const BATCH_MAX_FLAG: FlagSpec = {
+  name: "batch-max", type: "int", default: D.batchMax, min: FRAME_SOFT_MESSAGES,
+  help: `most messages in one frame (E_TOO_LARGE past it); our own senders put at most ${FRAME_SOFT_MESSAGES} in one`,
+};
+
 /** Limits on what a peer may send or leave unread (all processes). */
 export const NET_LIMIT_FLAGS: readonly FlagSpec[] = [
   { name: "frame-bytes-max", type: "int", default: D.frameBytesMax, min: 1024, help: "largest frame accepted; a bigger length prefix closes the connection with E_TOO_LARGE" },
-  { name: "batch-max", type: "int", default: D.batchMax, min: 1, help: "most messages in one frame (E_TOO_LARGE past it)" },
+  BATCH_MAX_FLAG,
   { name: "pending-bytes-max", type: "int", default: D.pendingBytesMax, min: 65536, help: "unsent bytes per slow peer before it is disconnected (E_SLOW_READER)" },
 ];
 

@@ -11,11 +11,17 @@ import { Kind, SUBMIT_FLAG_EXTRAS, type AssignFields, type SubmitExtras, type Re
 const MESSAGE_HEADER_BYTES = 5;
 /** A frame is closed once its body passes this many bytes, so one huge batch still streams. */
 export const FRAME_SOFT_BYTES = 256 * 1024;
+/**
+ * ... or holds this many messages, so no sender of ours exceeds a receiver's
+ * --batch-max (whose smallest allowed value this is).
+ */
+export const FRAME_SOFT_MESSAGES = 4096;
 
 /** Appends messages, grouped into frames, to one reusable buffer. */
 export class FrameWriter extends ByteWriter {
   private frameStart = -1;
   private messageStart = -1;
+  private frameMessages = 0;
   messages = 0;
 
   begin(kind: number): void {
@@ -32,7 +38,7 @@ export class FrameWriter extends ByteWriter {
     this.view.setUint32(this.messageStart + 1, this.length - this.messageStart - MESSAGE_HEADER_BYTES, true);
     this.messageStart = -1;
     this.messages++;
-    if (this.length - this.frameStart > FRAME_SOFT_BYTES) this.closeFrame();
+    if (++this.frameMessages >= FRAME_SOFT_MESSAGES || this.length - this.frameStart > FRAME_SOFT_BYTES) this.closeFrame();
   }
 
   /** Drops a message begun but not ended (its encoding failed). */
@@ -60,6 +66,7 @@ export class FrameWriter extends ByteWriter {
     if (bodyBytes === 0) this.length = this.frameStart;
     else this.view.setUint32(this.frameStart, bodyBytes, true);
     this.frameStart = -1;
+    this.frameMessages = 0;
   }
 }
 
@@ -350,14 +357,42 @@ export function readTaskDone(r: Reader): TaskDoneFields {
 export const CONTROL_LIMITS = { maxArrayLength: 100_000, maxMapLength: 10_000, maxStrLength: 1 << 20, maxBinLength: 16 << 20 };
 const decoder = new Decoder(CONTROL_LIMITS);
 
-/** A control message's msgpack body, checked to be a map. */
-export function readControl<T>(r: Reader): T {
+/**
+ * Map keys that would shadow what String(), Number(), templates and JSON call
+ * on a value ({toString: 1} makes String(value) throw): a peer's map holding
+ * one is refused at decode, so no handler ever converts a hostile value.
+ */
+const SHADOWING_KEYS = new Set(["toString", "valueOf", "toJSON", "__proto__", "constructor"]);
+
+function checkNoShadowingKeys(value: unknown, depth = 0): void {
+  if (value === null || typeof value !== "object" || value instanceof Uint8Array) return;
+  if (depth > 64) throw new ProtocolError("E_BAD_FRAME", "msgpack body nests deeper than 64 levels");
+  if (Array.isArray(value)) {
+    for (const item of value) checkNoShadowingKeys(item, depth + 1);
+    return;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) throw new ProtocolError("E_BAD_FRAME", "msgpack value is not a plain map");
+  for (const key of Object.keys(value)) {
+    if (SHADOWING_KEYS.has(key)) throw new ProtocolError("E_BAD_FRAME", `msgpack map key "${key}" is not allowed`);
+    checkNoShadowingKeys((value as Record<string, unknown>)[key], depth + 1);
+  }
+}
+
+/** Any msgpack value from a peer, within CONTROL_LIMITS and without shadowing keys; E_BAD_FRAME otherwise. */
+export function decodePeerMsgpack(bytes: Uint8Array): unknown {
   let value: unknown;
   try {
-    value = decoder.decode(r.bytes.subarray(r.pos, r.end));
+    value = decoder.decode(bytes);
   } catch (err) {
     throw new ProtocolError("E_BAD_FRAME", `bad msgpack body: ${(err as Error).message}`);
   }
+  checkNoShadowingKeys(value);
+  return value;
+}
+
+/** A control message's msgpack body, checked to be a map. */
+export function readControl<T>(r: Reader): T {
+  const value = decodePeerMsgpack(r.bytes.subarray(r.pos, r.end));
   r.pos = r.end;
   if (value === null || typeof value !== "object" || Object.getPrototypeOf(value) !== Object.prototype) {
     throw new ProtocolError("E_BAD_FRAME", "control message body must be a map");

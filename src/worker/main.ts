@@ -6,7 +6,7 @@ import { stopOnSignals } from "../cli/signals.ts";
 import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { TokenTable } from "../net/auth.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
-import { CLIENT_SECURITY_FLAGS, clientSecurity, NET_LIMIT_FLAGS, netLimits } from "../net/net-flags.ts";
+import { BATCH_MAX_FLAG, CLIENT_SECURITY_FLAGS, clientSecurity, NET_LIMIT_FLAGS, netLimits } from "../net/net-flags.ts";
 import { resolve } from "node:path";
 import { workerMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
@@ -30,7 +30,8 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: "results-waiting-max", type: "int", default: 100000, min: 0, help: "results kept per shard while it has no primary (failover); oldest dropped past it" },
   { name: "shutdown-timeout-ms", type: "int", default: 30000, min: 0, help: "on SIGTERM, how long running tasks may take to finish before the worker stops anyway" },
   ...NET_LIMIT_FLAGS.filter((f) => f.name !== "batch-max"),
-  { name: "frame-batch-max", type: "int", default: NET_LIMIT_FLAGS.find((f) => f.name === "batch-max")!.default, min: 1, help: "most messages in one frame from a coordinator (E_TOO_LARGE past it)" },
+  // The worker's --batch-max is its executors' batch; this is the network one.
+  { ...BATCH_MAX_FLAG, name: "frame-batch-max" },
   ...CLIENT_SECURITY_FLAGS,
   { name: "tokens", type: "string", default: "", help: "tokens file (as the coordinator's): /metrics then needs a token with the read role" },
   { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },

@@ -30,14 +30,14 @@ export const KNOWN_BUGS = {
    * fanOut(); event-log.ts workflowNodeToRequest() (tags, dependsOn).
    * True: the fuzzers put no "toString"/"valueOf" keys in maps.
    */
-  hostileToString: true,
+  hostileToString: false,
   /**
    * coordinator.ts onMessage, case SUBMIT: the request id is read with
    * r.view.getUint32(r.pos) before readSubmit checks the length, so a SUBMIT
    * body under 4 bytes at the end of a frame throws RangeError (internal
    * error) instead of E_BAD_FRAME. True: the fuzzers send no SUBMIT under 4 bytes.
    */
-  shortSubmit: true,
+  shortSubmit: false,
   /**
    * router.ts routeSubmit checks only that a SUBMIT's type and key are in
    * bounds before forwarding it on the router's one link to the shard's
@@ -47,14 +47,14 @@ export const KNOWN_BUGS = {
    * from every client of that router fails with E_UNAVAILABLE. True: the
    * router fuzzer sends it only SUBMITs that readSubmit accepts.
    */
-  routerForwardsMalformedSubmit: true,
+  routerForwardsMalformedSubmit: false,
   /**
    * event-log.ts applyEntry, case Ev.WORKFLOW: msgpack decode() and
    * nodes.map run unguarded, so a malformed WORKFLOW entry throws DecodeError,
    * RangeError or TypeError instead of ProtocolError. True: WORKFLOW entries
    * are mutated as values (valid msgpack arrays of nodes), never as bytes.
    */
-  workflowEntryThrowsRaw: true,
+  workflowEntryThrowsRaw: false,
 };
 
 /** One random change to a byte string, of a kind that real damage or a hostile peer produces. */

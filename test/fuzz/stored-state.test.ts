@@ -202,7 +202,7 @@ describe("log entries (applyEntry)", () => {
 });
 
 // KNOWN_BUGS.workflowEntryThrowsRaw: flip to test() once applyEntry wraps the WORKFLOW decode.
-test.failing("a WORKFLOW entry that is not msgpack, not an array, or holds a non-object dependency is refused with ProtocolError", () => {
+test("a WORKFLOW entry that is not msgpack, not an array, or holds a non-object dependency is refused with ProtocolError", () => {
   const s = new Scheduler(FUZZ_SCHEDULER_OPTIONS);
   for (const body of [Uint8Array.from([0xc1]), encode({ nodes: 1 }), encode([{ type: "x", dependsOn: [7] }])]) {
     expect(() => applyEntry(s, new Reader().reset(entry(Ev.WORKFLOW, 1, 0, body)))).toThrow(ProtocolError);
