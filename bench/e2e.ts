@@ -4,12 +4,14 @@
 //
 //   bun bench/e2e.ts [--runs 5] [--tasks 200000] [--concurrency 64,512] [--type noop] [--threads 2] [--router] [--replicas 2]
 // --replicas N: one shard of N coordinators (primary + backups, synchronous replication).
-// --data-dir: coordinators keep a write-ahead log (fsync per group commit) in a temp dir.
+// --data-dir: coordinators keep a write-ahead log (fsync per group commit) in a temp dir;
+// under each row, the primary's log: entries per fsync and fsync time over that row's runs.
 
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import type { WalStats } from "../src/protocol/messages.ts";
 import { Cluster, parseReport, waitFor } from "../test/e2e/harness.ts";
 
 const { values } = parseArgs({
@@ -47,7 +49,9 @@ try {
   const via = values.router || replicas > 1 ? "router -> " : "";
   console.log(`path: client -> ${via}coordinator${replicas > 1 ? ` (${replicas} replicas)` : ""}${values["data-dir"] ? " with --data-dir" : ""} -> worker (-w ${values.threads}); ${values.tasks} ${values.type} tasks per run, ${values.runs} runs, medians`);
   console.log("concurrency  throughput/s  p50 ms  p95 ms  p99 ms  max ms  failed");
+  const primaryWal = async () => (await cluster.stats(port)).coordinators.find((c) => c.stats?.primary)?.stats?.wal;
   for (const c of values.concurrency!.split(",")) {
+    const walBefore = await primaryWal();
     const reports: Record<string, any>[] = [];
     for (let i = 0; i < Number(values.runs); i++) {
       reports.push(parseReport(await cluster.client(["-p", String(port), "-n", values.tasks!, "-c", c, "-t", values.type!, "--json"])));
@@ -57,7 +61,21 @@ try {
       [c.padStart(11), String(m((r) => r.throughput)).padStart(13), String(m((r) => r.latencyMs.p50)).padStart(7), String(m((r) => r.latencyMs.p95)).padStart(7),
         String(m((r) => r.latencyMs.p99)).padStart(7), String(m((r) => r.latencyMs.max)).padStart(7), String(reports.reduce((s, r) => s + r.failed, 0)).padStart(7)].join(" "),
     );
+    const walAfter = await primaryWal();
+    if (walBefore !== undefined && walAfter !== undefined) console.log(walLine(walBefore, walAfter, Number(values.runs) * Number(values.tasks)));
   }
 } finally {
   await cluster.stopAll();
+}
+
+/** The primary's group commits between two stats samples; p99 is the bucket bound it falls under. */
+function walLine(a: WalStats, b: WalStats, tasks: number): string {
+  const commits = b.commits - a.commits;
+  const entries = b.entries - a.entries;
+  const counts = b.fsyncHistogram.counts.map((n, i) => n - a.fsyncHistogram.counts[i]!);
+  const p99Bucket = counts.findIndex((n) => n >= 0.99 * commits);
+  const p99 = p99Bucket < 0 ? `> ${b.fsyncHistogram.le.at(-1)}` : `<= ${b.fsyncHistogram.le[p99Bucket]}`;
+  const meanMs = (b.fsyncHistogram.sumMs - a.fsyncHistogram.sumMs) / Math.max(1, commits);
+  return `             wal: ${commits} fsyncs, ${(entries / Math.max(1, commits)).toFixed(1)} entries/fsync (${(entries / tasks).toFixed(2)} per task), ` +
+    `${((b.bytes - a.bytes) / Math.max(1, commits) / 1024).toFixed(1)} KiB/fsync, fsync mean ${meanMs.toFixed(3)} ms, p99 ${p99} ms`;
 }

@@ -661,6 +661,7 @@ export class Coordinator implements ConnectionHandler {
       waiting: this.scheduler.waitingTotal, delayed: this.scheduler.delayedTotal, cancelled: c.cancelled,
       deadlineMissed: c.deadlineMissed, dead: this.scheduler.dlqCount, unmatched: this.scheduler.unmatchedCount,
       latencyMs: this.latency.summary(now), latencyHistogram: this.latencyBuckets.snapshot(), workers,
+      ...(this.wal !== undefined && { wal: this.wal.stats() }),
     };
   }
 }

@@ -10,18 +10,23 @@
 // snapshot.bin:    "TSSNAP01" | u32 bodyBytes | u32 crc32(body) | body
 //   body = u32 epoch | f64 index | msgpack SchedulerState
 // Recovery reads the snapshot, replays the records that follow it in order,
-// and stops at the first torn or corrupt record (truncating the file there).
+// and stops at the first torn or corrupt record, or the first that does not
+// follow (a gap, or an epoch older than the snapshot's), truncating the file there.
 
 import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, ftruncateSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../cli/log.ts";
 import type { SchedulerState } from "../core/scheduler-state.ts";
+import { LatencyBuckets } from "../metrics/latency-buckets.ts";
+import type { WalStats } from "../protocol/messages.ts";
 import { decodeSnapshot, encodeSnapshot } from "./replication-codec.ts";
 import { Reader } from "../protocol/codec.ts";
 
 const SNAPSHOT_MAGIC = new TextEncoder().encode("TSSNAP01");
 const RECORD_HEADER_BYTES = 8;
 const BATCH_HEADER_BYTES = 4 + 8 + 4;
+/** fdatasync bounds in ms: an SSD syncs in well under 1 ms, a busy or networked disk in tens. */
+const FSYNC_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000] as const;
 
 export interface Recovered {
   epoch: number;
@@ -37,6 +42,8 @@ export class WriteAheadLog {
   private bytes = 0;
   private readonly walPath: string;
   private readonly snapshotPath: string;
+  private readonly fsyncMs = new LatencyBuckets(FSYNC_BUCKETS_MS);
+  private readonly counters = { commits: 0, entries: 0, bytes: 0, snapshots: 0, fsyncMsMax: 0 };
 
   constructor(
     private readonly dir: string,
@@ -54,6 +61,7 @@ export class WriteAheadLog {
     const result: Recovered = { epoch: 0, index: 0, state: undefined, batches: [] };
     const snapshot = this.readSnapshot();
     if (snapshot !== undefined) Object.assign(result, { epoch: snapshot.epoch, index: snapshot.index, state: snapshot.state });
+    const snapshotEpoch = snapshot?.epoch ?? 0;
     const data = existsSync(this.walPath) ? new Uint8Array(readFileSync(this.walPath)) : new Uint8Array(0);
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let at = 0;
@@ -61,8 +69,7 @@ export class WriteAheadLog {
       const problem = this.checkRecord(data, view, at);
       if (problem !== undefined) {
         this.log.warn("write-ahead log damaged; truncating", { file: this.walPath, offset: at, bytes: data.length, problem });
-        ftruncateSync(this.fd, at);
-        fsyncSync(this.fd);
+        this.truncate(at);
         break;
       }
       const bodyBytes = view.getUint32(at, true);
@@ -71,10 +78,19 @@ export class WriteAheadLog {
       const epoch = b.getUint32(0, true);
       const firstIndex = b.getFloat64(4, true);
       const count = b.getUint32(12, true);
+      const recordAt = at;
       at += RECORD_HEADER_BYTES + bodyBytes;
       if (firstIndex + count - 1 <= result.index) continue; // already in the snapshot
-      if (firstIndex !== result.index + 1) {
-        this.log.warn("write-ahead log has a gap; ignoring the rest", { expected: result.index + 1, found: firstIndex });
+      // A record of an older epoch than the snapshot was logged before a new
+      // primary's snapshot replaced our history (crash before the log was
+      // emptied): it may follow the snapshot's index, yet it is not its history.
+      const stale = epoch < snapshotEpoch;
+      if (firstIndex !== result.index + 1 || stale) {
+        // Records that do not follow can never be replayed. Left in place, every
+        // append after this restart would land behind them and be lost at the next.
+        this.log.warn("write-ahead log does not follow its snapshot; truncating", { file: this.walPath, offset: recordAt, expected: result.index + 1, found: firstIndex, epoch, snapshotEpoch });
+        this.truncate(recordAt);
+        at = recordAt;
         break;
       }
       result.batches.push({ firstIndex, count, entries: body.subarray(BATCH_HEADER_BYTES) });
@@ -99,8 +115,21 @@ export class WriteAheadLog {
     h.setUint32(4, crc32(body), true);
     writeAll(this.fd, header);
     writeAll(this.fd, body);
+    const syncStarted = performance.now();
     fdatasyncSync(this.fd);
+    const syncMs = performance.now() - syncStarted;
     this.bytes += header.length + body.length;
+    this.fsyncMs.record(syncMs);
+    const c = this.counters;
+    c.commits++;
+    c.entries += count;
+    c.bytes += header.length + body.length;
+    if (syncMs > c.fsyncMsMax) c.fsyncMsMax = syncMs;
+  }
+
+  /** What the log has done since it was opened: how many entries each fsync carried, and how long fsyncs took. */
+  stats(): WalStats {
+    return { ...this.counters, fsyncHistogram: this.fsyncMs.snapshot() };
   }
 
   /** True when the log is large enough that the next snapshot should replace it. */
@@ -134,11 +163,18 @@ export class WriteAheadLog {
     ftruncateSync(this.fd, 0);
     fsyncSync(this.fd);
     this.bytes = 0;
+    this.counters.snapshots++;
     this.log.info("snapshot written", { index, epoch, bytes: body.length });
   }
 
   close(): void {
     closeSync(this.fd);
+  }
+
+  /** Cuts the log back to its first `bytes` (what recovery kept), durably. */
+  private truncate(bytes: number): void {
+    ftruncateSync(this.fd, bytes);
+    fsyncSync(this.fd);
   }
 
   private readSnapshot(): { epoch: number; index: number; state: SchedulerState } | undefined {
@@ -179,19 +215,10 @@ function writeAll(fd: number, bytes: Uint8Array): void {
   while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at);
 }
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 (IEEE), as zlib computes it. */
+/**
+ * CRC-32 (IEEE), as zlib computes it. Bun's is native: on a 250 KB batch it
+ * takes ~6 µs where a table loop in JS took 1.6 ms, more than the fsync itself.
+ */
 export function crc32(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) crc = CRC_TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
+  return Bun.hash.crc32(bytes) >>> 0;
 }

@@ -14,15 +14,20 @@ export interface LatencyHistogram {
 }
 
 export class LatencyBuckets {
-  private readonly counts = new Array<number>(LATENCY_BUCKETS_MS.length).fill(0);
+  private readonly counts: number[];
   private sumMs = 0;
   private count = 0;
+
+  /** `boundsMs`: ascending upper bounds; the task-latency ones unless a caller measures something faster. */
+  constructor(private readonly boundsMs: readonly number[] = LATENCY_BUCKETS_MS) {
+    this.counts = new Array<number>(boundsMs.length).fill(0);
+  }
 
   record(latencyMs: number): void {
     this.sumMs += latencyMs;
     this.count++;
-    for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
-      if (latencyMs <= LATENCY_BUCKETS_MS[i]!) {
+    for (let i = 0; i < this.boundsMs.length; i++) {
+      if (latencyMs <= this.boundsMs[i]!) {
         this.counts[i]!++;
         return;
       }
@@ -33,6 +38,6 @@ export class LatencyBuckets {
     const cumulative: number[] = [];
     let running = 0;
     for (const c of this.counts) cumulative.push((running += c));
-    return { le: [...LATENCY_BUCKETS_MS], counts: cumulative, sumMs: this.sumMs, count: this.count };
+    return { le: [...this.boundsMs], counts: cumulative, sumMs: this.sumMs, count: this.count };
   }
 }

@@ -2,7 +2,7 @@
 // report as stats. Pure: stats in, text out. Names carry their unit and
 // counters end in _total, as promtool expects.
 
-import type { ClusterStats, CoordinatorStats } from "../protocol/messages.ts";
+import type { ClusterStats, CoordinatorStats, WalStats } from "../protocol/messages.ts";
 
 type Labels = Record<string, string | number>;
 
@@ -63,14 +63,8 @@ export function coordinatorMetrics(e: Exposition, s: CoordinatorStats, address: 
   ];
   for (const [name, value, help] of counters) e.add(`${P}${name}`, "counter", help, value, role);
   const h = s.latencyHistogram;
-  if (h !== undefined && s.primary) {
-    const name = `${P}task_latency_seconds`;
-    const help = "submission to end of tasks that ended on this primary";
-    h.le.forEach((le, i) => e.add(name, "histogram", help, h.counts[i]!, { ...base, le: le / 1000 }, "_bucket"));
-    e.add(name, "histogram", help, h.count, { ...base, le: "+Inf" }, "_bucket");
-    e.add(name, "histogram", help, h.sumMs / 1000, base, "_sum");
-    e.add(name, "histogram", help, h.count, base, "_count");
-  }
+  if (h !== undefined && s.primary) secondsHistogram(e, `${P}task_latency_seconds`, "submission to end of tasks that ended on this primary", h, base);
+  if (s.wal !== undefined) walMetrics(e, s.wal, role);
   if (!s.primary) return;
   for (const w of s.workers) {
     const labels = { shard: s.shard, worker: w.nodeId || String(w.id) };
@@ -80,6 +74,23 @@ export function coordinatorMetrics(e: Exposition, s: CoordinatorStats, address: 
     e.add(`${P}worker_tasks_completed_total`, "counter", "tasks a worker completed for this shard", w.done, labels);
     e.add(`${P}worker_tasks_failed_total`, "counter", "failed attempts a worker reported for this shard", w.failed, labels);
   }
+}
+
+/** The write-ahead log (primary and backups both keep one): entries per fsync is entries_total / commits_total. */
+function walMetrics(e: Exposition, w: WalStats, labels: Labels): void {
+  e.add(`${P}wal_commits_total`, "counter", "write-ahead log records appended, one fdatasync each", w.commits, labels);
+  e.add(`${P}wal_entries_total`, "counter", "replication log entries those records carried", w.entries, labels);
+  e.add(`${P}wal_bytes_total`, "counter", "bytes appended to the write-ahead log", w.bytes, labels);
+  e.add(`${P}wal_snapshots_total`, "counter", "snapshots written (each one empties the log)", w.snapshots, labels);
+  secondsHistogram(e, `${P}wal_fsync_seconds`, "time in fdatasync per write-ahead log commit", w.fsyncHistogram, labels);
+}
+
+/** A cumulative histogram kept in ms, exposed in seconds. */
+function secondsHistogram(e: Exposition, name: string, help: string, h: { le: number[]; counts: number[]; sumMs: number; count: number }, labels: Labels): void {
+  h.le.forEach((le, i) => e.add(name, "histogram", help, h.counts[i]!, { ...labels, le: le / 1000 }, "_bucket"));
+  e.add(name, "histogram", help, h.count, { ...labels, le: "+Inf" }, "_bucket");
+  e.add(name, "histogram", help, h.sumMs / 1000, labels, "_sum");
+  e.add(name, "histogram", help, h.count, labels, "_count");
 }
 
 /** A worker's own series (what it ran, across every coordinator it serves). */

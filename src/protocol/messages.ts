@@ -251,6 +251,21 @@ export interface CoordinatorStats {
   /** Submission-to-finish latency of tasks finished in the last few seconds. */
   latencyMs: { p50: number; p99: number; max: number };
   workers: WorkerInfo[];
+  /** The write-ahead log's work since start (with --data-dir only). */
+  wal?: WalStats;
+}
+
+/** Group commits of the write-ahead log: entries / commits is the batch each fsync carries. */
+export interface WalStats {
+  /** Records appended, each made durable by one fdatasync. */
+  commits: number;
+  /** Replication log entries those records carried. */
+  entries: number;
+  bytes: number;
+  snapshots: number;
+  /** Time in fdatasync per commit, as cumulative buckets (Prometheus). */
+  fsyncHistogram: { le: number[]; counts: number[]; sumMs: number; count: number };
+  fsyncMsMax: number;
 }
 
 /** What a router answers to STATS_REQUEST: every coordinator it knows, reachable or not. */

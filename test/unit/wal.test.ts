@@ -126,3 +126,33 @@ test("the log asks for a snapshot once it passes its size limit", () => {
   expect(wal.wantsSnapshot).toBe(true);
   wal.close();
 });
+
+test("a new primary's snapshot wins over older-epoch records still in the log (crash before the log was emptied)", () => {
+  const dir = freshDir();
+  writeBatches(dir, 4); // epoch 1: indexes 1-2, 3-4, 5-6, 7-8
+  const logged = readFileSync(join(dir, "wal.log"));
+  const recordBytes = logged.length / 4;
+  const wal = new WriteAheadLog(dir, 1 << 30, quiet);
+  wal.recover();
+  // A resync: the new primary (epoch 2) shares indexes 1-4 with us; our 5-8 were never acknowledged.
+  wal.snapshot(2, 4, new Scheduler({ ...DEFAULT_SCHEDULER_OPTIONS, shard: 0 }).exportState());
+  wal.close();
+  writeFileSync(join(dir, "wal.log"), logged); // the crash: snapshot renamed, log not yet emptied
+  const r = new WriteAheadLog(dir, 1 << 30, quiet).recover();
+  expect({ index: r.index, epoch: r.epoch, batches: r.batches.length }).toEqual({ index: 4, epoch: 2, batches: 0 });
+  expect(readFileSync(join(dir, "wal.log")).length).toBe(2 * recordBytes); // cut at the first stale record
+});
+
+test("the log counts its commits, the entries they carried, and the time fsync took", () => {
+  const dir = freshDir();
+  const wal = new WriteAheadLog(dir, 1 << 30, quiet);
+  wal.recover();
+  wal.append(1, 1, 2, entries(2, 0));
+  wal.append(1, 3, 3, entries(3, 1));
+  const s = wal.stats();
+  wal.close();
+  expect({ commits: s.commits, entries: s.entries, bytes: s.bytes, snapshots: s.snapshots }).toEqual({ commits: 2, entries: 5, bytes: readFileSync(join(dir, "wal.log")).length, snapshots: 0 });
+  expect(s.fsyncHistogram.count).toBe(2);
+  expect(s.fsyncHistogram.counts.at(-1)!).toBeLessThanOrEqual(2);
+  expect(s.fsyncHistogram.sumMs).toBeGreaterThanOrEqual(s.fsyncMsMax);
+});
