@@ -170,9 +170,15 @@ export class Coordinator implements ConnectionHandler {
     if (this.config.dataDir === "") return;
     this.wal = new WriteAheadLog(this.config.dataDir, this.config.walBytesMax, this.log);
     const recovered = this.wal.recover();
-    if (recovered.state !== undefined) this.scheduler = Scheduler.fromState(this.config.scheduler, recovered.state);
-    for (const batch of recovered.batches) {
-      readEntries(recovered.epoch, batch.firstIndex, batch.count, batch.entries).forEachEntry((entry) => applyEntry(this.scheduler, this.entryReader.reset(entry)));
+    // Torn and corrupt records were cut by wal.recover(). What is left passed its checksum, so
+    // failing to apply it means a bug or tampering: stop with the reason rather than drop acknowledged tasks.
+    try {
+      if (recovered.state !== undefined) this.scheduler = Scheduler.fromState(this.config.scheduler, recovered.state);
+      for (const batch of recovered.batches) {
+        readEntries(recovered.epoch, batch.firstIndex, batch.count, batch.entries).forEachEntry((entry) => applyEntry(this.scheduler, this.entryReader.reset(entry)));
+      }
+    } catch (err) {
+      throw new Error(`--data-dir ${this.config.dataDir}: a checksummed snapshot or log record cannot be applied (${(err as Error).message}); not starting, so nothing acknowledged is dropped`);
     }
     this.scheduler.takeReady();
     this.appliedIndex = recovered.index;

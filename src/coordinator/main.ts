@@ -106,7 +106,7 @@ export function main(): void {
   try {
     coordinator.start();
   } catch (err) {
-    process.stderr.write(`coordinator: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    process.stderr.write(`coordinator: cannot start on ${config.host}:${config.port}: ${(err as Error).message}\n`);
     process.exit(1);
   }
   // A line a script can wait for, with the real port when -p 0 was given.
