@@ -151,7 +151,11 @@ async function runBullmq(args: string[]): Promise<Measured> {
   const quiet = await quietMoment();
   const cpu = sampleCpu();
   const proc = Bun.spawn(["bash", BULLMQ_RUN, "--runs", String(runs), "--concurrency", o["bullmq-concurrency"]!, "--deadline-s", String(deadlineS), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const bound = setTimeout(() => proc.kill("SIGKILL"), runs * (deadlineS * 1000 + KILL_GRACE_MS) + 120_000);
+  // SIGTERM first: run.sh execs node, which then stops its redis-server and workers; SIGKILL if it does not end.
+  const bound = setTimeout(() => {
+    proc.kill("SIGTERM");
+    setTimeout(() => proc.kill("SIGKILL"), 5_000).unref();
+  }, runs * (deadlineS * 1000 + KILL_GRACE_MS) + 120_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(bound);
   const reports = stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Report);
