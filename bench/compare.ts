@@ -82,7 +82,7 @@ type Report = Record<string, any>;
 /** Medians of a set of runs; failed and completed are totals, so one failed task is never hidden. */
 function summarize(reports: Report[], notes: string[]): Measured {
   const m = (f: (r: Report) => number) => median(reports.map(f));
-  const lat = (r: Report, k: string) => (r.completed > 0 ? r.latencyMs[k] : NaN);
+  const lat = (r: Report, k: string) => (r.completed > 0 && r.latencyMeasured !== false ? r.latencyMs[k] : NaN);
   return {
     runs: reports.length,
     throughput: Math.round(m((r) => r.throughput)),
@@ -169,7 +169,8 @@ async function runBullmq(args: string[]): Promise<Measured> {
 let bullmqInfo = "";
 
 function progress(system: string, args: string[], r: Report): void {
-  process.stderr.write(`  ${system} ${args.join(" ")}: ${r.throughput} tasks/s, p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms${r.failed > 0 ? `, ${r.failed} failed` : ""}\n`);
+  const latency = r.latencyMeasured === false ? "" : `, p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms`;
+  process.stderr.write(`  ${system} ${args.join(" ")}: ${r.throughput} tasks/s${latency}${r.failed > 0 ? `, ${r.failed} failed` : ""}\n`);
 }
 
 const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
