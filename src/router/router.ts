@@ -12,10 +12,10 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
-import { readControl, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
+import { readControl, readSubmit, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
-  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY,
+  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type Role, type Welcome,
 } from "../protocol/messages.ts";
 
@@ -172,7 +172,17 @@ export class Router implements ConnectionHandler {
     if (keyAt >= end) throw new ProtocolError("E_BAD_FRAME", "SUBMIT truncated before its key");
     const keyEnd = keyAt + 1 + bytes[keyAt]!;
     if (keyEnd > end) throw new ProtocolError("E_BAD_FRAME", "SUBMIT truncated inside its key");
-    const shard = this.shardMap.pick(bytes, keyAt + 1, keyEnd);
+    let shard: number;
+    if ((bytes[pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_EXTRAS) === 0) {
+      shard = this.shardMap.pick(bytes, keyAt + 1, keyEnd);
+    } else {
+      // The rarer submission with options: decode it whole; a task goes to the shard of the tasks it depends on.
+      const parents = readSubmit(r).extras?.dependsOn ?? [];
+      r.pos = pos;
+      const shards = new Set(parents.map(shardOfTask));
+      if (shards.size > 1) return conn.sendError(requestId, "E_BAD_REQUEST", `the task depends on tasks of shards ${[...shards].join(", ")}; dependencies across shards are not supported`);
+      shard = shards.size === 1 ? [...shards][0]! : this.shardMap.pick(bytes, keyAt + 1, keyEnd);
+    }
     const upstream = this.primaries.get(shard);
     if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
     const out = upstream.link.writableConnection();

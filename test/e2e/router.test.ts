@@ -3,7 +3,7 @@
 // a wrong protocol version.
 
 import { afterEach, expect, test } from "bun:test";
-import { makeTaskId } from "../../src/core/task.ts";
+import { makeTaskId, shardOfTask } from "../../src/core/task.ts";
 import { FrameWriter, writeControl } from "../../src/protocol/codec.ts";
 import { Kind } from "../../src/protocol/messages.ts";
 import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
@@ -100,4 +100,30 @@ test("workers cannot connect to a router", async () => {
   const report = parseReport(await cluster.client(["-p", String(router.port), "-n", "10", "--json", "--submit-attempts", "1", "--deadline-s", "2"]));
   // No worker serves the coordinator: nothing completes, and the client says so instead of hanging.
   expect(report.completed).toBe(0);
+});
+
+test("through a router, a task goes to the shard of the tasks it depends on; parents on two shards are refused clearly", async () => {
+  cluster = new Cluster();
+  const shard0 = await cluster.coordinator(["--shard", "0"]);
+  const shard1 = await cluster.coordinator(["--shard", "1"]);
+  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
+  const router = await cluster.router([shard0.port, shard1.port]);
+  await cluster.workersJoined(router.port, 2);
+  const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
+  try {
+    const parents = await Promise.all(Array.from({ length: 20 }, (_, i) => client.submit("sleep", { ms: 20 }, { idempotencyKey: `parent-${i}` })));
+    expect(new Set(parents.map(shardOfTask)).size).toBe(2);
+    const children = await Promise.all(parents.map((p, i) => client.submit("noop", undefined, { idempotencyKey: `child-${i}`, dependsOn: [p] })));
+    for (let i = 0; i < parents.length; i++) expect(shardOfTask(children[i]!)).toBe(shardOfTask(parents[i]!));
+    const outcomes = await Promise.all(children.map((c) => client.wait(c)));
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    for (const p of parents) expect((await client.task(p)).state).toBe("completed");
+    const [a, b] = [parents.find((p) => shardOfTask(p) === 0)!, parents.find((p) => shardOfTask(p) === 1)!];
+    const refused = await client.submit("noop", undefined, { dependsOn: [a, b] }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(TaskError);
+    expect((refused as TaskError).code).toBe("E_BAD_REQUEST");
+    expect((refused as TaskError).message).toContain("dependencies across shards are not supported");
+  } finally {
+    client.close();
+  }
 });
