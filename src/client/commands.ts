@@ -1,6 +1,7 @@
 // The client's one-shot commands (everything but the load generator): each
 // connects, does one thing through the SDK, prints JSON, and returns an exit code.
 
+import type { ClientSecurity } from "../net/net-flags.ts";
 import { readFileSync } from "node:fs";
 import { decode } from "@msgpack/msgpack";
 import { UsageError, type FlagSpec, type FlagValues } from "../cli/flags.ts";
@@ -39,12 +40,12 @@ export const COMMANDS_HELP = `Commands (print JSON; exit 0 on success, 1 on a re
   client dlq requeue ID                 give a dead-lettered task its attempts again
   client dlq purge [ID...]              forget dead-lettered tasks (all without ids)`;
 
-export async function runCommand(words: string[], values: FlagValues, address: HostPort, token: string | undefined): Promise<number> {
+export async function runCommand(words: string[], values: FlagValues, address: HostPort, security: ClientSecurity): Promise<number> {
   const [command, ...args] = words;
   let client: SchedulerClient | undefined;
   try {
     const request = plan(command!, args, values); // usage errors before connecting
-    client = await SchedulerClient.connect(address, { token });
+    client = await SchedulerClient.connect(address, security);
     print(await request(client));
     return 0;
   } catch (err) {

@@ -3,6 +3,7 @@
 // slot, redialed after a loss, and each task retried under its idempotency key
 // (so a retry never duplicates it) while its refusal is retryable.
 
+import type { ClientSecurity } from "../net/net-flags.ts";
 import { backoffDelayMs } from "../net/backoff.ts";
 import type { HostPort } from "../net/endpoints.ts";
 import { isRetryable } from "../protocol/errors.ts";
@@ -24,7 +25,7 @@ export class ConnectionPool {
   constructor(
     private readonly addresses: HostPort[],
     size: number,
-    private readonly token: string | undefined,
+    private readonly security: ClientSecurity,
   ) {
     this.clients = new Array(size);
   }
@@ -41,7 +42,7 @@ export class ConnectionPool {
   private redial(i: number, stale: Promise<SchedulerClient> | undefined): Promise<SchedulerClient> {
     if (this.clients[i] !== stale) return this.get(i);
     const address = this.addresses[this.addressIndex++ % this.addresses.length]!;
-    const dialing = SchedulerClient.connect(address, { token: this.token });
+    const dialing = SchedulerClient.connect(address, this.security);
     this.clients[i] = dialing;
     dialing.catch(() => {
       if (this.clients[i] === dialing) this.clients[i] = undefined;

@@ -3,6 +3,7 @@
 // connections. Retryable refusals and lost connections are retried with
 // backoff under the same idempotency key, so a retry never duplicates a task.
 
+import type { ClientSecurity } from "../net/net-flags.ts";
 import { decode } from "@msgpack/msgpack";
 import type { HostPort } from "../net/endpoints.ts";
 import type { TaskOutcome } from "../sdk/client.ts";
@@ -22,7 +23,8 @@ export interface LoadOptions {
   submitAttemptsMax: number;
   /** Hard bound on the whole run. */
   deadlineMs: number;
-  token?: string;
+  /** Token and TLS for every connection. */
+  security: ClientSecurity;
   idempotencyPrefix: string;
 }
 
@@ -45,7 +47,7 @@ export interface LoadReport {
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const workload = makeWorkload(options.workload, options.tasks);
   const histogram = newLatencyHistogram();
-  const pool = new ConnectionPool(options.addresses, options.connections, options.token);
+  const pool = new ConnectionPool(options.addresses, options.connections, options.security);
   const counters: AttemptCounters = { retried: 0, errors: {} };
   let next = 0;
   let completed = 0;

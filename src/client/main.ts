@@ -1,6 +1,7 @@
 // The `client` binary: a load generator by default, plus small commands
 // (stats, status) for scripts and people.
 
+import { CLIENT_SECURITY_FLAGS, clientSecurity, type ClientSecurity } from "../net/net-flags.ts";
 import { CONFIG_FLAG, parseFlags, helpText, UsageError, type FlagSpec } from "../cli/flags.ts";
 import { parseHostPortList, type HostPort } from "../net/endpoints.ts";
 import { COMMAND_FLAGS, COMMANDS, COMMANDS_HELP, runCommand } from "./commands.ts";
@@ -22,7 +23,7 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
   { name: "submit-attempts", type: "int", default: 20, min: 1, help: "tries per task at the client (queue full, connection lost) before it counts as failed" },
   { name: "deadline-s", type: "number", default: 600, min: 1, help: "hard bound on the whole run; unfinished tasks count as failed" },
   { name: "idempotency", type: "bool", default: true, help: "give each task an idempotency key so retries never duplicate it" },
-  { name: "token", type: "string", default: "", help: "auth token presented in the handshake" },
+  ...CLIENT_SECURITY_FLAGS,
   { name: "json", type: "bool", default: false, help: "print one JSON object instead of the table" },
   { name: "rate", type: "number", default: 0, min: 0, max: 10000000, help: "open loop: offer this many tasks per second on a fixed schedule, latency counted from each task's intended send time (0: closed loop)" },
   { name: "duration-s", type: "number", default: 10, min: 0.001, max: 86400, help: "open loop: how long the schedule runs; tasks = rate x duration, at most -n when -n is given" },
@@ -59,14 +60,20 @@ export async function main(): Promise<void> {
     process.stderr.write(`client: ${(err as Error).message}\n`);
     process.exit(2);
   }
-  const token = (values.token as string) || undefined;
-  if (words.length > 0) process.exit(await runCommand(words, values, addresses[0]!, token));
+  let security: ClientSecurity;
+  try {
+    security = clientSecurity(values);
+  } catch (err) {
+    process.stderr.write(`client: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (words.length > 0) process.exit(await runCommand(words, values, addresses[0]!, security));
   const common = {
     addresses,
     connections: values.connections as number,
     submitAttemptsMax: values["submit-attempts"] as number,
     deadlineMs: (values["deadline-s"] as number) * 1000,
-    token,
+    security,
     idempotencyPrefix: values.idempotency ? `${process.pid}-${Date.now().toString(36)}-` : "",
     workload: {
       name: values.type as WorkloadName,

@@ -42,7 +42,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
   const plan = planOpenLoop(options.rate, options.durationS, options.tasksMax);
   const workload = makeWorkload(options.workload, plan.tasks);
   const histogram = newLatencyHistogram();
-  const pool = new ConnectionPool(options.addresses, options.connections, options.token);
+  const pool = new ConnectionPool(options.addresses, options.connections, options.security);
   const counters: AttemptCounters = { retried: 0, errors: {} };
   let sent = 0;
   let inFlight = 0;
