@@ -6,13 +6,14 @@
 // --replicas N: one shard of N coordinators (primary + backups, synchronous replication).
 // --data-dir: coordinators keep a write-ahead log (fsync per group commit) in a temp dir;
 // under each row, the primary's log: entries per fsync and fsync time over that row's runs.
+// --tls: every link over TLS (a throwaway CA from scripts/make-test-ca.sh); --tokens: token auth on.
 
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { WalStats } from "../src/protocol/messages.ts";
-import { Cluster, parseReport, waitFor } from "../test/e2e/harness.ts";
+import { Cluster, parseReport, waitFor, type ClusterSecurity } from "../test/e2e/harness.ts";
 
 const { values } = parseArgs({
   options: {
@@ -24,15 +25,40 @@ const { values } = parseArgs({
     router: { type: "boolean", default: false },
     replicas: { type: "string", default: "1" },
     "data-dir": { type: "boolean", default: false },
+    tls: { type: "boolean", default: false },
+    tokens: { type: "boolean", default: false },
   },
 });
+
+/** Flags for --tls and --tokens: a throwaway CA and tokens file in a temp dir. */
+function security(): ClusterSecurity {
+  const s: ClusterSecurity = { serverArgs: [], workerArgs: [], clientArgs: [], sdk: {} };
+  const dir = mkdtempSync(join(tmpdir(), "bench-security-"));
+  if (values.tokens) {
+    const tokens = { replica: "bench-replica-token-0123456789", worker: "bench-worker-token-0123456789", submit: "bench-submit-token-0123456789" };
+    writeFileSync(join(dir, "tokens"), Object.entries(tokens).map(([role, token]) => `${role} ${token}`).join("\n"));
+    s.serverArgs.push("--tokens", join(dir, "tokens"));
+    s.workerArgs.push("--token", tokens.worker);
+    s.clientArgs.push("--token", tokens.submit);
+    s.sdk.token = tokens.submit;
+  }
+  if (values.tls) {
+    const made = Bun.spawnSync(["bash", join(import.meta.dir, "../scripts/make-test-ca.sh"), dir]);
+    if (made.exitCode !== 0) throw new Error(`make-test-ca.sh: ${made.stderr.toString()}`);
+    s.serverArgs.push("--tls-cert", join(dir, "server.pem"), "--tls-key", join(dir, "server-key.pem"), "--tls-ca", join(dir, "ca.pem"));
+    s.workerArgs.push("--tls-ca", join(dir, "ca.pem"));
+    s.clientArgs.push("--tls-ca", join(dir, "ca.pem"));
+    s.sdk.tls = { ca: readFileSync(join(dir, "ca.pem"), "utf8") };
+  }
+  return s;
+}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 };
 
-const cluster = new Cluster();
+const cluster = new Cluster(security());
 try {
   const replicas = Number(values.replicas);
   const durable = (): string[] => (values["data-dir"] ? ["--data-dir", mkdtempSync(join(tmpdir(), "bench-wal-"))] : []);
@@ -47,7 +73,8 @@ try {
     return primary && primary.workers.length === 1 && primary.replication.backupsInSync === replicas - 1 ? true : undefined;
   });
   const via = values.router || replicas > 1 ? "router -> " : "";
-  console.log(`path: client -> ${via}coordinator${replicas > 1 ? ` (${replicas} replicas)` : ""}${values["data-dir"] ? " with --data-dir" : ""} -> worker (-w ${values.threads}); ${values.tasks} ${values.type} tasks per run, ${values.runs} runs, medians`);
+  const extras = [values["data-dir"] && "--data-dir", values.tls && "TLS", values.tokens && "tokens"].filter(Boolean).join(", ");
+  console.log(`path: client -> ${via}coordinator${replicas > 1 ? ` (${replicas} replicas)` : ""}${extras ? ` with ${extras}` : ""} -> worker (-w ${values.threads}); ${values.tasks} ${values.type} tasks per run, ${values.runs} runs, medians`);
   console.log("concurrency  throughput/s  p50 ms  p95 ms  p99 ms  max ms  failed");
   const primaryWal = async () => (await cluster.stats(port)).coordinators.find((c) => c.stats?.primary)?.stats?.wal;
   for (const c of values.concurrency!.split(",")) {

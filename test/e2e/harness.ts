@@ -5,7 +5,7 @@
 import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { SchedulerClient } from "../../src/sdk/client.ts";
+import { SchedulerClient, type ClientOptions } from "../../src/sdk/client.ts";
 import type { ClusterStats } from "../../src/protocol/messages.ts";
 
 export const DIST = resolve(import.meta.dir, "../../dist");
@@ -52,12 +52,24 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
 }
 
+/** Flags every process of a cluster gets (tokens, TLS), and what the harness's own SDK connections present. */
+export interface ClusterSecurity {
+  /** Coordinators and routers. */
+  serverArgs: string[];
+  workerArgs: string[];
+  /** The client binary. */
+  clientArgs: string[];
+  sdk: ClientOptions;
+}
+
 export class Cluster {
   private readonly procs: Subprocess[] = [];
 
+  constructor(private readonly security: ClusterSecurity = { serverArgs: [], workerArgs: [], clientArgs: [], sdk: {} }) {}
+
   /** Starts a server binary with `-p 0` and resolves with the port it printed. */
   async server(name: "coordinator" | "router", args: string[]): Promise<Started> {
-    const started = this.spawn(name, ["-p", "0", ...args]);
+    const started = this.spawn(name, ["-p", "0", ...this.security.serverArgs, ...args]);
     const port = await waitFor(`${name} to listen`, () => {
       const m = /listening on [^\s]*:(\d+)/.exec(started.output());
       return m ? Number(m[1]) : undefined;
@@ -86,7 +98,7 @@ export class Cluster {
   }
 
   worker(coordinatorPorts: number[], args: string[] = []): Started {
-    const s = this.spawn("worker", ["--coordinators", coordinatorPorts.map((p) => `127.0.0.1:${p}`).join(","), "--log-level", "warn", ...args]);
+    const s = this.spawn("worker", ["--coordinators", coordinatorPorts.map((p) => `127.0.0.1:${p}`).join(","), "--log-level", "warn", ...this.security.workerArgs, ...args]);
     return { ...s, port: 0 };
   }
 
@@ -100,7 +112,7 @@ export class Cluster {
   }
 
   async stats(port: number): Promise<ClusterStats> {
-    const client = await SchedulerClient.connect({ host: "127.0.0.1", port });
+    const client = await SchedulerClient.connect({ host: "127.0.0.1", port }, this.security.sdk);
     try {
       return await client.clusterStats();
     } finally {
@@ -110,7 +122,7 @@ export class Cluster {
 
   /** Runs the client binary to completion (bounded by timeoutMs). */
   async client(args: string[], timeoutMs = 120_000): Promise<ClientRun> {
-    const proc = Bun.spawn([binary("client"), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const proc = Bun.spawn([binary("client"), ...this.security.clientArgs, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
     this.procs.push(proc);
     const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
     const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
