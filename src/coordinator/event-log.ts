@@ -63,27 +63,47 @@ export class EventLog {
     this.lastIndex = lastIndex;
   }
 
-  /** Appends one entry; returns a view of it, valid until the next append or take. */
-  append(type: number, now: number, subject: number, body: Uint8Array = EMPTY): Uint8Array {
+  /**
+   * Appends one entry whose body is body[bodyStart, bodyEnd); returns where
+   * the entry starts in `bytes` (it ends at `length`). No views are made: this
+   * runs twice per task.
+   */
+  append(type: number, now: number, subject: number, body: Uint8Array = EMPTY, bodyStart = 0, bodyEnd = body.length): number {
     const w = this.pending;
-    w.u32(HEADER_BYTES + body.length);
+    w.u32(HEADER_BYTES + bodyEnd - bodyStart);
     const start = w.length;
     w.u8(type);
     w.f64(now);
     w.f64(subject);
-    w.raw(body);
+    w.rawRange(body, bodyStart, bodyEnd);
     this.pendingCount++;
     this.lastIndex++;
-    return w.bytes.subarray(start, w.length);
+    return start;
+  }
+
+  /** The buffer entries are appended to: valid until the next append (it may grow) or take. */
+  get bytes(): Uint8Array {
+    return this.pending.bytes;
+  }
+
+  /** Where the last entry appended ends in `bytes`. */
+  get length(): number {
+    return this.pending.length;
+  }
+
+  /** A view of the entry that starts at `start` and was appended last. */
+  entry(start: number): Uint8Array {
+    return this.pending.bytes.subarray(start, this.pending.length);
   }
 
   /**
-   * Takes back the entry just appended, when applying it failed (a malformed
-   * message): the log must hold only what the primary's state holds.
-   * Applying validates the whole entry before it changes anything.
+   * Takes back the entry just appended (it started at `start`), when applying
+   * it failed (a malformed message): the log must hold only what the
+   * primary's state holds. Applying validates the whole entry before it
+   * changes anything.
    */
-  dropLast(entry: Uint8Array): void {
-    this.pending.length -= entry.length + 4;
+  dropLast(start: number): void {
+    this.pending.length = start - 4;
     this.pendingCount--;
     this.lastIndex--;
   }

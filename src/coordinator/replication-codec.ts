@@ -52,6 +52,8 @@ export interface AppendBatch {
   entries: Uint8Array;
   /** Calls `apply` with each entry's bytes (a view, valid during the call); checks the count. */
   forEachEntry(apply: (entry: Uint8Array) => void): void;
+  /** The same without a view per entry (the hot path): `reader` is set on each entry in turn. */
+  readEachEntry(reader: Reader, apply: (r: Reader) => void): void;
 }
 
 /** Entries stored as `u32 bytes | entry`, one after another (a log batch, as on the wire and on disk). */
@@ -67,20 +69,28 @@ function readAppendBody(r: Reader, epoch: number, firstIndex: number, count: num
   return {
     epoch, firstIndex, count, entries: bytes.subarray(start, end),
     forEachEntry(apply) {
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      let at = start;
-      let seen = 0;
-      while (at < end) {
-        if (end - at < 4) throw new ProtocolError("E_BAD_FRAME", "log batch ends inside an entry length");
-        const n = view.getUint32(at, true);
-        if (at + 4 + n > end) throw new ProtocolError("E_BAD_FRAME", "log entry overruns its batch");
-        apply(bytes.subarray(at + 4, at + 4 + n));
-        at += 4 + n;
-        seen++;
-      }
-      if (seen !== count) throw new ProtocolError("E_BAD_FRAME", `log batch says ${count} entries, holds ${seen}`);
+      walkEntries(bytes, start, end, count, (from, to) => apply(bytes.subarray(from, to)));
+    },
+    readEachEntry(reader, apply) {
+      walkEntries(bytes, start, end, count, (from, to) => apply(reader.reset(bytes, from, to)));
     },
   };
+}
+
+/** Each `u32 bytes | entry` of bytes[start, end) as its entry's extent; checks the framing and the count. */
+function walkEntries(bytes: Uint8Array, start: number, end: number, count: number, each: (from: number, to: number) => void): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = start;
+  let seen = 0;
+  while (at < end) {
+    if (end - at < 4) throw new ProtocolError("E_BAD_FRAME", "log batch ends inside an entry length");
+    const n = view.getUint32(at, true);
+    if (at + 4 + n > end) throw new ProtocolError("E_BAD_FRAME", "log entry overruns its batch");
+    each(at + 4, at + 4 + n);
+    at += 4 + n;
+    seen++;
+  }
+  if (seen !== count) throw new ProtocolError("E_BAD_FRAME", `log batch says ${count} entries, holds ${seen}`);
 }
 
 export function readAppend(r: Reader): AppendBatch {

@@ -15,7 +15,7 @@ import { Deque } from "./deque.ts";
 import { Heap } from "./heap.ts";
 import { PRIORITY_LEVELS, ReadyQueue } from "./ready-queue.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
-import { isFinal, makeTaskId, type AttemptError, type Task, type TaskState, type Watcher } from "./task.ts";
+import { appended, copiedList, emptyList, isFinal, makeTaskId, type AttemptError, type Task, type TaskState, type Watcher } from "./task.ts";
 import { submitWorkflow, type WorkflowPort } from "./workflow-submit.ts";
 import {
   NO_BACKOFF, type Ready, type Refusal, type SchedulerCounters, type SchedulerOptions, type SubmitOutcome, type SubmitRequest,
@@ -129,7 +129,7 @@ export class Scheduler {
     const invalid = this.validate(req, 1);
     if (invalid !== undefined) return invalid;
     const task = this.create(req, req.dependsOn ?? [], now);
-    if (req.watcher !== 0) task.watchers.push({ conn: req.watcher, requestId: req.watchRequestId });
+    if (req.watcher !== 0) task.watchers = [{ conn: req.watcher, requestId: req.watchRequestId }];
     this.place(task, now);
     return { ok: true, taskId: task.id, duplicate: false };
   }
@@ -189,7 +189,7 @@ export class Scheduler {
       dependsOn: dependsOn.length === 0 ? NO_IDS : [...dependsOn],
       state: "waiting",
       waitingOn: 0,
-      dependants: [],
+      dependants: emptyList(),
       runAt: req.runAt ?? 0,
       band: 0,
       attempt: 0,
@@ -197,9 +197,9 @@ export class Scheduler {
       workerId: 0,
       leasedAt: 0,
       leaseExpiresAt: 0,
-      watchers: [],
+      watchers: emptyList(),
       output: undefined,
-      errors: [],
+      errors: emptyList(),
       finishedAt: 0,
     };
     this.tasks.set(task.id, task);
@@ -225,7 +225,7 @@ export class Scheduler {
         return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
       }
       task.waitingOn++;
-      parent.dependants.push(task.id);
+      parent.dependants = appended(parent.dependants, task.id);
     }
     if (task.waitingOn > 0) this.waitingCount++;
     else this.release(task, now);
@@ -265,7 +265,7 @@ export class Scheduler {
     // One watcher per connection: a client that retries replaces its own request id.
     const same = task.watchers.findIndex((w) => w.conn === watcher.conn);
     if (same >= 0) task.watchers[same] = watcher;
-    else task.watchers.push(watcher);
+    else task.watchers = appended(task.watchers, watcher);
   }
 
   // ------------------------------------------------------------------ cancel and the DLQ
@@ -461,7 +461,7 @@ export class Scheduler {
     // The old primary may have handed out ids past what reached us (its lost tail), and workers
     // may still run those tasks: new ids start past a gap, so such a result can never match a new task.
     this.nextSeq = (Math.floor((this.nextSeq - 1) / SEQ_GAP_ON_PROMOTION) + 1) * SEQ_GAP_ON_PROMOTION + 1;
-    for (const task of this.tasks.values()) task.watchers = [];
+    for (const task of this.tasks.values()) task.watchers = emptyList();
     for (const worker of this.workers.values()) {
       worker.lastSeenAt = now;
       for (const task of worker.leased) task.leaseExpiresAt = this.leaseEnd(task, now);
@@ -474,7 +474,7 @@ export class Scheduler {
       nextSeq: this.nextSeq,
       workerRotation: this.workerRotation,
       counters: { ...this.counters },
-      tasks: [...this.tasks.values()].map((t) => ({ ...t, errors: [...t.errors], watchers: [...t.watchers], dependants: [...t.dependants] })),
+      tasks: [...this.tasks.values()].map((t) => ({ ...t, errors: copiedList(t.errors), watchers: copiedList(t.watchers), dependants: copiedList(t.dependants) })),
       ready: this.ready.ordered().map((t) => t.id),
       finished: [...this.finishedOrder].map((t) => t.id),
       dlq: [...this.dlq.keys()],
@@ -492,7 +492,7 @@ export class Scheduler {
     s.workerRotation = state.workerRotation;
     Object.assign(s.counters, state.counters);
     for (const record of state.tasks) {
-      const task: Task = { ...record, errors: [...record.errors], watchers: [...record.watchers], dependants: [...record.dependants] };
+      const task: Task = { ...record, errors: copiedList(record.errors), watchers: copiedList(record.watchers), dependants: copiedList(record.dependants) };
       s.tasks.set(task.id, task);
       if (task.idempotencyKey !== "") s.byIdempotencyKey.set(task.idempotencyKey, task.id);
       if (!isFinal(task.state)) s.unfinished++;
@@ -557,7 +557,7 @@ export class Scheduler {
 
   private recordError(task: Task, workerId: number, error: string, now: number): void {
     if (task.errors.length >= ERRORS_KEPT_MAX) task.errors.shift();
-    task.errors.push({ attempt: task.attempt, workerId, at: now, error } satisfies AttemptError);
+    task.errors = appended(task.errors, { attempt: task.attempt, workerId, at: now, error } satisfies AttemptError);
   }
 
   /** A lease ended without success: retry (after its backoff) while attempts remain, else fail for good. */
@@ -587,7 +587,7 @@ export class Scheduler {
     this.counters[state]++;
     this.effects.finished.push(task);
     for (const watcher of task.watchers) this.effects.notices.push({ task, watcher });
-    task.watchers = [];
+    task.watchers = emptyList();
     if (state === "failed") {
       this.dlq.set(task.id, task);
       while (this.dlq.size > this.options.dlqMax) this.purge([this.dlq.keys().next().value!]);
@@ -601,7 +601,7 @@ export class Scheduler {
   /** A parent ended: dependants run when all their parents completed, and fail if one did not. */
   private settleDependants(parent: Task, now: number): void {
     const dependants = parent.dependants;
-    parent.dependants = [];
+    parent.dependants = emptyList();
     for (const id of dependants) {
       const child = this.tasks.get(id);
       if (child === undefined || child.state !== "waiting") continue;

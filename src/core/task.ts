@@ -37,6 +37,30 @@ export interface Backoff {
   maxDelayMs: number;
 }
 
+const EMPTY_LIST: readonly never[] = Object.freeze([]);
+
+/**
+ * The empty list a task's dependants, watchers and errors start as: one shared,
+ * frozen array, so the common task that never has any costs no allocation
+ * (and no work for the garbage collector); a stray push on it throws.
+ * Add to such a list only with appended().
+ */
+export function emptyList<T>(): T[] {
+  return EMPTY_LIST as unknown as T[];
+}
+
+/** `list` with `item` added: a new array when the list is empty (it may be the shared one), else the same one. */
+export function appended<T>(list: T[], item: T): T[] {
+  if (list.length === 0) return [item];
+  list.push(item);
+  return list;
+}
+
+/** A copy for a snapshot, keeping empty lists shared. */
+export function copiedList<T>(list: readonly T[]): T[] {
+  return list.length === 0 ? emptyList<T>() : [...list];
+}
+
 /** One failed attempt, as the dead-letter queue shows it. */
 export interface AttemptError {
   attempt: number;

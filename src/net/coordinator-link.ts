@@ -4,7 +4,7 @@
 // not stampeded by every peer at once).
 
 import type { Logger } from "../cli/log.ts";
-import { readControl, writeControl, writeRaw, type Reader } from "../protocol/codec.ts";
+import { readControl, writeControl, type Reader } from "../protocol/codec.ts";
 import { Kind, type ErrorMessage, type Hello, type RoleChange, type Welcome } from "../protocol/messages.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { Connection, type ConnectionHandler, type NetLimits } from "./connection.ts";
@@ -95,9 +95,16 @@ export class CoordinatorLink implements ConnectionHandler {
 
   /** Appends one pre-encoded message; false when the link is down or the coordinator reads too slowly. */
   sendRaw(kind: number, body: Uint8Array): boolean {
+    return this.sendRawRange(kind, body, 0, body.length);
+  }
+
+  /** sendRaw of bytes[start, end), without a view of it. */
+  sendRawRange(kind: number, bytes: Uint8Array, start: number, end: number): boolean {
     const conn = this.writableConnection();
     if (conn === undefined) return false;
-    writeRaw(conn.writer, kind, body);
+    conn.writer.begin(kind);
+    conn.writer.rawRange(bytes, start, end);
+    conn.writer.end();
     return true;
   }
 

@@ -5,6 +5,9 @@ import { ProtocolError } from "./errors.ts";
 
 const utf8 = new TextEncoder();
 
+/** Copies up to this long are done byte by byte: cheaper than the view TypedArray.set needs. */
+const SHORT_COPY_BYTES = 64;
+
 export class ByteWriter {
   bytes: Uint8Array;
   view: DataView;
@@ -67,6 +70,19 @@ export class ByteWriter {
     this.length += data.length;
   }
 
+  /** data[start, end), without making a view of it for the short copies of the hot path. */
+  rawRange(data: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    this.ensure(n);
+    if (n > SHORT_COPY_BYTES) {
+      this.bytes.set(data.subarray(start, end), this.length);
+    } else {
+      const out = this.bytes;
+      for (let i = 0, at = this.length; i < n; i++) out[at + i] = data[start + i]!;
+    }
+    this.length += n;
+  }
+
   /** u32 length then the bytes. */
   bytes32(data: Uint8Array): void {
     this.u32(data.length);
@@ -75,6 +91,7 @@ export class ByteWriter {
 
   /** u8 length then UTF-8; strings longer than 255 bytes are an error. */
   str8(text: string): void {
+    if (text.length <= SHORT_COPY_BYTES && this.asciiStr8(text)) return;
     // Worst case 3 bytes per UTF-16 unit; reserve that, then write the real length.
     this.ensure(1 + text.length * 3);
     const at = this.length;
@@ -82,6 +99,21 @@ export class ByteWriter {
     if (written > 255) throw new ProtocolError("E_TOO_LARGE", `string of ${written} bytes is over the 255-byte limit`);
     this.bytes[at] = written;
     this.length = at + 1 + written;
+  }
+
+  /** The common short ASCII string (task types, keys) byte by byte: no view for encodeInto. False if not ASCII. */
+  private asciiStr8(text: string): boolean {
+    this.ensure(1 + text.length);
+    const out = this.bytes;
+    const at = this.length + 1;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c > 0x7f) return false;
+      out[at + i] = c;
+    }
+    out[at - 1] = text.length;
+    this.length = at + text.length;
+    return true;
   }
 
   /** Copy of what was written (for callers that must keep it). */

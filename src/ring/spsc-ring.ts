@@ -22,6 +22,9 @@ export interface RingWaitResult {
   promise?: Promise<unknown>;
 }
 
+/** Records up to this long are copied byte by byte: cheaper than the view TypedArray.set needs. */
+const SHORT_COPY_BYTES = 64;
+
 export class SpscRing {
   readonly buffer: SharedArrayBuffer;
   readonly capacity: number;
@@ -66,7 +69,12 @@ export class SpscRing {
    * it and tries again later). Invisible to the consumer until publish().
    */
   tryWrite(record: Uint8Array): boolean {
-    const n = record.length;
+    return this.tryWriteRange(record, 0, record.length);
+  }
+
+  /** tryWrite of source[start, end), without a view of it (the worker's hot path). */
+  tryWriteRange(source: Uint8Array, start: number, end: number): boolean {
+    const n = end - start;
     if (n > this.recordBytesMax) throw new RangeError(`record of ${n} bytes is over the ring's limit of ${this.recordBytesMax}`);
     const padded = (4 + n + 3) & ~3;
     const head = Atomics.load(this.header, HEAD);
@@ -81,7 +89,8 @@ export class SpscRing {
       index = 0;
     }
     this.dataView.setUint32(index, n, true);
-    this.data.set(record, index + 4);
+    if (n > SHORT_COPY_BYTES) this.data.set(source.subarray(start, end), index + 4);
+    else for (let i = 0, at = index + 4; i < n; i++) this.data[at + i] = source[start + i]!;
     this.localTail = (tail + padded) | 0;
     return true;
   }

@@ -13,7 +13,7 @@ import { Kind, TaskStatus, type Heartbeat } from "../protocol/messages.ts";
 import { SpscRing } from "../ring/spsc-ring.ts";
 import { CoordinatorLink, type LinkOptions } from "../net/coordinator-link.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { readControl } from "../protocol/codec.ts";
+import { readControl, type Reader } from "../protocol/codec.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import type { ExecutorInit, ExecutorMessage } from "./executor-thread.ts";
 
@@ -115,7 +115,7 @@ export class WorkerNode {
     for (const address of this.config.coordinators) {
       const link = new CoordinatorLink(address, linkOptions, this.log, {
         onMessage: (l, kind, r) => {
-          if (kind === Kind.ASSIGN) return this.accept(r.bytes.subarray(r.pos, r.end));
+          if (kind === Kind.ASSIGN) return this.accept(r);
           if (kind === Kind.ABORT) return this.abort(readControl<{ taskId?: unknown }>(r));
           throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from coordinator ${l.label}`);
         },
@@ -219,11 +219,15 @@ export class WorkerNode {
   }
 
   /** The last results sent to each shard's primary, kept to resend after a failover. */
-  private rememberResult(shard: number, body: Uint8Array): void {
+  private rememberResult(shard: number, bytes: Uint8Array, start: number, end: number): void {
     let recent = this.recentResults.get(shard);
     if (recent === undefined) this.recentResults.set(shard, (recent = new Deque()));
-    recent.push(body.slice());
-    if (recent.length > this.recentResultsMax) recent.shift();
+    // The oldest copy's buffer is reused when it has the right size (results of one workload mostly do): no garbage per task.
+    const oldest = recent.length >= this.recentResultsMax ? recent.shift() : undefined;
+    const copy = oldest !== undefined && oldest.length === end - start ? oldest : new Uint8Array(end - start);
+    if (end - start > 64) copy.set(bytes.subarray(start, end));
+    else for (let i = start, at = 0; i < end; i++, at++) copy[at] = bytes[i]!;
+    recent.push(copy);
   }
 
   /**
@@ -257,14 +261,15 @@ export class WorkerNode {
     return ids;
   }
 
-  /** One ASSIGN body: to the least busy executor's ring (or its backlog when the ring is full). */
-  private accept(body: Uint8Array): void {
+  /** One ASSIGN body (r on it): to the least busy executor's ring (or its backlog when the ring is full). */
+  private accept(r: Reader): void {
+    if (r.end - r.pos < 8) throw new ProtocolError("E_BAD_FRAME", "ASSIGN shorter than its task id");
     this.counters.received++;
-    this.runningTasks.add(new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true));
+    this.runningTasks.add(r.view.getFloat64(r.pos, true));
     let target = this.executors[0]!;
     for (const e of this.executors) if (e.inFlight < target.inFlight) target = e;
     target.inFlight++;
-    if (target.backlog.length > 0 || !target.tasksIn.tryWrite(body)) target.backlog.push(body.slice());
+    if (target.backlog.length > 0 || !target.tasksIn.tryWriteRange(r.bytes, r.pos, r.end)) target.backlog.push(r.bytes.slice(r.pos, r.end));
   }
 
   private publishTasks(): void {
@@ -274,20 +279,21 @@ export class WorkerNode {
   /** Per executor: wait for results, forward each batch to its coordinator. */
   private async forwardResults(e: Executor): Promise<void> {
     const touched = new Set<CoordinatorLink>();
+    // The ring hands out views of its one buffer: one DataView over it serves every record.
+    let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
     const forward = (data: Uint8Array, start: number, length: number) => {
       e.inFlight--;
-      const view = new DataView(data.buffer, data.byteOffset + start, length);
-      const taskId = view.getFloat64(0, true);
+      if (view.buffer !== data.buffer || view.byteOffset !== data.byteOffset) view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+      const taskId = view.getFloat64(start, true);
       this.runningTasks.delete(taskId);
       if (data[start + 10] === TaskStatus.OK) this.counters.done++;
       else this.counters.failed++;
       const shard = shardOfTask(taskId);
       const link = this.linkByShard.get(shard);
-      const body = data.subarray(start, start + length);
-      if (link === undefined || !link.sendRaw(Kind.RESULT, body)) this.keepResult(shard, body);
+      if (link === undefined || !link.sendRawRange(Kind.RESULT, data, start, start + length)) this.keepResult(shard, data.subarray(start, start + length));
       else {
         touched.add(link);
-        this.rememberResult(shard, body);
+        this.rememberResult(shard, data, start, start + length);
       }
     };
     while (!this.stopped) {

@@ -111,8 +111,9 @@ export class Shard {
   /** Appends one input to the log and applies that entry: the only way the primary changes. */
   record(type: number, subject: number, body: Uint8Array = EMPTY): ApplyResult {
     const p = this.primary!;
-    const entry = p.log!.append(type, this.now, subject, body);
-    const result = applyEntry(p.scheduler, p.reader.reset(entry));
+    const log = p.log!;
+    const start = log.append(type, this.now, subject, body);
+    const result = applyEntry(p.scheduler, p.reader.reset(log.bytes, start, log.length));
     p.appliedIndex = p.log!.lastIndex;
     return result;
   }

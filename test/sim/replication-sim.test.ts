@@ -61,7 +61,8 @@ const utf8 = new TextEncoder();
 
 /** The bytes of one log entry (what EventLog.append writes after its length prefix). */
 function entry(type: number, now: number, subject: number, body?: Uint8Array): Uint8Array {
-  return new EventLog().append(type, now, subject, body).slice();
+  const log = new EventLog();
+  return log.entry(log.append(type, now, subject, body)).slice();
 }
 
 function apply(s: Scheduler, bytes: Uint8Array): void {
@@ -183,7 +184,7 @@ describe("bugs found by the replication simulation", () => {
     // A primary with tasks whose payloads and outputs a backup must keep.
     const primary = new Scheduler(OPTIONS);
     const log = new EventLog();
-    const record = (type: number, now: number, subject: number, body?: Uint8Array) => apply(primary, log.append(type, now, subject, body).slice());
+    const record = (type: number, now: number, subject: number, body?: Uint8Array) => apply(primary, log.entry(log.append(type, now, subject, body)).slice());
     record(Ev.WORKER_JOINED, 0, 1, encodeWorkerJoined(4, []));
     for (let i = 0; i < 8; i++) record(Ev.SUBMIT, 1, 0, submitBody({ requestId: i, idempotencyKey: `k${i}`, payload: utf8.encode(`payload-${i}`) }));
     record(Ev.DISPATCH, 2, 0);

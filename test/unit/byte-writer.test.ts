@@ -69,3 +69,38 @@ describe("ByteWriter", () => {
     expect(child.exitCode).toBe(0);
   });
 });
+
+describe("the copies without views", () => {
+  const decodeStr8 = (bytes: Uint8Array, at = 0) => new TextDecoder().decode(bytes.subarray(at + 1, at + 1 + bytes[at]!));
+
+  test("str8 writes ASCII, non-ASCII and mixed strings of every length up to 255 bytes the same as UTF-8", () => {
+    for (const unit of ["a", "é", "日", "😀", "x-"]) {
+      for (let n = 0; n * unit.length <= 130; n++) {
+        const text = unit.repeat(n);
+        if (new TextEncoder().encode(text).length > 255) continue;
+        const w = new ByteWriter(1);
+        w.u8(7); // not at offset 0
+        w.str8(text);
+        expect(w.length).toBe(2 + new TextEncoder().encode(text).length);
+        expect(decodeStr8(w.toBytes(), 1)).toBe(text);
+      }
+    }
+  });
+
+  test("a long ASCII string past the fast path still checks the 255-byte limit", () => {
+    expectProtocolError(() => new ByteWriter().str8("a".repeat(256)), "E_TOO_LARGE");
+    const w = new ByteWriter();
+    w.str8("a".repeat(255));
+    expect(w.length).toBe(256);
+  });
+
+  test("rawRange copies exactly the range, short and long, growing the buffer", () => {
+    const source = Uint8Array.from({ length: 300 }, (_, i) => i & 0xff);
+    for (const [start, end] of [[0, 0], [5, 6], [10, 74], [10, 75], [0, 300], [299, 300]] as const) {
+      const w = new ByteWriter(1);
+      w.u8(0xee);
+      w.rawRange(source, start, end);
+      expect(w.toBytes()).toEqual(Uint8Array.from([0xee, ...source.subarray(start, end)]));
+    }
+  });
+});
