@@ -22,7 +22,7 @@ import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, TaskStatus,
   type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type TaskInfo, type Welcome, type WorkerInfo, type WorkflowNode,
 } from "../protocol/messages.ts";
-import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
+import { applyEntry, encodeParentEnded, encodeRunning, encodeWorkerJoined, Ev, EventLog, FOREIGN_END_STATES, type ApplyResult } from "./event-log.ts";
 import { Peers, type ReplicationRole } from "./peers.ts";
 import { RecentLatency } from "./recent-latency.ts";
 import { LatencyBuckets } from "../metrics/latency-buckets.ts";
@@ -265,9 +265,17 @@ export class Coordinator implements ConnectionHandler {
       case Kind.WATCH:
       case Kind.WORKFLOW:
       case Kind.DLQ_REQUEUE:
-      case Kind.DLQ_PURGE: {
+      case Kind.DLQ_PURGE:
+      case Kind.PARENT_ENDED: {
         const q = readControl<Record<string, unknown>>(r);
         return this.answeringMalformed(conn, Number(q.requestId) || 0, () => this.command(conn, kind, q));
+      }
+      case Kind.FOREIGN_WAITS: {
+        const q = readControl<{ requestId?: unknown }>(r);
+        const parentIds = primary ? this.scheduler.foreignWaits().slice(0, FOREIGN_WAITS_PAGE_MAX) : [];
+        writeControl(conn.writer, Kind.REPLY, { requestId: Number(q.requestId) || 0, parentIds });
+        conn.queueFlush();
+        return;
       }
       case Kind.DLQ_LIST: {
         const q = readControl<{ requestId?: unknown; offset?: unknown; limit?: unknown }>(r);
@@ -376,7 +384,7 @@ export class Coordinator implements ConnectionHandler {
     const requestId = Number(q.requestId) || 0;
     if (this.role !== "primary") return this.refuseNotPrimary(conn, requestId);
     const taskId = Number(q.taskId);
-    const needsTask = kind === Kind.CANCEL || kind === Kind.WATCH || kind === Kind.DLQ_REQUEUE;
+    const needsTask = kind === Kind.CANCEL || kind === Kind.WATCH || kind === Kind.DLQ_REQUEUE || kind === Kind.PARENT_ENDED;
     if (needsTask && !Number.isSafeInteger(taskId)) return conn.sendError(requestId, "E_BAD_REQUEST", "taskId must be an integer");
     let body: Record<string, unknown>;
     switch (kind) {
@@ -403,6 +411,14 @@ export class Coordinator implements ConnectionHandler {
         const outcome = this.record(Ev.WORKFLOW, 0, encode(q.nodes)) as WorkflowOutcome;
         if (!outcome.ok) return conn.sendError(requestId, outcome.code, outcome.message);
         body = { taskIds: outcome.taskIds };
+        break;
+      }
+      case Kind.PARENT_ENDED: {
+        const state = FOREIGN_END_STATES.find((s) => s === q.state);
+        if (state === undefined) return conn.sendError(requestId, "E_BAD_REQUEST", `state must be one of ${FOREIGN_END_STATES.join(", ")}`);
+        const output = q.output instanceof Uint8Array ? q.output : EMPTY;
+        const result = this.record(Ev.PARENT_ENDED, taskId, encodeParentEnded(state, output)) as { count: number };
+        body = { taskId, settled: result.count };
         break;
       }
       case Kind.DLQ_REQUEUE: {
@@ -679,6 +695,8 @@ export class Coordinator implements ConnectionHandler {
 
 /** Limits on requests that could otherwise ask for unbounded work. */
 const DLQ_PAGE_MAX = 1000;
+/** Foreign parents listed per FOREIGN_WAITS answer: the router asks again on its next round. */
+const FOREIGN_WAITS_PAGE_MAX = 1000;
 const WORKFLOW_NODES_MAX = 10_000;
 
 function isWorkflowNode(n: unknown): n is WorkflowNode {

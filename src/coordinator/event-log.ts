@@ -17,6 +17,7 @@
 //   DLQ_REQUEUE    subject = task id
 //   DLQ_PURGE      subject = 0,                      body = u32 n | f64 task id * n (none: all)
 //   WORKER_DRAINING subject = worker id
+//   PARENT_ENDED   subject = task id on another shard, body = u8 state (0 completed, 1 failed, 2 cancelled) | bytes32 output
 
 import type { Scheduler, SubmitOutcome, SubmitRequest, WorkflowNodeRequest, WorkflowOutcome } from "../core/scheduler.ts";
 import type { Backoff, TaskState } from "../core/task.ts";
@@ -41,7 +42,18 @@ export const Ev = {
   DLQ_REQUEUE: 12,
   DLQ_PURGE: 13,
   WORKER_DRAINING: 14,
+  PARENT_ENDED: 15,
 } as const;
+
+/** PARENT_ENDED's state byte. */
+export const FOREIGN_END_STATES = ["completed", "failed", "cancelled"] as const;
+
+export function encodeParentEnded(state: (typeof FOREIGN_END_STATES)[number], output: Uint8Array): Uint8Array {
+  const w = new ByteWriter(5 + output.length);
+  w.u8(FOREIGN_END_STATES.indexOf(state));
+  w.bytes32(output);
+  return w.toBytes();
+}
 
 /** What applying an entry returns to the primary (backups ignore it). */
 export type ApplyResult = SubmitOutcome | WorkflowOutcome | { ok: true; state?: TaskState | undefined; count?: number } | undefined;
@@ -225,6 +237,13 @@ export function applyEntry(scheduler: Scheduler, r: Reader): ApplyResult {
         throw new ProtocolError("E_BAD_FRAME", "a WORKFLOW entry must be an array of maps");
       }
       return scheduler.submitWorkflow((nodes as WorkflowNode[]).map((n) => workflowNodeToRequest(n, now)), now);
+    }
+    case Ev.PARENT_ENDED: {
+      const state = FOREIGN_END_STATES[r.u8()];
+      const output = r.bytes32();
+      r.done();
+      if (state === undefined) throw new ProtocolError("E_BAD_FRAME", "PARENT_ENDED with an unknown state");
+      return { ok: true, count: scheduler.foreignParentEnded(subject, state, output, now) ? 1 : 0 };
     }
     case Ev.DLQ_REQUEUE:
       r.done();

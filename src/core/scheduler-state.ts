@@ -2,7 +2,7 @@
 // holds, what a backup restores from, and (later) what goes to disk.
 
 import type { SchedulerCounters } from "./scheduler.ts";
-import type { Task } from "./task.ts";
+import type { ForeignParent, Task } from "./task.ts";
 
 export interface SchedulerState {
   nextSeq: number;
@@ -16,6 +16,8 @@ export interface SchedulerState {
   finished: number[];
   /** Failed task ids in the dead-letter queue, oldest first. */
   dlq: number[];
+  /** Parents on other shards that tasks here wait on (absent in snapshots from before they existed). */
+  foreignParents?: ForeignParent[];
   workers: Array<{
     id: number;
     slots: number;

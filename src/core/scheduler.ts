@@ -15,7 +15,7 @@ import { Deque } from "./deque.ts";
 import { Heap } from "./heap.ts";
 import { PRIORITY_LEVELS, ReadyQueue } from "./ready-queue.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
-import { appended, copiedList, emptyList, isFinal, makeTaskId, type AttemptError, type Task, type TaskState, type Watcher } from "./task.ts";
+import { appended, copiedList, emptyList, isFinal, makeTaskId, shardOfTask, type AttemptError, type ForeignParent, type Task, type TaskState, type Watcher } from "./task.ts";
 import { submitWorkflow, type WorkflowPort } from "./workflow-submit.ts";
 import {
   NO_BACKOFF, type Ready, type Refusal, type SchedulerCounters, type SchedulerOptions, type SubmitOutcome, type SubmitRequest,
@@ -55,6 +55,8 @@ export class Scheduler {
   /** Failed tasks in the order they failed (the dead-letter queue). */
   private readonly dlq = new Map<number, Task>();
   private readonly workers = new Map<number, WorkerState>();
+  /** Parents on other shards that tasks here wait on, by id. */
+  private readonly foreignParents = new Map<number, ForeignParent>();
   private workerRotation = 0;
   private nextSeq = 1;
   /** Tasks not ended: waiting, delayed, queued or leased (the queue limit counts these). */
@@ -104,7 +106,32 @@ export class Scheduler {
   }
   /** The outputs of a task's parents in dependsOn order (empty for a parent no longer retained). */
   inputsOf(task: Task): Uint8Array[] {
-    return task.dependsOn.map((id) => this.tasks.get(id)?.output ?? EMPTY_OUTPUT);
+    return task.dependsOn.map((id) => this.tasks.get(id)?.output ?? task.foreignOutputs.find(([parent]) => parent === id)?.[1] ?? EMPTY_OUTPUT);
+  }
+
+  /** Parents on other shards whose end tasks here are waiting to hear of (the router asks, then reports each end). */
+  foreignWaits(): number[] {
+    return [...this.foreignParents.keys()];
+  }
+
+  /**
+   * A parent on another shard ended (the router saw it there): tasks waiting
+   * on it run once their other parents completed, or fail with E_DEPENDENCY.
+   * Nothing happens for a parent nobody here waits on (a late or repeated report).
+   */
+  foreignParentEnded(parentId: number, state: "completed" | "failed" | "cancelled", output: Uint8Array, now: number): boolean {
+    const parent = this.foreignParents.get(parentId);
+    if (parent === undefined) return false;
+    this.foreignParents.delete(parentId);
+    parent.state = state;
+    if (state === "completed") {
+      for (const id of parent.dependants) {
+        const child = this.tasks.get(id);
+        if (child !== undefined) child.foreignOutputs = appended(child.foreignOutputs, [parentId, output.length === 0 ? EMPTY_OUTPUT : output.slice()]);
+      }
+    }
+    this.settleDependants(parent, now);
+    return true;
   }
 
   /** Dead-letter queue, oldest first. */
@@ -162,7 +189,8 @@ export class Scheduler {
       return bad("backoff needs type exponential|fixed and non-negative delayMs, maxDelayMs");
     }
     for (const parent of req.dependsOn ?? []) {
-      if (!this.tasks.has(parent)) {
+      // A parent on another shard is the router's to check; here it is waited on (see place()).
+      if (!this.tasks.has(parent) && shardOfTask(parent) === this.options.shard) {
         return { ok: false, code: "E_UNKNOWN_TASK", message: `dependency ${parent} is not a task of shard ${this.options.shard} (never submitted, evicted, or on another shard)` };
       }
     }
@@ -201,6 +229,7 @@ export class Scheduler {
       output: undefined,
       errors: emptyList(),
       finishedAt: 0,
+      foreignOutputs: emptyList(),
     };
     this.tasks.set(task.id, task);
     if (task.idempotencyKey !== "") this.byIdempotencyKey.set(task.idempotencyKey, task.id);
@@ -216,6 +245,10 @@ export class Scheduler {
    */
   private place(task: Task, now: number): void {
     for (const parentId of task.dependsOn) {
+      if (shardOfTask(parentId) !== this.options.shard) {
+        this.waitOnForeignParent(task, parentId);
+        continue;
+      }
       const parent = this.tasks.get(parentId);
       if (parent === undefined) {
         return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parentId} is no longer held (evicted or purged), so whether it completed is unknown`, now);
@@ -229,6 +262,14 @@ export class Scheduler {
     }
     if (task.waitingOn > 0) this.waitingCount++;
     else this.release(task, now);
+  }
+
+  /** The task waits until the router reports how its parent on another shard ended. */
+  private waitOnForeignParent(task: Task, parentId: number): void {
+    let parent = this.foreignParents.get(parentId);
+    if (parent === undefined) this.foreignParents.set(parentId, (parent = { id: parentId, state: "waiting", dependants: emptyList() }));
+    task.waitingOn++;
+    parent.dependants = appended(parent.dependants, task.id);
   }
 
   /** Ready to run as soon as runAt allows. */
@@ -307,7 +348,7 @@ export class Scheduler {
     }
     // Parents still running hold this task in their dependants from its first placement: drop that, or it would count twice.
     for (const parentId of task.dependsOn) {
-      const parent = this.tasks.get(parentId);
+      const parent = this.tasks.get(parentId) ?? this.foreignParents.get(parentId);
       if (parent !== undefined) parent.dependants = parent.dependants.filter((id) => id !== task.id);
     }
     task.state = "waiting";
@@ -474,10 +515,13 @@ export class Scheduler {
       nextSeq: this.nextSeq,
       workerRotation: this.workerRotation,
       counters: { ...this.counters },
-      tasks: [...this.tasks.values()].map((t) => ({ ...t, errors: copiedList(t.errors), watchers: copiedList(t.watchers), dependants: copiedList(t.dependants) })),
+      tasks: [...this.tasks.values()].map((t) => ({
+        ...t, errors: copiedList(t.errors), watchers: copiedList(t.watchers), dependants: copiedList(t.dependants), foreignOutputs: copiedList(t.foreignOutputs),
+      })),
       ready: this.ready.ordered().map((t) => t.id),
       finished: [...this.finishedOrder].map((t) => t.id),
       dlq: [...this.dlq.keys()],
+      foreignParents: [...this.foreignParents.values()].map((p) => ({ id: p.id, state: p.state, dependants: [...p.dependants] })),
       workers: [...this.workers.values()].map((w) => ({
         id: w.id, slots: w.slots, tags: [...w.tags], free: w.free, lastSeenAt: w.lastSeenAt,
         done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id), draining: w.draining,
@@ -492,7 +536,10 @@ export class Scheduler {
     s.workerRotation = state.workerRotation;
     Object.assign(s.counters, state.counters);
     for (const record of state.tasks) {
-      const task: Task = { ...record, errors: copiedList(record.errors), watchers: copiedList(record.watchers), dependants: copiedList(record.dependants) };
+      const task: Task = {
+        ...record, errors: copiedList(record.errors), watchers: copiedList(record.watchers), dependants: copiedList(record.dependants),
+        foreignOutputs: copiedList(record.foreignOutputs ?? []),
+      };
       s.tasks.set(task.id, task);
       if (task.idempotencyKey !== "") s.byIdempotencyKey.set(task.idempotencyKey, task.id);
       if (!isFinal(task.state)) s.unfinished++;
@@ -510,6 +557,7 @@ export class Scheduler {
     for (const id of state.ready) s.ready.restore(lookup(id));
     for (const id of state.finished) s.finishedOrder.push(lookup(id));
     for (const id of state.dlq) s.dlq.set(id, lookup(id));
+    for (const p of state.foreignParents ?? []) s.foreignParents.set(p.id, { id: p.id, state: p.state, dependants: copiedList(p.dependants) });
     for (const w of state.workers) {
       const leased = new Set(w.leased.map(lookup));
       s.workers.set(w.id, {
@@ -599,7 +647,7 @@ export class Scheduler {
   }
 
   /** A parent ended: dependants run when all their parents completed, and fail if one did not. */
-  private settleDependants(parent: Task, now: number): void {
+  private settleDependants(parent: Pick<Task, "id" | "state" | "dependants">, now: number): void {
     const dependants = parent.dependants;
     parent.dependants = emptyList();
     for (const id of dependants) {

@@ -113,4 +113,19 @@ export interface Task {
   /** Every failed attempt, oldest first (bounded). */
   errors: AttemptError[];
   finishedAt: number;
+  /** Outputs of parents on other shards, as [parent id, output] (inputs for the handler). */
+  foreignOutputs: Array<[number, Uint8Array]>;
+}
+
+/**
+ * A parent on another shard that tasks here wait on. The router watches it
+ * there and reports its end (Scheduler.foreignParentEnded); until then it is
+ * "waiting". Records go once their end is settled: a task that needs the
+ * parent again (a requeue) waits on a new record, which is resolved again.
+ */
+export interface ForeignParent {
+  readonly id: number;
+  state: TaskState;
+  /** Tasks here waiting on it. */
+  dependants: number[];
 }

@@ -63,6 +63,8 @@ const KIND_NEEDS = new Map<number, Permission>([
   [Kind.PROGRESS, "worker"],
   [Kind.DRAIN, "worker"],
   [Kind.REPL_SYNC, "replica"],
+  [Kind.FOREIGN_WAITS, "replica"],
+  [Kind.PARENT_ENDED, "replica"],
   [Kind.REPL_ACK, "replica"],
 ]);
 

@@ -56,6 +56,10 @@ export const Kind = {
   DRAIN: 38,
   /** primary -> its in-sync backups: I am stopping, take over now. msgpack {epoch}. */
   HANDOVER: 39,
+  /** router -> coordinator: which parents on other shards do tasks here wait on? msgpack {requestId} -> REPLY {parentIds}. */
+  FOREIGN_WAITS: 40,
+  /** router -> coordinator: a parent on another shard ended. msgpack {requestId, taskId, state, output} -> REPLY {taskId, settled}. */
+  PARENT_ENDED: 41,
   /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
   REPL_SYNC: 30,
   /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState`. */

@@ -20,6 +20,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: "http-batch-max", type: "int", default: 10000, min: 1, help: "most tasks in one POST /v1/tasks" },
   { name: "reconnect-min-ms", type: "int", default: 50, min: 1, help: "first delay before redialing a lost coordinator" },
   { name: "reconnect-max-ms", type: "int", default: 2000, min: 1, help: "longest delay between redials" },
+  { name: "cross-shard-poll-ms", type: "int", default: 100, min: 5, max: 60_000, help: "how often tasks waiting on parents in other shards are checked (a parent's end reaches them within about this)" },
   { name: "stats-timeout-ms", type: "int", default: 1000, min: 1, help: "how long a stats fan-out waits for each coordinator" },
   ...NET_LIMIT_FLAGS,
   ...SERVER_LIMIT_FLAGS,
@@ -38,6 +39,7 @@ export function routerConfig(v: Record<string, number | string | boolean>): Rout
     reconnectMinMs: v["reconnect-min-ms"] as number,
     reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
     statsTimeoutMs: v["stats-timeout-ms"] as number,
+    crossShardPollMs: v["cross-shard-poll-ms"] as number,
   };
 }
 

@@ -13,7 +13,7 @@ import type { Connection, ConnectionHandler, NetLimits } from "../net/connection
 import type { TlsSettings } from "../net/tls.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { readControl, readSubmit, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
-import { ProtocolError } from "../protocol/errors.ts";
+import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type Role, type Welcome,
@@ -33,6 +33,8 @@ export interface RouterConfig {
   reconnectMaxMs: number;
   /** How long a STATS fan-out waits for slow coordinators. */
   statsTimeoutMs: number;
+  /** How often dependencies across shards are settled (a parent's end reaches its dependants within about this). */
+  crossShardPollMs: number;
 }
 
 /** A request forwarded upstream, waiting for its answer. */
@@ -66,6 +68,8 @@ export class Router implements ConnectionHandler {
   private readonly clients = new Set<Connection>();
   private readonly startedAt = Date.now();
   private forwarded = 0;
+  private crossShardTimer: ReturnType<typeof setInterval> | undefined;
+  private settling = false;
 
   constructor(
     readonly config: RouterConfig,
@@ -92,10 +96,12 @@ export class Router implements ConnectionHandler {
       upstream.link.connect();
     }
     this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.clients.add(conn), this.config.tls.server);
+    this.crossShardTimer = setInterval(() => this.settleRound(), this.config.crossShardPollMs);
     this.log.info("listening", { host: this.config.host, port: this.port, coordinators: this.upstreams.map((u) => u.link.label) });
   }
 
   stop(): void {
+    clearInterval(this.crossShardTimer);
     this.listener?.stop();
     for (const u of this.upstreams) u.link.close();
     for (const c of this.clients) c.close("router stopping");
@@ -172,17 +178,27 @@ export class Router implements ConnectionHandler {
     if (keyAt >= end) throw new ProtocolError("E_BAD_FRAME", "SUBMIT truncated before its key");
     const keyEnd = keyAt + 1 + bytes[keyAt]!;
     if (keyEnd > end) throw new ProtocolError("E_BAD_FRAME", "SUBMIT truncated inside its key");
-    let shard: number;
     if ((bytes[pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_EXTRAS) === 0) {
-      shard = this.shardMap.pick(bytes, keyAt + 1, keyEnd);
-    } else {
-      // The rarer submission with options: decode it whole; a task goes to the shard of the tasks it depends on.
-      const parents = readSubmit(r).extras?.dependsOn ?? [];
-      r.pos = pos;
-      const shards = new Set(parents.map(shardOfTask));
-      if (shards.size > 1) return conn.sendError(requestId, "E_BAD_REQUEST", `the task depends on tasks of shards ${[...shards].join(", ")}; dependencies across shards are not supported`);
-      shard = shards.size === 1 ? [...shards][0]! : this.shardMap.pick(bytes, keyAt + 1, keyEnd);
+      return this.forwardSubmit(conn, requestId, this.shardMap.pick(bytes, keyAt + 1, keyEnd), bytes, pos, end);
     }
+    // The rarer submission with options: decode it whole. A task goes to the shard of its first
+    // parent; parents on other shards must exist (checked there first) and are waited on across shards.
+    const parents = readSubmit(r).extras?.dependsOn ?? [];
+    r.pos = pos;
+    if (parents.length === 0) return this.forwardSubmit(conn, requestId, this.shardMap.pick(bytes, keyAt + 1, keyEnd), bytes, pos, end);
+    const shard = shardOfTask(parents[0]!);
+    const foreign = parents.filter((p) => shardOfTask(p) !== shard);
+    if (foreign.length === 0) return this.forwardSubmit(conn, requestId, shard, bytes, pos, end);
+    const body = bytes.slice(pos, end);
+    void this.missingParent(foreign).then((missing) => {
+      if (missing !== undefined) return conn.writable() && conn.sendError(requestId, missing.code, missing.message);
+      this.forwardSubmit(conn, requestId, shard, body, 0, body.length);
+    });
+  }
+
+  /** Sends a SUBMIT body (bytes[pos, end)) to the primary of `shard`, to answer `conn` under its request id. */
+  private forwardSubmit(conn: Connection, requestId: number, shard: number, bytes: Uint8Array, pos: number, end: number): void {
+    if (conn.closed) return;
     const upstream = this.primaries.get(shard);
     if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
     const out = upstream.link.writableConnection();
@@ -206,16 +222,83 @@ export class Router implements ConnectionHandler {
   private routeWorkflow(conn: Connection, q: Record<string, unknown>): void {
     const requestId = Number(q.requestId) || 0;
     const nodes = Array.isArray(q.nodes) ? (q.nodes as Array<{ dependsOn?: unknown }>) : [];
-    const shards = new Set<number>();
+    const existing: number[] = [];
     for (const node of nodes) {
       if (!Array.isArray(node?.dependsOn)) continue;
-      for (const d of node.dependsOn as Array<{ taskId?: unknown }>) if (d && typeof d === "object" && "taskId" in d) shards.add(shardOfTask(Number(d.taskId)));
+      for (const d of node.dependsOn as Array<{ taskId?: unknown }>) {
+        if (d && typeof d === "object" && typeof d.taskId === "number" && Number.isSafeInteger(d.taskId)) existing.push(d.taskId);
+      }
     }
-    if (shards.size > 1) return conn.sendError(requestId, "E_BAD_REQUEST", `a workflow depends on tasks of shards ${[...shards].join(", ")}; dependencies across shards are not supported`);
-    const shard = shards.size === 1 ? [...shards][0]! : this.shardMap.pick(new Uint8Array(0), 0, 0);
-    const upstream = this.primaries.get(shard);
-    if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
-    this.forwardControl(upstream, conn, requestId, Kind.WORKFLOW, q);
+    const shard = existing.length > 0 ? shardOfTask(existing[0]!) : this.shardMap.pick(new Uint8Array(0), 0, 0);
+    const forward = () => {
+      const upstream = this.primaries.get(shard);
+      if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
+      this.forwardControl(upstream, conn, requestId, Kind.WORKFLOW, q);
+    };
+    const foreign = existing.filter((p) => shardOfTask(p) !== shard);
+    if (foreign.length === 0) return forward();
+    void this.missingParent(foreign).then((missing) => {
+      if (conn.closed) return;
+      if (missing !== undefined) return conn.sendError(requestId, missing.code, missing.message);
+      forward();
+    });
+  }
+
+  // ------------------------------------------------------------ dependencies across shards
+
+  /**
+   * The first of these tasks (on other shards than their dependant's) that
+   * cannot be confirmed to exist: E_UNKNOWN_TASK, or E_UNAVAILABLE while its
+   * shard has no primary (retry). Undefined when all exist.
+   */
+  private async missingParent(parents: readonly number[]): Promise<{ code: ErrorCode; message: string } | undefined> {
+    const answers = await Promise.all([...new Set(parents)].map(async (taskId) => {
+      const home = this.primaries.get(shardOfTask(taskId));
+      if (home === undefined) return { code: "E_UNAVAILABLE" as ErrorCode, message: `shard ${shardOfTask(taskId)} of dependency ${taskId} has no reachable primary now; retry` };
+      const answer = await this.ask(home, Kind.TASK_QUERY, { taskId });
+      if (answer.kind === Kind.TASK_INFO) return undefined;
+      const code = isErrorCode(answer.body.code) ? answer.body.code : "E_UNAVAILABLE";
+      return { code, message: code === "E_UNKNOWN_TASK" ? `dependency ${taskId} is not a task of shard ${shardOfTask(taskId)}` : String(answer.body.message) };
+    }));
+    return answers.find((a) => a !== undefined);
+  }
+
+  /**
+   * One round of settling dependencies across shards: ask every primary which
+   * parents on other shards its tasks wait on, look each up on its own shard,
+   * and report those that ended. Stateless, so any router (or several, or a
+   * restarted one) can do it; a report the waiting shard already had is a no-op.
+   */
+  private settleRound(): void {
+    if (this.settling) return;
+    this.settling = true;
+    // A round that hangs on a silent coordinator ends anyway; late answers are harmless.
+    const bound = new Promise<void>((resolve) => setTimeout(resolve, Math.max(this.config.statsTimeoutMs, this.config.crossShardPollMs)));
+    void Promise.race([this.settleForeignParents(), bound]).finally(() => (this.settling = false));
+  }
+
+  private async settleForeignParents(): Promise<void> {
+    for (const waiting of [...this.primaries.values()]) {
+      const answer = await this.ask(waiting, Kind.FOREIGN_WAITS, {});
+      const parentIds = answer.kind === Kind.REPLY && Array.isArray(answer.body.parentIds) ? answer.body.parentIds : [];
+      await Promise.all(parentIds.filter((p): p is number => Number.isSafeInteger(p)).map((p) => this.reportParentEnd(waiting, p)));
+    }
+  }
+
+  private async reportParentEnd(waiting: Upstream, parentId: number): Promise<void> {
+    const home = this.primaries.get(shardOfTask(parentId));
+    if (home === undefined) return;
+    const info = await this.ask(home, Kind.TASK_QUERY, { taskId: parentId });
+    let state: unknown;
+    let output: unknown;
+    if (info.kind === Kind.TASK_INFO) {
+      state = info.body.state;
+      output = info.body.output;
+    } else if (info.kind === Kind.ERROR && info.body.code === "E_UNKNOWN_TASK") {
+      state = "failed"; // evicted or purged there: whether it completed is unknown
+    }
+    if (state !== "completed" && state !== "failed" && state !== "cancelled") return;
+    await this.ask(waiting, Kind.PARENT_ENDED, { taskId: parentId, state, output: output instanceof Uint8Array ? output : new Uint8Array(0) });
   }
 
   /** DLQ list and purge cover every shard: ask each primary, merge the answers. */

@@ -264,7 +264,7 @@ beforeAll(async () => {
   coordinator.start();
   router = new Router({
     host: "127.0.0.1", port: 0, nodeId: "fuzz-router", coordinators: [{ host: "127.0.0.1", port: coordinator.port }], limits: LIMITS, tokens: TokenTable.OPEN, tls: {},
-    reconnectMinMs: 20, reconnectMaxMs: 200, statsTimeoutMs: 1_000,
+    reconnectMinMs: 20, reconnectMaxMs: 200, statsTimeoutMs: 1_000, crossShardPollMs: 100,
   }, new Logger("router", "warn", (line) => void routerLog.push(line)));
   router.start();
   // The router is ready once a client's stats come back with the coordinator reachable.

@@ -47,7 +47,7 @@ export function makeTask(fields: Partial<Task> & { id: number }): Task {
   return {
     type: "t", payload: new Uint8Array(0), priority: 0, maxAttempts: 1, timeoutMs: 1, idempotencyKey: "", submittedAt: 0,
     deadline: 0, backoff: NO_BACKOFF, tags: [], dependsOn: [], state: "queued", waitingOn: 0, dependants: [], runAt: 0, band: 0,
-    attempt: 0, attemptBase: 0, workerId: 0, leasedAt: 0, leaseExpiresAt: 0, watchers: [], output: undefined, errors: [], finishedAt: 0,
+    attempt: 0, attemptBase: 0, workerId: 0, leasedAt: 0, leaseExpiresAt: 0, watchers: [], output: undefined, errors: [], finishedAt: 0, foreignOutputs: [],
     ...fields,
   };
 }

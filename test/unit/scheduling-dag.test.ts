@@ -3,6 +3,7 @@
 // E_DEPENDENCY when one did not, and a workflow is created whole or not at all.
 
 import { describe, expect, test } from "bun:test";
+import { makeTaskId } from "../../src/core/task.ts";
 import { complete, failAttempt, finishedIds, leaseNow, makeScheduler, node, request, state, submitOk } from "../support/scheduler-fixtures.ts";
 
 describe("dependencies", () => {
@@ -157,7 +158,7 @@ describe("workflows", () => {
   test("a reference to a missing node is E_BAD_REQUEST; to an unknown task E_UNKNOWN_TASK; an empty workflow E_BAD_REQUEST", () => {
     const s = makeScheduler();
     expect(s.submitWorkflow([node(), node({ dependsOn: [{ node: 2 }] })], 0)).toMatchObject({ ok: false, code: "E_BAD_REQUEST" });
-    expect(s.submitWorkflow([node(), node({ dependsOn: [{ taskId: 12345 }] })], 0)).toMatchObject({ ok: false, code: "E_UNKNOWN_TASK" });
+    expect(s.submitWorkflow([node(), node({ dependsOn: [{ taskId: makeTaskId(3, 12345) }] })], 0)).toMatchObject({ ok: false, code: "E_UNKNOWN_TASK" });
     expect(s.submitWorkflow([node(), node({ type: "" })], 0)).toMatchObject({ ok: false, code: "E_BAD_REQUEST" });
     expect(s.submitWorkflow([], 0)).toMatchObject({ ok: false, code: "E_BAD_REQUEST" });
     expect(s.counters.submitted).toBe(0);

@@ -1,0 +1,90 @@
+// Dependencies across shards from the compiled binaries: a task on one shard
+// waits for a parent on another; the router settles the wait (statelessly, so a
+// restarted router picks it up), a failed parent fails its dependant, and an
+// unknown parent is refused at submission.
+
+import { afterEach, expect, test } from "bun:test";
+import { shardOfTask } from "../../src/core/task.ts";
+import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
+import { Cluster } from "./harness.ts";
+
+let cluster: Cluster;
+afterEach(async () => {
+  await cluster?.stopAll();
+});
+
+/** Submits until it has a task of the given type on each of shards 0 and 1 (keys spread tasks over shards). */
+async function onEachShard(client: SchedulerClient, type: string, payload: unknown, tag: string): Promise<[number, number]> {
+  const found = new Map<number, number>();
+  for (let i = 0; i < 64 && found.size < 2; i++) {
+    const id = await client.submit(type, payload, { idempotencyKey: `${tag}-${i}`, maxAttempts: 1 });
+    if (!found.has(shardOfTask(id))) found.set(shardOfTask(id), id);
+  }
+  return [found.get(0)!, found.get(1)!];
+}
+
+test("a task waits for parents on two shards, runs once both completed; failures and unknown parents are clear", async () => {
+  cluster = new Cluster();
+  const shard0 = await cluster.coordinator(["--shard", "0"]);
+  const shard1 = await cluster.coordinator(["--shard", "1"]);
+  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
+  const router = await cluster.router([shard0.port, shard1.port]);
+  await cluster.workersJoined(router.port, 2);
+  const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
+  try {
+    const [slow0, slow1] = await onEachShard(client, "sleep", { ms: 300 }, "slow");
+    const child = await client.submit("noop", undefined, { dependsOn: [slow0, slow1] });
+    expect(shardOfTask(child)).toBe(0); // the shard of its first parent
+    expect((await client.task(child)).state).toBe("waiting");
+    const outcome = await client.wait(child);
+    expect(outcome.ok).toBe(true);
+    expect((await client.task(slow1)).state).toBe("completed");
+
+    // The other way round, and in a workflow.
+    const [, quick1] = await onEachShard(client, "noop", undefined, "quick");
+    const flow = await client.workflow([{ type: "noop", dependsOn: [{ taskId: quick1 }, { taskId: slow0 }] }, { type: "noop", dependsOn: [{ node: 0 }] }]);
+    expect(shardOfTask(flow[0]!)).toBe(1);
+    expect((await client.wait(flow[1]!)).ok).toBe(true);
+
+    // A parent that fails on its shard fails its dependant on the other.
+    const [bad0, bad1] = await onEachShard(client, "no-such-type", undefined, "bad");
+    const doomed = await client.submit("noop", undefined, { dependsOn: [slow0, bad1], maxAttempts: 1 });
+    const failed = await client.wait(doomed);
+    expect(failed.ok).toBe(false);
+    expect(failed.error).toContain(`E_DEPENDENCY: parent task ${bad1} failed`);
+    expect(bad0).toBeGreaterThan(0);
+
+    // A parent on another shard that does not exist is refused at submission.
+    const ghost = slow1 + 1_000_000;
+    const refused = await client.submit("noop", undefined, { dependsOn: [slow0, ghost] }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(TaskError);
+    expect((refused as TaskError).code).toBe("E_UNKNOWN_TASK");
+  } finally {
+    client.close();
+  }
+});
+
+test("the wait lives in the coordinators: a router killed mid-wait is replaced and the task still runs", async () => {
+  cluster = new Cluster();
+  const shard0 = await cluster.coordinator(["--shard", "0"]);
+  const shard1 = await cluster.coordinator(["--shard", "1"]);
+  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
+  const router = await cluster.router([shard0.port, shard1.port]);
+  await cluster.workersJoined(router.port, 2);
+  const viaRouter = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
+  const [fast0, slow1] = await onEachShard(viaRouter, "sleep", { ms: 1500 }, "parent");
+  const child = await viaRouter.submit("noop", undefined, { dependsOn: [fast0, slow1] });
+  viaRouter.close();
+  router.proc.kill("SIGKILL");
+  // Watch the child on its own shard while no router runs, then start a new router.
+  const direct = await SchedulerClient.connect({ host: "127.0.0.1", port: shard0.port });
+  try {
+    const done = direct.wait(child);
+    await Bun.sleep(1700); // the parent has ended by now; nobody has told shard 0
+    expect((await direct.task(child)).state).toBe("waiting");
+    await cluster.router([shard0.port, shard1.port]);
+    expect((await done).ok).toBe(true);
+  } finally {
+    direct.close();
+  }
+});
