@@ -225,14 +225,30 @@ export class Reader {
     const at = this.need(n);
     return this.bytes.subarray(at, at + n);
   }
+  /** A str8 that repeats (a task type, a tag): looked up in a small cache of recent strings first. */
   str8(): string {
     const n = this.u8();
     const at = this.need(n);
     return this.strings.get(this.bytes, at, n);
   }
+  /** A str8 that is new each time (an idempotency key): the cache would only miss, after comparing. */
+  str8Unique(): string {
+    const n = this.u8();
+    const at = this.need(n);
+    return decodeUtf8(this.bytes, at, n);
+  }
   /** Every byte of the message must be consumed: trailing bytes mean a malformed message. */
   done(): void {
     if (this.pos !== this.end) throw new ProtocolError("E_BAD_FRAME", `message has ${this.end - this.pos} trailing bytes`);
+  }
+}
+
+function decodeUtf8(bytes: Uint8Array, at: number, n: number): string {
+  if (n === 0) return "";
+  try {
+    return utf8.decode(bytes.subarray(at, at + n));
+  } catch {
+    throw new ProtocolError("E_BAD_FRAME", "string is not valid UTF-8");
   }
 }
 
@@ -254,12 +270,7 @@ class StringCache {
       for (let j = 0; j < n; j++) if (key[j] !== bytes[at + j]) continue outer;
       return this.values[i]!;
     }
-    let value: string;
-    try {
-      value = utf8.decode(bytes.subarray(at, at + n));
-    } catch {
-      throw new ProtocolError("E_BAD_FRAME", "string is not valid UTF-8");
-    }
+    const value = decodeUtf8(bytes, at, n);
     if (n <= 64) {
       this.keys[this.next] = bytes.slice(at, at + n);
       this.values[this.next] = value;
@@ -298,7 +309,7 @@ export function readSubmit(r: Reader): SubmitFields {
     maxAttempts: r.u16(),
     timeoutMs: r.u32(),
     type: r.str8(),
-    idempotencyKey: r.str8(),
+    idempotencyKey: r.str8Unique(),
     payload: r.bytes32(),
   };
   if (f.flags & SUBMIT_FLAG_EXTRAS) f.extras = readExtras(r);
