@@ -191,8 +191,8 @@ export class Router implements ConnectionHandler {
     if (foreign.length === 0) return this.forwardSubmit(conn, requestId, shard, bytes, pos, end);
     const body = bytes.slice(pos, end);
     void this.missingParent(foreign).then((missing) => {
-      if (missing !== undefined) return conn.writable() && conn.sendError(requestId, missing.code, missing.message);
-      this.forwardSubmit(conn, requestId, shard, body, 0, body.length);
+      if (missing === undefined) this.forwardSubmit(conn, requestId, shard, body, 0, body.length);
+      else if (conn.writable()) conn.sendError(requestId, missing.code, missing.message);
     });
   }
 
