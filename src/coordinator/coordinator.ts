@@ -6,7 +6,6 @@
 // nothing but reads. Roles change through peers.ts (election, step-down).
 
 import type { Logger } from "../cli/log.ts";
-import { Deque } from "../core/deque.ts";
 import { Scheduler, type SchedulerOptions, type SubmitOutcome, type WorkflowOutcome } from "../core/scheduler.ts";
 import type { SchedulerState } from "../core/scheduler-state.ts";
 import type { Task, Watcher } from "../core/task.ts";
@@ -16,16 +15,18 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
-import { readControl, Reader, submitPayloadBytes, writeAssign, writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
-import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
+import { readControl, Reader, submitPayloadBytes, writeAssign, writeControl } from "../protocol/codec.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, TaskStatus,
-  type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type TaskInfo, type Welcome, type WorkerInfo, type WorkflowNode,
+  type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome, type WorkerInfo,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeParentEnded, encodeRunning, encodeWorkerJoined, Ev, EventLog, FOREIGN_END_STATES, type ApplyResult } from "./event-log.ts";
 import { Peers, type ReplicationRole } from "./peers.ts";
 import { RecentLatency } from "./recent-latency.ts";
 import { LatencyBuckets } from "../metrics/latency-buckets.ts";
+import { HeldReplies } from "./held-replies.ts";
+import { DLQ_PAGE_MAX, FOREIGN_WAITS_PAGE_MAX, isWorkflowNode, taskInfo, WORKFLOW_NODES_MAX } from "./request-shapes.ts";
 import { ReplicaSet } from "./replica-set.ts";
 import { decodeSnapshot, encodeSnapshot, readAppend, readAck, readEntries, writeAck, writeAppend } from "./replication-codec.ts";
 import { WriteAheadLog } from "./wal.ts";
@@ -64,20 +65,6 @@ export interface CoordinatorConfig {
   walBytesMax: number;
 }
 
-/** A reply a client may only see once the entry it reports on is committed. */
-interface HeldReply {
-  index: number;
-  conn: Connection;
-  kind: typeof Kind.SUBMITTED | typeof Kind.TASK_DONE | typeof Kind.REPLY | typeof Kind.ERROR;
-  requestId: number;
-  taskId: number;
-  status: number;
-  attempts: number;
-  output: Uint8Array;
-  /** REPLY / ERROR: the msgpack body. */
-  body?: Record<string, unknown>;
-}
-
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
 /** Stats report the latency of tasks finished within about this long. */
@@ -100,7 +87,7 @@ export class Coordinator implements ConnectionHandler {
   private eventLog = new EventLog();
   private readonly entryReader = new Reader();
   private readonly replicas: ReplicaSet;
-  private readonly held = new Deque<HeldReply>(1024);
+  private readonly held = new HeldReplies();
   private readonly peers: Peers;
   /** Backup: index of the last entry applied. */
   private appliedIndex = 0;
@@ -222,7 +209,7 @@ export class Coordinator implements ConnectionHandler {
           return conn.sendError(requestId, err.code, err.message);
         }
         // A refusal changed nothing but a counter; it needs no replication before the client hears it.
-        if (outcome.ok) this.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY });
+        if (outcome.ok) this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY });
         else conn.sendError(requestId, outcome.code, outcome.message);
         return;
       }
@@ -436,7 +423,7 @@ export class Coordinator implements ConnectionHandler {
         body = { purged: result.count };
       }
     }
-    this.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.REPLY, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, body: { requestId, ...body } });
+    this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.REPLY, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, body: { requestId, ...body } });
   }
 
   /**
@@ -529,7 +516,7 @@ export class Coordinator implements ConnectionHandler {
       this.workerConns.get(workerId)?.close("worker missed its heartbeats");
     }
     this.shipLog();
-    this.release(this.replicas.commit(this.eventLog.lastIndex, now));
+    this.held.release(this.replicas.commit(this.eventLog.lastIndex, now));
   }
 
   /** Makes the new entries durable (with --data-dir), then sends them to the backups. */
@@ -548,26 +535,10 @@ export class Coordinator implements ConnectionHandler {
     if (conn === undefined) return;
     const ok = task.state === "completed";
     const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.state === "cancelled" ? "E_CANCELLED: the task was cancelled" : (task.errors.at(-1)?.error ?? "failed"));
-    this.hold({
+    this.held.hold({
       index: this.eventLog.lastIndex, conn, kind: Kind.TASK_DONE, requestId: watcher.requestId,
       taskId: task.id, status: ok ? TaskStatus.OK : TaskStatus.FAILED, attempts: task.attempt, output,
     });
-  }
-
-  private hold(reply: HeldReply): void {
-    this.held.push(reply);
-  }
-
-  /** Sends every held reply whose entry is committed. */
-  private release(committed: number): void {
-    while (this.held.length > 0 && this.held.peek()!.index <= committed) {
-      const h = this.held.shift()!;
-      if (!h.conn.writable()) continue;
-      if (h.kind === Kind.SUBMITTED) writeSubmitted(h.conn.writer, h.requestId, h.taskId);
-      else if (h.kind === Kind.TASK_DONE) writeTaskDone(h.conn.writer, h.requestId, h.taskId, h.status, h.attempts, h.output);
-      else writeControl(h.conn.writer, h.kind, h.body);
-      h.conn.queueFlush();
-    }
   }
 
   private sendSnapshot(conn: Connection): void {
@@ -640,10 +611,7 @@ export class Coordinator implements ConnectionHandler {
   /** A higher epoch exists: replies never committed are refused so clients retry at the new primary. */
   private stepDown(reason: string): void {
     this.log.warn("stepping down", { reason, epoch: this.epoch });
-    while (this.held.length > 0) {
-      const h = this.held.shift()!;
-      if (h.conn.writable()) h.conn.sendError(h.requestId, "E_NOT_PRIMARY" satisfies ErrorCode, `${this.config.nodeId} stepped down before this was replicated; retry`);
-    }
+    this.held.refuseAll(`${this.config.nodeId} stepped down before this was replicated; retry`);
     this.replicas.closeAll("primary stepped down");
     this.announce();
   }
@@ -691,35 +659,6 @@ export class Coordinator implements ConnectionHandler {
       ...(this.wal !== undefined && { wal: this.wal.stats() }),
     };
   }
-}
-
-/** Limits on requests that could otherwise ask for unbounded work. */
-const DLQ_PAGE_MAX = 1000;
-/** Foreign parents listed per FOREIGN_WAITS answer: the router asks again on its next round. */
-const FOREIGN_WAITS_PAGE_MAX = 1000;
-const WORKFLOW_NODES_MAX = 10_000;
-
-function isWorkflowNode(n: unknown): n is WorkflowNode {
-  if (n === null || typeof n !== "object" || Array.isArray(n)) return false;
-  const node = n as Record<string, unknown>;
-  if (typeof node.type !== "string") return false;
-  if (node.tags !== undefined && !(Array.isArray(node.tags) && node.tags.every((t) => typeof t === "string"))) return false;
-  if (node.dependsOn === undefined) return true;
-  return Array.isArray(node.dependsOn) && node.dependsOn.every(isDependencyRef);
-}
-
-function isDependencyRef(d: unknown): boolean {
-  if (d === null || typeof d !== "object") return false;
-  const ref = d as Record<string, unknown>;
-  return typeof ref.node === "number" || typeof ref.taskId === "number";
-}
-
-export function taskInfo(requestId: number, task: Task): TaskInfo {
-  return {
-    requestId, taskId: task.id, type: task.type, state: task.state, attempt: task.attempt, maxAttempts: task.maxAttempts,
-    priority: task.priority, submittedAt: task.submittedAt, finishedAt: task.finishedAt, deadline: task.deadline, runAt: task.runAt,
-    tags: [...task.tags], dependsOn: [...task.dependsOn], output: task.output, error: task.errors.at(-1)?.error, errors: task.errors,
-  };
 }
 
 function writeSnapshotMessage(conn: Connection, epoch: number, index: number, state: Uint8Array): void {

@@ -1,0 +1,54 @@
+// The acknowledgement rule of synchronous replication, in one place: a reply
+// that tells a client something happened (task accepted, task ended, command
+// done) waits here until the log entry it reports on is committed, that is,
+// held by every in-sync backup (and on disk with --data-dir). Replies leave in
+// log order; a primary that steps down refuses the ones never committed, so
+// clients retry them at the new primary under the same idempotency key.
+
+import { Deque } from "../core/deque.ts";
+import type { Connection } from "../net/connection.ts";
+import { writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
+import { Kind } from "../protocol/messages.ts";
+
+/** A reply a client may only see once the entry it reports on is committed. */
+export interface HeldReply {
+  /** Log index of the entry it reports on. */
+  index: number;
+  conn: Connection;
+  kind: typeof Kind.SUBMITTED | typeof Kind.TASK_DONE | typeof Kind.REPLY | typeof Kind.ERROR;
+  requestId: number;
+  taskId: number;
+  status: number;
+  attempts: number;
+  output: Uint8Array;
+  /** REPLY / ERROR: the msgpack body. */
+  body?: Record<string, unknown>;
+}
+
+export class HeldReplies {
+  private readonly held = new Deque<HeldReply>(1024);
+
+  hold(reply: HeldReply): void {
+    this.held.push(reply);
+  }
+
+  /** Sends every held reply whose entry is committed (index <= committed). */
+  release(committed: number): void {
+    while (this.held.length > 0 && this.held.peek()!.index <= committed) {
+      const h = this.held.shift()!;
+      if (!h.conn.writable()) continue;
+      if (h.kind === Kind.SUBMITTED) writeSubmitted(h.conn.writer, h.requestId, h.taskId);
+      else if (h.kind === Kind.TASK_DONE) writeTaskDone(h.conn.writer, h.requestId, h.taskId, h.status, h.attempts, h.output);
+      else writeControl(h.conn.writer, h.kind, h.body);
+      h.conn.queueFlush();
+    }
+  }
+
+  /** Stepping down: every reply still held is answered E_NOT_PRIMARY instead (its entry may be lost). */
+  refuseAll(message: string): void {
+    while (this.held.length > 0) {
+      const h = this.held.shift()!;
+      if (h.conn.writable()) h.conn.sendError(h.requestId, "E_NOT_PRIMARY", message);
+    }
+  }
+}

@@ -1,0 +1,36 @@
+// The shapes of client requests as the coordinator accepts them: size limits,
+// checks of user-supplied workflow nodes (done before anything is logged, so a
+// malformed node is a request-level E_BAD_REQUEST, never a log entry), and a
+// task as status queries show it.
+
+import type { Task } from "../core/task.ts";
+import type { TaskInfo, WorkflowNode } from "../protocol/messages.ts";
+
+/** Limits on requests that could otherwise ask for unbounded work. */
+export const DLQ_PAGE_MAX = 1000;
+/** Foreign parents listed per FOREIGN_WAITS answer: the router asks again on its next round. */
+export const FOREIGN_WAITS_PAGE_MAX = 1000;
+export const WORKFLOW_NODES_MAX = 10_000;
+
+export function isWorkflowNode(n: unknown): n is WorkflowNode {
+  if (n === null || typeof n !== "object" || Array.isArray(n)) return false;
+  const node = n as Record<string, unknown>;
+  if (typeof node.type !== "string") return false;
+  if (node.tags !== undefined && !(Array.isArray(node.tags) && node.tags.every((t) => typeof t === "string"))) return false;
+  if (node.dependsOn === undefined) return true;
+  return Array.isArray(node.dependsOn) && node.dependsOn.every(isDependencyRef);
+}
+
+function isDependencyRef(d: unknown): boolean {
+  if (d === null || typeof d !== "object") return false;
+  const ref = d as Record<string, unknown>;
+  return typeof ref.node === "number" || typeof ref.taskId === "number";
+}
+
+export function taskInfo(requestId: number, task: Task): TaskInfo {
+  return {
+    requestId, taskId: task.id, type: task.type, state: task.state, attempt: task.attempt, maxAttempts: task.maxAttempts,
+    priority: task.priority, submittedAt: task.submittedAt, finishedAt: task.finishedAt, deadline: task.deadline, runAt: task.runAt,
+    tags: [...task.tags], dependsOn: [...task.dependsOn], output: task.output, error: task.errors.at(-1)?.error, errors: task.errors,
+  };
+}
