@@ -32,7 +32,7 @@ test("a task waits for parents on two shards, runs once both completed; failures
   await cluster.workersJoined(router.port, 2);
   const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
   try {
-    const [slow0, slow1] = await onEachShard(client, "sleep", { ms: 300 }, "slow");
+    const [slow0, slow1] = await onEachShard(client, "sleep", { ms: 1000 }, "slow");
     const child = await client.submit("noop", undefined, { dependsOn: [slow0, slow1] });
     expect(shardOfTask(child)).toBe(0); // the shard of its first parent
     expect((await client.task(child)).state).toBe("waiting");
