@@ -461,7 +461,7 @@ export class Router implements ConnectionHandler {
 function copyWithRequestId(w: FrameWriter, kind: number, data: Uint8Array, start: number, end: number, requestId: number): void {
   w.begin(kind);
   const at = w.length;
-  w.raw(data.subarray(start, end));
+  w.rawRange(data, start, end);
   w.view.setUint32(at, requestId, true);
   w.end();
 }
