@@ -25,11 +25,7 @@ async function onEachShard(client: SchedulerClient, type: string, payload: unkno
 
 test("a task waits for parents on two shards, runs once both completed; failures and unknown parents are clear", async () => {
   cluster = new Cluster();
-  const shard0 = await cluster.coordinator(["--shard", "0"]);
-  const shard1 = await cluster.coordinator(["--shard", "1"]);
-  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
-  const router = await cluster.router([shard0.port, shard1.port]);
-  await cluster.workersJoined(router.port, 2);
+  const { router } = await cluster.twoShardsBehindRouter();
   const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
   try {
     const [slow0, slow1] = await onEachShard(client, "sleep", { ms: 1000 }, "slow");
@@ -66,11 +62,7 @@ test("a task waits for parents on two shards, runs once both completed; failures
 
 test("the wait lives in the coordinators: a router killed mid-wait is replaced and the task still runs", async () => {
   cluster = new Cluster();
-  const shard0 = await cluster.coordinator(["--shard", "0"]);
-  const shard1 = await cluster.coordinator(["--shard", "1"]);
-  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
-  const router = await cluster.router([shard0.port, shard1.port]);
-  await cluster.workersJoined(router.port, 2);
+  const { shard0, shard1, router } = await cluster.twoShardsBehindRouter();
   const viaRouter = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
   const [fast0, slow1] = await onEachShard(viaRouter, "sleep", { ms: 1500 }, "parent");
   const child = await viaRouter.submit("noop", undefined, { dependsOn: [fast0, slow1] });

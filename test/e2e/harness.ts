@@ -102,6 +102,16 @@ export class Cluster {
     return { ...s, port: 0 };
   }
 
+  /** Shards 0 and 1 (one coordinator each), a worker serving both (`-w 2`) and a router in front, workers joined. */
+  async twoShardsBehindRouter(): Promise<{ shard0: Started; shard1: Started; router: Started }> {
+    const shard0 = await this.coordinator(["--shard", "0"]);
+    const shard1 = await this.coordinator(["--shard", "1"]);
+    this.worker([shard0.port, shard1.port], ["-w", "2"]);
+    const router = await this.router([shard0.port, shard1.port]);
+    await this.workersJoined(router.port, 2);
+    return { shard0, shard1, router };
+  }
+
   /** Waits until `port` (coordinator or router) reports at least `count` workers in total. */
   async workersJoined(port: number, count: number): Promise<void> {
     await waitFor(`${count} workers on port ${port}`, async () => {

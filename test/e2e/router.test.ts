@@ -104,11 +104,7 @@ test("workers cannot connect to a router", async () => {
 
 test("through a router, a task goes to the shard of the tasks it depends on", async () => {
   cluster = new Cluster();
-  const shard0 = await cluster.coordinator(["--shard", "0"]);
-  const shard1 = await cluster.coordinator(["--shard", "1"]);
-  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
-  const router = await cluster.router([shard0.port, shard1.port]);
-  await cluster.workersJoined(router.port, 2);
+  const { router } = await cluster.twoShardsBehindRouter();
   const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
   try {
     const parents = await Promise.all(Array.from({ length: 20 }, (_, i) => client.submit("sleep", { ms: 20 }, { idempotencyKey: `parent-${i}` })));
