@@ -4,9 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-bun.sh
-# The top dashboard is tested in a real terminal under tmux; install it where we can.
-if ! command -v tmux >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && apt-get install -y -qq tmux) >/dev/null 2>&1 || echo "tmux could not be installed; the tmux test will be skipped" >&2
+# The top dashboard is tested in a real terminal under tmux, and TLS with a throwaway CA
+# made by openssl (scripts/make-test-ca.sh); install them where we can.
+missing=""
+command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  # shellcheck disable=SC2086 # one word per package
+  (apt-get update -qq && apt-get install -y -qq $missing) >/dev/null 2>&1 || echo "could not install:$missing (the tmux test is skipped without tmux; the TLS tests need openssl)" >&2
 fi
 bun run typecheck
 bun run build
