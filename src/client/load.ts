@@ -3,12 +3,11 @@
 // connections. Retryable refusals and lost connections are retried with
 // backoff under the same idempotency key, so a retry never duplicates a task.
 
-import type { ClientSecurity } from "../net/net-flags.ts";
-import { decode } from "@msgpack/msgpack";
 import type { HostPort } from "../net/endpoints.ts";
-import type { TaskOutcome } from "../sdk/client.ts";
-import { ConnectionPool, runWithRetries, type AttemptCounters } from "./connection-pool.ts";
-import { newLatencyHistogram, summarizeLatency, type LatencySummary } from "./latency-histogram.ts";
+import type { ClientSecurity } from "../net/net-flags.ts";
+import { ConnectionPool, runWithRetries } from "./connection-pool.ts";
+import type { LatencySummary } from "./latency-histogram.ts";
+import { RunTally, taskKey } from "./run-tally.ts";
 import { makeWorkload, type WorkloadOptions } from "./workloads.ts";
 
 export type { LatencySummary } from "./latency-histogram.ts";
@@ -46,21 +45,13 @@ export interface LoadReport {
 
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const workload = makeWorkload(options.workload, options.tasks);
-  const histogram = newLatencyHistogram();
+  const tally = new RunTally(workload.expectedWords);
   const pool = new ConnectionPool(options.addresses, options.connections, options.security);
-  const counters: AttemptCounters = { retried: 0, errors: {} };
   let next = 0;
-  let completed = 0;
-  let failed = 0;
-  let words = 0;
   let timedOut = false;
   const started = performance.now();
   const deadline = started + options.deadlineMs;
-
-  const runOne = (slot: number, i: number): Promise<TaskOutcome | undefined> => {
-    const idempotencyKey = options.idempotencyPrefix === "" ? "" : `${options.idempotencyPrefix}${i}`;
-    return runWithRetries(pool, slot, workload.task(i), idempotencyKey, { submitAttemptsMax: options.submitAttemptsMax, deadline }, counters);
-  };
+  const rule = { submitAttemptsMax: options.submitAttemptsMax, deadline };
 
   const loop = async (slot: number) => {
     for (;;) {
@@ -71,15 +62,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       const i = next++;
       if (i >= options.tasks) return;
       const t0 = performance.now();
-      const outcome = await runOne(slot, i);
-      if (outcome === undefined || !outcome.ok) {
-        failed++;
-        if (outcome?.error) counters.errors.E_TASK_FAILED = (counters.errors.E_TASK_FAILED ?? 0) + 1;
-        continue;
-      }
-      histogram.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
-      completed++;
-      if (workload.expectedWords !== undefined) words += decode(outcome.output) as number;
+      const outcome = await runWithRetries(pool, slot, workload.task(i), taskKey(options.idempotencyPrefix, i), rule, tally.counters);
+      tally.record(outcome, () => Math.max(1, Math.round((performance.now() - t0) * 1000)));
     }
   };
 
@@ -91,26 +75,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   }, options.deadlineMs)));
   await Promise.race([Promise.all(Array.from({ length: options.concurrency }, (_, slot) => loop(slot))), deadlineReached]);
   clearTimeout(deadlineTimer);
-  if (timedOut) failed = options.tasks - completed;
   const durationMs = performance.now() - started;
   pool.close();
-  const report: LoadReport = {
-    workload: options.workload.name,
-    tasks: options.tasks,
-    concurrency: options.concurrency,
-    completed,
-    failed,
-    retried: counters.retried,
-    durationMs: Math.round(durationMs),
-    throughput: Math.round((completed / durationMs) * 1000),
-    latencyMs: summarizeLatency(histogram),
-    errors: counters.errors,
-    timedOut,
-  };
-  if (workload.expectedWords !== undefined) {
-    report.wordCount = words;
-    report.wordCountExpected = workload.expectedWords;
-  }
-  histogram.destroy();
-  return report;
+  return tally.report({ workload: options.workload.name, tasks: options.tasks, concurrency: options.concurrency, durationMs, timedOut });
 }

@@ -5,11 +5,10 @@
 // "coordinated omission" of closed-loop benchmarks); here a stall, or a client
 // that falls behind its own schedule, shows up in the latencies.
 
-import { decode } from "@msgpack/msgpack";
 import type { TaskOutcome } from "../sdk/client.ts";
-import { ConnectionPool, runWithRetries, type AttemptCounters } from "./connection-pool.ts";
-import { newLatencyHistogram, summarizeLatency } from "./latency-histogram.ts";
+import { ConnectionPool, runWithRetries } from "./connection-pool.ts";
 import type { LoadOptions, LoadReport } from "./load.ts";
+import { RunTally, taskKey } from "./run-tally.ts";
 import { dueCount, intendedSendMs, latencyUs, planOpenLoop, waitBeforeMs } from "./open-loop-schedule.ts";
 import { makeWorkload } from "./workloads.ts";
 
@@ -41,15 +40,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopReport> {
   const plan = planOpenLoop(options.rate, options.durationS, options.tasksMax);
   const workload = makeWorkload(options.workload, plan.tasks);
-  const histogram = newLatencyHistogram();
+  const tally = new RunTally(workload.expectedWords);
   const pool = new ConnectionPool(options.addresses, options.connections, options.security);
-  const counters: AttemptCounters = { retried: 0, errors: {} };
   let sent = 0;
   let inFlight = 0;
   let inFlightPeak = 0;
-  let completed = 0;
-  let failed = 0;
-  let words = 0;
   let sendLagMsMax = 0;
   let lastSendMs = 0;
   let timedOut = false;
@@ -64,14 +59,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
   const finish = (i: number, outcome: TaskOutcome | undefined) => {
     const doneMs = performance.now() - started;
     inFlight--;
-    if (outcome === undefined || !outcome.ok) {
-      failed++;
-      if (outcome?.error) counters.errors.E_TASK_FAILED = (counters.errors.E_TASK_FAILED ?? 0) + 1;
-    } else {
-      histogram.recordValue(latencyUs(plan, i, doneMs));
-      completed++;
-      if (workload.expectedWords !== undefined) words += decode(outcome.output) as number;
-    }
+    tally.record(outcome, () => latencyUs(plan, i, doneMs));
     wake?.();
   };
 
@@ -80,8 +68,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
     lastSendMs = nowMs;
     inFlight++;
     inFlightPeak = Math.max(inFlightPeak, inFlight);
-    const key = options.idempotencyPrefix === "" ? "" : `${options.idempotencyPrefix}${i}`;
-    void runWithRetries(pool, i % options.connections, workload.task(i), key, rule, counters).then((o) => finish(i, o), () => finish(i, undefined));
+    void runWithRetries(pool, i % options.connections, workload.task(i), taskKey(options.idempotencyPrefix, i), rule, tally.counters).then((o) => finish(i, o), () => finish(i, undefined));
   };
 
   const waitForWake = (ms: number) => new Promise<void>((resolve) => {
@@ -119,19 +106,8 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
   }
   const durationMs = performance.now() - started;
   pool.close();
-  if (timedOut) failed = plan.tasks - completed;
-  const report: OpenLoopReport = {
-    workload: options.workload.name,
-    tasks: plan.tasks,
-    concurrency: options.inFlightMax,
-    completed,
-    failed,
-    retried: counters.retried,
-    durationMs: Math.round(durationMs),
-    throughput: Math.round((completed / durationMs) * 1000),
-    latencyMs: summarizeLatency(histogram),
-    errors: counters.errors,
-    timedOut,
+  return {
+    ...tally.report({ workload: options.workload.name, tasks: plan.tasks, concurrency: options.inFlightMax, durationMs, timedOut }),
     mode: "open",
     offeredRate: plan.rate,
     // The window of n tasks at rate r is n / r: the last send time plus one interval.
@@ -139,12 +115,6 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
     sendLagMsMax: Math.round(sendLagMsMax * 1000) / 1000,
     inFlightPeak,
   };
-  if (workload.expectedWords !== undefined) {
-    report.wordCount = words;
-    report.wordCountExpected = workload.expectedWords;
-  }
-  histogram.destroy();
-  return report;
 }
 
 /** The lines the open loop adds to the closed loop's table. */
