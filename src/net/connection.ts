@@ -243,17 +243,14 @@ export function socketHandlers(handler: ConnectionHandler, limits: NetLimits, ho
     drain(socket: Socket<Connection | undefined>) {
       socket.data?.drained();
     },
-    close(socket: Socket<Connection | undefined>) {
-      const conn = socket.data;
-      if (conn === undefined || conn.closed) return;
-      conn.closedBySocket();
-      hooks.onClosed?.(conn);
-    },
-    error(socket: Socket<Connection | undefined>) {
-      const conn = socket.data;
-      if (conn === undefined || conn.closed) return;
-      conn.closedBySocket();
-      hooks.onClosed?.(conn);
-    },
+    close: closed,
+    error: closed,
   };
+
+  function closed(socket: Socket<Connection | undefined>): void {
+    const conn = socket.data;
+    if (conn === undefined || conn.closed) return;
+    conn.closedBySocket();
+    hooks.onClosed?.(conn);
+  }
 }

@@ -4,7 +4,7 @@
 // not stampeded by every peer at once).
 
 import type { Logger } from "../cli/log.ts";
-import { readControl, writeControl, type Reader } from "../protocol/codec.ts";
+import { readControl, writeControl, writeRaw, type Reader } from "../protocol/codec.ts";
 import { Kind, type ErrorMessage, type Hello, type RoleChange, type Welcome } from "../protocol/messages.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { Connection, type ConnectionHandler, type NetLimits } from "./connection.ts";
@@ -102,9 +102,7 @@ export class CoordinatorLink implements ConnectionHandler {
   sendRawRange(kind: number, bytes: Uint8Array, start: number, end: number): boolean {
     const conn = this.writableConnection();
     if (conn === undefined) return false;
-    conn.writer.begin(kind);
-    conn.writer.rawRange(bytes, start, end);
-    conn.writer.end();
+    writeRaw(conn.writer, kind, bytes, start, end);
     return true;
   }
 

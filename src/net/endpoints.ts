@@ -5,8 +5,6 @@ import type { ClientTls, ServerTls } from "./tls.ts";
 
 export interface Listener {
   readonly port: number;
-  /** Connections open now. */
-  readonly connections: number;
   stop(): void;
 }
 
@@ -38,13 +36,7 @@ export function listen(host: string, port: number, handler: ConnectionHandler, l
       },
     }),
   });
-  return {
-    port: server.port,
-    get connections() {
-      return open;
-    },
-    stop: () => server.stop(true),
-  };
+  return { port: server.port, stop: () => server.stop(true) };
 }
 
 /**

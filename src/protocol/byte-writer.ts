@@ -1,12 +1,10 @@
 // A growable byte buffer with little-endian writers, reused across flushes so
 // the hot path encodes without allocating. Growth is capped by `bytesMax`.
 
+import { copyRange, SHORT_COPY_BYTES } from "./copy-range.ts";
 import { ProtocolError } from "./errors.ts";
 
 const utf8 = new TextEncoder();
-
-/** Copies up to this long are done byte by byte: cheaper than the view TypedArray.set needs. */
-const SHORT_COPY_BYTES = 64;
 
 export class ByteWriter {
   bytes: Uint8Array;
@@ -74,12 +72,7 @@ export class ByteWriter {
   rawRange(data: Uint8Array, start: number, end: number): void {
     const n = end - start;
     this.ensure(n);
-    if (n > SHORT_COPY_BYTES) {
-      this.bytes.set(data.subarray(start, end), this.length);
-    } else {
-      const out = this.bytes;
-      for (let i = 0, at = this.length; i < n; i++) out[at + i] = data[start + i]!;
-    }
+    copyRange(this.bytes, this.length, data, start, end);
     this.length += n;
   }
 

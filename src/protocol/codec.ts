@@ -150,10 +150,10 @@ export function writeResult(w: FrameWriter, taskId: number, attempt: number, sta
   w.end();
 }
 
-/** Wraps an already encoded body (from a ring) as one message. */
-export function writeRaw(w: FrameWriter, kind: number, body: Uint8Array): void {
+/** Wraps an already encoded body, body[start, end) (from a ring), as one message. */
+export function writeRaw(w: FrameWriter, kind: number, body: Uint8Array, start = 0, end = body.length): void {
   w.begin(kind);
-  w.raw(body);
+  w.rawRange(body, start, end);
   w.end();
 }
 

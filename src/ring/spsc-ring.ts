@@ -9,6 +9,8 @@
 // `u32 length | bytes`, padded to 4 bytes; a length of WRAP means "skip to the
 // start". Positions are free-running 32-bit counters; `pos & mask` is the index.
 
+import { copyRange } from "../protocol/copy-range.ts";
+
 const HEAD = 0; // consumer position; written by the consumer only
 const WAITING = 8; // 1 while the consumer sleeps or is about to
 const TAIL = 16; // producer position; written by the producer only
@@ -21,9 +23,6 @@ export interface RingWaitResult {
   /** resolves on notify or timeout (waitAsync only). */
   promise?: Promise<unknown>;
 }
-
-/** Records up to this long are copied byte by byte: cheaper than the view TypedArray.set needs. */
-const SHORT_COPY_BYTES = 64;
 
 export class SpscRing {
   readonly buffer: SharedArrayBuffer;
@@ -89,8 +88,7 @@ export class SpscRing {
       index = 0;
     }
     this.dataView.setUint32(index, n, true);
-    if (n > SHORT_COPY_BYTES) this.data.set(source.subarray(start, end), index + 4);
-    else for (let i = 0, at = index + 4; i < n; i++) this.data[at + i] = source[start + i]!;
+    copyRange(this.data, index + 4, source, start, end);
     this.localTail = (tail + padded) | 0;
     return true;
   }

@@ -14,6 +14,7 @@ import { SpscRing } from "../ring/spsc-ring.ts";
 import { CoordinatorLink, type LinkOptions } from "../net/coordinator-link.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { readControl, type Reader } from "../protocol/codec.ts";
+import { copyRange } from "../protocol/copy-range.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import type { ExecutorInit, ExecutorMessage } from "./executor-thread.ts";
 
@@ -225,8 +226,7 @@ export class WorkerNode {
     // The oldest copy's buffer is reused when it has the right size (results of one workload mostly do): no garbage per task.
     const oldest = recent.length >= this.recentResultsMax ? recent.shift() : undefined;
     const copy = oldest !== undefined && oldest.length === end - start ? oldest : new Uint8Array(end - start);
-    if (end - start > 64) copy.set(bytes.subarray(start, end));
-    else for (let i = start, at = 0; i < end; i++, at++) copy[at] = bytes[i]!;
+    copyRange(copy, 0, bytes, start, end);
     recent.push(copy);
   }
 
