@@ -187,18 +187,12 @@ export class Router implements ConnectionHandler {
     r.pos = pos;
     if (parents.length === 0) return this.forwardSubmit(conn, requestId, this.shardMap.pick(bytes, keyAt + 1, keyEnd), bytes, pos, end);
     const shard = shardOfTask(parents[0]!);
-    const foreign = parents.filter((p) => shardOfTask(p) !== shard);
-    if (foreign.length === 0) return this.forwardSubmit(conn, requestId, shard, bytes, pos, end);
-    const body = bytes.slice(pos, end);
-    void this.missingParent(foreign).then((missing) => {
-      if (missing === undefined) this.forwardSubmit(conn, requestId, shard, body, 0, body.length);
-      else if (conn.writable()) conn.sendError(requestId, missing.code, missing.message);
-    });
+    const body = bytes.slice(pos, end); // the frame is reused once this call returns; the check may not be done by then
+    this.afterParentsChecked(conn, requestId, shard, parents, () => this.forwardSubmit(conn, requestId, shard, body, 0, body.length));
   }
 
   /** Sends a SUBMIT body (bytes[pos, end)) to the primary of `shard`, to answer `conn` under its request id. */
   private forwardSubmit(conn: Connection, requestId: number, shard: number, bytes: Uint8Array, pos: number, end: number): void {
-    if (conn.closed) return;
     const upstream = this.primaries.get(shard);
     if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
     const out = upstream.link.writableConnection();
@@ -230,21 +224,29 @@ export class Router implements ConnectionHandler {
       }
     }
     const shard = existing.length > 0 ? shardOfTask(existing[0]!) : this.shardMap.pick(new Uint8Array(0), 0, 0);
-    const forward = () => {
+    this.afterParentsChecked(conn, requestId, shard, existing, () => {
       const upstream = this.primaries.get(shard);
       if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
       this.forwardControl(upstream, conn, requestId, Kind.WORKFLOW, q);
-    };
-    const foreign = existing.filter((p) => shardOfTask(p) !== shard);
-    if (foreign.length === 0) return forward();
-    void this.missingParent(foreign).then((missing) => {
-      if (conn.closed) return;
-      if (missing !== undefined) return conn.sendError(requestId, missing.code, missing.message);
-      forward();
     });
   }
 
   // ------------------------------------------------------------ dependencies across shards
+
+  /**
+   * Runs `forward` (the request, to `shard`) at once when every parent is on
+   * that shard; else once the parents on other shards are confirmed to exist
+   * there, or answers the client's request with why not.
+   */
+  private afterParentsChecked(conn: Connection, requestId: number, shard: number, parents: readonly number[], forward: () => void): void {
+    const foreign = parents.filter((p) => shardOfTask(p) !== shard);
+    if (foreign.length === 0) return forward();
+    void this.missingParent(foreign).then((missing) => {
+      if (conn.closed) return;
+      if (missing === undefined) forward();
+      else conn.sendError(requestId, missing.code, missing.message);
+    });
+  }
 
   /**
    * The first of these tasks (on other shards than their dependant's) that
