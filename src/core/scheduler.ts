@@ -123,14 +123,14 @@ export class Scheduler {
     const parent = this.foreignParents.get(parentId);
     if (parent === undefined) return false;
     this.foreignParents.delete(parentId);
-    parent.state = state;
     if (state === "completed") {
+      const owned = output.length === 0 ? EMPTY_OUTPUT : output.slice();
       for (const id of parent.dependants) {
         const child = this.tasks.get(id);
-        if (child !== undefined) child.foreignOutputs = appended(child.foreignOutputs, [parentId, output.length === 0 ? EMPTY_OUTPUT : output.slice()]);
+        if (child !== undefined) child.foreignOutputs = appended(child.foreignOutputs, [parentId, owned]);
       }
     }
-    this.settleDependants(parent, now);
+    this.settleDependants({ id: parentId, state, dependants: parent.dependants }, now);
     return true;
   }
 
@@ -267,7 +267,7 @@ export class Scheduler {
   /** The task waits until the router reports how its parent on another shard ended. */
   private waitOnForeignParent(task: Task, parentId: number): void {
     let parent = this.foreignParents.get(parentId);
-    if (parent === undefined) this.foreignParents.set(parentId, (parent = { id: parentId, state: "waiting", dependants: emptyList() }));
+    if (parent === undefined) this.foreignParents.set(parentId, (parent = { id: parentId, dependants: emptyList() }));
     task.waitingOn++;
     parent.dependants = appended(parent.dependants, task.id);
   }
@@ -521,7 +521,7 @@ export class Scheduler {
       ready: this.ready.ordered().map((t) => t.id),
       finished: [...this.finishedOrder].map((t) => t.id),
       dlq: [...this.dlq.keys()],
-      foreignParents: [...this.foreignParents.values()].map((p) => ({ id: p.id, state: p.state, dependants: [...p.dependants] })),
+      foreignParents: [...this.foreignParents.values()].map((p) => ({ id: p.id, dependants: [...p.dependants] })),
       workers: [...this.workers.values()].map((w) => ({
         id: w.id, slots: w.slots, tags: [...w.tags], free: w.free, lastSeenAt: w.lastSeenAt,
         done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id), draining: w.draining,
@@ -557,7 +557,7 @@ export class Scheduler {
     for (const id of state.ready) s.ready.restore(lookup(id));
     for (const id of state.finished) s.finishedOrder.push(lookup(id));
     for (const id of state.dlq) s.dlq.set(id, lookup(id));
-    for (const p of state.foreignParents ?? []) s.foreignParents.set(p.id, { id: p.id, state: p.state, dependants: copiedList(p.dependants) });
+    for (const p of state.foreignParents ?? []) s.foreignParents.set(p.id, { id: p.id, dependants: copiedList(p.dependants) });
     for (const w of state.workers) {
       const leased = new Set(w.leased.map(lookup));
       s.workers.set(w.id, {

@@ -118,14 +118,13 @@ export interface Task {
 }
 
 /**
- * A parent on another shard that tasks here wait on. The router watches it
- * there and reports its end (Scheduler.foreignParentEnded); until then it is
- * "waiting". Records go once their end is settled: a task that needs the
- * parent again (a requeue) waits on a new record, which is resolved again.
+ * A parent on another shard that tasks here wait on, while its end is not
+ * known here. The router watches it there and reports its end
+ * (Scheduler.foreignParentEnded), which settles the record and removes it: a
+ * task that needs the parent again (a requeue) waits on a new record.
  */
 export interface ForeignParent {
   readonly id: number;
-  state: TaskState;
   /** Tasks here waiting on it. */
   dependants: number[];
 }
