@@ -26,7 +26,7 @@ export interface HeldReply {
 }
 
 export class HeldReplies {
-  private readonly held = new Deque<HeldReply>(1024);
+  private readonly held = new Deque<HeldReply>();
 
   hold(reply: HeldReply): void {
     this.held.push(reply);

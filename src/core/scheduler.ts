@@ -16,6 +16,7 @@ import { Heap } from "./heap.ts";
 import { PRIORITY_LEVELS, ReadyQueue } from "./ready-queue.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
 import { appended, copiedList, emptyList, isFinal, makeTaskId, shardOfTask, type AttemptError, type ForeignParent, type Task, type TaskState, type Watcher } from "./task.ts";
+import { TaskTable } from "./task-table.ts";
 import { submitWorkflow, type WorkflowPort } from "./workflow-submit.ts";
 import {
   NO_BACKOFF, type Ready, type Refusal, type SchedulerCounters, type SchedulerOptions, type SubmitOutcome, type SubmitRequest,
@@ -46,12 +47,12 @@ export class Scheduler {
     submitted: 0, completed: 0, failed: 0, cancelled: 0, retried: 0, deadlineMissed: 0,
     rejectedQueueFull: 0, duplicates: 0, staleResults: 0, expiredLeases: 0,
   };
-  private readonly tasks = new Map<number, Task>();
-  private readonly byIdempotencyKey = new Map<string, number>();
+  /** Every task held, unfinished and retained, by id and by idempotency key. */
+  private readonly tasks = new TaskTable();
   private readonly ready: ReadyQueue;
   private readonly delayed = new Heap<Task>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id));
   /** Completed and cancelled tasks in the order they ended (retention). */
-  private readonly finishedOrder = new Deque<Task>(1024);
+  private readonly finishedOrder = new Deque<Task>();
   /** Failed tasks in the order they failed (the dead-letter queue). */
   private readonly dlq = new Map<number, Task>();
   private readonly workers = new Map<number, WorkerState>();
@@ -150,7 +151,7 @@ export class Scheduler {
 
   submit(req: SubmitRequest, now: number): SubmitOutcome {
     if (req.idempotencyKey !== "") {
-      const existing = this.tasks.get(this.byIdempotencyKey.get(req.idempotencyKey) ?? -1);
+      const existing = this.tasks.withKey(req.idempotencyKey);
       if (existing !== undefined) return this.resubmitted(existing, req);
     }
     const invalid = this.validate(req, 1);
@@ -168,7 +169,7 @@ export class Scheduler {
 
   private readonly workflowPort: WorkflowPort = {
     task: (taskId) => this.tasks.get(taskId),
-    taskWithKey: (key) => this.tasks.get(this.byIdempotencyKey.get(key) ?? -1),
+    taskWithKey: (key) => this.tasks.withKey(key),
     validate: (req, adding) => this.validate(req, adding),
     create: (req, dependsOn, now) => this.create(req, dependsOn, now),
     place: (task, now) => this.place(task, now),
@@ -231,8 +232,7 @@ export class Scheduler {
       finishedAt: 0,
       foreignOutputs: emptyList(),
     };
-    this.tasks.set(task.id, task);
-    if (task.idempotencyKey !== "") this.byIdempotencyKey.set(task.idempotencyKey, task.id);
+    this.tasks.add(task);
     this.counters.submitted++;
     this.unfinished++;
     return task;
@@ -540,8 +540,7 @@ export class Scheduler {
         ...record, errors: copiedList(record.errors), watchers: copiedList(record.watchers), dependants: copiedList(record.dependants),
         foreignOutputs: copiedList(record.foreignOutputs ?? []),
       };
-      s.tasks.set(task.id, task);
-      if (task.idempotencyKey !== "") s.byIdempotencyKey.set(task.idempotencyKey, task.id);
+      s.tasks.add(task);
       if (!isFinal(task.state)) s.unfinished++;
       if (task.state === "waiting") s.waitingCount++;
       if (task.state === "delayed") {
@@ -664,10 +663,7 @@ export class Scheduler {
   }
 
   private forget(task: Task): void {
-    this.tasks.delete(task.id);
-    if (task.idempotencyKey !== "" && this.byIdempotencyKey.get(task.idempotencyKey) === task.id) {
-      this.byIdempotencyKey.delete(task.idempotencyKey);
-    }
+    this.tasks.delete(task);
   }
 }
 

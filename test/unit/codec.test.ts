@@ -327,6 +327,15 @@ describe("strings", () => {
     expect(got).toEqual(names);
   });
 
+  test("every ASCII character, and ASCII next to non-ASCII, round-trips in short and long strings", () => {
+    const ascii = Array.from({ length: 128 }, (_, i) => String.fromCharCode(i)).join("");
+    const names = [ascii.slice(0, 64), ascii.slice(64), ascii, "abc\u0080", "\u00ffabc", "a".repeat(64) + "é", "é" + "a".repeat(63)];
+    const w = new FrameWriter();
+    for (const name of names) writeAssign(w, 1, 1, 1, name, new Uint8Array(0));
+    const got: string[] = [];
+    forEachMessage(w.finish().subarray(4), new Reader(), (_k, r) => got.push(readAssign(r).type));
+    expect(got).toEqual(names);
+  });
 });
 
 describe("control messages", () => {

@@ -1,4 +1,4 @@
-// Deque against an array as the reference, across growth and head wrap-around.
+// Deque against an array as the reference, across block boundaries (1,024 slots a block).
 
 import { describe, expect, test } from "bun:test";
 import { Deque } from "../../src/core/deque.ts";
@@ -14,7 +14,7 @@ describe("Deque", () => {
   });
 
   test("FIFO with peek and iteration in order", () => {
-    const d = new Deque<string>(2);
+    const d = new Deque<string>();
     for (const x of ["a", "b", "c", "d", "e"]) d.push(x);
     expect(d.length).toBe(5);
     expect(d.peek()).toBe("a");
@@ -24,18 +24,31 @@ describe("Deque", () => {
     expect([...d]).toEqual(["c", "d", "e"]);
   });
 
-  test("grows while the head is in the middle of the array", () => {
-    const d = new Deque<number>(4);
+  test("grows across blocks while the head is in the middle of the first", () => {
+    const d = new Deque<number>();
     for (let i = 0; i < 3; i++) d.push(i);
     d.shift();
     d.shift(); // head at 2
-    for (let i = 3; i < 20; i++) d.push(i);
-    expect([...d]).toEqual(Array.from({ length: 18 }, (_, i) => i + 2));
+    for (let i = 3; i < 3000; i++) d.push(i);
+    expect([...d]).toEqual(Array.from({ length: 2998 }, (_, i) => i + 2));
+    for (let i = 2; i < 2000; i++) expect(d.shift()).toBe(i);
+    expect(d.peek()).toBe(2000);
+    expect(d.length).toBe(1000);
+  });
+
+  test("a short queue sliding past many block boundaries stays in order", () => {
+    const d = new Deque<number>();
+    for (let i = 0; i < 10_000; i++) {
+      d.push(i);
+      d.push(-i);
+      expect(d.shift()).toBe(i % 2 === 0 ? i / 2 : -(i - 1) / 2);
+    }
+    expect(d.length).toBe(10_000);
   });
 
   test("random pushes and shifts match an array (seed=5)", () => {
     const prng = new Prng(5);
-    const d = new Deque<number>(1);
+    const d = new Deque<number>();
     const ref: number[] = [];
     for (let step = 0; step < 50_000; step++) {
       if (prng.int(3) < 2 || ref.length === 0) {
@@ -50,9 +63,10 @@ describe("Deque", () => {
   });
 
   test("shifted slots are cleared, so a long-lived deque does not keep finished items alive", () => {
-    const d = new Deque<object>(4);
-    d.push({});
-    d.shift();
-    expect((d as unknown as { items: unknown[] }).items.every((x) => x === undefined)).toBe(true);
+    const d = new Deque<object>();
+    for (let i = 0; i < 1500; i++) d.push({});
+    for (let i = 0; i < 1400; i++) d.shift();
+    const blocks = (d as unknown as { blocks: unknown[][] }).blocks;
+    expect(blocks.flat().filter((x) => x !== undefined).length).toBe(100);
   });
 });
