@@ -25,6 +25,7 @@ const { values: o } = parseArgs({
     "throughput-concurrency": { type: "string", default: "512" },
     "common-rate": { type: "string", default: "2000" },
     "open-duration-s": { type: "string", default: "3" },
+    "open-warmup-s": { type: "string", default: "1" },
     "closed-clients": { type: "string", default: "64" },
     "closed-tasks": { type: "string", default: "100000" },
     "bullmq-closed-jobs": { type: "string", default: "10000" },
@@ -47,6 +48,8 @@ const HELP = `Usage: bun bench/compare.ts [options]   (scripts/bench-compare.sh 
   --throughput-concurrency N   (a) our client's -c for it: tasks in flight (512); BullMQ adds all in addBulk batches
   --common-rate N              (b) the offered rate every system gets, tasks/s (2000); each also gets half its own (a) median
   --open-duration-s S          (b) seconds per open-loop run (3)
+  --open-warmup-s S            (b) our client first runs the same rate this long, unmeasured (1): each of our runs is a
+                               fresh client process, while BullMQ's producer is one process, warm after its warm-up jobs
   --closed-clients N           (c) concurrent clients (64)
   --closed-tasks N             (c) tasks per run, ours (100000)
   --bullmq-closed-jobs N       (c) jobs per run, BullMQ (10000: ~3 s at its speed)
@@ -191,11 +194,14 @@ async function main(): Promise<void> {
     if (systems.includes("bullmq")) put("bullmq", "throughput", await runBullmq(["--workload", "throughput", "--jobs", tasks]));
 
     const duration = String(n("open-duration-s"));
-    for (const [i, s] of ours.entries()) put(s.name, "open-common", await measureOurs(i, ["--rate", o["common-rate"]!, "--duration-s", duration]));
+    const warmupS = Number(o["open-warmup-s"]);
+    if (!(warmupS >= 0)) throw new Error(`--open-warmup-s must be 0 or more, got ${o["open-warmup-s"]}`);
+    const warmup = ["--warmup-s", String(warmupS)];
+    for (const [i, s] of ours.entries()) put(s.name, "open-common", await measureOurs(i, ["--rate", o["common-rate"]!, "--duration-s", duration, ...warmup]));
     if (systems.includes("bullmq")) put("bullmq", "open-common", await runBullmq(["--workload", "open", "--rate", o["common-rate"]!, "--duration-s", duration]));
     // Half of each system's own measured maximum: the load a deployment would plan for.
     const half = (s: SystemName) => String(Math.max(1, Math.round((results.get(`${s}/throughput`)?.throughput ?? 0) / 2)));
-    for (const [i, s] of ours.entries()) put(s.name, "open-half", await measureOurs(i, ["--rate", half(s.name), "--duration-s", duration]));
+    for (const [i, s] of ours.entries()) put(s.name, "open-half", await measureOurs(i, ["--rate", half(s.name), "--duration-s", duration, ...warmup]));
     if (systems.includes("bullmq")) put("bullmq", "open-half", await runBullmq(["--workload", "open", "--rate", half("bullmq"), "--duration-s", duration]));
 
     const clients = String(n("closed-clients"));

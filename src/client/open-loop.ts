@@ -33,6 +33,8 @@ export interface OpenLoopReport extends LoadReport {
   sendLagMsMax: number;
   /** Most tasks in flight at once (`concurrency` holds the cap). */
   inFlightPeak: number;
+  /** The unmeasured run before this one (--warmup-s), when there was one. */
+  warmup?: { seconds: number; tasks: number; completed: number; failed: number };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -122,5 +124,6 @@ export function openLoopLines(r: OpenLoopReport): string[] {
   return [
     `offered       ${r.offeredRate} tasks/s; sent at ${r.sentRate} tasks/s, at most ${r.sendLagMsMax} ms behind schedule`,
     `in flight     at most ${r.inFlightPeak} (cap ${r.concurrency})`,
+    ...(r.warmup === undefined ? [] : [`warm-up       ${r.warmup.seconds} s before, unmeasured: ${r.warmup.completed} of ${r.warmup.tasks} tasks completed, ${r.warmup.failed} failed`]),
   ];
 }

@@ -58,3 +58,18 @@ test("without --rate the client stays a closed loop", async () => {
   expect(report.concurrency).toBe(16);
   expect(report.completed).toBe(2000);
 });
+
+test("--warmup-s runs the schedule first, unmeasured, with keys of its own: the measured run still completes every one of its tasks", async () => {
+  const port = await singleShard();
+  const run = await cluster.client(["-p", String(port), "--rate", "400", "--warmup-s", "0.5", "--duration-s", "1", "--json"]);
+  const report = parseReport(run);
+  expect(run.code).toBe(0);
+  expect(report.warmup).toEqual({ seconds: 0.5, tasks: 200, completed: 200, failed: 0 });
+  expect(report.tasks).toBe(400);
+  expect(report.completed).toBe(400);
+  // Reused keys would have made the measured tasks duplicates of the warm-up's: the shard ran both.
+  const stats = JSON.parse((await cluster.client(["-p", String(port), "stats"])).stdout);
+  expect(stats.submitted).toBe(600);
+  const table = await cluster.client(["-p", String(port), "--rate", "400", "--warmup-s", "0.25", "--duration-s", "0.5"]);
+  expect(table.stdout).toMatch(/warm-up\s+0.25 s before, unmeasured: 100 of 100 tasks completed, 0 failed/);
+});
