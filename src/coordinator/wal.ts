@@ -14,7 +14,7 @@
 // follow (a gap, or an epoch older than the snapshot's), truncating the file there.
 
 import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, ftruncateSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Logger } from "../cli/log.ts";
 import type { SchedulerState } from "../core/scheduler-state.ts";
 import { LatencyBuckets } from "../metrics/latency-buckets.ts";
@@ -50,10 +50,16 @@ export class WriteAheadLog {
     private readonly walBytesMax: number,
     private readonly log: Logger,
   ) {
+    const dirIsNew = !existsSync(dir);
     mkdirSync(dir, { recursive: true });
     this.walPath = join(dir, "wal.log");
     this.snapshotPath = join(dir, "snapshot.bin");
+    const logIsNew = !existsSync(this.walPath);
     this.fd = openSync(this.walPath, "a+");
+    // A new file's (and a new directory's) name is only durable once its directory is synced:
+    // without this, a crash soon after start-up could lose wal.log with the acknowledged entries in it.
+    if (logIsNew) fsyncDirectory(dir);
+    if (dirIsNew) fsyncDirectory(dirname(resolve(dir)));
   }
 
   /** Reads what a previous run left; never throws on damaged files (they are cut back to what is valid). */
@@ -157,9 +163,7 @@ export class WriteAheadLog {
     fsyncSync(fd);
     closeSync(fd);
     renameSync(temp, this.snapshotPath);
-    const dirFd = openSync(this.dir, "r");
-    fsyncSync(dirFd);
-    closeSync(dirFd);
+    fsyncDirectory(this.dir);
     ftruncateSync(this.fd, 0);
     fsyncSync(this.fd);
     this.bytes = 0;
@@ -221,4 +225,14 @@ function writeAll(fd: number, bytes: Uint8Array): void {
  */
 export function crc32(bytes: Uint8Array): number {
   return Bun.hash.crc32(bytes) >>> 0;
+}
+
+/** Makes the directory's entries (a created or renamed file's name) durable. */
+function fsyncDirectory(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
