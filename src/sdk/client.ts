@@ -369,7 +369,7 @@ export class SchedulerClient implements ConnectionHandler {
         if (p === undefined) return;
         this.pending.delete(f.requestId);
         const ok = f.status === TaskStatus.OK;
-        const outcome: TaskOutcome = { taskId: f.taskId, ok, attempts: f.attempts, output: ok ? f.output.slice() : EMPTY };
+        const outcome: TaskOutcome = { taskId: f.taskId, ok, attempts: f.attempts, output: ok && f.output.length > 0 ? f.output.slice() : EMPTY };
         if (!ok) outcome.error = utf8.decode(f.output);
         p.resolve(outcome);
         return;
