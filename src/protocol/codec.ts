@@ -220,10 +220,11 @@ export class Reader {
     return this.view.getFloat64(this.need(8), true);
   }
   /** A view into the frame: copy it to keep it past the callback. */
+  /** A view of the bytes (copy to keep them); the shared empty array when there are none, the common payload and output. */
   bytes32(): Uint8Array {
     const n = this.u32();
     const at = this.need(n);
-    return this.bytes.subarray(at, at + n);
+    return n === 0 ? EMPTY : this.bytes.subarray(at, at + n);
   }
   /** A str8 that repeats (a task type, a tag): looked up in a small cache of recent strings first. */
   str8(): string {
