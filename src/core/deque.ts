@@ -6,7 +6,9 @@
 // collection, and the scheduler's retention queue holds 200,000 tasks. In
 // blocks, a push writes only the last block and a shift only the first.
 
-const BLOCK_SLOTS = 1024;
+const BLOCK_SHIFT = 10;
+const BLOCK_SLOTS = 1 << BLOCK_SHIFT;
+const SLOT_MASK = BLOCK_SLOTS - 1;
 
 export class Deque<T> {
   /** blocks[0] holds the oldest items, from slot `head` on. */
@@ -22,12 +24,12 @@ export class Deque<T> {
 
   push(item: T): void {
     const end = this.head + this.count;
-    const blockIndex = Math.floor(end / BLOCK_SLOTS);
+    const blockIndex = end >>> BLOCK_SHIFT;
     if (blockIndex === this.blocks.length) {
       this.blocks.push(this.spare ?? new Array<T | undefined>(BLOCK_SLOTS));
       this.spare = undefined;
     }
-    this.blocks[blockIndex]![end % BLOCK_SLOTS] = item;
+    this.blocks[blockIndex]![end & SLOT_MASK] = item;
     this.count++;
   }
 
@@ -54,7 +56,7 @@ export class Deque<T> {
   *[Symbol.iterator](): IterableIterator<T> {
     for (let i = 0; i < this.count; i++) {
       const at = this.head + i;
-      yield this.blocks[Math.floor(at / BLOCK_SLOTS)]![at % BLOCK_SLOTS] as T;
+      yield this.blocks[at >>> BLOCK_SHIFT]![at & SLOT_MASK] as T;
     }
   }
 }

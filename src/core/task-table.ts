@@ -24,6 +24,8 @@ interface Block {
 export class TaskTable {
   /** Ascending by block number: the newest ids are in the last block. */
   private readonly blocks: Block[] = [];
+  /** The block last looked up: most lookups in a row are for neighbouring ids. */
+  private recent: Block | undefined;
   private count = 0;
   /** keyHash(key) -> id of the newest task given that key. */
   private readonly idByKeyHash = new Map<number, number>();
@@ -58,10 +60,10 @@ export class TaskTable {
   }
 
   add(task: Task): void {
-    const block = this.blockOf(task.id) ?? this.newBlock(blockNumber(task.id));
-    const before = block.tasks.size;
-    block.tasks.set(task.id, task);
-    this.count += block.tasks.size - before;
+    const tasks = (this.blockOf(task.id) ?? this.newBlock(blockNumber(task.id))).tasks;
+    const before = tasks.size;
+    tasks.set(task.id, task);
+    this.count += tasks.size - before;
     if (task.idempotencyKey !== "") this.indexKey(task);
   }
 
@@ -70,7 +72,10 @@ export class TaskTable {
     if (block === undefined || !block.tasks.delete(task.id)) return;
     this.count--;
     if (task.idempotencyKey !== "") this.unindexKey(task);
-    if (block.tasks.size === 0) this.blocks.splice(this.blocks.indexOf(block), 1);
+    if (block.tasks.size === 0) {
+      this.blocks.splice(this.blocks.indexOf(block), 1);
+      if (this.recent === block) this.recent = undefined;
+    }
   }
 
   /** Every task: blocks in id order, each in the order its tasks were added. */
@@ -94,10 +99,11 @@ export class TaskTable {
 
   private blockOf(taskId: number): Block | undefined {
     const number = blockNumber(taskId);
-    // The newest block is the common case (just submitted, just finished); otherwise a short scan.
+    if (this.recent?.number === number) return this.recent;
+    // Newest first: just submitted and just finished tasks are the common case; otherwise a short scan.
     for (let i = this.blocks.length - 1; i >= 0; i--) {
       const block = this.blocks[i]!;
-      if (block.number === number) return block;
+      if (block.number === number) return (this.recent = block);
       if (block.number < number) return undefined;
     }
     return undefined;
