@@ -15,10 +15,10 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
-import { readControl, Reader, submitPayloadBytes, writeAssign, writeControl } from "../protocol/codec.ts";
+import { readControl, Reader, SUBMIT_FLAGS_AT, submitPayloadBytes, writeAssign, writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
-  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, TaskStatus,
+  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY, TaskStatus,
   type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome, type WorkerInfo,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeParentEnded, encodeRunning, encodeWorkerJoined, Ev, EventLog, FOREIGN_END_STATES, type ApplyResult } from "./event-log.ts";
@@ -209,8 +209,10 @@ export class Coordinator implements ConnectionHandler {
           return conn.sendError(requestId, err.code, err.message);
         }
         // A refusal changed nothing but a counter; it needs no replication before the client hears it.
-        if (outcome.ok) this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY });
-        else conn.sendError(requestId, outcome.code, outcome.message);
+        if (!outcome.ok) return conn.sendError(requestId, outcome.code, outcome.message);
+        // A submitter that asked to be told when the task ends (notify) hears once, then: TASK_DONE says it was accepted too.
+        if ((r.bytes[r.pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0) return;
+        this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY });
         return;
       }
       case Kind.RESULT:

@@ -332,6 +332,9 @@ export function readSubmit(r: Reader): SubmitFields {
   return f;
 }
 
+/** Where a SUBMIT body's flags byte is (after u32 requestId, u8 priority): routers and coordinators peek at it. */
+export const SUBMIT_FLAGS_AT = 5;
+
 /**
  * The payload length of the SUBMIT body at r.pos..r.end, without decoding the
  * rest (the coordinator checks its limit before logging the raw body).

@@ -12,7 +12,7 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
-import { readControl, readSubmit, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
+import { readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY,
@@ -56,7 +56,6 @@ interface Upstream {
 }
 
 // SUBMIT body layout (codec.ts): requestId u32 | priority u8 | flags u8 | maxAttempts u16 | timeoutMs u32 | type str8 | key str8 | payload
-const SUBMIT_FLAGS_AT = 5;
 const SUBMIT_TYPE_AT = 12;
 
 export class Router implements ConnectionHandler {

@@ -23,7 +23,7 @@ import { ByteWriter } from "../../src/protocol/byte-writer.ts";
 import { forEachMessage, readAssign, readControl, readSubmit, readSubmitted, Reader } from "../../src/protocol/codec.ts";
 import { isErrorCode } from "../../src/protocol/errors.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
-import { Kind, PROTOCOL_VERSION, type ErrorMessage } from "../../src/protocol/messages.ts";
+import { Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, type ErrorMessage } from "../../src/protocol/messages.ts";
 import { Router } from "../../src/router/router.ts";
 import { resultBody, submitBody } from "../sim/replication-wire.ts";
 import { concatBytes, randomBytes } from "../support/helpers.ts";
@@ -122,7 +122,8 @@ function validMessage(prng: Prng, peer: FakePeer, role: string, taskId: () => nu
   }
   switch (prng.int(8)) {
     case 0: case 1: case 2:
-      return message(Kind.SUBMIT, submitBody({ requestId, idempotencyKey: prng.int(2) === 0 ? "" : `k${prng.int(30)}`, payload: randomBytes(prng, prng.int(16)), type: "noop" }));
+      // Without notify half the time: only those get a SUBMITTED (a notify submitter hears TASK_DONE alone).
+      return message(Kind.SUBMIT, submitBody({ requestId, flags: prng.int(2) === 0 ? SUBMIT_FLAG_NOTIFY : 0, idempotencyKey: prng.int(2) === 0 ? "" : `k${prng.int(30)}`, payload: randomBytes(prng, prng.int(16)), type: "noop" }));
     case 3:
       return message([Kind.TASK_QUERY, Kind.CANCEL, Kind.WATCH, Kind.DLQ_REQUEUE][prng.int(4)]!, encode({ requestId, taskId: taskId() }));
     case 4:
