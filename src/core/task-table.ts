@@ -1,5 +1,6 @@
 // Every task a scheduler holds, by id and by idempotency key, kept in blocks of
-// consecutive ids rather than in one big Map, and keys indexed by a hash.
+// consecutive ids (an array slot per id) rather than in one big Map, and keys
+// indexed by a hash.
 //
 // Why: the engine's young-generation collections rescan every old object
 // written to since the last collection, and a Map that took a new entry counts
@@ -18,7 +19,10 @@ export const TABLE_BLOCK_IDS = 8192;
 
 interface Block {
   readonly number: number;
-  readonly tasks: Map<number, Task>;
+  /** The id of slot 0: a block holds ids first ... first + TABLE_BLOCK_IDS - 1, each at slot id - first. */
+  readonly first: number;
+  readonly slots: (Task | undefined)[];
+  count: number;
 }
 
 export class TaskTable {
@@ -32,15 +36,22 @@ export class TaskTable {
   /** Keys whose hash another held key already has (about never: 53 bits): key -> id. */
   private readonly idByCollidedKey = new Map<string, number>();
 
+  /** The last key hashed: a submission looks its key up, then adds the task under it. */
+  private lastKey = "";
+  private lastKeyHash = 0;
+
   /** `hash` is for tests, to make collisions happen. */
-  constructor(private readonly hash: (key: string) => number = keyHash) {}
+  constructor(private readonly hash: (key: string) => number = keyHash) {
+    this.lastKeyHash = hash("");
+  }
 
   get size(): number {
     return this.count;
   }
 
   get(taskId: number): Task | undefined {
-    return this.blockOf(taskId)?.tasks.get(taskId);
+    const block = this.blockOf(taskId);
+    return block === undefined ? undefined : block.slots[taskId - block.first];
   }
 
   has(taskId: number): boolean {
@@ -49,7 +60,7 @@ export class TaskTable {
 
   /** The task a key was last given to, while it is held. */
   withKey(key: string): Task | undefined {
-    const id = this.idByKeyHash.get(this.hash(key));
+    const id = this.idByKeyHash.get(this.hashOf(key));
     if (id !== undefined) {
       const task = this.get(id);
       if (task?.idempotencyKey === key) return task;
@@ -60,31 +71,40 @@ export class TaskTable {
   }
 
   add(task: Task): void {
-    const tasks = (this.blockOf(task.id) ?? this.newBlock(blockNumber(task.id))).tasks;
-    const before = tasks.size;
-    tasks.set(task.id, task);
-    this.count += tasks.size - before;
+    if (!Number.isSafeInteger(task.id) || task.id < 0) throw new RangeError(`task id ${task.id} is not a non-negative safe integer`);
+    const block = this.blockOf(task.id) ?? this.newBlock(blockNumber(task.id));
+    const slot = task.id - block.first;
+    if (block.slots[slot] === undefined) {
+      block.count++;
+      this.count++;
+    }
+    block.slots[slot] = task;
     if (task.idempotencyKey !== "") this.indexKey(task);
   }
 
   delete(task: Task): void {
     const block = this.blockOf(task.id);
-    if (block === undefined || !block.tasks.delete(task.id)) return;
+    const slot = block === undefined ? -1 : task.id - block.first;
+    if (block === undefined || block.slots[slot] === undefined) return;
+    block.slots[slot] = undefined;
+    block.count--;
     this.count--;
     if (task.idempotencyKey !== "") this.unindexKey(task);
-    if (block.tasks.size === 0) {
+    if (block.count === 0) {
       this.blocks.splice(this.blocks.indexOf(block), 1);
       if (this.recent === block) this.recent = undefined;
     }
   }
 
-  /** Every task: blocks in id order, each in the order its tasks were added. */
+  /** Every task, in id order. */
   *values(): IterableIterator<Task> {
-    for (const block of this.blocks) yield* block.tasks.values();
+    for (const block of this.blocks) {
+      for (const task of block.slots) if (task !== undefined) yield task;
+    }
   }
 
   private indexKey(task: Task): void {
-    const hash = this.hash(task.idempotencyKey);
+    const hash = this.hashOf(task.idempotencyKey);
     const holder = this.idByKeyHash.get(hash);
     // The newest task given a key takes it over (as a Map from key to id would).
     if (holder === undefined || this.get(holder)?.idempotencyKey === task.idempotencyKey) this.idByKeyHash.set(hash, task.id);
@@ -92,9 +112,17 @@ export class TaskTable {
   }
 
   private unindexKey(task: Task): void {
-    const hash = this.hash(task.idempotencyKey);
+    const hash = this.hashOf(task.idempotencyKey);
     if (this.idByKeyHash.get(hash) === task.id) this.idByKeyHash.delete(hash);
     else if (this.idByCollidedKey.get(task.idempotencyKey) === task.id) this.idByCollidedKey.delete(task.idempotencyKey);
+  }
+
+  private hashOf(key: string): number {
+    if (key !== this.lastKey) {
+      this.lastKey = key;
+      this.lastKeyHash = this.hash(key);
+    }
+    return this.lastKeyHash;
   }
 
   private blockOf(taskId: number): Block | undefined {
@@ -110,7 +138,7 @@ export class TaskTable {
   }
 
   private newBlock(number: number): Block {
-    const block: Block = { number, tasks: new Map() };
+    const block: Block = { number, first: number * TABLE_BLOCK_IDS, slots: new Array<Task | undefined>(TABLE_BLOCK_IDS).fill(undefined), count: 0 };
     let at = this.blocks.length;
     while (at > 0 && this.blocks[at - 1]!.number > number) at--;
     this.blocks.splice(at, 0, block);
