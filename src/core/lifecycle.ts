@@ -1,0 +1,203 @@
+// How a task moves between states, keeping the scheduler's counts and queues
+// in step: placed (waiting on parents, delayed or queued), leased, an attempt
+// ended (retried or failed), finished (retained, or dead-lettered), forgotten.
+// The Scheduler (scheduler.ts) decides *when* from its inputs; these are the
+// moves themselves, and what each tells the shell (the Ready effects).
+
+import { retryDelayMs } from "./backoff-policy.ts";
+import type { SchedulerTables } from "./scheduler-tables.ts";
+import type { Ready, SchedulerOptions, WorkerState } from "./scheduler-types.ts";
+import { appended, emptyList, isFinal, shardOfTask, type AttemptError, type Task, type Watcher } from "./task.ts";
+
+/** Errors kept per task: enough to debug, bounded for poison tasks. */
+const ERRORS_KEPT_MAX = 16;
+/** The error of a task failed by a parent (recorded without an attempt); requeue() looks for it. */
+export const E_DEPENDENCY = "E_DEPENDENCY";
+
+export class Lifecycle {
+  /** What the moves since the last takeReady() tell the shell. */
+  effects: Ready = emptyReady();
+
+  constructor(
+    private readonly held: SchedulerTables,
+    private readonly options: SchedulerOptions,
+  ) {}
+
+  /** Hands over the effects gathered so far and starts a new batch. */
+  takeReady(): Ready {
+    const ready = this.effects;
+    this.effects = emptyReady();
+    return ready;
+  }
+
+  /**
+   * A new (or requeued, see requeue()) task's first state: failed with its
+   * parent, waiting on parents, delayed, or queued. A new task's parents are
+   * all held (validate()); a requeued one's may have been evicted or purged.
+   */
+  place(task: Task, now: number): void {
+    for (const parentId of task.dependsOn) {
+      if (shardOfTask(parentId) !== this.options.shard) {
+        this.waitOnForeignParent(task, parentId);
+        continue;
+      }
+      const parent = this.held.tasks.get(parentId);
+      if (parent === undefined) {
+        return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parentId} is no longer held (evicted or purged), so whether it completed is unknown`, now);
+      }
+      if (parent.state === "completed") continue;
+      if (parent.state === "failed" || parent.state === "cancelled") {
+        return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
+      }
+      task.waitingOn++;
+      parent.dependants = appended(parent.dependants, task.id);
+    }
+    if (task.waitingOn > 0) this.held.waitingCount++;
+    else this.release(task, now);
+  }
+
+  /** The task waits until the router reports how its parent on another shard ended. */
+  private waitOnForeignParent(task: Task, parentId: number): void {
+    let parent = this.held.foreignParents.get(parentId);
+    if (parent === undefined) this.held.foreignParents.set(parentId, (parent = { id: parentId, dependants: emptyList() }));
+    task.waitingOn++;
+    parent.dependants = appended(parent.dependants, task.id);
+  }
+
+  /** Ready to run as soon as runAt allows. */
+  release(task: Task, now: number): void {
+    if (task.runAt > now) {
+      task.state = "delayed";
+      this.held.delayedCount++;
+      this.held.delayed.push(task);
+    } else {
+      this.held.ready.push(task, now);
+    }
+  }
+
+  watch(task: Task, watcher: Watcher): void {
+    if (isFinal(task.state)) {
+      this.effects.notices.push({ task, watcher });
+      return;
+    }
+    // One watcher per connection: a client that retries replaces its own request id.
+    const same = task.watchers.findIndex((w) => w.conn === watcher.conn);
+    if (same >= 0) task.watchers[same] = watcher;
+    else task.watchers = appended(task.watchers, watcher);
+  }
+
+  releaseDue(now: number): void {
+    while (this.held.delayed.length > 0 && this.held.delayed.peek()!.runAt <= now) {
+      const task = this.held.delayed.pop()!;
+      if (task.state !== "delayed") continue; // cancelled while delayed
+      this.held.delayedCount--;
+      this.held.ready.push(task, now);
+    }
+  }
+
+  lease(task: Task, worker: WorkerState, now: number): void {
+    task.state = "leased";
+    task.attempt++;
+    task.workerId = worker.id;
+    task.leasedAt = now;
+    task.leaseExpiresAt = this.leaseEnd(task, now);
+    worker.free--;
+    worker.leased.add(task);
+    this.held.leasedCount++;
+    let batch = this.effects.assignments.get(worker.id);
+    if (batch === undefined) this.effects.assignments.set(worker.id, (batch = []));
+    batch.push(task);
+  }
+
+  leaseEnd(task: Task, now: number): number {
+    return Math.min(now + this.options.leaseMs, task.leasedAt + task.timeoutMs);
+  }
+
+  releaseLease(task: Task, worker: WorkerState): void {
+    worker.leased.delete(task);
+    worker.free++;
+    this.held.leasedCount--;
+    task.workerId = 0;
+  }
+
+  /** Takes a not-yet-final task out of the count of its current state. */
+  leaveState(task: Task): void {
+    if (task.state === "waiting") this.held.waitingCount--;
+    else if (task.state === "delayed") this.held.delayedCount--;
+    else if (task.state === "queued") this.held.ready.forget();
+  }
+
+  private recordError(task: Task, workerId: number, error: string, now: number): void {
+    if (task.errors.length >= ERRORS_KEPT_MAX) task.errors.shift();
+    task.errors = appended(task.errors, { attempt: task.attempt, workerId, at: now, error } satisfies AttemptError);
+  }
+
+  /** A lease ended without success: retry (after its backoff) while attempts remain, else fail for good. */
+  endAttempt(task: Task, worker: WorkerState, error: string, now: number): void {
+    const workerId = worker.id;
+    this.releaseLease(task, worker);
+    this.recordError(task, workerId, error, now);
+    if (task.attempt - task.attemptBase >= task.maxAttempts) {
+      this.finish(task, "failed", now);
+      return;
+    }
+    this.held.counters.retried++;
+    task.runAt = now + retryDelayMs(task.backoff, task.id, task.attempt - task.attemptBase);
+    this.release(task, now);
+  }
+
+  /** Fails a task that never ran this time (deadline missed, parent failed); the caller has taken it out of its state's count. */
+  failWithoutAttempt(task: Task, error: string, now: number): void {
+    this.recordError(task, 0, error, now);
+    this.finish(task, "failed", now);
+  }
+
+  finish(task: Task, state: "completed" | "failed" | "cancelled", now: number): void {
+    task.state = state;
+    task.finishedAt = now;
+    this.held.unfinished--;
+    this.held.counters[state]++;
+    this.effects.finished.push(task);
+    for (const watcher of task.watchers) this.effects.notices.push({ task, watcher });
+    task.watchers = emptyList();
+    if (state === "failed") {
+      this.held.dlq.set(task.id, task);
+      while (this.held.dlq.size > this.options.dlqMax) this.forgetDeadLetter(this.held.dlq.values().next().value!);
+    } else {
+      this.held.finishedOrder.push(task);
+      while (this.held.finishedOrder.length > this.options.retainedMax) this.forget(this.held.finishedOrder.shift()!);
+    }
+    this.settleDependants(task, now);
+  }
+
+  /** A parent ended: dependants run when all their parents completed, and fail if one did not. */
+  settleDependants(parent: Pick<Task, "id" | "state" | "dependants">, now: number): void {
+    const dependants = parent.dependants;
+    parent.dependants = emptyList();
+    for (const id of dependants) {
+      const child = this.held.tasks.get(id);
+      if (child === undefined || child.state !== "waiting") continue;
+      if (parent.state !== "completed") {
+        this.held.waitingCount--;
+        this.failWithoutAttempt(child, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
+      } else if (--child.waitingOn === 0) {
+        this.held.waitingCount--;
+        this.release(child, now);
+      }
+    }
+  }
+
+  forget(task: Task): void {
+    this.held.tasks.delete(task);
+  }
+
+  /** A dead-lettered task leaves the DLQ and the table. */
+  forgetDeadLetter(task: Task): void {
+    this.held.dlq.delete(task.id);
+    this.forget(task);
+  }
+}
+
+function emptyReady(): Ready {
+  return { assignments: new Map(), finished: [], notices: [], aborts: [], lostWorkers: [] };
+}

@@ -1,0 +1,100 @@
+// What a scheduler holds: its tasks, queues, workers and counts, and how that
+// turns into the plain data of a snapshot (scheduler-state.ts) and back. The
+// transitions between task states are scheduler.ts's; this is the state they
+// move through, kept in one place so a snapshot cannot forget a part of it.
+
+import { Deque } from "./deque.ts";
+import { Heap } from "./heap.ts";
+import { ReadyQueue } from "./ready-queue.ts";
+import type { SchedulerState } from "./scheduler-state.ts";
+import type { SchedulerCounters, WorkerState } from "./scheduler-types.ts";
+import { TaskTable } from "./task-table.ts";
+import { copiedList, isFinal, type ForeignParent, type Task } from "./task.ts";
+
+export class SchedulerTables {
+  readonly counters: SchedulerCounters = {
+    submitted: 0, completed: 0, failed: 0, cancelled: 0, retried: 0, deadlineMissed: 0,
+    rejectedQueueFull: 0, duplicates: 0, staleResults: 0, expiredLeases: 0,
+  };
+  /** Every task held, unfinished and retained, by id and by idempotency key. */
+  readonly tasks = new TaskTable();
+  readonly ready: ReadyQueue;
+  readonly delayed = new Heap<Task>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id));
+  /** Completed and cancelled tasks in the order they ended (retention). */
+  readonly finishedOrder = new Deque<Task>();
+  /** Failed tasks in the order they failed (the dead-letter queue). */
+  readonly dlq = new Map<number, Task>();
+  readonly workers = new Map<number, WorkerState>();
+  /** Parents on other shards that tasks here wait on, by id. */
+  readonly foreignParents = new Map<number, ForeignParent>();
+  workerRotation = 0;
+  nextSeq = 1;
+  /** Tasks not ended: waiting, delayed, queued or leased (the queue limit counts these). */
+  unfinished = 0;
+  leasedCount = 0;
+  waitingCount = 0;
+  delayedCount = 0;
+
+  constructor(agingMs: number) {
+    this.ready = new ReadyQueue(agingMs);
+  }
+
+  /** Everything as plain data, in the orders that make replay after restore identical. */
+  exportState(): SchedulerState {
+    return {
+      nextSeq: this.nextSeq,
+      workerRotation: this.workerRotation,
+      counters: { ...this.counters },
+      tasks: [...this.tasks.values()].map((t) => ({
+        ...t, errors: copiedList(t.errors), watchers: copiedList(t.watchers), dependants: copiedList(t.dependants), foreignOutputs: copiedList(t.foreignOutputs),
+      })),
+      ready: this.ready.ordered().map((t) => t.id),
+      finished: [...this.finishedOrder].map((t) => t.id),
+      dlq: [...this.dlq.keys()],
+      foreignParents: [...this.foreignParents.values()].map((p) => ({ id: p.id, dependants: [...p.dependants] })),
+      workers: [...this.workers.values()].map((w) => ({
+        id: w.id, slots: w.slots, tags: [...w.tags], free: w.free, lastSeenAt: w.lastSeenAt,
+        done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id), draining: w.draining,
+      })),
+    };
+  }
+
+  /** Tables in exactly the state `exportState()` described. Throws on an inconsistent state. */
+  static fromState(agingMs: number, state: SchedulerState): SchedulerTables {
+    const s = new SchedulerTables(agingMs);
+    s.nextSeq = state.nextSeq;
+    s.workerRotation = state.workerRotation;
+    Object.assign(s.counters, state.counters);
+    for (const record of state.tasks) {
+      const task: Task = {
+        ...record, errors: copiedList(record.errors), watchers: copiedList(record.watchers), dependants: copiedList(record.dependants),
+        foreignOutputs: copiedList(record.foreignOutputs ?? []),
+      };
+      s.tasks.add(task);
+      if (!isFinal(task.state)) s.unfinished++;
+      if (task.state === "waiting") s.waitingCount++;
+      if (task.state === "delayed") {
+        s.delayedCount++;
+        s.delayed.push(task);
+      }
+    }
+    const lookup = (id: number): Task => {
+      const task = s.tasks.get(id);
+      if (task === undefined) throw new Error(`snapshot names task ${id} but does not hold it`);
+      return task;
+    };
+    for (const id of state.ready) s.ready.restore(lookup(id));
+    for (const id of state.finished) s.finishedOrder.push(lookup(id));
+    for (const id of state.dlq) s.dlq.set(id, lookup(id));
+    for (const p of state.foreignParents ?? []) s.foreignParents.set(p.id, { id: p.id, dependants: copiedList(p.dependants) });
+    for (const w of state.workers) {
+      const leased = new Set(w.leased.map(lookup));
+      s.workers.set(w.id, {
+        id: w.id, slots: w.slots, tags: w.tags, tagSet: new Set(w.tags), free: w.free, lastSeenAt: w.lastSeenAt,
+        done: w.done, failed: w.failed, leased, draining: w.draining ?? false,
+      });
+      s.leasedCount += leased.size;
+    }
+    return s;
+  }
+}
