@@ -210,9 +210,9 @@ export class Coordinator implements ConnectionHandler {
         }
         // A refusal changed nothing but a counter; it needs no replication before the client hears it.
         if (!outcome.ok) return conn.sendError(requestId, outcome.code, outcome.message);
-        // A submitter that asked to be told when the task ends (notify) hears once, then: TASK_DONE says it was accepted too.
-        if ((r.bytes[r.pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0) return;
-        this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY });
+        // A submitter that asked to be told when the task ends (notify) hears once, its TASK_DONE (which says it was accepted too).
+        const quiet = (r.bytes[r.pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0;
+        this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY, quiet });
         return;
       }
       case Kind.RESULT:

@@ -23,6 +23,12 @@ export interface HeldReply {
   output: Uint8Array;
   /** REPLY / ERROR: the msgpack body. */
   body?: Record<string, unknown>;
+  /**
+   * Nothing to send once committed: a SUBMIT with notify is answered by its
+   * TASK_DONE alone. Held all the same, so a primary that steps down before
+   * the entry commits refuses it like any other.
+   */
+  quiet?: boolean;
 }
 
 export class HeldReplies {
@@ -36,7 +42,7 @@ export class HeldReplies {
   release(committed: number): void {
     while (this.held.length > 0 && this.held.peek()!.index <= committed) {
       const h = this.held.shift()!;
-      if (!h.conn.writable()) continue;
+      if (h.quiet === true || !h.conn.writable()) continue;
       if (h.kind === Kind.SUBMITTED) writeSubmitted(h.conn.writer, h.requestId, h.taskId);
       else if (h.kind === Kind.TASK_DONE) writeTaskDone(h.conn.writer, h.requestId, h.taskId, h.status, h.attempts, h.output);
       else writeControl(h.conn.writer, h.kind, h.body);
