@@ -50,16 +50,24 @@ export class WriteAheadLog {
     private readonly walBytesMax: number,
     private readonly log: Logger,
   ) {
-    const dirIsNew = !existsSync(dir);
+    const created = missingDirectories(dir);
     mkdirSync(dir, { recursive: true });
     this.walPath = join(dir, "wal.log");
     this.snapshotPath = join(dir, "snapshot.bin");
     const logIsNew = !existsSync(this.walPath);
     this.fd = openSync(this.walPath, "a+");
-    // A new file's (and a new directory's) name is only durable once its directory is synced:
-    // without this, a crash soon after start-up could lose wal.log with the acknowledged entries in it.
+    // A new file's (and a new directory's) name is only durable once the directory holding it is
+    // synced: without this, a crash soon after the first start could lose wal.log with the
+    // acknowledged entries in it. The data directory must sync; the levels above it, which we
+    // may not be allowed to open, are synced where we can.
     if (logIsNew) fsyncDirectory(dir);
-    if (dirIsNew) fsyncDirectory(dirname(resolve(dir)));
+    for (const level of created) {
+      try {
+        fsyncDirectory(dirname(level));
+      } catch (err) {
+        log.warn("could not sync a new directory's parent; its name may not survive a crash", { directory: level, error: (err as Error).message });
+      }
+    }
   }
 
   /** Reads what a previous run left; never throws on damaged files (they are cut back to what is valid). */
@@ -225,6 +233,16 @@ function writeAll(fd: number, bytes: Uint8Array): void {
  */
 export function crc32(bytes: Uint8Array): number {
   return Bun.hash.crc32(bytes) >>> 0;
+}
+
+/** The directories mkdir -p would create for `dir`, deepest last. */
+function missingDirectories(dir: string): string[] {
+  const missing: string[] = [];
+  for (let at = resolve(dir); !existsSync(at); at = dirname(at)) {
+    missing.unshift(at);
+    if (dirname(at) === at) break;
+  }
+  return missing;
 }
 
 /** Makes the directory's entries (a created or renamed file's name) durable. */
