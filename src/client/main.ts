@@ -55,6 +55,7 @@ export async function main(): Promise<void> {
       process.stdout.write(helpText("client", `${SUMMARY}\n\n${COMMANDS_HELP}`, ALL_FLAGS, ["client -p 6000 -c 64 -n 10000 -t mixed", "client -p 5000 -n 20000 -t noop --json", "client submit sleep --payload '{\"ms\":100}' --wait", "client dlq list"]));
       return;
     }
+    if ((values["warmup-s"] as number) > 0 && (values.rate as number) === 0) throw new UsageError("--warmup-s is for the open loop: give --rate too");
     addresses = parseHostPortList((values.servers as string) || `${values.host}:${values.port}`, values.host as string);
   } catch (err) {
     if (!(err instanceof UsageError) && !(err instanceof Error)) throw err;

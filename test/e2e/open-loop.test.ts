@@ -73,3 +73,10 @@ test("--warmup-s runs the schedule first, unmeasured, with keys of its own: the 
   const table = await cluster.client(["-p", String(port), "--rate", "400", "--warmup-s", "0.25", "--duration-s", "0.5"]);
   expect(table.stdout).toMatch(/warm-up\s+0.25 s before, unmeasured: 100 of 100 tasks completed, 0 failed/);
 });
+
+test("--warmup-s without --rate is a usage error (exit 2), not silently ignored", async () => {
+  cluster = new Cluster();
+  const run = await cluster.client(["-p", "1", "--warmup-s", "1", "-n", "10"]);
+  expect(run.code).toBe(2);
+  expect(run.stderr).toContain("--warmup-s is for the open loop");
+});
