@@ -78,6 +78,7 @@ export class SchedulerTables {
         s.delayed.push(task);
       }
     }
+    s.tasks.sparsenAll();
     const lookup = (id: number): Task => {
       const task = s.tasks.get(id);
       if (task === undefined) throw new Error(`snapshot names task ${id} but does not hold it`);

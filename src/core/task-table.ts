@@ -11,23 +11,34 @@
 // those two blocks and none of the rest. Keys are indexed by a 53-bit hash,
 // number to number, which holds no references for a collection to follow
 // (bench/gc-churn.ts measures the layouts).
+//
+// A block is dense (an array slot per id, no hashing) while it fills and while
+// most of it is held; once it is an older block with few tasks left (dead
+// letters, tasks delayed far ahead, the survivors of retention), it turns
+// sparse (a small Map), so a handful of tasks never pin 8,192 slots.
 
 import type { Task } from "./task.ts";
 
-/** Ids per block: small enough to rescan in well under a millisecond, few enough blocks for a short scan. */
+/** Ids per block: small enough to rescan in well under a millisecond. */
 export const TABLE_BLOCK_IDS = 8192;
+/** An older block holding fewer tasks than this turns sparse (64 KiB of slots for under 256 tasks). */
+export const SPARSE_BELOW = TABLE_BLOCK_IDS / 32;
 
 interface Block {
   readonly number: number;
-  /** The id of slot 0: a block holds ids first ... first + TABLE_BLOCK_IDS - 1, each at slot id - first. */
+  /** The id of slot 0: a block holds ids first ... first + TABLE_BLOCK_IDS - 1. */
   readonly first: number;
-  readonly slots: (Task | undefined)[];
+  /** Dense: the task of id first + i at slot i. Undefined once sparse. */
+  slots: (Task | undefined)[] | undefined;
+  /** Sparse: the tasks left, by id. */
+  sparse: Map<number, Task> | undefined;
   count: number;
 }
 
 export class TaskTable {
   /** Ascending by block number: the newest ids are in the last block. */
   private readonly blocks: Block[] = [];
+  private readonly blockByNumber = new Map<number, Block>();
   /** The block last looked up: most lookups in a row are for neighbouring ids. */
   private recent: Block | undefined;
   private count = 0;
@@ -51,7 +62,8 @@ export class TaskTable {
 
   get(taskId: number): Task | undefined {
     const block = this.blockOf(taskId);
-    return block === undefined ? undefined : block.slots[taskId - block.first];
+    if (block === undefined) return undefined;
+    return block.slots !== undefined ? block.slots[taskId - block.first] : block.sparse!.get(taskId);
   }
 
   has(taskId: number): boolean {
@@ -67,40 +79,88 @@ export class TaskTable {
     }
     if (this.idByCollidedKey.size === 0) return undefined;
     const collided = this.idByCollidedKey.get(key);
-    return collided === undefined ? undefined : this.get(collided);
+    const task = collided === undefined ? undefined : this.get(collided);
+    return task?.idempotencyKey === key ? task : undefined;
   }
 
   add(task: Task): void {
     if (!Number.isSafeInteger(task.id) || task.id < 0) throw new RangeError(`task id ${task.id} is not a non-negative safe integer`);
     const block = this.blockOf(task.id) ?? this.newBlock(blockNumber(task.id));
-    const slot = task.id - block.first;
-    if (block.slots[slot] === undefined) {
+    const isNew = this.place(block, task);
+    if (isNew) {
       block.count++;
       this.count++;
     }
-    block.slots[slot] = task;
     if (task.idempotencyKey !== "") this.indexKey(task);
   }
 
+  /** Forgets the task held under this task's id (and its key). */
   delete(task: Task): void {
     const block = this.blockOf(task.id);
-    const slot = block === undefined ? -1 : task.id - block.first;
-    if (block === undefined || block.slots[slot] === undefined) return;
-    block.slots[slot] = undefined;
+    const removed = block === undefined ? undefined : this.remove(block, task.id);
+    if (block === undefined || removed === undefined) return;
     block.count--;
     this.count--;
-    if (task.idempotencyKey !== "") this.unindexKey(task);
-    if (block.count === 0) {
-      this.blocks.splice(this.blocks.indexOf(block), 1);
-      if (this.recent === block) this.recent = undefined;
-    }
+    if (removed.idempotencyKey !== "") this.unindexKey(removed);
+    if (block.count === 0) this.dropBlock(block);
+    else this.sparsenIfFew(block);
   }
 
   /** Every task, in id order. */
   *values(): IterableIterator<Task> {
     for (const block of this.blocks) {
-      for (const task of block.slots) if (task !== undefined) yield task;
+      if (block.slots !== undefined) {
+        for (const task of block.slots) if (task !== undefined) yield task;
+      } else {
+        yield* [...block.sparse!.values()].sort((x, y) => x.id - y.id);
+      }
     }
+  }
+
+  /** Turns every older block with few tasks sparse: after a restore, which fills blocks densely. */
+  sparsenAll(): void {
+    for (const block of this.blocks) this.sparsenIfFew(block);
+  }
+
+  /** Puts the task in its block; true if its id was not held before. */
+  private place(block: Block, task: Task): boolean {
+    if (block.slots !== undefined) {
+      const slot = task.id - block.first;
+      const isNew = block.slots[slot] === undefined;
+      block.slots[slot] = task;
+      return isNew;
+    }
+    const isNew = !block.sparse!.has(task.id);
+    block.sparse!.set(task.id, task);
+    return isNew;
+  }
+
+  /** Takes the id out of its block: the task that was held under it, if one was. */
+  private remove(block: Block, taskId: number): Task | undefined {
+    if (block.slots === undefined) {
+      const held = block.sparse!.get(taskId);
+      block.sparse!.delete(taskId);
+      return held;
+    }
+    const slot = taskId - block.first;
+    const held = block.slots[slot];
+    block.slots[slot] = undefined;
+    return held;
+  }
+
+  /** A dense block that is not the newest, holding few tasks, becomes a Map of them. */
+  private sparsenIfFew(block: Block): void {
+    if (block.slots === undefined || block.count >= SPARSE_BELOW || block === this.blocks.at(-1)) return;
+    const sparse = new Map<number, Task>();
+    for (const task of block.slots) if (task !== undefined) sparse.set(task.id, task);
+    block.sparse = sparse;
+    block.slots = undefined;
+  }
+
+  private dropBlock(block: Block): void {
+    this.blocks.splice(this.blocks.indexOf(block), 1);
+    this.blockByNumber.delete(block.number);
+    if (this.recent === block) this.recent = undefined;
   }
 
   private indexKey(task: Task): void {
@@ -128,20 +188,20 @@ export class TaskTable {
   private blockOf(taskId: number): Block | undefined {
     const number = blockNumber(taskId);
     if (this.recent?.number === number) return this.recent;
-    // Newest first: just submitted and just finished tasks are the common case; otherwise a short scan.
-    for (let i = this.blocks.length - 1; i >= 0; i--) {
-      const block = this.blocks[i]!;
-      if (block.number === number) return (this.recent = block);
-      if (block.number < number) return undefined;
-    }
-    return undefined;
+    const block = this.blockByNumber.get(number);
+    if (block !== undefined) this.recent = block;
+    return block;
   }
 
   private newBlock(number: number): Block {
-    const block: Block = { number, first: number * TABLE_BLOCK_IDS, slots: new Array<Task | undefined>(TABLE_BLOCK_IDS).fill(undefined), count: 0 };
+    const block: Block = { number, first: number * TABLE_BLOCK_IDS, slots: new Array<Task | undefined>(TABLE_BLOCK_IDS).fill(undefined), sparse: undefined, count: 0 };
+    const newestBefore = this.blocks.at(-1);
     let at = this.blocks.length;
     while (at > 0 && this.blocks[at - 1]!.number > number) at--;
     this.blocks.splice(at, 0, block);
+    this.blockByNumber.set(number, block);
+    // The block that was newest may have emptied while it was (a small retention): now it is an older one.
+    if (newestBefore !== undefined && newestBefore !== this.blocks.at(-1)) this.sparsenIfFew(newestBefore);
     return block;
   }
 }

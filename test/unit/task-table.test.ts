@@ -3,7 +3,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { Prng } from "../../src/core/prng.ts";
-import { keyHash, TABLE_BLOCK_IDS, TaskTable } from "../../src/core/task-table.ts";
+import { keyHash, SPARSE_BELOW, TABLE_BLOCK_IDS, TaskTable } from "../../src/core/task-table.ts";
 import { makeTaskId, type Task } from "../../src/core/task.ts";
 
 function task(id: number, key = ""): Task {
@@ -36,6 +36,69 @@ describe("TaskTable", () => {
     expect([...table.values()].map((t) => t.id)).toEqual([5, TABLE_BLOCK_IDS + 2, 2 * TABLE_BLOCK_IDS + 1]);
     table.delete(task(999_999)); // not held: nothing happens
     expect(table.size).toBe(3);
+  });
+
+  test("an older block left with few tasks turns sparse, and everything still works on it", () => {
+    const table = new TaskTable();
+    const held = new Map<number, Task>();
+    for (let id = 1; id < 2 * TABLE_BLOCK_IDS + 10; id++) {
+      const t = task(id, `k${id}`);
+      table.add(t);
+      held.set(id, t);
+    }
+    // Keep 5 tasks of block 0, scattered: the rest go (retention, say).
+    const keep = new Set([1, 100, 4000, 8000, TABLE_BLOCK_IDS - 1]);
+    for (let id = 1; id < TABLE_BLOCK_IDS; id++) {
+      if (keep.has(id)) continue;
+      table.delete(held.get(id)!);
+      held.delete(id);
+    }
+    const blocks = (table as unknown as { blocks: Array<{ slots?: unknown[]; sparse?: Map<number, Task> }> }).blocks;
+    expect(blocks[0]!.slots).toBeUndefined();
+    expect(blocks[0]!.sparse!.size).toBe(5);
+    expect(blocks[1]!.slots).toBeDefined(); // full
+    expect(blocks[2]!.slots).toBeDefined(); // the newest
+    expect(table.size).toBe(held.size);
+    for (const id of keep) {
+      expect(table.get(id)?.id).toBe(id);
+      expect(table.withKey(`k${id}`)?.id).toBe(id);
+    }
+    expect(table.get(2)).toBeUndefined();
+    // Re-adding into a sparse block, then iterating: still in id order.
+    table.add(task(50, "k50"));
+    expect([...table.values()].slice(0, 7).map((t) => t.id)).toEqual([1, 50, 100, 4000, 8000, TABLE_BLOCK_IDS - 1, TABLE_BLOCK_IDS]);
+    // Deleting by id alone (another object, no key) still forgets the held task's key.
+    for (const id of [1, 50, 100, 4000, 8000, TABLE_BLOCK_IDS - 1]) table.delete(task(id));
+    expect(blocks.length).toBe(2);
+    expect(table.withKey("k100")).toBeUndefined();
+    expect((table as unknown as { idByKeyHash: Map<number, number> }).idByKeyHash.size).toBe(table.size);
+  });
+
+  test("the newest block stays dense however few it holds, until a newer block starts", () => {
+    const table = new TaskTable();
+    for (let id = 1; id <= SPARSE_BELOW + 10; id++) table.add(task(id));
+    for (let id = 1; id <= SPARSE_BELOW + 5; id++) table.delete(task(id));
+    const blocks = (table as unknown as { blocks: Array<{ slots?: unknown[] }> }).blocks;
+    expect(blocks[0]!.slots).toBeDefined();
+    table.add(task(TABLE_BLOCK_IDS + 1));
+    expect(blocks[0]!.slots).toBeUndefined();
+    expect([...table.values()].map((t) => t.id)).toEqual([SPARSE_BELOW + 6, SPARSE_BELOW + 7, SPARSE_BELOW + 8, SPARSE_BELOW + 9, SPARSE_BELOW + 10, TABLE_BLOCK_IDS + 1]);
+  });
+
+  test("sparsenAll after a restore: blocks filled densely with few tasks turn sparse", () => {
+    const table = new TaskTable();
+    for (let b = 0; b < 4; b++) table.add(task(b * TABLE_BLOCK_IDS + 7));
+    table.sparsenAll();
+    const blocks = (table as unknown as { blocks: Array<{ slots?: unknown[] }> }).blocks;
+    expect(blocks.map((b) => b.slots === undefined)).toEqual([true, true, true, false]);
+    for (let b = 0; b < 4; b++) expect(table.get(b * TABLE_BLOCK_IDS + 7)?.id).toBe(b * TABLE_BLOCK_IDS + 7);
+  });
+
+  test("ids no task can have find nothing, and cannot be added", () => {
+    const table = new TaskTable();
+    table.add(task(3));
+    for (const id of [-1, 1.5, Number.NaN, Infinity, 2 ** 60, -0.5]) expect(table.get(id)).toBeUndefined();
+    for (const id of [-1, 1.5, Number.NaN, 2 ** 60]) expect(() => table.add(task(id))).toThrow(RangeError);
   });
 
   test("a key given to a newer task finds the newer one; forgetting the older keeps the newer", () => {
