@@ -11,6 +11,8 @@ import { appended, emptyList, isFinal, shardOfTask, type AttemptError, type Task
 
 /** Errors kept per task: enough to debug, bounded for poison tasks. */
 const ERRORS_KEPT_MAX = 16;
+/** Requests waiting on one task at most: a bound on what repeated duplicate submissions can make it hold. */
+export const WATCHERS_MAX = 1024;
 /** The error of a task failed by a parent (recorded without an attempt); requeue() looks for it. */
 export const E_DEPENDENCY = "E_DEPENDENCY";
 
@@ -80,10 +82,12 @@ export class Lifecycle {
       this.effects.notices.push({ task, watcher });
       return;
     }
-    // One watcher per connection: a client that retries replaces its own request id.
-    const same = task.watchers.findIndex((w) => w.conn === watcher.conn);
-    if (same >= 0) task.watchers[same] = watcher;
-    else task.watchers = appended(task.watchers, watcher);
+    // Every waiting request is told, once: a router's link carries many clients' requests, so two
+    // on one connection are two waiters (a client that retried on its connection just ignores the
+    // answer to the request it gave up on). Bounded, oldest dropped first.
+    if (task.watchers.some((w) => w.conn === watcher.conn && w.requestId === watcher.requestId)) return;
+    const kept = task.watchers.length >= WATCHERS_MAX ? task.watchers.slice(1) : task.watchers;
+    task.watchers = appended(kept, watcher);
   }
 
   releaseDue(now: number): void {

@@ -1,10 +1,12 @@
 // End to end, on the wire: which replies a SUBMIT gets. Without notify, one
 // SUBMITTED once it is replicated; with notify (the client waits for the end),
-// one TASK_DONE alone, which also says it was accepted. Directly and through a router.
+// one TASK_DONE alone, which also says it was accepted. Directly and through a
+// router; and every request waiting on one task is told, even two on one link.
 
 import { afterEach, expect, test } from "bun:test";
 import { Kind, SUBMIT_FLAG_NOTIFY } from "../../src/protocol/messages.ts";
 import { submitBody } from "../sim/replication-wire.ts";
+import { SchedulerClient } from "../../src/sdk/client.ts";
 import { Cluster } from "./harness.ts";
 import { concat, frame, helloFrame, message, RawPeer } from "./raw-peer.ts";
 
@@ -37,5 +39,28 @@ test("a SUBMIT without notify gets SUBMITTED; with notify, TASK_DONE alone (coor
   for (const port of [coordinator.port, router.port]) {
     expect(await repliesTo(port, 0)).toEqual([Kind.SUBMITTED, Kind.SUBMITTED, Kind.SUBMITTED]);
     expect(await repliesTo(port, SUBMIT_FLAG_NOTIFY)).toEqual([Kind.TASK_DONE, Kind.TASK_DONE, Kind.TASK_DONE]);
+  }
+});
+
+test("two clients behind one router waiting on the same idempotency key both hear when the task ends", async () => {
+  cluster = new Cluster();
+  const coordinator = await cluster.coordinator();
+  cluster.worker([coordinator.port], ["-w", "1"]);
+  await cluster.workersJoined(coordinator.port, 1);
+  const router = await cluster.router([coordinator.port]);
+  const [a, b] = await Promise.all([0, 1].map(() => SchedulerClient.connect({ host: "127.0.0.1", port: router.port })));
+  try {
+    // Both arrive on the router's one link to the coordinator, under two request ids.
+    const first = a!.run("sleep", { ms: 300 }, { idempotencyKey: "shared-key" });
+    await Bun.sleep(50);
+    const second = b!.run("sleep", { ms: 300 }, { idempotencyKey: "shared-key" });
+    const outcomes = await Promise.race([Promise.all([first, second]), Bun.sleep(4_000).then(() => "timed out" as const)]);
+    expect(outcomes).not.toBe("timed out");
+    const [x, y] = outcomes as Awaited<typeof first>[];
+    expect(x!.ok && y!.ok).toBe(true);
+    expect(x!.taskId).toBe(y!.taskId);
+  } finally {
+    a!.close();
+    b!.close();
   }
 });

@@ -10,6 +10,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { retryDelayMs } from "../../src/core/backoff-policy.ts";
+import { WATCHERS_MAX } from "../../src/core/lifecycle.ts";
 import { Prng } from "../../src/core/prng.ts";
 import { Scheduler, type Ready, type SchedulerOptions, type SubmitOutcome, type WorkflowNodeRequest } from "../../src/core/scheduler.ts";
 import { isFinal, type Backoff, type Task } from "../../src/core/task.ts";
@@ -54,8 +55,8 @@ interface TaskModel {
   state: "unfinished" | Final;
   /** Evicted (retention, dlqMax) or purged: the scheduler no longer knows it. */
   gone: boolean;
-  /** Connection -> request id of whoever waits for the end. */
-  watchers: Map<number, number>;
+  /** [connection, request id] of each request waiting for the end. */
+  watchers: Array<[number, number]>;
   requeues: number;
   /** Failures that recorded an error without an attempt (deadline, dependency). */
   freeErrors: number;
@@ -179,7 +180,7 @@ class Simulation {
     this.check(!this.tasks.has(id), () => `task id ${id} handed out twice`);
     const m: TaskModel = {
       id, maxAttempts: f.maxAttempts > 0 ? f.maxAttempts : OPTIONS.defaultMaxAttempts, runAt: f.runAt, deadline: f.deadline, backoff: f.backoff,
-      tags: f.tags, parents, leases: [], state: "unfinished", gone: false, watchers: new Map(), requeues: 0, freeErrors: 0, failedOnParent: false, cancelling: undefined, finishedAt: 0,
+      tags: f.tags, parents, leases: [], state: "unfinished", gone: false, watchers: [], requeues: 0, freeErrors: 0, failedOnParent: false, cancelling: undefined, finishedAt: 0,
     };
     this.tasks.set(id, m);
     this.recent.push(id);
@@ -255,7 +256,7 @@ class Simulation {
     if (!outcome.ok) this.fail(`submit refused with room: ${outcome.code} ${outcome.message}`);
     this.check(!outcome.duplicate, () => `new task ${outcome.taskId} reported as a duplicate`);
     const m = this.register(outcome.taskId, plan.f, parents);
-    if (watcher !== 0) m.watchers.set(watcher, this.step);
+    if (watcher !== 0) this.watched(m, watcher, this.step);
     if (plan.key !== "") this.keys.set(plan.key, outcome.taskId);
     this.checkNew([m]);
   }
@@ -335,10 +336,15 @@ class Simulation {
     if (nodes.some((node) => node.idempotencyKey !== "")) this.lastKeyed = { ...plan, earlierIds: outcome.taskIds };
   }
 
-  /** A watcher for a task: told at once if it ended, else when it ends (one per connection, newest request id). */
+  /** A watcher for a task: told at once if it ended, else when it ends (each request once, at most WATCHERS_MAX, oldest dropped). */
   private watched(m: TaskModel, conn: number, requestId: number): void {
-    if (m.state === "unfinished") m.watchers.set(conn, requestId);
-    else this.expectedNotices.push([m.id, conn, requestId]);
+    if (m.state !== "unfinished") {
+      this.expectedNotices.push([m.id, conn, requestId]);
+      return;
+    }
+    if (m.watchers.some(([c, r]) => c === conn && r === requestId)) return;
+    m.watchers.push([conn, requestId]);
+    if (m.watchers.length > WATCHERS_MAX) m.watchers.shift();
   }
 
   private randomTask(): TaskModel | undefined {
@@ -575,7 +581,7 @@ class Simulation {
     m.cancelling = undefined;
     this.totals[state]++;
     for (const [conn, requestId] of m.watchers) this.expectedNotices.push([m.id, conn, requestId]);
-    m.watchers.clear();
+    m.watchers = [];
     if (state === "failed") {
       this.dlq.set(m.id, m);
       while (this.dlq.size > OPTIONS.dlqMax) {
@@ -717,7 +723,7 @@ class Simulation {
     }
     const s = this.s;
     this.check(s.queuedCount + s.leasedTotal + s.waitingTotal + s.delayedTotal === 0, () => `drained, but the scheduler still holds unfinished tasks`);
-    for (const m of this.tasks.values()) this.check(m.watchers.size === 0, () => `task ${m.id}: watchers never told`);
+    for (const m of this.tasks.values()) this.check(m.watchers.length === 0, () => `task ${m.id}: watchers never told`);
   }
 }
 

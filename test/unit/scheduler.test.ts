@@ -254,7 +254,7 @@ describe("idempotency keys", () => {
     expect(s.submit(request({ idempotencyKey: "k" }), 0)).toEqual({ ok: true, taskId: id, duplicate: true });
   });
 
-  test("a duplicate's watcher is told at the end too; a retry on the same connection replaces its request id", () => {
+  test("a duplicate's watcher is told at the end too, each request on a connection included", () => {
     const s = makeScheduler();
     s.workerJoined(1, 1, [], 0);
     const id = submitOk(s, 0, { idempotencyKey: "k", watcher: 1, watchRequestId: 10 });
@@ -265,7 +265,7 @@ describe("idempotency keys", () => {
     s.result(1, id, 1, OK, new Uint8Array(0), 2);
     const ready = s.takeReady();
     expect(ready.finished.map((t) => t.id)).toEqual([id]);
-    expect(ready.notices.map((n) => [n.task.id, n.watcher])).toEqual([[id, { conn: 1, requestId: 11 }], [id, { conn: 2, requestId: 20 }]]);
+    expect(ready.notices.map((n) => [n.task.id, n.watcher])).toEqual([[id, { conn: 1, requestId: 10 }], [id, { conn: 2, requestId: 20 }], [id, { conn: 1, requestId: 11 }]]);
   });
 
   test("a duplicate of a finished task with a watcher is a notice at once, not a second finish", () => {

@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Scheduler } from "../../src/core/scheduler.ts";
 import { Scheduler as SchedulerClass } from "../../src/core/scheduler.ts";
+import { WATCHERS_MAX } from "../../src/core/lifecycle.ts";
 import { assigned, complete, failAttempt, leaseNow, makeScheduler, request, state, submitOk, TEST_OPTIONS } from "../support/scheduler-fixtures.ts";
 
 describe("worker tags", () => {
@@ -98,11 +99,28 @@ describe("watchers", () => {
     expect(s.watchTask(987654, { conn: 3, requestId: 31 })).toBe(false);
   });
 
-  test("a second watch from the same connection replaces its request id", () => {
+  test("two requests on one connection (a router's link carries many clients) are both told; the same request twice, once", () => {
     const s = makeScheduler();
-    const id = submitOk(s, 0, { watcher: 1, watchRequestId: 10 });
+    s.workerJoined(1, 1, [], 0);
+    const id = submitOk(s, 0, { watcher: 1, watchRequestId: 10, idempotencyKey: "k" });
+    // A second client behind the same router submits the same key: a duplicate, watched under its own request id.
+    const again = s.submit(request({ watcher: 1, watchRequestId: 11, idempotencyKey: "k" }), 0);
+    expect(again).toEqual({ ok: true, taskId: id, duplicate: true });
     s.watchTask(id, { conn: 1, requestId: 11 });
-    expect(s.task(id)!.watchers).toEqual([{ conn: 1, requestId: 11 }]);
+    expect(s.task(id)!.watchers).toEqual([{ conn: 1, requestId: 10 }, { conn: 1, requestId: 11 }]);
+    leaseNow(s, 0, 1);
+    complete(s, id, 1);
+    expect(s.takeReady().notices.map((n) => n.watcher.requestId)).toEqual([10, 11]);
+  });
+
+  test(`a task keeps at most ${WATCHERS_MAX} waiting requests, dropping the oldest`, () => {
+    const s = makeScheduler();
+    const id = submitOk(s, 0, { watcher: 1, watchRequestId: 0 });
+    for (let r = 1; r <= WATCHERS_MAX + 5; r++) s.watchTask(id, { conn: 1, requestId: r });
+    const watchers = s.task(id)!.watchers;
+    expect(watchers.length).toBe(WATCHERS_MAX);
+    expect(watchers[0]!.requestId).toBe(6);
+    expect(watchers.at(-1)!.requestId).toBe(WATCHERS_MAX + 5);
   });
 });
 
