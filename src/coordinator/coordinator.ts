@@ -6,11 +6,9 @@
 // nothing but reads. Roles change through peers.ts (election, step-down).
 
 import type { Logger } from "../cli/log.ts";
-import { Scheduler, type SchedulerOptions, type SubmitOutcome, type WorkflowOutcome } from "../core/scheduler.ts";
+import { Scheduler, type SchedulerOptions, type SubmitOutcome } from "../core/scheduler.ts";
 import type { SchedulerState } from "../core/scheduler-state.ts";
 import type { Task, Watcher } from "../core/task.ts";
-import { encode } from "@msgpack/msgpack";
-import { ByteWriter } from "../protocol/byte-writer.ts";
 import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../net/auth.ts";
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
@@ -21,12 +19,13 @@ import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY, TaskStatus,
   type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome, type WorkerInfo,
 } from "../protocol/messages.ts";
-import { applyEntry, encodeParentEnded, encodeRunning, encodeWorkerJoined, Ev, EventLog, FOREIGN_END_STATES, type ApplyResult } from "./event-log.ts";
+import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
 import { Peers, type ReplicationRole } from "./peers.ts";
 import { RecentLatency } from "./recent-latency.ts";
 import { LatencyBuckets } from "../metrics/latency-buckets.ts";
+import { Commands } from "./commands.ts";
 import { HeldReplies } from "./held-replies.ts";
-import { DLQ_PAGE_MAX, FOREIGN_WAITS_PAGE_MAX, isWorkflowNode, taskInfo, WORKFLOW_NODES_MAX } from "./request-shapes.ts";
+import { DLQ_PAGE_MAX, FOREIGN_WAITS_PAGE_MAX, taskInfo } from "./request-shapes.ts";
 import { ReplicaSet } from "./replica-set.ts";
 import { decodeSnapshot, encodeSnapshot, readAppend, readAck, readEntries, writeAck, writeAppend } from "./replication-codec.ts";
 import { WriteAheadLog } from "./wal.ts";
@@ -93,6 +92,7 @@ export class Coordinator implements ConnectionHandler {
   private appliedIndex = 0;
   private ackedUpTo = 0;
   private wal: WriteAheadLog | undefined;
+  private readonly commands: Commands;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -107,6 +107,15 @@ export class Coordinator implements ConnectionHandler {
       onReplication: (kind, r) => this.fromPrimary(kind, r),
       onReplicationReadEnd: () => this.ackPrimary(),
     });
+    this.commands = new Commands({
+      isPrimary: () => this.role === "primary",
+      refuseNotPrimary: (conn, requestId) => this.refuseNotPrimary(conn, requestId),
+      record: (type, subject, body) => this.record(type, subject, body),
+      replyWhenCommitted: (conn, requestId, body) =>
+        this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.REPLY, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, body }),
+      task: (taskId) => this.scheduler.task(taskId),
+      progressOf: (taskId) => this.progress.get(taskId),
+    }, config.scheduler.shard, config.payloadBytesMax);
   }
 
   get port(): number {
@@ -198,11 +207,11 @@ export class Coordinator implements ConnectionHandler {
         const requestId = r.view.getUint32(r.pos, true);
         if (!primary) return this.refuseNotPrimary(conn, requestId);
         if (this.stopping) return conn.sendError(requestId, "E_SHUTTING_DOWN", `${this.config.nodeId} is handing over; retry`);
-        // As answeringMalformed(), written out: no closure per task on the hottest path.
+        // Malformed: answered on this request alone, as Commands.answer() does.
         let outcome: SubmitOutcome;
         try {
           const payloadBytes = submitPayloadBytes(r);
-          if (payloadBytes > this.config.payloadBytesMax) return this.refusePayload(conn, requestId, payloadBytes);
+          if (payloadBytes > this.config.payloadBytesMax) return this.commands.refusePayload(conn, requestId, payloadBytes);
           outcome = this.record(Ev.SUBMIT, conn.id, r.bytes, r.pos, r.end) as SubmitOutcome;
         } catch (err) {
           if (!(err instanceof ProtocolError)) throw err;
@@ -249,7 +258,7 @@ export class Coordinator implements ConnectionHandler {
         return;
       }
       case Kind.TASK_QUERY:
-        return this.taskQuery(conn, readControl<{ requestId?: unknown; taskId?: unknown }>(r));
+        return this.commands.taskQuery(conn, readControl<{ requestId?: unknown; taskId?: unknown }>(r));
       case Kind.CANCEL:
       case Kind.WATCH:
       case Kind.WORKFLOW:
@@ -257,7 +266,7 @@ export class Coordinator implements ConnectionHandler {
       case Kind.DLQ_PURGE:
       case Kind.PARENT_ENDED: {
         const q = readControl<Record<string, unknown>>(r);
-        return this.answeringMalformed(conn, Number(q.requestId) || 0, () => this.command(conn, kind, q));
+        return this.commands.answer(conn, kind, q);
       }
       case Kind.FOREIGN_WAITS: {
         const q = readControl<{ requestId?: unknown }>(r);
@@ -369,103 +378,9 @@ export class Coordinator implements ConnectionHandler {
   }
 
   /** Requests that change state: logged like every input; the answer waits for the commit. */
-  private command(conn: Connection, kind: number, q: Record<string, unknown>): void {
-    const requestId = Number(q.requestId) || 0;
-    if (this.role !== "primary") return this.refuseNotPrimary(conn, requestId);
-    const taskId = Number(q.taskId);
-    const needsTask = kind === Kind.CANCEL || kind === Kind.WATCH || kind === Kind.DLQ_REQUEUE || kind === Kind.PARENT_ENDED;
-    if (needsTask && !Number.isSafeInteger(taskId)) return conn.sendError(requestId, "E_BAD_REQUEST", "taskId must be an integer");
-    let body: Record<string, unknown>;
-    switch (kind) {
-      case Kind.CANCEL: {
-        const result = this.record(Ev.CANCEL, taskId) as { state?: string };
-        if (result.state === undefined) return this.unknownTask(conn, requestId, taskId);
-        body = { taskId, state: result.state };
-        break;
-      }
-      case Kind.WATCH: {
-        const w = new ByteWriter(12);
-        w.u32(requestId);
-        w.f64(taskId);
-        const result = this.record(Ev.WATCH, conn.id, w.toBytes()) as { count: number };
-        if (result.count === 0) return this.unknownTask(conn, requestId, taskId);
-        return; // the answer is a TASK_DONE when the task ends
-      }
-      case Kind.WORKFLOW: {
-        if (!Array.isArray(q.nodes)) return conn.sendError(requestId, "E_BAD_REQUEST", "a workflow needs nodes: an array of tasks");
-        if (q.nodes.length > WORKFLOW_NODES_MAX) return conn.sendError(requestId, "E_TOO_LARGE", `a workflow holds at most ${WORKFLOW_NODES_MAX} tasks`);
-        if (!q.nodes.every(isWorkflowNode)) return conn.sendError(requestId, "E_BAD_REQUEST", "each workflow node needs a string type, tags of strings, and dependsOn entries {node: index} or {taskId: id}");
-        const large = q.nodes.findIndex((n) => (n.payload?.length ?? 0) > this.config.payloadBytesMax);
-        if (large >= 0) return this.refusePayload(conn, requestId, q.nodes[large]!.payload!.length, `workflow task ${large}'s payload`);
-        const outcome = this.record(Ev.WORKFLOW, 0, encode(q.nodes)) as WorkflowOutcome;
-        if (!outcome.ok) return conn.sendError(requestId, outcome.code, outcome.message);
-        body = { taskIds: outcome.taskIds };
-        break;
-      }
-      case Kind.PARENT_ENDED: {
-        const state = FOREIGN_END_STATES.find((s) => s === q.state);
-        if (state === undefined) return conn.sendError(requestId, "E_BAD_REQUEST", `state must be one of ${FOREIGN_END_STATES.join(", ")}`);
-        const output = q.output instanceof Uint8Array ? q.output : EMPTY;
-        const result = this.record(Ev.PARENT_ENDED, taskId, encodeParentEnded(state, output)) as { count: number };
-        body = { taskId, settled: result.count };
-        break;
-      }
-      case Kind.DLQ_REQUEUE: {
-        const result = this.record(Ev.DLQ_REQUEUE, taskId) as { count: number };
-        if (result.count === 0) return conn.sendError(requestId, "E_UNKNOWN_TASK", `task ${taskId} is not in the dead-letter queue of shard ${this.config.scheduler.shard}`);
-        body = { taskId, requeued: true };
-        break;
-      }
-      default: {
-        const ids = Array.isArray(q.taskIds) ? q.taskIds.map(Number).filter(Number.isSafeInteger) : [];
-        const w = new ByteWriter(4 + ids.length * 8);
-        w.u32(ids.length);
-        for (const id of ids) w.f64(id);
-        const result = this.record(Ev.DLQ_PURGE, 0, w.toBytes()) as { count: number };
-        body = { purged: result.count };
-      }
-    }
-    this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.REPLY, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, body: { requestId, ...body } });
-  }
-
-  /**
-   * Runs one request's handling; a malformed request (ProtocolError) is
-   * answered on that request alone and the connection stays open: it may be a
-   * router's, carrying many clients whose requests are fine.
-   */
-  private answeringMalformed<T>(conn: Connection, requestId: number, handle: () => T): T | undefined {
-    try {
-      return handle();
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      conn.sendError(requestId, err.code, err.message);
-      return undefined;
-    }
-  }
-
-  /** Checked here, before the log, so replicas never disagree about a limit (theirs may differ). */
-  private refusePayload(conn: Connection, requestId: number, bytes: number, where = "the payload"): void {
-    conn.sendError(requestId, "E_TOO_LARGE", `${where} is ${bytes} bytes; this coordinator accepts at most ${this.config.payloadBytesMax} (--payload-bytes-max)`);
-  }
-
-  private unknownTask(conn: Connection, requestId: number, taskId: number): void {
-    conn.sendError(requestId, "E_UNKNOWN_TASK", `no task ${taskId} on shard ${this.config.scheduler.shard} (never submitted, or evicted after retention)`);
-  }
-
   private refuseNotPrimary(conn: Connection, requestId: number): void {
     const primary = this.peers.primaryLabel;
     conn.sendError(requestId, "E_NOT_PRIMARY", `${this.config.nodeId} is a ${this.role} of shard ${this.config.scheduler.shard}${primary ? `; the primary is ${primary}` : ""}`);
-  }
-
-  private taskQuery(conn: Connection, req: { requestId?: unknown; taskId?: unknown }): void {
-    const requestId = Number(req.requestId) || 0;
-    const task = this.scheduler.task(Number(req.taskId));
-    if (task === undefined) return this.unknownTask(conn, requestId, Number(req.taskId));
-    const info = taskInfo(requestId, task);
-    const progress = this.progress.get(task.id);
-    if (progress !== undefined && task.state === "leased") info.progress = progress;
-    writeControl(conn.writer, Kind.TASK_INFO, info);
-    conn.queueFlush();
   }
 
   // ------------------------------------------------------------ primary: log and effects

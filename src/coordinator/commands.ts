@@ -1,0 +1,134 @@
+// The control requests a primary answers on behalf of clients and routers:
+// cancel, watch, workflow, a foreign parent's end, DLQ requeue and purge (each
+// checked, logged as an entry, and answered once that entry is committed), and
+// task status queries. Requests come as msgpack maps, so each field is checked
+// here; a malformed one is answered on its own request, never by closing the
+// connection (it may be a router's, carrying other clients' requests).
+
+import { encode } from "@msgpack/msgpack";
+import type { Task } from "../core/task.ts";
+import type { WorkflowOutcome } from "../core/scheduler.ts";
+import type { Connection } from "../net/connection.ts";
+import { ByteWriter } from "../protocol/byte-writer.ts";
+import { writeControl } from "../protocol/codec.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { Kind } from "../protocol/messages.ts";
+import { encodeParentEnded, Ev, FOREIGN_END_STATES, type ApplyResult } from "./event-log.ts";
+import { isWorkflowNode, taskInfo, WORKFLOW_NODES_MAX } from "./request-shapes.ts";
+
+const EMPTY = new Uint8Array(0);
+
+/** What the commands need of their coordinator. */
+export interface CommandPort {
+  isPrimary(): boolean;
+  refuseNotPrimary(conn: Connection, requestId: number): void;
+  /** Logs one entry and applies it to the scheduler (the only way state changes). */
+  record(type: number, subject: number, body?: Uint8Array): ApplyResult;
+  /** Sends this REPLY once the entry just recorded is committed. */
+  replyWhenCommitted(conn: Connection, requestId: number, body: Record<string, unknown>): void;
+  task(taskId: number): Task | undefined;
+  /** The last progress a worker reported for a running task. */
+  progressOf(taskId: number): number | undefined;
+}
+
+export class Commands {
+  constructor(
+    private readonly port: CommandPort,
+    private readonly shard: number,
+    private readonly payloadBytesMax: number,
+  ) {}
+
+  /**
+   * CANCEL, WATCH, WORKFLOW, PARENT_ENDED, DLQ_REQUEUE or DLQ_PURGE. A
+   * malformed request (ProtocolError) is answered on that request alone and
+   * the connection stays open: it may be a router's, carrying many clients
+   * whose requests are fine.
+   */
+  answer(conn: Connection, kind: number, q: Record<string, unknown>): void {
+    try {
+      this.command(conn, kind, q);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      conn.sendError(Number(q.requestId) || 0, err.code, err.message);
+    }
+  }
+
+  private command(conn: Connection, kind: number, q: Record<string, unknown>): void {
+    const requestId = Number(q.requestId) || 0;
+    if (!this.port.isPrimary()) return this.port.refuseNotPrimary(conn, requestId);
+    const taskId = Number(q.taskId);
+    const needsTask = kind === Kind.CANCEL || kind === Kind.WATCH || kind === Kind.DLQ_REQUEUE || kind === Kind.PARENT_ENDED;
+    if (needsTask && !Number.isSafeInteger(taskId)) return conn.sendError(requestId, "E_BAD_REQUEST", "taskId must be an integer");
+    let body: Record<string, unknown>;
+    switch (kind) {
+      case Kind.CANCEL: {
+        const result = this.port.record(Ev.CANCEL, taskId) as { state?: string };
+        if (result.state === undefined) return this.unknownTask(conn, requestId, taskId);
+        body = { taskId, state: result.state };
+        break;
+      }
+      case Kind.WATCH: {
+        const w = new ByteWriter(12);
+        w.u32(requestId);
+        w.f64(taskId);
+        const result = this.port.record(Ev.WATCH, conn.id, w.toBytes()) as { count: number };
+        if (result.count === 0) return this.unknownTask(conn, requestId, taskId);
+        return; // the answer is a TASK_DONE when the task ends
+      }
+      case Kind.WORKFLOW: {
+        if (!Array.isArray(q.nodes)) return conn.sendError(requestId, "E_BAD_REQUEST", "a workflow needs nodes: an array of tasks");
+        if (q.nodes.length > WORKFLOW_NODES_MAX) return conn.sendError(requestId, "E_TOO_LARGE", `a workflow holds at most ${WORKFLOW_NODES_MAX} tasks`);
+        if (!q.nodes.every(isWorkflowNode)) return conn.sendError(requestId, "E_BAD_REQUEST", "each workflow node needs a string type, tags of strings, and dependsOn entries {node: index} or {taskId: id}");
+        const large = q.nodes.findIndex((n) => (n.payload?.length ?? 0) > this.payloadBytesMax);
+        if (large >= 0) return this.refusePayload(conn, requestId, q.nodes[large]!.payload!.length, `workflow task ${large}'s payload`);
+        const outcome = this.port.record(Ev.WORKFLOW, 0, encode(q.nodes)) as WorkflowOutcome;
+        if (!outcome.ok) return conn.sendError(requestId, outcome.code, outcome.message);
+        body = { taskIds: outcome.taskIds };
+        break;
+      }
+      case Kind.PARENT_ENDED: {
+        const state = FOREIGN_END_STATES.find((s) => s === q.state);
+        if (state === undefined) return conn.sendError(requestId, "E_BAD_REQUEST", `state must be one of ${FOREIGN_END_STATES.join(", ")}`);
+        const output = q.output instanceof Uint8Array ? q.output : EMPTY;
+        const result = this.port.record(Ev.PARENT_ENDED, taskId, encodeParentEnded(state, output)) as { count: number };
+        body = { taskId, settled: result.count };
+        break;
+      }
+      case Kind.DLQ_REQUEUE: {
+        const result = this.port.record(Ev.DLQ_REQUEUE, taskId) as { count: number };
+        if (result.count === 0) return conn.sendError(requestId, "E_UNKNOWN_TASK", `task ${taskId} is not in the dead-letter queue of shard ${this.shard}`);
+        body = { taskId, requeued: true };
+        break;
+      }
+      default: {
+        const ids = Array.isArray(q.taskIds) ? q.taskIds.map(Number).filter(Number.isSafeInteger) : [];
+        const w = new ByteWriter(4 + ids.length * 8);
+        w.u32(ids.length);
+        for (const id of ids) w.f64(id);
+        const result = this.port.record(Ev.DLQ_PURGE, 0, w.toBytes()) as { count: number };
+        body = { purged: result.count };
+      }
+    }
+    this.port.replyWhenCommitted(conn, requestId, { requestId, ...body });
+  }
+
+  /** Checked here, before the log, so replicas never disagree about a limit (theirs may differ). */
+  refusePayload(conn: Connection, requestId: number, bytes: number, where = "the payload"): void {
+    conn.sendError(requestId, "E_TOO_LARGE", `${where} is ${bytes} bytes; this coordinator accepts at most ${this.payloadBytesMax} (--payload-bytes-max)`);
+  }
+
+  private unknownTask(conn: Connection, requestId: number, taskId: number): void {
+    conn.sendError(requestId, "E_UNKNOWN_TASK", `no task ${taskId} on shard ${this.shard} (never submitted, or evicted after retention)`);
+  }
+
+  taskQuery(conn: Connection, req: { requestId?: unknown; taskId?: unknown }): void {
+    const requestId = Number(req.requestId) || 0;
+    const task = this.port.task(Number(req.taskId));
+    if (task === undefined) return this.unknownTask(conn, requestId, Number(req.taskId));
+    const info = taskInfo(requestId, task);
+    const progress = this.port.progressOf(task.id);
+    if (progress !== undefined && task.state === "leased") info.progress = progress;
+    writeControl(conn.writer, Kind.TASK_INFO, info);
+    conn.queueFlush();
+  }
+}
