@@ -30,25 +30,27 @@ async function repliesTo(port: number, flags: number): Promise<number[]> {
   }
 }
 
-test("a SUBMIT without notify gets SUBMITTED; with notify, TASK_DONE alone (coordinator, then router)", async () => {
+/** A coordinator with a worker, and a router in front of it. */
+async function shardBehindRouter(): Promise<{ coordinatorPort: number; routerPort: number }> {
   cluster = new Cluster();
   const coordinator = await cluster.coordinator();
   cluster.worker([coordinator.port], ["-w", "1"]);
   await cluster.workersJoined(coordinator.port, 1);
   const router = await cluster.router([coordinator.port]);
-  for (const port of [coordinator.port, router.port]) {
+  return { coordinatorPort: coordinator.port, routerPort: router.port };
+}
+
+test("a SUBMIT without notify gets SUBMITTED; with notify, TASK_DONE alone (coordinator, then router)", async () => {
+  const { coordinatorPort, routerPort } = await shardBehindRouter();
+  for (const port of [coordinatorPort, routerPort]) {
     expect(await repliesTo(port, 0)).toEqual([Kind.SUBMITTED, Kind.SUBMITTED, Kind.SUBMITTED]);
     expect(await repliesTo(port, SUBMIT_FLAG_NOTIFY)).toEqual([Kind.TASK_DONE, Kind.TASK_DONE, Kind.TASK_DONE]);
   }
 });
 
 test("two clients behind one router waiting on the same idempotency key both hear when the task ends", async () => {
-  cluster = new Cluster();
-  const coordinator = await cluster.coordinator();
-  cluster.worker([coordinator.port], ["-w", "1"]);
-  await cluster.workersJoined(coordinator.port, 1);
-  const router = await cluster.router([coordinator.port]);
-  const [a, b] = await Promise.all([0, 1].map(() => SchedulerClient.connect({ host: "127.0.0.1", port: router.port })));
+  const { routerPort } = await shardBehindRouter();
+  const [a, b] = await Promise.all([0, 1].map(() => SchedulerClient.connect({ host: "127.0.0.1", port: routerPort })));
   try {
     // Both arrive on the router's one link to the coordinator, under two request ids.
     const first = a!.run("sleep", { ms: 300 }, { idempotencyKey: "shared-key" });
