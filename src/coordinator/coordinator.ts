@@ -323,8 +323,13 @@ export class Coordinator implements ConnectionHandler {
   private onTick(): void {
     const now = Date.now();
     if (this.role === "primary") {
-      this.record(Ev.TICK, 0);
+      // A tick that would change nothing is not logged: an idle primary would write (and with
+      // --data-dir fsync) one every tickMs. Backups still hear from it each tick, by an APPEND of
+      // no entries, which is how they know it is alive (peers.ts).
+      const lastIndex = this.eventLog.lastIndex;
+      if (this.scheduler.tickWouldChange(now)) this.record(Ev.TICK, 0);
       this.pump();
+      if (this.eventLog.lastIndex === lastIndex) this.replicas.broadcast((w) => writeAppend(w, this.epoch, lastIndex + 1, 0, EMPTY));
     }
     this.peers.tick(now);
   }
@@ -497,7 +502,7 @@ export class Coordinator implements ConnectionHandler {
     this.appliedIndex += batch.count;
     this.scheduler.takeReady();
     // Durable here before the acknowledgement (sent at the end of this read) says so.
-    if (this.wal !== undefined) {
+    if (this.wal !== undefined && batch.count > 0) {
       this.wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries);
       if (this.wal.wantsSnapshot) this.wal.snapshot(this.epoch, this.appliedIndex, this.scheduler.exportState());
     }

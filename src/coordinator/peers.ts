@@ -7,8 +7,9 @@
 //    lower address): promote with epoch = highest seen + 1, but only with the
 //    state of the latest epoch (synced), or in a cluster that never had a primary.
 // At start-up this makes the lowest address the first primary; after a crash,
-// the in-sync backup takes over. A primary that falls silent (no log traffic,
-// which carries a TICK every tick) for failoverTimeoutMs counts as dead.
+// the in-sync backup takes over. A primary that falls silent (no log traffic:
+// each tick brings a TICK entry, or an APPEND of no entries when the tick
+// changed nothing) for failoverTimeoutMs counts as dead.
 
 import type { Logger } from "../cli/log.ts";
 import { CoordinatorLink } from "../net/coordinator-link.ts";

@@ -374,6 +374,22 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Whether tick(now) would change anything: a worker silent too long, a lease
+   * ended, a delayed task due, a finished task past retainedMs. An idle primary
+   * asks before logging a tick, so it does not write (and fsync) one every tickMs.
+   */
+  tickWouldChange(now: number): boolean {
+    for (const worker of this.held.workers.values()) {
+      if (now - worker.lastSeenAt > this.options.workerTimeoutMs) return true;
+      for (const task of worker.leased) if (task.leaseExpiresAt <= now) return true;
+    }
+    const due = this.held.delayed.peek();
+    if (due !== undefined && due.runAt <= now) return true;
+    const oldest = this.held.finishedOrder.peek();
+    return oldest !== undefined && now - oldest.finishedAt > this.options.retainedMs;
+  }
+
   /** Leases queued tasks to workers with free slots and the tags they need, spreading them evenly. */
   dispatch(now: number): void {
     this.lifecycle.releaseDue(now);

@@ -71,3 +71,41 @@ test("a whole-shard crash loses no acknowledged task", async () => {
   expect(s.completed).toBe(s.submitted - s.queued - s.leased - s.waiting - s.delayed);
   after.close();
 }, 120_000);
+
+test("an idle pair with --data-dir writes no log records, the backup does not take over, and replication goes on after", async () => {
+  const idle = new Cluster();
+  try {
+    const ports = [freePort(), freePort()];
+    const nodes = await Promise.all(ports.map((port, i) => idle.replica(port, ports, ["--data-dir", join(dataRoot, `idle-${i}`)])));
+    const roles = async () => {
+      const all = await Promise.all(nodes.map((n) => idle.stats(n.port)));
+      return all.map((s) => s.coordinators[0]!.stats!);
+    };
+    await waitFor("a primary with its backup in sync", async () => {
+      const [a, b] = await roles();
+      return [a!, b!].some((s) => s.primary && s.replication.backupsInSync === 1) ? true : undefined;
+    });
+    const before = await roles();
+    // Four failover timeouts (400 ms each) with nothing to do: ticks that change nothing are not logged
+    // (they were, 20 a second, each fsynced), and the backup still hears the primary every tick.
+    await Bun.sleep(1600);
+    const after = await roles();
+    for (const [i, s] of after.entries()) {
+      expect(s.primary).toBe(before[i]!.primary);
+      expect(s.epoch).toBe(before[i]!.epoch);
+      expect(s.wal!.commits - before[i]!.wal!.commits).toBeLessThanOrEqual(2);
+      // Silence would not promote the backup (it sees the primary alive) but reset its link and resync.
+      expect(nodes[i]!.output()).not.toContain("primary silent");
+    }
+    const primaryPort = nodes[after.findIndex((s) => s.primary)]!.port;
+    const client = await SchedulerClient.connect({ host: "127.0.0.1", port: primaryPort });
+    try {
+      // Acknowledged only once the backup holds it: the empty appends left the log's indexes in step.
+      expect(typeof (await client.submit("noop", undefined))).toBe("number");
+    } finally {
+      client.close();
+    }
+  } finally {
+    await idle.stopAll();
+  }
+});

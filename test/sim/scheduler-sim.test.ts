@@ -489,7 +489,22 @@ class Simulation {
     if (!current) this.stats.stale++;
   }
 
+  /** What a tick can change: workers and their leases, the queues' sizes, retention, the counters. */
+  private tickFingerprint(): string {
+    const s = this.s;
+    const workers = [...s.allWorkers()].map((w) => [w.id, w.free, w.leased.size]);
+    return JSON.stringify([s.counters, s.queuedCount, s.leasedTotal, s.waitingTotal, s.delayedTotal, s.retainedCount, s.dlqCount, workers]);
+  }
+
   tickAndDispatch(): void {
+    // An idle primary skips the ticks this says change nothing: check that they indeed change nothing.
+    if (!this.s.tickWouldChange(this.now)) {
+      const before = this.tickFingerprint();
+      this.s.tick(this.now);
+      const effects = this.s.takeReady();
+      const quiet = effects.finished.length + effects.notices.length + effects.aborts.length + effects.lostWorkers.length + effects.assignments.size === 0;
+      this.check(quiet && this.tickFingerprint() === before, () => `tick at ${this.now} changed the state though tickWouldChange said it would not`);
+    }
     this.call(() => this.s.tick(this.now));
     while (this.retained.length > 0 && this.now - this.retained[0]!.finishedAt > OPTIONS.retainedMs) {
       this.forget(this.retained.shift()!);
