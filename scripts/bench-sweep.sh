@@ -42,10 +42,5 @@ done
 
 cd "$(dirname "$0")/.."
 source scripts/ensure-bun.sh
-for bin in coordinator worker router client; do
-  [[ -x "dist/$bin" ]] || BUILD=1
-done
-if [[ "$BUILD" == 1 ]]; then
-  bun scripts/build.ts coordinator worker router client >&2
-fi
+source scripts/ensure-built.sh
 exec bun bench/sweep.ts "$SWEEP" "${ARGS[@]}"
