@@ -2,6 +2,7 @@
 // requeue, purge, its bound), with an explicit `now`.
 
 import { describe, expect, test } from "bun:test";
+import type { SubmitRequest } from "../../src/core/scheduler.ts";
 import { complete, failAttempt, finishedIds, leaseNow, makeScheduler, OK, request, state, submitOk } from "../support/scheduler-fixtures.ts";
 
 describe("cancel", () => {
@@ -225,12 +226,7 @@ describe("requeue of a task that never ran", () => {
   });
 
   test("keeps the runAt it was submitted with", () => {
-    const s = makeScheduler();
-    s.workerJoined(1, 10, [], 0);
-    const parent = submitOk(s, 0, { maxAttempts: 1 });
-    const child = submitOk(s, 0, { dependsOn: [parent], runAt: 5000 });
-    leaseNow(s, 0, 1);
-    failAttempt(s, parent, 1, "x");
+    const { s, parent, child } = parentFailedWithChild({ runAt: 5000 });
     s.requeue(parent, 2);
     complete(s, leaseNow(s, 2, 1)[0]!, 3); // the parent now completed
     s.requeue(child, 4);
@@ -265,12 +261,7 @@ describe("requeue of a task that never ran", () => {
   });
 
   test("fails again when its failed parent is requeued and fails once more", () => {
-    const s = makeScheduler();
-    s.workerJoined(1, 10, [], 0);
-    const parent = submitOk(s, 0, { maxAttempts: 1 });
-    const child = submitOk(s, 0, { dependsOn: [parent] });
-    leaseNow(s, 0, 1);
-    failAttempt(s, parent, 1, "x");
+    const { s, parent, child } = parentFailedWithChild();
     s.requeue(parent, 2);
     s.requeue(child, 2);
     expect(state(s, child)).toBe("waiting");
@@ -280,12 +271,7 @@ describe("requeue of a task that never ran", () => {
   });
 
   test("fails again when a parent is no longer held: whether it completed is unknown", () => {
-    const s = makeScheduler();
-    s.workerJoined(1, 10, [], 0);
-    const parent = submitOk(s, 0, { maxAttempts: 1 });
-    const child = submitOk(s, 0, { dependsOn: [parent] });
-    leaseNow(s, 0, 1);
-    failAttempt(s, parent, 1, "x");
+    const { s, parent, child } = parentFailedWithChild();
     s.purge([parent]);
     finishedIds(s);
     expect(s.requeue(child, 2)).toBe(true);
@@ -309,3 +295,14 @@ describe("requeue of a task that never ran", () => {
     expect(leaseNow(s, 100, 1)).toEqual([child]);
   });
 });
+
+/** A worker, a parent with one attempt that failed at 1, and its child failed with it: both dead letters. */
+function parentFailedWithChild(childFields: Partial<SubmitRequest> = {}) {
+  const s = makeScheduler();
+  s.workerJoined(1, 10, [], 0);
+  const parent = submitOk(s, 0, { maxAttempts: 1 });
+  const child = submitOk(s, 0, { dependsOn: [parent], ...childFields });
+  leaseNow(s, 0, 1);
+  failAttempt(s, parent, 1, "x");
+  return { s, parent, child };
+}
