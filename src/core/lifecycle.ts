@@ -90,8 +90,14 @@ export class Lifecycle {
     task.watchers = appended(kept, watcher);
   }
 
+  /** Whether a delayed task's runAt has come (releaseDue() moves it to the ready queue). */
+  delayedDue(now: number): boolean {
+    const next = this.held.delayed.peek();
+    return next !== undefined && next.runAt <= now;
+  }
+
   releaseDue(now: number): void {
-    while (this.held.delayed.length > 0 && this.held.delayed.peek()!.runAt <= now) {
+    while (this.delayedDue(now)) {
       const task = this.held.delayed.pop()!;
       if (task.state !== "delayed") continue; // cancelled while delayed
       this.held.delayedCount--;

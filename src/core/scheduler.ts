@@ -354,13 +354,13 @@ export class Scheduler {
   /** Time passes: lost workers dropped, expired leases ended, delayed tasks released, old results evicted. */
   tick(now: number): void {
     for (const worker of this.held.workers.values()) {
-      if (now - worker.lastSeenAt > this.options.workerTimeoutMs) {
+      if (this.isLost(worker, now)) {
         this.lifecycle.effects.lostWorkers.push(worker.id);
         this.workerLeft(worker.id, now);
         continue;
       }
       for (const task of worker.leased) {
-        if (task.leaseExpiresAt > now) continue;
+        if (!leaseEnded(task, now)) continue;
         this.held.counters.expiredLeases++;
         const why = now >= task.leasedAt + task.timeoutMs
           ? `ran past its ${task.timeoutMs} ms timeout`
@@ -369,9 +369,7 @@ export class Scheduler {
       }
     }
     this.lifecycle.releaseDue(now);
-    while (this.held.finishedOrder.length > 0 && now - this.held.finishedOrder.peek()!.finishedAt > this.options.retainedMs) {
-      this.lifecycle.forget(this.held.finishedOrder.shift()!);
-    }
+    while (this.pastRetention(this.held.finishedOrder.peek(), now)) this.lifecycle.forget(this.held.finishedOrder.shift()!);
   }
 
   /**
@@ -381,13 +379,20 @@ export class Scheduler {
    */
   tickWouldChange(now: number): boolean {
     for (const worker of this.held.workers.values()) {
-      if (now - worker.lastSeenAt > this.options.workerTimeoutMs) return true;
-      for (const task of worker.leased) if (task.leaseExpiresAt <= now) return true;
+      if (this.isLost(worker, now)) return true;
+      for (const task of worker.leased) if (leaseEnded(task, now)) return true;
     }
-    const due = this.held.delayed.peek();
-    if (due !== undefined && due.runAt <= now) return true;
-    const oldest = this.held.finishedOrder.peek();
-    return oldest !== undefined && now - oldest.finishedAt > this.options.retainedMs;
+    return this.lifecycle.delayedDue(now) || this.pastRetention(this.held.finishedOrder.peek(), now);
+  }
+
+  /** A worker silent for longer than workerTimeoutMs (tick() drops it). */
+  private isLost(worker: WorkerState, now: number): boolean {
+    return now - worker.lastSeenAt > this.options.workerTimeoutMs;
+  }
+
+  /** A finished task kept longer than retainedMs (tick() forgets it). */
+  private pastRetention(task: Task | undefined, now: number): boolean {
+    return task !== undefined && now - task.finishedAt > this.options.retainedMs;
   }
 
   /** Leases queued tasks to workers with free slots and the tags they need, spreading them evenly. */
@@ -451,6 +456,11 @@ export class Scheduler {
 
   // ------------------------------------------------------------------ internals
 
+}
+
+/** The lease ran out (no heartbeat named the task, or its timeout passed): tick() ends the attempt. */
+function leaseEnded(task: Task, now: number): boolean {
+  return task.leaseExpiresAt <= now;
 }
 
 /** Absent, or an absolute time a timer can reach. */
