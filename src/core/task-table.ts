@@ -39,9 +39,6 @@ export class TaskTable {
   /** Ascending by block number: the newest ids are in the last block. */
   private readonly blocks: Block[] = [];
   private readonly blockByNumber = new Map<number, Block>();
-  /** The block last looked up: most lookups in a row are for neighbouring ids. */
-  private recent: Block | undefined;
-  private count = 0;
   /** keyHash(key) -> id of the newest task given that key. */
   private readonly idByKeyHash = new Map<number, number>();
   /** Keys whose hash another held key already has (about never: 53 bits): key -> id. */
@@ -57,7 +54,9 @@ export class TaskTable {
   }
 
   get size(): number {
-    return this.count;
+    let tasks = 0;
+    for (const block of this.blocks) tasks += block.count;
+    return tasks;
   }
 
   get(taskId: number): Task | undefined {
@@ -87,10 +86,7 @@ export class TaskTable {
     if (!Number.isSafeInteger(task.id) || task.id < 0) throw new RangeError(`task id ${task.id} is not a non-negative safe integer`);
     const block = this.blockOf(task.id) ?? this.newBlock(blockNumber(task.id));
     const isNew = this.place(block, task);
-    if (isNew) {
-      block.count++;
-      this.count++;
-    }
+    if (isNew) block.count++;
     if (task.idempotencyKey !== "") this.indexKey(task);
   }
 
@@ -100,7 +96,6 @@ export class TaskTable {
     const removed = block === undefined ? undefined : this.remove(block, task.id);
     if (block === undefined || removed === undefined) return;
     block.count--;
-    this.count--;
     if (removed.idempotencyKey !== "") this.unindexKey(removed);
     if (block.count === 0) this.dropBlock(block);
     else this.sparsenIfFew(block);
@@ -160,7 +155,6 @@ export class TaskTable {
   private dropBlock(block: Block): void {
     this.blocks.splice(this.blocks.indexOf(block), 1);
     this.blockByNumber.delete(block.number);
-    if (this.recent === block) this.recent = undefined;
   }
 
   private indexKey(task: Task): void {
@@ -186,11 +180,7 @@ export class TaskTable {
   }
 
   private blockOf(taskId: number): Block | undefined {
-    const number = blockNumber(taskId);
-    if (this.recent?.number === number) return this.recent;
-    const block = this.blockByNumber.get(number);
-    if (block !== undefined) this.recent = block;
-    return block;
+    return this.blockByNumber.get(blockNumber(taskId));
   }
 
   private newBlock(number: number): Block {
