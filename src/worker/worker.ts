@@ -59,14 +59,27 @@ export interface WorkerCounters {
   done: number;
   failed: number;
   dropped: number;
+  /** ASSIGNs not run: from a link that was not (or no longer) its shard's primary, or below the shard's highest epoch seen. */
+  refused: number;
 }
 
+/** Refused ASSIGNs are logged at most this often (a deposed primary may send many at once). */
+const REFUSED_LOG_INTERVAL_MS = 1000;
+
 export class WorkerNode {
-  readonly counters: WorkerCounters = { received: 0, done: 0, failed: 0, dropped: 0 };
+  readonly counters: WorkerCounters = { received: 0, done: 0, failed: 0, dropped: 0, refused: 0 };
   private readonly executors: Executor[] = [];
   private readonly links: CoordinatorLink[] = [];
   /** Where a result goes: the live link that serves the task's shard. */
   private readonly linkByShard = new Map<number, CoordinatorLink>();
+  /**
+   * Per shard, the highest epoch any link announced as primary (WELCOME or ROLE),
+   * kept after that link is gone: the fence below which a coordinator is a deposed
+   * primary whose ASSIGNs are not run (it may not know yet, e.g. resumed from a pause).
+   */
+  private readonly primaryEpochSeen = new Map<number, number>();
+  private refusedLoggedAt = 0;
+  private refusedSinceLog = 0;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private readonly resultsWaiting = new Map<number, Uint8Array[]>();
   private readonly recentResults = new Map<number, Deque<Uint8Array>>();
@@ -116,7 +129,7 @@ export class WorkerNode {
     for (const address of this.config.coordinators) {
       const link = new CoordinatorLink(address, linkOptions, this.log, {
         onMessage: (l, kind, r) => {
-          if (kind === Kind.ASSIGN) return this.accept(r);
+          if (kind === Kind.ASSIGN) return this.accept(l, r);
           if (kind === Kind.ABORT) return this.abort(readControl<{ taskId?: unknown }>(r));
           throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from coordinator ${l.label}`);
         },
@@ -191,19 +204,21 @@ export class WorkerNode {
     return { executor, started };
   }
 
-  /** Results go to the primary of their shard only; one that appears gets what waited for it. */
   /**
    * Some link's role changed, came up or went down: the shard's primary is the
-   * live link that says primary with the highest epoch (a stale primary may
-   * still say so for a moment). A new primary gets the recent results again,
-   * since the old one may have died before replicating them; it drops those it
-   * already has by lease attempt.
+   * live link that says primary with the highest epoch, and not below the
+   * highest epoch ever announced (a stale primary may still say so for a moment,
+   * or again after a pause). Results go to it only; one that appears gets what
+   * waited for it, and the recent results again, since the old one may have died
+   * before replicating them; it drops those it already has by lease attempt.
    */
   private roleChanged(changed: CoordinatorLink): void {
     const shard = changed.shard;
+    if (shard < 0) return; // never welcomed: it has said nothing yet
+    const fence = this.raiseFence(changed);
     let best: CoordinatorLink | undefined;
     for (const l of this.links) {
-      if (l.up && l.primary && l.shard === shard && (best === undefined || l.epoch > best.epoch)) best = l;
+      if (l.up && l.primary && l.shard === shard && l.epoch >= fence && (best === undefined || l.epoch > best.epoch)) best = l;
     }
     const current = this.linkByShard.get(shard);
     if (best === current) return;
@@ -217,6 +232,42 @@ export class WorkerNode {
     for (const body of resend) if (!best.sendRaw(Kind.RESULT, body)) this.counters.dropped++;
     best.flushSoon();
     if (resend.length > 0) this.log.info("results resent to new primary", { shard, results: resend.length, primary: best.label, epoch: best.epoch });
+  }
+
+  /** Records the epoch of a link that says primary; returns the shard's fence. */
+  private raiseFence(link: CoordinatorLink): number {
+    const fence = this.primaryEpochSeen.get(link.shard) ?? 0;
+    if (!link.up || !link.primary) return fence;
+    // Said once per announcement, not per task: the refusals themselves are only counted and sampled at debug.
+    const deposed = (l: CoordinatorLink, epochSeen: number) =>
+      this.log.warn("deposed primary: its assignments are refused", { coordinator: l.label, shard: l.shard, epoch: l.epoch, epochSeen });
+    if (link.epoch < fence) deposed(link, fence);
+    if (link.epoch <= fence) return fence;
+    this.primaryEpochSeen.set(link.shard, link.epoch);
+    for (const l of this.links) if (l.up && l.primary && l.shard === link.shard && l.epoch < link.epoch) deposed(l, link.epoch);
+    return link.epoch;
+  }
+
+  /**
+   * Only the shard's current primary hands out work: a link that says primary,
+   * at no lower epoch than any primary of its shard announced.
+   */
+  private mayAssign(link: CoordinatorLink): boolean {
+    return link.primary && link.epoch >= (this.primaryEpochSeen.get(link.shard) ?? 0);
+  }
+
+  /** An ASSIGN not run: counted, logged at debug at most once a REFUSED_LOG_INTERVAL_MS. Its lease ends on the coordinator that sent it. */
+  private refuse(link: CoordinatorLink, taskId: number): void {
+    this.counters.refused++;
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.refusedLoggedAt < REFUSED_LOG_INTERVAL_MS) return;
+    this.log.debug("assignment refused", {
+      coordinator: link.label, shard: link.shard, epoch: link.epoch, primary: link.primary,
+      epochSeen: this.primaryEpochSeen.get(link.shard) ?? 0, taskId, refusedSinceLastLog: this.refusedSinceLog,
+    });
+    this.refusedLoggedAt = now;
+    this.refusedSinceLog = 0;
   }
 
   /** The last results sent to each shard's primary, kept to resend after a failover. */
@@ -261,9 +312,10 @@ export class WorkerNode {
     return ids;
   }
 
-  /** One ASSIGN body (r on it): to the least busy executor's ring (or its backlog when the ring is full). */
-  private accept(r: Reader): void {
+  /** One ASSIGN body (r on it) from the shard's primary: to the least busy executor's ring (or its backlog when the ring is full). */
+  private accept(link: CoordinatorLink, r: Reader): void {
     if (r.end - r.pos < 8) throw new ProtocolError("E_BAD_FRAME", "ASSIGN shorter than its task id");
+    if (!this.mayAssign(link)) return this.refuse(link, r.view.getFloat64(r.pos, true));
     this.counters.received++;
     this.runningTasks.add(r.view.getFloat64(r.pos, true));
     let target = this.executors[0]!;
