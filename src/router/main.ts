@@ -5,14 +5,19 @@ import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
 import { stopOnSignals } from "../cli/signals.ts";
 import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
+import { ETCD_DISCOVERY_FLAGS, etcdSettings } from "../net/etcd-discovery.ts";
 import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
 import { HttpApi } from "./http-api.ts";
 import { Router, type RouterConfig } from "./router.ts";
 
+/** Where a router without -s or --etcd looks: one coordinator on this host, the coordinator's default port. */
+const DEFAULT_SERVERS = "127.0.0.1:5000";
+
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: "port", short: "p", type: "int", default: 6000, min: 0, max: 65535, help: "TCP port for clients (0: any free port, printed at start)" },
   { name: "host", type: "string", default: "127.0.0.1", help: "address to listen on" },
-  { name: "servers", short: "s", type: "string", default: "127.0.0.1:5000", help: "comma-separated coordinator host:port list, any order, any shards; the shard map is learned from them" },
+  { name: "servers", short: "s", type: "string", default: "", help: `comma-separated coordinator host:port list, any order, any shards; the shard map is learned from them (default: ${DEFAULT_SERVERS}, or none with --etcd; with both, these are kept whatever etcd says)` },
+  ...ETCD_DISCOVERY_FLAGS,
   { name: "node-id", type: "string", default: "", help: "name in logs and stats (default: router-<port>)" },
   { name: "http-port", type: "int", default: 0, min: 0, max: 65535, help: "port of the REST API, /metrics, /healthz and /readyz (0: no HTTP)" },
   { name: "http-host", type: "string", default: "127.0.0.1", help: "address the HTTP port listens on" },
@@ -29,11 +34,14 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
 ];
 
 export function routerConfig(v: Record<string, number | string | boolean>): RouterConfig {
+  const etcd = etcdSettings(v);
+  const servers = (v.servers as string) || (etcd === undefined ? DEFAULT_SERVERS : "");
   return {
     host: v.host as string,
     port: v.port as number,
     nodeId: (v["node-id"] as string) || `router-${v.port}`,
-    coordinators: parseHostPortList(v.servers as string),
+    coordinators: servers === "" ? [] : parseHostPortList(servers),
+    etcd,
     limits: netLimits(v),
     ...serverSecurity(v),
     reconnectMinMs: v["reconnect-min-ms"] as number,
@@ -46,6 +54,7 @@ export function routerConfig(v: Record<string, number | string | boolean>): Rout
 export function main(): void {
   const values = parseOrExit("router", "one address in front of every shard: routes tasks by shard, fans out stats", ROUTER_FLAGS, [
     "router -p 6000 -s 127.0.0.1:5000,127.0.0.1:5001",
+    "router -p 6000 --etcd 127.0.0.1:2379",
   ]);
   let config: RouterConfig;
   try {

@@ -8,6 +8,7 @@ import type { Logger } from "../cli/log.ts";
 import { ShardMap } from "../core/shard-map.ts";
 import { shardOfTask } from "../core/task.ts";
 import { CoordinatorLink } from "../net/coordinator-link.ts";
+import { followCoordinators, type EtcdSettings } from "../net/etcd-discovery.ts";
 import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../net/auth.ts";
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
@@ -23,7 +24,10 @@ export interface RouterConfig {
   host: string;
   port: number;
   nodeId: string;
+  /** Dialled at start and kept whatever etcd says. */
   coordinators: HostPort[];
+  /** Also follow the coordinators registered in etcd (--etcd). */
+  etcd?: EtcdSettings | undefined;
   limits: NetLimits;
   /** Who may connect and do what; its cluster token is what the router presents to coordinators. */
   tokens: TokenTable;
@@ -69,41 +73,66 @@ export class Router implements ConnectionHandler {
   private forwarded = 0;
   private crossShardTimer: ReturnType<typeof setInterval> | undefined;
   private settling = false;
+  private discovery: { close(): void } | undefined;
+  private readonly upstreamHello: Hello;
 
   constructor(
     readonly config: RouterConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.upstreamHello = { role: "router", version: PROTOCOL_VERSION, nodeId: config.nodeId, token: config.tokens.clusterToken };
+  }
 
   get port(): number {
     return this.listener?.port ?? 0;
   }
 
   start(): void {
-    const hello: Hello = { role: "router", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, token: this.config.tokens.clusterToken };
-    for (const address of this.config.coordinators) {
-      const upstream: Upstream = { link: undefined as unknown as CoordinatorLink, routes: new Map(), nextRequestId: 1 };
-      upstream.link = new CoordinatorLink(address, {
-        hello, limits: this.config.limits, tls: this.config.tls.client, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
-      }, this.log, {
-        onMessage: (_l, kind, r) => this.fromUpstream(upstream, kind, r),
-        onUp: (l) => this.upstreamUp(upstream, l),
-        onRole: (l) => this.upstreamUp(upstream, l),
-        onDown: (_l, reason) => this.upstreamDown(upstream, reason),
-      });
-      this.upstreams.push(upstream);
-      upstream.link.connect();
+    for (const address of this.config.coordinators) this.addUpstream(address);
+    if (this.config.etcd !== undefined) {
+      this.discovery = followCoordinators(this.config.etcd, this.config.coordinators, this.log, { add: (a) => this.addUpstream(a), remove: (a) => this.removeUpstream(a) });
     }
     this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.clients.add(conn), this.config.tls.server);
     this.crossShardTimer = setInterval(() => this.settleRound(), this.config.crossShardPollMs);
-    this.log.info("listening", { host: this.config.host, port: this.port, coordinators: this.upstreams.map((u) => u.link.label) });
+    this.log.info("listening", { host: this.config.host, port: this.port, coordinators: this.upstreams.map((u) => u.link.label), etcd: this.config.etcd?.endpoints });
   }
 
   stop(): void {
     clearInterval(this.crossShardTimer);
+    this.discovery?.close();
     this.listener?.stop();
     for (const u of this.upstreams) u.link.close();
     for (const c of this.clients) c.close("router stopping");
+  }
+
+  /** Dials a coordinator; it is routed to once it says it is a shard's primary. A known address is left as it is. */
+  addUpstream(address: HostPort): void {
+    if (this.upstreamAt(address) !== undefined) return;
+    const upstream: Upstream = { link: undefined as unknown as CoordinatorLink, routes: new Map(), nextRequestId: 1 };
+    upstream.link = new CoordinatorLink(address, {
+      hello: this.upstreamHello, limits: this.config.limits, tls: this.config.tls.client, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
+    }, this.log, {
+      onMessage: (_l, kind, r) => this.fromUpstream(upstream, kind, r),
+      onUp: (l) => this.upstreamUp(upstream, l),
+      onRole: (l) => this.upstreamUp(upstream, l),
+      onDown: (_l, reason) => this.upstreamDown(upstream, reason),
+    });
+    this.upstreams.push(upstream);
+    upstream.link.connect();
+  }
+
+  /** Forgets a coordinator (gone from etcd): its requests in flight fail as retryable, as when its link drops. */
+  removeUpstream(address: HostPort): void {
+    const upstream = this.upstreamAt(address);
+    if (upstream === undefined) return;
+    this.upstreams.splice(this.upstreams.indexOf(upstream), 1);
+    this.upstreamDown(upstream, "removed from the cluster");
+    upstream.link.close();
+    this.log.info("coordinator removed", { coordinator: upstream.link.label, shard: upstream.link.shard });
+  }
+
+  private upstreamAt(address: HostPort): Upstream | undefined {
+    return this.upstreams.find((u) => u.link.address.host === address.host && u.link.address.port === address.port);
   }
 
   // ------------------------------------------------------------ clients
@@ -395,6 +424,7 @@ export class Router implements ConnectionHandler {
 
   /** A coordinator connected or announced its role: keep the highest-epoch primary per shard. */
   private upstreamUp(upstream: Upstream, link: CoordinatorLink): void {
+    if (!this.upstreams.includes(upstream)) return; // removed; its socket may still deliver a message or two
     this.shardMap.add(link.shard);
     const current = this.primaries.get(link.shard);
     if (!link.primary) {
