@@ -6,16 +6,21 @@ import { stopOnSignals } from "../cli/signals.ts";
 import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { TokenTable } from "../net/auth.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
+import { ETCD_DISCOVERY_FLAGS, etcdSettings } from "../net/etcd-discovery.ts";
 import { BATCH_MAX_FLAG, CLIENT_SECURITY_FLAGS, clientSecurity, NET_LIMIT_FLAGS, netLimits } from "../net/net-flags.ts";
 import { resolve } from "node:path";
 import { workerMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
 import { WorkerNode, type WorkerConfig } from "./worker.ts";
 
+/** The coordinator's default port: where a worker given no coordinator and no --etcd looks. */
+const DEFAULT_PORT = 5000;
+
 export const WORKER_FLAGS: readonly FlagSpec[] = [
-  { name: "port", short: "p", type: "int", default: 5000, min: 1, max: 65535, help: "port of the coordinator on --host (ignored when --coordinators is given)" },
+  { name: "port", short: "p", type: "int", default: 0, min: 0, max: 65535, help: `port of the coordinator on --host (ignored when --coordinators is given; 0: ${DEFAULT_PORT}, or none with --etcd)` },
   { name: "host", short: "H", type: "string", default: "127.0.0.1", help: "coordinator host" },
-  { name: "coordinators", short: "c", type: "string", default: "", help: "comma-separated host:port list of coordinators to serve" },
+  { name: "coordinators", short: "c", type: "string", default: "", help: "comma-separated host:port list of coordinators to serve (with --etcd too, these are kept whatever etcd says)" },
+  ...ETCD_DISCOVERY_FLAGS,
   { name: "threads", short: "w", type: "int", default: 2, min: 1, max: 256, help: "executor threads" },
   { name: "concurrency", type: "int", default: 128, min: 1, max: 65536, help: "tasks one executor thread holds at once; the worker's credit is threads x concurrency" },
   { name: "handlers", type: "string", default: "", repeatable: true, help: "a module of task handlers (.ts or .js; repeat or comma-separate), loaded on every executor thread" },
@@ -40,9 +45,12 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
 ];
 
 export function workerConfig(v: Record<string, number | string | boolean>, executorModule: string | URL): WorkerConfig {
-  const list = (v.coordinators as string) || `${v.host}:${v.port}`;
+  const etcd = etcdSettings(v);
+  const port = (v.port as number) || (etcd === undefined ? DEFAULT_PORT : 0);
+  const list = (v.coordinators as string) || (port > 0 ? `${v.host}:${port}` : "");
   return {
-    coordinators: parseHostPortList(list, v.host as string),
+    coordinators: list === "" ? [] : parseHostPortList(list, v.host as string),
+    etcd,
     nodeId: (v["node-id"] as string) || `worker-${process.pid}`,
     tags: (v.tags as string).split(",").map((t) => t.trim()).filter((t) => t !== ""),
     threads: v.threads as number,
@@ -66,6 +74,7 @@ export async function main(executorModule: string | URL): Promise<void> {
     "worker -p 5000 -w 4",
     "worker -p 5000 --handlers ./examples/handlers.ts",
     "worker --coordinators 127.0.0.1:5000,127.0.0.1:5100 -w 2 --tags gpu,eu",
+    "worker --etcd 127.0.0.1:2379 -w 4",
   ]);
   let config: WorkerConfig;
   try {
@@ -96,7 +105,11 @@ export async function main(executorModule: string | URL): Promise<void> {
   if ((values["metrics-port"] as number) > 0) {
     serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log, { tokens: metricsTokens });
   }
-  process.stdout.write(`worker ${config.nodeId} started: ${config.threads} threads x ${config.concurrency} slots, coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}\n`);
+  const served = [
+    ...(config.coordinators.length > 0 ? [`coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}`] : []),
+    ...(config.etcd !== undefined ? [`those in etcd ${config.etcd.endpoints.join(",")} under ${config.etcd.prefix}`] : []),
+  ];
+  process.stdout.write(`worker ${config.nodeId} started: ${config.threads} threads x ${config.concurrency} slots, ${served.join(" and ")}\n`);
   // SIGTERM drains: no new work, running tasks finish (see WorkerNode.drain).
   stopOnSignals(log, () => node.drain(values["shutdown-timeout-ms"] as number), () => ({ runningTasks: node.running }));
 }

@@ -16,10 +16,14 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { readControl, type Reader } from "../protocol/codec.ts";
 import { copyRange } from "../protocol/copy-range.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { followCoordinators, type EtcdSettings } from "../net/etcd-discovery.ts";
 import type { ExecutorInit, ExecutorMessage } from "./executor-thread.ts";
 
 export interface WorkerConfig {
+  /** Served from the start, whatever etcd says. */
   coordinators: HostPort[];
+  /** Also serve the coordinators registered in etcd (--etcd). */
+  etcd?: EtcdSettings | undefined;
   nodeId: string;
   tags: string[];
   /** Executor threads. */
@@ -80,6 +84,8 @@ export class WorkerNode {
   private readonly primaryEpochSeen = new Map<number, number>();
   private refusedLoggedAt = 0;
   private refusedSinceLog = 0;
+  private linkOptions: LinkOptions | undefined;
+  private discovery: { close(): void } | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private readonly resultsWaiting = new Map<number, Uint8Array[]>();
   private readonly recentResults = new Map<number, Deque<Uint8Array>>();
@@ -119,27 +125,16 @@ export class WorkerNode {
       ready.push(started);
     }
     await Promise.all(ready);
-    const linkOptions: LinkOptions = {
+    this.linkOptions = {
       hello: { role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, workerId: this.workerId, slots: this.slots, tags: this.config.tags, token: this.config.token },
       limits: this.config.limits,
       tls: this.config.tls,
       reconnectMinMs: this.config.reconnectMinMs,
       reconnectMaxMs: this.config.reconnectMaxMs,
     };
-    for (const address of this.config.coordinators) {
-      const link = new CoordinatorLink(address, linkOptions, this.log, {
-        onMessage: (l, kind, r) => {
-          if (kind === Kind.ASSIGN) return this.accept(l, r);
-          if (kind === Kind.ABORT) return this.abort(readControl<{ taskId?: unknown }>(r));
-          throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from coordinator ${l.label}`);
-        },
-        onReadEnd: () => this.publishTasks(),
-        onUp: (l) => this.roleChanged(l),
-        onRole: (l) => this.roleChanged(l),
-        onDown: (l) => this.roleChanged(l),
-      });
-      this.links.push(link);
-      link.connect();
+    for (const address of this.config.coordinators) this.addCoordinator(address);
+    if (this.config.etcd !== undefined) {
+      this.discovery = followCoordinators(this.config.etcd, this.config.coordinators, this.log, { add: (a) => this.addCoordinator(a), remove: (a) => this.removeCoordinator(a) });
     }
     this.heartbeatTimer = setInterval(() => {
       const beat: Heartbeat = { running: this.running, done: this.counters.done, failed: this.counters.failed, taskIds: [] };
@@ -150,12 +145,50 @@ export class WorkerNode {
     }, this.config.heartbeatMs);
   }
 
+  /** Dials a coordinator and serves it (every coordinator gets the worker's slots). A known address is left as it is. */
+  addCoordinator(address: HostPort): void {
+    if (this.linkOptions === undefined) throw new Error("addCoordinator before start()");
+    if (this.stopped || this.linkAt(address) !== undefined) return;
+    const link = new CoordinatorLink(address, this.linkOptions, this.log, {
+      onMessage: (l, kind, r) => {
+        if (kind === Kind.ASSIGN) return this.accept(l, r);
+        if (kind === Kind.ABORT) return this.abort(readControl<{ taskId?: unknown }>(r));
+        throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from coordinator ${l.label}`);
+      },
+      onReadEnd: () => this.publishTasks(),
+      onUp: (l) => this.roleChanged(l),
+      onRole: (l) => this.roleChanged(l),
+      onDown: (l) => this.roleChanged(l),
+    });
+    this.links.push(link);
+    link.connect();
+  }
+
+  /**
+   * Stops serving a coordinator (gone from etcd). Tasks it assigned keep
+   * running; their results wait for the shard's next primary, as after a failover.
+   */
+  removeCoordinator(address: HostPort): void {
+    const link = this.linkAt(address);
+    if (link === undefined) return;
+    this.links.splice(this.links.indexOf(link), 1);
+    link.close();
+    this.roleChanged(link);
+    this.log.info("coordinator removed", { coordinator: link.label, shard: link.shard });
+  }
+
+  private linkAt(address: HostPort): CoordinatorLink | undefined {
+    return this.links.find((l) => l.address.host === address.host && l.address.port === address.port);
+  }
+
   /**
    * Graceful stop (SIGTERM): tell every coordinator to send nothing new, let
    * running tasks finish and their results go out (at most `timeoutMs`), then
    * stop. Whatever is still running then is retried elsewhere when the links close.
    */
   async drain(timeoutMs: number): Promise<void> {
+    this.discovery?.close(); // a coordinator found from now on would not hear DRAIN and would assign work
+    this.discovery = undefined;
     for (const link of this.links) link.sendControl(Kind.DRAIN, {});
     const deadline = Date.now() + timeoutMs;
     while (this.running > 0 && Date.now() < deadline) await Bun.sleep(10);
@@ -167,6 +200,7 @@ export class WorkerNode {
   stop(): void {
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
+    this.discovery?.close();
     for (const link of this.links) link.close();
     for (const e of this.executors) void e.thread.terminate();
   }
@@ -250,10 +284,10 @@ export class WorkerNode {
 
   /**
    * Only the shard's current primary hands out work: a link that says primary,
-   * at no lower epoch than any primary of its shard announced.
+   * at no lower epoch than any primary of its shard announced, and still served.
    */
   private mayAssign(link: CoordinatorLink): boolean {
-    return link.primary && link.epoch >= (this.primaryEpochSeen.get(link.shard) ?? 0);
+    return link.primary && link.epoch >= (this.primaryEpochSeen.get(link.shard) ?? 0) && this.links.includes(link);
   }
 
   /** An ASSIGN not run: counted, logged at debug at most once a REFUSED_LOG_INTERVAL_MS. Its lease ends on the coordinator that sent it. */
@@ -263,7 +297,7 @@ export class WorkerNode {
     const now = Date.now();
     if (now - this.refusedLoggedAt < REFUSED_LOG_INTERVAL_MS) return;
     this.log.debug("assignment refused", {
-      coordinator: link.label, shard: link.shard, epoch: link.epoch, primary: link.primary,
+      coordinator: link.label, shard: link.shard, epoch: link.epoch, primary: link.primary, served: this.links.includes(link),
       epochSeen: this.primaryEpochSeen.get(link.shard) ?? 0, taskId, refusedSinceLastLog: this.refusedSinceLog,
     });
     this.refusedLoggedAt = now;

@@ -126,3 +126,24 @@ test("an ASSIGN from a link that does not say primary (a backup, or a primary th
   expect(anyResultFor(makeTaskId(1, 3))).toBe(false);
   expect(node!.counters.refused).toBe(2);
 });
+
+test("a coordinator removed at run time: its running task's result waits for the shard's next primary", async () => {
+  const first = await fake({ shard: 2, epoch: 7, primary: true });
+  const next = await fake({ shard: 2, epoch: 8, primary: true });
+  const worker = await startWorker([first]);
+  await first.heardSinceWelcome(WAIT_MS);
+  const slow = makeTaskId(2, 1);
+  first.assign(slow, "sleep", { ms: 150 });
+  await waitUntil("the task to be running", () => worker.running === 1, WAIT_MS);
+  worker.removeCoordinator(first.address);
+  await waitUntil("the removed coordinator's connection to close", () => !first.connected, WAIT_MS);
+  await waitUntil("the task to finish with no primary to take its result", () => worker.running === 0, WAIT_MS);
+  worker.addCoordinator(next.address);
+  await waitUntil("the waiting result at the next primary", () => next.resultFor(slow) !== undefined, WAIT_MS);
+  expect(first.resultFor(slow)).toBeUndefined();
+  // Adding a known address again is a no-op; the new primary's tasks run.
+  worker.addCoordinator(next.address);
+  next.assign(makeTaskId(2, 2));
+  await waitUntil("a task of the new primary", () => next.resultFor(makeTaskId(2, 2)) !== undefined, WAIT_MS);
+  expect(node!.counters.refused).toBe(0);
+});
