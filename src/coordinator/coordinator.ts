@@ -21,6 +21,9 @@ import {
 } from "../protocol/messages.ts";
 import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
 import { Peers, type ReplicationRole } from "./peers.ts";
+import { EtcdControl, type EtcdSettings } from "./etcd-control.ts";
+import { IsrReplicaSet } from "./isr-replica-set.ts";
+import type { Replicas, RoleControl, RoleEvents } from "./role-control.ts";
 import { RecentLatency } from "./recent-latency.ts";
 import { LatencyBuckets } from "../metrics/latency-buckets.ts";
 import { Commands } from "./commands.ts";
@@ -62,6 +65,8 @@ export interface CoordinatorConfig {
   dataDir: string;
   /** Log bytes after which a snapshot replaces the log. */
   walBytesMax: number;
+  /** An etcd-led replica group (--etcd) instead of static --peer election. */
+  etcd?: EtcdSettings;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -85,9 +90,10 @@ export class Coordinator implements ConnectionHandler {
   private stopping = false;
   private eventLog = new EventLog();
   private readonly entryReader = new Reader();
-  private readonly replicas: ReplicaSet;
+  private replicas: Replicas;
   private readonly held = new HeldReplies();
-  private readonly peers: Peers;
+  /** Who decides this node's role: static peers, or etcd. */
+  private readonly control: RoleControl;
   /** Backup: index of the last entry applied. */
   private appliedIndex = 0;
   private ackedUpTo = 0;
@@ -100,13 +106,14 @@ export class Coordinator implements ConnectionHandler {
   ) {
     this.scheduler = new Scheduler(config.scheduler);
     this.replicas = new ReplicaSet(config.backupTimeoutMs, log);
-    this.peers = new Peers(config, log, {
+    const events: RoleEvents = {
       promote: (epoch) => this.promote(epoch),
       follow: () => this.startFollowing(),
       stepDown: (reason) => this.stepDown(reason),
       onReplication: (kind, r) => this.fromPrimary(kind, r),
       onReplicationReadEnd: () => this.ackPrimary(),
-    });
+    };
+    this.control = config.etcd !== undefined ? new EtcdControl(config, config.etcd, log, events) : new Peers(config, log, events);
     this.commands = new Commands({
       isPrimary: () => this.role === "primary",
       refuseNotPrimary: (conn, requestId) => this.refuseNotPrimary(conn, requestId),
@@ -123,19 +130,21 @@ export class Coordinator implements ConnectionHandler {
   }
 
   get role(): ReplicationRole {
-    return this.peers.role;
+    return this.control.role;
   }
 
   get epoch(): number {
-    return this.peers.epoch;
+    return this.control.epoch;
   }
 
   start(): void {
     this.recover();
     this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.connections.set(conn.id, conn), this.config.tls.server);
+    // -p 0: what etcd tells the others is the port we got.
+    if (this.config.advertise.endsWith(":0")) this.config.advertise = `${this.config.host}:${this.port}`;
     this.tickTimer = setInterval(() => this.onTick(), this.config.tickMs);
     this.log.info("listening", { host: this.config.host, port: this.port, shard: this.config.scheduler.shard, nodeId: this.config.nodeId, peers: this.config.peers.length });
-    this.peers.start(Date.now());
+    this.control.start(Date.now());
   }
 
   /**
@@ -158,6 +167,8 @@ export class Coordinator implements ConnectionHandler {
       for (const conn of this.connections.values()) conn.flush();
       await Bun.sleep(20); // let the kernel take the last bytes before the sockets close
     }
+    // etcd mode: the leader key goes with the lease, so an in-sync backup campaigns at once.
+    await this.control.resign?.();
     this.stop();
   }
 
@@ -179,14 +190,14 @@ export class Coordinator implements ConnectionHandler {
     this.scheduler.takeReady();
     this.appliedIndex = recovered.index;
     this.eventLog = new EventLog(recovered.index);
-    this.peers.recovered(recovered.epoch, recovered.index);
+    this.control.recovered(recovered.epoch, recovered.index);
     this.log.info("recovered", { dataDir: this.config.dataDir, epoch: recovered.epoch, index: recovered.index, tasks: this.scheduler.queuedCount + this.scheduler.leasedTotal, logBatches: recovered.batches.length });
   }
 
   stop(): void {
     clearInterval(this.tickTimer);
     this.wal?.close();
-    this.peers.stop();
+    this.control.stop();
     this.listener?.stop();
     for (const conn of this.connections.values()) conn.close("coordinator stopping");
   }
@@ -284,10 +295,13 @@ export class Coordinator implements ConnectionHandler {
         conn.queueFlush();
         return;
       }
-      case Kind.REPL_SYNC:
+      case Kind.REPL_SYNC: {
         if (role !== "coordinator") throw new ProtocolError("E_BAD_REQUEST", "only coordinators replicate");
-        readControl(r);
+        const sync = readControl<{ replicaId?: unknown }>(r);
+        // etcd mode names ISR members by incarnation (replica id); static peers by connection.
+        conn.state.replicaId = typeof sync.replicaId === "string" ? sync.replicaId : String(conn.state.nodeId);
         return this.sendSnapshot(conn);
+      }
       case Kind.ERROR: {
         const e = readControl<{ code?: unknown; message?: unknown }>(r);
         this.log.warn("peer reported an error", { peer: conn.state.nodeId, role, code: e.code, message: e.message });
@@ -331,7 +345,7 @@ export class Coordinator implements ConnectionHandler {
       this.pump();
       if (this.eventLog.lastIndex === lastIndex) this.replicas.broadcast((w) => writeAppend(w, this.epoch, lastIndex + 1, 0, EMPTY));
     }
-    this.peers.tick(now);
+    this.control.tick(now);
   }
 
   private hello(conn: Connection, hello: Hello): void {
@@ -384,7 +398,7 @@ export class Coordinator implements ConnectionHandler {
 
   /** Requests that change state: logged like every input; the answer waits for the commit. */
   private refuseNotPrimary(conn: Connection, requestId: number): void {
-    const primary = this.peers.primaryLabel;
+    const primary = this.control.primaryLabel;
     conn.sendError(requestId, "E_NOT_PRIMARY", `${this.config.nodeId} is a ${this.role} of shard ${this.config.scheduler.shard}${primary ? `; the primary is ${primary}` : ""}`);
   }
 
@@ -404,6 +418,8 @@ export class Coordinator implements ConnectionHandler {
 
   /** Dispatches, writes effects, ships the log to backups, releases committed replies. */
   private pump(): void {
+    // A primary whose etcd lease may have expired acknowledges, replies and dispatches nothing more.
+    if (this.role === "primary" && this.control.mayLead?.(performance.now()) === false) this.control.fence?.();
     if (this.role !== "primary") {
       this.scheduler.takeReady(); // a backup's effects are the primary's business
       return;
@@ -487,16 +503,16 @@ export class Coordinator implements ConnectionHandler {
       this.appliedIndex = snap.index;
       this.wal?.snapshot(snap.epoch, snap.index, snap.state);
       this.ackedUpTo = 0;
-      this.peers.synced(snap.epoch);
+      this.control.synced(snap.epoch);
       this.log.info("snapshot applied", { epoch: snap.epoch, index: snap.index, tasks: snap.state.tasks.length });
       return;
     }
     if (kind !== Kind.REPL_APPEND) throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from the primary`);
     const batch = readAppend(r);
-    if (batch.epoch !== this.epoch || !this.peers.isSynced) return; // stale primary, or before our snapshot
+    if (batch.epoch !== this.epoch || !this.control.isSynced) return; // stale primary, or before our snapshot
     if (batch.firstIndex !== this.appliedIndex + 1) {
       this.log.warn("replication gap; resyncing", { expected: this.appliedIndex + 1, got: batch.firstIndex });
-      return this.peers.resync();
+      return this.control.resync();
     }
     batch.readEachEntry(this.entryReader, (r) => applyEntry(this.scheduler, r));
     this.appliedIndex += batch.count;
@@ -509,9 +525,9 @@ export class Coordinator implements ConnectionHandler {
   }
 
   private ackPrimary(): void {
-    if (this.appliedIndex === this.ackedUpTo || !this.peers.isSynced) return;
+    if (this.appliedIndex === this.ackedUpTo || !this.control.isSynced) return;
     this.ackedUpTo = this.appliedIndex;
-    this.peers.sendToPrimary((w) => writeAck(w, this.epoch, this.appliedIndex));
+    this.control.sendToPrimary((w) => writeAck(w, this.epoch, this.appliedIndex));
   }
 
   // ------------------------------------------------------------ role changes
@@ -519,14 +535,21 @@ export class Coordinator implements ConnectionHandler {
   /** Called by Peers: this node is primary of `epoch` now. */
   private promote(epoch: number): void {
     this.eventLog = new EventLog(this.appliedIndex);
+    if (this.control instanceof EtcdControl) {
+      const settings = this.config.etcd!;
+      this.replicas = new IsrReplicaSet(
+        settings.replicaId, this.control.isrMembers, this.control.deposedReplicaId, this.appliedIndex, Date.now(),
+        this.config.backupTimeoutMs, this.control, this.log, () => this.pump(),
+      );
+    }
     this.record(Ev.PROMOTE, epoch);
     for (const [workerId, conn] of this.workerConns) this.registerWorker(workerId, conn.state.slots as number, conn.state.tags as string[]);
     this.announce();
     this.pump();
   }
 
+  /** The coming snapshot replaces the state; until then appliedIndex still says what this node holds. */
   private startFollowing(): void {
-    this.appliedIndex = 0;
     this.ackedUpTo = 0;
   }
 
@@ -570,7 +593,7 @@ export class Coordinator implements ConnectionHandler {
         committedIndex: primary ? this.replicas.committedIndex : this.appliedIndex,
         backupsInSync: this.replicas.inSyncCount,
         alone: primary && this.replicas.alone(now),
-        following: this.peers.primaryLabel,
+        following: this.control.primaryLabel,
       },
       uptimeMs: now - this.startedAt, queued: this.scheduler.queuedCount, leased: this.scheduler.leasedTotal,
       submitted: c.submitted, completed: c.completed, failed: c.failed, retried: c.retried,

@@ -95,6 +95,15 @@ export class InSyncReplicas {
     r.acked = index;
   }
 
+  /** A member known to be gone (the leader this one replaced): proposed for removal at once. */
+  lost(id: string): void {
+    const r = this.replicas.get(id);
+    if (r === undefined) return;
+    r.connected = false;
+    r.behindSince = -Infinity;
+    r.target = Infinity;
+  }
+
   /** Keep (or stop keeping) a replica out of the ISR for a reason of its own. */
   exclude(id: string, excluded: boolean, now: number): void {
     this.replica(id, now).excluded = excluded;

@@ -1,0 +1,432 @@
+// A coordinator's role in an etcd-led replica group (--etcd). etcd decides who
+// leads: the leader key sits on the leader's lease and its create revision is
+// the epoch; only members of the in-sync replica set (ISR) campaign, so a node
+// that may lack acknowledged tasks waits instead of leading. The leader acts only
+// while its lease certainly lives (LeaderLease), so a paused or cut-off leader
+// fences itself before anyone can replace it. Backups follow whoever the leader
+// key names. etcd carries decisions only: nothing here runs per task.
+
+import type { Logger } from "../cli/log.ts";
+import { LeaderLease } from "../core/leader-lease.ts";
+import { CoordinatorLink } from "../net/coordinator-link.ts";
+import { EtcdClient, type EtcdKv, type EtcdWatchEvent } from "../net/etcd-client.ts";
+import { isrKey, leaderKey, memberKey, shardPrefix, type IsrRecord, type LeaderRecord, type MemberRecord } from "../net/etcd-keys.ts";
+import type { FrameWriter, Reader } from "../protocol/codec.ts";
+import { Kind, PROTOCOL_VERSION, type Hello } from "../protocol/messages.ts";
+import type { CoordinatorConfig } from "./coordinator.ts";
+import type { ReplicationRole } from "./peers.ts";
+import type { RoleControl, RoleEvents } from "./role-control.ts";
+
+export interface EtcdSettings {
+  endpoints: string[];
+  prefix: string;
+  /** TTL asked for the session lease (etcd may raise it: the granted TTL is what counts). */
+  leaseTtlMs: number;
+  /** This incarnation's id: stable across restarts with --data-dir, new on each start without. */
+  replicaId: string;
+}
+
+/** Most epochs a u32 field can carry: an etcd revision past it cannot be an epoch. */
+const EPOCH_MAX = 0xffff_ffff;
+/** Slack for clock-rate drift between this host and etcd and our own reaction time, per lease. */
+const LEASE_MARGIN_FRACTION = 0.1;
+const RETRY_MS = 200;
+
+interface IsrState {
+  members: string[];
+  /** 0: the shard has no ISR yet (never led). */
+  modRevision: number;
+}
+
+export class EtcdControl implements RoleControl {
+  role: ReplicationRole = "candidate";
+  epoch = 0;
+  private readonly etcd: EtcdClient;
+  private readonly lease: LeaderLease;
+  private leaseId = "";
+  private leaseTtlMs = 0;
+  private keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+  private keepAliveInFlight = false;
+  private watch: { close(): void } | undefined;
+  private leader: { record: LeaderRecord; epoch: number; modRevision: number; lease: string } | undefined;
+  private isr: IsrState | undefined;
+  /** The leader this node replaced, if any: it is out of the ISR until it catches up again. */
+  deposedReplicaId: string | undefined;
+  /** The last leader etcd named (kept after its key is gone): the one a new leader deposes. */
+  private lastLeaderReplicaId: string | undefined;
+  private link: CoordinatorLink | undefined;
+  private stateSynced = false;
+  private busy = false;
+  private stopped = false;
+  private lastWaitReason = "";
+
+  constructor(
+    private readonly config: CoordinatorConfig,
+    private readonly settings: EtcdSettings,
+    private readonly log: Logger,
+    private readonly events: RoleEvents,
+  ) {
+    this.etcd = new EtcdClient(settings.endpoints, { requestTimeoutMs: Math.max(100, Math.floor(settings.leaseTtlMs / 4)) });
+    this.lease = new LeaderLease(settings.leaseTtlMs * LEASE_MARGIN_FRACTION);
+  }
+
+  get isSynced(): boolean {
+    return this.stateSynced;
+  }
+
+  get primaryLabel(): string | undefined {
+    if (this.role === "primary") return this.config.advertise;
+    return this.link?.up ? this.leader?.record.address : undefined;
+  }
+
+  /** The ISR as this leader read it when it won (and as it has changed since). */
+  get isrMembers(): string[] {
+    return this.isr?.members ?? [this.settings.replicaId];
+  }
+
+  recovered(epoch: number): void {
+    this.epoch = epoch;
+  }
+
+  start(): void {
+    void this.join();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.keepAliveTimer);
+    this.watch?.close();
+    this.link?.close();
+    this.etcd.close();
+  }
+
+  /** Graceful stop: give the leadership back at once (the ISR campaigns without waiting for the TTL). */
+  async resign(): Promise<void> {
+    if (this.leaseId === "") return;
+    try {
+      await this.etcd.revoke(this.leaseId);
+    } catch (err) {
+      this.log.warn("could not revoke the lease; it expires on its own", { error: (err as Error).message });
+    }
+  }
+
+  mayLead(now: number): boolean {
+    return this.lease.isValid(now);
+  }
+
+  /** The lease may have expired: stop acting as primary now (the caller found mayLead false). */
+  fence(reason = `no keep-alive answered within the lease (${this.leaseTtlMs} ms)`): void {
+    if (this.role !== "primary") return;
+    this.role = "candidate";
+    this.log.warn("fenced: stopped acting as primary", { epoch: this.epoch, reason });
+    this.events.stepDown(reason);
+    // Whatever etcd still holds under our lease must go before we may lead again: a new session.
+    const old = this.leaseId;
+    this.leaseId = "";
+    this.lease.lost();
+    if (old !== "") this.etcd.revoke(old).catch(() => undefined);
+    void this.join();
+  }
+
+  /** `_wallNow` is the coordinator's wall clock; the lease runs on the monotonic one. */
+  tick(_wallNow: number): void {
+    if (this.role === "primary" && !this.lease.isValid(performance.now())) this.fence();
+    this.evaluate();
+  }
+
+  synced(epoch: number): void {
+    this.stateSynced = epoch === this.leader?.epoch;
+  }
+
+  resync(): void {
+    this.requestSnapshot();
+  }
+
+  sendToPrimary(encode: (w: FrameWriter) => void): void {
+    const conn = this.link?.writableConnection();
+    if (conn === undefined) return;
+    encode(conn.writer);
+    conn.queueFlush();
+  }
+
+  /** Primary: replace the ISR in etcd, if this node still leads and nobody changed it since. */
+  async writeIsr(members: string[]): Promise<boolean> {
+    const isr = this.isr;
+    if (this.role !== "primary" || isr === undefined) return false;
+    const record: IsrRecord = { members, epoch: this.epoch };
+    const shard = this.config.scheduler.shard;
+    try {
+      const res = await this.etcd.txn(
+        [
+          { key: leaderKey(this.settings.prefix, shard), target: "CREATE", result: "EQUAL", createRevision: this.epoch },
+          { key: isrKey(this.settings.prefix, shard), target: "MOD", result: "EQUAL", modRevision: isr.modRevision },
+        ],
+        [{ put: { key: isrKey(this.settings.prefix, shard), value: JSON.stringify(record) } }],
+      );
+      if (res.succeeded) {
+        this.isr = { members, modRevision: res.revision };
+        this.log.info("in-sync replicas changed", { epoch: this.epoch, members });
+        return true;
+      }
+      this.log.warn("in-sync replica change refused by etcd; re-reading", { epoch: this.epoch, members });
+      await this.reload();
+    } catch (err) {
+      this.log.warn("in-sync replica change failed", { error: (err as Error).message });
+    }
+    return false;
+  }
+
+  // ------------------------------------------------------------ session and watch
+
+  /** Lease, registration, first read, watch; retried until it works. */
+  private async join(): Promise<void> {
+    if (this.stopped || this.busy) return;
+    this.busy = true;
+    try {
+      const sentAt = performance.now();
+      const granted = await this.etcd.grantLease(Math.max(1, Math.round(this.settings.leaseTtlMs / 1000)));
+      this.leaseId = granted.id;
+      this.leaseTtlMs = granted.ttlS * 1000;
+      this.lease.renewed(sentAt, this.leaseTtlMs);
+      const shard = this.config.scheduler.shard;
+      const me: MemberRecord = { nodeId: this.config.nodeId, replicaId: this.settings.replicaId, address: this.config.advertise, shard };
+      await this.etcd.put(memberKey(this.settings.prefix, shard, this.settings.replicaId), JSON.stringify(me), this.leaseId);
+      clearInterval(this.keepAliveTimer);
+      this.keepAliveTimer = setInterval(() => void this.keepAlive(), Math.max(50, Math.floor(this.leaseTtlMs / 4)));
+      this.log.info("joined etcd", { lease: this.leaseId, ttlMs: this.leaseTtlMs, replicaId: this.settings.replicaId, prefix: this.settings.prefix });
+      this.busy = false;
+      await this.reload();
+    } catch (err) {
+      this.busy = false;
+      this.log.warn("etcd unavailable; retrying", { error: (err as Error).message, retryInMs: RETRY_MS });
+      setTimeout(() => void this.join(), RETRY_MS);
+    }
+  }
+
+  private async keepAlive(): Promise<void> {
+    if (this.keepAliveInFlight || this.leaseId === "") return;
+    this.keepAliveInFlight = true;
+    const id = this.leaseId;
+    const sentAt = performance.now();
+    try {
+      const ttlS = await this.etcd.keepAlive(id);
+      if (id !== this.leaseId) return;
+      if (ttlS > 0) return this.lease.renewed(sentAt, ttlS * 1000);
+      this.log.warn("etcd lease expired", { lease: id });
+      this.lease.lost();
+      if (this.role === "primary") return this.fence("the lease expired in etcd");
+      this.leaseId = "";
+      void this.join();
+    } catch (err) {
+      this.log.debug("keep-alive failed", { error: (err as Error).message });
+    } finally {
+      this.keepAliveInFlight = false;
+    }
+  }
+
+  /** Reads the shard's keys and watches them from there; a broken watch comes back here. */
+  private async reload(): Promise<void> {
+    if (this.stopped) return;
+    const shard = this.config.scheduler.shard;
+    try {
+      const { kvs, revision } = await this.etcd.getPrefix(shardPrefix(this.settings.prefix, shard));
+      this.leaderFrom(kvs.find((kv) => kv.key === leaderKey(this.settings.prefix, shard)));
+      this.isrFrom(kvs.find((kv) => kv.key === isrKey(this.settings.prefix, shard)));
+      this.watch?.close();
+      this.watch = this.etcd.watchPrefix(shardPrefix(this.settings.prefix, shard), revision + 1, (events) => this.onWatch(events), (err) => {
+        this.log.warn("etcd watch ended; re-reading", { error: err.message });
+        setTimeout(() => void this.reload(), RETRY_MS);
+      });
+      this.evaluate();
+    } catch (err) {
+      this.log.warn("etcd read failed; retrying", { error: (err as Error).message });
+      setTimeout(() => void this.reload(), RETRY_MS);
+    }
+  }
+
+  private onWatch(events: EtcdWatchEvent[]): void {
+    const shard = this.config.scheduler.shard;
+    for (const e of events) {
+      const kv = e.type === "DELETE" ? undefined : e.kv;
+      if (e.kv.key === leaderKey(this.settings.prefix, shard)) this.leaderFrom(kv);
+      else if (e.kv.key === isrKey(this.settings.prefix, shard)) this.isrFrom(kv);
+    }
+    this.evaluate();
+  }
+
+  private leaderFrom(kv: EtcdKv | undefined): void {
+    if (kv === undefined) {
+      if (this.leader !== undefined) this.log.info("shard has no leader", { previous: this.leader.record.nodeId, epoch: this.leader.epoch });
+      this.leader = undefined;
+      if (this.role === "primary") this.fence("the leader key is gone from etcd");
+      return;
+    }
+    const record = parseJson<LeaderRecord>(kv.value);
+    if (record === undefined || typeof record.address !== "string" || typeof record.replicaId !== "string") {
+      this.log.error("unreadable leader key in etcd; ignoring it until it changes", { key: kv.key });
+      this.leader = undefined;
+      return;
+    }
+    this.leader = { record, epoch: kv.createRevision, modRevision: kv.modRevision, lease: kv.lease };
+    this.lastLeaderReplicaId = record.replicaId;
+    if (this.role === "primary" && kv.createRevision !== this.epoch) this.fence(`${record.nodeId} leads epoch ${kv.createRevision}`);
+  }
+
+  private isrFrom(kv: EtcdKv | undefined): void {
+    if (kv === undefined) {
+      this.isr = { members: [], modRevision: 0 };
+      return;
+    }
+    // An unreadable ISR names nobody: then no node campaigns (safe) until a leader rewrites it.
+    const record = parseJson<IsrRecord>(kv.value);
+    this.isr = { members: Array.isArray(record?.members) ? record.members.map(String) : [], modRevision: kv.modRevision };
+  }
+
+  // ------------------------------------------------------------ the rules
+
+  /** Follow the leader etcd names, or campaign when there is none and this node may lead. */
+  private evaluate(): void {
+    if (this.stopped || this.busy || this.role === "primary") return;
+    const leader = this.leader;
+    if (leader === undefined) return void this.campaign();
+    if (leader.record.replicaId === this.settings.replicaId) return void this.clearOwnStaleLeadership(leader);
+    if (this.link !== undefined && this.link.label === leader.record.address && this.role === "backup" && this.epoch === leader.epoch) return;
+    this.followAddress(leader.record.address, leader.epoch);
+  }
+
+  private async campaign(): Promise<void> {
+    const isr = this.isr;
+    if (isr === undefined || this.leaseId === "" || !this.lease.isValid(performance.now())) return;
+    const me = this.settings.replicaId;
+    if (isr.modRevision !== 0 && !isr.members.includes(me)) {
+      return this.waitingBecause(`not in the in-sync replicas (${isr.members.join(", ") || "none"}): this node may lack acknowledged tasks, so it waits for a leader`);
+    }
+    const shard = this.config.scheduler.shard;
+    const record: LeaderRecord = { nodeId: this.config.nodeId, replicaId: me, address: this.config.advertise };
+    const fresh = isr.modRevision === 0;
+    this.busy = true;
+    try {
+      const res = await this.etcd.txn(
+        [
+          { key: leaderKey(this.settings.prefix, shard), target: "CREATE", result: "EQUAL", createRevision: 0 },
+          fresh
+            ? { key: isrKey(this.settings.prefix, shard), target: "CREATE", result: "EQUAL", createRevision: 0 }
+            : { key: isrKey(this.settings.prefix, shard), target: "MOD", result: "EQUAL", modRevision: isr.modRevision },
+        ],
+        [
+          { put: { key: leaderKey(this.settings.prefix, shard), value: JSON.stringify(record), lease: this.leaseId } },
+          ...(fresh ? [{ put: { key: isrKey(this.settings.prefix, shard), value: JSON.stringify({ members: [me], epoch: 0 } satisfies IsrRecord) } }] : []),
+        ],
+      );
+      this.busy = false;
+      if (!res.succeeded) return; // someone else won, or the ISR moved: the watch tells us which
+      if (res.revision > EPOCH_MAX) throw new Error(`etcd revision ${res.revision} is past the largest epoch ${EPOCH_MAX}; compact and reset the cluster's keys`);
+      if (fresh) this.isr = { members: [me], modRevision: res.revision };
+      this.leader = { record, epoch: res.revision, modRevision: res.revision, lease: this.leaseId };
+      this.becomePrimary(res.revision);
+    } catch (err) {
+      this.busy = false;
+      this.log.warn("campaign failed", { error: (err as Error).message });
+    }
+  }
+
+  private becomePrimary(epoch: number): void {
+    const previous = this.lastLeaderReplicaId;
+    this.deposedReplicaId = previous !== this.settings.replicaId ? previous : undefined;
+    this.link?.close();
+    this.link = undefined;
+    this.role = "primary";
+    this.epoch = epoch;
+    this.stateSynced = true;
+    this.lastWaitReason = "";
+    this.log.info("promoted to primary", { epoch, shard: this.config.scheduler.shard, isr: this.isr?.members, previous });
+    this.events.promote(epoch);
+  }
+
+  /** The leader key names this replica but this process does not lead: a previous life's key (or lease). Remove it. */
+  private async clearOwnStaleLeadership(leader: NonNullable<EtcdControl["leader"]>): Promise<void> {
+    if (leader.lease === this.leaseId) return;
+    this.busy = true;
+    try {
+      await this.etcd.txn(
+        [{ key: leaderKey(this.settings.prefix, this.config.scheduler.shard), target: "MOD", result: "EQUAL", modRevision: leader.modRevision }],
+        [{ deleteRange: { key: leaderKey(this.settings.prefix, this.config.scheduler.shard) } }],
+      );
+      this.log.info("removed this replica's leader key from an earlier life", { epoch: leader.epoch });
+    } catch (err) {
+      this.log.warn("could not remove an old leader key", { error: (err as Error).message });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private followAddress(address: string, epoch: number): void {
+    if (this.link?.label !== address) {
+      this.link?.close();
+      const [host, port] = splitHostPort(address);
+      const hello = (): Hello => ({
+        role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,
+        shard: this.config.scheduler.shard, epoch: this.epoch, primary: false, token: this.config.tokens.clusterToken,
+      });
+      const limits = { ...this.config.limits, frameBytesMax: Math.max(this.config.limits.frameBytesMax, this.config.snapshotBytesMax) };
+      this.link = new CoordinatorLink({ host, port }, {
+        hello, limits, tls: this.config.tls.client, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
+      }, this.log, {
+        onMessage: (l, kind, r) => this.fromLeader(l, kind, r),
+        onReadEnd: (l) => {
+          if (l === this.link) this.events.onReplicationReadEnd();
+        },
+        onUp: () => this.linkReady(),
+        onRole: () => this.linkReady(),
+        // Nothing to undo: the state stays what it was, and the link redials and asks for a snapshot when up.
+        onDown: () => undefined,
+      });
+      this.link.connect();
+    }
+    if (this.role !== "backup" || this.epoch !== epoch) {
+      this.role = "backup";
+      this.epoch = epoch;
+      this.stateSynced = false;
+      this.events.follow();
+      this.log.info("following primary", { primary: address, epoch });
+    }
+    this.linkReady();
+  }
+
+  /** The link reached the leader etcd names, at its epoch: ask for its state. */
+  private linkReady(): void {
+    const link = this.link;
+    if (link === undefined || !link.up || this.role !== "backup") return;
+    if (!link.primary || link.epoch !== this.leader?.epoch) return; // it has not taken over yet (its ROLE follows)
+    this.requestSnapshot();
+  }
+
+  private requestSnapshot(): void {
+    this.stateSynced = false;
+    this.link?.sendControl(Kind.REPL_SYNC, { epoch: this.epoch, replicaId: this.settings.replicaId });
+  }
+
+  private fromLeader(link: CoordinatorLink, kind: number, r: Reader): void {
+    if (link !== this.link || link.epoch !== this.epoch) return; // a deposed leader's traffic is dropped
+    if (kind === Kind.REPL_SNAPSHOT || kind === Kind.REPL_APPEND) this.events.onReplication(kind, r);
+  }
+
+  private waitingBecause(reason: string): void {
+    if (reason === this.lastWaitReason) return;
+    this.lastWaitReason = reason;
+    this.log.warn("not leading", { reason });
+  }
+}
+
+function parseJson<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function splitHostPort(address: string): [string, number] {
+  const at = address.lastIndexOf(":");
+  return [address.slice(0, at).replace(/^\[|\]$/g, ""), Number(address.slice(at + 1))];
+}

@@ -1,0 +1,108 @@
+// The primary's replicas in an etcd-led group: connections and their replica
+// ids around the pure ISR rule (core/in-sync-replicas.ts). Commits wait for
+// every ISR member; a member that lags or leaves is removed from the ISR in
+// etcd (compare-and-swap) before anything is acknowledged without it, and a
+// backup that has caught up is added back.
+
+import type { Logger } from "../cli/log.ts";
+import { InSyncReplicas } from "../core/in-sync-replicas.ts";
+import type { Connection } from "../net/connection.ts";
+import type { FrameWriter } from "../protocol/codec.ts";
+import type { Replicas } from "./role-control.ts";
+
+export interface IsrStore {
+  /** Write the ISR to etcd if this node still leads and nobody changed it: true when it did. */
+  writeIsr(members: string[]): Promise<boolean>;
+}
+
+export class IsrReplicaSet implements Replicas {
+  private readonly isr: InSyncReplicas;
+  private readonly backups = new Map<number, { conn: Connection; replicaId: string }>();
+
+  /**
+   * A leader that just won with the ISR `members` read from etcd. `deposed`, the
+   * leader it replaced, leaves the ISR at once: it must load this leader's state
+   * before it holds anything of this epoch.
+   */
+  constructor(
+    selfId: string,
+    members: string[],
+    deposed: string | undefined,
+    lastIndex: number,
+    now: number,
+    lagTimeoutMs: number,
+    private readonly store: IsrStore,
+    private readonly log: Logger,
+    /** Called when an ISR change settled: held replies may be released now. */
+    private readonly onChange: () => void,
+  ) {
+    this.isr = new InSyncReplicas({ selfId, lagTimeoutMs }, members, lastIndex, now);
+    if (deposed !== undefined && members.includes(deposed)) this.isr.lost(deposed);
+  }
+
+  get inSyncCount(): number {
+    return this.isr.members.length - 1;
+  }
+
+  get committedIndex(): number {
+    return this.isr.committedIndex;
+  }
+
+  get members(): readonly string[] {
+    return this.isr.members;
+  }
+
+  alone(): boolean {
+    return this.isr.members.length === 1 && !this.isr.changePending;
+  }
+
+  add(conn: Connection, _snapshotIndex: number, now: number): void {
+    const replicaId = String(conn.state.replicaId ?? "");
+    this.backups.set(conn.id, { conn, replicaId });
+    this.isr.connected(replicaId, now);
+  }
+
+  ack(conn: Connection, index: number): void {
+    const b = this.backups.get(conn.id);
+    if (b !== undefined) this.isr.acked(b.replicaId, index);
+  }
+
+  remove(conn: Connection, now: number, reason: string): void {
+    const b = this.backups.get(conn.id);
+    if (b === undefined) return;
+    this.backups.delete(conn.id);
+    this.isr.disconnected(b.replicaId, now);
+    this.log.warn("backup lost", { backup: conn.state.nodeId, replicaId: b.replicaId, reason });
+  }
+
+  broadcast(encode: (w: FrameWriter) => void): void {
+    for (const b of this.backups.values()) {
+      if (!b.conn.writable()) continue;
+      encode(b.conn.writer);
+      b.conn.queueFlush();
+    }
+  }
+
+  commit(lastIndex: number, now: number): number {
+    const committed = this.isr.commit(lastIndex, now);
+    const next = this.isr.proposal(now);
+    if (next !== undefined) {
+      this.log.info("proposing in-sync replicas", { from: this.isr.members, to: next });
+      this.store.writeIsr(next).then(
+        (ok) => this.settle(ok ? next : undefined),
+        () => this.settle(undefined),
+      );
+    }
+    return committed;
+  }
+
+  closeAll(reason: string): void {
+    for (const b of this.backups.values()) b.conn.close(reason);
+    this.backups.clear();
+  }
+
+  private settle(members: string[] | undefined): void {
+    this.isr.settled(members);
+    this.onChange();
+  }
+}
