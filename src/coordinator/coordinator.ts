@@ -67,6 +67,8 @@ export interface CoordinatorConfig {
   walBytesMax: number;
   /** An etcd-led replica group (--etcd) instead of static --peer election. */
   etcd?: EtcdSettings;
+  /** etcd mode: a replica whose clock is further than this from the primary's neither joins the ISR nor leads. */
+  maxClockOffsetMs: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -309,7 +311,10 @@ export class Coordinator implements ConnectionHandler {
       }
       case Kind.REPL_ACK: {
         const ack = readAck(r);
-        if (ack.epoch === this.epoch) this.replicas.ack(conn, ack.index, Date.now());
+        if (ack.epoch !== this.epoch) return;
+        const now = Date.now();
+        this.replicas.ack(conn, ack.index, now);
+        if (Number.isFinite(ack.clockMs)) this.replicas.clockOffset?.(conn, ack.clockMs - now);
         return;
       }
       default:
@@ -343,7 +348,7 @@ export class Coordinator implements ConnectionHandler {
       const lastIndex = this.eventLog.lastIndex;
       if (this.scheduler.tickWouldChange(now)) this.record(Ev.TICK, 0);
       this.pump();
-      if (this.eventLog.lastIndex === lastIndex) this.replicas.broadcast((w) => writeAppend(w, this.epoch, lastIndex + 1, 0, EMPTY));
+      if (this.eventLog.lastIndex === lastIndex) this.replicas.broadcast((w) => writeAppend(w, this.epoch, lastIndex + 1, 0, EMPTY, now));
     }
     this.control.tick(now);
   }
@@ -465,7 +470,8 @@ export class Coordinator implements ConnectionHandler {
       this.wal.append(this.epoch, batch.firstIndex, batch.count, batch.bytes);
       if (this.wal.wantsSnapshot) this.wal.snapshot(this.epoch, this.eventLog.lastIndex, this.scheduler.exportState());
     }
-    this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes));
+    const now = Date.now();
+    this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes, now));
   }
 
   private holdDone(task: Task, watcher: Watcher): void {
@@ -509,7 +515,9 @@ export class Coordinator implements ConnectionHandler {
     }
     if (kind !== Kind.REPL_APPEND) throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from the primary`);
     const batch = readAppend(r);
-    if (batch.epoch !== this.epoch || !this.control.isSynced) return; // stale primary, or before our snapshot
+    if (batch.epoch !== this.epoch) return; // a stale primary
+    if (Number.isFinite(batch.clockMs)) this.control.clockOffset?.(Date.now() - batch.clockMs);
+    if (!this.control.isSynced) return; // before our snapshot
     if (batch.firstIndex !== this.appliedIndex + 1) {
       this.log.warn("replication gap; resyncing", { expected: this.appliedIndex + 1, got: batch.firstIndex });
       return this.control.resync();
@@ -527,7 +535,7 @@ export class Coordinator implements ConnectionHandler {
   private ackPrimary(): void {
     if (this.appliedIndex === this.ackedUpTo || !this.control.isSynced) return;
     this.ackedUpTo = this.appliedIndex;
-    this.control.sendToPrimary((w) => writeAck(w, this.epoch, this.appliedIndex));
+    this.control.sendToPrimary((w) => writeAck(w, this.epoch, this.appliedIndex, Date.now()));
   }
 
   // ------------------------------------------------------------ role changes
@@ -539,7 +547,7 @@ export class Coordinator implements ConnectionHandler {
       const settings = this.config.etcd!;
       this.replicas = new IsrReplicaSet(
         settings.replicaId, this.control.isrMembers, this.control.deposedReplicaId, this.appliedIndex, Date.now(),
-        this.config.backupTimeoutMs, this.control, this.log, () => this.pump(),
+        this.config.backupTimeoutMs, this.config.maxClockOffsetMs, this.control, this.log, () => this.pump(),
       );
     }
     this.record(Ev.PROMOTE, epoch);

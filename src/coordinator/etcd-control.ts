@@ -59,6 +59,8 @@ export class EtcdControl implements RoleControl {
   private busy = false;
   private stopped = false;
   private lastWaitReason = "";
+  /** Last measured offset of our wall clock from the primary's; undefined until a primary was heard. */
+  private clockOffsetMs: number | undefined;
 
   constructor(
     private readonly config: CoordinatorConfig,
@@ -108,6 +110,11 @@ export class EtcdControl implements RoleControl {
     } catch (err) {
       this.log.warn("could not revoke the lease; it expires on its own", { error: (err as Error).message });
     }
+  }
+
+  /** Backup: how far our clock is ahead of the primary's (from its last APPEND). */
+  clockOffset(offsetMs: number): void {
+    this.clockOffsetMs = offsetMs;
   }
 
   mayLead(now: number): boolean {
@@ -301,9 +308,14 @@ export class EtcdControl implements RoleControl {
     if (isr.modRevision !== 0 && !isr.members.includes(me)) {
       return this.waitingBecause(`not in the in-sync replicas (${isr.members.join(", ") || "none"}): this node may lack acknowledged tasks, so it waits for a leader`);
     }
+    if (this.clockOffsetMs !== undefined && Math.abs(this.clockOffsetMs) > this.config.maxClockOffsetMs) {
+      return this.waitingBecause(`this node's clock is ${Math.round(this.clockOffsetMs)} ms off the last primary's (more than --max-clock-offset-ms ${this.config.maxClockOffsetMs}): leading would fire delays, deadlines and timeouts early or never`);
+    }
     const shard = this.config.scheduler.shard;
     const record: LeaderRecord = { nodeId: this.config.nodeId, replicaId: me, address: this.config.advertise };
     const fresh = isr.modRevision === 0;
+    // Read before the await: our own leader key may come back through the watch while the txn is in flight.
+    const previous = this.lastLeaderReplicaId;
     this.busy = true;
     try {
       const res = await this.etcd.txn(
@@ -323,15 +335,14 @@ export class EtcdControl implements RoleControl {
       if (res.revision > EPOCH_MAX) throw new Error(`etcd revision ${res.revision} is past the largest epoch ${EPOCH_MAX}; compact and reset the cluster's keys`);
       if (fresh) this.isr = { members: [me], modRevision: res.revision };
       this.leader = { record, epoch: res.revision, modRevision: res.revision, lease: this.leaseId };
-      this.becomePrimary(res.revision);
+      this.becomePrimary(res.revision, previous);
     } catch (err) {
       this.busy = false;
       this.log.warn("campaign failed", { error: (err as Error).message });
     }
   }
 
-  private becomePrimary(epoch: number): void {
-    const previous = this.lastLeaderReplicaId;
+  private becomePrimary(epoch: number, previous: string | undefined): void {
     this.deposedReplicaId = previous !== this.settings.replicaId ? previous : undefined;
     this.link?.close();
     this.link = undefined;

@@ -17,7 +17,7 @@ export interface IsrStore {
 
 export class IsrReplicaSet implements Replicas {
   private readonly isr: InSyncReplicas;
-  private readonly backups = new Map<number, { conn: Connection; replicaId: string }>();
+  private readonly backups = new Map<number, { conn: Connection; replicaId: string; clockTooFar: boolean }>();
 
   /**
    * A leader that just won with the ISR `members` read from etcd. `deposed`, the
@@ -31,6 +31,7 @@ export class IsrReplicaSet implements Replicas {
     lastIndex: number,
     now: number,
     lagTimeoutMs: number,
+    private readonly maxClockOffsetMs: number,
     private readonly store: IsrStore,
     private readonly log: Logger,
     /** Called when an ISR change settled: held replies may be released now. */
@@ -58,13 +59,27 @@ export class IsrReplicaSet implements Replicas {
 
   add(conn: Connection, _snapshotIndex: number, now: number): void {
     const replicaId = String(conn.state.replicaId ?? "");
-    this.backups.set(conn.id, { conn, replicaId });
+    this.backups.set(conn.id, { conn, replicaId, clockTooFar: false });
     this.isr.connected(replicaId, now);
   }
 
   ack(conn: Connection, index: number): void {
     const b = this.backups.get(conn.id);
     if (b !== undefined) this.isr.acked(b.replicaId, index);
+  }
+
+  /** A replica whose clock is too far from ours would fire delays and deadlines early or never if it led: keep it out. */
+  clockOffset(conn: Connection, offsetMs: number): void {
+    const b = this.backups.get(conn.id);
+    if (b === undefined) return;
+    const tooFar = Math.abs(offsetMs) > this.maxClockOffsetMs;
+    if (tooFar !== b.clockTooFar) {
+      b.clockTooFar = tooFar;
+      const fields = { backup: conn.state.nodeId, replicaId: b.replicaId, offsetMs: Math.round(offsetMs), maxClockOffsetMs: this.maxClockOffsetMs };
+      if (tooFar) this.log.warn("backup clock too far off; keeping it out of the in-sync replicas", fields);
+      else this.log.info("backup clock back within bounds", fields);
+    }
+    this.isr.exclude(b.replicaId, tooFar, 0);
   }
 
   remove(conn: Connection, now: number, reason: string): void {

@@ -7,10 +7,13 @@ import { stopOnSignals } from "../cli/signals.ts";
 import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
 import { SHARD_MAX } from "../core/task.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
+import { isLoopback } from "../net/auth.ts";
 import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
 import { Coordinator, type CoordinatorConfig } from "./coordinator.ts";
+import { replicaIdFor } from "./replica-id.ts";
+import { DEFAULT_ETCD_PREFIX, parseEtcdEndpoints } from "../net/etcd-keys.ts";
 
 const D = DEFAULT_SCHEDULER_OPTIONS;
 
@@ -36,6 +39,10 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
   ...SERVER_SECURITY_FLAGS,
   { name: "peer", type: "string", default: "", repeatable: true, help: "another coordinator of this shard, host:port (repeat or comma-separate); none: a single node" },
   { name: "advertise", type: "string", default: "", help: "this node's host:port as its peers name it (default: --host:--port); ranks the start-up election" },
+  { name: "etcd", type: "string", default: "", help: "etcd endpoints (host:port or http://host:port, comma-separated): leadership, in-sync replicas and discovery live there instead of --peer election" },
+  { name: "etcd-prefix", type: "string", default: DEFAULT_ETCD_PREFIX, help: "key prefix of this cluster in etcd (several clusters may share one etcd)" },
+  { name: "etcd-lease-ttl-ms", type: "int", default: 1000, min: 1000, max: 60000, help: "TTL of this node's etcd lease (whole seconds; etcd may raise it); a leader stops acting before it can have expired, and failover waits for it" },
+  { name: "max-clock-offset-ms", type: "int", default: 500, min: 1, max: 3_600_000, help: "etcd mode: a replica whose wall clock is further than this from the primary's stays out of the in-sync replicas and refuses to lead" },
   { name: "failover-timeout-ms", type: "int", default: 400, min: 10, max: 600000, help: "a backup with no live primary this long promotes itself (x its rank)" },
   { name: "backup-timeout-ms", type: "int", default: 1000, min: 0, max: 600000, help: "how long the primary holds acknowledgements for a lost backup before going on alone" },
   { name: "reconnect-min-ms", type: "int", default: 20, min: 1, help: "first delay before redialing a peer" },
@@ -50,10 +57,20 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
 
 export function coordinatorConfig(v: Record<string, number | string | boolean>): CoordinatorConfig {
   const peers = (v.peer as string) === "" ? [] : parseHostPortList(v.peer as string);
+  const etcdEndpoints = parseEtcdEndpoints(v.etcd as string);
+  if (etcdEndpoints.length > 0 && peers.length > 0) throw new Error("--etcd and --peer exclude each other: with etcd, replicas find each other there");
+  const nodeId = (v["node-id"] as string) || `coordinator-${v.port}`;
   return {
+    ...(etcdEndpoints.length > 0 && {
+      etcd: {
+        endpoints: etcdEndpoints, prefix: v["etcd-prefix"] as string, leaseTtlMs: v["etcd-lease-ttl-ms"] as number,
+        replicaId: replicaIdFor(nodeId, v["data-dir"] as string),
+      },
+    }),
     peers,
     advertise: (v.advertise as string) || `${v.host}:${v.port}`,
     failoverTimeoutMs: v["failover-timeout-ms"] as number,
+    maxClockOffsetMs: v["max-clock-offset-ms"] as number,
     backupTimeoutMs: v["backup-timeout-ms"] as number,
     reconnectMinMs: v["reconnect-min-ms"] as number,
     reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
@@ -62,7 +79,7 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
     walBytesMax: v["wal-bytes-max"] as number,
     host: v.host as string,
     port: v.port as number,
-    nodeId: (v["node-id"] as string) || `coordinator-${v.port}`,
+    nodeId,
     tickMs: v["tick-ms"] as number,
     payloadBytesMax: v["payload-bytes-max"] as number,
     workerSlotsMax: v["worker-slots-max"] as number,
@@ -88,6 +105,7 @@ export function main(): void {
     "coordinator -p 5000",
     "coordinator -p 5000 --shard 1 --max-queue 100000",
     "coordinator -p 5000 --peer 127.0.0.1:5001   # with: coordinator -p 5001 --peer 127.0.0.1:5000",
+    "coordinator -p 5000 --etcd 127.0.0.1:2379 --data-dir /var/lib/ts/0   # a replica group: start more with other ports",
   ]);
   let config: CoordinatorConfig;
   try {
@@ -102,6 +120,8 @@ export function main(): void {
   }
   const log = new Logger("coordinator", values["log-level"] as LogLevel);
   warnIfOpen(log, config.tokens.open, [config.host, values["metrics-port"] ? (values["metrics-host"] as string) : "127.0.0.1"]);
+  // Static peers elect on timeouts: fine on one host, unsafe where a network between replicas can split (docs/replication.md).
+  if (config.peers.length > 0 && !isLoopback(config.host)) log.warn("static --peer mode is not partition-safe: during a network partition two primaries can acknowledge, and when it heals the lower epoch steps down and loses what it acknowledged; use --etcd for replica groups across machines", { host: config.host, peers: config.peers.length });
   const coordinator = new Coordinator(config, log);
   try {
     coordinator.start();

@@ -34,12 +34,17 @@ export function decodeSnapshot(r: Reader): { epoch: number; index: number; state
   return { epoch, index, state };
 }
 
-/** REPL_APPEND: `u32 epoch | f64 firstIndex | u32 count | entries` (entries as EventLog.take() gives them). */
-export function writeAppend(w: FrameWriter, epoch: number, firstIndex: number, count: number, entries: Uint8Array): void {
+/**
+ * REPL_APPEND: `u32 epoch | f64 firstIndex | u32 count | f64 clockMs | entries` (entries as
+ * EventLog.take() gives them). clockMs is the sender's wall clock (NaN: not given), so a
+ * backup knows how far its clock is from the primary's (--max-clock-offset-ms).
+ */
+export function writeAppend(w: FrameWriter, epoch: number, firstIndex: number, count: number, entries: Uint8Array, clockMs = NaN): void {
   w.begin(Kind.REPL_APPEND);
   w.u32(epoch);
   w.f64(firstIndex);
   w.u32(count);
+  w.f64(clockMs);
   w.raw(entries);
   w.end();
 }
@@ -48,6 +53,8 @@ export interface AppendBatch {
   epoch: number;
   firstIndex: number;
   count: number;
+  /** The primary's wall clock when it sent the batch (NaN: unknown, e.g. read back from disk). */
+  clockMs: number;
   /** The entries as sent (`u32 bytes | entry` each): what a write-ahead log stores. */
   entries: Uint8Array;
   /** Calls `apply` with each entry's bytes (a view, valid during the call); checks the count. */
@@ -58,16 +65,16 @@ export interface AppendBatch {
 
 /** Entries stored as `u32 bytes | entry`, one after another (a log batch, as on the wire and on disk). */
 export function readEntries(epoch: number, firstIndex: number, count: number, entries: Uint8Array): AppendBatch {
-  return readAppendBody(new Reader().reset(entries), epoch, firstIndex, count);
+  return readAppendBody(new Reader().reset(entries), epoch, firstIndex, count, NaN);
 }
 
-function readAppendBody(r: Reader, epoch: number, firstIndex: number, count: number): AppendBatch {
+function readAppendBody(r: Reader, epoch: number, firstIndex: number, count: number, clockMs: number): AppendBatch {
   const bytes = r.bytes;
   const start = r.pos;
   const end = r.end;
   r.pos = end;
   return {
-    epoch, firstIndex, count, entries: bytes.subarray(start, end),
+    epoch, firstIndex, count, clockMs, entries: bytes.subarray(start, end),
     forEachEntry(apply) {
       walkEntries(bytes, start, end, count, (from, to) => apply(bytes.subarray(from, to)));
     },
@@ -97,18 +104,21 @@ export function readAppend(r: Reader): AppendBatch {
   const epoch = r.u32();
   const firstIndex = r.f64();
   const count = r.u32();
-  return readAppendBody(r, epoch, firstIndex, count);
+  const clockMs = r.f64();
+  return readAppendBody(r, epoch, firstIndex, count, clockMs);
 }
 
-export function writeAck(w: FrameWriter, epoch: number, index: number): void {
+/** REPL_ACK: `u32 epoch | f64 index | f64 clockMs` (the backup's wall clock, NaN: not given). */
+export function writeAck(w: FrameWriter, epoch: number, index: number, clockMs = NaN): void {
   w.begin(Kind.REPL_ACK);
   w.u32(epoch);
   w.f64(index);
+  w.f64(clockMs);
   w.end();
 }
 
-export function readAck(r: Reader): { epoch: number; index: number } {
-  const ack = { epoch: r.u32(), index: r.f64() };
+export function readAck(r: Reader): { epoch: number; index: number; clockMs: number } {
+  const ack = { epoch: r.u32(), index: r.f64(), clockMs: r.f64() };
   r.done();
   return ack;
 }

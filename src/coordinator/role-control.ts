@@ -37,6 +37,8 @@ export interface RoleControl {
   mayLead?(now: number): boolean;
   /** Primary: mayLead said no; stop acting as primary now. */
   fence?(): void;
+  /** Backup: how far this node's wall clock is ahead of the primary's, as last measured. */
+  clockOffset?(offsetMs: number): void;
   /** Graceful stop of a primary: hand the leadership back at once. */
   resign?(): Promise<void>;
 }
@@ -52,6 +54,8 @@ export interface Replicas {
   ack(conn: Connection, index: number, now: number): void;
   remove(conn: Connection, now: number, reason: string): void;
   broadcast(encode: (w: FrameWriter) => void): void;
+  /** How far a backup's wall clock is ahead of ours (from its acknowledgement). */
+  clockOffset?(conn: Connection, offsetMs: number): void;
   /** The committed index now, given the last index appended. */
   commit(lastIndex: number, now: number): number;
   closeAll(reason: string): void;

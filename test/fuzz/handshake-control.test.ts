@@ -244,7 +244,7 @@ let router: Router;
 
 const coordinatorConfig: CoordinatorConfig = {
   host: "127.0.0.1", port: 0, nodeId: "fuzz-coordinator", scheduler: { ...FUZZ_SCHEDULER_OPTIONS }, limits: LIMITS, tokens: TokenTable.OPEN, tls: {},
-  tickMs: TICK_MS, payloadBytesMax: 1 << 20, workerSlotsMax: 16, peers: [], advertise: "127.0.0.1:0", failoverTimeoutMs: 400,
+  tickMs: TICK_MS, payloadBytesMax: 1 << 20, workerSlotsMax: 16, peers: [], advertise: "127.0.0.1:0", failoverTimeoutMs: 400, maxClockOffsetMs: 500,
   // A fake peer that says it is a coordinator and asks for a snapshot is a backup until it closes; 0: no grace after it (commits would stall).
   backupTimeoutMs: 0,
   reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, dataDir: "", walBytesMax: 1 << 26,

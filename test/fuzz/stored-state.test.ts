@@ -110,7 +110,7 @@ describe("replication codec", () => {
         const where = `seed=${seed} case=${i}`;
         let batch: ReturnType<typeof readAppend> | undefined;
         if (!refusedOrAccepted(where, body, () => (batch = readAppend(reader.reset(body))))) continue;
-        const again = bodyOf((w) => writeAppend(w, batch!.epoch, batch!.firstIndex, batch!.count, batch!.entries));
+        const again = bodyOf((w) => writeAppend(w, batch!.epoch, batch!.firstIndex, batch!.count, batch!.entries, batch!.clockMs));
         const reread = readAppend(new Reader().reset(again));
         expect([reread.epoch, reread.firstIndex, reread.count, [...reread.entries]]).toEqual([batch!.epoch, batch!.firstIndex, batch!.count, [...batch!.entries]]);
         const s = Scheduler.fromState(FUZZ_SCHEDULER_OPTIONS, structuredClone(base));
@@ -130,11 +130,11 @@ describe("replication codec", () => {
     test(`REPL_ACK bodies: ProtocolError or a value that writes back the same (seed=${seed})`, () => {
       const prng = new Prng(seed);
       for (let i = 0; i < CASES; i++) {
-        const valid = bodyOf((w) => writeAck(w, prng.int(2 ** 32), prng.int(2 ** 40)));
-        const body = prng.int(4) === 0 ? randomBytes(prng, prng.int(24)) : mutateBytes(valid, prng);
-        let ack: { epoch: number; index: number } | undefined;
+        const valid = bodyOf((w) => writeAck(w, prng.int(2 ** 32), prng.int(2 ** 40), prng.int(2 ** 42)));
+        const body = prng.int(4) === 0 ? randomBytes(prng, prng.int(32)) : mutateBytes(valid, prng);
+        let ack: { epoch: number; index: number; clockMs: number } | undefined;
         if (!refusedOrAccepted(`seed=${seed} case=${i}`, body, () => (ack = readAck(reader.reset(body))))) continue;
-        expect(readAck(new Reader().reset(bodyOf((w) => writeAck(w, ack!.epoch, ack!.index))))).toEqual(ack!);
+        expect(readAck(new Reader().reset(bodyOf((w) => writeAck(w, ack!.epoch, ack!.index, ack!.clockMs))))).toEqual(ack!);
       }
     });
   }
