@@ -249,6 +249,10 @@ export class WorkerNode {
   private roleChanged(changed: CoordinatorLink): void {
     const shard = changed.shard;
     if (shard < 0) return; // never welcomed: it has said nothing yet
+    // Every coordinator of the shard gone at once: a shard restarted without its data starts over at
+    // epoch 1, and an old fence would refuse its work for good. A deposed primary cannot slip through
+    // here unless it alone reconnects first, and in etcd mode it fences itself anyway.
+    if (!this.links.some((l) => l.up && l.shard === shard)) this.primaryEpochSeen.delete(shard);
     const fence = this.raiseFence(changed);
     let best: CoordinatorLink | undefined;
     for (const l of this.links) {

@@ -38,11 +38,12 @@ export class FakeCoordinator {
     readonly nodeId = `fake-${role.shard}-${role.epoch}`,
   ) {}
 
-  static async start(role: FakeRole, welcomeAtOnce = true): Promise<FakeCoordinator> {
+  /** `port`: listen where an earlier fake did (a coordinator restarted in place); 0: any free port. */
+  static async start(role: FakeRole, welcomeAtOnce = true, port = 0): Promise<FakeCoordinator> {
     const fake = new FakeCoordinator(role, welcomeAtOnce);
     fake.listener = Bun.listen<undefined>({
       hostname: "127.0.0.1",
-      port: 0,
+      port,
       socket: {
         open: (s) => {
           fake.socket = s;

@@ -147,3 +147,22 @@ test("a coordinator removed at run time: its running task's result waits for the
   await waitUntil("a task of the new primary", () => next.resultFor(makeTaskId(2, 2)) !== undefined, WAIT_MS);
   expect(node!.counters.refused).toBe(0);
 });
+
+test("a shard whose every coordinator went away starts over: a restart at a lower epoch is served", async () => {
+  // Static mode without --data-dir: the whole shard restarts empty at epoch 1. The old fence must not refuse it for good.
+  const before = await fake({ shard: 4, epoch: 7, primary: true });
+  await startWorker([before]);
+  await before.heardSinceWelcome(WAIT_MS);
+  const first = makeTaskId(4, 1);
+  before.assign(first);
+  await waitUntil("the first primary's task to complete", () => before.resultFor(first) !== undefined, WAIT_MS);
+  const address = before.address;
+  before.stop();
+  const restarted = await FakeCoordinator.start({ shard: 4, epoch: 1, primary: true }, true, address.port);
+  fakes.push(restarted);
+  await restarted.heardSinceWelcome(WAIT_MS);
+  const second = makeTaskId(4, 2);
+  restarted.assign(second);
+  await waitUntil("the restarted shard's task to complete", () => restarted.resultFor(second) !== undefined, WAIT_MS);
+  expect(node!.counters.refused).toBe(0);
+});
