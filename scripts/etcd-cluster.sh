@@ -103,5 +103,11 @@ promoted_at=$(grep -h '"promoted to primary"' "$LOGS"/shard0-*.log | bun -e '
   console.log(Math.max(...lines.map((l) => Date.parse(l.ts))));')
 echo "shard 0 had a new primary $((promoted_at - killed_at)) ms after the kill"
 echo
-echo "== cluster stats"
-stats | grep -E '"(nodeId|shard|epoch|primary|backupsInSync|submitted|completed|failed)"' | sed 's/^ */  /'
+echo "== replicas (the killed one left etcd with its lease, so the router no longer lists it)"
+stats | bun -e '
+  const s = JSON.parse(await Bun.stdin.text());
+  for (const c of s.coordinators) {
+    const t = c.stats;
+    if (t === undefined) { console.log(`  ${c.address.padEnd(16)} unreachable`); continue; }
+    console.log(`  ${c.address.padEnd(16)} ${t.nodeId.padEnd(9)} shard ${t.shard}  ${t.replication.role.padEnd(7)} epoch ${t.epoch}  in-sync backups ${t.replication.backupsInSync}  submitted ${t.submitted}  completed ${t.completed}  failed ${t.failed}`);
+  }'
