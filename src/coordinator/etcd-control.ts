@@ -8,6 +8,7 @@
 
 import type { Logger } from "../cli/log.ts";
 import { LeaderLease } from "../core/leader-lease.ts";
+import { decideReplicaRole } from "../core/replica-role.ts";
 import { CoordinatorLink } from "../net/coordinator-link.ts";
 import { EtcdClient, type EtcdKv, type EtcdWatchEvent } from "../net/etcd-client.ts";
 import { isrKey, leaderKey, memberKey, shardPrefix, type IsrRecord, type LeaderRecord, type MemberRecord } from "../net/etcd-keys.ts";
@@ -121,7 +122,7 @@ export class EtcdControl implements RoleControl {
     return this.lease.isValid(now);
   }
 
-  /** The lease may have expired: stop acting as primary now (the caller found mayLead false). */
+  /** The lease may have expired, or etcd names another leader: stop acting as primary now. */
   fence(reason = `no keep-alive answered within the lease (${this.leaseTtlMs} ms)`): void {
     if (this.role !== "primary") return;
     this.role = "candidate";
@@ -137,7 +138,6 @@ export class EtcdControl implements RoleControl {
 
   /** `_wallNow` is the coordinator's wall clock; the lease runs on the monotonic one. */
   tick(_wallNow: number): void {
-    if (this.role === "primary" && !this.lease.isValid(performance.now())) this.fence();
     this.evaluate();
   }
 
@@ -265,7 +265,6 @@ export class EtcdControl implements RoleControl {
     if (kv === undefined) {
       if (this.leader !== undefined) this.log.info("shard has no leader", { previous: this.leader.record.nodeId, epoch: this.leader.epoch });
       this.leader = undefined;
-      if (this.role === "primary") this.fence("the leader key is gone from etcd");
       return;
     }
     const record = parseJson<LeaderRecord>(kv.value);
@@ -276,7 +275,6 @@ export class EtcdControl implements RoleControl {
     }
     this.leader = { record, epoch: kv.createRevision, modRevision: kv.modRevision, lease: kv.lease };
     this.lastLeaderReplicaId = record.replicaId;
-    if (this.role === "primary" && kv.createRevision !== this.epoch) this.fence(`${record.nodeId} leads epoch ${kv.createRevision}`);
   }
 
   private isrFrom(kv: EtcdKv | undefined): void {
@@ -291,29 +289,38 @@ export class EtcdControl implements RoleControl {
 
   // ------------------------------------------------------------ the rules
 
-  /** Follow the leader etcd names, or campaign when there is none and this node may lead. */
+  /** Follow the leader etcd names, campaign when there is none and this node may, fence when it may no longer lead. */
   private evaluate(): void {
-    if (this.stopped || this.busy || this.role === "primary") return;
+    if (this.stopped || this.busy) return;
     const leader = this.leader;
-    if (leader === undefined) return void this.campaign();
-    if (leader.record.replicaId === this.settings.replicaId) return void this.clearOwnStaleLeadership(leader);
-    if (this.link !== undefined && this.link.label === leader.record.address && this.role === "backup" && this.epoch === leader.epoch) return;
-    this.followAddress(leader.record.address, leader.epoch);
+    const decision = decideReplicaRole({
+      selfId: this.settings.replicaId, role: this.role, epoch: this.epoch,
+      lease: this.leaseId, leaseValid: this.lease.isValid(performance.now()),
+      leader: leader && { replicaId: leader.record.replicaId, address: leader.record.address, epoch: leader.epoch, lease: leader.lease },
+      isr: this.isr, clockOffsetMs: this.clockOffsetMs, maxClockOffsetMs: this.config.maxClockOffsetMs,
+      following: this.role === "backup" && this.link !== undefined ? { address: this.link.label, epoch: this.epoch } : undefined,
+    });
+    switch (decision.kind) {
+      case "stay":
+        return;
+      case "fence":
+        return this.fence(decision.reason);
+      case "follow":
+        return this.followAddress(decision.address, decision.epoch);
+      case "remove-stale-leader-key":
+        return void this.clearOwnStaleLeadership(leader!);
+      case "wait":
+        return this.waitingBecause(decision.reason);
+      case "campaign":
+        return void this.campaign(decision.freshShard);
+    }
   }
 
-  private async campaign(): Promise<void> {
-    const isr = this.isr;
-    if (isr === undefined || this.leaseId === "" || !this.lease.isValid(performance.now())) return;
+  private async campaign(fresh: boolean): Promise<void> {
+    const isr = this.isr!;
     const me = this.settings.replicaId;
-    if (isr.modRevision !== 0 && !isr.members.includes(me)) {
-      return this.waitingBecause(`not in the in-sync replicas (${isr.members.join(", ") || "none"}): this node may lack acknowledged tasks, so it waits for a leader`);
-    }
-    if (this.clockOffsetMs !== undefined && Math.abs(this.clockOffsetMs) > this.config.maxClockOffsetMs) {
-      return this.waitingBecause(`this node's clock is ${Math.round(this.clockOffsetMs)} ms off the last primary's (more than --max-clock-offset-ms ${this.config.maxClockOffsetMs}): leading would fire delays, deadlines and timeouts early or never`);
-    }
     const shard = this.config.scheduler.shard;
     const record: LeaderRecord = { nodeId: this.config.nodeId, replicaId: me, address: this.config.advertise };
-    const fresh = isr.modRevision === 0;
     // Read before the await: our own leader key may come back through the watch while the txn is in flight.
     const previous = this.lastLeaderReplicaId;
     this.busy = true;
@@ -356,7 +363,6 @@ export class EtcdControl implements RoleControl {
 
   /** The leader key names this replica but this process does not lead: a previous life's key (or lease). Remove it. */
   private async clearOwnStaleLeadership(leader: NonNullable<EtcdControl["leader"]>): Promise<void> {
-    if (leader.lease === this.leaseId) return;
     this.busy = true;
     try {
       await this.etcd.txn(
