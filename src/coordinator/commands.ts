@@ -6,15 +6,14 @@
 // connection (it may be a router's, carrying other clients' requests).
 
 import { encode } from "@msgpack/msgpack";
-import type { Task } from "../core/task.ts";
-import type { WorkflowOutcome } from "../core/scheduler.ts";
+import type { Scheduler, WorkflowOutcome } from "../core/scheduler.ts";
 import type { Connection } from "../net/connection.ts";
 import { ByteWriter } from "../protocol/byte-writer.ts";
 import { writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Kind } from "../protocol/messages.ts";
 import { encodeParentEnded, Ev, FOREIGN_END_STATES, type ApplyResult } from "./event-log.ts";
-import { isWorkflowNode, taskInfo, WORKFLOW_NODES_MAX } from "./request-shapes.ts";
+import { DLQ_PAGE_MAX, FOREIGN_WAITS_PAGE_MAX, isWorkflowNode, taskInfo, WORKFLOW_NODES_MAX } from "./request-shapes.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -26,7 +25,8 @@ export interface CommandPort {
   record(type: number, subject: number, body?: Uint8Array): ApplyResult;
   /** Sends this REPLY once the entry just recorded is committed. */
   replyWhenCommitted(conn: Connection, requestId: number, body: Record<string, unknown>): void;
-  task(taskId: number): Task | undefined;
+  /** The scheduler as it is now (a backup's is replaced by each snapshot). */
+  scheduler(): Scheduler;
   /** The last progress a worker reported for a running task. */
   progressOf(taskId: number): number | undefined;
 }
@@ -51,6 +51,23 @@ export class Commands {
       if (!(err instanceof ProtocolError)) throw err;
       conn.sendError(Number(q.requestId) || 0, err.code, err.message);
     }
+  }
+
+  /** DLQ_LIST: one page of the dead-letter queue (any replica answers: it is a read). */
+  deadLetters(conn: Connection, q: { requestId?: unknown; offset?: unknown; limit?: unknown }): void {
+    const offset = Math.max(0, Number(q.offset) || 0);
+    const limit = Math.min(DLQ_PAGE_MAX, Math.max(1, Number(q.limit) || 100));
+    const scheduler = this.port.scheduler();
+    const tasks = scheduler.deadLetters(offset, limit).map((t) => taskInfo(0, t));
+    writeControl(conn.writer, Kind.REPLY, { requestId: Number(q.requestId) || 0, tasks, total: scheduler.dlqCount });
+    conn.queueFlush();
+  }
+
+  /** FOREIGN_WAITS: parents in other shards that tasks here wait on (a router settles them); a backup has none to report. */
+  foreignWaits(conn: Connection, q: { requestId?: unknown }): void {
+    const parentIds = this.port.isPrimary() ? this.port.scheduler().foreignWaits().slice(0, FOREIGN_WAITS_PAGE_MAX) : [];
+    writeControl(conn.writer, Kind.REPLY, { requestId: Number(q.requestId) || 0, parentIds });
+    conn.queueFlush();
   }
 
   private command(conn: Connection, kind: number, q: Record<string, unknown>): void {
@@ -123,7 +140,7 @@ export class Commands {
 
   taskQuery(conn: Connection, req: { requestId?: unknown; taskId?: unknown }): void {
     const requestId = Number(req.requestId) || 0;
-    const task = this.port.task(Number(req.taskId));
+    const task = this.port.scheduler().task(Number(req.taskId));
     if (task === undefined) return this.unknownTask(conn, requestId, Number(req.taskId));
     const info = taskInfo(requestId, task);
     const progress = this.port.progressOf(task.id);

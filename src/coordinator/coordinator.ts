@@ -3,73 +3,41 @@
 // here and streamed to the backups (event-log.ts); replies that tell a client
 // something happened are held until every in-sync backup has the entry
 // (synchronous replication). Backups apply the same entries and answer
-// nothing but reads. Roles change through peers.ts (election, step-down).
+// nothing but reads. Roles change through a RoleControl: static peers
+// (peers.ts) or an etcd-led replica group (etcd-control.ts).
 
 import type { Logger } from "../cli/log.ts";
-import { Scheduler, type SchedulerOptions, type SubmitOutcome } from "../core/scheduler.ts";
+import { Scheduler, type SubmitOutcome } from "../core/scheduler.ts";
 import type { SchedulerState } from "../core/scheduler-state.ts";
 import type { Task, Watcher } from "../core/task.ts";
-import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../net/auth.ts";
-import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
-import type { TlsSettings } from "../net/tls.ts";
-import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
+import { authorizeHello, authorizeKind, type Grants } from "../net/auth.ts";
+import type { Connection, ConnectionHandler } from "../net/connection.ts";
+import { listen, type Listener } from "../net/endpoints.ts";
 import { readControl, Reader, SUBMIT_FLAGS_AT, submitPayloadBytes, writeAssign, writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY, TaskStatus,
-  type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome, type WorkerInfo,
+  type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
 import { Peers, type ReplicationRole } from "./peers.ts";
-import { EtcdControl, type EtcdSettings } from "./etcd-control.ts";
+import { EtcdControl } from "./etcd-control.ts";
 import { IsrReplicaSet } from "./isr-replica-set.ts";
 import type { Replicas, RoleControl, RoleEvents } from "./role-control.ts";
 import { RecentLatency } from "./recent-latency.ts";
 import { LatencyBuckets } from "../metrics/latency-buckets.ts";
 import { Commands } from "./commands.ts";
 import { HeldReplies } from "./held-replies.ts";
-import { DLQ_PAGE_MAX, FOREIGN_WAITS_PAGE_MAX, taskInfo } from "./request-shapes.ts";
+import { parseWorkerHello } from "./request-shapes.ts";
+import { coordinatorStats } from "./coordinator-stats.ts";
 import { ReplicaSet } from "./replica-set.ts";
-import { decodeSnapshot, encodeSnapshot, readAppend, readAck, readEntries, writeAck, writeAppend } from "./replication-codec.ts";
+import { decodeSnapshot, encodeSnapshot, readAppend, readAck, writeAck, writeAppend, writeSnapshot } from "./replication-codec.ts";
 import { WriteAheadLog } from "./wal.ts";
+import { replayRecovered } from "./recovery.ts";
+import type { CoordinatorConfig } from "./config.ts";
 
-export interface CoordinatorConfig {
-  host: string;
-  port: number;
-  nodeId: string;
-  scheduler: SchedulerOptions;
-  limits: NetLimits;
-  /** Who may connect and do what; its cluster token is what this node presents to its peers. */
-  tokens: TokenTable;
-  /** Serve TLS (server) and dial peers over TLS (client), or neither. */
-  tls: TlsSettings;
-  /** Largest task payload accepted (E_TOO_LARGE past it). */
-  payloadBytesMax: number;
-  /** How often leases, worker liveness and the election are checked. */
-  tickMs: number;
-  /** Largest worker credit accepted in a HELLO. */
-  workerSlotsMax: number;
-  /** The other coordinators of this shard. Empty: a single node, primary at once. */
-  peers: HostPort[];
-  /** This node's own address as peers name it ("host:port"): ranks the start-up election. */
-  advertise: string;
-  /** A backup promotes itself when it has had no primary this long (times its rank). */
-  failoverTimeoutMs: number;
-  /** The primary holds acknowledgements this long for a lost backup, then goes on alone. */
-  backupTimeoutMs: number;
-  reconnectMinMs: number;
-  reconnectMaxMs: number;
-  /** Largest snapshot sent to or accepted from a peer. */
-  snapshotBytesMax: number;
-  /** Where the write-ahead log and snapshots live; "" keeps everything in memory. */
-  dataDir: string;
-  /** Log bytes after which a snapshot replaces the log. */
-  walBytesMax: number;
-  /** An etcd-led replica group (--etcd) instead of static --peer election. */
-  etcd?: EtcdSettings;
-  /** etcd mode: a replica whose clock is further than this from the primary's neither joins the ISR nor leads. */
-  maxClockOffsetMs: number;
-}
+export type { CoordinatorConfig } from "./config.ts";
+
 
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
@@ -122,7 +90,7 @@ export class Coordinator implements ConnectionHandler {
       record: (type, subject, body) => this.record(type, subject, body),
       replyWhenCommitted: (conn, requestId, body) =>
         this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.REPLY, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, body }),
-      task: (taskId) => this.scheduler.task(taskId),
+      scheduler: () => this.scheduler,
       progressOf: (taskId) => this.progress.get(taskId),
     }, config.scheduler.shard, config.payloadBytesMax);
   }
@@ -179,17 +147,7 @@ export class Coordinator implements ConnectionHandler {
     if (this.config.dataDir === "") return;
     this.wal = new WriteAheadLog(this.config.dataDir, this.config.walBytesMax, this.log);
     const recovered = this.wal.recover();
-    // Torn and corrupt records were cut by wal.recover(). What is left passed its checksum, so
-    // failing to apply it means a bug or tampering: stop with the reason rather than drop acknowledged tasks.
-    try {
-      if (recovered.state !== undefined) this.scheduler = Scheduler.fromState(this.config.scheduler, recovered.state);
-      for (const batch of recovered.batches) {
-        readEntries(recovered.epoch, batch.firstIndex, batch.count, batch.entries).readEachEntry(this.entryReader, (r) => applyEntry(this.scheduler, r));
-      }
-    } catch (err) {
-      throw new Error(`--data-dir ${this.config.dataDir}: a checksummed snapshot or log record cannot be applied (${(err as Error).message}); not starting, so nothing acknowledged is dropped`);
-    }
-    this.scheduler.takeReady();
+    this.scheduler = replayRecovered(this.config.scheduler, recovered, this.scheduler, this.config.dataDir);
     this.appliedIndex = recovered.index;
     this.eventLog = new EventLog(recovered.index);
     this.control.recovered(recovered.epoch, recovered.index);
@@ -281,22 +239,10 @@ export class Coordinator implements ConnectionHandler {
         const q = readControl<Record<string, unknown>>(r);
         return this.commands.answer(conn, kind, q);
       }
-      case Kind.FOREIGN_WAITS: {
-        const q = readControl<{ requestId?: unknown }>(r);
-        const parentIds = primary ? this.scheduler.foreignWaits().slice(0, FOREIGN_WAITS_PAGE_MAX) : [];
-        writeControl(conn.writer, Kind.REPLY, { requestId: Number(q.requestId) || 0, parentIds });
-        conn.queueFlush();
-        return;
-      }
-      case Kind.DLQ_LIST: {
-        const q = readControl<{ requestId?: unknown; offset?: unknown; limit?: unknown }>(r);
-        const offset = Math.max(0, Number(q.offset) || 0);
-        const limit = Math.min(DLQ_PAGE_MAX, Math.max(1, Number(q.limit) || 100));
-        const tasks = this.scheduler.deadLetters(offset, limit).map((t) => taskInfo(0, t));
-        writeControl(conn.writer, Kind.REPLY, { requestId: Number(q.requestId) || 0, tasks, total: this.scheduler.dlqCount });
-        conn.queueFlush();
-        return;
-      }
+      case Kind.FOREIGN_WAITS:
+        return this.commands.foreignWaits(conn, readControl<{ requestId?: unknown }>(r));
+      case Kind.DLQ_LIST:
+        return this.commands.deadLetters(conn, readControl<{ requestId?: unknown; offset?: unknown; limit?: unknown }>(r));
       case Kind.REPL_SYNC: {
         if (role !== "coordinator") throw new ProtocolError("E_BAD_REQUEST", "only coordinators replicate");
         const sync = readControl<{ replicaId?: unknown }>(r);
@@ -376,13 +322,7 @@ export class Coordinator implements ConnectionHandler {
   }
 
   private workerHello(conn: Connection, hello: Hello): void {
-    const slots = Number(hello.slots);
-    const workerId = Number(hello.workerId);
-    if (!Number.isInteger(slots) || slots < 1 || slots > this.config.workerSlotsMax) {
-      throw new ProtocolError("E_BAD_HELLO", `worker slots must be an integer from 1 to ${this.config.workerSlotsMax}`);
-    }
-    if (!Number.isSafeInteger(workerId) || workerId <= 0) throw new ProtocolError("E_BAD_HELLO", "worker HELLO needs a positive integer workerId");
-    const tags = Array.isArray(hello.tags) ? hello.tags.map(String) : [];
+    const { workerId, slots, tags } = parseWorkerHello(hello, this.config.workerSlotsMax);
     conn.state.workerId = workerId;
     conn.state.slots = slots;
     conn.state.tags = tags;
@@ -495,7 +435,8 @@ export class Coordinator implements ConnectionHandler {
       return conn.fail("E_TOO_LARGE", `snapshot of ${state.length} bytes is over --snapshot-bytes-max`);
     }
     conn.allowLargeWrites(state.length + this.config.limits.pendingBytesMax);
-    writeSnapshotMessage(conn, this.epoch, index, state);
+    writeSnapshot(conn.writer, this.epoch, index, state);
+    conn.queueFlush();
     this.replicas.add(conn, index, Date.now());
     this.log.info("backup syncing", { backup: conn.state.nodeId, index, snapshotBytes: state.length });
   }
@@ -583,18 +524,9 @@ export class Coordinator implements ConnectionHandler {
 
   stats(requestId: number): CoordinatorStats {
     const now = Date.now();
-    const c = this.scheduler.counters;
-    const workers: WorkerInfo[] = [];
-    for (const w of this.scheduler.allWorkers()) {
-      const conn = this.workerConns.get(w.id);
-      workers.push({
-        id: w.id, nodeId: String(conn?.state.nodeId ?? ""), slots: w.slots, free: w.free,
-        done: w.done, failed: w.failed, heartbeatAgeMs: now - w.lastSeenAt, tags: [...w.tags],
-      });
-    }
     const primary = this.role === "primary";
-    return {
-      requestId, nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, primary,
+    return coordinatorStats(requestId, now, {
+      nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, scheduler: this.scheduler, uptimeMs: now - this.startedAt,
       replication: {
         role: this.role,
         appliedIndex: primary ? this.eventLog.lastIndex : this.appliedIndex,
@@ -603,23 +535,9 @@ export class Coordinator implements ConnectionHandler {
         alone: primary && this.replicas.alone(now),
         following: this.control.primaryLabel,
       },
-      uptimeMs: now - this.startedAt, queued: this.scheduler.queuedCount, leased: this.scheduler.leasedTotal,
-      submitted: c.submitted, completed: c.completed, failed: c.failed, retried: c.retried,
-      rejectedQueueFull: c.rejectedQueueFull, retained: this.scheduler.retainedCount,
-      waiting: this.scheduler.waitingTotal, delayed: this.scheduler.delayedTotal, cancelled: c.cancelled,
-      deadlineMissed: c.deadlineMissed, dead: this.scheduler.dlqCount, unmatched: this.scheduler.unmatchedCount,
-      latencyMs: this.latency.summary(now), latencyHistogram: this.latencyBuckets.snapshot(), workers,
-      ...(this.wal !== undefined && { wal: this.wal.stats() }),
-    };
+      workerNodeId: (id) => String(this.workerConns.get(id)?.state.nodeId ?? ""),
+      latency: this.latency, latencyBuckets: this.latencyBuckets, wal: this.wal,
+    });
   }
-}
 
-function writeSnapshotMessage(conn: Connection, epoch: number, index: number, state: Uint8Array): void {
-  const w = conn.writer;
-  w.begin(Kind.REPL_SNAPSHOT);
-  w.u32(epoch);
-  w.f64(index);
-  w.raw(state);
-  w.end();
-  conn.queueFlush();
 }

@@ -14,7 +14,7 @@ import { EtcdClient, type EtcdKv, type EtcdWatchEvent } from "../net/etcd-client
 import { isrKey, leaderKey, memberKey, shardPrefix, type IsrRecord, type LeaderRecord, type MemberRecord } from "../net/etcd-keys.ts";
 import type { FrameWriter, Reader } from "../protocol/codec.ts";
 import { Kind, PROTOCOL_VERSION, type Hello } from "../protocol/messages.ts";
-import type { CoordinatorConfig } from "./coordinator.ts";
+import type { CoordinatorConfig } from "./config.ts";
 import type { ReplicationRole } from "./peers.ts";
 import type { RoleControl, RoleEvents } from "./role-control.ts";
 

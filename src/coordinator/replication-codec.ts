@@ -12,6 +12,15 @@ export function encodeSnapshot(state: SchedulerState): Uint8Array {
   return encoder.encode(state);
 }
 
+/** REPL_SNAPSHOT: `u32 epoch | f64 index | msgpack state` (state as encodeSnapshot gives it). */
+export function writeSnapshot(w: FrameWriter, epoch: number, index: number, state: Uint8Array): void {
+  w.begin(Kind.REPL_SNAPSHOT);
+  w.u32(epoch);
+  w.f64(index);
+  w.raw(state);
+  w.end();
+}
+
 /** REPL_SNAPSHOT: `u32 epoch | f64 index | msgpack state`. */
 export function decodeSnapshot(r: Reader): { epoch: number; index: number; state: SchedulerState } {
   const epoch = r.u32();

@@ -3,8 +3,10 @@
 // malformed node is a request-level E_BAD_REQUEST, never a log entry), and a
 // task as status queries show it.
 
+import type { Scheduler } from "../core/scheduler.ts";
 import type { Task } from "../core/task.ts";
-import type { TaskInfo, WorkflowNode } from "../protocol/messages.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import type { Hello, TaskInfo, WorkerInfo, WorkflowNode } from "../protocol/messages.ts";
 
 /** Limits on requests that could otherwise ask for unbounded work. */
 export const DLQ_PAGE_MAX = 1000;
@@ -33,4 +35,27 @@ export function taskInfo(requestId: number, task: Task): TaskInfo {
     priority: task.priority, submittedAt: task.submittedAt, finishedAt: task.finishedAt, deadline: task.deadline, runAt: task.runAt,
     tags: [...task.tags], dependsOn: [...task.dependsOn], output: task.output, error: task.errors.at(-1)?.error, errors: task.errors,
   };
+}
+
+/** Every worker the scheduler knows, as stats show it; `nodeIdOf` names the process on its connection. */
+export function workerInfos(scheduler: Scheduler, nodeIdOf: (workerId: number) => string, now: number): WorkerInfo[] {
+  const workers: WorkerInfo[] = [];
+  for (const w of scheduler.allWorkers()) {
+    workers.push({
+      id: w.id, nodeId: nodeIdOf(w.id), slots: w.slots, free: w.free,
+      done: w.done, failed: w.failed, heartbeatAgeMs: now - w.lastSeenAt, tags: [...w.tags],
+    });
+  }
+  return workers;
+}
+
+/** A worker's HELLO, checked: a positive id and a credit within `slotsMax`. */
+export function parseWorkerHello(hello: Hello, slotsMax: number): { workerId: number; slots: number; tags: string[] } {
+  const slots = Number(hello.slots);
+  const workerId = Number(hello.workerId);
+  if (!Number.isInteger(slots) || slots < 1 || slots > slotsMax) {
+    throw new ProtocolError("E_BAD_HELLO", `worker slots must be an integer from 1 to ${slotsMax}`);
+  }
+  if (!Number.isSafeInteger(workerId) || workerId <= 0) throw new ProtocolError("E_BAD_HELLO", "worker HELLO needs a positive integer workerId");
+  return { workerId, slots, tags: Array.isArray(hello.tags) ? hello.tags.map(String) : [] };
 }

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { SchedulerClient } from "../../src/sdk/client.ts";
 import { shardOfTask } from "../../src/core/task.ts";
-import { Cluster, parseReport } from "./harness.ts";
+import { Cluster, parseReport, waitFor } from "./harness.ts";
 
 let cluster: Cluster;
 afterEach(async () => {
@@ -121,9 +121,13 @@ describe("router with two shards", () => {
     const shard0 = await cluster.coordinator(["--shard", "0"]);
     const shard1 = await cluster.coordinator(["--shard", "1"]);
     const router = await cluster.router([shard0.port, shard1.port]);
-    await cluster.workersJoined(router.port, 0);
+    // The key may hash to either shard: wait until the router has both primaries (it answers
+    // E_UNKNOWN_SHARD for a shard it has not heard of yet).
+    await waitFor("the router to reach both shards' primaries", async () => {
+      const stats = await cluster.stats(router.port);
+      return stats.coordinators.length === 2 && stats.coordinators.every((c) => c.stats?.primary === true) ? true : undefined;
+    });
     const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
-    await Bun.sleep(0);
     const first = await client.submit("noop", undefined, { idempotencyKey: "order-42" });
     const again = await client.submit("noop", undefined, { idempotencyKey: "order-42" });
     expect(again).toBe(first);

@@ -1,0 +1,41 @@
+// A coordinator's STATS answer (also what /metrics and `top` show), built from
+// what the coordinator holds: its scheduler's counters, its replication state,
+// recent latency and, with --data-dir, its write-ahead log.
+
+import type { Scheduler } from "../core/scheduler.ts";
+import type { LatencyBuckets } from "../metrics/latency-buckets.ts";
+import type { CoordinatorStats } from "../protocol/messages.ts";
+import type { RecentLatency } from "./recent-latency.ts";
+import { workerInfos } from "./request-shapes.ts";
+import type { WriteAheadLog } from "./wal.ts";
+
+export interface StatsSources {
+  nodeId: string;
+  shard: number;
+  epoch: number;
+  scheduler: Scheduler;
+  uptimeMs: number;
+  replication: CoordinatorStats["replication"];
+  /** The worker process behind a worker id, from its connection. */
+  workerNodeId(workerId: number): string;
+  latency: RecentLatency;
+  latencyBuckets: LatencyBuckets;
+  wal: WriteAheadLog | undefined;
+}
+
+export function coordinatorStats(requestId: number, now: number, from: StatsSources): CoordinatorStats {
+  const scheduler = from.scheduler;
+  const c = scheduler.counters;
+  return {
+    requestId, nodeId: from.nodeId, shard: from.shard, epoch: from.epoch, primary: from.replication.role === "primary",
+    replication: from.replication,
+    uptimeMs: from.uptimeMs, queued: scheduler.queuedCount, leased: scheduler.leasedTotal,
+    submitted: c.submitted, completed: c.completed, failed: c.failed, retried: c.retried,
+    rejectedQueueFull: c.rejectedQueueFull, retained: scheduler.retainedCount,
+    waiting: scheduler.waitingTotal, delayed: scheduler.delayedTotal, cancelled: c.cancelled,
+    deadlineMissed: c.deadlineMissed, dead: scheduler.dlqCount, unmatched: scheduler.unmatchedCount,
+    latencyMs: from.latency.summary(now), latencyHistogram: from.latencyBuckets.snapshot(),
+    workers: workerInfos(scheduler, (id) => from.workerNodeId(id), now),
+    ...(from.wal !== undefined && { wal: from.wal.stats() }),
+  };
+}
