@@ -534,6 +534,11 @@ export class Coordinator implements ConnectionHandler {
         backupsInSync: this.replicas.inSyncCount,
         alone: primary && this.replicas.alone(now),
         following: this.control.primaryLabel,
+        ...(this.control instanceof EtcdControl && {
+          replicaId: this.control.replicaId,
+          ...(primary && this.replicas instanceof IsrReplicaSet && { isr: [...this.replicas.members] }),
+          ...(this.control.notLeadingReason !== "" && { notLeading: this.control.notLeadingReason }),
+        }),
       },
       workerNodeId: (id) => String(this.workerConns.get(id)?.state.nodeId ?? ""),
       latency: this.latency, latencyBuckets: this.latencyBuckets, wal: this.wal,

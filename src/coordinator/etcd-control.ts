@@ -82,6 +82,15 @@ export class EtcdControl implements RoleControl {
     return this.link?.up ? this.leader?.record.address : undefined;
   }
 
+  /** For stats: the replica id, and why this node does not lead (empty when it does or need not). */
+  get replicaId(): string {
+    return this.settings.replicaId;
+  }
+
+  get notLeadingReason(): string {
+    return this.role === "candidate" ? this.lastWaitReason : "";
+  }
+
   /** The ISR as this leader read it when it won (and as it has changed since). */
   get isrMembers(): string[] {
     return this.isr?.members ?? [this.settings.replicaId];

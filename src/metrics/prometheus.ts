@@ -49,6 +49,7 @@ export function coordinatorMetrics(e: Exposition, s: CoordinatorStats, address: 
   e.add(`${P}replication_committed_index`, "gauge", "last log entry every in-sync backup has", s.replication.committedIndex, role);
   e.add(`${P}replication_backups_in_sync`, "gauge", "backups in sync with this primary", s.replication.backupsInSync, role);
   e.add(`${P}replication_alone`, "gauge", "1 when the primary acknowledges without a backup", s.replication.alone ? 1 : 0, role);
+  if (s.replication.isr !== undefined) e.add(`${P}replication_isr_members`, "gauge", "etcd mode: replicas in the in-sync set, this primary included", s.replication.isr.length, role);
   for (const [state, n] of [["waiting", s.waiting], ["delayed", s.delayed], ["queued", s.queued], ["leased", s.leased], ["dead", s.dead], ["unmatched", s.unmatched]] as const) {
     e.add(`${P}tasks`, "gauge", "tasks by state now", n, { ...role, state });
   }

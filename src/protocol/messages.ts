@@ -224,6 +224,12 @@ export interface ReplicationStats {
   alone: boolean;
   /** backup: the primary it follows. */
   following?: string;
+  /** etcd mode: this node's replica id (its incarnation). */
+  replicaId?: string;
+  /** etcd mode, primary: the in-sync replicas as etcd holds them (replica ids, this one included). */
+  isr?: string[];
+  /** etcd mode, not primary: why it does not lead when there is no leader (e.g. not in the ISR, clock too far off). */
+  notLeading?: string;
 }
 
 export interface CoordinatorStats {

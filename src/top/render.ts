@@ -181,6 +181,8 @@ function replication(s: CoordinatorStats, all: readonly CoordinatorView[]): stri
   // Older coordinators (and ones without peers) report no replication block.
   if (r === undefined) return "-";
   if (r.role === "primary") return r.alone ? "alone" : `${r.backupsInSync} in sync`;
+  // etcd mode: a replica that may not lead (outside the ISR, clock too far off) says so.
+  if (r.notLeading !== undefined) return /clock/.test(r.notLeading) ? "clock off" : "not in ISR";
   const primary = all.find((o) => o.stats?.shard === s.shard && o.stats.replication?.role === "primary")?.stats?.replication;
   return primary !== undefined ? `lag ${count(Math.max(0, primary.committedIndex - r.appliedIndex))}` : `applied ${count(r.appliedIndex)}`;
 }

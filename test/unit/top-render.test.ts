@@ -110,6 +110,20 @@ describe("render", () => {
     expect(frameText(render(view, WIDE))).toContain("completed 2,469,134");
   });
 
+  test("replication, etcd mode: a replica that may not lead says why in a word", () => {
+    const waiting = (nodeId: string, port: number, notLeading: string) => ({
+      address: `127.0.0.1:${port}`, reachable: true,
+      stats: coordinator({ nodeId, shard: 2, primary: false, workers: [], replication: { role: "candidate" as const, appliedIndex: 5, committedIndex: 5, backupsInSync: 0, alone: false, notLeading } }),
+    });
+    const view = new TopModel().observe(poll(1000, [
+      waiting("stale-5200", 5200, "not in the in-sync replicas (a, b): this node may lack acknowledged tasks, so it waits for a leader"),
+      waiting("skewed-5201", 5201, "this node's clock is 7200000 ms off the last primary's (more than --max-clock-offset-ms 500)"),
+    ]));
+    const rows = frameText(render(view, WIDE)).split("\n");
+    expect(rows.find((l) => l.startsWith("127.0.0.1:5200"))).toMatch(/not in ISR/);
+    expect(rows.find((l) => l.startsWith("127.0.0.1:5201"))).toMatch(/clock off/);
+  });
+
   test("a narrow screen drops optional columns before cutting the ones that matter", () => {
     const lines = render(twoPolls(), { ...WIDE, width: 100, height: 40 });
     const header = lines.find((l) => l.text.startsWith("ADDRESS"))!.text;
