@@ -7,13 +7,16 @@
 // --data-dir: coordinators keep a write-ahead log (fsync per group commit) in a temp dir;
 // under each row, the primary's log: entries per fsync and fsync time over that row's runs.
 // --tls: every link over TLS (a throwaway CA from scripts/make-test-ca.sh); --tokens: token auth on.
+// --etcd: the replicas form an etcd-led group (a local etcd with 1 s leases, started here)
+// instead of naming each other with --peer; router and worker find them through etcd.
 
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { WalStats } from "../src/protocol/messages.ts";
-import { Cluster, parseReport, waitFor, type ClusterSecurity } from "../test/e2e/harness.ts";
+import { Cluster, parseReport, waitFor, type ClusterSecurity, type Started } from "../test/e2e/harness.ts";
+import { startEtcd, type EtcdServer } from "../test/support/etcd-server.ts";
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +30,7 @@ const { values } = parseArgs({
     "data-dir": { type: "boolean", default: false },
     tls: { type: "boolean", default: false },
     tokens: { type: "boolean", default: false },
+    etcd: { type: "boolean", default: false },
   },
 });
 
@@ -59,21 +63,32 @@ const median = (xs: number[]) => {
 };
 
 const cluster = new Cluster(security());
+let etcd: EtcdServer | undefined;
 try {
   const replicas = Number(values.replicas);
   const durable = (): string[] => (values["data-dir"] ? ["--data-dir", mkdtempSync(join(tmpdir(), "bench-wal-"))] : []);
-  const coordinators = replicas > 1 ? await cluster.replicas(replicas, durable()) : [await cluster.coordinator(durable())];
-  const ports = coordinators.map((c) => c.port);
-  cluster.worker(ports, ["-w", values.threads!]);
-  let port = ports[0]!;
-  if (values.router || replicas > 1) port = (await cluster.router(ports)).port;
+  let port: number;
+  if (values.etcd) {
+    etcd = await startEtcd();
+    const viaEtcd = ["--etcd", etcd.endpoint];
+    const started: Started[] = [];
+    for (let i = 0; i < replicas; i++) started.push(await cluster.coordinator([...viaEtcd, ...durable()]));
+    cluster.worker([], [...viaEtcd, "-w", values.threads!]);
+    port = (await cluster.server("router", [...viaEtcd, "--log-level", "warn"])).port;
+  } else {
+    const coordinators = replicas > 1 ? await cluster.replicas(replicas, durable()) : [await cluster.coordinator(durable())];
+    const ports = coordinators.map((c) => c.port);
+    cluster.worker(ports, ["-w", values.threads!]);
+    port = ports[0]!;
+    if (values.router || replicas > 1) port = (await cluster.router(ports)).port;
+  }
   await waitFor("a primary with its worker (and backups in sync)", async () => {
     const stats = await cluster.stats(port);
     const primary = stats.coordinators.find((c) => c.stats?.primary)?.stats;
     return primary && primary.workers.length === 1 && primary.replication.backupsInSync === replicas - 1 ? true : undefined;
   });
-  const via = values.router || replicas > 1 ? "router -> " : "";
-  const extras = [values["data-dir"] && "--data-dir", values.tls && "TLS", values.tokens && "tokens"].filter(Boolean).join(", ");
+  const via = values.router || replicas > 1 || values.etcd ? "router -> " : "";
+  const extras = [values["data-dir"] && "--data-dir", values.tls && "TLS", values.tokens && "tokens", values.etcd && "etcd"].filter(Boolean).join(", ");
   console.log(`path: client -> ${via}coordinator${replicas > 1 ? ` (${replicas} replicas)` : ""}${extras ? ` with ${extras}` : ""} -> worker (-w ${values.threads}); ${values.tasks} ${values.type} tasks per run, ${values.runs} runs, medians`);
   console.log("concurrency  throughput/s  p50 ms  p95 ms  p99 ms  max ms  failed");
   const primaryWal = async () => (await cluster.stats(port)).coordinators.find((c) => c.stats?.primary)?.stats?.wal;
@@ -93,6 +108,7 @@ try {
   }
 } finally {
   await cluster.stopAll();
+  await etcd?.stop();
 }
 
 /** The primary's group commits between two stats samples; p99 is the bucket bound it falls under. */
