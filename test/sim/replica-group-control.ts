@@ -1,0 +1,307 @@
+// The simulated shell of src/coordinator/etcd-control.ts: one node's etcd
+// session (lease, keep-alives, member key), its read-and-watch of the shard's
+// keys, and the link to the leader it follows. Every role decision is the real
+// decideReplicaRole and every lease judgement the real LeaderLease; this file
+// only carries their inputs and outputs the way etcd-control.ts does, step for
+// step (the same calls, in the same order, with the same busy flag and retries).
+
+import { decideReplicaRole } from "../../src/core/replica-role.ts";
+import type { SimEtcd, SimKv, SimWatchEvent } from "./replica-group-etcd.ts";
+import { KNOWN_BUGS } from "./replica-group-known-bugs.ts";
+import type { Msg, SimNode } from "./replica-group-node.ts";
+import { SimLink } from "./replica-group-link.ts";
+import { SimSession } from "./replica-group-session.ts";
+import type { WatchHandle } from "./replica-group-world.ts";
+
+/** etcd-control.ts and main.ts, as run in the simulation. */
+export const CONTROL = {
+  leaseTtlMs: 1_000,
+  leaseMarginFraction: 0.1,
+  retryMs: 200,
+  /** EtcdClient's requestTimeoutMs and the keep-alive interval: TTL / 4. */
+  requestTimeoutMs: 250,
+  keepAliveMs: 250,
+  maxClockOffsetMs: 500,
+  reconnectMinMs: 50, reconnectMaxMs: 1_000, helloTimeoutMs: 1_000,
+};
+
+export const KEYS = { leader: "leader", isr: "isr", member: (id: string) => `member/${id}` };
+
+interface LeaderState {
+  replicaId: string;
+  address: string;
+  epoch: number;
+  modRevision: number;
+  lease: number;
+}
+
+export class SimControl {
+  role: "primary" | "backup" | "candidate" = "candidate";
+  epoch = 0;
+  private readonly session: SimSession;
+  private watch: WatchHandle | undefined;
+  leader: LeaderState | undefined;
+  isr: { members: string[]; modRevision: number } | undefined;
+  deposedReplicaId: string | undefined;
+  private lastLeaderReplicaId: string | undefined;
+  link: SimLink | undefined;
+  private stateSynced = false;
+  private clockOffsetMs: number | undefined;
+  private lastSaid = "";
+
+  constructor(private readonly node: SimNode) {
+    this.session = new SimSession(node, {
+      joined: () => this.reload(),
+      expired: () => {
+        if (this.role === "primary") return this.fence("the lease expired in etcd");
+        this.session.leaseId = 0;
+        this.session.join();
+      },
+    });
+  }
+
+  get isSynced(): boolean {
+    return this.stateSynced;
+  }
+
+  get primaryLabel(): string | undefined {
+    if (this.role === "primary") return this.node.name;
+    return this.link?.up ? this.leader?.address : undefined;
+  }
+
+  get isrMembers(): string[] {
+    return this.isr?.members ?? [this.node.replicaId];
+  }
+
+  recovered(epoch: number): void {
+    this.epoch = epoch;
+  }
+
+  start(): void {
+    this.session.join();
+  }
+
+  clockOffset(offsetMs: number): void {
+    this.clockOffsetMs = offsetMs;
+  }
+
+  mayLead(now: number): boolean {
+    return this.session.lease.isValid(now);
+  }
+
+  fence(reason = "no keep-alive answered within the lease"): void {
+    if (this.role !== "primary") return;
+    this.role = "candidate";
+    this.node.cluster.stats.fences++;
+    this.node.trace(`fenced at epoch ${this.epoch}: ${reason}`);
+    this.node.stepDown(reason);
+    this.session.drop();
+    this.session.join();
+  }
+
+  tick(): void {
+    this.evaluate();
+  }
+
+  synced(epoch: number): void {
+    this.stateSynced = epoch === this.leader?.epoch;
+  }
+
+  resync(): void {
+    this.requestSnapshot();
+  }
+
+  sendToPrimary(msg: Msg): void {
+    this.link?.send(msg);
+  }
+
+  /** Primary: the ISR compare-and-swap of writeIsr(); `done(true)` only when etcd answered that it applied it. */
+  writeIsr(members: string[], done: (ok: boolean) => void): void {
+    const isr = this.isr;
+    if (this.role !== "primary" || isr === undefined) return done(false);
+    this.casIsr(members, this.epoch, isr.modRevision, done);
+  }
+
+  private casIsr(members: string[], epoch: number, revision: number, done: (ok: boolean) => void): void {
+    if (this.role !== "primary" || this.epoch !== epoch) return done(false);
+    this.call((e) => e.txn(
+      [{ key: KEYS.leader, target: "CREATE", equals: epoch }, { key: KEYS.isr, target: "MOD", equals: revision }],
+      [{ put: { key: KEYS.isr, value: { members, epoch } } }],
+    ), (res) => {
+      if (res.succeeded) {
+        this.isr = { members, modRevision: res.revision };
+        this.node.trace(`ISR now ${members.join(",")} (epoch ${epoch})`);
+        return done(true);
+      }
+      this.reload(() => {
+        // KNOWN_BUGS.settleIsrWhenKnown: only this leader writes the ISR in its epoch, so a moved ISR holding our proposal is our earlier attempt.
+        const ours = this.epoch === epoch && this.isr !== undefined && this.isr.modRevision !== revision && sameMembers(this.isr.members, members);
+        done(KNOWN_BUGS.settleIsrWhenKnown && ours);
+      });
+    }, (why) => {
+      this.node.trace(`ISR change to ${members.join(",")} failed: ${why}`);
+      if (!KNOWN_BUGS.settleIsrWhenKnown) return done(false);
+      this.node.cluster.world.timer(this.node, CONTROL.retryMs, () => this.casIsr(members, epoch, revision, done));
+    });
+  }
+
+  // ------------------------------------------------------------ keys and watch
+
+  private call<R>(op: (etcd: SimEtcd, now: number) => R, ok: (r: R) => void, err: (why: string) => void): void {
+    this.session.call(op, ok, err);
+  }
+
+  private reload(then?: () => void): void {
+    this.call((e) => e.range(), ({ kvs, revision }) => {
+      this.leaderFrom(kvs.find((kv) => kv.key === KEYS.leader));
+      this.isrFrom(kvs.find((kv) => kv.key === KEYS.isr));
+      this.watch?.close();
+      this.watch = this.node.cluster.world.watch(this.node, CONTROL.requestTimeoutMs, revision + 1, (events) => this.onWatch(events), () => {
+        this.node.cluster.world.timer(this.node, CONTROL.retryMs, () => this.reload());
+      });
+      this.evaluate();
+      then?.();
+    }, () => {
+      this.node.cluster.world.timer(this.node, CONTROL.retryMs, () => this.reload());
+      then?.();
+    });
+  }
+
+  private onWatch(events: SimWatchEvent[]): void {
+    for (const e of events) {
+      const kv = e.type === "DELETE" ? undefined : e.kv;
+      if (e.kv.key === KEYS.leader) this.leaderFrom(kv);
+      else if (e.kv.key === KEYS.isr) this.isrFrom(kv);
+    }
+    this.evaluate();
+  }
+
+  private leaderFrom(kv: SimKv | undefined): void {
+    if (kv === undefined) {
+      this.leader = undefined;
+      return;
+    }
+    const record = kv.value as { replicaId: string; address: string };
+    this.leader = { replicaId: record.replicaId, address: record.address, epoch: kv.createRevision, modRevision: kv.modRevision, lease: kv.lease };
+    this.lastLeaderReplicaId = record.replicaId;
+  }
+
+  private isrFrom(kv: SimKv | undefined): void {
+    this.isr = kv === undefined ? { members: [], modRevision: 0 } : { members: [...(kv.value as { members: string[] }).members], modRevision: kv.modRevision };
+  }
+
+  // ------------------------------------------------------------ the rules
+
+  private evaluate(): void {
+    if (this.session.busy) return;
+    const leader = this.leader;
+    let decision = decideReplicaRole({
+      selfId: this.node.replicaId, role: this.role, epoch: this.epoch,
+      lease: this.session.leaseId === 0 ? "" : String(this.session.leaseId), leaseValid: this.session.lease.isValid(this.node.mono()),
+      leader: leader && { replicaId: leader.replicaId, address: leader.address, epoch: leader.epoch, lease: String(leader.lease) },
+      isr: this.isr, clockOffsetMs: this.clockOffsetMs, maxClockOffsetMs: CONTROL.maxClockOffsetMs,
+      following: this.role === "backup" && this.link !== undefined ? { address: this.link.label, epoch: this.epoch } : undefined,
+    });
+    const ownKey = leader !== undefined && leader.replicaId === this.node.replicaId && leader.lease === this.session.leaseId;
+    if (KNOWN_BUGS.removeUnheardCampaignWin && decision.kind === "stay" && this.role !== "primary" && ownKey) {
+      decision = { kind: "remove-stale-leader-key" };
+      this.node.cluster.stats.unheardCampaignWins++;
+    }
+    this.node.decided(decision, leader === undefined);
+    const said = `${decision.kind}${"reason" in decision ? `: ${decision.reason}` : ""}`;
+    if (said !== this.lastSaid) this.node.trace(`decides ${said}`);
+    this.lastSaid = said;
+    switch (decision.kind) {
+      case "stay":
+      case "wait":
+        return;
+      case "fence":
+        return this.fence(decision.reason);
+      case "follow":
+        return this.followAddress(decision.address, decision.epoch);
+      case "remove-stale-leader-key":
+        return this.clearOwnStaleLeadership(leader!);
+      case "campaign":
+        return this.campaign(decision.freshShard);
+    }
+  }
+
+  private campaign(fresh: boolean): void {
+    const isr = this.isr!;
+    const me = this.node.replicaId;
+    const record = { replicaId: me, address: this.node.name };
+    const previous = this.lastLeaderReplicaId;
+    const lease = this.session.leaseId;
+    this.session.busy = true;
+    this.call((e) => e.txn(
+      [
+        { key: KEYS.leader, target: "CREATE", equals: 0 },
+        fresh ? { key: KEYS.isr, target: "CREATE", equals: 0 } : { key: KEYS.isr, target: "MOD", equals: isr.modRevision },
+      ],
+      [{ put: { key: KEYS.leader, value: record, lease } }, ...(fresh ? [{ put: { key: KEYS.isr, value: { members: [me], epoch: 0 } } }] : [])],
+    ), (res) => {
+      this.session.busy = false;
+      if (res.succeeded) {
+        if (fresh) this.isr = { members: [me], modRevision: res.revision };
+        this.leader = { replicaId: me, address: this.node.name, epoch: res.revision, modRevision: res.revision, lease };
+        this.becomePrimary(res.revision, previous);
+      }
+      this.session.joinIfWanted();
+    }, (why) => {
+      this.session.notBusy();
+      this.node.trace(`campaign failed: ${why}`);
+    });
+  }
+
+  private becomePrimary(epoch: number, previous: string | undefined): void {
+    this.deposedReplicaId = previous !== this.node.replicaId ? previous : undefined;
+    this.link?.close();
+    this.link = undefined;
+    this.role = "primary";
+    this.epoch = epoch;
+    this.stateSynced = true;
+    this.node.promote(epoch);
+  }
+
+  private clearOwnStaleLeadership(leader: LeaderState): void {
+    this.session.busy = true;
+    const done = () => this.session.notBusy();
+    this.call((e) => e.txn([{ key: KEYS.leader, target: "MOD", equals: leader.modRevision }], [{ del: KEYS.leader }]), done, done);
+  }
+
+  private followAddress(address: string, epoch: number): void {
+    if (this.link?.label !== address) {
+      this.link?.close();
+      this.link = new SimLink(address, this, this.node);
+      this.link.connect();
+    }
+    if (this.role !== "backup" || this.epoch !== epoch) {
+      this.role = "backup";
+      this.epoch = epoch;
+      this.stateSynced = false;
+      this.node.follow();
+    }
+    this.linkReady();
+  }
+
+  linkReady(): void {
+    const link = this.link;
+    if (link === undefined || !link.up || this.role !== "backup") return;
+    if (!link.primary || link.epoch !== this.leader?.epoch) return;
+    this.requestSnapshot();
+  }
+
+  private requestSnapshot(): void {
+    this.stateSynced = false;
+    this.link?.send({ kind: "sync", epoch: this.epoch, replicaId: this.node.replicaId });
+  }
+
+  fromLeader(link: SimLink, msg: Msg): void {
+    if (link !== this.link || link.epoch !== this.epoch) return;
+    if (msg.kind === "snapshot" || msg.kind === "append") this.node.onReplication(msg);
+  }
+}
+
+function sameMembers(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((id) => b.includes(id));
+}

@@ -1,0 +1,80 @@
+// The simulated CoordinatorLink (src/net/coordinator-link.ts) as etcd-control.ts
+// uses it: a backup's connection to the node it follows, redialled with backoff
+// while wanted. Its WELCOME and ROLE messages say whether that node is primary
+// and at which epoch; replication traffic goes to SimControl.fromLeader.
+
+import { CONTROL, type SimControl } from "./replica-group-control.ts";
+import type { Msg, SimNode } from "./replica-group-node.ts";
+import type { Conn, ConnEnd } from "./replica-group-world.ts";
+
+/** CoordinatorLink: a backup's connection to the node it follows, redialled while it is wanted. */
+export class SimLink {
+  up = false;
+  primary = false;
+  epoch = 0;
+  private closed = false;
+  private conn: Conn<Msg> | undefined;
+  private end: ConnEnd<Msg> | undefined;
+  private failures = 0;
+  /** Each dial's callbacks act only while it is the current one. */
+  private attempt = 0;
+
+  constructor(readonly label: string, private readonly control: SimControl, private readonly node: SimNode) {}
+
+  connect(): void {
+    if (this.closed) return;
+    const attempt = ++this.attempt;
+    const world = this.node.cluster.world;
+    const target = this.node.cluster.node(this.label);
+    const end: ConnEnd<Msg> = {
+      host: this.node, inc: this.node.inc, closed: false,
+      message: (conn, msg) => attempt === this.attempt && this.onMessage(conn, msg),
+      closedByPeer: (conn) => attempt === this.attempt && this.onDown(conn),
+    };
+    this.end = end;
+    world.dial(end, target, (conn) => target.accept(conn), () => attempt === this.attempt && this.retry());
+    world.timer(this.node, CONTROL.helloTimeoutMs, () => {
+      if (attempt !== this.attempt || this.up || this.closed) return;
+      end.closed = true;
+      this.retry();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.conn !== undefined) this.node.cluster.world.close(this.conn, 0);
+    else if (this.end !== undefined) this.end.closed = true;
+  }
+
+  send(msg: Msg): void {
+    if (this.up && this.conn !== undefined) this.node.cluster.world.send(this.conn, 0, msg);
+  }
+
+  private onMessage(conn: Conn<Msg>, msg: Msg): void {
+    if (this.closed) return;
+    this.conn = conn;
+    if (msg.kind === "welcome" || msg.kind === "role") {
+      this.up = true;
+      this.failures = 0;
+      this.primary = msg.primary;
+      this.epoch = msg.epoch;
+      return this.control.linkReady();
+    }
+    this.control.fromLeader(this, msg);
+    if (this.control.link === this) this.node.ackPrimary();
+  }
+
+  private onDown(conn: Conn<Msg>): void {
+    if (this.conn !== conn) return;
+    this.retry();
+  }
+
+  private retry(): void {
+    this.attempt++;
+    this.up = false;
+    this.conn = undefined;
+    if (this.closed) return;
+    const delay = Math.min(CONTROL.reconnectMaxMs, CONTROL.reconnectMinMs * 2 ** this.failures++);
+    this.node.cluster.world.timer(this.node, delay + this.node.cluster.world.prng.int(delay), () => this.connect());
+  }
+}
