@@ -260,7 +260,7 @@ export class Coordinator implements ConnectionHandler {
         if (ack.epoch !== this.epoch) return;
         const now = Date.now();
         this.replicas.ack(conn, ack.index, now);
-        if (Number.isFinite(ack.clockMs)) this.replicas.clockOffset?.(conn, ack.clockMs - now);
+        if (Number.isFinite(ack.clockMs)) this.replicas.clockOffset?.(conn, now - ack.clockMs);
         return;
       }
       default:

@@ -9,6 +9,7 @@
 import type { Logger } from "../cli/log.ts";
 import { LeaderLease } from "../core/leader-lease.ts";
 import { decideReplicaRole } from "../core/replica-role.ts";
+import { ClockOffsetFilter } from "../core/clock-offset.ts";
 import { CoordinatorLink } from "../net/coordinator-link.ts";
 import { EtcdClient, type EtcdKv, type EtcdWatchEvent } from "../net/etcd-client.ts";
 import { isrKey, leaderKey, memberKey, shardPrefix, type IsrRecord, type LeaderRecord, type MemberRecord } from "../net/etcd-keys.ts";
@@ -32,6 +33,11 @@ const EPOCH_MAX = 0xffff_ffff;
 /** Slack for clock-rate drift between this host and etcd and our own reaction time, per lease. */
 const LEASE_MARGIN_FRACTION = 0.1;
 const RETRY_MS = 200;
+/**
+ * How long a prompt clock sample outvotes delayed ones (a burst read after a pause).
+ * A clock that jumps ahead shows within this; one that jumps back shows at once.
+ */
+export const CLOCK_WINDOW_MS = 10_000;
 
 interface IsrState {
   members: string[];
@@ -57,11 +63,14 @@ export class EtcdControl implements RoleControl {
   private lastLeaderReplicaId: string | undefined;
   private link: CoordinatorLink | undefined;
   private stateSynced = false;
+  /** A campaign or key removal in flight: decisions wait for its answer. */
   private busy = false;
+  /** A join in flight (independent of `busy`: a lost session must always be rebuilt). */
+  private joining = false;
   private stopped = false;
   private lastWaitReason = "";
-  /** Last measured offset of our wall clock from the primary's; undefined until a primary was heard. */
-  private clockOffsetMs: number | undefined;
+  /** Our wall clock minus the primaries' as their APPENDs tell it (least-delayed recent sample). */
+  private readonly clockOffset_ = new ClockOffsetFilter(CLOCK_WINDOW_MS);
 
   constructor(
     private readonly config: CoordinatorConfig,
@@ -122,9 +131,9 @@ export class EtcdControl implements RoleControl {
     }
   }
 
-  /** Backup: how far our clock is ahead of the primary's (from its last APPEND). */
+  /** Backup: our wall clock when an APPEND arrived minus the primary's when it left. */
   clockOffset(offsetMs: number): void {
-    this.clockOffsetMs = offsetMs;
+    this.clockOffset_.sample(offsetMs, performance.now());
   }
 
   mayLead(now: number): boolean {
@@ -165,10 +174,16 @@ export class EtcdControl implements RoleControl {
     conn.queueFlush();
   }
 
-  /** Primary: replace the ISR in etcd, if this node still leads and nobody changed it since. */
-  async writeIsr(members: string[]): Promise<boolean> {
+  /**
+   * Primary: replace the ISR in etcd, if this node still leads and nobody changed it
+   * since. Resolves with the ISR etcd holds afterwards: `members` when the swap took,
+   * what a re-read finds when it was refused or its answer was lost (a timed-out
+   * request may still have been applied). Rejects when even the re-read fails: the
+   * outcome is unknown, and the caller keeps waiting for both ISRs and tries again.
+   */
+  async writeIsr(members: string[]): Promise<string[]> {
     const isr = this.isr;
-    if (this.role !== "primary" || isr === undefined) return false;
+    if (this.role !== "primary" || isr === undefined) throw new Error("not the leader");
     const record: IsrRecord = { members, epoch: this.epoch };
     const shard = this.config.scheduler.shard;
     try {
@@ -182,38 +197,48 @@ export class EtcdControl implements RoleControl {
       if (res.succeeded) {
         this.isr = { members, modRevision: res.revision };
         this.log.info("in-sync replicas changed", { epoch: this.epoch, members });
-        return true;
+        return members;
       }
       this.log.warn("in-sync replica change refused by etcd; re-reading", { epoch: this.epoch, members });
-      await this.reload();
     } catch (err) {
-      this.log.warn("in-sync replica change failed", { error: (err as Error).message });
+      this.log.warn("in-sync replica change unanswered; re-reading", { error: (err as Error).message });
     }
-    return false;
+    const { kv } = await this.etcd.get(isrKey(this.settings.prefix, shard));
+    this.isrFrom(kv);
+    return this.isr?.members ?? [];
   }
 
   // ------------------------------------------------------------ session and watch
 
   /** Lease, registration, first read, watch; retried until it works. */
+  /**
+   * A new session: lease, registration, first read, watch; retried until it works.
+   * The lease counts (may be campaigned on, renews LeaderLease) only once the whole
+   * join worked: a half-made session is revoked, never led on. A primary never
+   * changes its session under its leader key: it fences first.
+   */
   private async join(): Promise<void> {
-    if (this.stopped || this.busy) return;
-    this.busy = true;
+    if (this.stopped || this.joining) return;
+    if (this.role === "primary") return this.fence("its etcd session is being replaced");
+    this.joining = true;
+    let granted: { id: string; ttlS: number } | undefined;
     try {
       const sentAt = performance.now();
-      const granted = await this.etcd.grantLease(Math.max(1, Math.round(this.settings.leaseTtlMs / 1000)));
+      granted = await this.etcd.grantLease(Math.max(1, Math.round(this.settings.leaseTtlMs / 1000)));
+      const shard = this.config.scheduler.shard;
+      const me: MemberRecord = { nodeId: this.config.nodeId, replicaId: this.settings.replicaId, address: this.config.advertise, shard };
+      await this.etcd.put(memberKey(this.settings.prefix, shard, this.settings.replicaId), JSON.stringify(me), granted.id);
       this.leaseId = granted.id;
       this.leaseTtlMs = granted.ttlS * 1000;
       this.lease.renewed(sentAt, this.leaseTtlMs);
-      const shard = this.config.scheduler.shard;
-      const me: MemberRecord = { nodeId: this.config.nodeId, replicaId: this.settings.replicaId, address: this.config.advertise, shard };
-      await this.etcd.put(memberKey(this.settings.prefix, shard, this.settings.replicaId), JSON.stringify(me), this.leaseId);
       clearInterval(this.keepAliveTimer);
       this.keepAliveTimer = setInterval(() => void this.keepAlive(), Math.max(50, Math.floor(this.leaseTtlMs / 4)));
       this.log.info("joined etcd", { lease: this.leaseId, ttlMs: this.leaseTtlMs, replicaId: this.settings.replicaId, prefix: this.settings.prefix });
-      this.busy = false;
+      this.joining = false;
       await this.reload();
     } catch (err) {
-      this.busy = false;
+      this.joining = false;
+      if (granted !== undefined) this.etcd.revoke(granted.id).catch(() => undefined);
       this.log.warn("etcd unavailable; retrying", { error: (err as Error).message, retryInMs: RETRY_MS });
       setTimeout(() => void this.join(), RETRY_MS);
     }
@@ -300,13 +325,13 @@ export class EtcdControl implements RoleControl {
 
   /** Follow the leader etcd names, campaign when there is none and this node may, fence when it may no longer lead. */
   private evaluate(): void {
-    if (this.stopped || this.busy) return;
+    if (this.stopped || this.busy || this.joining) return;
     const leader = this.leader;
     const decision = decideReplicaRole({
       selfId: this.settings.replicaId, role: this.role, epoch: this.epoch,
       lease: this.leaseId, leaseValid: this.lease.isValid(performance.now()),
       leader: leader && { replicaId: leader.record.replicaId, address: leader.record.address, epoch: leader.epoch, lease: leader.lease },
-      isr: this.isr, clockOffsetMs: this.clockOffsetMs, maxClockOffsetMs: this.config.maxClockOffsetMs,
+      isr: this.isr, clockOffsetMs: this.clockOffset_.estimate(performance.now()), maxClockOffsetMs: this.config.maxClockOffsetMs,
       following: this.role === "backup" && this.link !== undefined ? { address: this.link.label, epoch: this.epoch } : undefined,
     });
     switch (decision.kind) {

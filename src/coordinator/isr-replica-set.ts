@@ -5,19 +5,29 @@
 // backup that has caught up is added back.
 
 import type { Logger } from "../cli/log.ts";
+import { ClockOffsetFilter } from "../core/clock-offset.ts";
 import { InSyncReplicas } from "../core/in-sync-replicas.ts";
+import { CLOCK_WINDOW_MS } from "./etcd-control.ts";
 import type { Connection } from "../net/connection.ts";
 import type { FrameWriter } from "../protocol/codec.ts";
 import type { Replicas } from "./role-control.ts";
 
 export interface IsrStore {
-  /** Write the ISR to etcd if this node still leads and nobody changed it: true when it did. */
-  writeIsr(members: string[]): Promise<boolean>;
+  /**
+   * Write the ISR to etcd if this node still leads and nobody changed it. Resolves
+   * with the ISR etcd holds afterwards; rejects when that is unknown.
+   */
+  writeIsr(members: string[]): Promise<string[]>;
 }
+
+/** After an ISR write of unknown outcome, the same proposal is written again this much later. */
+const ISR_RETRY_MS = 100;
 
 export class IsrReplicaSet implements Replicas {
   private readonly isr: InSyncReplicas;
-  private readonly backups = new Map<number, { conn: Connection; replicaId: string; clockTooFar: boolean }>();
+  private readonly backups = new Map<number, { conn: Connection; replicaId: string; clock: ClockOffsetFilter; clockTooFar: boolean }>();
+  /** This primary stepped down: answers to its ISR writes no longer matter. */
+  private closed = false;
 
   /**
    * A leader that just won with the ISR `members` read from etcd. `deposed`, the
@@ -59,7 +69,7 @@ export class IsrReplicaSet implements Replicas {
 
   add(conn: Connection, _snapshotIndex: number, now: number): void {
     const replicaId = String(conn.state.replicaId ?? "");
-    this.backups.set(conn.id, { conn, replicaId, clockTooFar: false });
+    this.backups.set(conn.id, { conn, replicaId, clock: new ClockOffsetFilter(CLOCK_WINDOW_MS), clockTooFar: false });
     this.isr.connected(replicaId, now);
   }
 
@@ -68,14 +78,21 @@ export class IsrReplicaSet implements Replicas {
     if (b !== undefined) this.isr.acked(b.replicaId, index);
   }
 
-  /** A replica whose clock is too far from ours would fire delays and deadlines early or never if it led: keep it out. */
+  /**
+   * A replica whose clock is too far from ours would fire delays and deadlines early or
+   * never if it led: keep it out. `offsetMs`: our clock when its ACK arrived minus its
+   * clock when it left (the least-delayed recent sample counts, see ClockOffsetFilter).
+   */
   clockOffset(conn: Connection, offsetMs: number): void {
     const b = this.backups.get(conn.id);
     if (b === undefined) return;
-    const tooFar = Math.abs(offsetMs) > this.maxClockOffsetMs;
+    const now = performance.now();
+    b.clock.sample(offsetMs, now);
+    const estimate = b.clock.estimate(now)!;
+    const tooFar = Math.abs(estimate) > this.maxClockOffsetMs;
     if (tooFar !== b.clockTooFar) {
       b.clockTooFar = tooFar;
-      const fields = { backup: conn.state.nodeId, replicaId: b.replicaId, offsetMs: Math.round(offsetMs), maxClockOffsetMs: this.maxClockOffsetMs };
+      const fields = { backup: conn.state.nodeId, replicaId: b.replicaId, offsetMs: -Math.round(estimate), maxClockOffsetMs: this.maxClockOffsetMs };
       if (tooFar) this.log.warn("backup clock too far off; keeping it out of the in-sync replicas", fields);
       else this.log.info("backup clock back within bounds", fields);
     }
@@ -103,20 +120,36 @@ export class IsrReplicaSet implements Replicas {
     const next = this.isr.proposal(now);
     if (next !== undefined) {
       this.log.info("proposing in-sync replicas", { from: this.isr.members, to: next });
-      this.store.writeIsr(next).then(
-        (ok) => this.settle(ok ? next : undefined),
-        () => this.settle(undefined),
-      );
+      this.write(next);
     }
     return committed;
   }
 
+  /**
+   * Settles only on what etcd is known to hold. While the outcome is unknown the
+   * proposal stays open, so commits keep waiting for the members of both lists.
+   */
+  private write(next: string[]): void {
+    this.store.writeIsr(next).then(
+      (held) => this.settle(held),
+      (err: Error) => {
+        if (this.closed) return;
+        this.log.warn("in-sync replica change of unknown outcome; trying again", { to: next, error: err.message, retryInMs: ISR_RETRY_MS });
+        setTimeout(() => {
+          if (!this.closed) this.write(next);
+        }, ISR_RETRY_MS);
+      },
+    );
+  }
+
   closeAll(reason: string): void {
+    this.closed = true;
     for (const b of this.backups.values()) b.conn.close(reason);
     this.backups.clear();
   }
 
-  private settle(members: string[] | undefined): void {
+  private settle(members: string[]): void {
+    if (this.closed) return;
     this.isr.settled(members);
     this.onChange();
   }

@@ -37,7 +37,7 @@ export interface RoleControl {
   mayLead?(now: number): boolean;
   /** Primary: mayLead said no; stop acting as primary now. */
   fence?(): void;
-  /** Backup: how far this node's wall clock is ahead of the primary's, as last measured. */
+  /** Backup: this node's wall clock when an APPEND arrived minus the primary's when it left. */
   clockOffset?(offsetMs: number): void;
   /** Graceful stop of a primary: hand the leadership back at once. */
   resign?(): Promise<void>;
@@ -54,7 +54,7 @@ export interface Replicas {
   ack(conn: Connection, index: number, now: number): void;
   remove(conn: Connection, now: number, reason: string): void;
   broadcast(encode: (w: FrameWriter) => void): void;
-  /** How far a backup's wall clock is ahead of ours (from its acknowledgement). */
+  /** Our wall clock when a backup's ACK arrived minus the backup's when it left. */
   clockOffset?(conn: Connection, offsetMs: number): void;
   /** The committed index now, given the last index appended. */
   commit(lastIndex: number, now: number): number;

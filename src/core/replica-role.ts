@@ -4,8 +4,8 @@
 // (test/sim/replica-group-sim.test.ts) run the same decisions.
 //   - a primary acts only while its lease is certainly alive, and only while etcd
 //     names it leader at its epoch; otherwise it fences itself;
-//   - with a leader named: follow it (a key naming this replica from an earlier
-//     life is removed);
+//   - with a leader named: follow it (a key naming this replica while it does not
+//     lead, from an earlier life or a campaign whose answer was lost, is removed);
 //   - with none: campaign only as a member of the ISR (or in a shard that never
 //     had one), with a live lease and a clock close enough to the last primary's.
 
@@ -14,7 +14,7 @@ export interface LeaderView {
   address: string;
   /** The leader key's create revision. */
   epoch: number;
-  /** The lease it sits on (compared with ours to tell our own current key from an old one). */
+  /** The lease it sits on (for logs and traces). */
   lease: string;
 }
 
@@ -58,7 +58,9 @@ export function decideReplicaRole(v: ReplicaView): ReplicaDecision {
   }
   const leader = v.leader;
   if (leader !== undefined) {
-    if (leader.replicaId === v.selfId) return leader.lease === v.lease ? { kind: "stay" } : { kind: "remove-stale-leader-key" };
+    // Our own key while we do not lead: an earlier life's, or a campaign whose answer was lost
+    // (it won in etcd but never acted). Either way no reply went out under it: remove it, campaign anew.
+    if (leader.replicaId === v.selfId) return { kind: "remove-stale-leader-key" };
     if (v.following?.address === leader.address && v.following.epoch === leader.epoch) return { kind: "stay" };
     return { kind: "follow", address: leader.address, epoch: leader.epoch };
   }

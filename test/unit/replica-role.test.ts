@@ -31,8 +31,10 @@ test("a replica follows the leader etcd names, once", () => {
   expect(decideReplicaRole(view({ role: "backup", epoch: 30, leader: leaderB, following: { address: leaderB.address, epoch: 30 } })).kind).toBe("follow");
 });
 
-test("a leader key naming this replica on another lease is from an earlier life and goes", () => {
+test("a leader key naming this replica while it does not lead goes: an earlier life's, or a won campaign whose answer was lost", () => {
   expect(decideReplicaRole(view({ leader: { ...leaderB, replicaId: "a", lease: "L-old" } })).kind).toBe("remove-stale-leader-key");
+  // Found by the simulation (seed 96): "stay" here left the shard with no acting primary for good.
+  expect(decideReplicaRole(view({ leader: { ...leaderB, replicaId: "a", lease: "L-a" } })).kind).toBe("remove-stale-leader-key");
 });
 
 test("with no leader, only an ISR member with a live lease and a close clock campaigns", () => {
