@@ -52,6 +52,19 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
 }
 
+/**
+ * The opposite of waitFor: checks that `check` stays true for `durationMs`, polling, and
+ * throws as soon as it does not. Only for tests that must show something does NOT happen
+ * for a while (a node that must not lead); waiting for an event is waitFor's job.
+ */
+export async function holdsFor(what: string, check: () => Promise<boolean> | boolean, durationMs: number): Promise<void> {
+  const deadline = Date.now() + durationMs;
+  while (Date.now() < deadline) {
+    if (!(await check())) throw new Error(`${what} stopped holding after ${durationMs - (deadline - Date.now())} ms of ${durationMs} ms`);
+    await Bun.sleep(25);
+  }
+}
+
 /** Flags every process of a cluster gets (tokens, TLS), and what the harness's own SDK connections present. */
 export interface ClusterSecurity {
   /** Coordinators and routers. */
