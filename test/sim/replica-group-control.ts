@@ -3,8 +3,11 @@
 // keys, and the link to the leader it follows. Every role decision is the real
 // decideReplicaRole and every lease judgement the real LeaderLease; this file
 // only carries their inputs and outputs the way etcd-control.ts does, step for
-// step (the same calls, in the same order, with the same busy flag and retries).
+// step (the same calls, in the same order, with the same flags and retries).
+// Clock offsets go through the real ClockOffsetFilter on the node's monotonic clock.
 
+import { CLOCK_WINDOW_MS } from "../../src/coordinator/etcd-control.ts";
+import { ClockOffsetFilter } from "../../src/core/clock-offset.ts";
 import { decideReplicaRole } from "../../src/core/replica-role.ts";
 import type { SimEtcd, SimKv, SimWatchEvent } from "./replica-group-etcd.ts";
 import { KNOWN_BUGS } from "./replica-group-known-bugs.ts";
@@ -18,6 +21,8 @@ export const CONTROL = {
   leaseTtlMs: 1_000,
   leaseMarginFraction: 0.1,
   retryMs: 200,
+  /** isr-replica-set.ts ISR_RETRY_MS: an ISR write of unknown outcome is written again this much later. */
+  isrRetryMs: 100,
   /** EtcdClient's requestTimeoutMs and the keep-alive interval: TTL / 4. */
   requestTimeoutMs: 250,
   keepAliveMs: 250,
@@ -46,11 +51,14 @@ export class SimControl {
   private lastLeaderReplicaId: string | undefined;
   link: SimLink | undefined;
   private stateSynced = false;
-  private clockOffsetMs: number | undefined;
+  /** Our wall clock minus the primaries' as their APPENDs tell it (least-delayed recent sample). */
+  private readonly clockOffset_ = new ClockOffsetFilter(CLOCK_WINDOW_MS);
   private lastSaid = "";
 
   constructor(private readonly node: SimNode) {
     this.session = new SimSession(node, {
+      role: () => this.role,
+      fence: (reason) => this.fence(reason),
       joined: () => this.reload(),
       expired: () => {
         if (this.role === "primary") return this.fence("the lease expired in etcd");
@@ -81,8 +89,13 @@ export class SimControl {
     this.session.join();
   }
 
+  /** Backup: our wall clock when an APPEND arrived minus the primary's when it left. */
   clockOffset(offsetMs: number): void {
-    this.clockOffsetMs = offsetMs;
+    const now = this.node.mono();
+    this.clockOffset_.sample(offsetMs, now);
+    if (Math.abs(offsetMs) > CONTROL.maxClockOffsetMs && Math.abs(this.clockOffset_.estimate(now)!) <= CONTROL.maxClockOffsetMs) {
+      this.node.cluster.stats.delayedClockSamplesOutvoted++;
+    }
   }
 
   mayLead(now: number): boolean {
@@ -115,33 +128,41 @@ export class SimControl {
     this.link?.send(msg);
   }
 
-  /** Primary: the ISR compare-and-swap of writeIsr(); `done(true)` only when etcd answered that it applied it. */
-  writeIsr(members: string[], done: (ok: boolean) => void): void {
+  /**
+   * Primary: writeIsr(), the ISR compare-and-swap. `held` gets the ISR etcd holds
+   * afterwards: `members` when the swap took, what a re-read of the ISR key finds
+   * when it was refused (src also re-reads when its answer was lost: see
+   * KNOWN_BUGS.settleIsrOnlyWhenAnswered). `unknown` (the promise's rejection) when
+   * the re-read failed too, or this node no longer leads.
+   */
+  writeIsr(members: string[], held: (members: string[]) => void, unknown: (why: string) => void): void {
     const isr = this.isr;
-    if (this.role !== "primary" || isr === undefined) return done(false);
-    this.casIsr(members, this.epoch, isr.modRevision, done);
-  }
-
-  private casIsr(members: string[], epoch: number, revision: number, done: (ok: boolean) => void): void {
-    if (this.role !== "primary" || this.epoch !== epoch) return done(false);
+    if (this.role !== "primary" || isr === undefined) return unknown("not the leader");
+    const epoch = this.epoch;
+    const reread = () => this.call((e) => {
+      const kv = e.get(KEYS.isr);
+      return kv === undefined ? undefined : { ...kv };
+    }, (kv) => {
+      this.isrFrom(kv);
+      held(this.isr?.members ?? []);
+    }, unknown);
     this.call((e) => e.txn(
-      [{ key: KEYS.leader, target: "CREATE", equals: epoch }, { key: KEYS.isr, target: "MOD", equals: revision }],
+      [{ key: KEYS.leader, target: "CREATE", equals: epoch }, { key: KEYS.isr, target: "MOD", equals: isr.modRevision }],
       [{ put: { key: KEYS.isr, value: { members, epoch } } }],
     ), (res) => {
       if (res.succeeded) {
         this.isr = { members, modRevision: res.revision };
         this.node.trace(`ISR now ${members.join(",")} (epoch ${epoch})`);
-        return done(true);
+        return held(members);
       }
-      this.reload(() => {
-        // KNOWN_BUGS.settleIsrWhenKnown: only this leader writes the ISR in its epoch, so a moved ISR holding our proposal is our earlier attempt.
-        const ours = this.epoch === epoch && this.isr !== undefined && this.isr.modRevision !== revision && sameMembers(this.isr.members, members);
-        done(KNOWN_BUGS.settleIsrWhenKnown && ours);
-      });
+      this.node.trace(`ISR change to ${members.join(",")} refused by etcd; re-reading`);
+      reread();
     }, (why) => {
-      this.node.trace(`ISR change to ${members.join(",")} failed: ${why}`);
-      if (!KNOWN_BUGS.settleIsrWhenKnown) return done(false);
-      this.node.cluster.world.timer(this.node, CONTROL.retryMs, () => this.casIsr(members, epoch, revision, done));
+      this.node.cluster.stats.isrWritesUnanswered++;
+      // KNOWN_BUGS.settleIsrOnlyWhenAnswered: the lost txn may apply after any read; only an answered attempt tells.
+      if (KNOWN_BUGS.settleIsrOnlyWhenAnswered) return unknown(`unanswered: ${why}`);
+      this.node.trace(`ISR change to ${members.join(",")} unanswered (${why}); re-reading`);
+      reread();
     });
   }
 
@@ -151,7 +172,7 @@ export class SimControl {
     this.session.call(op, ok, err);
   }
 
-  private reload(then?: () => void): void {
+  private reload(): void {
     this.call((e) => e.range(), ({ kvs, revision }) => {
       this.leaderFrom(kvs.find((kv) => kv.key === KEYS.leader));
       this.isrFrom(kvs.find((kv) => kv.key === KEYS.isr));
@@ -160,10 +181,8 @@ export class SimControl {
         this.node.cluster.world.timer(this.node, CONTROL.retryMs, () => this.reload());
       });
       this.evaluate();
-      then?.();
     }, () => {
       this.node.cluster.world.timer(this.node, CONTROL.retryMs, () => this.reload());
-      then?.();
     });
   }
 
@@ -193,20 +212,17 @@ export class SimControl {
   // ------------------------------------------------------------ the rules
 
   private evaluate(): void {
-    if (this.session.busy) return;
+    if (this.session.busy || this.session.joining) return;
     const leader = this.leader;
-    let decision = decideReplicaRole({
+    const decision = decideReplicaRole({
       selfId: this.node.replicaId, role: this.role, epoch: this.epoch,
       lease: this.session.leaseId === 0 ? "" : String(this.session.leaseId), leaseValid: this.session.lease.isValid(this.node.mono()),
       leader: leader && { replicaId: leader.replicaId, address: leader.address, epoch: leader.epoch, lease: String(leader.lease) },
-      isr: this.isr, clockOffsetMs: this.clockOffsetMs, maxClockOffsetMs: CONTROL.maxClockOffsetMs,
+      isr: this.isr, clockOffsetMs: this.clockOffset_.estimate(this.node.mono()), maxClockOffsetMs: CONTROL.maxClockOffsetMs,
       following: this.role === "backup" && this.link !== undefined ? { address: this.link.label, epoch: this.epoch } : undefined,
     });
-    const ownKey = leader !== undefined && leader.replicaId === this.node.replicaId && leader.lease === this.session.leaseId;
-    if (KNOWN_BUGS.removeUnheardCampaignWin && decision.kind === "stay" && this.role !== "primary" && ownKey) {
-      decision = { kind: "remove-stale-leader-key" };
-      this.node.cluster.stats.unheardCampaignWins++;
-    }
+    // Our own key on our current lease while we do not lead: a campaign won in etcd whose answer was lost.
+    if (decision.kind === "remove-stale-leader-key" && leader!.lease === this.session.leaseId) this.node.cluster.stats.unheardCampaignWins++;
     this.node.decided(decision, leader === undefined);
     const said = `${decision.kind}${"reason" in decision ? `: ${decision.reason}` : ""}`;
     if (said !== this.lastSaid) this.node.trace(`decides ${said}`);
@@ -241,14 +257,12 @@ export class SimControl {
       [{ put: { key: KEYS.leader, value: record, lease } }, ...(fresh ? [{ put: { key: KEYS.isr, value: { members: [me], epoch: 0 } } }] : [])],
     ), (res) => {
       this.session.busy = false;
-      if (res.succeeded) {
-        if (fresh) this.isr = { members: [me], modRevision: res.revision };
-        this.leader = { replicaId: me, address: this.node.name, epoch: res.revision, modRevision: res.revision, lease };
-        this.becomePrimary(res.revision, previous);
-      }
-      this.session.joinIfWanted();
+      if (!res.succeeded) return; // someone else won, or the ISR moved: the watch tells us which
+      if (fresh) this.isr = { members: [me], modRevision: res.revision };
+      this.leader = { replicaId: me, address: this.node.name, epoch: res.revision, modRevision: res.revision, lease };
+      this.becomePrimary(res.revision, previous);
     }, (why) => {
-      this.session.notBusy();
+      this.session.busy = false;
       this.node.trace(`campaign failed: ${why}`);
     });
   }
@@ -265,7 +279,7 @@ export class SimControl {
 
   private clearOwnStaleLeadership(leader: LeaderState): void {
     this.session.busy = true;
-    const done = () => this.session.notBusy();
+    const done = () => void (this.session.busy = false);
     this.call((e) => e.txn([{ key: KEYS.leader, target: "MOD", equals: leader.modRevision }], [{ del: KEYS.leader }]), done, done);
   }
 
@@ -300,8 +314,4 @@ export class SimControl {
     if (link !== this.link || link.epoch !== this.epoch) return;
     if (msg.kind === "snapshot" || msg.kind === "append") this.node.onReplication(msg);
   }
-}
-
-function sameMembers(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((id) => b.includes(id));
 }

@@ -6,15 +6,10 @@
 
 import type { ReplicaDecision } from "../../src/core/replica-role.ts";
 import { SimControl } from "./replica-group-control.ts";
-import { KNOWN_BUGS } from "./replica-group-known-bugs.ts";
 import { SimReplicaSet } from "./replica-group-replicas.ts";
 import type { Conn, ConnEnd, Host, World } from "./replica-group-world.ts";
 
-export const NODE = {
-  tickMs: 50, lagTimeoutMs: 1_000,
-  /** KNOWN_BUGS.discardDelayedClockSamples: a clock sample older than this on arrival is not taken. */
-  clockSampleAgeMsMax: 100,
-};
+export const NODE = { tickMs: 50, lagTimeoutMs: 1_000 };
 
 export interface Entry {
   /** Unique per append: the same submission retried is another entry. */
@@ -24,13 +19,13 @@ export interface Entry {
   epoch: number;
 }
 
-/** Between nodes; `sentAt` (sim time) is read only by KNOWN_BUGS.discardDelayedClockSamples. */
+/** Between nodes; `clockMs` is the sender's wall clock, as REPL_APPEND and REPL_ACK carry it. */
 export type Msg =
   | { kind: "welcome" | "role"; primary: boolean; epoch: number }
   | { kind: "sync"; epoch: number; replicaId: string }
   | { kind: "snapshot"; epoch: number; index: number; log: Entry[] }
-  | { kind: "append"; epoch: number; firstIndex: number; entries: Entry[]; clockMs: number; sentAt: number }
-  | { kind: "ack"; epoch: number; index: number; clockMs: number; sentAt: number }
+  | { kind: "append"; epoch: number; firstIndex: number; entries: Entry[]; clockMs: number }
+  | { kind: "ack"; epoch: number; index: number; clockMs: number }
   | { kind: "not-primary" };
 
 export interface Held {
@@ -44,7 +39,20 @@ export interface Held {
 export function newStats() {
   return {
     promotions: 0, failovers: 0, fences: 0, isrShrinks: 0, isrExpansions: 0, staleRestartWaits: 0, snapshots: 0,
-    partitions: 0, pauses: 0, pausesOverTtl: 0, crashes: 0, restarts: 0, hiccups: 0, acks: 0, isrLost: 0, unheardCampaignWins: 0,
+    partitions: 0, pauses: 0, pausesOverTtl: 0, crashes: 0, restarts: 0, hiccups: 0, acks: 0, isrLost: 0,
+    // Where the five fixed bugs were (replica-group-sim.test.ts REGRESSIONS): each time the fix's path is taken.
+    /** A join started while a campaign or key removal was in flight (it used to be dropped). */
+    joinsDuringTxn: 0,
+    /** Our own key on our current lease removed: a campaign won in etcd whose answer was lost. */
+    unheardCampaignWins: 0,
+    /** An ISR txn whose answer was lost (it used to count as refused). */
+    isrWritesUnanswered: 0,
+    /** An ISR write of unknown outcome (writeIsr rejected), written again after isrRetryMs. */
+    isrRetries: 0,
+    /** A join that failed after its grant: the lease revoked (it used to be kept and led on). */
+    halfJoinsRevoked: 0,
+    /** A clock sample over --max-clock-offset-ms outvoted by a prompter one (it used to count alone). */
+    delayedClockSamplesOutvoted: 0,
   };
 }
 export type Stats = ReturnType<typeof newStats>;
@@ -154,7 +162,7 @@ export class SimNode implements Host {
     if (this.control.role === "primary") {
       const lastIndex = this.log.length;
       this.pump();
-      if (this.log.length === lastIndex) this.replicas?.broadcast({ kind: "append", epoch: this.control.epoch, firstIndex: lastIndex + 1, entries: [], clockMs: this.wall(), sentAt: this.cluster.world.now });
+      if (this.log.length === lastIndex) this.replicas?.broadcast({ kind: "append", epoch: this.control.epoch, firstIndex: lastIndex + 1, entries: [], clockMs: this.wall() });
     }
     this.control.tick();
   }
@@ -193,7 +201,7 @@ export class SimNode implements Host {
     this.cluster.acted(this);
     if (this.shipped < this.log.length) {
       const entries = this.log.slice(this.shipped);
-      this.replicas!.broadcast({ kind: "append", epoch: this.control.epoch, firstIndex: this.shipped + 1, entries, clockMs: this.wall(), sentAt: this.cluster.world.now });
+      this.replicas!.broadcast({ kind: "append", epoch: this.control.epoch, firstIndex: this.shipped + 1, entries, clockMs: this.wall() });
       this.shipped = this.log.length;
     }
     const committed = this.replicas!.commit(this.log.length, this.wall());
@@ -253,7 +261,7 @@ export class SimNode implements Host {
     } else if (msg.kind === "ack") {
       if (msg.epoch !== this.control.epoch) return;
       this.replicas?.ack(conn, msg.index);
-      if (this.prompt(msg.sentAt)) this.replicas?.clockOffset(conn, msg.clockMs - this.wall());
+      this.replicas?.clockOffset(conn, this.wall() - msg.clockMs);
     }
     this.pump();
   }
@@ -273,7 +281,7 @@ export class SimNode implements Host {
       return;
     }
     if (msg.kind !== "append" || msg.epoch !== this.control.epoch) return;
-    if (this.prompt(msg.sentAt)) this.control.clockOffset(this.wall() - msg.clockMs);
+    this.control.clockOffset(this.wall() - msg.clockMs);
     if (!this.control.isSynced) return;
     if (msg.firstIndex !== this.log.length + 1) return this.control.resync();
     if (msg.entries.length > 0) {
@@ -282,14 +290,9 @@ export class SimNode implements Host {
     }
   }
 
-  /** Whether a clock sample sent at `sentAt` may be taken (always, unless KNOWN_BUGS.discardDelayedClockSamples). */
-  private prompt(sentAt: number): boolean {
-    return !KNOWN_BUGS.discardDelayedClockSamples || this.cluster.world.now - sentAt <= NODE.clockSampleAgeMsMax;
-  }
-
   ackPrimary(): void {
     if (this.log.length === this.ackedUpTo || !this.control.isSynced) return;
     this.ackedUpTo = this.log.length;
-    this.control.sendToPrimary({ kind: "ack", epoch: this.control.epoch, index: this.log.length, clockMs: this.wall(), sentAt: this.cluster.world.now });
+    this.control.sendToPrimary({ kind: "ack", epoch: this.control.epoch, index: this.log.length, clockMs: this.wall() });
   }
 }

@@ -1,15 +1,19 @@
 // The etcd session of src/coordinator/etcd-control.ts: the lease grant and
-// member key (join), keep-alives that feed the real LeaderLease, and the `busy`
-// flag that join, campaign and key removal share. Kept apart from the role
-// rules (replica-group-control.ts) only for size; the calls are etcd-control's.
+// member key (join, with its own `joining` flag), keep-alives that feed the real
+// LeaderLease, and the `busy` flag of campaigns and key removals. Kept apart
+// from the role rules (replica-group-control.ts) only for size; the calls are
+// etcd-control's, in the same order.
 
 import { LeaderLease } from "../../src/core/leader-lease.ts";
 import { CONTROL, KEYS } from "./replica-group-control.ts";
 import type { SimEtcd } from "./replica-group-etcd.ts";
-import { KNOWN_BUGS } from "./replica-group-known-bugs.ts";
 import type { SimNode } from "./replica-group-node.ts";
 
 export interface SessionEvents {
+  /** The control's role: a primary never changes sessions under its leader key. */
+  role(): "primary" | "backup" | "candidate";
+  /** etcd-control's fence(): stop acting as primary, drop the session, join anew. */
+  fence(reason: string): void;
   /** The session is up: read the keys and watch them. */
   joined(): void;
   /** A keep-alive found the lease gone in etcd (LeaderLease is already told). */
@@ -20,11 +24,12 @@ export class SimSession {
   readonly lease = new LeaderLease(CONTROL.leaseTtlMs * CONTROL.leaseMarginFraction);
   /** 0: none (etcd-control's ""). */
   leaseId = 0;
+  /** A campaign or key removal in flight: decisions wait for its answer. */
   busy = false;
+  /** A join in flight (independent of `busy`: a lost session must always be rebuilt). */
+  joining = false;
   private keepAliveLoop = 0;
   private keepAliveInFlight = false;
-  /** KNOWN_BUGS.retryJoinWhileBusy: a join that found another txn in flight, run when that one ends. */
-  private joinWanted = false;
 
   constructor(private readonly node: SimNode, private readonly events: SessionEvents) {}
 
@@ -40,31 +45,37 @@ export class SimSession {
     if (old !== 0) this.call((e) => e.revoke(old), () => undefined, () => undefined);
   }
 
-  /** Lease, member key, keep-alives, then the keys; retried until it works. */
+  /**
+   * A new session: lease, member key, keep-alives, then the keys; retried until it
+   * works. The lease counts (may be campaigned on, renews LeaderLease) only once
+   * the whole join worked: a half-made session is revoked. A primary fences first.
+   */
   join(): void {
-    if (this.busy) {
-      if (KNOWN_BUGS.retryJoinWhileBusy) this.joinWanted = true;
-      return;
-    }
-    this.busy = true;
-    this.node.trace("joining etcd");
-    const failed = () => {
-      this.busy = false;
-      this.joinWanted = false; // the retry below is that join
-      this.node.trace("join failed");
-      if (KNOWN_BUGS.dropHalfJoinedSession) {
-        this.leaseId = 0;
-        this.lease.lost();
+    if (this.joining) return;
+    if (this.events.role() === "primary") return this.events.fence("its etcd session is being replaced");
+    this.joining = true;
+    const stats = this.node.cluster.stats;
+    if (this.busy) stats.joinsDuringTxn++;
+    this.node.trace(`joining etcd${this.busy ? " (a txn is in flight)" : ""}`);
+    let granted: { id: number; ttlMs: number } | undefined;
+    const failed = (why: string) => {
+      this.joining = false;
+      if (granted !== undefined) {
+        const id = granted.id;
+        stats.halfJoinsRevoked++;
+        this.call((e) => e.revoke(id), () => undefined, () => undefined);
       }
+      this.node.trace(`join failed: ${why}${granted !== undefined ? `; revoking lease ${granted.id}` : ""}`);
       this.node.cluster.world.timer(this.node, CONTROL.retryMs, () => this.join());
     };
     const sentAt = this.node.mono();
-    this.call((e, now) => e.grant(CONTROL.leaseTtlMs, now), (granted) => {
-      this.leaseId = granted.id;
-      this.node.trace(`granted lease ${granted.id}`);
-      this.lease.renewed(sentAt, granted.ttlMs);
+    this.call((e, now) => e.grant(CONTROL.leaseTtlMs, now), (g) => {
+      granted = g;
+      this.node.trace(`granted lease ${g.id}`);
       const me = { replicaId: this.node.replicaId, address: this.node.name };
-      this.call((e) => e.put(KEYS.member(this.node.replicaId), me, granted.id), () => {
+      this.call((e) => e.put(KEYS.member(this.node.replicaId), me, g.id), () => {
+        this.leaseId = g.id;
+        this.lease.renewed(sentAt, g.ttlMs);
         const loop = ++this.keepAliveLoop;
         const every = () => this.node.cluster.world.timer(this.node, CONTROL.keepAliveMs, () => {
           if (loop !== this.keepAliveLoop) return;
@@ -72,23 +83,10 @@ export class SimSession {
           every();
         });
         every();
-        this.busy = false;
-        this.joinWanted = false;
+        this.joining = false;
         this.events.joined();
       }, failed);
     }, failed);
-  }
-
-  /** A campaign or key removal ended: a join it held up runs now (KNOWN_BUGS.retryJoinWhileBusy). */
-  notBusy(): void {
-    this.busy = false;
-    this.joinIfWanted();
-  }
-
-  joinIfWanted(): void {
-    if (!this.joinWanted || this.busy) return;
-    this.joinWanted = false;
-    this.join();
   }
 
   private keepAlive(): void {
