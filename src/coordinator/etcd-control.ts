@@ -55,6 +55,10 @@ export class EtcdControl implements RoleControl {
   private keepAliveTimer: ReturnType<typeof setInterval> | undefined;
   private keepAliveInFlight = false;
   private watch: { close(): void } | undefined;
+  /** Counts reloads: an answer to any but the latest is dropped. */
+  private reloads = 0;
+  /** Backup: a REPL_SYNC went out on the current connection and its snapshot has not come yet. */
+  private syncRequested = false;
   private leader: { record: LeaderRecord; epoch: number; modRevision: number; lease: string } | undefined;
   private isr: IsrState | undefined;
   /** The leader this node replaced, if any: it is out of the ISR until it catches up again. */
@@ -161,6 +165,7 @@ export class EtcdControl implements RoleControl {
 
   synced(epoch: number): void {
     this.stateSynced = epoch === this.leader?.epoch;
+    this.syncRequested = false;
   }
 
   resync(): void {
@@ -265,21 +270,34 @@ export class EtcdControl implements RoleControl {
     }
   }
 
-  /** Reads the shard's keys and watches them from there; a broken watch comes back here. */
+  /**
+   * Reads the shard's keys and watches them from there; a broken watch comes back
+   * here. The old watch stops before the read, and only the latest reload applies
+   * what it read: otherwise an old watch's newer events could be overwritten by an
+   * older read (a backup then lost its leader and never asked it for a snapshot).
+   */
   private async reload(): Promise<void> {
     if (this.stopped) return;
+    const generation = ++this.reloads;
+    this.watch?.close();
+    this.watch = undefined;
     const shard = this.config.scheduler.shard;
     try {
       const { kvs, revision } = await this.etcd.getPrefix(shardPrefix(this.settings.prefix, shard));
+      if (generation !== this.reloads || this.stopped) return;
       this.leaderFrom(kvs.find((kv) => kv.key === leaderKey(this.settings.prefix, shard)));
       this.isrFrom(kvs.find((kv) => kv.key === isrKey(this.settings.prefix, shard)));
-      this.watch?.close();
-      this.watch = this.etcd.watchPrefix(shardPrefix(this.settings.prefix, shard), revision + 1, (events) => this.onWatch(events), (err) => {
+      const current = () => generation === this.reloads;
+      this.watch = this.etcd.watchPrefix(shardPrefix(this.settings.prefix, shard), revision + 1, (events) => {
+        if (current()) this.onWatch(events);
+      }, (err) => {
+        if (!current()) return;
         this.log.warn("etcd watch ended; re-reading", { error: err.message });
         setTimeout(() => void this.reload(), RETRY_MS);
       });
       this.evaluate();
     } catch (err) {
+      if (generation !== this.reloads) return;
       this.log.warn("etcd read failed; retrying", { error: (err as Error).message });
       setTimeout(() => void this.reload(), RETRY_MS);
     }
@@ -336,6 +354,9 @@ export class EtcdControl implements RoleControl {
     });
     switch (decision.kind) {
       case "stay":
+        // Following the right leader but without its state (e.g. the link came up while
+        // etcd briefly showed no leader): ask for it now.
+        if (this.role === "backup" && !this.stateSynced && !this.syncRequested) this.linkReady();
         return;
       case "fence":
         return this.fence(decision.reason);
@@ -429,8 +450,10 @@ export class EtcdControl implements RoleControl {
         },
         onUp: () => this.linkReady(),
         onRole: () => this.linkReady(),
-        // Nothing to undo: the state stays what it was, and the link redials and asks for a snapshot when up.
-        onDown: () => undefined,
+        // The state stays what it was; the link redials and asks for a snapshot when up.
+        onDown: () => {
+          this.syncRequested = false;
+        },
       });
       this.link.connect();
     }
@@ -454,6 +477,7 @@ export class EtcdControl implements RoleControl {
 
   private requestSnapshot(): void {
     this.stateSynced = false;
+    this.syncRequested = true;
     this.link?.sendControl(Kind.REPL_SYNC, { epoch: this.epoch, replicaId: this.settings.replicaId });
   }
 

@@ -59,7 +59,8 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
   const peers = (v.peer as string) === "" ? [] : parseHostPortList(v.peer as string);
   const etcdEndpoints = parseEtcdEndpoints(v.etcd as string);
   if (etcdEndpoints.length > 0 && peers.length > 0) throw new Error("--etcd and --peer exclude each other: with etcd, replicas find each other there");
-  const nodeId = (v["node-id"] as string) || `coordinator-${v.port}`;
+  // -p 0 would name every such node "coordinator-0": the process id tells them apart.
+  const nodeId = (v["node-id"] as string) || `coordinator-${(v.port as number) === 0 ? `pid${process.pid}` : v.port}`;
   return {
     ...(etcdEndpoints.length > 0 && {
       etcd: {

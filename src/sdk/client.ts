@@ -389,6 +389,10 @@ export class SchedulerClient implements ConnectionHandler {
         return;
       case Kind.ERROR:
         return this.onError(readControl<ErrorMessage>(r));
+      case Kind.ROLE:
+        // A coordinator tells every connection when it is promoted or steps down. A client
+        // connected to it directly learns from its next answer (E_NOT_PRIMARY) instead.
+        return;
       default:
         throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from the server`);
     }
