@@ -4,8 +4,8 @@
 //  - see a primary with a higher epoch (or the same epoch and a lower address):
 //    follow it (a primary steps down first), asking for a snapshot then the log;
 //  - no live primary for failoverTimeoutMs x (1 + number of live peers with a
-//    lower address): promote with epoch = highest seen + 1, but only with the
-//    state of the latest epoch (synced), or in a cluster that never had a primary.
+//    lower address): promote with epoch = highest seen + 1, but only holding
+//    the state of the latest epoch, or in a cluster that never had a primary.
 // At start-up this makes the lowest address the first primary; after a crash,
 // the in-sync backup takes over. A primary that falls silent (no log traffic:
 // each tick brings a TICK entry, or an APPEND of no entries when the tick
@@ -35,8 +35,17 @@ export class Peers {
   role: ReplicationRole = "candidate";
   epoch = 0;
   private highestEpochSeen = 0;
-  private stateSynced = false;
+  /** Ready to apply the followed primary's APPENDs (and to ack them): its snapshot has arrived. */
+  private applying = false;
+  /**
+   * This node's state holds all that was acknowledged in `epoch` as far as it knows, so it may
+   * promote on it. Unlike `applying`, kept while it asks the same primary of the same epoch for
+   * a snapshot again: a snapshot replaces the state only when it arrives, all at once.
+   */
+  private holdsLatest = false;
   private following: CoordinatorLink | undefined;
+  /** The primary followed last, still set after its link dropped: following it again in its epoch keeps the state. */
+  private lastPrimary: CoordinatorLink | undefined;
   private noPrimarySince: number | undefined;
   private lastHeardAt = 0;
   /** Log index recovered from disk: after a whole-shard restart the most complete replica should lead. */
@@ -51,8 +60,9 @@ export class Peers {
     private readonly events: PeerEvents,
   ) {}
 
+  /** Ready to apply APPENDs from the followed primary (and to acknowledge them). */
   get isSynced(): boolean {
-    return this.stateSynced;
+    return this.applying;
   }
 
   get primaryLabel(): string | undefined {
@@ -65,7 +75,7 @@ export class Peers {
     this.epoch = epoch;
     this.recoveredIndex = index;
     this.highestEpochSeen = Math.max(this.highestEpochSeen, epoch);
-    this.stateSynced = index > 0;
+    this.holdsLatest = index > 0;
   }
 
   start(now: number): void {
@@ -93,7 +103,7 @@ export class Peers {
         onRole: () => this.evaluate(Date.now()),
         onDown: (l) => {
           if (l === this.following) {
-            // Keep stateSynced: our state is still the latest this node knows, which is what promotion needs.
+            // Keep holdsLatest: our state is still the latest this node knows, which is what promotion needs.
             this.log.warn("primary link lost", { primary: l.label });
             this.following = undefined;
           }
@@ -110,7 +120,7 @@ export class Peers {
   }
 
   tick(now: number): void {
-    if (this.following?.up && this.stateSynced && now - this.lastHeardAt > this.config.failoverTimeoutMs) {
+    if (this.following?.up && this.applying && now - this.lastHeardAt > this.config.failoverTimeoutMs) {
       this.log.warn("primary silent", { primary: this.following.label, silentMs: now - this.lastHeardAt });
       this.following.reset("primary sent nothing within --failover-timeout-ms");
     }
@@ -119,12 +129,17 @@ export class Peers {
 
   /** After a snapshot from the followed primary of `epoch` was applied. */
   synced(epoch: number): void {
-    this.stateSynced = true;
+    this.applying = true;
+    this.holdsLatest = true;
     this.epoch = epoch;
     this.lastHeardAt = Date.now();
   }
 
-  /** The log had a gap: start over with a fresh snapshot. */
+  /**
+   * The log had a gap: start over with a fresh snapshot. The state applied so far still holds
+   * all that primary acknowledged (it counts this node's acks, and a gap's entries were never
+   * acked), so follow() keeps it promotable until the snapshot replaces it.
+   */
   resync(): void {
     if (this.following !== undefined) this.follow(this.following);
   }
@@ -140,7 +155,7 @@ export class Peers {
     if (link !== this.following) return; // replication comes only from the primary we follow
     this.lastHeardAt = Date.now();
     if (kind === Kind.REPL_SNAPSHOT || kind === Kind.REPL_APPEND) this.events.onReplication(kind, r);
-    if (kind === Kind.HANDOVER && this.stateSynced) {
+    if (kind === Kind.HANDOVER && this.applying) {
       // The primary is stopping on purpose and we hold all it acknowledged: take over now, not after a timeout.
       this.log.info("primary handed over", { primary: link.label, epoch: link.epoch });
       this.retired = link;
@@ -167,7 +182,7 @@ export class Peers {
       return;
     }
     this.noPrimarySince ??= now;
-    if (!this.stateSynced && this.highestEpochSeen > 0) return; // we would promote an empty state over acknowledged tasks
+    if (!this.holdsLatest && this.highestEpochSeen > 0) return; // we would promote an empty or older state over acknowledged tasks
     // Wait longer for every live peer that should lead instead: more state (epoch, then index), or as much and a lower address.
     let rank = 0;
     for (const l of this.links) if (l.up && this.peerLeads(l)) rank++;
@@ -199,13 +214,18 @@ export class Peers {
   }
 
   private follow(link: CoordinatorLink): void {
+    // The same primary in the same epoch again (its link dropped, or the log had a gap): our state
+    // is a prefix of its log that holds all it acknowledged, promotable until the snapshot replaces it.
+    const again = this.holdsLatest && link === this.lastPrimary && link.epoch === this.epoch;
     this.role = "backup";
     this.following = link;
-    this.stateSynced = false;
+    this.lastPrimary = link;
+    this.applying = false;
+    this.holdsLatest = again;
     this.epoch = link.epoch;
     this.lastHeardAt = Date.now();
     this.events.follow();
-    this.log.info("following primary", { primary: link.label, epoch: link.epoch });
+    this.log.info("following primary", { primary: link.label, epoch: link.epoch, keepsState: again });
     link.sendControl(Kind.REPL_SYNC, { epoch: link.epoch });
   }
 
@@ -214,7 +234,9 @@ export class Peers {
     this.epoch = epoch;
     this.highestEpochSeen = Math.max(this.highestEpochSeen, epoch);
     this.following = undefined;
-    this.stateSynced = true;
+    this.lastPrimary = undefined;
+    this.applying = true;
+    this.holdsLatest = true;
     this.noPrimarySince = undefined;
     this.log.info("promoted to primary", { epoch, reason, shard: this.config.scheduler.shard });
     this.events.promote(epoch);
