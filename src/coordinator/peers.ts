@@ -3,9 +3,14 @@
 // what each peer is. Rules (the epoch is the fencing token: one primary per epoch):
 //  - see a primary with a higher epoch (or the same epoch and a lower address):
 //    follow it (a primary steps down first), asking for a snapshot then the log;
-//  - no live primary for failoverTimeoutMs x (1 + number of live peers with a
-//    lower address): promote with epoch = highest seen + 1, but only holding
-//    the state of the latest epoch, or in a cluster that never had a primary.
+//  - no live primary for failoverTimeoutMs x (1 + number of live peers that
+//    should lead instead): promote with epoch = highest seen + 1, but only
+//    holding the state of the latest epoch, or in a cluster that never had a
+//    primary;
+//  - a node not synced to a primary (nor primary) since its process started
+//    holds only what it recovered, or nothing: it leads only once it has heard
+//    every peer since it started and none holds more (epoch, then index), so
+//    a restart never leads over acknowledged tasks held by a peer that is down.
 // At start-up this makes the lowest address the first primary; after a crash,
 // the in-sync backup takes over. A primary that falls silent (no log traffic:
 // each tick brings a TICK entry, or an APPEND of no entries when the tick
@@ -43,10 +48,18 @@ export class Peers {
    * a snapshot again: a snapshot replaces the state only when it arrives, all at once.
    */
   private holdsLatest = false;
+  /** Synced to a primary, or primary, since this process started: until then its state may be older than a peer's. */
+  private syncedSinceStart = false;
+  /** Peers that answered (WELCOME) since this process started; their links keep the epoch and index they last gave. */
+  private readonly heard = new Set<CoordinatorLink>();
   private following: CoordinatorLink | undefined;
   /** The primary followed last, still set after its link dropped: following it again in its epoch keeps the state. */
   private lastPrimary: CoordinatorLink | undefined;
+  /** Since when there has been no primary and nothing stopped this node from leading. */
   private noPrimarySince: number | undefined;
+  /** Since when something stops this node from leading (leadBlocker), and the reason last logged. */
+  private blockedSince: number | undefined;
+  private blockLogged: string | undefined;
   private lastHeardAt = 0;
   /** Log index recovered from disk: after a whole-shard restart the most complete replica should lead. */
   private recoveredIndex = 0;
@@ -75,6 +88,7 @@ export class Peers {
     this.epoch = epoch;
     this.recoveredIndex = index;
     this.highestEpochSeen = Math.max(this.highestEpochSeen, epoch);
+    // The latest this node knows of; whether a peer holds more is for leadBlocker() to find out.
     this.holdsLatest = index > 0;
   }
 
@@ -83,7 +97,7 @@ export class Peers {
       this.becomePrimary(this.epoch + 1, "single node (no --peer)");
       return;
     }
-    this.noPrimarySince = now;
+    this.blockedSince = now;
     const hello = (): Hello => ({
       role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,
       shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary",
@@ -99,7 +113,10 @@ export class Peers {
         onReadEnd: (l) => {
           if (l === this.following) this.events.onReplicationReadEnd();
         },
-        onUp: () => this.evaluate(Date.now()),
+        onUp: (l) => {
+          this.heard.add(l);
+          this.evaluate(Date.now());
+        },
         onRole: () => this.evaluate(Date.now()),
         onDown: (l) => {
           if (l === this.following) {
@@ -131,6 +148,7 @@ export class Peers {
   synced(epoch: number): void {
     this.applying = true;
     this.holdsLatest = true;
+    this.syncedSinceStart = true;
     this.epoch = epoch;
     this.lastHeardAt = Date.now();
   }
@@ -178,17 +196,53 @@ export class Peers {
     }
     if (best !== undefined) {
       this.noPrimarySince = undefined;
+      this.unblocked();
       if (this.following !== best || this.epoch !== best.epoch) this.follow(best);
       return;
     }
+    const blocker = this.leadBlocker();
+    if (blocker !== undefined) return this.waitToLead(now, blocker);
+    this.unblocked();
     this.noPrimarySince ??= now;
-    if (!this.holdsLatest && this.highestEpochSeen > 0) return; // we would promote an empty or older state over acknowledged tasks
     // Wait longer for every live peer that should lead instead: more state (epoch, then index), or as much and a lower address.
     let rank = 0;
     for (const l of this.links) if (l.up && this.peerLeads(l)) rank++;
     if (now - this.noPrimarySince >= this.config.failoverTimeoutMs * (1 + rank)) {
       this.becomePrimary(Math.max(this.epoch, this.highestEpochSeen) + 1, `no primary for ${now - this.noPrimarySince} ms`);
     }
+  }
+
+  /** Why this node may not lead now (whatever the time), or undefined when it may. */
+  private leadBlocker(): { peer?: CoordinatorLink; reason: string } | undefined {
+    if (!this.syncedSinceStart) {
+      // All it holds is what it recovered, or nothing: a peer that is down now may have acknowledged more.
+      for (const l of this.links) {
+        if (!this.heard.has(l)) return { peer: l, reason: "not heard from since this node started: it may hold acknowledged tasks this node lacks" };
+      }
+      for (const l of this.links) {
+        if (this.holdsMore(l)) return { peer: l, reason: `it holds more (epoch ${l.epoch}, index ${l.index}; this node: epoch ${this.epoch}, index ${this.recoveredIndex}): it should lead` };
+      }
+    }
+    if (!this.holdsLatest && this.highestEpochSeen > 0) {
+      return { reason: `this node does not hold the state of epoch ${this.highestEpochSeen} (its snapshot never arrived): promoting would drop tasks acknowledged in it` };
+    }
+    return undefined;
+  }
+
+  /** No promotion while blocked; the failover wait starts when the block ends. Says why once the wait outlasts a failover timeout. */
+  private waitToLead(now: number, blocker: { peer?: CoordinatorLink; reason: string }): void {
+    this.noPrimarySince = undefined;
+    this.blockedSince ??= now;
+    const key = `${blocker.peer?.label}: ${blocker.reason}`;
+    if (now - this.blockedSince < this.config.failoverTimeoutMs || key === this.blockLogged) return;
+    this.blockLogged = key;
+    if (blocker.peer === undefined) this.log.warn("not leading", { reason: blocker.reason, waitedMs: now - this.blockedSince });
+    else this.log.warn("waiting for peer before leading", { peer: blocker.peer.label, reason: blocker.reason, waitedMs: now - this.blockedSince });
+  }
+
+  private unblocked(): void {
+    this.blockedSince = undefined;
+    this.blockLogged = undefined;
   }
 
   /** The live primary with the highest epoch (ties: the lowest address). */
@@ -200,6 +254,11 @@ export class Peers {
       if (best === undefined || l.epoch > best.epoch || (l.epoch === best.epoch && l.label < best.label)) best = l;
     }
     return best;
+  }
+
+  /** Does that peer hold more than this node (a later epoch, or more of the same), by what it last said, up or down? */
+  private holdsMore(l: CoordinatorLink): boolean {
+    return l.epoch !== this.epoch ? l.epoch > this.epoch : l.index > this.recoveredIndex;
   }
 
   private peerLeads(l: CoordinatorLink): boolean {
@@ -237,7 +296,9 @@ export class Peers {
     this.lastPrimary = undefined;
     this.applying = true;
     this.holdsLatest = true;
+    this.syncedSinceStart = true;
     this.noPrimarySince = undefined;
+    this.unblocked();
     this.log.info("promoted to primary", { epoch, reason, shard: this.config.scheduler.shard });
     this.events.promote(epoch);
   }

@@ -1,21 +1,30 @@
 // Faults in static --peer mode from the compiled binaries, each one that
-// once lost the shard: a primary paused long enough to be called silent, or a
-// gap in the log, and then the primary killed before its backup had a new
-// snapshot.
+// once lost the shard or acknowledged tasks: a primary paused long enough to
+// be called silent, or a gap in the log, and then the primary killed before
+// its backup had a new snapshot; a node restarting from its own (stale) log
+// while the peer that holds more is down; a node restarting with nothing
+// while the peer that holds the shard is paused.
 
-import { afterEach, expect, test } from "bun:test";
+import { afterAll, afterEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { CoordinatorStats } from "../../src/protocol/messages.ts";
 import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
 import { FrameProxy } from "./frame-proxy.ts";
-import { Cluster, freePort, waitFor, type Started } from "./harness.ts";
+import { Cluster, freePort, holdsFor, waitFor, type Started } from "./harness.ts";
 
+const dataRoot = mkdtempSync(join(tmpdir(), "static-faults-"));
 let cluster: Cluster;
 const proxies: FrameProxy[] = [];
 afterEach(async () => {
   await cluster?.stopAll();
   for (const p of proxies.splice(0)) p.stop();
 });
+afterAll(() => rmSync(dataRoot, { recursive: true, force: true }));
 
+/** The failover timeout nodes here run with (the default). */
+const FAILOVER_MS = 400;
 /**
  * The pairs behind a proxy run with a longer one: the test must SIGCONT a paused primary after the
  * backup calls it silent (one timeout) and before the backup promotes (one more), even on a busy machine.
@@ -68,6 +77,11 @@ async function unknownTasks(client: SchedulerClient, ids: number[]): Promise<num
     }
   }
   return lost;
+}
+
+/** Checks for `ms` that the node never says it is primary. */
+function neverPrimary(node: Started, ms: number): Promise<void> {
+  return holdsFor(`the node on port ${node.port} not primary`, async () => !(await nodeStats(node)).primary, ms);
 }
 
 /** `promise`, or its error with what the node logged since offset `from` (the why of a failed wait). */
@@ -151,6 +165,83 @@ test("a backup that found a gap in the log still takes over if the primary dies 
   await explained(backup, mark, waitFor("the backup to take over", async () => ((await nodeStats(backup)).primary ? true : undefined), 5 * PROXY_PAIR_FAILOVER_MS));
   expect(proxy.dropped.entries).toBe(1);
   await waitFor("the router to see the new primary", async () => ((await client.clusterStats()).coordinators.some((c) => c.stats?.primary) ? true : undefined));
+  expect(await unknownTasks(client, acknowledged)).toEqual([]);
+  client.close();
+}, 60_000);
+
+test("a node restarting from a stale log waits for the peer that holds more, which leads; nothing acknowledged is lost", async () => {
+  cluster = new Cluster();
+  const ports = [freePort(), freePort()];
+  // A short backup timeout: the primary goes on alone soon after its backup dies.
+  const start = (port: number, extra: string[] = []) =>
+    cluster.replica(port, ports, ["--data-dir", join(dataRoot, `stale-${port}`), "--backup-timeout-ms", "200", ...extra]);
+  const nodes = await Promise.all(ports.map((port) => start(port)));
+  const router = await cluster.router(ports);
+  const { primary, backup } = await roles(nodes);
+  const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
+  const both = await submitAll(client, "both", 50);
+
+  backup.proc.kill("SIGKILL");
+  await backup.proc.exited;
+  // Acknowledged by the primary alone: only its log has these.
+  const alone = await submitAll(client, "alone", 50);
+  expect((await nodeStats(primary)).replication.alone).toBe(true);
+  primary.proc.kill("SIGKILL");
+  await primary.proc.exited;
+
+  // The old backup comes back first. It must not lead from its log: the old primary may hold more.
+  const stale = await start(backup.port, ["--log-level", "info"]);
+  // Alone for 3 s (over 7 failover timeouts), as when the other machine takes a while to reboot.
+  await explained(stale, 0, neverPrimary(stale, 3000));
+  expect(stale.output()).toContain('"event":"waiting for peer before leading"');
+
+  // The old primary comes back, slow to lead (a long failover timeout), and dies again once the stale node
+  // has heard what it holds: the stale node remembers that and still does not lead.
+  const mark = stale.output().length;
+  const slow = await start(primary.port, ["--failover-timeout-ms", "60000"]);
+  await waitFor("the stale node to hear the old primary", () => (stale.output().slice(mark).includes('"event":"coordinator link up"') ? true : undefined));
+  slow.proc.kill("SIGKILL");
+  await slow.proc.exited;
+  await explained(stale, 0, neverPrimary(stale, 5 * FAILOVER_MS));
+  expect(stale.output().slice(mark)).toContain("it holds more");
+
+  const returned = await start(primary.port, ["--log-level", "info"]);
+  await explained(stale, mark, explained(returned, 0, waitFor("a primary with its backup in sync", async () => {
+    const both = await Promise.all([nodeStats(returned), nodeStats(stale)]);
+    return both.some((s) => s.primary && s.replication.backupsInSync === 1) ? true : undefined;
+  }, 20 * FAILOVER_MS)));
+  // The old primary led the next epoch. (On a busy machine the two may swap roles after that, losing nothing.)
+  expect(returned.output()).toContain('"event":"promoted to primary","epoch":2,');
+  expect(stale.output()).not.toContain('"event":"promoted to primary","epoch":2,');
+  await waitFor("the router to see the primary", async () => ((await client.clusterStats()).coordinators.some((c) => c.stats?.primary) ? true : undefined));
+  expect(await unknownTasks(client, [...both, ...alone])).toEqual([]);
+  client.close();
+}, 60_000);
+
+test("a node restarting with nothing does not start a new shard while the peer that holds it is paused", async () => {
+  cluster = new Cluster();
+  const nodes = await cluster.replicas(2);
+  const ports = nodes.map((n) => n.port);
+  const router = await cluster.router(ports);
+  const { primary, backup } = await roles(nodes);
+  const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
+  const acknowledged = await submitAll(client, "k", 50);
+
+  backup.proc.kill("SIGKILL");
+  await backup.proc.exited;
+  primary.proc.kill("SIGSTOP");
+  const restarted = await cluster.replica(backup.port, ports, ["--log-level", "info"]);
+  await explained(restarted, 0, neverPrimary(restarted, 2000));
+  expect((await nodeStats(restarted)).epoch).toBe(0);
+  expect(restarted.output()).toContain('"event":"waiting for peer before leading"');
+
+  primary.proc.kill("SIGCONT");
+  await waitFor("the restarted node in sync with the primary", async () => {
+    const both = await Promise.all([nodeStats(primary), nodeStats(restarted)]);
+    return both.some((s) => s.primary && s.replication.backupsInSync === 1) ? true : undefined;
+  }, 20 * FAILOVER_MS);
+  // It followed the primary of epoch 1 (on a busy machine it may take over later, from a synced state).
+  expect(restarted.output()).not.toContain('"event":"promoted to primary","epoch":1,');
   expect(await unknownTasks(client, acknowledged)).toEqual([]);
   client.close();
 }, 60_000);
