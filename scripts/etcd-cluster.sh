@@ -44,11 +44,12 @@ wait_for() { # logfile pattern
 }
 
 # etcd's default timing (100 ms heartbeat, 1 s election) raises a 1 s lease to 2 s; these keep 1 s leases,
-# so a lost primary is replaced in about a second.
+# so a lost primary is replaced in about a second. --pre-vote: a member back from a partition does not
+# force an election (which would stall keep-alives past a 1 s lease in a multi-member etcd).
 start etcd.log etcd --name local --data-dir "$LOGS/etcd" \
   --listen-client-urls "http://$ETCD" --advertise-client-urls "http://$ETCD" \
   --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-  --initial-cluster "local=http://127.0.0.1:$((ETCD_PORT + 1))" --heartbeat-interval 25 --election-timeout 250
+  --initial-cluster "local=http://127.0.0.1:$((ETCD_PORT + 1))" --heartbeat-interval 25 --election-timeout 250 --pre-vote
 wait_for etcd.log "ready to serve client requests"
 
 port=$BASE_PORT

@@ -41,6 +41,8 @@ export type { CoordinatorConfig } from "./config.ts";
 
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
+/** A gap between ticks or reads longer than this (plus tickMs) means the process stood still. */
+const STALL_MS = 200;
 /** Stats report the latency of tasks finished within about this long. */
 const LATENCY_WINDOW_MS = 5_000;
 
@@ -69,6 +71,8 @@ export class Coordinator implements ConnectionHandler {
   private ackedUpTo = 0;
   private wal: WriteAheadLog | undefined;
   private readonly commands: Commands;
+  /** Monotonic time of the last tick or pump (see noticeStall). */
+  private lastActiveAt = performance.now();
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -285,7 +289,24 @@ export class Coordinator implements ConnectionHandler {
     }
   }
 
+  /**
+   * Ticks and reads keep this process busy at least every tickMs; a longer gap means it
+   * stood still (SIGSTOP, a long GC, a starved host). Replicas' acks from that time are
+   * unread in our sockets, so a primary must not drop them from the ISR for being late
+   * on the first pump after it (found by the fault harness: a primary resumed from a
+   * 0.7 s pause wrote an ISR of itself alone, then died, and nobody could lead).
+   */
+  private noticeStall(monotonic: number): void {
+    const gapMs = monotonic - this.lastActiveAt;
+    this.lastActiveAt = monotonic;
+    if (gapMs > STALL_MS + this.config.tickMs && this.role === "primary") {
+      this.log.warn("this process stood still; replicas' lag clocks start over", { stalledMs: Math.round(gapMs) });
+      this.replicas.stalled?.(Date.now());
+    }
+  }
+
   private onTick(): void {
+    this.noticeStall(performance.now());
     const now = Date.now();
     if (this.role === "primary") {
       // A tick that would change nothing is not logged: an idle primary would write (and with
@@ -363,8 +384,10 @@ export class Coordinator implements ConnectionHandler {
 
   /** Dispatches, writes effects, ships the log to backups, releases committed replies. */
   private pump(): void {
+    const monotonic = performance.now();
     // A primary whose etcd lease may have expired acknowledges, replies and dispatches nothing more.
-    if (this.role === "primary" && this.control.mayLead?.(performance.now()) === false) this.control.fence?.();
+    if (this.role === "primary" && this.control.mayLead?.(monotonic) === false) this.control.fence?.();
+    this.noticeStall(monotonic);
     if (this.role !== "primary") {
       this.scheduler.takeReady(); // a backup's effects are the primary's business
       return;

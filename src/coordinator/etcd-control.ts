@@ -423,11 +423,12 @@ export class EtcdControl implements RoleControl {
   private async clearOwnStaleLeadership(leader: NonNullable<EtcdControl["leader"]>): Promise<void> {
     this.busy = true;
     try {
-      await this.etcd.txn(
+      const res = await this.etcd.txn(
         [{ key: leaderKey(this.settings.prefix, this.config.scheduler.shard), target: "MOD", result: "EQUAL", modRevision: leader.modRevision }],
         [{ deleteRange: { key: leaderKey(this.settings.prefix, this.config.scheduler.shard) } }],
       );
-      this.log.info("removed this replica's leader key from an earlier life", { epoch: leader.epoch });
+      // Refused: the key changed since we read it (the watch tells us to what).
+      if (res.succeeded) this.log.info("removed a leader key naming this replica, which does not lead", { epoch: leader.epoch });
     } catch (err) {
       this.log.warn("could not remove an old leader key", { error: (err as Error).message });
     } finally {

@@ -99,6 +99,10 @@ export class IsrReplicaSet implements Replicas {
     this.isr.exclude(b.replicaId, tooFar, 0);
   }
 
+  stalled(now: number): void {
+    this.isr.stalled(now);
+  }
+
   remove(conn: Connection, now: number, reason: string): void {
     const b = this.backups.get(conn.id);
     if (b === undefined) return;

@@ -74,6 +74,12 @@ export class ReplicaSet {
     }
   }
 
+  /** The primary itself stood still until `now`: its backups' acks are still unread, so their timeouts start over. */
+  stalled(now: number): void {
+    for (const b of this.backups.values()) b.progressAt = now;
+    if (this.lostAt !== undefined) this.lostAt = Math.max(this.lostAt, now - this.backupTimeoutMs / 2);
+  }
+
   remove(conn: Connection, now: number, reason: string): void {
     const b = this.backups.get(conn.id);
     if (b === undefined) return;

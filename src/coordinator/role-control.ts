@@ -56,6 +56,8 @@ export interface Replicas {
   broadcast(encode: (w: FrameWriter) => void): void;
   /** Our wall clock when a backup's ACK arrived minus the backup's when it left. */
   clockOffset?(conn: Connection, offsetMs: number): void;
+  /** This process stood still until `now` (wall ms): what replicas sent meanwhile is unread, not late. */
+  stalled?(now: number): void;
   /** The committed index now, given the last index appended. */
   commit(lastIndex: number, now: number): number;
   closeAll(reason: string): void;

@@ -95,6 +95,15 @@ export class InSyncReplicas {
     r.acked = index;
   }
 
+  /**
+   * This leader itself stood still (a pause, a stalled event loop) until `now`:
+   * whatever its replicas sent meanwhile is still unread in its sockets, so their
+   * lag clocks start over instead of counting our stall against them.
+   */
+  stalled(now: number): void {
+    for (const r of this.replicas.values()) if (r.behindSince !== undefined && r.behindSince > -Infinity) r.behindSince = now;
+  }
+
   /** A member known to be gone (the leader this one replaced): proposed for removal at once. */
   lost(id: string): void {
     const r = this.replicas.get(id);

@@ -102,6 +102,26 @@ describe("InSyncReplicas", () => {
     expect(isr.proposal(2)).toBeUndefined();
   });
 
+  test("the leader's own stall does not count against its members: their acks are unread, not late", () => {
+    const isr = group(["a", "b"]);
+    isr.connected("b", 0);
+    isr.acked("b", 10);
+    isr.commit(12, 0); // b is behind from t=0
+    // Paused until t=2000; its first pump after that comes before b's queued acks are read.
+    isr.stalled(2000);
+    isr.commit(14, 2000);
+    expect(isr.proposal(2000)).toBeUndefined();
+    isr.acked("b", 14);
+    isr.commit(14, 2001);
+    expect(isr.proposal(2001 + LAG_MS)).toBeUndefined();
+    // A deposed leader stays lost whatever happens to us.
+    const fresh = group(["a", "b"]);
+    fresh.lost("b");
+    fresh.stalled(5);
+    fresh.commit(10, 5);
+    expect(fresh.proposal(5)).toEqual(["a"]);
+  });
+
   test("a leader must be in the ISR it takes over", () => {
     expect(() => new InSyncReplicas({ selfId: "z", lagTimeoutMs: 1 }, ["a"], 0, 0)).toThrow(/invariant/);
   });
