@@ -141,17 +141,29 @@ export class InSyncReplicas {
    * everything committed in. Call after commit(), which keeps the lag clocks.
    */
   proposal(now: number): string[] | undefined {
-    if (this.proposed !== undefined) return undefined;
-    const next: string[] = [];
-    for (const id of this.confirmed) if (id === this.options.selfId || !this.lagging(id, now)) next.push(id);
-    for (const [id, r] of this.replicas) {
-      if (next.includes(id) || this.confirmed.includes(id)) continue;
-      if (r.connected && !r.excluded && r.acked > 0 && r.acked >= this.committed) next.push(id);
-    }
-    if (sameMembers(next, this.confirmed)) return undefined;
+    // Called on every pump: decide whether anything changes before building a list.
+    if (this.proposed !== undefined || !this.changeWanted(now)) return undefined;
+    const next = this.confirmed.filter((id) => this.stays(id, now));
+    for (const [id, r] of this.replicas) if (!this.confirmed.includes(id) && this.joins(r)) next.push(id);
     this.proposed = next;
     return next;
   }
+
+  private changeWanted(now: number): boolean {
+    for (const id of this.confirmed) if (!this.stays(id, now)) return true;
+    for (const [id, r] of this.replicas) if (this.joins(r) && !this.confirmed.includes(id)) return true;
+    return false;
+  }
+
+  private stays(id: string, now: number): boolean {
+    return id === this.options.selfId || !this.lagging(id, now);
+  }
+
+  /** Holds everything committed and may lead: it may (re)join the ISR. */
+  private joins(r: Replica): boolean {
+    return r.connected && !r.excluded && r.acked > 0 && r.acked >= this.committed;
+  }
+
 
   /** The compare-and-swap ended: `members` is what etcd holds now (the proposal, or undefined when it failed). */
   settled(members: readonly string[] | undefined): void {
@@ -182,8 +194,4 @@ export class InSyncReplicas {
     }
     return r;
   }
-}
-
-function sameMembers(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((id) => b.includes(id));
 }
