@@ -2,7 +2,8 @@
 // decides the group (2 to 5 nodes, durable or not), the clients' traffic and
 // every fault (drops, partitions of any link, pauses, crashes and restarts in
 // any order, etcd hiccups); checkers run after every step. Then a drain: faults
-// stop, everyone comes back, and the group must lead and acknowledge again.
+// stop, everyone comes back, and the group must lead and acknowledge again, and
+// every other node must follow the leader with its state.
 
 import { Prng } from "../../src/core/prng.ts";
 import { Checks } from "./replica-group-checks.ts";
@@ -93,7 +94,7 @@ export class ReplicaGroupSim implements Cluster {
   describe(): string {
     const key = this.etcd.get(KEYS.leader);
     const isr = this.etcd.get(KEYS.isr)?.value as { members: string[] } | undefined;
-    const nodes = this.nodes.map((n) => `${n.name}(${n.replicaId}${n.up ? "" : " down"} ${n.control?.role} epoch ${n.control?.epoch} log ${n.log.length})`);
+    const nodes = this.nodes.map((n) => `${n.name}(${n.replicaId}${n.up ? "" : " down"} ${n.control?.role}${n.control?.role === "backup" && !n.control.isSynced ? " without its leader's state" : ""} epoch ${n.control?.epoch} log ${n.log.length})`);
     return `leader key ${key ? `epoch ${key.createRevision} ${(key.value as { replicaId: string }).replicaId}` : "none"}, ISR ${isr?.members.join(",") ?? "none"}, nodes ${nodes.join(" ")}, clients waiting ${this.clients.filter((c) => c.waiting).length}`;
   }
 
@@ -221,8 +222,11 @@ export class ReplicaGroupSim implements Cluster {
     this.world.trace("drain: faults stop, every node runs");
   }
 
+  /** A leader acknowledges again, and every other node follows it with its state (none is left out for good). */
   private drained(): boolean {
-    return this.leader() !== undefined && this.clients.every((c) => !c.waiting);
+    const leader = this.leader();
+    if (leader === undefined || this.clients.some((c) => c.waiting)) return false;
+    return this.nodes.every((n) => n === leader || (n.control.role === "backup" && n.control.epoch === leader.control.epoch && n.control.isSynced));
   }
 
   /** No replica etcd's ISR names still has its log: by design nobody may lead (docs/replication.md). */

@@ -10,7 +10,6 @@ import { CLOCK_WINDOW_MS } from "../../src/coordinator/etcd-control.ts";
 import { ClockOffsetFilter } from "../../src/core/clock-offset.ts";
 import { decideReplicaRole } from "../../src/core/replica-role.ts";
 import type { SimEtcd, SimKv, SimWatchEvent } from "./replica-group-etcd.ts";
-import { KNOWN_BUGS } from "./replica-group-known-bugs.ts";
 import type { Msg, SimNode } from "./replica-group-node.ts";
 import { SimLink } from "./replica-group-link.ts";
 import { SimSession } from "./replica-group-session.ts";
@@ -45,6 +44,10 @@ export class SimControl {
   epoch = 0;
   private readonly session: SimSession;
   private watch: WatchHandle | undefined;
+  /** Counts reloads: an answer to any but the latest is dropped. */
+  private reloads = 0;
+  /** Backup: a sync went out on the current connection and its snapshot has not come yet. */
+  private syncRequested = false;
   leader: LeaderState | undefined;
   isr: { members: string[]; modRevision: number } | undefined;
   deposedReplicaId: string | undefined;
@@ -118,6 +121,7 @@ export class SimControl {
 
   synced(epoch: number): void {
     this.stateSynced = epoch === this.leader?.epoch;
+    this.syncRequested = false;
   }
 
   resync(): void {
@@ -131,14 +135,17 @@ export class SimControl {
   /**
    * Primary: writeIsr(), the ISR compare-and-swap. `held` gets the ISR etcd holds
    * afterwards: `members` when the swap took, what a re-read of the ISR key finds
-   * when it was refused (src also re-reads when its answer was lost: see
-   * KNOWN_BUGS.settleIsrOnlyWhenAnswered). `unknown` (the promise's rejection) when
-   * the re-read failed too, or this node no longer leads.
+   * when etcd refused it. `unknown` (the promise's rejection) when the txn got no
+   * answer (it may still be applied later: nothing read now can settle it), when
+   * the re-read failed, or when this node no longer leads.
    */
   writeIsr(members: string[], held: (members: string[]) => void, unknown: (why: string) => void): void {
     const isr = this.isr;
     if (this.role !== "primary" || isr === undefined) return unknown("not the leader");
     const epoch = this.epoch;
+    const stats = this.node.cluster.stats;
+    /** The caller has heard "unanswered": from here on, a read-back cannot tell whether the txn takes. */
+    let gaveUp = false;
     const reread = () => this.call((e) => {
       const kv = e.get(KEYS.isr);
       return kv === undefined ? undefined : { ...kv };
@@ -146,10 +153,17 @@ export class SimControl {
       this.isrFrom(kv);
       held(this.isr?.members ?? []);
     }, unknown);
-    this.call((e) => e.txn(
-      [{ key: KEYS.leader, target: "CREATE", equals: epoch }, { key: KEYS.isr, target: "MOD", equals: isr.modRevision }],
-      [{ put: { key: KEYS.isr, value: { members, epoch } } }],
-    ), (res) => {
+    this.call((e) => {
+      const res = e.txn(
+        [{ key: KEYS.leader, target: "CREATE", equals: epoch }, { key: KEYS.isr, target: "MOD", equals: isr.modRevision }],
+        [{ put: { key: KEYS.isr, value: { members, epoch } } }],
+      );
+      if (gaveUp) {
+        stats.isrWritesLate++;
+        this.node.trace(`ISR change to ${members.join(",")} reached etcd after "unanswered": ${res.succeeded ? `applied (revision ${res.revision})` : "refused"}`);
+      }
+      return res;
+    }, (res) => {
       if (res.succeeded) {
         this.isr = { members, modRevision: res.revision };
         this.node.trace(`ISR now ${members.join(",")} (epoch ${epoch})`);
@@ -158,11 +172,12 @@ export class SimControl {
       this.node.trace(`ISR change to ${members.join(",")} refused by etcd; re-reading`);
       reread();
     }, (why) => {
-      this.node.cluster.stats.isrWritesUnanswered++;
-      // KNOWN_BUGS.settleIsrOnlyWhenAnswered: the lost txn may apply after any read; only an answered attempt tells.
-      if (KNOWN_BUGS.settleIsrOnlyWhenAnswered) return unknown(`unanswered: ${why}`);
-      this.node.trace(`ISR change to ${members.join(",")} unanswered (${why}); re-reading`);
-      reread();
+      // Unanswered is not refused: the txn may still be applied after any read made now.
+      // Unknown: the caller writes the same change again; an answered attempt rules out
+      // every earlier one (they compare the same ISR revision).
+      gaveUp = true;
+      stats.isrWritesUnanswered++;
+      unknown(`in-sync replica change unanswered: ${why}`);
     });
   }
 
@@ -172,16 +187,38 @@ export class SimControl {
     this.session.call(op, ok, err);
   }
 
+  /**
+   * Reads the shard's keys and watches them from there; a broken watch comes back
+   * here. The old watch stops before the read, and only the latest reload applies
+   * what it read (or retries on its failure); an old watch's events and errors are
+   * dropped. Otherwise an old watch's newer events could be overwritten by an
+   * older read (a backup then lost its leader and never asked it for a snapshot).
+   */
   private reload(): void {
+    const generation = ++this.reloads;
+    const stats = this.node.cluster.stats;
+    const old = this.watch;
+    old?.close();
+    this.watch = undefined;
+    const current = () => generation === this.reloads;
     this.call((e) => e.range(), ({ kvs, revision }) => {
+      if (!current()) return void stats.staleReloadsDropped++;
+      // The race the closed old watch no longer runs: a change newer than this read, which it could have delivered first.
+      if (old !== undefined && old.missedRevision > revision) {
+        stats.readsRacedByOldWatch++;
+        this.node.trace(`read at revision ${revision}, older than revision ${old.missedRevision} its closed old watch missed`);
+      }
       this.leaderFrom(kvs.find((kv) => kv.key === KEYS.leader));
       this.isrFrom(kvs.find((kv) => kv.key === KEYS.isr));
-      this.watch?.close();
-      this.watch = this.node.cluster.world.watch(this.node, CONTROL.requestTimeoutMs, revision + 1, (events) => this.onWatch(events), () => {
+      this.watch = this.node.cluster.world.watch(this.node, CONTROL.requestTimeoutMs, revision + 1, (events) => {
+        if (current()) this.onWatch(events);
+      }, () => {
+        if (!current()) return;
         this.node.cluster.world.timer(this.node, CONTROL.retryMs, () => this.reload());
       });
       this.evaluate();
     }, () => {
+      if (!current()) return void stats.staleReloadsDropped++;
       this.node.cluster.world.timer(this.node, CONTROL.retryMs, () => this.reload());
     });
   }
@@ -229,6 +266,16 @@ export class SimControl {
     this.lastSaid = said;
     switch (decision.kind) {
       case "stay":
+        // Following the right leader but without its state (e.g. the link came up while
+        // etcd briefly showed no leader): ask for it now.
+        if (this.role === "backup" && !this.stateSynced && !this.syncRequested) {
+          this.linkReady();
+          if (this.syncRequested) {
+            this.node.cluster.stats.unsyncedStaysResynced++;
+            this.node.trace(`follows ${this.leader?.replicaId} at epoch ${this.epoch} without its state and no sync outstanding: asks for it`);
+          }
+        }
+        return;
       case "wait":
         return;
       case "fence":
@@ -305,8 +352,18 @@ export class SimControl {
     this.requestSnapshot();
   }
 
+  /**
+   * The link's onDown (a connection that was up closed): the state stays what it was,
+   * and the link redials and asks for a snapshot when up. As in src, any link's
+   * onDown counts, also a replaced one's whose close completes late.
+   */
+  linkDown(): void {
+    this.syncRequested = false;
+  }
+
   private requestSnapshot(): void {
     this.stateSynced = false;
+    this.syncRequested = true;
     this.link?.send({ kind: "sync", epoch: this.epoch, replicaId: this.node.replicaId });
   }
 

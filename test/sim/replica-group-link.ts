@@ -40,10 +40,19 @@ export class SimLink {
     });
   }
 
+  /**
+   * Closed for good. CoordinatorLink.close ends the socket; when the socket is closed
+   * (the peer's close came back, or a dead link was noticed) its onClose runs, and
+   * onDown when the link was up: that reaches the control even for a replaced link.
+   */
   close(): void {
     this.closed = true;
-    if (this.conn !== undefined) this.node.cluster.world.close(this.conn, 0);
-    else if (this.end !== undefined) this.end.closed = true;
+    const world = this.node.cluster.world;
+    if (this.conn !== undefined) {
+      const wasUp = this.up;
+      world.close(this.conn, 0);
+      if (wasUp) world.timer(this.node, world.closeHeardMs(this.node.name, this.label), () => this.control.linkDown());
+    } else if (this.end !== undefined) this.end.closed = true;
   }
 
   send(msg: Msg): void {
@@ -64,8 +73,10 @@ export class SimLink {
     if (this.control.link === this) this.node.ackPrimary();
   }
 
+  /** The connection closed under us (CoordinatorLink.onClose): onDown if it was up, then redial. */
   private onDown(conn: Conn<Msg>): void {
     if (this.conn !== conn) return;
+    if (this.up) this.control.linkDown();
     this.retry();
   }
 

@@ -40,7 +40,7 @@ export function newStats() {
   return {
     promotions: 0, failovers: 0, fences: 0, isrShrinks: 0, isrExpansions: 0, staleRestartWaits: 0, snapshots: 0,
     partitions: 0, pauses: 0, pausesOverTtl: 0, crashes: 0, restarts: 0, hiccups: 0, acks: 0, isrLost: 0,
-    // Where the five fixed bugs were (replica-group-sim.test.ts REGRESSIONS): each time the fix's path is taken.
+    // Where the fixed bugs were (replica-group-sim.test.ts REGRESSIONS): each time the fix's path is taken.
     /** A join started while a campaign or key removal was in flight (it used to be dropped). */
     joinsDuringTxn: 0,
     /** Our own key on our current lease removed: a campaign won in etcd whose answer was lost. */
@@ -49,6 +49,22 @@ export function newStats() {
     isrWritesUnanswered: 0,
     /** An ISR write of unknown outcome (writeIsr rejected), written again after isrRetryMs. */
     isrRetries: 0,
+    /**
+     * An ISR txn that reached etcd after its caller had heard "unanswered" (applied, or
+     * refused as a retry got there first): a read-back made before it could not tell
+     * (writeIsr used to settle on one).
+     */
+    isrWritesLate: 0,
+    /**
+     * A reload whose read was older than a change etcd made before its answer came: the
+     * old watch, left open, could deliver that change first and the older read then
+     * overwrote it (a backup lost its leader that way). The old watch now stops first.
+     */
+    readsRacedByOldWatch: 0,
+    /** A reload's answer (or failure) dropped because a later reload had started. */
+    staleReloadsDropped: 0,
+    /** A backup following the right leader without its state or a sync outstanding asked for a snapshot ("stay"). */
+    unsyncedStaysResynced: 0,
     /** A join that failed after its grant: the lease revoked (it used to be kept and led on). */
     halfJoinsRevoked: 0,
     /** A clock sample over --max-clock-offset-ms outvoted by a prompter one (it used to count alone). */

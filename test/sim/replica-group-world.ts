@@ -2,10 +2,12 @@
 // the network (per-link delays, drops, partitions), TCP-like connections
 // between nodes, and etcd calls and watches that cross that network. Nodes see
 // only what arrives; a paused node keeps it in a backlog, a crashed one loses it.
-// Everything random comes from the one seeded Prng, so a seed replays exactly.
+// Everything random comes from the one seeded Prng, so a seed replays exactly;
+// each watch draws from its own Prng seeded from it, so when a watch is closed
+// changes no other draw.
 
 import { Heap } from "../../src/core/heap.ts";
-import type { Prng } from "../../src/core/prng.ts";
+import { Prng } from "../../src/core/prng.ts";
 import { SimEtcd, SimEtcdError, type SimWatchEvent } from "./replica-group-etcd.ts";
 
 /** Every bound of the network, named (TigerStyle: put a limit on everything). */
@@ -45,6 +47,11 @@ export class Conn<M> {
 
 export interface WatchHandle {
   close(): void;
+  /**
+   * For stats only: the first revision etcd had for this watch after it was closed
+   * (0: none yet), a change the watch would have carried had it stayed open.
+   */
+  readonly missedRevision: number;
 }
 
 /** etcd's side of one watch: the next revision it owes and when its last message arrives. */
@@ -53,7 +60,9 @@ interface Watcher {
   inc: number;
   next: number;
   lastAt: number;
-  handle: { closed: boolean };
+  handle: { closed: boolean; missedRevision: number };
+  /** This watch's own delays and losses: closing it sooner or later leaves every other draw as it was. */
+  prng: Prng;
   onEvents: (events: SimWatchEvent[]) => void;
   onError: () => void;
 }
@@ -121,15 +130,25 @@ export class World {
   }
 
   /** Delay of one message from a to b, or undefined when it is lost. */
-  transit(a: string, b: string, droppable: boolean): number | undefined {
+  transit(a: string, b: string, droppable: boolean, prng = this.prng): number | undefined {
     if (this.cut(a, b)) return undefined;
-    if (droppable && !this.reliable && this.prng.int(1000) < NET.dropPerMille) return undefined;
+    if (droppable && !this.reliable && prng.int(1000) < NET.dropPerMille) return undefined;
     const etcd = a === "etcd" || b === "etcd";
-    return 1 + this.prng.int(etcd ? NET.etcdDelayMsMax : NET.delayMsMax);
+    return 1 + prng.int(etcd ? NET.etcdDelayMsMax : NET.delayMsMax);
   }
 
-  private detectMs(): number {
-    return NET.detectMsMin + this.prng.int(NET.detectMsSpread);
+  /**
+   * When the end that closes a connection hears its own socket close: once the peer's
+   * close comes back (a round trip), or when it notices the link is dead.
+   */
+  closeHeardMs(a: string, b: string): number {
+    const there = this.transit(a, b, false);
+    const back = there === undefined ? undefined : this.transit(b, a, false);
+    return there === undefined || back === undefined ? this.detectMs() : there + back;
+  }
+
+  private detectMs(prng = this.prng): number {
+    return NET.detectMsMin + prng.int(NET.detectMsSpread);
   }
 
   private etcdExtraMs(): number {
@@ -167,34 +186,44 @@ export class World {
   /** A watch of every key from `fromRevision` on, as one ordered stream; it breaks on a cut link. */
   watch(host: Host, timeoutMs: number, fromRevision: number, onEvents: (events: SimWatchEvent[]) => void, onError: () => void): WatchHandle {
     const inc = host.inc;
-    const handle = { closed: false };
+    const prng = new Prng(this.prng.int(2 ** 32));
+    const handle = { closed: false, missedRevision: 0 };
+    const watchHandle: WatchHandle = {
+      close: () => void (handle.closed = true),
+      get missedRevision() {
+        return handle.missedRevision;
+      },
+    };
     const there = this.transit(host.name, "etcd", true);
     if (there === undefined) {
       this.timer(host, timeoutMs, () => handle.closed || onError());
-      return { close: () => void (handle.closed = true) };
+      return watchHandle;
     }
     this.at(this.now + there + this.etcdExtraMs(), () => {
       if (handle.closed) return;
-      const w = { host, inc, next: fromRevision, lastAt: 0, handle, onEvents, onError };
+      const w = { host, inc, next: fromRevision, lastAt: 0, handle, prng, onEvents, onError };
       this.watchers.add(w);
       const history = this.etcd.history;
       let i = history.length;
       while (i > 0 && history[i - 1]!.revision >= fromRevision) i--;
       for (; i < history.length; i++) this.push(w, history[i]!.revision, history[i]!.events);
     });
-    return { close: () => void (handle.closed = true) };
+    return watchHandle;
   }
 
   private push(w: Watcher, revision: number, events: SimWatchEvent[]): void {
     if (revision < w.next || !this.watchers.has(w)) return;
-    if (w.handle.closed) return void this.watchers.delete(w);
+    if (w.handle.closed) {
+      w.handle.missedRevision = revision;
+      return void this.watchers.delete(w);
+    }
     w.next = revision + 1;
-    if (w.host.inc !== w.inc || this.transit("etcd", w.host.name, false) === undefined) {
+    if (w.host.inc !== w.inc || this.transit("etcd", w.host.name, false, w.prng) === undefined) {
       this.watchers.delete(w);
-      this.timer(w.host, this.detectMs(), () => w.handle.closed || ((w.handle.closed = true), w.onError()), w.inc);
+      this.timer(w.host, this.detectMs(w.prng), () => w.handle.closed || ((w.handle.closed = true), w.onError()), w.inc);
       return;
     }
-    w.lastAt = Math.max(this.now + 1 + this.prng.int(NET.etcdDelayMsMax), w.lastAt);
+    w.lastAt = Math.max(this.now + 1 + w.prng.int(NET.etcdDelayMsMax), w.lastAt);
     this.at(w.lastAt, () => w.host.deliver(w.inc, () => w.handle.closed || w.onEvents(events)));
   }
 
