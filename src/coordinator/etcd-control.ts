@@ -455,8 +455,9 @@ export class EtcdControl implements RoleControl {
         onUp: () => this.linkReady(),
         onRole: () => this.linkReady(),
         // The state stays what it was; the link redials and asks for a snapshot when up.
-        onDown: () => {
-          this.syncRequested = false;
+        onDown: (l) => {
+          // A replaced link's close can land after the new link asked: only ours counts.
+          if (l === this.link) this.syncRequested = false;
         },
       });
       this.link.connect();
