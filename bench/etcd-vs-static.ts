@@ -45,11 +45,14 @@ for (let round = 0; round < Number(values.rounds); round++) {
   for (const mode of round % 2 === 0 ? MODES : [...MODES].reverse()) runOnce(mode);
 }
 console.log(`\nmedians over ${values.rounds} alternated rounds, ${values.tasks} noop tasks each, ${values.replicas} replicas${values["data-dir"] ? ", --data-dir" : ""}`);
-console.log("in flight  static tasks/s  etcd tasks/s  etcd/static  static p99 ms  etcd p99 ms");
+// Per-round ratios too: each compares two runs a few seconds apart, so slow drifts of the
+// machine's load cancel out in them, where the medians of each side do not.
+console.log("in flight  static tasks/s  etcd tasks/s  etcd/static  median of round ratios  static p99 ms  etcd p99 ms");
 for (const c of values.concurrency!.split(",")) {
   const s = results.get(`static ${c}`)!;
   const e = results.get(`etcd ${c}`)!;
   const st = median(s.map((r) => r.throughput));
   const et = median(e.map((r) => r.throughput));
-  console.log(`${c.padStart(9)}  ${String(st).padStart(14)}  ${String(et).padStart(12)}  ${(et / st).toFixed(3).padStart(11)}  ${String(median(s.map((r) => r.p99))).padStart(12)}  ${String(median(e.map((r) => r.p99))).padStart(11)}`);
+  const roundRatio = median(e.map((r, i) => r.throughput / s[i]!.throughput));
+  console.log(`${c.padStart(9)}  ${String(st).padStart(14)}  ${String(et).padStart(12)}  ${(et / st).toFixed(3).padStart(11)}  ${roundRatio.toFixed(3).padStart(22)}  ${String(median(s.map((r) => r.p99))).padStart(12)}  ${String(median(e.map((r) => r.p99))).padStart(11)}`);
 }
