@@ -162,6 +162,7 @@ export class Coordinator implements ConnectionHandler {
     clearInterval(this.tickTimer);
     this.wal?.close();
     this.control.stop();
+    this.replicas.closeAll("coordinator stopping");
     this.listener?.stop();
     for (const conn of this.connections.values()) conn.close("coordinator stopping");
   }
@@ -262,9 +263,8 @@ export class Coordinator implements ConnectionHandler {
       case Kind.REPL_ACK: {
         const ack = readAck(r);
         if (ack.epoch !== this.epoch) return;
-        const now = Date.now();
-        this.replicas.ack(conn, ack.index, now);
-        if (Number.isFinite(ack.clockMs)) this.replicas.clockOffset?.(conn, now - ack.clockMs);
+        this.replicas.ack(conn, ack.index, performance.now());
+        if (Number.isFinite(ack.clockMs)) this.replicas.clockOffset?.(conn, Date.now() - ack.clockMs);
         return;
       }
       default:
@@ -278,7 +278,7 @@ export class Coordinator implements ConnectionHandler {
 
   onClose(conn: Connection, reason: string): void {
     this.connections.delete(conn.id);
-    this.replicas.remove(conn, Date.now(), reason);
+    this.replicas.remove(conn, performance.now(), reason);
     const workerId = conn.state.workerId as number | undefined;
     if (workerId === undefined || this.workerConns.get(workerId) !== conn) return;
     this.workerConns.delete(workerId);
@@ -301,7 +301,7 @@ export class Coordinator implements ConnectionHandler {
     this.lastActiveAt = monotonic;
     if (gapMs > STALL_MS + this.config.tickMs && this.role === "primary") {
       this.log.warn("this process stood still; replicas' lag clocks start over", { stalledMs: Math.round(gapMs) });
-      this.replicas.stalled?.(Date.now());
+      this.replicas.stalled?.(monotonic, gapMs);
     }
   }
 
@@ -422,7 +422,7 @@ export class Coordinator implements ConnectionHandler {
       this.workerConns.get(workerId)?.close("worker missed its heartbeats");
     }
     this.shipLog();
-    this.held.release(this.replicas.commit(this.eventLog.lastIndex, now));
+    this.held.release(this.replicas.commit(this.eventLog.lastIndex, monotonic));
   }
 
   /** Makes the new entries durable (with --data-dir), then sends them to the backups. */
@@ -460,7 +460,7 @@ export class Coordinator implements ConnectionHandler {
     conn.allowLargeWrites(state.length + this.config.limits.pendingBytesMax);
     writeSnapshot(conn.writer, this.epoch, index, state);
     conn.queueFlush();
-    this.replicas.add(conn, index, Date.now());
+    this.replicas.add(conn, index, performance.now());
     this.log.info("backup syncing", { backup: conn.state.nodeId, index, snapshotBytes: state.length });
   }
 
@@ -510,7 +510,7 @@ export class Coordinator implements ConnectionHandler {
     if (this.control instanceof EtcdControl) {
       const settings = this.config.etcd!;
       this.replicas = new IsrReplicaSet(
-        settings.replicaId, this.control.isrMembers, this.control.deposedReplicaId, this.appliedIndex, Date.now(),
+        settings.replicaId, this.control.isrMembers, this.control.deposedReplicaId, this.appliedIndex, performance.now(),
         this.config.backupTimeoutMs, this.config.maxClockOffsetMs, this.control, this.log, () => this.pump(),
       );
     }
@@ -528,6 +528,10 @@ export class Coordinator implements ConnectionHandler {
   /** A higher epoch exists: replies never committed are refused so clients retry at the new primary. */
   private stepDown(reason: string): void {
     this.log.warn("stepping down", { reason, epoch: this.epoch });
+    // The state holds every entry this node logged as primary: if it leads again before a
+    // snapshot replaces it, its new log must go on from there, not from where it last followed
+    // (a restart would otherwise skip the new epoch's records as already applied and lose them).
+    this.appliedIndex = this.eventLog.lastIndex;
     this.held.refuseAll(`${this.config.nodeId} stepped down before this was replicated; retry`);
     this.replicas.closeAll("primary stepped down");
     this.announce();
@@ -555,7 +559,7 @@ export class Coordinator implements ConnectionHandler {
         appliedIndex: primary ? this.eventLog.lastIndex : this.appliedIndex,
         committedIndex: primary ? this.replicas.committedIndex : this.appliedIndex,
         backupsInSync: this.replicas.inSyncCount,
-        alone: primary && this.replicas.alone(now),
+        alone: primary && this.replicas.alone(performance.now()),
         following: this.control.primaryLabel,
         ...(this.control instanceof EtcdControl && {
           replicaId: this.control.replicaId,

@@ -119,6 +119,7 @@ export class EtcdControl implements RoleControl {
 
   stop(): void {
     this.stopped = true;
+    this.lease.lost();
     clearInterval(this.keepAliveTimer);
     this.watch?.close();
     this.link?.close();
@@ -127,9 +128,18 @@ export class EtcdControl implements RoleControl {
 
   /** Graceful stop: give the leadership back at once (the ISR campaigns without waiting for the TTL). */
   async resign(): Promise<void> {
-    if (this.leaseId === "") return;
+    const id = this.leaseId;
+    // Stop acting first: once the lease is revoked another replica may lead at once.
+    this.stopped = true;
+    this.leaseId = "";
+    this.lease.lost();
+    if (this.role === "primary") {
+      this.role = "candidate";
+      this.events.stepDown("handing over: this node is stopping");
+    }
+    if (id === "") return;
     try {
-      await this.etcd.revoke(this.leaseId);
+      await this.etcd.revoke(id);
     } catch (err) {
       this.log.warn("could not revoke the lease; it expires on its own", { error: (err as Error).message });
     }
@@ -200,7 +210,7 @@ export class EtcdControl implements RoleControl {
         [{ put: { key: isrKey(this.settings.prefix, shard), value: JSON.stringify(record) } }],
       );
       if (res.succeeded) {
-        this.isr = { members, modRevision: res.revision };
+        if (res.revision > (this.isr?.modRevision ?? 0)) this.isr = { members, modRevision: res.revision };
         this.log.info("in-sync replicas changed", { epoch: this.epoch, members });
         return members;
       }
@@ -236,6 +246,7 @@ export class EtcdControl implements RoleControl {
       const shard = this.config.scheduler.shard;
       const me: MemberRecord = { nodeId: this.config.nodeId, replicaId: this.settings.replicaId, address: this.config.advertise, shard };
       await this.etcd.put(memberKey(this.settings.prefix, shard, this.settings.replicaId), JSON.stringify(me), granted.id);
+      if (this.stopped) throw new Error("stopping");
       this.leaseId = granted.id;
       this.leaseTtlMs = granted.ttlS * 1000;
       this.lease.renewed(sentAt, this.leaseTtlMs);
@@ -247,6 +258,7 @@ export class EtcdControl implements RoleControl {
     } catch (err) {
       this.joining = false;
       if (granted !== undefined) this.etcd.revoke(granted.id).catch(() => undefined);
+      if (this.stopped) return;
       this.log.warn("etcd unavailable; retrying", { error: (err as Error).message, retryInMs: RETRY_MS });
       setTimeout(() => void this.join(), RETRY_MS);
     }
@@ -337,6 +349,8 @@ export class EtcdControl implements RoleControl {
       this.isr = { members: [], modRevision: 0 };
       return;
     }
+    // A late answer or read must not take us back to an older ISR than the watch already showed.
+    if (this.isr !== undefined && kv.modRevision < this.isr.modRevision) return;
     // An unreadable ISR names nobody: then no node campaigns (safe) until a leader rewrites it.
     const record = parseJson<IsrRecord>(kv.value);
     this.isr = { members: Array.isArray(record?.members) ? record.members.map(String) : [], modRevision: kv.modRevision };
@@ -381,6 +395,7 @@ export class EtcdControl implements RoleControl {
     const record: LeaderRecord = { nodeId: this.config.nodeId, replicaId: me, address: this.config.advertise };
     // Read before the await: our own leader key may come back through the watch while the txn is in flight.
     const previous = this.lastLeaderReplicaId;
+    const lease = this.leaseId;
     this.busy = true;
     try {
       const res = await this.etcd.txn(
@@ -391,15 +406,18 @@ export class EtcdControl implements RoleControl {
             : { key: isrKey(this.settings.prefix, shard), target: "MOD", result: "EQUAL", modRevision: isr.modRevision },
         ],
         [
-          { put: { key: leaderKey(this.settings.prefix, shard), value: JSON.stringify(record), lease: this.leaseId } },
+          { put: { key: leaderKey(this.settings.prefix, shard), value: JSON.stringify(record), lease } },
           ...(fresh ? [{ put: { key: isrKey(this.settings.prefix, shard), value: JSON.stringify({ members: [me], epoch: 0 } satisfies IsrRecord) } }] : []),
         ],
       );
       this.busy = false;
       if (!res.succeeded) return; // someone else won, or the ISR moved: the watch tells us which
+      // Won, but on a session that has since been replaced (or while stopping): that key's lease is not
+      // the one we keep alive, so we must not act on it. The remove-stale-leader-key rule clears it.
+      if (this.stopped || lease !== this.leaseId || !this.lease.isValid(performance.now())) return;
       if (res.revision > EPOCH_MAX) throw new Error(`etcd revision ${res.revision} is past the largest epoch ${EPOCH_MAX}; compact and reset the cluster's keys`);
       if (fresh) this.isr = { members: [me], modRevision: res.revision };
-      this.leader = { record, epoch: res.revision, modRevision: res.revision, lease: this.leaseId };
+      this.leader = { record, epoch: res.revision, modRevision: res.revision, lease };
       this.becomePrimary(res.revision, previous);
     } catch (err) {
       this.busy = false;

@@ -67,10 +67,16 @@ export class IsrReplicaSet implements Replicas {
     return this.isr.members.length === 1 && !this.isr.changePending;
   }
 
-  add(conn: Connection, _snapshotIndex: number, now: number): void {
+  add(conn: Connection, snapshotIndex: number, now: number): void {
     const replicaId = String(conn.state.replicaId ?? "");
+    // A replica that redialed before we saw its old socket close: the new connection is the one that counts.
+    for (const [id, b] of this.backups) {
+      if (b.replicaId !== replicaId || b.conn === conn) continue;
+      this.backups.delete(id);
+      b.conn.close("replaced by a newer connection of the same replica");
+    }
     this.backups.set(conn.id, { conn, replicaId, clock: new ClockOffsetFilter(CLOCK_WINDOW_MS), clockTooFar: false });
-    this.isr.connected(replicaId, now);
+    this.isr.connected(replicaId, snapshotIndex, now);
   }
 
   ack(conn: Connection, index: number): void {
@@ -99,8 +105,8 @@ export class IsrReplicaSet implements Replicas {
     this.isr.exclude(b.replicaId, tooFar, 0);
   }
 
-  stalled(now: number): void {
-    this.isr.stalled(now);
+  stalled(now: number, stalledMs: number): void {
+    this.isr.stalled(now, stalledMs);
   }
 
   remove(conn: Connection, now: number, reason: string): void {

@@ -13,7 +13,8 @@ import { clusterMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
 import { Coordinator, type CoordinatorConfig } from "./coordinator.ts";
 import { replicaIdFor } from "./replica-id.ts";
-import { DEFAULT_ETCD_PREFIX, parseEtcdEndpoints } from "../net/etcd-keys.ts";
+import { DEFAULT_ETCD_PREFIX } from "../net/etcd-keys.ts";
+import { etcdSettings } from "../net/etcd-discovery.ts";
 
 const D = DEFAULT_SCHEDULER_OPTIONS;
 
@@ -41,10 +42,10 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
   { name: "advertise", type: "string", default: "", help: "this node's host:port as its peers name it (default: --host:--port); ranks the start-up election" },
   { name: "etcd", type: "string", default: "", help: "etcd endpoints (host:port or http://host:port, comma-separated): leadership, in-sync replicas and discovery live there instead of --peer election" },
   { name: "etcd-prefix", type: "string", default: DEFAULT_ETCD_PREFIX, help: "key prefix of this cluster in etcd (several clusters may share one etcd)" },
-  { name: "etcd-lease-ttl-ms", type: "int", default: 1000, min: 1000, max: 60000, help: "TTL of this node's etcd lease (whole seconds; etcd may raise it); a leader stops acting before it can have expired, and failover waits for it" },
+  { name: "etcd-lease-ttl-ms", type: "int", default: 1000, min: 1000, max: 60000, help: "TTL of this node's etcd lease (rounded to whole seconds; etcd may raise it); a leader stops acting before it can have expired, and failover waits for it" },
   { name: "max-clock-offset-ms", type: "int", default: 500, min: 1, max: 3_600_000, help: "etcd mode: a replica whose wall clock is further than this from the primary's stays out of the in-sync replicas and refuses to lead" },
-  { name: "failover-timeout-ms", type: "int", default: 400, min: 10, max: 600000, help: "a backup with no live primary this long promotes itself (x its rank)" },
-  { name: "backup-timeout-ms", type: "int", default: 1000, min: 0, max: 600000, help: "how long the primary holds acknowledgements for a lost backup before going on alone" },
+  { name: "failover-timeout-ms", type: "int", default: 400, min: 10, max: 600000, help: "static --peer mode: a backup with no live primary this long promotes itself (x its rank); etcd mode fails over on the leader lease instead" },
+  { name: "backup-timeout-ms", type: "int", default: 1000, min: 0, max: 600000, help: "static mode: how long the primary holds acknowledgements for a lost backup before going on alone; etcd mode: how long an in-sync replica may lag (or be gone) before the primary removes it from the ISR in etcd" },
   { name: "reconnect-min-ms", type: "int", default: 20, min: 1, help: "first delay before redialing a peer" },
   { name: "reconnect-max-ms", type: "int", default: 500, min: 1, help: "longest delay between redials of a peer" },
   { name: "snapshot-bytes-max", type: "int", default: 1024 * 1024 * 1024, min: 1024 * 1024, help: "largest snapshot sent to or accepted from a peer" },
@@ -57,14 +58,15 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
 
 export function coordinatorConfig(v: Record<string, number | string | boolean>): CoordinatorConfig {
   const peers = (v.peer as string) === "" ? [] : parseHostPortList(v.peer as string);
-  const etcdEndpoints = parseEtcdEndpoints(v.etcd as string);
-  if (etcdEndpoints.length > 0 && peers.length > 0) throw new Error("--etcd and --peer exclude each other: with etcd, replicas find each other there");
+  // The same parsing as router and worker (trailing '/' dropped, leading '/' required), so all agree on the keys.
+  const etcd = etcdSettings(v);
+  if (etcd !== undefined && peers.length > 0) throw new Error("--etcd and --peer exclude each other: with etcd, replicas find each other there");
   // -p 0 would name every such node "coordinator-0": the process id tells them apart.
   const nodeId = (v["node-id"] as string) || `coordinator-${(v.port as number) === 0 ? `pid${process.pid}` : v.port}`;
   return {
-    ...(etcdEndpoints.length > 0 && {
+    ...(etcd !== undefined && {
       etcd: {
-        endpoints: etcdEndpoints, prefix: v["etcd-prefix"] as string, leaseTtlMs: v["etcd-lease-ttl-ms"] as number,
+        endpoints: etcd.endpoints, prefix: etcd.prefix, leaseTtlMs: v["etcd-lease-ttl-ms"] as number,
         replicaId: replicaIdFor(nodeId, v["data-dir"] as string),
       },
     }),

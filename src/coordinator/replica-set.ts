@@ -75,9 +75,9 @@ export class ReplicaSet {
   }
 
   /** The primary itself stood still until `now`: its backups' acks are still unread, so their timeouts start over. */
-  stalled(now: number): void {
-    for (const b of this.backups.values()) b.progressAt = now;
-    if (this.lostAt !== undefined) this.lostAt = Math.max(this.lostAt, now - this.backupTimeoutMs / 2);
+  stalled(now: number, stalledMs: number): void {
+    for (const b of this.backups.values()) b.progressAt = Math.min(now, b.progressAt + stalledMs);
+    if (this.lostAt !== undefined) this.lostAt = Math.min(now, this.lostAt + stalledMs);
   }
 
   remove(conn: Connection, now: number, reason: string): void {

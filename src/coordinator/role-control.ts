@@ -44,6 +44,7 @@ export interface RoleControl {
 }
 
 /** The primary's side of replication: who has what, and so what is committed (replica-set.ts, isr-replica-set.ts). */
+/** Times given to Replicas are monotonic ms (performance.now()): a wall-clock step must not shrink the ISR. */
 export interface Replicas {
   readonly inSyncCount: number;
   readonly committedIndex: number;
@@ -56,8 +57,8 @@ export interface Replicas {
   broadcast(encode: (w: FrameWriter) => void): void;
   /** Our wall clock when a backup's ACK arrived minus the backup's when it left. */
   clockOffset?(conn: Connection, offsetMs: number): void;
-  /** This process stood still until `now` (wall ms): what replicas sent meanwhile is unread, not late. */
-  stalled?(now: number): void;
+  /** This process stood still for `stalledMs` until `now`: what replicas sent meanwhile is unread, not late. */
+  stalled?(now: number, stalledMs: number): void;
   /** The committed index now, given the last index appended. */
   commit(lastIndex: number, now: number): number;
   closeAll(reason: string): void;

@@ -72,20 +72,25 @@ export class InSyncReplicas {
     return this.proposed !== undefined;
   }
 
-  /** A replica connected and was sent a snapshot of this leader's state. */
-  connected(id: string, now: number): void {
+  /**
+   * A replica connected and was sent a snapshot of this leader's state at
+   * `snapshotIndex`. It is behind until it acknowledges that much; a replica
+   * that was already behind stays behind since then (reconnecting again and
+   * again must not keep a replica that never catches up in the ISR).
+   */
+  connected(id: string, snapshotIndex: number, now: number): void {
     const r = this.replica(id, now);
     r.connected = true;
     r.acked = 0;
-    r.behindSince = now;
-    r.target = 0;
+    r.behindSince ??= now;
+    r.target = snapshotIndex;
   }
 
   disconnected(id: string, now: number): void {
     const r = this.replicas.get(id);
     if (r === undefined || !r.connected) return;
     r.connected = false;
-    r.behindSince = now;
+    r.behindSince ??= now;
     r.target = Infinity;
   }
 
@@ -96,12 +101,15 @@ export class InSyncReplicas {
   }
 
   /**
-   * This leader itself stood still (a pause, a stalled event loop) until `now`:
-   * whatever its replicas sent meanwhile is still unread in its sockets, so their
-   * lag clocks start over instead of counting our stall against them.
+   * This leader itself stood still (a pause, a stalled event loop) for `stalledMs`
+   * until `now`: whatever its connected replicas sent meanwhile is still unread in
+   * its sockets, so their lag clocks move on by the stall instead of counting it
+   * against them. (Disconnected ones had no way to be heard: no allowance.)
    */
-  stalled(now: number): void {
-    for (const r of this.replicas.values()) if (r.behindSince !== undefined && r.behindSince > -Infinity) r.behindSince = now;
+  stalled(now: number, stalledMs: number): void {
+    for (const r of this.replicas.values()) {
+      if (r.connected && r.behindSince !== undefined) r.behindSince = Math.min(now, r.behindSince + stalledMs);
+    }
   }
 
   /** A member known to be gone (the leader this one replaced): proposed for removal at once. */

@@ -14,7 +14,7 @@ export interface LeaderView {
   address: string;
   /** The leader key's create revision. */
   epoch: number;
-  /** The lease it sits on (for logs and traces). */
+  /** The lease it sits on: a primary whose key is not on the lease it keeps alive must fence. */
   lease: string;
 }
 
@@ -54,6 +54,7 @@ export function decideReplicaRole(v: ReplicaView): ReplicaDecision {
     if (!v.leaseValid) return { kind: "fence", reason: "no keep-alive answered within the lease: it may have expired in etcd" };
     if (v.leader === undefined) return { kind: "fence", reason: "the leader key is gone from etcd" };
     if (v.leader.epoch !== v.epoch) return { kind: "fence", reason: `${v.leader.replicaId} leads epoch ${v.leader.epoch}` };
+    if (v.leader.lease !== v.lease) return { kind: "fence", reason: "the leader key is not on the lease this node keeps alive" };
     return { kind: "stay" };
   }
   const leader = v.leader;

@@ -21,8 +21,8 @@ describe("InSyncReplicas", () => {
 
   test("commits wait for every member, then move to the lowest acknowledgement", () => {
     const isr = group();
-    isr.connected("b", 0);
-    isr.connected("c", 0);
+    isr.connected("b", 0, 0);
+    isr.connected("c", 0, 0);
     expect(isr.commit(20, 1)).toBe(0);
     isr.acked("b", 20);
     expect(isr.commit(20, 2)).toBe(0);
@@ -34,7 +34,7 @@ describe("InSyncReplicas", () => {
 
   test("a lost member is proposed for removal after the lag timeout, and counts until etcd confirms", () => {
     const isr = group(["a", "b"]);
-    isr.connected("b", 0);
+    isr.connected("b", 0, 0);
     isr.acked("b", 10);
     isr.commit(10, 0);
     isr.disconnected("b", 100);
@@ -59,7 +59,7 @@ describe("InSyncReplicas", () => {
 
   test("a member acknowledging steadily under load is never lagging, though always a little behind", () => {
     const isr = group(["a", "b"]);
-    isr.connected("b", 0);
+    isr.connected("b", 0, 0);
     let last = 10;
     for (let now = 0; now < 10 * LAG_MS; now += 10) {
       isr.acked("b", last); // it holds what was last when we looked before
@@ -72,7 +72,7 @@ describe("InSyncReplicas", () => {
   test("a caught-up replica is proposed for the ISR and counts from the proposal on", () => {
     const isr = group(["a"]);
     expect(isr.commit(30, 0)).toBe(30);
-    isr.connected("b", 1);
+    isr.connected("b", 0, 1);
     isr.acked("b", 25);
     isr.commit(30, 2);
     expect(isr.proposal(2)).toBeUndefined(); // short of what is committed
@@ -91,7 +91,7 @@ describe("InSyncReplicas", () => {
 
   test("an excluded replica (clock too far off) leaves and does not come back", () => {
     const isr = group(["a", "b"]);
-    isr.connected("b", 0);
+    isr.connected("b", 0, 0);
     isr.acked("b", 10);
     isr.exclude("b", true, 1);
     isr.commit(10, 1);
@@ -104,11 +104,11 @@ describe("InSyncReplicas", () => {
 
   test("the leader's own stall does not count against its members: their acks are unread, not late", () => {
     const isr = group(["a", "b"]);
-    isr.connected("b", 0);
+    isr.connected("b", 0, 0);
     isr.acked("b", 10);
     isr.commit(12, 0); // b is behind from t=0
     // Paused until t=2000; its first pump after that comes before b's queued acks are read.
-    isr.stalled(2000);
+    isr.stalled(2000, 2000);
     isr.commit(14, 2000);
     expect(isr.proposal(2000)).toBeUndefined();
     isr.acked("b", 14);
@@ -117,9 +117,30 @@ describe("InSyncReplicas", () => {
     // A deposed leader stays lost whatever happens to us.
     const fresh = group(["a", "b"]);
     fresh.lost("b");
-    fresh.stalled(5);
+    fresh.stalled(5, 5);
     fresh.commit(10, 5);
     expect(fresh.proposal(5)).toEqual(["a"]);
+  });
+
+  test("a replica that reconnects again and again but never catches up leaves the ISR", () => {
+    const isr = group(["a", "b"]);
+    isr.commit(20, 0);
+    for (let t = 0; t < 5 * LAG_MS; t += 400) {
+      isr.connected("b", 20, t); // a snapshot at 20 it never finishes loading
+      isr.commit(20, t + 1);
+      isr.disconnected("b", t + 300);
+    }
+    expect(isr.proposal(5 * LAG_MS)).toEqual(["a"]);
+  });
+
+  test("a stall shifts the lag clocks of connected replicas by its length, not to now", () => {
+    const isr = group(["a", "b"]);
+    isr.connected("b", 0, 0);
+    isr.acked("b", 10);
+    isr.commit(12, 0); // b behind from t=0
+    isr.stalled(300, 300); // a short stall: b gets 300 ms back
+    expect(isr.proposal(LAG_MS + 200)).toBeUndefined();
+    expect(isr.proposal(LAG_MS + 301)).toEqual(["a"]);
   });
 
   test("a leader must be in the ISR it takes over", () => {
@@ -144,7 +165,7 @@ describe("InSyncReplicas", () => {
         if (roll < 3) last += 1 + rng.int(3);
         else if (roll === 3 && !up.has(id)) {
           up.add(id);
-          isr.connected(id, now);
+          isr.connected(id, last, now);
           sent.set(id, last); // a snapshot at the last index
         } else if (roll === 4 && up.has(id)) {
           up.delete(id);

@@ -22,6 +22,8 @@ test("a primary fences when its lease may have expired, its key is gone, or anot
   expect(decideReplicaRole(view({ role: "primary", epoch: 50, leader: self, leaseValid: false })).kind).toBe("fence");
   expect(decideReplicaRole(view({ role: "primary", epoch: 50, leader: undefined })).kind).toBe("fence");
   expect(decideReplicaRole(view({ role: "primary", epoch: 50, leader: leaderB }))).toMatchObject({ kind: "fence", reason: expect.stringContaining("epoch 40") });
+  // Its key on a lease it no longer keeps alive (its session was replaced): that key will expire under it.
+  expect(decideReplicaRole(view({ role: "primary", epoch: 50, leader: { ...self, lease: "L-old" } }))).toMatchObject({ kind: "fence", reason: expect.stringContaining("lease") });
 });
 
 test("a replica follows the leader etcd names, once", () => {
