@@ -422,27 +422,45 @@ export class Router implements ConnectionHandler {
     route.client.queueFlush();
   }
 
-  /** A coordinator connected or announced its role: keep the highest-epoch primary per shard. */
+  /** A coordinator connected or announced its role: route to the best primary of its shard. */
   private upstreamUp(upstream: Upstream, link: CoordinatorLink): void {
     if (!this.upstreams.includes(upstream)) return; // removed; its socket may still deliver a message or two
     this.shardMap.add(link.shard);
-    const current = this.primaries.get(link.shard);
-    if (!link.primary) {
-      // Stepped down (or a backup): what it was doing for clients will not finish there.
-      if (current === upstream) this.upstreamDown(upstream, "it is no longer the primary");
-      return;
+    if (!link.primary && this.primaries.get(link.shard) === upstream) {
+      // Stepped down: what it was doing for clients will not finish there.
+      this.failRoutes(upstream, `coordinator ${link.label} is no longer the primary; retry`);
     }
-    if (current === undefined || !current.link.up || current.link.epoch <= link.epoch) {
-      if (current !== undefined && current !== upstream) this.failRoutes(current, `${link.label} took over shard ${link.shard}`);
-      this.primaries.set(link.shard, upstream);
-      this.log.info("shard primary", { shard: link.shard, primary: link.label, epoch: link.epoch });
-    }
+    this.choosePrimary(link.shard);
   }
 
   /** Requests in flight on a lost link fail as retryable; clients resubmit under the same idempotency key. */
   private upstreamDown(upstream: Upstream, reason: string): void {
-    if (this.primaries.get(upstream.link.shard) === upstream) this.primaries.delete(upstream.link.shard);
     this.failRoutes(upstream, `coordinator ${upstream.link.label} lost: ${reason}; retry`);
+    if (this.primaries.get(upstream.link.shard) === upstream) this.choosePrimary(upstream.link.shard);
+  }
+
+  /**
+   * The shard's primary is the live link that says primary with the highest epoch, ties to
+   * the lower address as the coordinators break them (two can say primary of one epoch for
+   * a moment at start-up); chosen again whenever one changes, so a step-down falls back to
+   * the other one instead of leaving the shard without a route.
+   */
+  private choosePrimary(shard: number): void {
+    let best: Upstream | undefined;
+    for (const u of this.upstreams) {
+      const l = u.link;
+      if (!l.up || !l.primary || l.shard !== shard) continue;
+      if (best === undefined || l.epoch > best.link.epoch || (l.epoch === best.link.epoch && l.label < best.link.label)) best = u;
+    }
+    const current = this.primaries.get(shard);
+    if (best === current) return;
+    if (current !== undefined) this.failRoutes(current, `${best?.link.label ?? "no coordinator"} is the primary of shard ${shard} now; retry`);
+    if (best === undefined) {
+      this.primaries.delete(shard);
+      return;
+    }
+    this.primaries.set(shard, best);
+    this.log.info("shard primary", { shard, primary: best.link.label, epoch: best.link.epoch });
   }
 
   private failRoutes(upstream: Upstream, message: string): void {
