@@ -10,6 +10,7 @@ import { InSyncReplicas } from "../core/in-sync-replicas.ts";
 import { CLOCK_WINDOW_MS } from "./etcd-control.ts";
 import type { Connection } from "../net/connection.ts";
 import type { FrameWriter } from "../protocol/codec.ts";
+import { sendToEach } from "./replica-set.ts";
 import type { Replicas } from "./role-control.ts";
 
 export interface IsrStore {
@@ -118,11 +119,7 @@ export class IsrReplicaSet implements Replicas {
   }
 
   broadcast(encode: (w: FrameWriter) => void): void {
-    for (const b of this.backups.values()) {
-      if (!b.conn.writable()) continue;
-      encode(b.conn.writer);
-      b.conn.queueFlush();
-    }
+    sendToEach(this.backups.values(), encode);
   }
 
   commit(lastIndex: number, now: number): number {

@@ -91,11 +91,7 @@ export class ReplicaSet {
 
   /** Sends one log batch to every backup (in sync or catching up). */
   broadcast(encode: (w: FrameWriter) => void): void {
-    for (const b of this.backups.values()) {
-      if (!b.conn.writable()) continue;
-      encode(b.conn.writer);
-      b.conn.queueFlush();
-    }
+    sendToEach(this.backups.values(), encode);
   }
 
   /**
@@ -129,3 +125,11 @@ export class ReplicaSet {
   }
 }
 
+/** One message to every backup that can take it (a slow one is dropped by its own limits, not here). */
+export function sendToEach(backups: Iterable<{ conn: Connection }>, encode: (w: FrameWriter) => void): void {
+  for (const b of backups) {
+    if (!b.conn.writable()) continue;
+    encode(b.conn.writer);
+    b.conn.queueFlush();
+  }
+}

@@ -8,7 +8,6 @@ import type { Subprocess } from "bun";
 export const COMMAND_TIMEOUT_MS = 10_000;
 /** Output kept per process by collectOutput (the tail: enough for a readiness line or a failure). */
 export const OUTPUT_CHARS_MAX = 256 * 1024;
-const POLL_INTERVAL_MS = 25;
 
 export interface CommandResult {
   code: number;
@@ -56,18 +55,5 @@ export function environmentWithoutProxies(extra: Record<string, string> = {}): R
   return { ...env, ...extra };
 }
 
-/** Polls `check` until it returns something other than undefined; throws at the deadline with the last error. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    await Bun.sleep(POLL_INTERVAL_MS);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
-}
+/** Polls `check` until it returns something other than undefined; throws at the deadline (the e2e harness's own). */
+export { waitFor } from "../e2e/harness.ts";
