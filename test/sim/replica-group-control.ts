@@ -165,7 +165,7 @@ export class SimControl {
       return res;
     }, (res) => {
       if (res.succeeded) {
-        this.isr = { members, modRevision: res.revision };
+        if (res.revision > (this.isr?.modRevision ?? 0)) this.isr = { members, modRevision: res.revision };
         this.node.trace(`ISR now ${members.join(",")} (epoch ${epoch})`);
         return held(members);
       }
@@ -243,7 +243,16 @@ export class SimControl {
   }
 
   private isrFrom(kv: SimKv | undefined): void {
-    this.isr = kv === undefined ? { members: [], modRevision: 0 } : { members: [...(kv.value as { members: string[] }).members], modRevision: kv.modRevision };
+    if (kv === undefined) {
+      this.isr = { members: [], modRevision: 0 };
+      return;
+    }
+    // A late answer or read must not take us back to an older ISR than the watch already showed.
+    if (this.isr !== undefined && kv.modRevision < this.isr.modRevision) {
+      this.node.cluster.stats.olderIsrReadsIgnored++;
+      return;
+    }
+    this.isr = { members: [...(kv.value as { members: string[] }).members], modRevision: kv.modRevision };
   }
 
   // ------------------------------------------------------------ the rules
@@ -279,6 +288,7 @@ export class SimControl {
       case "wait":
         return;
       case "fence":
+        if (decision.reason.includes("not on the lease")) this.node.cluster.stats.leaderKeysOffLeaseFenced++;
         return this.fence(decision.reason);
       case "follow":
         return this.followAddress(decision.address, decision.epoch);
@@ -305,6 +315,13 @@ export class SimControl {
     ), (res) => {
       this.session.busy = false;
       if (!res.succeeded) return; // someone else won, or the ISR moved: the watch tells us which
+      // Won, but on a session that has since been replaced: that key's lease is not the one
+      // we keep alive, so we must not act on it. The remove-stale-leader-key rule clears it.
+      if (lease !== this.session.leaseId || !this.session.lease.isValid(this.node.mono())) {
+        this.node.cluster.stats.campaignWinsOnLostLease++;
+        this.node.trace(`won epoch ${res.revision} on lease ${lease}, which it no longer keeps alive: does not lead`);
+        return;
+      }
       if (fresh) this.isr = { members: [me], modRevision: res.revision };
       this.leader = { replicaId: me, address: this.node.name, epoch: res.revision, modRevision: res.revision, lease };
       this.becomePrimary(res.revision, previous);
@@ -354,11 +371,14 @@ export class SimControl {
 
   /**
    * The link's onDown (a connection that was up closed): the state stays what it was,
-   * and the link redials and asks for a snapshot when up. As in src, any link's
-   * onDown counts, also a replaced one's whose close completes late.
+   * and the link redials and asks for a snapshot when up. A replaced link's close can
+   * land after the new link asked: only the current link's counts.
    */
-  linkDown(): void {
-    this.syncRequested = false;
+  linkDown(link: SimLink): void {
+    if (link === this.link) return void (this.syncRequested = false);
+    if (!this.syncRequested) return;
+    this.node.cluster.stats.replacedLinkDownsIgnored++;
+    this.node.trace(`a replaced link to ${link.label} closed; the sync the current one sent is still outstanding`);
   }
 
   private requestSnapshot(): void {

@@ -7,8 +7,9 @@
 // a run that shows it, and what is true instead; the shell tests it where it steps
 // around the bug. Once src is fixed: remove the switch and the workaround it guards,
 // make the shell mirror the fix, and move its reproduction to REGRESSIONS in the test.
-// None is open: the five fixed in 952fa0f and settleIsrOnlyWhenAnswered (a lost ISR
-// write read back too early, fixed in 872996a) are regressions there now.
+// None is open: the five fixed in 952fa0f, settleIsrOnlyWhenAnswered (a lost ISR
+// write read back too early, fixed in 872996a) and a replaced link's late close
+// clearing the new link's snapshot request (aeee95e) are regressions there now.
 
 const reenabled = new Set((process.env.REPLICA_BUGS ?? "").split(",").filter((s) => s !== ""));
 

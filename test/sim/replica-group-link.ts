@@ -51,7 +51,7 @@ export class SimLink {
     if (this.conn !== undefined) {
       const wasUp = this.up;
       world.close(this.conn, 0);
-      if (wasUp) world.timer(this.node, world.closeHeardMs(this.node.name, this.label), () => this.control.linkDown());
+      if (wasUp) world.timer(this.node, world.closeHeardMs(this.node.name, this.label), () => this.control.linkDown(this));
     } else if (this.end !== undefined) this.end.closed = true;
   }
 
@@ -76,7 +76,7 @@ export class SimLink {
   /** The connection closed under us (CoordinatorLink.onClose): onDown if it was up, then redial. */
   private onDown(conn: Conn<Msg>): void {
     if (this.conn !== conn) return;
-    if (this.up) this.control.linkDown();
+    if (this.up) this.control.linkDown(this);
     this.retry();
   }
 

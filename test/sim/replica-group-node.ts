@@ -1,15 +1,21 @@
 // One simulated coordinator of an etcd-led replica group: the parts of
 // coordinator.ts and isr-replica-set.ts that decide what is acknowledged. Its
 // log is a list of entries; as primary it feeds the real InSyncReplicas exactly
-// as IsrReplicaSet does and checks the real LeaderLease before it acts (pump);
-// as backup it loads a snapshot, appends and acknowledges what it holds.
+// as IsrReplicaSet does (on the monotonic clock) and checks the real LeaderLease
+// before it acts (pump); every tick and pump notices a stall (a pause) as
+// coordinator.noticeStall does; as backup it loads a snapshot, appends and
+// acknowledges what it holds.
 
 import type { ReplicaDecision } from "../../src/core/replica-role.ts";
 import { SimControl } from "./replica-group-control.ts";
 import { SimReplicaSet } from "./replica-group-replicas.ts";
 import type { Conn, ConnEnd, Host, World } from "./replica-group-world.ts";
 
-export const NODE = { tickMs: 50, lagTimeoutMs: 1_000 };
+export const NODE = {
+  tickMs: 50, lagTimeoutMs: 1_000,
+  /** coordinator.ts STALL_MS: a gap between ticks or pumps longer than this plus tickMs means the process stood still. */
+  stallMs: 200,
+};
 
 export interface Entry {
   /** Unique per append: the same submission retried is another entry. */
@@ -69,6 +75,26 @@ export function newStats() {
     halfJoinsRevoked: 0,
     /** A clock sample over --max-clock-offset-ms outvoted by a prompter one (it used to count alone). */
     delayedClockSamplesOutvoted: 0,
+    /** A primary found it had stood still (a gap over tickMs + STALL_MS): its replicas' lag clocks moved on by it. */
+    primaryStalls: 0,
+    /**
+     * Such a stall that kept an ISR member in: its lag clock had run out only by counting
+     * the stall, its acks still unread in the backlog (that pump used to propose dropping it).
+     */
+    primaryStallsForgiven: 0,
+    /**
+     * A replaced link's close heard while the current link's sync is outstanding: ignored
+     * (it used to clear syncRequested, so the next "stay" asked again: a second snapshot).
+     */
+    replacedLinkDownsIgnored: 0,
+    /** A backup's newer connection replaced its older one at the primary (the older one's acks used to be all it heard). */
+    replicaConnsReplaced: 0,
+    /** A campaign won on a lease this node no longer keeps alive: it does not lead on it (it used to). */
+    campaignWinsOnLostLease: 0,
+    /** A primary whose leader key is not on the lease it keeps alive fenced (decideReplicaRole). */
+    leaderKeysOffLeaseFenced: 0,
+    /** An ISR read or answer older than the ISR already known, ignored (it used to overwrite it). */
+    olderIsrReadsIgnored: 0,
   };
 }
 export type Stats = ReturnType<typeof newStats>;
@@ -104,7 +130,12 @@ export class SimNode implements Host {
   private ackedUpTo = 0;
   /** This process's monotonic clock origin (its rate, monoRate, is the host's). */
   private monoBase = 0;
+  /** coordinator.ts lastActiveAt: monotonic time of the last tick or pump (see noticeStall). */
+  private lastActiveAt = 0;
   restarted = false;
+  /** For stats: resumes so far, and whether what arrived during the last pause is being run now. */
+  resumes = 0;
+  replaying = false;
   private staleWaitCounted = 0;
 
   constructor(readonly name: string, readonly cluster: Cluster, readonly durable: boolean, private readonly monoRate: number) {}
@@ -141,6 +172,7 @@ export class SimNode implements Host {
       this.walEpoch = 0;
     }
     this.monoBase = this.cluster.world.prng.int(1_000_000) - this.cluster.world.now * this.monoRate;
+    this.lastActiveAt = this.mono();
     this.control = new SimControl(this);
     this.control.recovered(this.walEpoch);
     this.replicas = undefined;
@@ -171,10 +203,28 @@ export class SimNode implements Host {
     this.paused = false;
     const backlog = this.backlog;
     this.backlog = [];
+    this.resumes++;
+    this.replaying = true;
     for (const fn of backlog) fn();
+    this.replaying = false;
+  }
+
+  /**
+   * coordinator.noticeStall: ticks and reads keep a process busy at least every tickMs; a
+   * longer gap means it stood still (here: paused), and what its backups sent meanwhile
+   * is unread in its backlog, not late: a primary's replicas' lag clocks move on by the gap.
+   */
+  private noticeStall(monotonic: number): void {
+    const gapMs = monotonic - this.lastActiveAt;
+    this.lastActiveAt = monotonic;
+    if (gapMs > NODE.stallMs + NODE.tickMs && this.control.role === "primary") {
+      this.trace(`stood still for ${Math.round(gapMs)} ms; replicas' lag clocks move on by that`);
+      this.replicas?.stalled(monotonic, gapMs);
+    }
   }
 
   private onTick(): void {
+    this.noticeStall(this.mono());
     if (this.control.role === "primary") {
       const lastIndex = this.log.length;
       this.pump();
@@ -196,7 +246,7 @@ export class SimNode implements Host {
     stats.promotions++;
     if (this.control.deposedReplicaId !== undefined) stats.failovers++;
     this.trace(`promoted at epoch ${epoch} with ${this.log.length} entries, ISR ${this.control.isrMembers.join(",")}`);
-    this.replicas = new SimReplicaSet(this, this.control.isrMembers, this.control.deposedReplicaId, this.log.length, this.wall());
+    this.replicas = new SimReplicaSet(this, this.control.isrMembers, this.control.deposedReplicaId, this.log.length, this.mono());
     this.shipped = this.log.length;
     this.append(-1);
     this.announce();
@@ -212,7 +262,9 @@ export class SimNode implements Host {
 
   /** coordinator.pump: fence if the lease may have expired; else ship the log and release what is committed. */
   pump(): void {
-    if (this.control.role === "primary" && !this.control.mayLead(this.mono())) this.control.fence();
+    const monotonic = this.mono();
+    if (this.control.role === "primary" && !this.control.mayLead(monotonic)) this.control.fence();
+    this.noticeStall(monotonic);
     if (this.control.role !== "primary") return;
     this.cluster.acted(this);
     if (this.shipped < this.log.length) {
@@ -220,7 +272,7 @@ export class SimNode implements Host {
       this.replicas!.broadcast({ kind: "append", epoch: this.control.epoch, firstIndex: this.shipped + 1, entries, clockMs: this.wall() });
       this.shipped = this.log.length;
     }
-    const committed = this.replicas!.commit(this.log.length, this.wall());
+    const committed = this.replicas!.commit(this.log.length, monotonic);
     this.cluster.committed(this, committed);
     let released = 0;
     while (released < this.held.length && this.held[released]!.index <= committed) {
@@ -238,7 +290,10 @@ export class SimNode implements Host {
   }
 
   submit(client: number, submission: number): void {
-    if (this.control.role !== "primary") return this.cluster.replyToClient(this, client, submission, false, this.control.primaryLabel);
+    if (this.control.role !== "primary") {
+      this.cluster.replyToClient(this, client, submission, false, this.control.primaryLabel);
+      return this.pump(); // coordinator.onReadEnd: every read ends in a pump
+    }
     const index = this.append(submission);
     this.held.push({ index, client, submission, serial: this.log[index - 1]!.serial });
     this.pump();
@@ -256,30 +311,33 @@ export class SimNode implements Host {
     world.at(world.now, () => this.deliver(inc, () => {
       this.accepted.add(conn);
       world.send(conn, 1, { kind: "welcome", primary: this.control.role === "primary", epoch: this.control.epoch });
+      this.pump(); // the HELLO's read ends in a pump
     }));
     return {
       host: this, inc, closed: false,
       message: (c, msg) => this.fromBackup(c, msg),
       closedByPeer: (c) => {
         this.accepted.delete(c);
-        this.replicas?.remove(c, this.wall());
+        this.replicas?.remove(c, this.mono());
       },
     };
   }
 
   private fromBackup(conn: Conn<Msg>, msg: Msg): void {
     if (msg.kind === "sync") {
-      if (this.control.role !== "primary") return this.cluster.world.send(conn, 1, { kind: "not-primary" });
+      if (this.control.role !== "primary") {
+        this.cluster.world.send(conn, 1, { kind: "not-primary" });
+        return this.pump(); // coordinator.onReadEnd
+      }
       this.pump(); // what is appended so far goes to the existing backups first
       this.cluster.world.send(conn, 1, { kind: "snapshot", epoch: this.control.epoch, index: this.log.length, log: this.log.slice() });
-      this.replicas!.add(conn, msg.replicaId, this.wall());
+      this.replicas!.add(conn, msg.replicaId, this.log.length, this.mono());
       this.cluster.stats.snapshots++;
-    } else if (msg.kind === "ack") {
-      if (msg.epoch !== this.control.epoch) return;
+    } else if (msg.kind === "ack" && msg.epoch === this.control.epoch) {
       this.replicas?.ack(conn, msg.index);
       this.replicas?.clockOffset(conn, this.wall() - msg.clockMs);
     }
-    this.pump();
+    this.pump(); // coordinator.onReadEnd: every read ends in a pump
   }
 
   // ------------------------------------------------------------ backup

@@ -18,20 +18,38 @@ export class SimReplicaSet {
   private readonly backups = new Map<Conn<Msg>, { replicaId: string; clock: ClockOffsetFilter }>();
   /** This primary stepped down: answers to its ISR writes no longer matter. */
   private closed = false;
+  /** Stats only: members a stall kept in the ISR during resume number `resume` (see ack()). */
+  private savedAtStall: { resume: number; ids: Set<string> } | undefined;
 
   constructor(private readonly node: SimNode, members: string[], deposed: string | undefined, lastIndex: number, now: number) {
     this.isr = new InSyncReplicas({ selfId: node.replicaId, lagTimeoutMs: NODE.lagTimeoutMs }, members, lastIndex, now);
     if (deposed !== undefined && members.includes(deposed)) this.isr.lost(deposed);
   }
 
-  add(conn: Conn<Msg>, replicaId: string, now: number): void {
+  /** A backup was sent a snapshot at `snapshotIndex` (`now`: the primary's monotonic clock). */
+  add(conn: Conn<Msg>, replicaId: string, snapshotIndex: number, now: number): void {
+    // A replica that redialed before we saw its old socket close: the new connection is the one that counts.
+    for (const [old, b] of this.backups) {
+      if (b.replicaId !== replicaId || old === conn) continue;
+      this.backups.delete(old);
+      this.node.cluster.stats.replicaConnsReplaced++;
+      this.node.trace(`${replicaId}'s older connection replaced by a newer one`);
+      this.node.cluster.world.close(old, 1);
+    }
     this.backups.set(conn, { replicaId, clock: new ClockOffsetFilter(CLOCK_WINDOW_MS) });
-    this.isr.connected(replicaId, now);
+    this.isr.connected(replicaId, snapshotIndex, now);
   }
 
   ack(conn: Conn<Msg>, index: number): void {
     const b = this.backups.get(conn);
-    if (b !== undefined) this.isr.acked(b.replicaId, index);
+    if (b === undefined) return;
+    this.isr.acked(b.replicaId, index);
+    const saved = this.savedAtStall;
+    if (saved !== undefined && this.node.replaying && saved.resume === this.node.resumes && saved.ids.has(b.replicaId)) {
+      this.savedAtStall = undefined;
+      this.node.cluster.stats.primaryStallsForgiven++;
+      this.node.trace(`read ${b.replicaId}'s ack from its backlog: the stall kept it in the ISR`);
+    }
   }
 
   /** `offsetMs`: our wall clock when its ACK arrived minus its wall clock when it left. */
@@ -43,6 +61,37 @@ export class SimReplicaSet {
     const tooFar = Math.abs(b.clock.estimate(now)!) > CONTROL.maxClockOffsetMs;
     if (!tooFar && Math.abs(offsetMs) > CONTROL.maxClockOffsetMs) this.node.cluster.stats.delayedClockSamplesOutvoted++;
     this.isr.exclude(b.replicaId, tooFar, 0);
+  }
+
+  /**
+   * IsrReplicaSet.stalled: this primary stood still for `stalledMs` until `now`
+   * (monotonic); its connected backups' lag clocks move on by that much.
+   */
+  stalled(now: number, stalledMs: number): void {
+    const stats = this.node.cluster.stats;
+    stats.primaryStalls++;
+    // Members the stall keeps in while this node still leads (the tick's pump may yet fence it):
+    // forgiven (counted in ack()) once one's ack comes out of the backlog this resume replays.
+    const saved = this.node.control.mayLead(now) ? this.savedByStall(now, stalledMs) : [];
+    this.savedAtStall = saved.length > 0 ? { resume: this.node.resumes, ids: new Set(saved) } : undefined;
+    this.isr.stalled(now, stalledMs);
+  }
+
+  /**
+   * For stats only: ISR members whose lag clock had run past lagTimeoutMs only by
+   * counting this stall, and that are still short of their mark (commit() will not
+   * restart it): without stalled() this pump would propose dropping them. It reads
+   * InSyncReplicas' private state (as commit(), stalled() and lagging() judge it)
+   * and changes nothing.
+   */
+  private savedByStall(now: number, stalledMs: number): string[] {
+    type Lag = { connected: boolean; acked: number; target: number; behindSince: number | undefined; excluded: boolean };
+    const replicas = (this.isr as unknown as { replicas: Map<string, Lag> }).replicas;
+    return this.isr.members.filter((id) => {
+      const r = replicas.get(id);
+      if (r === undefined || !r.connected || r.excluded || r.acked >= r.target || r.behindSince === undefined) return false;
+      return now - r.behindSince > NODE.lagTimeoutMs && now - Math.min(now, r.behindSince + stalledMs) <= NODE.lagTimeoutMs;
+    });
   }
 
   remove(conn: Conn<Msg>, now: number): void {
