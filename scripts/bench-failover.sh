@@ -42,13 +42,5 @@ done
 cd "$(dirname "$0")/.."
 source scripts/ensure-bun.sh
 source scripts/ensure-built.sh
-if ! command -v etcd >/dev/null 2>&1 && [[ ! -x /usr/bin/etcd ]]; then
-  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
-    echo "installing etcd-server with apt-get" >&2
-    (apt-get update -qq && apt-get install -y -qq etcd-server) >&2
-  else
-    echo "scripts/bench-failover.sh: needs etcd (Debian: apt-get install etcd-server)" >&2
-    exit 1
-  fi
-fi
+source scripts/ensure-etcd.sh
 exec bun bench/etcd-failover.ts "${ARGS[@]}"

@@ -10,14 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-bun.sh
-if ! command -v etcd >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq etcd-server) >/dev/null
-  else
-    echo "etcd-cluster: etcd is not installed (Debian: sudo apt-get install etcd-server)" >&2
-    exit 1
-  fi
-fi
+source scripts/ensure-etcd.sh
 source scripts/ensure-built.sh
 
 BASE_PORT="${BASE_PORT:-5000}"

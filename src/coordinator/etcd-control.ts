@@ -11,6 +11,7 @@ import { LeaderLease } from "../core/leader-lease.ts";
 import { decideReplicaRole } from "../core/replica-role.ts";
 import { ClockOffsetFilter } from "../core/clock-offset.ts";
 import { CoordinatorLink } from "../net/coordinator-link.ts";
+import { parseHostPort, type HostPort } from "../net/endpoints.ts";
 import { EtcdClient, type EtcdKv, type EtcdWatchEvent } from "../net/etcd-client.ts";
 import { isrKey, leaderKey, memberKey, shardPrefix, type IsrRecord, type LeaderRecord, type MemberRecord } from "../net/etcd-keys.ts";
 import type { FrameWriter, Reader } from "../protocol/codec.ts";
@@ -456,14 +457,19 @@ export class EtcdControl implements RoleControl {
 
   private followAddress(address: string, epoch: number): void {
     if (this.link?.label !== address) {
+      let target: HostPort;
+      try {
+        target = parseHostPort(address);
+      } catch (err) {
+        return this.waitingBecause(`the leader key names an address that cannot be dialled: ${(err as Error).message}`);
+      }
       this.link?.close();
-      const [host, port] = splitHostPort(address);
       const hello = (): Hello => ({
         role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,
         shard: this.config.scheduler.shard, epoch: this.epoch, primary: false, token: this.config.tokens.clusterToken,
       });
       const limits = { ...this.config.limits, frameBytesMax: Math.max(this.config.limits.frameBytesMax, this.config.snapshotBytesMax) };
-      this.link = new CoordinatorLink({ host, port }, {
+      this.link = new CoordinatorLink(target, {
         hello, limits, tls: this.config.tls.client, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
       }, this.log, {
         onMessage: (l, kind, r) => this.fromLeader(l, kind, r),
@@ -522,9 +528,4 @@ function parseJson<T>(text: string): T | undefined {
   } catch {
     return undefined;
   }
-}
-
-function splitHostPort(address: string): [string, number] {
-  const at = address.lastIndexOf(":");
-  return [address.slice(0, at).replace(/^\[|\]$/g, ""), Number(address.slice(at + 1))];
 }
