@@ -63,11 +63,6 @@ export class InSyncReplicas {
     return this.committed;
   }
 
-  /** Members other than this leader whose acknowledgements commits wait for. */
-  get waitingOn(): number {
-    return this.voters().length - 1;
-  }
-
   get changePending(): boolean {
     return this.proposed !== undefined;
   }
