@@ -23,6 +23,18 @@ describe("primaryTerms", () => {
     expect(primaryTerms(lines, [fault("c1", 100, "stop"), fault("c1", 2_600, "cont")], 5_000).map(span)).toEqual([["c1", 3, 10, 100]]);
   });
 
+  test("a fence logged in the same millisecond as the SIGCONT still comes after it: the term stays closed", () => {
+    // Seen in CI: the resumed primary fenced 0 ms after the test's SIGCONT, and sorting the line first reopened its term.
+    const lines = [line("c1", 10, "promoted to primary", 3), line("c1", 2_600, "fenced: stopped acting as primary"), line("c1", 2_601, "backup lost")];
+    expect(primaryTerms(lines, [fault("c1", 100, "stop"), fault("c1", 2_600, "cont")], 5_000).map(span)).toEqual([["c1", 3, 10, 100]]);
+    // And a line of the same millisecond as the SIGSTOP was written before it.
+    const before = [line("c1", 10, "promoted to primary", 3), line("c1", 100, "in-sync replicas changed"), line("c1", 2_700, "fenced: stopped acting as primary")];
+    expect(primaryTerms(before, [fault("c1", 100, "stop"), fault("c1", 2_600, "cont")], 5_000).map(span)).toEqual([["c1", 3, 10, 100]]);
+    // A fence stamped a little before the SIGCONT (the node's clock and the test's differ by ms) was written after it.
+    const early = [line("c1", 10, "promoted to primary", 3), line("c1", 2_598, "fenced: stopped acting as primary")];
+    expect(primaryTerms(early, [fault("c1", 100, "stop"), fault("c1", 2_600, "cont")], 5_000).map(span)).toEqual([["c1", 3, 10, 100]]);
+  });
+
   test("after SIGCONT, primary work before any fence reopens the term (conservative)", () => {
     const lines = [line("c1", 10, "promoted to primary", 3), line("c1", 2_610, "in-sync replicas changed"), line("c1", 2_700, "fenced: stopped acting as primary")];
     expect(primaryTerms(lines, [fault("c1", 100, "stop"), fault("c1", 2_600, "cont")], 5_000).map(span)).toEqual([["c1", 3, 10, 100], ["c1", 3, 2_600, 2_700]]);

@@ -88,7 +88,7 @@ function fencesFirst(after: readonly (NodeLine | NodeFault)[]): boolean {
   return false;
 }
 
-/** Each life's lines and faults in time order (a line before a fault of the same millisecond). */
+/** Each life's lines and faults in time order (see sameMsRank for ties). */
 function byLife(lines: readonly NodeLine[], faults: readonly NodeFault[]): Map<string, (NodeLine | NodeFault)[]> {
   const lives = new Map<string, (NodeLine | NodeFault)[]>();
   const add = (s: NodeLine | NodeFault) => {
@@ -97,8 +97,49 @@ function byLife(lines: readonly NodeLine[], faults: readonly NodeFault[]): Map<s
   };
   lines.forEach(add);
   faults.forEach(add);
-  for (const steps of lives.values()) steps.sort((a, b) => a.at - b.at || Number("kind" in a) - Number("kind" in b));
+  for (const [id, steps] of lives) {
+    steps.sort((a, b) => a.at - b.at || sameMsRank(a) - sameMsRank(b));
+    lives.set(id, linesOutOfPauses(steps));
+  }
   return lives;
+}
+
+/**
+ * A stopped process writes nothing: a line stamped between a SIGSTOP and its SIGCONT (the
+ * node's clock and the test's can differ by a few ms) was written after the SIGCONT.
+ */
+function linesOutOfPauses(steps: readonly (NodeLine | NodeFault)[]): (NodeLine | NodeFault)[] {
+  const out: (NodeLine | NodeFault)[] = [];
+  let held: NodeLine[] | undefined;
+  for (const step of steps) {
+    if (!("kind" in step)) {
+      if (held !== undefined) held.push(step);
+      else out.push(step);
+      continue;
+    }
+    if (step.kind === "stop") {
+      out.push(step);
+      held = [];
+    } else if (step.kind === "cont") {
+      out.push(step, ...(held ?? []));
+      held = undefined;
+    } else {
+      out.push(...(held ?? []), step);
+      held = undefined;
+    }
+  }
+  out.push(...(held ?? []));
+  return out;
+}
+
+/**
+ * Order within one millisecond: a stopped process logs nothing until SIGCONT, so a line of
+ * the same millisecond as a SIGCONT came after it; one of the same millisecond as a SIGSTOP
+ * or kill came before it (the test's and the nodes' timestamps share one clock).
+ */
+function sameMsRank(step: NodeLine | NodeFault): number {
+  if (!("kind" in step)) return 1;
+  return step.kind === "cont" ? 0 : 2;
 }
 
 /** [from, to] periods during which each node was stopped (SIGSTOP .. SIGCONT, or .. kill). */
