@@ -20,10 +20,11 @@ import {
   type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
-import { Peers, type ReplicationRole } from "./peers.ts";
+import { Peers } from "./peers.ts";
 import { EtcdControl } from "./etcd-control.ts";
+import { processEtcdControl, processIsrReplicaSet } from "./etcd-mode.ts";
 import { IsrReplicaSet } from "./isr-replica-set.ts";
-import type { Replicas, RoleControl, RoleEvents } from "./role-control.ts";
+import type { Replicas, ReplicationRole, RoleControl, RoleEvents } from "./role-control.ts";
 import { RecentLatency } from "./recent-latency.ts";
 import { LatencyBuckets } from "../metrics/latency-buckets.ts";
 import { Commands } from "./commands.ts";
@@ -87,7 +88,7 @@ export class Coordinator implements ConnectionHandler {
       onReplication: (kind, r) => this.fromPrimary(kind, r),
       onReplicationReadEnd: () => this.ackPrimary(),
     };
-    this.control = config.etcd !== undefined ? new EtcdControl(config, config.etcd, log, events) : new Peers(config, log, events);
+    this.control = config.etcd !== undefined ? processEtcdControl(config, config.etcd, log, events) : new Peers(config, log, events);
     this.commands = new Commands({
       isPrimary: () => this.role === "primary",
       refuseNotPrimary: (conn, requestId) => this.refuseNotPrimary(conn, requestId),
@@ -508,11 +509,7 @@ export class Coordinator implements ConnectionHandler {
   private promote(epoch: number): void {
     this.eventLog = new EventLog(this.appliedIndex);
     if (this.control instanceof EtcdControl) {
-      const settings = this.config.etcd!;
-      this.replicas = new IsrReplicaSet(
-        settings.replicaId, this.control.isrMembers, this.control.deposedReplicaId, this.appliedIndex, performance.now(),
-        this.config.backupTimeoutMs, this.config.maxClockOffsetMs, this.control, this.log, () => this.pump(),
-      );
+      this.replicas = processIsrReplicaSet(this.control, this.config, this.appliedIndex, this.log, () => this.pump());
     }
     this.record(Ev.PROMOTE, epoch);
     for (const [workerId, conn] of this.workerConns) this.registerWorker(workerId, conn.state.slots as number, conn.state.tags as string[]);

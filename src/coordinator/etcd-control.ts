@@ -5,20 +5,17 @@
 // while its lease certainly lives (LeaderLease), so a paused or cut-off leader
 // fences itself before anyone can replace it. Backups follow whoever the leader
 // key names. etcd carries decisions only: nothing here runs per task.
+// Everything it touches of the world comes through control-ports.ts, so the
+// deterministic simulation (test/sim/replica-group-*) runs this same class.
 
 import type { Logger } from "../cli/log.ts";
 import { LeaderLease } from "../core/leader-lease.ts";
 import { decideReplicaRole } from "../core/replica-role.ts";
-import { ClockOffsetFilter } from "../core/clock-offset.ts";
-import { CoordinatorLink } from "../net/coordinator-link.ts";
-import { parseHostPort, type HostPort } from "../net/endpoints.ts";
-import { EtcdClient, type EtcdKv, type EtcdWatchEvent } from "../net/etcd-client.ts";
+import { CLOCK_WINDOW_MS, ClockOffsetFilter } from "../core/clock-offset.ts";
+import type { EtcdKv, EtcdWatchEvent } from "../net/etcd-client.ts";
 import { isrKey, leaderKey, memberKey, shardPrefix, type IsrRecord, type LeaderRecord, type MemberRecord } from "../net/etcd-keys.ts";
-import type { FrameWriter, Reader } from "../protocol/codec.ts";
-import { Kind, PROTOCOL_VERSION, type Hello } from "../protocol/messages.ts";
-import type { CoordinatorConfig } from "./config.ts";
-import type { ReplicationRole } from "./peers.ts";
-import type { RoleControl, RoleEvents } from "./role-control.ts";
+import type { Clock, DialLeader, EtcdPort, LeaderLink, Timers } from "./control-ports.ts";
+import type { ReplicationRole, RoleEvents } from "./role-control.ts";
 
 export interface EtcdSettings {
   endpoints: string[];
@@ -29,16 +26,36 @@ export interface EtcdSettings {
   replicaId: string;
 }
 
+/** Who this coordinator is, as the control says it in etcd and judges its clock. */
+export interface EtcdIdentity {
+  shard: number;
+  nodeId: string;
+  /** The address backups and routers dial. */
+  advertise: string;
+  maxClockOffsetMs: number;
+}
+
+/** The world, see control-ports.ts. `In`/`Out`: replication messages from and to the leader. */
+export interface EtcdControlPorts<In, Out> {
+  etcd: EtcdPort;
+  clock: Clock;
+  timers: Timers;
+  dialLeader: DialLeader<In, Out>;
+}
+
+/** RoleEvents, with the leader's replication messages as the link gives them. */
+export type EtcdRoleEvents<In> = Omit<RoleEvents, "onReplication"> & { onReplication(msg: In): void };
+
 /** Most epochs a u32 field can carry: an etcd revision past it cannot be an epoch. */
 const EPOCH_MAX = 0xffff_ffff;
 /** Slack for clock-rate drift between this host and etcd and our own reaction time, per lease. */
 const LEASE_MARGIN_FRACTION = 0.1;
 const RETRY_MS = 200;
-/**
- * How long a prompt clock sample outvotes delayed ones (a burst read after a pause).
- * A clock that jumps ahead shows within this; one that jumps back shows at once.
- */
-export const CLOCK_WINDOW_MS = 10_000;
+
+/** Each etcd request's time-out: a quarter of the lease, so a keep-alive can fail and be retried within it. */
+export function etcdRequestTimeoutMs(leaseTtlMs: number): number {
+  return Math.max(100, Math.floor(leaseTtlMs / 4));
+}
 
 interface IsrState {
   members: string[];
@@ -46,14 +63,20 @@ interface IsrState {
   modRevision: number;
 }
 
-export class EtcdControl implements RoleControl {
+/**
+ * The process runs EtcdControl<LeaderFrame, FrameEncoder> (leader-link.ts), which is a
+ * RoleControl; the simulation runs it over its own messages.
+ */
+export class EtcdControl<In, Out> {
   role: ReplicationRole = "candidate";
   epoch = 0;
-  private readonly etcd: EtcdClient;
+  private readonly etcd: EtcdPort;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
   private readonly lease: LeaderLease;
   private leaseId = "";
   private leaseTtlMs = 0;
-  private keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+  private stopKeepAlive: (() => void) | undefined;
   private keepAliveInFlight = false;
   private watch: { close(): void } | undefined;
   /** Counts reloads: an answer to any but the latest is dropped. */
@@ -66,7 +89,7 @@ export class EtcdControl implements RoleControl {
   deposedReplicaId: string | undefined;
   /** The last leader etcd named (kept after its key is gone): the one a new leader deposes. */
   private lastLeaderReplicaId: string | undefined;
-  private link: CoordinatorLink | undefined;
+  private link: LeaderLink<Out> | undefined;
   private stateSynced = false;
   /** A campaign or key removal in flight: decisions wait for its answer. */
   private busy = false;
@@ -78,12 +101,15 @@ export class EtcdControl implements RoleControl {
   private readonly clockOffset_ = new ClockOffsetFilter(CLOCK_WINDOW_MS);
 
   constructor(
-    private readonly config: CoordinatorConfig,
-    private readonly settings: EtcdSettings,
+    private readonly me: EtcdIdentity,
+    private readonly settings: Omit<EtcdSettings, "endpoints">,
+    private readonly ports: EtcdControlPorts<In, Out>,
     private readonly log: Logger,
-    private readonly events: RoleEvents,
+    private readonly events: EtcdRoleEvents<In>,
   ) {
-    this.etcd = new EtcdClient(settings.endpoints, { requestTimeoutMs: Math.max(100, Math.floor(settings.leaseTtlMs / 4)) });
+    this.etcd = ports.etcd;
+    this.clock = ports.clock;
+    this.timers = ports.timers;
     this.lease = new LeaderLease(settings.leaseTtlMs * LEASE_MARGIN_FRACTION);
   }
 
@@ -92,7 +118,7 @@ export class EtcdControl implements RoleControl {
   }
 
   get primaryLabel(): string | undefined {
-    if (this.role === "primary") return this.config.advertise;
+    if (this.role === "primary") return this.me.advertise;
     return this.link?.up ? this.leader?.record.address : undefined;
   }
 
@@ -103,6 +129,11 @@ export class EtcdControl implements RoleControl {
 
   get notLeadingReason(): string {
     return this.role === "candidate" ? this.lastWaitReason : "";
+  }
+
+  /** Our wall clock minus the leader's, as its appends tell it (undefined: no recent sample). */
+  get clockOffsetMs(): number | undefined {
+    return this.clockOffset_.estimate(this.clock.now());
   }
 
   /** The ISR as this leader read it when it won (and as it has changed since). */
@@ -121,7 +152,7 @@ export class EtcdControl implements RoleControl {
   stop(): void {
     this.stopped = true;
     this.lease.lost();
-    clearInterval(this.keepAliveTimer);
+    this.stopKeepAlive?.();
     this.watch?.close();
     this.link?.close();
     this.etcd.close();
@@ -148,7 +179,7 @@ export class EtcdControl implements RoleControl {
 
   /** Backup: our wall clock when an APPEND arrived minus the primary's when it left. */
   clockOffset(offsetMs: number): void {
-    this.clockOffset_.sample(offsetMs, performance.now());
+    this.clockOffset_.sample(offsetMs, this.clock.now());
   }
 
   mayLead(now: number): boolean {
@@ -183,11 +214,8 @@ export class EtcdControl implements RoleControl {
     this.requestSnapshot();
   }
 
-  sendToPrimary(encode: (w: FrameWriter) => void): void {
-    const conn = this.link?.writableConnection();
-    if (conn === undefined) return;
-    encode(conn.writer);
-    conn.queueFlush();
+  sendToPrimary(out: Out): void {
+    this.link?.send(out);
   }
 
   /**
@@ -201,7 +229,7 @@ export class EtcdControl implements RoleControl {
     const isr = this.isr;
     if (this.role !== "primary" || isr === undefined) throw new Error("not the leader");
     const record: IsrRecord = { members, epoch: this.epoch };
-    const shard = this.config.scheduler.shard;
+    const shard = this.me.shard;
     try {
       const res = await this.etcd.txn(
         [
@@ -229,7 +257,6 @@ export class EtcdControl implements RoleControl {
 
   // ------------------------------------------------------------ session and watch
 
-  /** Lease, registration, first read, watch; retried until it works. */
   /**
    * A new session: lease, registration, first read, watch; retried until it works.
    * The lease counts (may be campaigned on, renews LeaderLease) only once the whole
@@ -240,28 +267,31 @@ export class EtcdControl implements RoleControl {
     if (this.stopped || this.joining) return;
     if (this.role === "primary") return this.fence("its etcd session is being replaced");
     this.joining = true;
+    // A campaign or key removal may still be in flight: its answer settles `busy` on its own.
+    this.log.debug("joining etcd", { txnInFlight: this.busy });
     let granted: { id: string; ttlS: number } | undefined;
     try {
-      const sentAt = performance.now();
+      const sentAt = this.clock.now();
       granted = await this.etcd.grantLease(Math.max(1, Math.round(this.settings.leaseTtlMs / 1000)));
-      const shard = this.config.scheduler.shard;
-      const me: MemberRecord = { nodeId: this.config.nodeId, replicaId: this.settings.replicaId, address: this.config.advertise, shard };
+      const shard = this.me.shard;
+      const me: MemberRecord = { nodeId: this.me.nodeId, replicaId: this.settings.replicaId, address: this.me.advertise, shard };
       await this.etcd.put(memberKey(this.settings.prefix, shard, this.settings.replicaId), JSON.stringify(me), granted.id);
       if (this.stopped) throw new Error("stopping");
       this.leaseId = granted.id;
       this.leaseTtlMs = granted.ttlS * 1000;
       this.lease.renewed(sentAt, this.leaseTtlMs);
-      clearInterval(this.keepAliveTimer);
-      this.keepAliveTimer = setInterval(() => void this.keepAlive(), Math.max(50, Math.floor(this.leaseTtlMs / 4)));
+      this.stopKeepAlive?.();
+      this.stopKeepAlive = this.timers.every(Math.max(50, Math.floor(this.leaseTtlMs / 4)), () => void this.keepAlive());
       this.log.info("joined etcd", { lease: this.leaseId, ttlMs: this.leaseTtlMs, replicaId: this.settings.replicaId, prefix: this.settings.prefix });
       this.joining = false;
       await this.reload();
     } catch (err) {
       this.joining = false;
+      // Half made (granted, then the member key failed): that lease must never be led on.
       if (granted !== undefined) this.etcd.revoke(granted.id).catch(() => undefined);
       if (this.stopped) return;
-      this.log.warn("etcd unavailable; retrying", { error: (err as Error).message, retryInMs: RETRY_MS });
-      setTimeout(() => void this.join(), RETRY_MS);
+      this.log.warn("etcd unavailable; retrying", { error: (err as Error).message, retryInMs: RETRY_MS, ...(granted && { revokedLease: granted.id }) });
+      this.timers.after(RETRY_MS, () => void this.join());
     }
   }
 
@@ -269,7 +299,7 @@ export class EtcdControl implements RoleControl {
     if (this.keepAliveInFlight || this.leaseId === "") return;
     this.keepAliveInFlight = true;
     const id = this.leaseId;
-    const sentAt = performance.now();
+    const sentAt = this.clock.now();
     try {
       const ttlS = await this.etcd.keepAlive(id);
       if (id !== this.leaseId) return;
@@ -297,10 +327,10 @@ export class EtcdControl implements RoleControl {
     const generation = ++this.reloads;
     this.watch?.close();
     this.watch = undefined;
-    const shard = this.config.scheduler.shard;
+    const shard = this.me.shard;
     try {
       const { kvs, revision } = await this.etcd.getPrefix(shardPrefix(this.settings.prefix, shard));
-      if (generation !== this.reloads || this.stopped) return;
+      if (generation !== this.reloads || this.stopped) return this.log.debug("dropped an etcd read: a newer one started", { revision });
       this.leaderFrom(kvs.find((kv) => kv.key === leaderKey(this.settings.prefix, shard)));
       this.isrFrom(kvs.find((kv) => kv.key === isrKey(this.settings.prefix, shard)));
       const current = () => generation === this.reloads;
@@ -309,18 +339,18 @@ export class EtcdControl implements RoleControl {
       }, (err) => {
         if (!current()) return;
         this.log.warn("etcd watch ended; re-reading", { error: err.message });
-        setTimeout(() => void this.reload(), RETRY_MS);
+        this.timers.after(RETRY_MS, () => void this.reload());
       });
       this.evaluate();
     } catch (err) {
-      if (generation !== this.reloads) return;
+      if (generation !== this.reloads) return this.log.debug("dropped an etcd read's failure: a newer read started");
       this.log.warn("etcd read failed; retrying", { error: (err as Error).message });
-      setTimeout(() => void this.reload(), RETRY_MS);
+      this.timers.after(RETRY_MS, () => void this.reload());
     }
   }
 
   private onWatch(events: EtcdWatchEvent[]): void {
-    const shard = this.config.scheduler.shard;
+    const shard = this.me.shard;
     for (const e of events) {
       const kv = e.type === "DELETE" ? undefined : e.kv;
       if (e.kv.key === leaderKey(this.settings.prefix, shard)) this.leaderFrom(kv);
@@ -351,7 +381,9 @@ export class EtcdControl implements RoleControl {
       return;
     }
     // A late answer or read must not take us back to an older ISR than the watch already showed.
-    if (this.isr !== undefined && kv.modRevision < this.isr.modRevision) return;
+    if (this.isr !== undefined && kv.modRevision < this.isr.modRevision) {
+      return this.log.debug("ignored an in-sync replica list older than the one known", { read: kv.modRevision, known: this.isr.modRevision });
+    }
     // An unreadable ISR names nobody: then no node campaigns (safe) until a leader rewrites it.
     const record = parseJson<IsrRecord>(kv.value);
     this.isr = { members: Array.isArray(record?.members) ? record.members.map(String) : [], modRevision: kv.modRevision };
@@ -365,22 +397,27 @@ export class EtcdControl implements RoleControl {
     const leader = this.leader;
     const decision = decideReplicaRole({
       selfId: this.settings.replicaId, role: this.role, epoch: this.epoch,
-      lease: this.leaseId, leaseValid: this.lease.isValid(performance.now()),
+      lease: this.leaseId, leaseValid: this.lease.isValid(this.clock.now()),
       leader: leader && { replicaId: leader.record.replicaId, address: leader.record.address, epoch: leader.epoch, lease: leader.lease },
-      isr: this.isr, clockOffsetMs: this.clockOffset_.estimate(performance.now()), maxClockOffsetMs: this.config.maxClockOffsetMs,
+      isr: this.isr, clockOffsetMs: this.clockOffset_.estimate(this.clock.now()), maxClockOffsetMs: this.me.maxClockOffsetMs,
       following: this.role === "backup" && this.link !== undefined ? { address: this.link.label, epoch: this.epoch } : undefined,
     });
     switch (decision.kind) {
       case "stay":
         // Following the right leader but without its state (e.g. the link came up while
         // etcd briefly showed no leader): ask for it now.
-        if (this.role === "backup" && !this.stateSynced && !this.syncRequested) this.linkReady();
+        if (this.role === "backup" && !this.stateSynced && !this.syncRequested) {
+          this.log.debug("following the leader without its state and no request out: asking for it", { epoch: this.epoch });
+          this.linkReady();
+        }
         return;
       case "fence":
         return this.fence(decision.reason);
       case "follow":
         return this.followAddress(decision.address, decision.epoch);
       case "remove-stale-leader-key":
+        // On our current lease: a campaign etcd applied whose answer we never heard.
+        this.log.info("removing a leader key naming this replica, which does not lead", { epoch: leader!.epoch, onCurrentLease: leader!.lease === this.leaseId });
         return void this.clearOwnStaleLeadership(leader!);
       case "wait":
         return this.waitingBecause(decision.reason);
@@ -392,8 +429,8 @@ export class EtcdControl implements RoleControl {
   private async campaign(fresh: boolean): Promise<void> {
     const isr = this.isr!;
     const me = this.settings.replicaId;
-    const shard = this.config.scheduler.shard;
-    const record: LeaderRecord = { nodeId: this.config.nodeId, replicaId: me, address: this.config.advertise };
+    const shard = this.me.shard;
+    const record: LeaderRecord = { nodeId: this.me.nodeId, replicaId: me, address: this.me.advertise };
     // Read before the await: our own leader key may come back through the watch while the txn is in flight.
     const previous = this.lastLeaderReplicaId;
     const lease = this.leaseId;
@@ -415,7 +452,9 @@ export class EtcdControl implements RoleControl {
       if (!res.succeeded) return; // someone else won, or the ISR moved: the watch tells us which
       // Won, but on a session that has since been replaced (or while stopping): that key's lease is not
       // the one we keep alive, so we must not act on it. The remove-stale-leader-key rule clears it.
-      if (this.stopped || lease !== this.leaseId || !this.lease.isValid(performance.now())) return;
+      if (this.stopped || lease !== this.leaseId || !this.lease.isValid(this.clock.now())) {
+        return this.log.info("won the leader key on a session no longer kept alive; not leading on it", { epoch: res.revision });
+      }
       if (res.revision > EPOCH_MAX) throw new Error(`etcd revision ${res.revision} is past the largest epoch ${EPOCH_MAX}; compact and reset the cluster's keys`);
       if (fresh) this.isr = { members: [me], modRevision: res.revision };
       this.leader = { record, epoch: res.revision, modRevision: res.revision, lease };
@@ -434,17 +473,17 @@ export class EtcdControl implements RoleControl {
     this.epoch = epoch;
     this.stateSynced = true;
     this.lastWaitReason = "";
-    this.log.info("promoted to primary", { epoch, shard: this.config.scheduler.shard, isr: this.isr?.members, previous });
+    this.log.info("promoted to primary", { epoch, shard: this.me.shard, isr: this.isr?.members, previous });
     this.events.promote(epoch);
   }
 
   /** The leader key names this replica but this process does not lead: a previous life's key (or lease). Remove it. */
-  private async clearOwnStaleLeadership(leader: NonNullable<EtcdControl["leader"]>): Promise<void> {
+  private async clearOwnStaleLeadership(leader: NonNullable<EtcdControl<In, Out>["leader"]>): Promise<void> {
     this.busy = true;
     try {
       const res = await this.etcd.txn(
-        [{ key: leaderKey(this.settings.prefix, this.config.scheduler.shard), target: "MOD", result: "EQUAL", modRevision: leader.modRevision }],
-        [{ deleteRange: { key: leaderKey(this.settings.prefix, this.config.scheduler.shard) } }],
+        [{ key: leaderKey(this.settings.prefix, this.me.shard), target: "MOD", result: "EQUAL", modRevision: leader.modRevision }],
+        [{ deleteRange: { key: leaderKey(this.settings.prefix, this.me.shard) } }],
       );
       // Refused: the key changed since we read it (the watch tells us to what).
       if (res.succeeded) this.log.info("removed a leader key naming this replica, which does not lead", { epoch: leader.epoch });
@@ -457,34 +496,24 @@ export class EtcdControl implements RoleControl {
 
   private followAddress(address: string, epoch: number): void {
     if (this.link?.label !== address) {
-      let target: HostPort;
+      let link: LeaderLink<Out>;
       try {
-        target = parseHostPort(address);
+        link = this.ports.dialLeader(address, {
+          onReplication: (l, msg) => this.fromLeader(l, msg),
+          onReadEnd: (l) => {
+            if (l === this.link) this.events.onReplicationReadEnd();
+          },
+          onUp: () => this.linkReady(),
+          onRole: () => this.linkReady(),
+          // The state stays what it was; the link redials and asks for a snapshot when up.
+          onDown: (l) => this.linkDown(l),
+        });
       } catch (err) {
         return this.waitingBecause(`the leader key names an address that cannot be dialled: ${(err as Error).message}`);
       }
       this.link?.close();
-      const hello = (): Hello => ({
-        role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,
-        shard: this.config.scheduler.shard, epoch: this.epoch, primary: false, token: this.config.tokens.clusterToken,
-      });
-      const limits = { ...this.config.limits, frameBytesMax: Math.max(this.config.limits.frameBytesMax, this.config.snapshotBytesMax) };
-      this.link = new CoordinatorLink(target, {
-        hello, limits, tls: this.config.tls.client, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
-      }, this.log, {
-        onMessage: (l, kind, r) => this.fromLeader(l, kind, r),
-        onReadEnd: (l) => {
-          if (l === this.link) this.events.onReplicationReadEnd();
-        },
-        onUp: () => this.linkReady(),
-        onRole: () => this.linkReady(),
-        // The state stays what it was; the link redials and asks for a snapshot when up.
-        onDown: (l) => {
-          // A replaced link's close can land after the new link asked: only ours counts.
-          if (l === this.link) this.syncRequested = false;
-        },
-      });
-      this.link.connect();
+      this.link = link;
+      link.connect();
     }
     if (this.role !== "backup" || this.epoch !== epoch) {
       this.role = "backup";
@@ -504,15 +533,21 @@ export class EtcdControl implements RoleControl {
     this.requestSnapshot();
   }
 
+  /** A replaced link's close can land after the new link asked for a snapshot: only the current link's counts. */
+  private linkDown(link: LeaderLink<unknown>): void {
+    if (link === this.link) this.syncRequested = false;
+    else if (this.syncRequested) this.log.debug("a replaced link to a leader closed; the current link's request stands", { link: link.label });
+  }
+
   private requestSnapshot(): void {
     this.stateSynced = false;
     this.syncRequested = true;
-    this.link?.sendControl(Kind.REPL_SYNC, { epoch: this.epoch, replicaId: this.settings.replicaId });
+    this.link?.requestSync(this.epoch, this.settings.replicaId);
   }
 
-  private fromLeader(link: CoordinatorLink, kind: number, r: Reader): void {
+  private fromLeader(link: LeaderLink<unknown>, msg: In): void {
     if (link !== this.link || link.epoch !== this.epoch) return; // a deposed leader's traffic is dropped
-    if (kind === Kind.REPL_SNAPSHOT || kind === Kind.REPL_APPEND) this.events.onReplication(kind, r);
+    this.events.onReplication(msg);
   }
 
   private waitingBecause(reason: string): void {

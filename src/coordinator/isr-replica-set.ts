@@ -2,16 +2,13 @@
 // ids around the pure ISR rule (core/in-sync-replicas.ts). Commits wait for
 // every ISR member; a member that lags or leaves is removed from the ISR in
 // etcd (compare-and-swap) before anything is acknowledged without it, and a
-// backup that has caught up is added back.
+// backup that has caught up is added back. Its clock, timers and sockets come
+// in from outside (control-ports.ts), so the simulation runs this same class.
 
 import type { Logger } from "../cli/log.ts";
-import { ClockOffsetFilter } from "../core/clock-offset.ts";
+import { CLOCK_WINDOW_MS, ClockOffsetFilter } from "../core/clock-offset.ts";
 import { InSyncReplicas } from "../core/in-sync-replicas.ts";
-import { CLOCK_WINDOW_MS } from "./etcd-control.ts";
-import type { Connection } from "../net/connection.ts";
-import type { FrameWriter } from "../protocol/codec.ts";
-import { sendToEach } from "./replica-set.ts";
-import type { Replicas } from "./role-control.ts";
+import type { Clock, Timers } from "./control-ports.ts";
 
 export interface IsrStore {
   /**
@@ -21,12 +18,27 @@ export interface IsrStore {
   writeIsr(members: string[]): Promise<string[]>;
 }
 
-/** After an ISR write of unknown outcome, the same proposal is written again this much later. */
-const ISR_RETRY_MS = 100;
+/** A backup's connection: the replica id and node id it said in its HELLO and REPL_SYNC. */
+export interface BackupConn {
+  readonly id: number;
+  readonly state: { replicaId?: unknown; nodeId?: unknown };
+  close(reason: string): void;
+}
 
-export class IsrReplicaSet implements Replicas {
+/** `Msg`: what is broadcast to the backups (a frame encoder in the process). */
+export interface IsrPorts<C, Msg> {
+  clock: Clock;
+  timers: Timers;
+  broadcast(backups: Iterable<{ conn: C }>, msg: Msg): void;
+}
+
+/** After an ISR write of unknown outcome, the same proposal is written again this much later. */
+export const ISR_RETRY_MS = 100;
+
+/** In the process, IsrReplicaSet<Connection, FrameEncoder> is a Replicas (role-control.ts). */
+export class IsrReplicaSet<C extends BackupConn, Msg> {
   private readonly isr: InSyncReplicas;
-  private readonly backups = new Map<number, { conn: Connection; replicaId: string; clock: ClockOffsetFilter; clockTooFar: boolean }>();
+  private readonly backups = new Map<number, { conn: C; replicaId: string; clock: ClockOffsetFilter; clockTooFar: boolean }>();
   /** This primary stepped down: answers to its ISR writes no longer matter. */
   private closed = false;
 
@@ -44,6 +56,7 @@ export class IsrReplicaSet implements Replicas {
     lagTimeoutMs: number,
     private readonly maxClockOffsetMs: number,
     private readonly store: IsrStore,
+    private readonly ports: IsrPorts<C, Msg>,
     private readonly log: Logger,
     /** Called when an ISR change settled: held replies may be released now. */
     private readonly onChange: () => void,
@@ -68,7 +81,7 @@ export class IsrReplicaSet implements Replicas {
     return this.isr.members.length === 1 && !this.isr.changePending;
   }
 
-  add(conn: Connection, snapshotIndex: number, now: number): void {
+  add(conn: C, snapshotIndex: number, now: number): void {
     const replicaId = String(conn.state.replicaId ?? "");
     // A replica that redialed before we saw its old socket close: the new connection is the one that counts.
     for (const [id, b] of this.backups) {
@@ -80,7 +93,7 @@ export class IsrReplicaSet implements Replicas {
     this.isr.connected(replicaId, snapshotIndex, now);
   }
 
-  ack(conn: Connection, index: number): void {
+  ack(conn: C, index: number): void {
     const b = this.backups.get(conn.id);
     if (b !== undefined) this.isr.acked(b.replicaId, index);
   }
@@ -90,10 +103,10 @@ export class IsrReplicaSet implements Replicas {
    * never if it led: keep it out. `offsetMs`: our clock when its ACK arrived minus its
    * clock when it left (the least-delayed recent sample counts, see ClockOffsetFilter).
    */
-  clockOffset(conn: Connection, offsetMs: number): void {
+  clockOffset(conn: C, offsetMs: number): void {
     const b = this.backups.get(conn.id);
     if (b === undefined) return;
-    const now = performance.now();
+    const now = this.ports.clock.now();
     b.clock.sample(offsetMs, now);
     const estimate = b.clock.estimate(now)!;
     const tooFar = Math.abs(estimate) > this.maxClockOffsetMs;
@@ -110,7 +123,7 @@ export class IsrReplicaSet implements Replicas {
     this.isr.stalled(now, stalledMs);
   }
 
-  remove(conn: Connection, now: number, reason: string): void {
+  remove(conn: C, now: number, reason: string): void {
     const b = this.backups.get(conn.id);
     if (b === undefined) return;
     this.backups.delete(conn.id);
@@ -118,8 +131,8 @@ export class IsrReplicaSet implements Replicas {
     this.log.warn("backup lost", { backup: conn.state.nodeId, replicaId: b.replicaId, reason });
   }
 
-  broadcast(encode: (w: FrameWriter) => void): void {
-    sendToEach(this.backups.values(), encode);
+  broadcast(msg: Msg): void {
+    this.ports.broadcast(this.backups.values(), msg);
   }
 
   commit(lastIndex: number, now: number): number {
@@ -142,9 +155,9 @@ export class IsrReplicaSet implements Replicas {
       (err: Error) => {
         if (this.closed) return;
         this.log.warn("in-sync replica change of unknown outcome; trying again", { to: next, error: err.message, retryInMs: ISR_RETRY_MS });
-        setTimeout(() => {
+        this.ports.timers.after(ISR_RETRY_MS, () => {
           if (!this.closed) this.write(next);
-        }, ISR_RETRY_MS);
+        });
       },
     );
   }

@@ -20,9 +20,9 @@ import type { Logger } from "../cli/log.ts";
 import { CoordinatorLink } from "../net/coordinator-link.ts";
 import type { FrameWriter, Reader } from "../protocol/codec.ts";
 import { Kind, PROTOCOL_VERSION, type Hello } from "../protocol/messages.ts";
-import type { CoordinatorConfig } from "./coordinator.ts";
+import type { CoordinatorConfig } from "./config.ts";
+import type { ReplicationRole } from "./role-control.ts";
 
-export type ReplicationRole = "primary" | "backup" | "candidate";
 
 export interface PeerEvents {
   /** This node is primary of `epoch` now. */

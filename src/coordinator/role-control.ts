@@ -5,7 +5,8 @@
 
 import type { Connection } from "../net/connection.ts";
 import type { FrameWriter, Reader } from "../protocol/codec.ts";
-import type { ReplicationRole } from "./peers.ts";
+
+export type ReplicationRole = "primary" | "backup" | "candidate";
 
 export interface RoleEvents {
   /** This node is primary of `epoch` now. */

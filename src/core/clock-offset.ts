@@ -6,6 +6,12 @@
 // delay filter), and a burst of stale messages cannot fake a skewed clock while a
 // prompt one from the last window is still remembered.
 
+/**
+ * How long a prompt clock sample outvotes delayed ones (a burst read after a pause).
+ * A clock that jumps ahead shows within this; one that jumps back shows at once.
+ */
+export const CLOCK_WINDOW_MS = 10_000;
+
 export class ClockOffsetFilter {
   /** Minimum of the samples in the current and the previous half-window. */
   private current = Infinity;

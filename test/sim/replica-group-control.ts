@@ -6,7 +6,7 @@
 // step (the same calls, in the same order, with the same flags and retries).
 // Clock offsets go through the real ClockOffsetFilter on the node's monotonic clock.
 
-import { CLOCK_WINDOW_MS } from "../../src/coordinator/etcd-control.ts";
+import { CLOCK_WINDOW_MS } from "../../src/core/clock-offset.ts";
 import { ClockOffsetFilter } from "../../src/core/clock-offset.ts";
 import { decideReplicaRole } from "../../src/core/replica-role.ts";
 import type { SimEtcd, SimKv, SimWatchEvent } from "./replica-group-etcd.ts";

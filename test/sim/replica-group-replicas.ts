@@ -5,7 +5,7 @@
 // after isrRetryMs while unknown). Each backup's clock offset goes through the
 // real ClockOffsetFilter on the node's monotonic clock.
 
-import { CLOCK_WINDOW_MS } from "../../src/coordinator/etcd-control.ts";
+import { CLOCK_WINDOW_MS } from "../../src/core/clock-offset.ts";
 import { ClockOffsetFilter } from "../../src/core/clock-offset.ts";
 import { InSyncReplicas } from "../../src/core/in-sync-replicas.ts";
 import { CONTROL } from "./replica-group-control.ts";
