@@ -407,8 +407,8 @@ export class EtcdControl<In, Out> {
         // Following the right leader but without its state (e.g. the link came up while
         // etcd briefly showed no leader): ask for it now.
         if (this.role === "backup" && !this.stateSynced && !this.syncRequested) {
-          this.log.debug("following the leader without its state and no request out: asking for it", { epoch: this.epoch });
           this.linkReady();
+          if (this.syncRequested) this.log.debug("following the leader without its state and no request out: asked for it", { epoch: this.epoch });
         }
         return;
       case "fence":

@@ -1,7 +1,7 @@
 // What a replica of an etcd-led group does next, given what it knows of etcd and
 // itself: the rules of docs/replication.md as one pure function, so the
-// coordinator's shell (coordinator/etcd-control.ts) and the simulation
-// (test/sim/replica-group-sim.test.ts) run the same decisions.
+// coordinator's shell (coordinator/etcd-control.ts, which the simulation in
+// test/sim/replica-group-sim.test.ts runs too) decides by these alone.
 //   - a primary acts only while its lease is certainly alive, and only while etcd
 //     names it leader at its epoch; otherwise it fences itself;
 //   - with a leader named: follow it (a key naming this replica while it does not

@@ -6,7 +6,7 @@
 // whose log lacks a committed entry. A failure says how to reproduce it.
 
 import type { SimEtcd } from "./replica-group-etcd.ts";
-import { KEYS } from "./replica-group-control.ts";
+import { isrMembersOf, KEYS } from "./replica-group-ports.ts";
 import type { Entry, Held, SimNode } from "./replica-group-node.ts";
 import type { World } from "./replica-group-world.ts";
 
@@ -106,12 +106,13 @@ export class Checks {
     const isr = this.etcd.get(KEYS.isr);
     if (isr === undefined) return;
     const committed = this.committedLog.length;
-    for (const id of (isr.value as { members: string[] }).members) {
+    const members = isrMembersOf(isr)!;
+    for (const id of members) {
       const node = this.nodes.find((n) => n.replicaId === id && (n.up || n.durable));
       if (node === undefined) continue; // an incarnation gone with its memory: it can never lead
       const agreed = this.agreedUpTo(node, committed);
       if (agreed === committed) continue;
-      this.fail(`checker 3: etcd's ISR (${(isr.value as { members: string[] }).members.join(",")}, revision ${isr.modRevision}) names ${id} (${node.name}), which lacks committed index ${agreed + 1} (entry ${this.committedLog[agreed]}; it holds ${node.log[agreed]?.serial ?? "nothing"}, ${node.log.length} entries, ${committed} committed)`);
+      this.fail(`checker 3: etcd's ISR (${members.join(",")}, revision ${isr.modRevision}) names ${id} (${node.name}), which lacks committed index ${agreed + 1} (entry ${this.committedLog[agreed]}; it holds ${node.log[agreed]?.serial ?? "nothing"}, ${node.log.length} entries, ${committed} committed)`);
     }
   }
 

@@ -7,7 +7,7 @@
 
 import { Prng } from "../../src/core/prng.ts";
 import { Checks } from "./replica-group-checks.ts";
-import { CONTROL, KEYS } from "./replica-group-control.ts";
+import { CONTROL, isrMembersOf, KEYS, leaderReplicaIdOf } from "./replica-group-ports.ts";
 import { SimEtcd } from "./replica-group-etcd.ts";
 import { newStats, SimNode, type Cluster, type Held, type Stats } from "./replica-group-node.ts";
 import { World } from "./replica-group-world.ts";
@@ -93,9 +93,9 @@ export class ReplicaGroupSim implements Cluster {
 
   describe(): string {
     const key = this.etcd.get(KEYS.leader);
-    const isr = this.etcd.get(KEYS.isr)?.value as { members: string[] } | undefined;
+    const isr = isrMembersOf(this.etcd.get(KEYS.isr));
     const nodes = this.nodes.map((n) => `${n.name}(${n.replicaId}${n.up ? "" : " down"} ${n.control?.role}${n.control?.role === "backup" && !n.control.isSynced ? " without its leader's state" : ""} epoch ${n.control?.epoch} log ${n.log.length})`);
-    return `leader key ${key ? `epoch ${key.createRevision} ${(key.value as { replicaId: string }).replicaId}` : "none"}, ISR ${isr?.members.join(",") ?? "none"}, nodes ${nodes.join(" ")}, clients waiting ${this.clients.filter((c) => c.waiting).length}`;
+    return `leader key ${key ? `epoch ${key.createRevision} ${leaderReplicaIdOf(key)}` : "none"}, ISR ${isr?.join(",") ?? "none"}, nodes ${nodes.join(" ")}, clients waiting ${this.clients.filter((c) => c.waiting).length}`;
   }
 
   // ------------------------------------------------------------ Cluster (what nodes call)
@@ -231,8 +231,8 @@ export class ReplicaGroupSim implements Cluster {
 
   /** No replica etcd's ISR names still has its log: by design nobody may lead (docs/replication.md). */
   private isrGone(): boolean {
-    const isr = this.etcd.get(KEYS.isr)?.value as { members: string[] } | undefined;
+    const isr = isrMembersOf(this.etcd.get(KEYS.isr));
     if (isr === undefined) return false;
-    return isr.members.every((id) => !this.nodes.some((n) => n.replicaId === id && (n.up || n.durable)));
+    return isr.every((id) => !this.nodes.some((n) => n.replicaId === id && (n.up || n.durable)));
   }
 }

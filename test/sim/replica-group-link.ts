@@ -1,14 +1,15 @@
-// The simulated CoordinatorLink (src/net/coordinator-link.ts) as etcd-control.ts
-// uses it: a backup's connection to the node it follows, redialled with backoff
-// while wanted. Its WELCOME and ROLE messages say whether that node is primary
-// and at which epoch; replication traffic goes to SimControl.fromLeader.
+// The simulated LeaderLink (src/coordinator/control-ports.ts; in the process a
+// CoordinatorLink, src/coordinator/leader-link.ts): a backup's connection to the
+// node it follows, redialled with backoff while wanted. Its WELCOME and ROLE
+// messages say whether that node is primary and at which epoch; replication
+// traffic goes up to the real EtcdControl.
 
-import { CONTROL, type SimControl } from "./replica-group-control.ts";
+import type { LeaderLink, LeaderLinkEvents } from "../../src/coordinator/control-ports.ts";
 import type { Msg, SimNode } from "./replica-group-node.ts";
+import { CONTROL } from "./replica-group-ports.ts";
 import type { Conn, ConnEnd } from "./replica-group-world.ts";
 
-/** CoordinatorLink: a backup's connection to the node it follows, redialled while it is wanted. */
-export class SimLink {
+export class SimLink implements LeaderLink<Msg> {
   up = false;
   primary = false;
   epoch = 0;
@@ -19,7 +20,9 @@ export class SimLink {
   /** Each dial's callbacks act only while it is the current one. */
   private attempt = 0;
 
-  constructor(readonly label: string, private readonly control: SimControl, private readonly node: SimNode) {}
+  constructor(readonly label: string, private readonly events: LeaderLinkEvents<Msg>, private readonly node: SimNode) {
+    if ((node.cluster.node(label) as SimNode | undefined) === undefined) throw new Error(`no node is called ${label}`);
+  }
 
   connect(): void {
     if (this.closed) return;
@@ -51,12 +54,16 @@ export class SimLink {
     if (this.conn !== undefined) {
       const wasUp = this.up;
       world.close(this.conn, 0);
-      if (wasUp) world.timer(this.node, world.closeHeardMs(this.node.name, this.label), () => this.control.linkDown(this));
+      if (wasUp) world.timer(this.node, world.closeHeardMs(this.node.name, this.label), () => this.events.onDown(this));
     } else if (this.end !== undefined) this.end.closed = true;
   }
 
   send(msg: Msg): void {
     if (this.up && this.conn !== undefined) this.node.cluster.world.send(this.conn, 0, msg);
+  }
+
+  requestSync(epoch: number, replicaId: string): void {
+    this.send({ kind: "sync", epoch, replicaId });
   }
 
   private onMessage(conn: Conn<Msg>, msg: Msg): void {
@@ -67,16 +74,16 @@ export class SimLink {
       this.failures = 0;
       this.primary = msg.primary;
       this.epoch = msg.epoch;
-      return this.control.linkReady();
+      return msg.kind === "welcome" ? this.events.onUp(this) : this.events.onRole(this);
     }
-    this.control.fromLeader(this, msg);
-    if (this.control.link === this) this.node.ackPrimary();
+    if (msg.kind === "snapshot" || msg.kind === "append") this.events.onReplication(this, msg);
+    this.events.onReadEnd(this);
   }
 
   /** The connection closed under us (CoordinatorLink.onClose): onDown if it was up, then redial. */
   private onDown(conn: Conn<Msg>): void {
     if (this.conn !== conn) return;
-    if (this.up) this.control.linkDown(this);
+    if (this.up) this.events.onDown(this);
     this.retry();
   }
 

@@ -1,14 +1,15 @@
-// One simulated coordinator of an etcd-led replica group: the parts of
-// coordinator.ts and isr-replica-set.ts that decide what is acknowledged. Its
-// log is a list of entries; as primary it feeds the real InSyncReplicas exactly
-// as IsrReplicaSet does (on the monotonic clock) and checks the real LeaderLease
-// before it acts (pump); every tick and pump notices a stall (a pause) as
-// coordinator.noticeStall does; as backup it loads a snapshot, appends and
-// acknowledges what it holds.
+// One simulated coordinator of an etcd-led replica group. Its role is the real
+// EtcdControl and, as primary, its replicas the real IsrReplicaSet, both over
+// the simulated world (replica-group-ports.ts); around them, the parts of
+// coordinator.ts that decide what is acknowledged, kept small: a log that is a
+// list of entries, pump() (check the lease, ship, commit, release replies),
+// noticeStall() on every tick and pump, and as backup: load a snapshot, append
+// and acknowledge what it holds.
 
-import type { ReplicaDecision } from "../../src/core/replica-role.ts";
-import { SimControl } from "./replica-group-control.ts";
-import { SimReplicaSet } from "./replica-group-replicas.ts";
+import { EtcdControl } from "../../src/coordinator/etcd-control.ts";
+import { IsrReplicaSet, type BackupConn } from "../../src/coordinator/isr-replica-set.ts";
+import { SimLink } from "./replica-group-link.ts";
+import { CONTROL, drainMicrotasks, simClock, simEtcdPort, simLogger, simTimers } from "./replica-group-ports.ts";
 import type { Conn, ConnEnd, Host, World } from "./replica-group-world.ts";
 
 export const NODE = {
@@ -122,8 +123,14 @@ export class SimNode implements Host {
   log: Entry[] = [];
   /** The epoch of the last log write, what a durable node recovers. */
   private walEpoch = 0;
-  control!: SimControl;
-  private replicas: SimReplicaSet | undefined;
+  control!: EtcdControl<Msg, Msg>;
+  private replicas: IsrReplicaSet<SimBackup, Msg> | undefined;
+  /** The ISR as the primary's IsrReplicaSet last settled it (for the shrink and expansion counts). */
+  private isrSettled: readonly string[] = [];
+  /** Stats only: ISR members a stall kept in during resume number `resume` (see fromBackup). */
+  private savedAtStall: { resume: number; ids: Set<string> } | undefined;
+  /** Each accepted connection, as IsrReplicaSet sees it. */
+  private readonly backupOf = new Map<Conn<Msg>, SimBackup>();
   private shipped = 0;
   private held: Held[] = [];
   private accepted = new Set<Conn<Msg>>();
@@ -173,9 +180,22 @@ export class SimNode implements Host {
     }
     this.monoBase = this.cluster.world.prng.int(1_000_000) - this.cluster.world.now * this.monoRate;
     this.lastActiveAt = this.mono();
-    this.control = new SimControl(this);
+    this.control = new EtcdControl<Msg, Msg>(
+      { shard: CONTROL.shard, nodeId: this.name, advertise: this.name, maxClockOffsetMs: CONTROL.maxClockOffsetMs },
+      { prefix: CONTROL.prefix, leaseTtlMs: CONTROL.leaseTtlMs, replicaId: this.replicaId },
+      { etcd: simEtcdPort(this), clock: simClock(this), timers: simTimers(this), dialLeader: (address, events) => new SimLink(address, events, this) },
+      simLogger(this),
+      {
+        promote: (epoch) => this.promote(epoch),
+        follow: () => this.follow(),
+        stepDown: (reason) => this.stepDown(reason),
+        onReplication: (msg) => this.onReplication(msg),
+        onReplicationReadEnd: () => this.ackPrimary(),
+      },
+    );
     this.control.recovered(this.walEpoch);
     this.replicas = undefined;
+    this.backupOf.clear();
     this.held = [];
     this.accepted = new Set();
     this.ackedUpTo = 0;
@@ -188,7 +208,7 @@ export class SimNode implements Host {
   /** The process dies: the kernel closes its sockets; memory is lost (the log too, unless durable). */
   crash(): void {
     this.trace(`crashed as ${this.control.role}`);
-    this.control.link?.close();
+    this.control.stop(); // its sockets close with the process; etcd hears nothing more
     for (const conn of this.accepted) this.cluster.world.close(conn, 1);
     this.up = false;
     this.inc++;
@@ -205,7 +225,10 @@ export class SimNode implements Host {
     this.backlog = [];
     this.resumes++;
     this.replaying = true;
-    for (const fn of backlog) fn();
+    for (const fn of backlog) {
+      fn();
+      drainMicrotasks(); // as the event loop does between callbacks
+    }
     this.replaying = false;
   }
 
@@ -219,6 +242,7 @@ export class SimNode implements Host {
     this.lastActiveAt = monotonic;
     if (gapMs > NODE.stallMs + NODE.tickMs && this.control.role === "primary") {
       this.trace(`stood still for ${Math.round(gapMs)} ms; replicas' lag clocks move on by that`);
+      if (this.replicas !== undefined) this.countStall(this.replicas, monotonic, gapMs);
       this.replicas?.stalled(monotonic, gapMs);
     }
   }
@@ -230,13 +254,57 @@ export class SimNode implements Host {
       this.pump();
       if (this.log.length === lastIndex) this.replicas?.broadcast({ kind: "append", epoch: this.control.epoch, firstIndex: lastIndex + 1, entries: [], clockMs: this.wall() });
     }
-    this.control.tick();
+    this.control.tick(this.wall());
   }
 
-  decided(decision: ReplicaDecision, noLeader: boolean): void {
-    if (decision.kind !== "wait" || !noLeader || !this.restarted || !decision.reason.startsWith("not in the in-sync")) return;
-    if (this.staleWaitCounted !== this.inc) this.cluster.stats.staleRestartWaits++;
-    this.staleWaitCounted = this.inc;
+  /** What the real EtcdControl and IsrReplicaSet log: the trace, and the paths of the fixes counted. */
+  logged(event: string, fields: Record<string, unknown>): void {
+    const stats = this.cluster.stats;
+    const reason = String(fields.reason ?? "");
+    switch (event) {
+      case "fenced: stopped acting as primary":
+        stats.fences++;
+        if (reason.includes("not on the lease")) stats.leaderKeysOffLeaseFenced++;
+        break;
+      case "joining etcd":
+        if (fields.txnInFlight === true) stats.joinsDuringTxn++;
+        break;
+      case "etcd unavailable; retrying":
+        if (fields.revokedLease !== undefined) stats.halfJoinsRevoked++;
+        break;
+      case "removing a leader key naming this replica, which does not lead":
+        if (fields.onCurrentLease === true) stats.unheardCampaignWins++;
+        break;
+      case "won the leader key on a session no longer kept alive; not leading on it":
+        stats.campaignWinsOnLostLease++;
+        break;
+      case "dropped an etcd read: a newer one started":
+      case "dropped an etcd read's failure: a newer read started":
+        stats.staleReloadsDropped++;
+        break;
+      case "following the leader without its state and no request out: asked for it":
+        stats.unsyncedStaysResynced++;
+        break;
+      case "a replaced link to a leader closed; the current link's request stands":
+        stats.replacedLinkDownsIgnored++;
+        break;
+      case "ignored an in-sync replica list older than the one known":
+        stats.olderIsrReadsIgnored++;
+        break;
+      case "in-sync replica change of unknown outcome; trying again":
+        stats.isrWritesUnanswered++;
+        stats.isrRetries++;
+        break;
+      case "not leading":
+        // A restarted replica outside the ISR waits (it may lack acknowledged tasks): once per incarnation.
+        if (this.restarted && reason.startsWith("not in the in-sync") && this.staleWaitCounted !== this.inc) {
+          stats.staleRestartWaits++;
+          this.staleWaitCounted = this.inc;
+        }
+        break;
+    }
+    const said = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ");
+    this.trace(`${event}${said === "" ? "" : ` (${said})`}`);
   }
 
   // ------------------------------------------------------------ primary
@@ -246,17 +314,23 @@ export class SimNode implements Host {
     stats.promotions++;
     if (this.control.deposedReplicaId !== undefined) stats.failovers++;
     this.trace(`promoted at epoch ${epoch} with ${this.log.length} entries, ISR ${this.control.isrMembers.join(",")}`);
-    this.replicas = new SimReplicaSet(this, this.control.isrMembers, this.control.deposedReplicaId, this.log.length, this.mono());
+    this.replicas = new IsrReplicaSet<SimBackup, Msg>(
+      this.replicaId, this.control.isrMembers, this.control.deposedReplicaId, this.log.length, this.mono(), NODE.lagTimeoutMs, CONTROL.maxClockOffsetMs,
+      this.control, { clock: simClock(this), timers: simTimers(this), broadcast: (backups, msg) => this.broadcast(backups, msg) }, simLogger(this),
+      () => this.isrSettledNow(),
+    );
+    this.isrSettled = [...this.replicas.members];
+    this.savedAtStall = undefined;
     this.shipped = this.log.length;
     this.append(-1);
     this.announce();
     this.pump();
   }
 
-  stepDown(_reason: string): void {
+  stepDown(reason: string): void {
     for (const h of this.held) this.cluster.replyToClient(this, h.client, h.submission, false, undefined);
     this.held = [];
-    this.replicas?.closeAll();
+    this.replicas?.closeAll(reason);
     this.announce();
   }
 
@@ -318,7 +392,9 @@ export class SimNode implements Host {
       message: (c, msg) => this.fromBackup(c, msg),
       closedByPeer: (c) => {
         this.accepted.delete(c);
-        this.replicas?.remove(c, this.mono());
+        const backup = this.backupOf.get(c);
+        this.backupOf.delete(c);
+        if (backup !== undefined) this.replicas?.remove(backup, this.mono(), "connection closed");
       },
     };
   }
@@ -331,13 +407,68 @@ export class SimNode implements Host {
       }
       this.pump(); // what is appended so far goes to the existing backups first
       this.cluster.world.send(conn, 1, { kind: "snapshot", epoch: this.control.epoch, index: this.log.length, log: this.log.slice() });
-      this.replicas!.add(conn, msg.replicaId, this.log.length, this.mono());
+      this.replicas!.add(this.backup(conn, msg.replicaId), this.log.length, this.mono());
       this.cluster.stats.snapshots++;
     } else if (msg.kind === "ack" && msg.epoch === this.control.epoch) {
-      this.replicas?.ack(conn, msg.index);
-      this.replicas?.clockOffset(conn, this.wall() - msg.clockMs);
+      const backup = this.backupOf.get(conn);
+      if (backup !== undefined) this.ackFrom(backup, msg.index, msg.clockMs);
     }
     this.pump(); // coordinator.onReadEnd: every read ends in a pump
+  }
+
+  private backup(conn: Conn<Msg>, replicaId: string): SimBackup {
+    let backup = this.backupOf.get(conn);
+    if (backup === undefined) this.backupOf.set(conn, (backup = new SimBackup(conn, this)));
+    backup.state.replicaId = replicaId;
+    return backup;
+  }
+
+  private ackFrom(backup: SimBackup, index: number, clockMs: number): void {
+    this.replicas?.ack(backup, index);
+    const saved = this.savedAtStall;
+    const replicaId = backup.state.replicaId;
+    if (saved !== undefined && this.replaying && saved.resume === this.resumes && saved.ids.has(replicaId)) {
+      this.savedAtStall = undefined;
+      this.cluster.stats.primaryStallsForgiven++;
+      this.trace(`read ${replicaId}'s ack from its backlog: the stall kept it in the ISR`);
+    }
+    const offsetMs = this.wall() - clockMs;
+    this.replicas?.clockOffset(backup, offsetMs);
+  }
+
+  private broadcast(backups: Iterable<{ conn: SimBackup }>, msg: Msg): void {
+    for (const b of backups) this.cluster.world.send(b.conn.conn, 1, msg);
+  }
+
+  /** IsrReplicaSet's onChange: an ISR change settled in etcd; held replies may go now. */
+  private isrSettledNow(): void {
+    const members = this.replicas?.members ?? [];
+    const before = this.isrSettled;
+    if (before.some((id) => !members.includes(id))) this.cluster.stats.isrShrinks++;
+    if (members.some((id) => !before.includes(id))) this.cluster.stats.isrExpansions++;
+    this.isrSettled = [...members];
+    this.pump();
+  }
+
+  /**
+   * For stats only, before IsrReplicaSet.stalled: ISR members whose lag clock had run
+   * past lagTimeoutMs only by counting this stall, and that are still short of their
+   * mark: without stalled() this pump would propose dropping them. Forgiven (counted in
+   * ackFrom) once one's ack comes out of the backlog this resume replays. It reads the
+   * private state of the real InSyncReplicas (as commit(), stalled() and lagging()
+   * judge it) and changes nothing.
+   */
+  private countStall(replicas: IsrReplicaSet<SimBackup, Msg>, now: number, stalledMs: number): void {
+    this.cluster.stats.primaryStalls++;
+    if (!this.control.mayLead(now)) return void (this.savedAtStall = undefined); // the tick's pump fences it
+    type Lag = { connected: boolean; acked: number; target: number; behindSince: number | undefined; excluded: boolean };
+    const lags = (replicas as unknown as { isr: { replicas: Map<string, Lag> } }).isr.replicas;
+    const saved = replicas.members.filter((id) => {
+      const r = lags.get(id);
+      if (r === undefined || !r.connected || r.excluded || r.acked >= r.target || r.behindSince === undefined) return false;
+      return now - r.behindSince > NODE.lagTimeoutMs && now - Math.min(now, r.behindSince + stalledMs) <= NODE.lagTimeoutMs;
+    });
+    this.savedAtStall = saved.length > 0 ? { resume: this.resumes, ids: new Set(saved) } : undefined;
   }
 
   // ------------------------------------------------------------ backup
@@ -355,7 +486,10 @@ export class SimNode implements Host {
       return;
     }
     if (msg.kind !== "append" || msg.epoch !== this.control.epoch) return;
-    this.control.clockOffset(this.wall() - msg.clockMs);
+    const offsetMs = this.wall() - msg.clockMs;
+    this.control.clockOffset(offsetMs);
+    const estimate = this.control.clockOffsetMs!;
+    if (Math.abs(offsetMs) > CONTROL.maxClockOffsetMs && Math.abs(estimate) <= CONTROL.maxClockOffsetMs) this.cluster.stats.delayedClockSamplesOutvoted++;
     if (!this.control.isSynced) return;
     if (msg.firstIndex !== this.log.length + 1) return this.control.resync();
     if (msg.entries.length > 0) {
@@ -368,5 +502,24 @@ export class SimNode implements Host {
     if (this.log.length === this.ackedUpTo || !this.control.isSynced) return;
     this.ackedUpTo = this.log.length;
     this.control.sendToPrimary({ kind: "ack", epoch: this.control.epoch, index: this.log.length, clockMs: this.wall() });
+  }
+}
+
+/** An accepted connection as the real IsrReplicaSet sees it (a Connection in the process). */
+class SimBackup implements BackupConn {
+  private static ids = 0;
+  readonly id = ++SimBackup.ids;
+  readonly state: { replicaId: string; nodeId: string };
+
+  constructor(readonly conn: Conn<Msg>, private readonly node: SimNode) {
+    this.state = { replicaId: "", nodeId: conn.ends[0].host.name };
+  }
+
+  close(reason: string): void {
+    if (reason.startsWith("replaced by a newer connection")) {
+      this.node.cluster.stats.replicaConnsReplaced++;
+      this.node.trace(`${this.state.replicaId}'s older connection replaced by a newer one`);
+    }
+    this.node.cluster.world.close(this.conn, 1);
   }
 }

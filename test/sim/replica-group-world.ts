@@ -6,6 +6,7 @@
 // each watch draws from its own Prng seeded from it, so when a watch is closed
 // changes no other draw.
 
+import { drainMicrotasks } from "bun:jsc";
 import { Heap } from "../../src/core/heap.ts";
 import { Prng } from "../../src/core/prng.ts";
 import { SimEtcd, SimEtcdError, type SimWatchEvent } from "./replica-group-etcd.ts";
@@ -118,6 +119,8 @@ export class World {
       this.now = ev.at;
       this.etcd.expire(this.now);
       ev.fn();
+      // What the event settled (an etcd answer the real EtcdControl awaits) runs now, as after any callback.
+      drainMicrotasks();
     }
     this.now = until;
     this.etcd.expire(this.now);
