@@ -151,7 +151,7 @@ export class Coordinator implements ConnectionHandler {
     if (this.config.dataDir === "") return;
     this.wal = new WriteAheadLog(this.config.dataDir, this.config.walBytesMax, this.log);
     const recovered = this.wal.recover();
-    this.scheduler = replayRecovered(this.config.scheduler, recovered, this.scheduler, this.config.dataDir);
+    this.scheduler = replayRecovered(this.config.scheduler, recovered, this.scheduler, this.wal);
     this.appliedIndex = recovered.index;
     this.eventLog = new EventLog(recovered.index);
     this.control.recovered(recovered.epoch, recovered.index);

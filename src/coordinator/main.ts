@@ -13,6 +13,7 @@ import { clusterMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
 import { Coordinator, type CoordinatorConfig } from "./coordinator.ts";
 import { replicaIdFor } from "./replica-id.ts";
+import { StorageError } from "./storage-error.ts";
 import { DEFAULT_ETCD_PREFIX } from "../net/etcd-keys.ts";
 import { etcdSettings } from "../net/etcd-discovery.ts";
 
@@ -129,7 +130,9 @@ export function main(): void {
   try {
     coordinator.start();
   } catch (err) {
-    process.stderr.write(`coordinator: cannot start on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    // A damaged data directory says which file, where, and what to do (storage-error.ts).
+    const storage = err instanceof StorageError ? { file: err.file, offset: err.offset, problem: err.problem } : {};
+    log.error("cannot start", { host: config.host, port: config.port, error: (err as Error).message, ...storage });
     process.exit(1);
   }
   // A line a script can wait for, with the real port when -p 0 was given.

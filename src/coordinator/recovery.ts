@@ -6,21 +6,28 @@ import { Scheduler, type SchedulerOptions } from "../core/scheduler.ts";
 import { Reader } from "../protocol/codec.ts";
 import { applyEntry } from "./event-log.ts";
 import { readEntries } from "./replication-codec.ts";
+import { StorageError } from "./storage-error.ts";
 import type { Recovered } from "./wal.ts";
 
-/** `empty` when the log holds no snapshot. Throws, naming the data directory, when a checksummed record cannot be applied. */
-export function replayRecovered(options: SchedulerOptions, recovered: Recovered, empty: Scheduler, dataDir: string): Scheduler {
+/** `empty` when the log holds no snapshot. Throws a StorageError, naming the file and record, when a checksummed one cannot be applied. */
+export function replayRecovered(options: SchedulerOptions, recovered: Recovered, empty: Scheduler, files: { snapshotFile: string; logFile: string }): Scheduler {
+  // What is left passed its checksum, so failing to apply it means a bug or tampering: stop
+  // with the reason rather than drop acknowledged tasks.
   let scheduler = empty;
-  const reader = new Reader();
-  // Torn and corrupt records were cut by wal.recover(). What is left passed its checksum, so
-  // failing to apply it means a bug or tampering: stop with the reason rather than drop acknowledged tasks.
-  try {
-    if (recovered.state !== undefined) scheduler = Scheduler.fromState(options, recovered.state);
-    for (const batch of recovered.batches) {
-      readEntries(recovered.epoch, batch.firstIndex, batch.count, batch.entries).readEachEntry(reader, (r) => applyEntry(scheduler, r));
+  if (recovered.state !== undefined) {
+    try {
+      scheduler = Scheduler.fromState(options, recovered.state);
+    } catch (err) {
+      throw new StorageError(files.snapshotFile, 0, `its checksummed state cannot be restored (${(err as Error).message})`);
     }
-  } catch (err) {
-    throw new Error(`--data-dir ${dataDir}: a checksummed snapshot or log record cannot be applied (${(err as Error).message}); not starting, so nothing acknowledged is dropped`);
+  }
+  const reader = new Reader();
+  for (const batch of recovered.batches) {
+    try {
+      readEntries(recovered.epoch, batch.firstIndex, batch.count, batch.entries).readEachEntry(reader, (r) => applyEntry(scheduler, r));
+    } catch (err) {
+      throw new StorageError(files.logFile, batch.offset, `the checksummed record of entries ${batch.firstIndex}-${batch.firstIndex + batch.count - 1} cannot be applied (${(err as Error).message})`);
+    }
   }
   scheduler.takeReady();
   return scheduler;
