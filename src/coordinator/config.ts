@@ -41,6 +41,8 @@ export interface CoordinatorConfig {
   dataDir: string;
   /** Log bytes after which a snapshot replaces the log. */
   walBytesMax: number;
+  /** Set the data directory's log and snapshot aside and rebuild from the primary; never lead before holding its snapshot. */
+  recoverFromPeer: boolean;
   /** An etcd-led replica group (--etcd) instead of static --peer election. */
   etcd?: EtcdSettings;
   /** etcd mode: a replica whose clock is further than this from the primary's neither joins the ISR nor leads. */

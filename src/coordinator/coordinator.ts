@@ -33,8 +33,8 @@ import { parseWorkerHello } from "./request-shapes.ts";
 import { coordinatorStats } from "./coordinator-stats.ts";
 import { ReplicaSet } from "./replica-set.ts";
 import { decodeSnapshot, encodeSnapshot, readAppend, readAck, writeAck, writeAppend, writeSnapshot } from "./replication-codec.ts";
-import { WriteAheadLog } from "./wal.ts";
-import { replayRecovered } from "./recovery.ts";
+import type { WriteAheadLog } from "./wal.ts";
+import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
@@ -150,12 +150,14 @@ export class Coordinator implements ConnectionHandler {
   /** With --data-dir: the state the last run made durable, before anything else happens. */
   private recover(): void {
     if (this.config.dataDir === "") return;
-    this.wal = new WriteAheadLog(this.config.dataDir, this.config.walBytesMax, this.log);
-    const recovered = this.wal.recover();
-    this.scheduler = replayRecovered(this.config.scheduler, recovered, this.scheduler, this.config.dataDir);
+    const opened = openDataDir(this.config, this.log, this.scheduler);
+    const recovered = opened.recovered;
+    this.wal = opened.wal;
+    this.scheduler = opened.scheduler;
     this.appliedIndex = recovered.index;
     this.eventLog = new EventLog(recovered.index);
     this.control.recovered(recovered.epoch, recovered.index);
+    if (opened.setAsideTo !== undefined) this.control.rejoinFromPeer?.();
     this.log.info("recovered", { dataDir: this.config.dataDir, epoch: recovered.epoch, index: recovered.index, tasks: this.scheduler.queuedCount + this.scheduler.leasedTotal, logBatches: recovered.batches.length });
   }
 

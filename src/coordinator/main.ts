@@ -13,6 +13,7 @@ import { clusterMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
 import { Coordinator, type CoordinatorConfig } from "./coordinator.ts";
 import { replicaIdFor } from "./replica-id.ts";
+import { StorageError } from "./storage-error.ts";
 import { DEFAULT_ETCD_PREFIX } from "../net/etcd-keys.ts";
 import { etcdSettings } from "../net/etcd-discovery.ts";
 
@@ -52,6 +53,7 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
   { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
   { name: "metrics-host", type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
   { name: "data-dir", type: "string", default: "", help: "keep a write-ahead log and snapshots here (fsync before acknowledging); empty: in memory only, a crash of every replica loses the tasks" },
+  { name: "recover-from-peer", type: "bool", default: false, help: "with --data-dir and --peer or --etcd: move this replica's log and snapshot into DIR/set-aside-<time>/ (nothing is deleted) and rebuild it from the primary's snapshot; it leads only once it holds one (etcd: under a new replica id). For a replica whose data start-up refused as damaged; use once, then restart without it" },
   { name: "wal-bytes-max", type: "int", default: 64 * 1024 * 1024, min: 65536, help: "log size after which a snapshot replaces it (disk use: one snapshot plus this)" },
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
 ];
@@ -80,6 +82,7 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
     snapshotBytesMax: v["snapshot-bytes-max"] as number,
     dataDir: v["data-dir"] as string,
     walBytesMax: v["wal-bytes-max"] as number,
+    recoverFromPeer: recoverFromPeer(v, peers.length > 0 || etcd !== undefined),
     host: v.host as string,
     port: v.port as number,
     nodeId,
@@ -103,12 +106,21 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
   };
 }
 
+/** --recover-from-peer rebuilds a data directory from another replica: it needs both. */
+function recoverFromPeer(v: Record<string, number | string | boolean>, hasPeers: boolean): boolean {
+  if (v["recover-from-peer"] !== true) return false;
+  if (v["data-dir"] === "") throw new Error("--recover-from-peer rebuilds a --data-dir: give the data directory to set aside");
+  if (!hasPeers) throw new Error("--recover-from-peer needs --peer or --etcd: a single node has no replica to rebuild from");
+  return true;
+}
+
 export function main(): void {
   const values = parseOrExit("coordinator", "schedules tasks of one shard and leases them to workers", COORDINATOR_FLAGS, [
     "coordinator -p 5000",
     "coordinator -p 5000 --shard 1 --max-queue 100000",
     "coordinator -p 5000 --peer 127.0.0.1:5001   # with: coordinator -p 5001 --peer 127.0.0.1:5000",
     "coordinator -p 5000 --etcd 127.0.0.1:2379 --data-dir /var/lib/ts/0   # a replica group: start more with other ports",
+    "coordinator -p 5001 --peer 127.0.0.1:5000 --data-dir /var/lib/ts/1 --recover-from-peer   # its log was refused as damaged: rebuild it from the primary",
   ]);
   let config: CoordinatorConfig;
   try {
@@ -129,7 +141,9 @@ export function main(): void {
   try {
     coordinator.start();
   } catch (err) {
-    process.stderr.write(`coordinator: cannot start on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    // A damaged data directory says which file, where, and what to do (storage-error.ts).
+    const storage = err instanceof StorageError ? { file: err.file, offset: err.offset, problem: err.problem } : {};
+    log.error("cannot start", { host: config.host, port: config.port, error: (err as Error).message, ...storage });
     process.exit(1);
   }
   // A line a script can wait for, with the real port when -p 0 was given.

@@ -10,7 +10,9 @@
 //  - a node not synced to a primary (nor primary) since its process started
 //    holds only what it recovered, or nothing: it leads only once it has heard
 //    every peer since it started and none holds more (epoch, then index), so
-//    a restart never leads over acknowledged tasks held by a peer that is down.
+//    a restart never leads over acknowledged tasks held by a peer that is down;
+//  - a node that set its data aside (--recover-from-peer) holds nothing: it
+//    leads only once it has synced to a primary, whatever its peers hold.
 // At start-up this makes the lowest address the first primary; after a crash,
 // the in-sync backup takes over. A primary that falls silent (no log traffic:
 // each tick brings a TICK entry, or an APPEND of no entries when the tick
@@ -61,6 +63,8 @@ export class Peers {
   private blockedSince: number | undefined;
   private blockLogged: string | undefined;
   private lastHeardAt = 0;
+  /** Set its data aside (--recover-from-peer): may not lead before a primary's snapshot arrived. */
+  private rejoining = false;
   /** Log index recovered from disk: after a whole-shard restart the most complete replica should lead. */
   private recoveredIndex = 0;
   /** A primary that handed over to us: not followed again unless it comes back with a newer epoch. */
@@ -90,6 +94,10 @@ export class Peers {
     this.highestEpochSeen = Math.max(this.highestEpochSeen, epoch);
     // The latest this node knows of; whether a peer holds more is for leadBlocker() to find out.
     this.holdsLatest = index > 0;
+  }
+
+  rejoinFromPeer(): void {
+    this.rejoining = true;
   }
 
   start(now: number): void {
@@ -214,6 +222,11 @@ export class Peers {
 
   /** Why this node may not lead now (whatever the time), or undefined when it may. */
   private leadBlocker(): { peer?: CoordinatorLink; reason: string } | undefined {
+    if (this.rejoining && !this.syncedSinceStart) {
+      // Its peers may all hold nothing too (they lost their data, or are new): leading now could
+      // start the shard over empty while the set-aside files hold acknowledged tasks.
+      return { reason: "this node set its data aside (--recover-from-peer): it leads only once it holds a primary's snapshot" };
+    }
     if (!this.syncedSinceStart) {
       // All it holds is what it recovered, or nothing: a peer that is down now may have acknowledged more.
       for (const l of this.links) {

@@ -28,6 +28,12 @@ export interface RoleControl {
   /** Backup: a snapshot of the followed primary is applied, so its APPENDs may be. */
   readonly isSynced: boolean;
   recovered(epoch: number, index: number): void;
+  /**
+   * This node set its data aside (--recover-from-peer) and holds nothing: it must not lead before
+   * it holds a primary's snapshot. Static peers need telling; in etcd mode the node took a new
+   * replica id, so it is outside the ISR and cannot campaign until the primary has seen it catch up.
+   */
+  rejoinFromPeer?(): void;
   start(now: number): void;
   stop(): void;
   tick(now: number): void;

@@ -5,13 +5,14 @@
 // whole state is written (temp file, fsync, rename) and the log starts over,
 // so the disk holds one snapshot plus at most walBytesMax of log.
 //
-// wal.log record:  u32 bodyBytes | u32 crc32(body) | body
-//   body = u32 epoch | f64 firstIndex | u32 count | entries (as in REPL_APPEND)
+// wal.log:         records (format, and what counts as a torn tail: wal-records.ts)
 // snapshot.bin:    "TSSNAP01" | u32 bodyBytes | u32 crc32(body) | body
 //   body = u32 epoch | f64 index | msgpack SchedulerState
-// Recovery reads the snapshot, replays the records that follow it in order,
-// and stops at the first torn or corrupt record, or the first that does not
-// follow (a gap, or an epoch older than the snapshot's), truncating the file there.
+// Recovery reads the snapshot, then replays the records that follow it in order.
+// It repairs only what a crash leaves: a torn last record (cut off), and records
+// a newer epoch's snapshot replaced before the log was emptied (dropped). Any
+// other damage or gap stops start-up with a StorageError: never serve from a log
+// that silently lost acknowledged records.
 
 import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, ftruncateSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -21,10 +22,17 @@ import { LatencyBuckets } from "../metrics/latency-buckets.ts";
 import type { WalStats } from "../protocol/messages.ts";
 import { decodeSnapshot, encodeSnapshot } from "./replication-codec.ts";
 import { Reader } from "../protocol/codec.ts";
+import { StorageError } from "./storage-error.ts";
+import { BATCH_HEADER_BYTES, crc32, readRecord, RECORD_HEADER_BYTES } from "./wal-records.ts";
 
+export { crc32 } from "./wal-records.ts";
+
+export const WAL_FILE = "wal.log";
+export const SNAPSHOT_FILE = "snapshot.bin";
+/** A snapshot being written; renamed to SNAPSHOT_FILE once whole and synced. */
+export const SNAPSHOT_TEMP_FILE = `${SNAPSHOT_FILE}.tmp`;
 const SNAPSHOT_MAGIC = new TextEncoder().encode("TSSNAP01");
-const RECORD_HEADER_BYTES = 8;
-const BATCH_HEADER_BYTES = 4 + 8 + 4;
+const SNAPSHOT_HEADER_BYTES = SNAPSHOT_MAGIC.length + 8;
 /** fdatasync bounds in ms: an SSD syncs in well under 1 ms, a busy or networked disk in tens. */
 const FSYNC_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000] as const;
 
@@ -33,8 +41,12 @@ export interface Recovered {
   /** Index of the last entry recovered (snapshot plus replayed log). */
   index: number;
   state: SchedulerState | undefined;
-  /** Batches after the snapshot, in order: replay each with the same apply as replication. */
-  batches: Array<{ firstIndex: number; count: number; entries: Uint8Array }>;
+  /** Batches after the snapshot, in order: replay each with the same apply as replication. `offset`: where its record starts in wal.log. */
+  batches: Array<{ offset: number; firstIndex: number; count: number; entries: Uint8Array }>;
+  /** The torn last record that was cut off, if there was one: never acknowledged, since its fsync never returned. */
+  tornTail?: { offset: number; bytes: number; problem: string };
+  /** Records a newer epoch's snapshot replaced, dropped (a crash came before the log was emptied). */
+  superseded?: { offset: number; bytes: number };
 }
 
 export class WriteAheadLog {
@@ -52,8 +64,8 @@ export class WriteAheadLog {
   ) {
     const created = missingDirectories(dir);
     mkdirSync(dir, { recursive: true });
-    this.walPath = join(dir, "wal.log");
-    this.snapshotPath = join(dir, "snapshot.bin");
+    this.walPath = join(dir, WAL_FILE);
+    this.snapshotPath = join(dir, SNAPSHOT_FILE);
     const logIsNew = !existsSync(this.walPath);
     this.fd = openSync(this.walPath, "a+");
     // A new file's (and a new directory's) name is only durable once the directory holding it is
@@ -70,49 +82,72 @@ export class WriteAheadLog {
     }
   }
 
-  /** Reads what a previous run left; never throws on damaged files (they are cut back to what is valid). */
+  get logFile(): string {
+    return this.walPath;
+  }
+
+  get snapshotFile(): string {
+    return this.snapshotPath;
+  }
+
+  /**
+   * Reads what a previous run left: the snapshot, then the records that follow it. Cuts a torn
+   * tail and records the snapshot superseded; throws a StorageError, changing nothing, on any
+   * other damage.
+   */
   recover(): Recovered {
-    const result: Recovered = { epoch: 0, index: 0, state: undefined, batches: [] };
     const snapshot = this.readSnapshot();
-    if (snapshot !== undefined) Object.assign(result, { epoch: snapshot.epoch, index: snapshot.index, state: snapshot.state });
-    const snapshotEpoch = snapshot?.epoch ?? 0;
+    const result: Recovered = { epoch: snapshot?.epoch ?? 0, index: snapshot?.index ?? 0, state: snapshot?.state, batches: [] };
     const data = existsSync(this.walPath) ? new Uint8Array(readFileSync(this.walPath)) : new Uint8Array(0);
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let at = 0;
+    /** Where records start that a newer epoch's snapshot replaced; they and everything after them go. */
+    let supersededAt: number | undefined;
     while (at < data.length) {
-      const problem = this.checkRecord(data, view, at);
-      if (problem !== undefined) {
-        this.log.warn("write-ahead log damaged; truncating", { file: this.walPath, offset: at, bytes: data.length, problem });
-        this.truncate(at);
+      const read = readRecord(data, at);
+      if (read.kind === "corrupt") throw new StorageError(this.walPath, at, read.problem);
+      if (read.kind === "torn") {
+        result.tornTail = { offset: at, bytes: data.length - at, problem: read.problem };
         break;
       }
-      const bodyBytes = view.getUint32(at, true);
-      const body = data.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + bodyBytes);
-      const b = new DataView(body.buffer, body.byteOffset, body.byteLength);
-      const epoch = b.getUint32(0, true);
-      const firstIndex = b.getFloat64(4, true);
-      const count = b.getUint32(12, true);
-      const recordAt = at;
-      at += RECORD_HEADER_BYTES + bodyBytes;
-      if (firstIndex + count - 1 <= result.index) continue; // already in the snapshot
-      // A record of an older epoch than the snapshot was logged before a new
-      // primary's snapshot replaced our history (crash before the log was
-      // emptied): it may follow the snapshot's index, yet it is not its history.
-      const stale = epoch < snapshotEpoch;
-      if (firstIndex !== result.index + 1 || stale) {
-        // Records that do not follow can never be replayed. Left in place, every
-        // append after this restart would land behind them and be lost at the next.
-        this.log.warn("write-ahead log does not follow its snapshot; truncating", { file: this.walPath, offset: recordAt, expected: result.index + 1, found: firstIndex, epoch, snapshotEpoch });
-        this.truncate(recordAt);
-        at = recordAt;
-        break;
+      const { epoch, firstIndex, count, entries, end } = read.record;
+      const last = firstIndex + count - 1;
+      if (last <= result.index && supersededAt === undefined) {
+        at = end; // already in the snapshot
+        continue;
       }
-      result.batches.push({ firstIndex, count, entries: body.subarray(BATCH_HEADER_BYTES) });
-      result.index = firstIndex + count - 1;
-      result.epoch = Math.max(result.epoch, epoch);
+      if (snapshot !== undefined && epoch < snapshot.epoch) {
+        // A backup wrote a new primary's snapshot, which shares only a prefix of our history,
+        // and crashed before emptying the log: these records are the rest of our old history,
+        // which that snapshot replaced (they were never part of the new primary's log).
+        supersededAt ??= at;
+      } else if (supersededAt !== undefined || firstIndex !== result.index + 1) {
+        throw new StorageError(this.walPath, at, this.notFollowing(snapshot, result.index, epoch, firstIndex, last, supersededAt));
+      } else {
+        result.batches.push({ offset: at, firstIndex, count, entries });
+        result.index = last;
+        result.epoch = Math.max(result.epoch, epoch);
+      }
+      at = end;
     }
-    this.bytes = at;
+    const keep = supersededAt ?? at;
+    if (supersededAt !== undefined) {
+      result.superseded = { offset: supersededAt, bytes: at - supersededAt };
+      this.log.warn("write-ahead log: dropped records a newer epoch's snapshot replaced", { file: this.walPath, offset: supersededAt, bytes: at - supersededAt, snapshotEpoch: snapshot?.epoch, snapshotIndex: snapshot?.index });
+    }
+    if (result.tornTail !== undefined) {
+      this.log.warn("write-ahead log: torn tail repaired", { file: this.walPath, ...result.tornTail, note: "a crash interrupted this append before its fsync returned, so it was never acknowledged" });
+    }
+    if (keep < data.length) this.truncate(keep);
+    this.bytes = keep;
     return result;
+  }
+
+  /** Why a record cannot be replayed after what precedes it: a gap, an overlap, or history after superseded records. */
+  private notFollowing(snapshot: { epoch: number; index: number } | undefined, index: number, epoch: number, firstIndex: number, last: number, supersededAt: number | undefined): string {
+    const record = `the record of entries ${firstIndex}-${last} (epoch ${epoch})`;
+    if (supersededAt !== undefined) return `${record} comes after records the snapshot replaced (from offset ${supersededAt}); nothing is appended there before the log is emptied`;
+    if (snapshot === undefined && index === 0) return `${record} is the first one, but there is no ${SNAPSHOT_FILE} holding entries 1-${firstIndex - 1}: the log does not follow its snapshot`;
+    return `${record} does not follow entry ${index}, where the ${index === snapshot?.index ? `snapshot (epoch ${snapshot.epoch})` : "previous record"} ends`;
   }
 
   /** Appends one batch and makes it durable before returning. */
@@ -159,12 +194,12 @@ export class WriteAheadLog {
     v.setUint32(0, epoch, true);
     v.setFloat64(4, index, true);
     body.set(packed, 12);
-    const header = new Uint8Array(SNAPSHOT_MAGIC.length + 8);
+    const header = new Uint8Array(SNAPSHOT_HEADER_BYTES);
     header.set(SNAPSHOT_MAGIC);
     const h = new DataView(header.buffer);
     h.setUint32(SNAPSHOT_MAGIC.length, body.length, true);
     h.setUint32(SNAPSHOT_MAGIC.length + 4, crc32(body), true);
-    const temp = `${this.snapshotPath}.tmp`;
+    const temp = join(this.dir, SNAPSHOT_TEMP_FILE);
     const fd = openSync(temp, "w");
     writeAll(fd, header);
     writeAll(fd, body);
@@ -189,50 +224,32 @@ export class WriteAheadLog {
     fsyncSync(this.fd);
   }
 
+  /**
+   * The snapshot, or undefined when there is none. It is written to a temp file, synced and then
+   * renamed, so a crash never leaves a partial snapshot.bin: any flaw in it is damage.
+   */
   private readSnapshot(): { epoch: number; index: number; state: SchedulerState } | undefined {
     if (!existsSync(this.snapshotPath)) return undefined;
     const data = new Uint8Array(readFileSync(this.snapshotPath));
-    const headerBytes = SNAPSHOT_MAGIC.length + 8;
-    const bad = (problem: string) => {
-      this.log.warn("snapshot unreadable; starting from the log alone", { file: this.snapshotPath, problem });
-      return undefined;
-    };
-    if (data.length < headerBytes || !SNAPSHOT_MAGIC.every((b, i) => data[i] === b)) return bad("not a snapshot file");
+    const bad = (offset: number, problem: string) => new StorageError(this.snapshotPath, offset, problem);
+    if (data.length < SNAPSHOT_HEADER_BYTES) throw bad(0, `${data.length} bytes, shorter than a snapshot header`);
+    if (!SNAPSHOT_MAGIC.every((b, i) => data[i] === b)) throw bad(0, "not a snapshot file (no TSSNAP01 at its start)");
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const bodyBytes = view.getUint32(SNAPSHOT_MAGIC.length, true);
-    if (headerBytes + bodyBytes > data.length) return bad("truncated");
-    const body = data.subarray(headerBytes, headerBytes + bodyBytes);
-    if (crc32(body) !== view.getUint32(SNAPSHOT_MAGIC.length + 4, true)) return bad("checksum mismatch");
+    if (SNAPSHOT_HEADER_BYTES + bodyBytes !== data.length) throw bad(SNAPSHOT_MAGIC.length, `its header says ${bodyBytes} bytes of state, the file holds ${data.length - SNAPSHOT_HEADER_BYTES}`);
+    const body = data.subarray(SNAPSHOT_HEADER_BYTES);
+    if (crc32(body) !== view.getUint32(SNAPSHOT_MAGIC.length + 4, true)) throw bad(SNAPSHOT_HEADER_BYTES, "checksum mismatch");
     try {
       return decodeSnapshot(new Reader().reset(body));
     } catch (err) {
-      return bad((err as Error).message);
+      throw bad(SNAPSHOT_HEADER_BYTES, `its state cannot be decoded (${(err as Error).message})`);
     }
-  }
-
-  /** Why the record at `at` cannot be used, or undefined when it is whole and its checksum matches. */
-  private checkRecord(data: Uint8Array, view: DataView, at: number): string | undefined {
-    if (data.length - at < RECORD_HEADER_BYTES) return "torn record header";
-    const bodyBytes = view.getUint32(at, true);
-    if (bodyBytes < BATCH_HEADER_BYTES) return "record too short";
-    if (at + RECORD_HEADER_BYTES + bodyBytes > data.length) return "torn record";
-    const body = data.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + bodyBytes);
-    if (crc32(body) !== view.getUint32(at + 4, true)) return "checksum mismatch";
-    return undefined;
   }
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   let at = 0;
   while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at);
-}
-
-/**
- * CRC-32 (IEEE), as zlib computes it. Bun's is native: on a 250 KB batch it
- * takes ~6 µs where a table loop in JS took 1.6 ms, more than the fsync itself.
- */
-export function crc32(bytes: Uint8Array): number {
-  return Bun.hash.crc32(bytes) >>> 0;
 }
 
 /** The directories mkdir -p would create for `dir`, deepest last. */

@@ -4,7 +4,9 @@
 // Random and mutated-valid inputs from fixed seeds; every failure names its
 // seed and case. Decoders may throw ProtocolError (and the scheduler its
 // documented "joined twice"), nothing else; what they accept must re-encode,
-// and must leave a scheduler that still snapshots and restores.
+// and must leave a scheduler that still snapshots and restores. Recovery may
+// refuse a damaged data directory (StorageError) and throw nothing else; what
+// it accepts holds every whole record before the damage.
 
 import { afterAll, describe, expect, test } from "bun:test";
 import { encode } from "@msgpack/msgpack";
@@ -14,6 +16,7 @@ import { join } from "node:path";
 import { Logger } from "../../src/cli/log.ts";
 import { applyEntry, Ev } from "../../src/coordinator/event-log.ts";
 import { decodeSnapshot, encodeSnapshot, readAck, readAppend, readEntries, writeAck, writeAppend } from "../../src/coordinator/replication-codec.ts";
+import { StorageError } from "../../src/coordinator/storage-error.ts";
 import { crc32, WriteAheadLog, type Recovered } from "../../src/coordinator/wal.ts";
 import { Prng } from "../../src/core/prng.ts";
 import { Scheduler } from "../../src/core/scheduler.ts";
@@ -236,12 +239,14 @@ function reference(prng: Prng, withSnapshot: boolean): Reference {
   if (withSnapshot) wal.snapshot(1, snapshotIndex, history.scheduler.exportState());
   const batches: Recovered["batches"] = [];
   let index = snapshotIndex;
+  let offset = 0;
   for (let b = 0; b < 6; b++) {
     const entries = Array.from({ length: 1 + prng.int(5) }, () => history.next());
     for (const e of entries) history.apply(e);
     const bytes = batchBytes(entries);
     wal.append(1, index + 1, entries.length, bytes);
-    batches.push({ firstIndex: index + 1, count: entries.length, entries: bytes });
+    batches.push({ offset, firstIndex: index + 1, count: entries.length, entries: bytes });
+    offset += RECORD_BYTES_BEYOND_ENTRIES + bytes.length;
     index += entries.length;
   }
   wal.close();
@@ -249,24 +254,49 @@ function reference(prng: Prng, withSnapshot: boolean): Reference {
   return { wal: new Uint8Array(readFileSync(join(dir, "wal.log"))), snapshot: withSnapshot ? new Uint8Array(readFileSync(snapshotPath)) : undefined, batches, history };
 }
 
+/** A record's header and batch header (src/coordinator/wal-records.ts). */
+const RECORD_BYTES_BEYOND_ENTRIES = 8 + 16;
+
+/** The first offset where `b` differs from `a` (the shorter length when one is a prefix of the other; Infinity when equal). */
+function firstChange(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? Infinity : n;
+}
+
 const plain = (r: Recovered) => ({ epoch: r.epoch, index: r.index, batches: r.batches.map((b) => ({ firstIndex: b.firstIndex, count: b.count, entries: [...b.entries] })) });
 
-/** Recovers `dir` as a coordinator does: the WAL, then the snapshot restored and every batch applied. */
-function recoverLikeCoordinator(dir: string): { recovered: Recovered } {
+/** Recovers `dir` as a coordinator does: the WAL, then the snapshot restored and every batch applied; or its StorageError. */
+function recoverLikeCoordinator(dir: string): { recovered: Recovered } | StorageError {
   const wal = new WriteAheadLog(dir, 1 << 30, quiet);
-  const recovered = wal.recover();
-  wal.close();
+  let recovered: Recovered;
+  try {
+    recovered = wal.recover();
+  } catch (err) {
+    if (err instanceof StorageError) return err;
+    throw err;
+  } finally {
+    wal.close();
+  }
   const s = recovered.state === undefined ? new Scheduler(FUZZ_SCHEDULER_OPTIONS) : Scheduler.fromState(FUZZ_SCHEDULER_OPTIONS, recovered.state);
   const r = new Reader();
   for (const b of recovered.batches) readEntries(recovered.epoch, b.firstIndex, b.count, b.entries).forEachEntry((e) => applyEntry(s, r.reset(e)));
   return { recovered };
 }
 
+function recoveredOrFail(dir: string, where: string): Recovered {
+  const r = recoverLikeCoordinator(dir);
+  if (r instanceof StorageError) throw new Error(`${where}: refused ${r.message}`);
+  return r.recovered;
+}
+
 describe("write-ahead log recovery", () => {
   for (const seed of SEEDS) {
-    test(`damaged files: never throws, recovers a prefix of what was written, and the log is usable after (seed=${seed})`, () => {
+    test(`damaged files: refused, or every whole record before the damage recovered; the log is usable after (seed=${seed})`, () => {
       const prng = new Prng(seed);
       const refs = [reference(prng, true), reference(prng, false)];
+      let refused = 0;
+      let recovered = 0;
       for (let i = 0; i < WAL_CASES; i++) {
         const where = `seed=${seed} case=${i}`;
         const ref = refs[i % 2]!;
@@ -274,35 +304,45 @@ describe("write-ahead log recovery", () => {
         mkdirSync(dir);
         let wal = ref.wal;
         for (let m = prng.int(3); m >= 0; m--) wal = mutateBytes(wal, prng);
-        const snapshotDamaged = ref.snapshot !== undefined && prng.int(4) === 0;
+        const snapshot = ref.snapshot !== undefined && prng.int(4) === 0 ? mutateBytes(ref.snapshot, prng) : ref.snapshot;
         writeFileSync(join(dir, "wal.log"), wal);
-        if (ref.snapshot !== undefined) writeFileSync(join(dir, "snapshot.bin"), snapshotDamaged ? mutateBytes(ref.snapshot, prng) : ref.snapshot);
+        if (snapshot !== undefined) writeFileSync(join(dir, "snapshot.bin"), snapshot);
         let first: ReturnType<typeof recoverLikeCoordinator>;
         try {
           first = recoverLikeCoordinator(dir);
         } catch (err) {
           throw new Error(`${where}: recovery threw ${String(err)}; wal.log ${hex(wal)}`, { cause: err });
         }
+        if (first instanceof StorageError) {
+          // A refusal changes nothing on disk.
+          expect({ where, wal: hex(new Uint8Array(readFileSync(join(dir, "wal.log")))) }).toEqual({ where, wal: hex(wal) });
+          refused++;
+          continue;
+        }
+        recovered++;
+        expect({ where, snapshotIntact: firstChange(ref.snapshot ?? new Uint8Array(0), snapshot ?? new Uint8Array(0)) === Infinity }).toEqual({ where, snapshotIntact: true });
         const got = plain(first.recovered);
-        // Only whole records, in order: exactly the first n batches written (none after a lost snapshot, they no longer follow it).
-        const intact = first.recovered.state !== undefined || ref.snapshot === undefined;
-        const expected = intact ? ref.batches.slice(0, got.batches.length) : [];
-        expect({ where, batches: got.batches }).toEqual({ where, batches: expected.map((b) => ({ firstIndex: b.firstIndex, count: b.count, entries: [...b.entries] })) });
+        // Only whole records, in order: the first n batches written, and at least every one that ends before the first changed byte.
+        const damageAt = firstChange(ref.wal, wal);
+        const intact = ref.batches.filter((b) => b.offset + RECORD_BYTES_BEYOND_ENTRIES + b.entries.length <= damageAt).length;
+        expect({ where, batches: got.batches }).toEqual({ where, batches: ref.batches.slice(0, got.batches.length).map((b) => ({ firstIndex: b.firstIndex, count: b.count, entries: [...b.entries] })) });
+        expect({ where, keptEveryWholeRecordBeforeTheDamage: got.batches.length >= intact }).toEqual({ where, keptEveryWholeRecordBeforeTheDamage: true });
         // Recovery is idempotent: what it cut off stays cut off, what it kept stays.
-        expect({ where, again: plain(recoverLikeCoordinator(dir).recovered) }).toEqual({ where, again: got });
+        expect({ where, again: plain(recoveredOrFail(dir, where)) }).toEqual({ where, again: got });
         // The coordinator goes on: a new batch after the recovered index survives the next recovery.
         const next = [entry(Ev.TICK, ref.history.now + 1, 0)];
         const appender = new WriteAheadLog(dir, 1 << 30, quiet);
         appender.recover();
         appender.append(1, got.index + 1, 1, batchBytes(next));
         appender.close();
-        const after = plain(recoverLikeCoordinator(dir).recovered);
+        const after = plain(recoveredOrFail(dir, where));
         expect({ where, index: after.index, batches: after.batches.length }).toEqual({ where, index: got.index + 1, batches: got.batches.length + 1 });
       }
+      expect({ refused: refused > 0, recovered: recovered > 0 }).toEqual({ refused: true, recovered: true });
     });
   }
 
-  test("random files, and records with a valid checksum over random bytes: recovery never throws (seed=11)", () => {
+  test("random files, and records with a valid checksum over random bytes: recovered or refused with a StorageError, nothing else (seed=11)", () => {
     const prng = new Prng(11);
     const magic = new TextEncoder().encode("TSSNAP01");
     for (let i = 0; i < WAL_CASES; i++) {
@@ -327,15 +367,16 @@ describe("write-ahead log recovery", () => {
       try {
         wal.recover();
       } catch (err) {
-        throw new Error(`seed=11 case=${i}: recovery threw ${String(err)}`, { cause: err });
+        if (!(err instanceof StorageError)) throw new Error(`seed=11 case=${i}: recovery threw ${String(err)}`, { cause: err });
       } finally {
         wal.close();
       }
     }
   });
 
-  // Recovery used to leave records that do not follow in place, so every append after the restart was lost at the next one.
-  test("a batch appended after recovering past a lost snapshot survives the next recovery", () => {
+  // Recovery used to skip a damaged snapshot and start from the log alone: none of the log's records
+  // follow a lost snapshot, so it dropped them all (and every acknowledged task in the snapshot).
+  test("a damaged snapshot is refused, naming it, and the log is left as it was", () => {
     const ref = reference(new Prng(5), true);
     const dir = join(root, `gap${dirs++}`);
     mkdirSync(dir);
@@ -343,11 +384,8 @@ describe("write-ahead log recovery", () => {
     const snapshot = ref.snapshot!.slice();
     snapshot[snapshot.length - 1]! ^= 0xff; // the snapshot's checksum no longer matches
     writeFileSync(join(dir, "snapshot.bin"), snapshot);
-    const wal = new WriteAheadLog(dir, 1 << 30, quiet);
-    const first = wal.recover();
-    expect(first.index).toBe(0); // the log's records follow the lost snapshot: none can be replayed
-    wal.append(1, 1, 1, batchBytes([entry(Ev.TICK, 5, 0)])); // acknowledged once this returns
-    wal.close();
-    expect(recoverLikeCoordinator(dir).recovered.index).toBe(1);
+    const r = recoverLikeCoordinator(dir);
+    expect(r instanceof StorageError ? r.file : "recovered").toBe(join(dir, "snapshot.bin"));
+    expect(hex(new Uint8Array(readFileSync(join(dir, "wal.log"))))).toBe(hex(ref.wal));
   });
 });
