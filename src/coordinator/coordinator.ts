@@ -71,6 +71,8 @@ export class Coordinator implements ConnectionHandler {
   private appliedIndex = 0;
   private ackedUpTo = 0;
   private wal: WriteAheadLog | undefined;
+  /** A data directory write failed: nothing more is acknowledged (the process is stopping). */
+  private storageFailed = false;
   private readonly commands: Commands;
   /** Monotonic time of the last tick or pump (see noticeStall). */
   private lastActiveAt = performance.now();
@@ -78,6 +80,8 @@ export class Coordinator implements ConnectionHandler {
   constructor(
     readonly config: CoordinatorConfig,
     private readonly log: Logger,
+    /** The data directory failed a write or sync: the process must stop (see durably). */
+    private readonly fatal: () => void = () => process.exit(1),
   ) {
     this.scheduler = new Scheduler(config.scheduler);
     this.replicas = new ReplicaSet(config.backupTimeoutMs, log);
@@ -387,6 +391,7 @@ export class Coordinator implements ConnectionHandler {
 
   /** Dispatches, writes effects, ships the log to backups, releases committed replies. */
   private pump(): void {
+    if (this.storageFailed) return; // stopping: nothing more may be acknowledged (durably)
     const monotonic = performance.now();
     // A primary whose etcd lease may have expired acknowledges, replies and dispatches nothing more.
     if (this.role === "primary" && this.control.mayLead?.(monotonic) === false) this.control.fence?.();
@@ -425,6 +430,7 @@ export class Coordinator implements ConnectionHandler {
       this.workerConns.get(workerId)?.close("worker missed its heartbeats");
     }
     this.shipLog();
+    if (this.storageFailed) return;
     this.held.release(this.replicas.commit(this.eventLog.lastIndex, monotonic));
   }
 
@@ -432,10 +438,11 @@ export class Coordinator implements ConnectionHandler {
   private shipLog(): void {
     if (this.eventLog.pendingEntries === 0) return;
     const batch = this.eventLog.take();
-    if (this.wal !== undefined) {
-      this.wal.append(this.epoch, batch.firstIndex, batch.count, batch.bytes);
-      if (this.wal.wantsSnapshot) this.wal.snapshot(this.epoch, this.eventLog.lastIndex, this.scheduler.exportState());
-    }
+    const wal = this.wal;
+    if (wal !== undefined && !this.durably(() => {
+      wal.append(this.epoch, batch.firstIndex, batch.count, batch.bytes);
+      if (wal.wantsSnapshot) wal.snapshot(this.epoch, this.eventLog.lastIndex, this.scheduler.exportState());
+    })) return;
     const now = Date.now();
     this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes, now));
   }
@@ -474,7 +481,8 @@ export class Coordinator implements ConnectionHandler {
       const snap = decodeSnapshot(r);
       this.scheduler = Scheduler.fromState(this.config.scheduler, snap.state as SchedulerState);
       this.appliedIndex = snap.index;
-      this.wal?.snapshot(snap.epoch, snap.index, snap.state);
+      const wal = this.wal;
+      if (wal !== undefined && !this.durably(() => wal.snapshot(snap.epoch, snap.index, snap.state))) return;
       this.ackedUpTo = 0;
       this.control.synced(snap.epoch);
       this.log.info("snapshot applied", { epoch: snap.epoch, index: snap.index, tasks: snap.state.tasks.length });
@@ -493,14 +501,39 @@ export class Coordinator implements ConnectionHandler {
     this.appliedIndex += batch.count;
     this.scheduler.takeReady();
     // Durable here before the acknowledgement (sent at the end of this read) says so.
-    if (this.wal !== undefined && batch.count > 0) {
-      this.wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries);
-      if (this.wal.wantsSnapshot) this.wal.snapshot(this.epoch, this.appliedIndex, this.scheduler.exportState());
+    const wal = this.wal;
+    if (wal !== undefined && batch.count > 0) {
+      this.durably(() => {
+        wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries);
+        if (wal.wantsSnapshot) wal.snapshot(this.epoch, this.appliedIndex, this.scheduler.exportState());
+      });
+    }
+  }
+
+  /**
+   * Runs a write or sync of the data directory. One that fails leaves what the disk
+   * holds unknown (a failed fsync may have dropped the dirty pages, PostgreSQL's
+   * "fsyncgate"), and the entries are already out of the in-memory log: carrying on
+   * could acknowledge what no disk holds. So, as etcd and PostgreSQL do, the process
+   * stops; a restart recovers from what the disk really holds, and a replica takes over.
+   * Until then nothing is acknowledged, replied or sent: false.
+   */
+  private durably(write: () => void): boolean {
+    if (this.storageFailed) return false;
+    try {
+      write();
+      return true;
+    } catch (err) {
+      this.storageFailed = true;
+      this.log.error("data directory write failed; stopping: what is on disk is unknown", { dataDir: this.config.dataDir, error: (err as Error).message });
+      this.control.stop();
+      this.fatal();
+      return false;
     }
   }
 
   private ackPrimary(): void {
-    if (this.appliedIndex === this.ackedUpTo || !this.control.isSynced) return;
+    if (this.appliedIndex === this.ackedUpTo || !this.control.isSynced || this.storageFailed) return;
     this.ackedUpTo = this.appliedIndex;
     this.control.sendToPrimary((w) => writeAck(w, this.epoch, this.appliedIndex, Date.now()));
   }

@@ -1,0 +1,60 @@
+// A data directory write that fails stops the coordinator before anything it
+// covers is acknowledged: the batch is already out of the in-memory log, so
+// carrying on (as the connection handler used to, logging one error) let a
+// primary without backups acknowledge entries no disk held.
+
+import { afterEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Logger } from "../../src/cli/log.ts";
+import { Coordinator, type CoordinatorConfig } from "../../src/coordinator/coordinator.ts";
+import type { WriteAheadLog } from "../../src/coordinator/wal.ts";
+import { TokenTable } from "../../src/net/auth.ts";
+import { DEFAULT_NET_LIMITS } from "../../src/net/connection.ts";
+import { SchedulerClient } from "../../src/sdk/client.ts";
+import { FUZZ_SCHEDULER_OPTIONS } from "../fuzz/fuzz-support.ts";
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+function config(dataDir: string): CoordinatorConfig {
+  return {
+    host: "127.0.0.1", port: 0, nodeId: "disk-fail", scheduler: { ...FUZZ_SCHEDULER_OPTIONS }, limits: DEFAULT_NET_LIMITS, tokens: TokenTable.OPEN, tls: {},
+    tickMs: 10, payloadBytesMax: 1 << 20, workerSlotsMax: 16, peers: [], advertise: "127.0.0.1:0", failoverTimeoutMs: 400, maxClockOffsetMs: 500,
+    backupTimeoutMs: 1_000, reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, dataDir, walBytesMax: 1 << 26, recoverFromPeer: false,
+  };
+}
+
+test("a failed write-ahead log append stops the coordinator and acknowledges nothing it covers", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "disk-fail-"));
+  const lines: string[] = [];
+  let fatalCalls = 0;
+  const coordinator = new Coordinator(config(dir), new Logger("coordinator", "info", (line) => void lines.push(line)), () => void fatalCalls++);
+  coordinator.start();
+  cleanups.push(() => {
+    coordinator.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const client = await SchedulerClient.connect(`127.0.0.1:${coordinator.port}`);
+  cleanups.unshift(() => client.close());
+  // Healthy disk: acknowledged.
+  expect(await client.submit("sleep", { ms: 1 })).toBeGreaterThan(0);
+
+  // The disk fails (ENOSPC, EIO, a failed fdatasync): the next append throws.
+  const wal = (coordinator as unknown as { wal: WriteAheadLog }).wal;
+  wal.append = () => {
+    throw new Error("EIO: i/o error, fdatasync");
+  };
+  let acknowledged = false;
+  client.submit("sleep", { ms: 1 }).then(() => void (acknowledged = true), () => undefined);
+  for (let i = 0; i < 200 && fatalCalls === 0; i++) await Bun.sleep(5);
+  expect(fatalCalls).toBe(1);
+  expect(lines.some((l) => l.includes("data directory write failed; stopping"))).toBe(true);
+  // Ticks and reads go on until the process exits: none of them may release the reply.
+  await Bun.sleep(100);
+  expect(acknowledged).toBe(false);
+  expect(fatalCalls).toBe(1);
+});
