@@ -393,7 +393,7 @@ export class Coordinator implements ConnectionHandler {
       return;
     }
     const now = Date.now();
-    if (this.scheduler.queuedCount > 0) this.record(Ev.DISPATCH, 0);
+    if (this.scheduler.dispatchWouldChange(now)) this.record(Ev.DISPATCH, 0);
     const ready = this.scheduler.takeReady();
     for (const [workerId, tasks] of ready.assignments) {
       const conn = this.workerConns.get(workerId);
