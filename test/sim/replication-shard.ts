@@ -199,7 +199,8 @@ export class Shard {
     const lastIndex = p.log!.lastIndex;
     let lowest = Infinity;
     for (const link of [...this.links.values()]) {
-      if (link.ackedIndex < lastIndex && this.now - link.progressAt > this.timing.backupTimeoutMs) {
+      if (link.ackedIndex >= lastIndex) link.progressAt = this.now; // owes nothing: its lag clock stands still
+      else if (this.now - link.progressAt > this.timing.backupTimeoutMs) {
         this.stats.backupsDropped++;
         this.removeLink(link);
         continue;

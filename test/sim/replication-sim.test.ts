@@ -286,7 +286,7 @@ describe("an idle-but-queued shard", () => {
   const STEP_MS = 5;
   const TICK_MS = 50;
 
-  test("with its one worker slot busy and 1,000 tasks queued, neither replica logs an entry however often acks pump the primary", () => {
+  test("with its one worker slot busy and 1,000 tasks queued, neither replica logs an entry however often acks pump the primary; the next entry keeps the backup", () => {
     const fail = (message: string): never => {
       throw new Error(message);
     };
@@ -320,5 +320,13 @@ describe("an idle-but-queued shard", () => {
     // changed nothing, which the backup acknowledged, which pumped again.
     expect(shard.stats.pumps - before.pumps).toBeGreaterThanOrEqual(QUIET_STEPS);
     expect({ primary: primary.log!.lastIndex, backup: backup.appliedIndex }).toEqual({ primary: before.primary, backup: before.backup });
+
+    // The quiet outlasted backupTimeoutMs: the next entry must not find the backup "silent" and drop it.
+    const quiet = { snapshots: shard.stats.snapshots, dropped: shard.stats.backupsDropped };
+    shard.submit(0, QUEUED + 1, submitBody({ requestId: QUEUED + 1, idempotencyKey: "after", payload: utf8.encode("after") }));
+    const index = primary.log!.lastIndex;
+    for (let n = 0; n < SYNC_STEPS_MAX && shard.committed < index; n++) step();
+    expect({ committed: shard.committed >= index, snapshots: shard.stats.snapshots, dropped: shard.stats.backupsDropped })
+      .toEqual({ committed: true, snapshots: quiet.snapshots, dropped: quiet.dropped });
   });
 });
