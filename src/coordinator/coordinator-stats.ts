@@ -2,6 +2,7 @@
 // what the coordinator holds: its scheduler's counters, its replication state,
 // recent latency and, with --data-dir, its write-ahead log.
 
+import type { HeldHeartbeats } from "../core/held-heartbeats.ts";
 import type { Scheduler } from "../core/scheduler.ts";
 import type { LatencyBuckets } from "../metrics/latency-buckets.ts";
 import type { CoordinatorStats } from "../protocol/messages.ts";
@@ -21,6 +22,8 @@ export interface StatsSources {
   latency: RecentLatency;
   latencyBuckets: LatencyBuckets;
   wal: WriteAheadLog | undefined;
+  /** Heartbeats the primary has not logged yet: a worker was heard when the latest came. */
+  heartbeats: HeldHeartbeats;
 }
 
 export function coordinatorStats(requestId: number, now: number, from: StatsSources): CoordinatorStats {
@@ -35,7 +38,7 @@ export function coordinatorStats(requestId: number, now: number, from: StatsSour
     waiting: scheduler.waitingTotal, delayed: scheduler.delayedTotal, cancelled: c.cancelled,
     deadlineMissed: c.deadlineMissed, dead: scheduler.dlqCount, unmatched: scheduler.unmatchedCount,
     latencyMs: from.latency.summary(now), latencyHistogram: from.latencyBuckets.snapshot(),
-    workers: workerInfos(scheduler, (id) => from.workerNodeId(id), now),
+    workers: workerInfos(scheduler, (id) => from.workerNodeId(id), (id) => from.heartbeats.heardAt(id), now),
     ...(from.wal !== undefined && { wal: from.wal.stats() }),
   };
 }

@@ -8,6 +8,7 @@
 
 import type { Logger } from "../cli/log.ts";
 import { Scheduler, type SubmitOutcome } from "../core/scheduler.ts";
+import { HeldHeartbeats, type HeldHeartbeat } from "../core/held-heartbeats.ts";
 import type { SchedulerState } from "../core/scheduler-state.ts";
 import type { Task, Watcher } from "../core/task.ts";
 import { authorizeHello, authorizeKind, type Grants } from "../net/auth.ts";
@@ -65,6 +66,8 @@ export class Coordinator implements ConnectionHandler {
   private readonly entryReader = new Reader();
   private replicas: Replicas;
   private readonly held = new HeldReplies();
+  /** Primary: heartbeats taken but not logged yet (held-heartbeats.ts). */
+  private readonly heartbeats = new HeldHeartbeats();
   /** Who decides this node's role: static peers, or etcd. */
   private readonly control: RoleControl;
   /** Backup: index of the last entry applied. */
@@ -217,7 +220,7 @@ export class Coordinator implements ConnectionHandler {
         const workerId = conn.state.workerId as number;
         if (!primary || this.scheduler.worker(workerId) === undefined) return;
         const running = Array.isArray(beat.taskIds) ? beat.taskIds.slice(0, this.config.workerSlotsMax).map(Number).filter(Number.isFinite) : [];
-        this.record(Ev.HEARTBEAT, workerId, encodeRunning(running));
+        this.logHeartbeats(this.heartbeats.hold({ workerId, at: Date.now(), running }));
         return;
       }
       case Kind.DRAIN: {
@@ -320,7 +323,10 @@ export class Coordinator implements ConnectionHandler {
       // --data-dir fsync) one every tickMs. Backups still hear from it each tick, by an APPEND of
       // no entries, which is how they know it is alive (peers.ts).
       const lastIndex = this.eventLog.lastIndex;
-      if (this.scheduler.tickWouldChange(now)) this.record(Ev.TICK, 0);
+      if (this.scheduler.tickWouldChange(now)) {
+        this.logHeartbeats(this.heartbeats.take()); // held ones may keep a worker or a lease alive
+        if (this.scheduler.tickWouldChange(now)) this.record(Ev.TICK, 0);
+      }
       this.pump();
       if (this.eventLog.lastIndex === lastIndex) this.replicas.broadcast((w) => writeAppend(w, this.epoch, lastIndex + 1, 0, EMPTY, now));
     }
@@ -378,14 +384,24 @@ export class Coordinator implements ConnectionHandler {
   // ------------------------------------------------------------ primary: log and effects
 
   /** Appends one input to the log and applies that entry: the only way the primary changes state. */
-  private record(type: number, subject: number, body: Uint8Array = EMPTY, bodyStart = 0, bodyEnd = body.length): ApplyResult {
+  private record(type: number, subject: number, body: Uint8Array = EMPTY, bodyStart = 0, bodyEnd = body.length, at = Date.now()): ApplyResult {
+    // Held heartbeats happened first: the log keeps that order.
+    if (type !== Ev.HEARTBEAT && this.heartbeats.size > 0) this.logHeartbeats(this.heartbeats.take());
     const log = this.eventLog;
-    const start = log.append(type, Date.now(), subject, body, bodyStart, bodyEnd);
+    const start = log.append(type, at, subject, body, bodyStart, bodyEnd);
     try {
       return applyEntry(this.scheduler, this.entryReader.reset(log.bytes, start, log.length));
     } catch (err) {
       log.dropLast(start);
       throw err;
+    }
+  }
+
+  /** Logs heartbeats that were held, each at the time it arrived. */
+  private logHeartbeats(beats: readonly HeldHeartbeat[]): void {
+    for (const beat of beats) {
+      const body = encodeRunning(beat.running);
+      this.record(Ev.HEARTBEAT, beat.workerId, body, 0, body.length, beat.at);
     }
   }
 
@@ -401,7 +417,7 @@ export class Coordinator implements ConnectionHandler {
       return;
     }
     const now = Date.now();
-    if (this.scheduler.queuedCount > 0) this.record(Ev.DISPATCH, 0);
+    if (this.scheduler.dispatchWouldChange(now)) this.record(Ev.DISPATCH, 0);
     const ready = this.scheduler.takeReady();
     for (const [workerId, tasks] of ready.assignments) {
       const conn = this.workerConns.get(workerId);
@@ -565,6 +581,7 @@ export class Coordinator implements ConnectionHandler {
     // (a restart would otherwise skip the new epoch's records as already applied and lose them).
     this.appliedIndex = this.eventLog.lastIndex;
     this.held.refuseAll(`${this.config.nodeId} stepped down before this was replicated; retry`);
+    this.heartbeats.take(); // never logged: the next primary gives every worker a fresh grace period
     this.replicas.closeAll("primary stepped down");
     this.announce();
   }
@@ -600,7 +617,7 @@ export class Coordinator implements ConnectionHandler {
         }),
       },
       workerNodeId: (id) => String(this.workerConns.get(id)?.state.nodeId ?? ""),
-      latency: this.latency, latencyBuckets: this.latencyBuckets, wal: this.wal,
+      latency: this.latency, latencyBuckets: this.latencyBuckets, wal: this.wal, heartbeats: this.heartbeats,
     });
   }
 

@@ -14,7 +14,10 @@ interface Backup {
   /** Index the backup must reach (its snapshot's) before it counts for commits. */
   syncedFrom: number;
   inSync: boolean;
-  /** Last time its acked index moved (or it joined): a backup that stops acking is dropped. */
+  /**
+   * Last time its acked index moved, it joined, or it held every entry: a backup
+   * that owes an acknowledgement and makes no progress for backupTimeoutMs is dropped.
+   */
   progressAt: number;
 }
 
@@ -101,7 +104,11 @@ export class ReplicaSet {
   commit(lastIndex: number, now: number): number {
     let lowest = Infinity;
     for (const b of this.backups.values()) {
-      if (b.ackedIndex < lastIndex && now - b.progressAt > this.backupTimeoutMs) {
+      // Holding every entry, it owes nothing and its lag clock stands still: a primary with nothing
+      // to do logs nothing for long stretches, and the first entry after one must not find the
+      // backup "silent" that long and drop it (then resync it with a whole snapshot).
+      if (b.ackedIndex >= lastIndex) b.progressAt = now;
+      else if (now - b.progressAt > this.backupTimeoutMs) {
         b.conn.fail("E_UNAVAILABLE", `backup acknowledged nothing for ${this.backupTimeoutMs} ms`);
         this.remove(b.conn, now, "stopped acknowledging");
         continue;

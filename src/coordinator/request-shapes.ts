@@ -37,13 +37,16 @@ export function taskInfo(requestId: number, task: Task): TaskInfo {
   };
 }
 
-/** Every worker the scheduler knows, as stats show it; `nodeIdOf` names the process on its connection. */
-export function workerInfos(scheduler: Scheduler, nodeIdOf: (workerId: number) => string, now: number): WorkerInfo[] {
+/**
+ * Every worker the scheduler knows, as stats show it; `nodeIdOf` names the process on its
+ * connection, `heardAt` is when a heartbeat not logged yet came (the scheduler has not seen it).
+ */
+export function workerInfos(scheduler: Scheduler, nodeIdOf: (workerId: number) => string, heardAt: (workerId: number) => number | undefined, now: number): WorkerInfo[] {
   const workers: WorkerInfo[] = [];
   for (const w of scheduler.allWorkers()) {
     workers.push({
       id: w.id, nodeId: nodeIdOf(w.id), slots: w.slots, free: w.free,
-      done: w.done, failed: w.failed, heartbeatAgeMs: now - w.lastSeenAt, tags: [...w.tags],
+      done: w.done, failed: w.failed, heartbeatAgeMs: now - Math.max(w.lastSeenAt, heardAt(w.id) ?? 0), tags: [...w.tags],
     });
   }
   return workers;

@@ -73,6 +73,14 @@ export class ReadyQueue {
     return best.heap.pop();
   }
 
+  /** Whether popFor(workerTags) would return a task, without taking it. */
+  hasFor(workerTags: ReadonlySet<string>): boolean {
+    for (const entry of this.heaps.values()) {
+      if (entry.tags.every((t) => workerTags.has(t)) && this.liveTop(entry.heap) !== undefined) return true;
+    }
+    return false;
+  }
+
   /** Queued tasks whose tags no worker in `workers` has all of. */
   unmatched(workers: Iterable<ReadonlySet<string>>): number {
     const all = [...workers];

@@ -395,6 +395,22 @@ export class Scheduler {
     return task !== undefined && now - task.finishedAt > this.options.retainedMs;
   }
 
+  /**
+   * Whether dispatch(now) would change anything: a delayed task due, or a
+   * queued task that a worker with a free slot (not draining) has the tags for.
+   * The primary asks before logging a DISPATCH: with every slot busy and tasks
+   * queued it would log one on each pump, and each backup's acknowledgement of
+   * that entry pumps again, a loop through the backup (and its fsync).
+   */
+  dispatchWouldChange(now: number): boolean {
+    if (this.lifecycle.delayedDue(now)) return true;
+    if (this.held.ready.length === 0) return false;
+    for (const worker of this.held.workers.values()) {
+      if (worker.free > 0 && !worker.draining && this.held.ready.hasFor(worker.tagSet)) return true;
+    }
+    return false;
+  }
+
   /** Leases queued tasks to workers with free slots and the tags they need, spreading them evenly. */
   dispatch(now: number): void {
     this.lifecycle.releaseDue(now);

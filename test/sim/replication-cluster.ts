@@ -4,7 +4,6 @@
 // tail is lost), a backup, a restart as a new backup (snapshot, then the log).
 // Invariants are checked after every step; failures say `seed=N step=S`.
 
-import { Ev } from "../../src/coordinator/event-log.ts";
 import { Prng } from "../../src/core/prng.ts";
 import type { SchedulerOptions } from "../../src/core/scheduler.ts";
 import type { SchedulerState } from "../../src/core/scheduler-state.ts";
@@ -96,7 +95,7 @@ export class ReplicationSim implements EffectSink, ActorContext {
     this.clients.step();
     if (this.shard.primary !== undefined) {
       if (this.now - this.lastTickAt >= LIMITS.tickMs) {
-        this.shard.input(Ev.TICK, 0);
+        this.shard.tick();
         this.lastTickAt = this.now;
       }
       this.shard.pump();

@@ -11,6 +11,8 @@
 //    but not while a backup catches up (KNOWN_BUGS.aloneWhileBackupSyncs); a
 //    backup that stops acking for backupTimeoutMs is dropped and syncs again;
 //  - replies wait for the commit of their entry;
+//  - it pumps when an ack arrives, and logs a DISPATCH or a TICK only when the
+//    scheduler says it would change something (as the coordinator does);
 //  - a primary crash loses what it had not sent (a random prefix of what is on
 //    the wire still arrives); the most up-to-date in-sync backup promotes with
 //    epoch + 1 and a PROMOTE entry; everyone else re-syncs from a snapshot.
@@ -91,7 +93,7 @@ export class Shard {
   readonly primaryOfEpoch = new Map<number, string>();
   /** The primary's exported state at each batch end, to compare backups at the same index. */
   readonly primaryStates = new Map<number, SchedulerState>();
-  readonly stats = { promotions: 0, snapshots: 0, batches: 0, aloneCommits: 0, backupsDropped: 0, entriesLostInCrash: 0 };
+  readonly stats = { promotions: 0, snapshots: 0, batches: 0, aloneCommits: 0, backupsDropped: 0, entriesLostInCrash: 0, pumps: 0 };
   /** Role changes and the replica set's decisions, one line each (SIM_TRACE=1). */
   trace: ((line: string) => void) | undefined;
   private readonly links = new Map<SimNode, Link>();
@@ -136,9 +138,15 @@ export class Shard {
   pump(): void {
     const p = this.primary;
     if (p === undefined) return;
-    if (p.scheduler.queuedCount > 0) this.input(Ev.DISPATCH, 0);
+    this.stats.pumps++;
+    if (p.scheduler.dispatchWouldChange(this.now)) this.input(Ev.DISPATCH, 0);
     this.shipLog(p);
     this.release(this.commit(p));
+  }
+
+  /** A tick that would change nothing is not logged (coordinator.onTick). */
+  tick(): void {
+    if (this.primary?.scheduler.tickWouldChange(this.now)) this.input(Ev.TICK, 0);
   }
 
   private effects(): void {
@@ -191,7 +199,8 @@ export class Shard {
     const lastIndex = p.log!.lastIndex;
     let lowest = Infinity;
     for (const link of [...this.links.values()]) {
-      if (link.ackedIndex < lastIndex && this.now - link.progressAt > this.timing.backupTimeoutMs) {
+      if (link.ackedIndex >= lastIndex) link.progressAt = this.now; // owes nothing: its lag clock stands still
+      else if (this.now - link.progressAt > this.timing.backupTimeoutMs) {
         this.stats.backupsDropped++;
         this.removeLink(link);
         continue;
@@ -277,6 +286,7 @@ export class Shard {
 
   /** Time passes on the network: bytes and acks arrive, dead connections close, failover, resyncs. */
   network(): void {
+    let acked = false;
     for (const link of [...this.links.values()]) {
       let n = 0;
       while (n < link.wire.length && link.wire[n]!.at <= this.now) n++;
@@ -289,9 +299,12 @@ export class Shard {
       while (link.acks.length > 0 && link.acks[0]!.at <= this.now) {
         const a = link.acks.shift()!;
         this.ack(link, a.epoch, a.index);
+        acked = true;
       }
       if (link.closesAt !== undefined && this.now >= link.closesAt) this.removeLink(link);
     }
+    // The primary pumps at the end of every read, an ack's too (coordinator.onReadEnd).
+    if (acked) this.pump();
     if (this.failover !== undefined && this.now >= this.failover.at) {
       const node = this.failover.node;
       this.failover = undefined;

@@ -5,7 +5,8 @@
 //    SIM_SEED=N bun test test/sim/replication-sim   (SIM_TRACE=1: role changes, commits)
 //  - the snapshot round trip: export, msgpack, restore, then the same entries on both;
 //  - one scenario per src bug the simulation found (replication-known-bugs.ts).
-//    Those fail until src is fixed: each loses or corrupts acknowledged work.
+//    Those fail until src is fixed: each loses or corrupts acknowledged work;
+//  - an idle-but-queued pair: acks pump the primary, and nothing is logged.
 
 import { describe, expect, test } from "bun:test";
 import { Logger } from "../../src/cli/log.ts";
@@ -17,7 +18,10 @@ import type { Connection } from "../../src/net/connection.ts";
 import { FrameWriter, forEachMessage, Reader } from "../../src/protocol/codec.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { BackoffType, Kind, SUBMIT_FLAG_NOTIFY, type SubmitExtras } from "../../src/protocol/messages.ts";
+import { Prng } from "../../src/core/prng.ts";
 import { ReplicationSim, SIM_OPTIONS, SimFailure } from "./replication-cluster.ts";
+import { SimNode } from "./replication-node.ts";
+import { Shard, type EffectSink } from "./replication-shard.ts";
 import { appendFrame, diffState, outputFor, resultBody, snapshotFrame, submitBody, text } from "./replication-wire.ts";
 
 const CHAOS_STEPS = 2500;
@@ -266,5 +270,63 @@ describe("bugs found by the replication simulation", () => {
     apply(backup, result(520, 7, lostId, lostAttempt, true, outputFor(utf8.encode("a"))));
     expect(backup.counters.staleResults).toBe(staleBefore + 1);
     expect(backup.task(newId)!.state).toBe("leased");
+  });
+});
+
+describe("an idle-but-queued shard", () => {
+  // Leases and liveness far longer than the run: nothing may expire, so a quiet shard has nothing to log.
+  const QUIET_OPTIONS = { ...SIM_OPTIONS, leaseMs: 600_000, workerTimeoutMs: 600_000, defaultTimeoutMs: 600_000 };
+  const QUIET_TIMING = {
+    replicationDelayMsMax: 10, ackDelayMsMax: 5, backupTimeoutMs: 500, deadBackupNoticedMsMax: 100, failoverMsMin: 200, failoverMsMax: 400, resyncMsMax: 20,
+  };
+  const QUEUED = 1_000;
+  /** Bounds on the run: the backup is in sync well within SYNC_STEPS_MAX; the quiet window is QUIET_STEPS. */
+  const SYNC_STEPS_MAX = 200;
+  const QUIET_STEPS = 400;
+  const STEP_MS = 5;
+  const TICK_MS = 50;
+
+  test("with its one worker slot busy and 1,000 tasks queued, neither replica logs an entry however often acks pump the primary; the next entry keeps the backup", () => {
+    const fail = (message: string): never => {
+      throw new Error(message);
+    };
+    const assigned: number[] = [];
+    const sink: EffectSink = { assigned: (_w, task) => void assigned.push(task.id), finished() {}, workerLost() {}, released() {}, promoted() {} };
+    const [primary, backup] = [new SimNode("n0", QUIET_OPTIONS), new SimNode("n1", QUIET_OPTIONS)];
+    const shard = new Shard([primary, backup], new Prng(15), QUIET_TIMING, sink, fail);
+    let lastTickAt = -Infinity;
+    const step = () => {
+      shard.now += STEP_MS;
+      shard.network();
+      if (shard.now - lastTickAt >= TICK_MS) {
+        shard.tick();
+        lastTickAt = shard.now;
+      }
+      shard.pump();
+    };
+    shard.promote(primary);
+    shard.input(Ev.WORKER_JOINED, 7, encodeWorkerJoined(1, []));
+    for (let i = 0; i < QUEUED + 1; i++) {
+      shard.submit(0, i, submitBody({ requestId: i, idempotencyKey: `q${i}`, payload: utf8.encode(`q${i}`) }));
+      shard.pump();
+    }
+    for (let n = 0; n < SYNC_STEPS_MAX && !(shard.inSyncCount() === 1 && backup.appliedIndex === primary.log!.lastIndex); n++) step();
+    expect({ inSync: shard.inSyncCount(), backupIndex: backup.appliedIndex, leased: assigned.length, queued: primary.scheduler.queuedCount })
+      .toEqual({ inSync: 1, backupIndex: primary.log!.lastIndex, leased: 1, queued: QUEUED });
+
+    const before = { primary: primary.log!.lastIndex, backup: backup.appliedIndex, pumps: shard.stats.pumps };
+    for (let n = 0; n < QUIET_STEPS; n++) step();
+    // Every step pumped (a tick's and an ack's pumps too): each of those used to log a DISPATCH that
+    // changed nothing, which the backup acknowledged, which pumped again.
+    expect(shard.stats.pumps - before.pumps).toBeGreaterThanOrEqual(QUIET_STEPS);
+    expect({ primary: primary.log!.lastIndex, backup: backup.appliedIndex }).toEqual({ primary: before.primary, backup: before.backup });
+
+    // The quiet outlasted backupTimeoutMs: the next entry must not find the backup "silent" and drop it.
+    const quiet = { snapshots: shard.stats.snapshots, dropped: shard.stats.backupsDropped };
+    shard.submit(0, QUEUED + 1, submitBody({ requestId: QUEUED + 1, idempotencyKey: "after", payload: utf8.encode("after") }));
+    const index = primary.log!.lastIndex;
+    for (let n = 0; n < SYNC_STEPS_MAX && shard.committed < index; n++) step();
+    expect({ committed: shard.committed >= index, snapshots: shard.stats.snapshots, dropped: shard.stats.backupsDropped })
+      .toEqual({ committed: true, snapshots: quiet.snapshots, dropped: quiet.dropped });
   });
 });

@@ -1,6 +1,7 @@
 // The ordering and timing rules of the scheduler core, one rule per test, with
 // an explicit `now`: priority, aging (no starvation), earliest deadline first
-// within a band, deadlines, delayed tasks, retry backoff, per-task heartbeats.
+// within a band, deadlines, delayed tasks, retry backoff, per-task heartbeats,
+// when a dispatch would change nothing.
 // Dependencies and workflows: scheduling-dag.test.ts. Cancel and the
 // dead-letter queue: scheduling-cancel-dlq.test.ts. Tags, retention, watchers
 // and snapshots: scheduling-tags-watch.test.ts.
@@ -244,5 +245,36 @@ describe("heartbeats naming running tasks", () => {
     expect(s.task(b)!.errors[0]!.error).toContain("lease expired");
     s.heartbeat(1, 1500); // names nothing: extends all
     expect(s.task(a)!.leaseExpiresAt).toBe(2500);
+  });
+});
+
+describe("dispatchWouldChange: whether a DISPATCH is worth logging", () => {
+  test("false with every slot busy, for tasks no free worker has the tags for, and with only draining workers free", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 1, [], 0);
+    submitOk(s, 0);
+    submitOk(s, 0);
+    expect(s.dispatchWouldChange(1)).toBe(true);
+    s.dispatch(1);
+    expect(s.queuedCount).toBe(1);
+    expect(s.dispatchWouldChange(2)).toBe(false); // the one slot is busy
+    s.workerJoined(2, 1, ["cpu"], 2);
+    submitOk(s, 3, { tags: ["gpu"] });
+    s.dispatch(3); // worker 2 takes the untagged task; the gpu one waits
+    s.workerJoined(3, 4, ["cpu"], 4);
+    expect(s.dispatchWouldChange(5)).toBe(false); // a free worker, but without the tag
+    s.workerJoined(4, 1, ["gpu"], 6);
+    s.workerDraining(4);
+    expect(s.dispatchWouldChange(7)).toBe(false); // the one with the tag is draining
+  });
+
+  test("true when a delayed task is due, even with no worker to take it", () => {
+    const s = makeScheduler();
+    submitOk(s, 0, { runAt: 100 });
+    expect(s.dispatchWouldChange(99)).toBe(false);
+    expect(s.dispatchWouldChange(100)).toBe(true);
+    s.dispatch(100);
+    expect(s.queuedCount).toBe(1);
+    expect(s.dispatchWouldChange(101)).toBe(false);
   });
 });
