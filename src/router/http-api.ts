@@ -173,7 +173,7 @@ export class HttpApi {
     }
     const dialing = SchedulerClient.connect(
       { host: "127.0.0.1", port: this.config.routerPort },
-      { nodeId: `${this.config.nodeId}-http`, token: this.config.tokens.clusterToken, tls: this.config.tls.client },
+      { nodeId: `${this.config.nodeId}-http`, token: this.config.tokens.clusterToken, tls: this.config.tls.client, role: "router" },
     );
     this.client = dialing;
     dialing.catch(() => {
