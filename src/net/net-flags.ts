@@ -39,6 +39,14 @@ export const CONNECTION_LIMIT_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
+/** A process that serves HTTP only (a worker's --metrics-port): the same limits, worded for it. */
+export const HTTP_LIMIT_FLAGS: readonly FlagSpec[] = [
+  { name: "connections-max", type: "int", default: D.connectionsMax, min: 1, help: "connections open at once on the HTTP port after their first request; the next gets 503 E_TOO_MANY_CONNECTIONS" },
+  { name: "handshakes-max", type: "int", default: D.handshakesMax, min: 1, help: "HTTP connections waiting for their first request at once; past it the oldest of them is closed to make room" },
+  { name: "handshake-timeout-ms", type: "int", default: D.handshakeTimeoutMs, min: 10, help: "an HTTP connection without a whole first request head this long gets 408 E_HANDSHAKE_TIMEOUT and is closed" },
+  { name: "client-idle-timeout-ms", type: "int", default: D.clientIdleTimeoutMs, min: 0, help: "an HTTP connection with no bytes either way this long is closed (0: never)" },
+];
+
 /** Limits only a process with a framed port has (coordinators, routers). */
 export const SERVER_LIMIT_FLAGS: readonly FlagSpec[] = [
   ...CONNECTION_LIMIT_FLAGS,
