@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { Kind } from "../../src/protocol/messages.ts";
 import { SchedulerClient } from "../../src/sdk/client.ts";
-import { Cluster, parseReport, waitFor } from "./harness.ts";
+import { Cluster, freePort, parseReport, waitFor } from "./harness.ts";
 import { IdleClients, openFilesLimit, rssBytes } from "./idle-clients.ts";
 import { controlMessage, frame, helloFrame, RawPeer } from "./raw-peer.ts";
 
@@ -77,6 +77,25 @@ test.skipIf(!enoughFiles)(`${IDLE_CLIENTS} idle clients hold every client slot o
   expect(idle.welcomed).toBe(IDLE_CLIENTS);
   const rssGrowthMb = (rssBytes(coordinator.proc.pid) - rssBefore) / 2 ** 20;
   console.log(`connection limits: ${IDLE_CLIENTS} idle clients opened in ${openMs} ms; coordinator RSS grew ${rssGrowthMb.toFixed(0)} MB`);
+}, 120_000);
+
+test.skipIf(!enoughFiles)(`${IDLE_CLIENTS} idle clients hold every client slot of a router; its REST API still submits and completes tasks`, async () => {
+  cluster = new Cluster();
+  const coordinator = await cluster.coordinator();
+  cluster.worker([coordinator.port], ["-w", "2"]);
+  const httpPort = freePort();
+  const router = await cluster.router([coordinator.port], ["--connections-max", String(IDLE_CLIENTS), "--http-port", String(httpPort)]);
+  await cluster.workersJoined(router.port, 1);
+  idle = new IdleClients();
+  await idle.open(router.port, IDLE_CLIENTS, OPEN_BATCH, OPEN_DEADLINE_MS);
+
+  // The REST API reaches the cluster through its own router: as a router, not as one more client.
+  const base = `http://127.0.0.1:${httpPort}`;
+  const submitted = await fetch(`${base}/v1/tasks`, { method: "POST", body: JSON.stringify({ type: "noop" }), headers: { "content-type": "application/json" } });
+  expect(submitted.status).toBe(201);
+  const { taskId } = (await submitted.json()) as { taskId: number };
+  await waitFor(`task ${taskId} completed`, async () => ((await fetch(`${base}/v1/tasks/${taskId}/result`)).status === 200 ? true : undefined));
+  expect(idle.closed).toBe(0);
 }, 120_000);
 
 test("an idle client is closed with E_IDLE_TIMEOUT; clients waiting for results, workers and routers are not", async () => {
