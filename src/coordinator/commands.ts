@@ -90,6 +90,7 @@ export class Commands {
         w.f64(taskId);
         const result = this.port.record(Ev.WATCH, conn.id, w.toBytes()) as { count: number };
         if (result.count === 0) return this.unknownTask(conn, requestId, taskId);
+        conn.idle.startWait(); // not idle until that TASK_DONE (the coordinator's holdDone ends the wait)
         return; // the answer is a TASK_DONE when the task ends
       }
       case Kind.WORKFLOW: {

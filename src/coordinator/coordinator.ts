@@ -208,6 +208,7 @@ export class Coordinator implements ConnectionHandler {
         // A submitter that asked to be told when the task ends (notify) hears once, its TASK_DONE (which says it was accepted too).
         const quiet = (r.bytes[r.pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0;
         this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY, quiet });
+        if (quiet) conn.idle.startWait(); // it waits for the task to end: not idle meanwhile (holdDone ends the wait)
         return;
       }
       case Kind.RESULT:
@@ -339,7 +340,7 @@ export class Coordinator implements ConnectionHandler {
     }
     if (!ROLES.includes(hello.role)) throw new ProtocolError("E_BAD_HELLO", `unknown role "${String(hello.role)}"`);
     conn.state.grants = authorizeHello(this.config.tokens, hello.role, hello.token);
-    conn.handshakeDone();
+    conn.handshakeDone(hello.role);
     conn.state.role = hello.role;
     conn.state.nodeId = String(hello.nodeId ?? "");
     if (hello.role === "worker") this.workerHello(conn, hello);
@@ -466,6 +467,7 @@ export class Coordinator implements ConnectionHandler {
   private holdDone(task: Task, watcher: Watcher): void {
     const conn = this.connections.get(watcher.conn);
     if (conn === undefined) return;
+    conn.idle.endWait();
     const ok = task.state === "completed";
     const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.state === "cancelled" ? "E_CANCELLED: the task was cancelled" : (task.errors.at(-1)?.error ?? "failed"));
     this.held.hold({

@@ -153,7 +153,7 @@ export function main(): void {
     serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => {
       const stats = coordinator.stats(0);
       return clusterMetrics({ requestId: 0, router: { nodeId: "", uptimeMs: 0, clients: 0, forwarded: 0, retried: 0 }, coordinators: [{ address, reachable: true, stats }] }, undefined);
-    }, log, { tokens: config.tokens, tls: config.tls.server });
+    }, log, { tokens: config.tokens, tls: config.tls.server, limits: config.limits });
   }
   // SIGTERM hands over to a backup first (see Coordinator.shutdown).
   stopOnSignals(log, () => coordinator.shutdown());

@@ -3,20 +3,25 @@
 
 import type { Logger } from "../cli/log.ts";
 import { authorizeHttp, TokenTable } from "../net/auth.ts";
+import { DEFAULT_NET_LIMITS } from "../net/connection.ts";
+import { serveHttp, type HttpLimits, type HttpServer } from "../net/http-front.ts";
 import type { ServerTls } from "../net/tls.ts";
 
-export interface MetricsServerSecurity {
+export interface MetricsServerOptions {
   /** /metrics needs a token with the read role when the table has tokens (/healthz never does: probes). */
   tokens?: TokenTable;
   tls?: ServerTls;
+  /** Connections and time-outs, as on the process's other ports. */
+  limits?: HttpLimits;
 }
 
-export function serveMetrics(host: string, port: number, render: () => string, log: Logger, security: MetricsServerSecurity = {}): { port: number; stop(): void } {
-  const tokens = security.tokens ?? TokenTable.OPEN;
-  const server = Bun.serve({
-    hostname: host,
+export function serveMetrics(host: string, port: number, render: () => string, log: Logger, options: MetricsServerOptions = {}): HttpServer {
+  const tokens = options.tokens ?? TokenTable.OPEN;
+  const server = serveHttp({
+    host,
     port,
-    tls: security.tls,
+    tls: options.tls,
+    limits: options.limits ?? DEFAULT_NET_LIMITS,
     fetch(req) {
       const path = new URL(req.url).pathname;
       if (req.method === "GET" && path === "/metrics") {
@@ -29,5 +34,5 @@ export function serveMetrics(host: string, port: number, render: () => string, l
     },
   });
   log.info("metrics listening", { host, port: server.port });
-  return { port: server.port ?? 0, stop: () => void server.stop(true) };
+  return server;
 }

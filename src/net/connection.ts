@@ -8,7 +8,8 @@ import type { Socket } from "bun";
 import { FrameWriter, forEachMessage, Reader, writeControl } from "../protocol/codec.ts";
 import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import { FrameDecoder } from "../protocol/frame-decoder.ts";
-import { Kind, type ErrorMessage } from "../protocol/messages.ts";
+import { Kind, type ErrorMessage, type Role } from "../protocol/messages.ts";
+import { IdleClock } from "./connection-slots.ts";
 
 export interface NetLimits {
   /** Largest frame accepted from the peer. */
@@ -17,10 +18,19 @@ export interface NetLimits {
   batchMax: number;
   /** Bytes queued for a peer that reads slowly before it is disconnected. */
   pendingBytesMax: number;
-  /** Servers: connections open at once; more are refused with E_TOO_MANY_CONNECTIONS. */
+  /**
+   * Servers: client connections (client and top roles; on an HTTP port, every
+   * connection) after their handshake; the next is refused with E_TOO_MANY_CONNECTIONS.
+   */
   connectionsMax: number;
+  /** Servers: worker, router and coordinator links after their HELLO; slots clients never take. */
+  peerConnectionsMax: number;
+  /** Servers: connections still in their handshake; past it the oldest is closed to make room. */
+  handshakesMax: number;
   /** Servers: a connection that has not completed its HELLO this long is closed (slow or silent peers). */
   handshakeTimeoutMs: number;
+  /** Servers: a client connection with nothing in flight this long is closed (E_IDLE_TIMEOUT); 0: never. */
+  clientIdleTimeoutMs: number;
 }
 
 export const DEFAULT_NET_LIMITS: NetLimits = {
@@ -28,7 +38,10 @@ export const DEFAULT_NET_LIMITS: NetLimits = {
   batchMax: 65_536,
   pendingBytesMax: 64 * 1024 * 1024,
   connectionsMax: 10_000,
+  peerConnectionsMax: 1_000,
+  handshakesMax: 1_000,
   handshakeTimeoutMs: 5_000,
+  clientIdleTimeoutMs: 300_000,
 };
 
 /** Past this many buffered bytes a flush happens now, not at the end of the tick. */
@@ -53,12 +66,16 @@ export class Connection {
   /** Free for the owner (role, worker id, ...). */
   state: Record<string, unknown> = {};
   closed = false;
+  /** Servers: whether this client has been quiet, with nothing in flight, for too long (the listener sweeps it). */
+  readonly idle = new IdleClock();
   private readonly decoder: FrameDecoder;
   private readonly reader = new Reader();
   private unsent: Uint8Array | null = null;
   private flushQueued = false;
   private closeReason = "";
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Servers: takes the slot the peer's role needs, or throws E_TOO_MANY_CONNECTIONS (see expectHandshake). */
+  private admit: ((role: Role) => void) | undefined;
 
   constructor(
     private readonly socket: Socket<Connection | undefined>,
@@ -84,17 +101,25 @@ export class Connection {
   /**
    * Servers: closes the connection unless handshakeDone() is called within
    * the limit, so a peer that connects and says nothing (or dribbles a HELLO
-   * a byte at a time) cannot hold a connection slot.
+   * a byte at a time) cannot hold a connection slot. `admit` is the
+   * listener's: it moves the connection into a slot of its role's kind.
    */
-  expectHandshake(): void {
+  expectHandshake(admit: (role: Role) => void): void {
     const ms = this.limits.handshakeTimeoutMs;
+    this.admit = admit;
     this.handshakeTimer = setTimeout(() => this.fail("E_HANDSHAKE_TIMEOUT", `no valid HELLO within ${ms} ms`), ms);
   }
 
-  /** The peer's HELLO was accepted. */
-  handshakeDone(): void {
+  /**
+   * The peer's HELLO was accepted as `role`. Throws E_TOO_MANY_CONNECTIONS
+   * (which closes the connection) when every slot for that role is taken.
+   */
+  handshakeDone(role: Role): void {
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
+    const admit = this.admit;
+    this.admit = undefined;
+    admit?.(role);
   }
 
   /** Bytes waiting for the kernel: a measure of how far behind the peer reads. */
@@ -150,7 +175,8 @@ export class Connection {
 
   /** Sends an ERROR with request id 0 and closes: for protocol violations. */
   fail(code: ErrorCode, message: string): void {
-    if (this.closed) return;
+    // Once closing, the first reason stands: the peer gets one ERROR.
+    if (this.closed || this.closeReason !== "") return;
     this.closeReason = `${code}: ${message}`;
     try {
       this.writer.abandon();
@@ -175,6 +201,7 @@ export class Connection {
   /** @internal from the socket's data handler. */
   receive(chunk: Uint8Array): void {
     if (this.closed) return;
+    this.idle.heard = true;
     try {
       this.decoder.push(chunk, (body) => forEachMessage(body, this.reader, this.dispatch, this.limits.batchMax));
       this.handler.onReadEnd?.(this);

@@ -1,6 +1,9 @@
 // Listening and dialing with framed Connections; host:port parsing shared by every binary.
 
+import { ProtocolError } from "../protocol/errors.ts";
+import type { Role } from "../protocol/messages.ts";
 import { socketHandlers, type Connection, type ConnectionHandler, type NetLimits } from "./connection.ts";
+import { ConnectionSlots, slotKindOf, type IdleClock } from "./connection-slots.ts";
 import type { ClientTls, ServerTls } from "./tls.ts";
 
 export interface Listener {
@@ -8,35 +11,65 @@ export interface Listener {
   stop(): void;
 }
 
+/** The slot limits a listener applies, from the network limits. */
+export function slotLimits(limits: NetLimits) {
+  return { handshakesMax: limits.handshakesMax, clientsMax: limits.connectionsMax, peersMax: limits.peerConnectionsMax };
+}
+
 /**
  * Accepts framed connections. Each must complete its HELLO (the owner calls
- * conn.handshakeDone()) within limits.handshakeTimeoutMs; past
- * limits.connectionsMax open at once, a new one gets E_TOO_MANY_CONNECTIONS
- * and is closed.
+ * conn.handshakeDone(role)) within limits.handshakeTimeoutMs; it then takes a
+ * client slot (limits.connectionsMax) or a peer slot (limits.peerConnectionsMax)
+ * by its role, or is refused with E_TOO_MANY_CONNECTIONS naming the limit.
+ * Clients idle for limits.clientIdleTimeoutMs are closed with E_IDLE_TIMEOUT.
  */
 export function listen(host: string, port: number, handler: ConnectionHandler, limits: NetLimits, onOpen?: (conn: Connection) => void, tls?: ServerTls): Listener {
-  let open = 0;
+  const slots = new ConnectionSlots<Connection>(slotLimits(limits));
+  const admit = (conn: Connection, role: Role): void => {
+    const refusal = slots.identify(conn, slotKindOf(role));
+    if (refusal !== undefined) throw new ProtocolError("E_TOO_MANY_CONNECTIONS", refusal);
+  };
   const server = Bun.listen<Connection | undefined>({
     hostname: host,
     port,
     tls,
     socket: socketHandlers(handler, limits, {
       onOpen(conn) {
-        if (open >= limits.connectionsMax) {
-          conn.fail("E_TOO_MANY_CONNECTIONS", `this server accepts at most ${limits.connectionsMax} connections`);
-          return;
-        }
-        open++;
-        conn.state.counted = true;
-        conn.expectHandshake();
+        slots.open(conn)?.fail("E_TOO_MANY_CONNECTIONS", `closed before its HELLO to make room: ${limits.handshakesMax} newer connections were in their handshake (--handshakes-max)`);
+        conn.expectHandshake((role) => admit(conn, role));
         onOpen?.(conn);
       },
-      onClosed(conn) {
-        if (conn.state.counted === true) open--;
-      },
+      onClosed: (conn) => slots.close(conn),
     }),
   });
-  return { port: server.port, stop: () => server.stop(true) };
+  const stopSweep = sweepIdleClients(limits.clientIdleTimeoutMs, slots.clientConnections, (conn, idleMs) => {
+    conn.fail("E_IDLE_TIMEOUT", `no request and no answer awaited for ${Math.round(idleMs)} ms (--client-idle-timeout-ms ${limits.clientIdleTimeoutMs}); connect again when needed`);
+  });
+  return {
+    port: server.port,
+    stop: () => {
+      stopSweep();
+      server.stop(true);
+    },
+  };
+}
+
+/**
+ * Every so often, closes the clients idle for timeoutMs or longer (see
+ * IdleClock): one timer per listener, not one per connection, and a read
+ * costs one store. A client is closed within two sweeps (each a quarter of
+ * timeoutMs, at most 1 s) past timeoutMs. Returns the stop function.
+ */
+export function sweepIdleClients<T extends { readonly idle: IdleClock }>(timeoutMs: number, clients: ReadonlySet<T>, close: (conn: T, idleMs: number) => void): () => void {
+  if (timeoutMs <= 0) return () => {};
+  const timer = setInterval(() => {
+    const now = performance.now();
+    for (const conn of clients) {
+      const idleMs = conn.idle.sweep(now);
+      if (idleMs >= timeoutMs) close(conn, idleMs);
+    }
+  }, Math.max(10, Math.min(1_000, timeoutMs / 4)));
+  return () => clearInterval(timer);
 }
 
 /**

@@ -21,19 +21,49 @@ export const NET_LIMIT_FLAGS: readonly FlagSpec[] = [
   { name: "pending-bytes-max", type: "int", default: D.pendingBytesMax, min: 65536, help: "unsent bytes per slow peer before it is disconnected (E_SLOW_READER)" },
 ];
 
-/** Limits only a listening process has. */
+/**
+ * Limits of every port a process serves, framed or HTTP. A flood of idle
+ * clients fills --connections-max and no more: workers, routers and peers keep
+ * their own slots, and HTTP ports count apart from the framed port.
+ */
+export const CONNECTION_LIMIT_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "connections-max", type: "int", default: D.connectionsMax, min: 1,
+    help: "client connections (client and top) open at once after their HELLO, and connections per HTTP port; the next is refused with E_TOO_MANY_CONNECTIONS (HTTP: 503)",
+  },
+  { name: "handshakes-max", type: "int", default: D.handshakesMax, min: 1, help: "connections still in their handshake at once (per port); past it the oldest of them is closed to make room" },
+  { name: "handshake-timeout-ms", type: "int", default: D.handshakeTimeoutMs, min: 10, help: "a connection without a valid HELLO (HTTP: a whole first request head) this long is closed (E_HANDSHAKE_TIMEOUT; HTTP: 408)" },
+  {
+    name: "client-idle-timeout-ms", type: "int", default: D.clientIdleTimeoutMs, min: 0,
+    help: "a client connection that sends nothing and awaits no answer (a task result, a watch) this long is closed with E_IDLE_TIMEOUT; HTTP: no bytes either way (0: never)",
+  },
+];
+
+/** A process that serves HTTP only (a worker's --metrics-port): the same limits, worded for it. */
+export const HTTP_LIMIT_FLAGS: readonly FlagSpec[] = [
+  { name: "connections-max", type: "int", default: D.connectionsMax, min: 1, help: "connections open at once on the HTTP port after their first request; the next gets 503 E_TOO_MANY_CONNECTIONS" },
+  { name: "handshakes-max", type: "int", default: D.handshakesMax, min: 1, help: "HTTP connections waiting for their first request at once; past it the oldest of them is closed to make room" },
+  { name: "handshake-timeout-ms", type: "int", default: D.handshakeTimeoutMs, min: 10, help: "an HTTP connection without a whole first request head this long gets 408 E_HANDSHAKE_TIMEOUT and is closed" },
+  { name: "client-idle-timeout-ms", type: "int", default: D.clientIdleTimeoutMs, min: 0, help: "an HTTP connection with no bytes either way this long is closed (0: never)" },
+];
+
+/** Limits only a process with a framed port has (coordinators, routers). */
 export const SERVER_LIMIT_FLAGS: readonly FlagSpec[] = [
-  { name: "connections-max", type: "int", default: D.connectionsMax, min: 1, help: "connections open at once; more are refused with E_TOO_MANY_CONNECTIONS" },
-  { name: "handshake-timeout-ms", type: "int", default: D.handshakeTimeoutMs, min: 10, help: "a connection without a valid HELLO this long is closed (E_HANDSHAKE_TIMEOUT)" },
+  ...CONNECTION_LIMIT_FLAGS,
+  { name: "peer-connections-max", type: "int", default: D.peerConnectionsMax, min: 1, help: "worker, router and coordinator links open at once: their own slots, which clients never take (E_TOO_MANY_CONNECTIONS past it)" },
 ];
 
 export function netLimits(v: FlagValues): NetLimits {
+  const given = (name: string, fallback: number) => (v[name] as number | undefined) ?? fallback;
   return {
     frameBytesMax: v["frame-bytes-max"] as number,
     batchMax: v["batch-max"] as number,
     pendingBytesMax: v["pending-bytes-max"] as number,
-    connectionsMax: (v["connections-max"] as number | undefined) ?? D.connectionsMax,
-    handshakeTimeoutMs: (v["handshake-timeout-ms"] as number | undefined) ?? D.handshakeTimeoutMs,
+    connectionsMax: given("connections-max", D.connectionsMax),
+    peerConnectionsMax: given("peer-connections-max", D.peerConnectionsMax),
+    handshakesMax: given("handshakes-max", D.handshakesMax),
+    handshakeTimeoutMs: given("handshake-timeout-ms", D.handshakeTimeoutMs),
+    clientIdleTimeoutMs: given("client-idle-timeout-ms", D.clientIdleTimeoutMs),
   };
 }
 

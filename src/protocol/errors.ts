@@ -8,7 +8,8 @@ export const ERROR_CODES = {
   E_BAD_HELLO: "the first message on a connection must be a valid HELLO",
   E_UNAUTHORIZED: "missing or wrong token for this role",
   E_HANDSHAKE_TIMEOUT: "the peer did not complete its HELLO in time",
-  E_TOO_MANY_CONNECTIONS: "the server has as many connections as it accepts",
+  E_TOO_MANY_CONNECTIONS: "the server holds as many connections of this kind as it accepts",
+  E_IDLE_TIMEOUT: "the client sent nothing and awaited nothing for longer than the server allows",
   E_QUEUE_FULL: "the shard's queue is full; retry later",
   E_NOT_PRIMARY: "this coordinator is not the primary of its shard",
   E_UNKNOWN_TASK: "no task with that id is known",
@@ -46,7 +47,7 @@ export class ProtocolError extends Error {
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "E_QUEUE_FULL", "E_NOT_PRIMARY", "E_UNAVAILABLE", "E_SHUTTING_DOWN",
   // The connection was dropped for a passing reason; a new one may do better.
-  "E_SLOW_READER", "E_TOO_MANY_CONNECTIONS", "E_HANDSHAKE_TIMEOUT",
+  "E_SLOW_READER", "E_TOO_MANY_CONNECTIONS", "E_HANDSHAKE_TIMEOUT", "E_IDLE_TIMEOUT",
 ]);
 
 /** Errors worth a client's retry: the same request may succeed later. */

@@ -3,10 +3,10 @@
 // port, so REST takes exactly the routes (shard choice, failover, retries of
 // the client's own) that binary clients take: one mechanism, not two.
 
-import type { Server } from "bun";
 import type { Logger } from "../cli/log.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
 import { authorizeHttp, type Permission, type TokenTable } from "../net/auth.ts";
+import { serveHttp, type HttpLimits, type HttpServer } from "../net/http-front.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import type { TaskInfo } from "../protocol/messages.ts";
 import { decodeResult, SchedulerClient, TaskError, type SubmitOptions } from "../sdk/client.ts";
@@ -24,6 +24,8 @@ export interface HttpApiConfig {
   /** Bearer tokens checked per route; the cluster token is what the API presents to the router's own port. */
   tokens: TokenTable;
   tls: TlsSettings;
+  /** Connections and time-outs, the same as on the router's TCP port. */
+  limits: HttpLimits;
 }
 
 /** The role a route needs: probes need none, reads need read, changes submit, DLQ requeue admin. */
@@ -53,7 +55,7 @@ class HttpError extends Error {
 const json = (status: number, body: unknown) => Response.json(body, { status });
 
 export class HttpApi {
-  private server: Server<undefined> | undefined;
+  private server: HttpServer | undefined;
   private client: Promise<SchedulerClient> | undefined;
 
   constructor(
@@ -66,18 +68,19 @@ export class HttpApi {
   }
 
   start(): void {
-    this.server = Bun.serve({
-      hostname: this.config.host,
+    this.server = serveHttp({
+      host: this.config.host,
       port: this.config.port,
       maxRequestBodySize: this.config.bodyBytesMax,
       tls: this.config.tls.server,
+      limits: this.config.limits,
       fetch: (req) => this.handle(req),
     });
     this.log.info("http listening", { host: this.config.host, port: this.port });
   }
 
   stop(): void {
-    void this.server?.stop(true);
+    this.server?.stop();
     void this.client?.then((c) => c.close(), () => {});
   }
 
@@ -173,7 +176,7 @@ export class HttpApi {
     }
     const dialing = SchedulerClient.connect(
       { host: "127.0.0.1", port: this.config.routerPort },
-      { nodeId: `${this.config.nodeId}-http`, token: this.config.tokens.clusterToken, tls: this.config.tls.client },
+      { nodeId: `${this.config.nodeId}-http`, token: this.config.tokens.clusterToken, tls: this.config.tls.client, role: "router" },
     );
     this.client = dialing;
     dialing.catch(() => {

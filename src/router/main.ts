@@ -78,7 +78,7 @@ export function main(): void {
     http = new HttpApi({
       host: values["http-host"] as string, port: values["http-port"] as number, routerPort: router.port, nodeId: config.nodeId,
       bodyBytesMax: values["http-body-bytes-max"] as number, batchMax: values["http-batch-max"] as number,
-      tokens: config.tokens, tls: config.tls,
+      tokens: config.tokens, tls: config.tls, limits: config.limits,
     }, log);
     try {
       http.start();

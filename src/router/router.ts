@@ -12,6 +12,7 @@ import { followCoordinators, type EtcdSettings } from "../net/etcd-discovery.ts"
 import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../net/auth.ts";
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
+import { Routes } from "./routes.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
@@ -41,22 +42,10 @@ export interface RouterConfig {
   crossShardPollMs: number;
 }
 
-/** A request forwarded upstream, waiting for its answer. */
-interface Route {
-  /** Who gets the answer; undefined for the router's own requests (then onControl). */
-  client: Connection | undefined;
-  clientRequestId: number;
-  /** SUBMIT with the notify flag: the route lives until TASK_DONE, not just SUBMITTED. */
-  awaitsDone: boolean;
-  /** The router's own control requests (STATS fan-out) take the answer here. */
-  onControl?: (kind: number, body: Record<string, unknown>) => void;
-}
-
-/** Per upstream link: its own request-id space and the routes waiting on it. */
+/** Per upstream link: the requests waiting on it, under its own request ids. */
 interface Upstream {
   link: CoordinatorLink;
-  routes: Map<number, Route>;
-  nextRequestId: number;
+  routes: Routes;
 }
 
 // SUBMIT body layout (codec.ts): requestId u32 | priority u8 | flags u8 | maxAttempts u16 | timeoutMs u32 | type str8 | key str8 | payload
@@ -108,7 +97,7 @@ export class Router implements ConnectionHandler {
   /** Dials a coordinator; it is routed to once it says it is a shard's primary. A known address is left as it is. */
   addUpstream(address: HostPort): void {
     if (this.upstreamAt(address) !== undefined) return;
-    const upstream: Upstream = { link: undefined as unknown as CoordinatorLink, routes: new Map(), nextRequestId: 1 };
+    const upstream: Upstream = { link: undefined as unknown as CoordinatorLink, routes: new Routes() };
     upstream.link = new CoordinatorLink(address, {
       hello: this.upstreamHello, limits: this.config.limits, tls: this.config.tls.client, reconnectMinMs: this.config.reconnectMinMs, reconnectMaxMs: this.config.reconnectMaxMs,
     }, this.log, {
@@ -166,7 +155,7 @@ export class Router implements ConnectionHandler {
         return this.fanOut(conn, kind, readControl<Record<string, unknown>>(r));
       case Kind.STATS_REQUEST: {
         const q = readControl<{ requestId?: unknown }>(r);
-        void this.clusterStats(Number(q.requestId) || 0).then((stats) => {
+        void this.whileWaiting(conn, this.clusterStats(Number(q.requestId) || 0)).then((stats) => {
           if (!conn.writable()) return;
           writeControl(conn.writer, Kind.STATS, stats);
           conn.queueFlush();
@@ -191,7 +180,7 @@ export class Router implements ConnectionHandler {
       throw new ProtocolError("E_BAD_HELLO", `role "${String(hello.role)}" cannot connect to a router (workers connect to coordinators)`);
     }
     conn.state.grants = authorizeHello(this.config.tokens, role, hello.token);
-    conn.handshakeDone();
+    conn.handshakeDone(role);
     conn.state.role = role;
     const welcome: Welcome = { role: "router", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, shard: -1, epoch: 0, primary: true };
     writeControl(conn.writer, Kind.WELCOME, welcome);
@@ -225,8 +214,7 @@ export class Router implements ConnectionHandler {
     if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
     const out = upstream.link.writableConnection();
     if (out === undefined) return conn.sendError(requestId, "E_UNAVAILABLE", `shard ${shard} is not reachable now; retry`);
-    const upstreamId = this.takeRequestId(upstream);
-    upstream.routes.set(upstreamId, { client: conn, clientRequestId: requestId, awaitsDone: (bytes[pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0 });
+    const upstreamId = upstream.routes.open({ client: conn, clientRequestId: requestId, awaitsDone: (bytes[pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0 });
     copyWithRequestId(out.writer, Kind.SUBMIT, bytes, pos, end, upstreamId);
     out.queueFlush();
     this.forwarded++;
@@ -269,7 +257,7 @@ export class Router implements ConnectionHandler {
   private afterParentsChecked(conn: Connection, requestId: number, shard: number, parents: readonly number[], forward: () => void): void {
     const foreign = parents.filter((p) => shardOfTask(p) !== shard);
     if (foreign.length === 0) return forward();
-    void this.missingParent(foreign).then((missing) => {
+    void this.whileWaiting(conn, this.missingParent(foreign)).then((missing) => {
       if (conn.closed) return;
       if (missing === undefined) forward();
       else conn.sendError(requestId, missing.code, missing.message);
@@ -338,7 +326,7 @@ export class Router implements ConnectionHandler {
     const limit = Math.max(1, Number(q.limit) || 100);
     const upstreams = [...this.primaries.values()];
     const perShard = kind === Kind.DLQ_LIST ? { ...q, offset: 0, limit: offset + limit } : q;
-    void Promise.all(upstreams.map((u) => this.ask(u, kind, perShard))).then((answers) => {
+    void this.whileWaiting(conn, Promise.all(upstreams.map((u) => this.ask(u, kind, perShard)))).then((answers) => {
       if (!conn.writable()) return;
       const failed = answers.find((a) => a.kind === Kind.ERROR);
       if (failed !== undefined) return conn.sendError(requestId, "E_UNAVAILABLE", `a shard did not answer: ${String(failed.body.message)}`);
@@ -357,29 +345,27 @@ export class Router implements ConnectionHandler {
   /** The router's own request to one coordinator; resolves with the answer (an ERROR when the link drops). */
   private ask(upstream: Upstream, kind: number, body: Record<string, unknown>): Promise<{ kind: number; body: Record<string, unknown> }> {
     return new Promise((resolve) => {
-      const upstreamId = this.takeRequestId(upstream);
       const onControl = (answerKind: number, answer: Record<string, unknown>) => resolve({ kind: answerKind, body: answer });
-      upstream.routes.set(upstreamId, { client: undefined, clientRequestId: 0, awaitsDone: false, onControl });
+      const upstreamId = upstream.routes.open({ client: undefined, clientRequestId: 0, awaitsDone: false, onControl });
       if (!upstream.link.sendControl(kind, { ...body, requestId: upstreamId })) {
-        upstream.routes.delete(upstreamId);
+        upstream.routes.close(upstreamId);
         resolve({ kind: Kind.ERROR, body: { code: "E_UNAVAILABLE", message: `coordinator ${upstream.link.label} is not reachable now` } });
       }
     });
   }
 
   private forwardControl(upstream: Upstream, conn: Connection, requestId: number, kind: number, body: Record<string, unknown>, awaitsDone = false): void {
-    const upstreamId = this.takeRequestId(upstream);
-    upstream.routes.set(upstreamId, { client: conn, clientRequestId: requestId, awaitsDone });
+    const upstreamId = upstream.routes.open({ client: conn, clientRequestId: requestId, awaitsDone });
     if (!upstream.link.sendControl(kind, { ...body, requestId: upstreamId })) {
-      upstream.routes.delete(upstreamId);
+      upstream.routes.close(upstreamId);
       conn.sendError(requestId, "E_UNAVAILABLE", `coordinator ${upstream.link.label} is not reachable now; retry`);
     }
   }
 
-  private takeRequestId(upstream: Upstream): number {
-    const id = upstream.nextRequestId;
-    upstream.nextRequestId = id >= 0xffffffff ? 1 : id + 1;
-    return id;
+  /** The client waits for `work` (a fan-out, a check on other shards): it is not idle meanwhile. */
+  private whileWaiting<T>(conn: Connection, work: Promise<T>): Promise<T> {
+    conn.idle.startWait();
+    return work.finally(() => conn.idle.endWait());
   }
 
   // ------------------------------------------------------------ upstreams
@@ -395,9 +381,8 @@ export class Router implements ConnectionHandler {
       case Kind.STATS: {
         const body = readControl<{ requestId?: unknown } & Partial<ErrorMessage>>(r);
         const upstreamId = Number(body.requestId);
-        const route = upstream.routes.get(upstreamId);
+        const route = upstream.routes.close(upstreamId);
         if (route === undefined) return;
-        upstream.routes.delete(upstreamId);
         if (route.onControl !== undefined) return route.onControl(kind, body);
         if (route.client === undefined || !route.client.writable()) return;
         writeControl(route.client.writer, kind, { ...body, requestId: route.clientRequestId });
@@ -415,7 +400,7 @@ export class Router implements ConnectionHandler {
     const upstreamId = r.view.getUint32(r.pos, true);
     const route = upstream.routes.get(upstreamId);
     if (route === undefined) return;
-    if (kind === Kind.TASK_DONE || !route.awaitsDone) upstream.routes.delete(upstreamId);
+    if (kind === Kind.TASK_DONE || !route.awaitsDone) upstream.routes.close(upstreamId);
     if (kind === Kind.SUBMITTED && route.awaitsDone) return; // the client hears once, when the task ends
     if (route.client === undefined || !route.client.writable()) return;
     copyWithRequestId(route.client.writer, kind, r.bytes, r.pos, r.end, route.clientRequestId);
@@ -464,11 +449,10 @@ export class Router implements ConnectionHandler {
   }
 
   private failRoutes(upstream: Upstream, message: string): void {
-    for (const route of upstream.routes.values()) {
+    for (const route of upstream.routes.closeAll()) {
       if (route.onControl !== undefined) route.onControl(Kind.ERROR, { code: "E_UNAVAILABLE", message });
       else if (route.client?.writable()) route.client.sendError(route.clientRequestId, "E_UNAVAILABLE", message);
     }
-    upstream.routes.clear();
   }
 
   // ------------------------------------------------------------ stats
@@ -486,20 +470,19 @@ export class Router implements ConnectionHandler {
     const address = upstream.link.label;
     if (!upstream.link.up) return Promise.resolve({ address, reachable: false, error: upstream.link.lastError });
     return new Promise((resolve) => {
-      const upstreamId = this.takeRequestId(upstream);
-      const timer = setTimeout(() => {
-        upstream.routes.delete(upstreamId);
-        resolve({ address, reachable: false, error: `no stats within ${this.config.statsTimeoutMs} ms` });
-      }, this.config.statsTimeoutMs);
       const onControl = (kind: number, body: Record<string, unknown>) => {
         clearTimeout(timer);
         if (kind === Kind.STATS) resolve({ address, reachable: true, stats: body as unknown as CoordinatorStats });
         else resolve({ address, reachable: false, error: String(body.message) });
       };
-      upstream.routes.set(upstreamId, { client: undefined, clientRequestId: 0, awaitsDone: false, onControl });
+      const upstreamId = upstream.routes.open({ client: undefined, clientRequestId: 0, awaitsDone: false, onControl });
+      const timer = setTimeout(() => {
+        upstream.routes.close(upstreamId);
+        resolve({ address, reachable: false, error: `no stats within ${this.config.statsTimeoutMs} ms` });
+      }, this.config.statsTimeoutMs);
       if (!upstream.link.sendControl(Kind.STATS_REQUEST, { requestId: upstreamId })) {
         clearTimeout(timer);
-        upstream.routes.delete(upstreamId);
+        upstream.routes.close(upstreamId);
         resolve({ address, reachable: false, error: "link not writable" });
       }
     });

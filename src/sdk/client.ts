@@ -74,6 +74,12 @@ export interface ClientOptions {
   limits?: NetLimits;
   /** Connect over TLS, trusting this CA (PEM text; see loadClientTls for a file). */
   tls?: ClientTls;
+  /**
+   * The role in the handshake; "client" unless given. A router's own HTTP API
+   * says "router" (with the cluster token): it then takes a slot idle clients
+   * cannot fill, and is never closed for being idle.
+   */
+  role?: "client" | "router";
 }
 
 export const DEFAULT_PRIORITY = 100;
@@ -181,7 +187,7 @@ export class SchedulerClient implements ConnectionHandler {
     const client = new SchedulerClient();
     const conn = await dial(target.host, target.port, client, options.limits ?? DEFAULT_NET_LIMITS, options.tls);
     client.conn = conn;
-    const hello: Hello = { role: "client", version: PROTOCOL_VERSION, nodeId: options.nodeId ?? `client-${process.pid}`, token: options.token };
+    const hello: Hello = { role: options.role ?? "client", version: PROTOCOL_VERSION, nodeId: options.nodeId ?? `client-${process.pid}`, token: options.token };
     const welcome = new Promise<Welcome>((resolve, reject) => (client.welcomed = { resolve, reject }));
     writeControl(conn.writer, Kind.HELLO, hello);
     conn.queueFlush();

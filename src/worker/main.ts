@@ -7,7 +7,7 @@ import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { TokenTable } from "../net/auth.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
 import { ETCD_DISCOVERY_FLAGS, etcdSettings } from "../net/etcd-discovery.ts";
-import { BATCH_MAX_FLAG, CLIENT_SECURITY_FLAGS, clientSecurity, NET_LIMIT_FLAGS, netLimits } from "../net/net-flags.ts";
+import { BATCH_MAX_FLAG, CLIENT_SECURITY_FLAGS, clientSecurity, HTTP_LIMIT_FLAGS, NET_LIMIT_FLAGS, netLimits } from "../net/net-flags.ts";
 import { resolve } from "node:path";
 import { workerMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
@@ -41,6 +41,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: "tokens", type: "string", default: "", help: "tokens file (as the coordinator's): /metrics then needs a token with the read role" },
   { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
   { name: "metrics-host", type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
+  ...HTTP_LIMIT_FLAGS,
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
 ];
 
@@ -103,7 +104,7 @@ export async function main(executorModule: string | URL): Promise<void> {
     process.exit(1);
   }
   if ((values["metrics-port"] as number) > 0) {
-    serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log, { tokens: metricsTokens });
+    serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log, { tokens: metricsTokens, limits: config.limits });
   }
   const served = [
     ...(config.coordinators.length > 0 ? [`coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}`] : []),

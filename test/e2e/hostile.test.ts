@@ -17,11 +17,13 @@ import { Cluster, freePort, parseReport, waitFor, type Started } from "./harness
 import { concat, controlMessage, frame, helloFrame, message, RawPeer } from "./raw-peer.ts";
 
 const HANDSHAKE_TIMEOUT_MS = 500;
+/** Long enough for the client that idles past the handshake time-out on purpose (3 x HANDSHAKE_TIMEOUT_MS) to stay. */
+const CLIENT_IDLE_TIMEOUT_MS = 3_000;
 const FRAME_BYTES_MAX = 1 << 20;
 /** A hostile TCP connection must be closed by the server within this (handshake timeout plus scheduling slack). */
 const CLOSE_DEADLINE_MS = 5_000;
-/** Stalled HTTP requests are closed by Bun.serve's idle timeout (10 s by default), not by our flags. */
-const HTTP_STALL_CLOSE_DEADLINE_MS = 15_000;
+/** A stalled HTTP request is closed by --client-idle-timeout-ms, as a stalled frame is on a framed port. */
+const HTTP_STALL_CLOSE_DEADLINE_MS = CLIENT_IDLE_TIMEOUT_MS + CLOSE_DEADLINE_MS;
 const GARBAGE_CONNECTIONS = 30;
 const SLOW_LORIS_CONNECTIONS = 40;
 const SLOW_HTTP_CONNECTIONS = 10;
@@ -174,7 +176,7 @@ function httpAttacks(port: number, prng: Prng, api: boolean): Check[] {
     { name: "huge Content-Length, no body", run: () => httpRaw(port, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", /^HTTP\/1\.1 413/) },
     { name: "negative Content-Length", run: () => httpRaw(port, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", /^HTTP\/1\.1 4\d\d/) },
     { name: "headers over the size limit", run: () => httpRaw(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(200_000)}\r\n\r\n`, /^HTTP\/1\.1 431/) },
-    { name: "Content-Length under the limit and no body (stalls until the idle timeout)", run: () => httpRaw(port, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{", undefined, HTTP_STALL_CLOSE_DEADLINE_MS) },
+    { name: "Content-Length under the limit and no body (stalls until --client-idle-timeout-ms)", run: () => httpRaw(port, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{", undefined, HTTP_STALL_CLOSE_DEADLINE_MS) },
     ...Array.from({ length: SLOW_HTTP_CONNECTIONS }, (_, i): Check => ({
       name: `slow headers #${i}, one byte every ${DRIBBLE_INTERVAL_MS} ms`,
       run: () => httpRaw(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ${"s".repeat(400)}\r\n\r\n`, undefined, HTTP_STALL_CLOSE_DEADLINE_MS, true),
@@ -213,11 +215,12 @@ async function healthy(port: number): Promise<boolean> {
 
 test(`hostile bytes on every port do not disturb a running workload (seed=${SEED})`, async () => {
   cluster = new Cluster();
-  const limits = ["--handshake-timeout-ms", String(HANDSHAKE_TIMEOUT_MS), "--frame-bytes-max", String(FRAME_BYTES_MAX)];
+  const timeouts = ["--handshake-timeout-ms", String(HANDSHAKE_TIMEOUT_MS), "--client-idle-timeout-ms", String(CLIENT_IDLE_TIMEOUT_MS)];
+  const limits = [...timeouts, "--frame-bytes-max", String(FRAME_BYTES_MAX)];
   const coordinatorMetrics = freePort();
   const coordinator = await cluster.coordinator([...limits, "--metrics-port", String(coordinatorMetrics), "--retained-max", String(WORKLOAD_TASKS)]);
   const workerMetrics = freePort();
-  const worker = cluster.worker([coordinator.port], ["-w", "2", "--metrics-port", String(workerMetrics)]);
+  const worker = cluster.worker([coordinator.port], ["-w", "2", "--metrics-port", String(workerMetrics), ...timeouts]);
   const httpPort = freePort();
   const router = await cluster.router([coordinator.port], [...limits, "--http-port", String(httpPort)]);
   await cluster.workersJoined(router.port, 1);

@@ -27,6 +27,6 @@ describe("errors", () => {
 
   test("retryable codes are the transient ones", () => {
     const retryable = Object.keys(ERROR_CODES).filter((c) => isRetryable(c as keyof typeof ERROR_CODES)).sort();
-    expect(retryable).toEqual(["E_HANDSHAKE_TIMEOUT", "E_NOT_PRIMARY", "E_QUEUE_FULL", "E_SHUTTING_DOWN", "E_SLOW_READER", "E_TOO_MANY_CONNECTIONS", "E_UNAVAILABLE"]);
+    expect(retryable).toEqual(["E_HANDSHAKE_TIMEOUT", "E_IDLE_TIMEOUT", "E_NOT_PRIMARY", "E_QUEUE_FULL", "E_SHUTTING_DOWN", "E_SLOW_READER", "E_TOO_MANY_CONNECTIONS", "E_UNAVAILABLE"]);
   });
 });
