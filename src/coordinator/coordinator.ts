@@ -9,7 +9,6 @@
 import type { Logger } from "../cli/log.ts";
 import { Scheduler, type SubmitOutcome } from "../core/scheduler.ts";
 import { HeldHeartbeats, type HeldHeartbeat } from "../core/held-heartbeats.ts";
-import type { SchedulerState } from "../core/scheduler-state.ts";
 import type { Task, Watcher } from "../core/task.ts";
 import { authorizeHello, authorizeKind, type Grants } from "../net/auth.ts";
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
@@ -33,10 +32,11 @@ import { HeldReplies } from "./held-replies.ts";
 import { parseWorkerHello } from "./request-shapes.ts";
 import { coordinatorStats } from "./coordinator-stats.ts";
 import { ReplicaSet } from "./replica-set.ts";
-import { decodeSnapshot, encodeSnapshot, readAppend, readAck, writeAck, writeAppend, writeSnapshot } from "./replication-codec.ts";
+import { encodeSnapshot, readAck, writeAppend, writeSnapshot } from "./replication-codec.ts";
 import type { WriteAheadLog } from "./wal.ts";
 import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
+import { BackupLog } from "./backup-log.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
 
@@ -70,9 +70,8 @@ export class Coordinator implements ConnectionHandler {
   private readonly heartbeats = new HeldHeartbeats();
   /** Who decides this node's role: static peers, or etcd. */
   private readonly control: RoleControl;
-  /** Backup: index of the last entry applied. */
-  private appliedIndex = 0;
-  private ackedUpTo = 0;
+  /** The backup side of replication: what this node holds of the primary's log. */
+  private readonly backup: BackupLog;
   private wal: WriteAheadLog | undefined;
   /** A data directory write failed: nothing more is acknowledged (the process is stopping). */
   private storageFailed = false;
@@ -87,13 +86,33 @@ export class Coordinator implements ConnectionHandler {
     private readonly fatal: () => void = () => process.exit(1),
   ) {
     this.scheduler = new Scheduler(config.scheduler);
+    const self = this;
+    this.backup = new BackupLog({
+      config, log,
+      get control() {
+        return self.control;
+      },
+      get scheduler() {
+        return self.scheduler;
+      },
+      set scheduler(scheduler: Scheduler) {
+        self.scheduler = scheduler;
+      },
+      get wal() {
+        return self.wal;
+      },
+      get storageFailed() {
+        return self.storageFailed;
+      },
+      durably: (write) => this.durably(write),
+    });
     this.replicas = new ReplicaSet(config.backupTimeoutMs, log);
     const events: RoleEvents = {
       promote: (epoch) => this.promote(epoch),
-      follow: () => this.startFollowing(),
+      follow: () => this.backup.following(),
       stepDown: (reason) => this.stepDown(reason),
-      onReplication: (kind, r) => this.fromPrimary(kind, r),
-      onReplicationReadEnd: () => this.ackPrimary(),
+      onReplication: (kind, r) => this.backup.apply(kind, r),
+      onReplicationReadEnd: () => this.backup.acknowledge(),
     };
     this.control = config.etcd !== undefined ? processEtcdControl(config, config.etcd, log, events) : new Peers(config, log, events);
     this.commands = new Commands({
@@ -161,7 +180,7 @@ export class Coordinator implements ConnectionHandler {
     const recovered = opened.recovered;
     this.wal = opened.wal;
     this.scheduler = opened.scheduler;
-    this.appliedIndex = recovered.index;
+    this.backup.appliedIndex = recovered.index;
     this.eventLog = new EventLog(recovered.index);
     this.control.recovered(recovered.epoch, recovered.index);
     if (opened.setAsideTo !== undefined) this.control.rejoinFromPeer?.();
@@ -350,7 +369,7 @@ export class Coordinator implements ConnectionHandler {
     const welcome: Welcome = {
       role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,
       shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary",
-      index: this.role === "primary" ? this.eventLog.lastIndex : this.appliedIndex,
+      index: this.role === "primary" ? this.eventLog.lastIndex : this.backup.appliedIndex,
     };
     writeControl(conn.writer, Kind.WELCOME, welcome);
     conn.queueFlush();
@@ -492,41 +511,7 @@ export class Coordinator implements ConnectionHandler {
     this.log.info("backup syncing", { backup: conn.state.nodeId, index, snapshotBytes: state.length });
   }
 
-  // ------------------------------------------------------------ backup
-
-  private fromPrimary(kind: number, r: Reader): void {
-    if (kind === Kind.REPL_SNAPSHOT) {
-      const snap = decodeSnapshot(r);
-      this.scheduler = Scheduler.fromState(this.config.scheduler, snap.state as SchedulerState);
-      this.appliedIndex = snap.index;
-      const wal = this.wal;
-      if (wal !== undefined && !this.durably(() => wal.snapshot(snap.epoch, snap.index, snap.state))) return;
-      this.ackedUpTo = 0;
-      this.control.synced(snap.epoch);
-      this.log.info("snapshot applied", { epoch: snap.epoch, index: snap.index, tasks: snap.state.tasks.length });
-      return;
-    }
-    if (kind !== Kind.REPL_APPEND) throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from the primary`);
-    const batch = readAppend(r);
-    if (batch.epoch !== this.epoch) return; // a stale primary
-    if (Number.isFinite(batch.clockMs)) this.control.clockOffset?.(Date.now() - batch.clockMs);
-    if (!this.control.isSynced) return; // before our snapshot
-    if (batch.firstIndex !== this.appliedIndex + 1) {
-      this.log.warn("replication gap; resyncing", { expected: this.appliedIndex + 1, got: batch.firstIndex });
-      return this.control.resync();
-    }
-    batch.readEachEntry(this.entryReader, (r) => applyEntry(this.scheduler, r));
-    this.appliedIndex += batch.count;
-    this.scheduler.takeReady();
-    // Durable here before the acknowledgement (sent at the end of this read) says so.
-    const wal = this.wal;
-    if (wal !== undefined && batch.count > 0) {
-      this.durably(() => {
-        wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries);
-        if (wal.wantsSnapshot) wal.snapshot(this.epoch, this.appliedIndex, this.scheduler.exportState());
-      });
-    }
-  }
+  // ------------------------------------------------------------ data directory
 
   /**
    * Runs a write or sync of the data directory. One that fails leaves what the disk
@@ -550,29 +535,18 @@ export class Coordinator implements ConnectionHandler {
     }
   }
 
-  private ackPrimary(): void {
-    if (this.appliedIndex === this.ackedUpTo || !this.control.isSynced || this.storageFailed) return;
-    this.ackedUpTo = this.appliedIndex;
-    this.control.sendToPrimary((w) => writeAck(w, this.epoch, this.appliedIndex, Date.now()));
-  }
-
   // ------------------------------------------------------------ role changes
 
   /** Called by Peers: this node is primary of `epoch` now. */
   private promote(epoch: number): void {
-    this.eventLog = new EventLog(this.appliedIndex);
+    this.eventLog = new EventLog(this.backup.appliedIndex);
     if (this.control instanceof EtcdControl) {
-      this.replicas = processIsrReplicaSet(this.control, this.config, this.appliedIndex, this.log, () => this.pump());
+      this.replicas = processIsrReplicaSet(this.control, this.config, this.backup.appliedIndex, this.log, () => this.pump());
     }
     this.record(Ev.PROMOTE, epoch);
     for (const [workerId, conn] of this.workerConns) this.registerWorker(workerId, conn.state.slots as number, conn.state.tags as string[]);
     this.announce();
     this.pump();
-  }
-
-  /** The coming snapshot replaces the state; until then appliedIndex still says what this node holds. */
-  private startFollowing(): void {
-    this.ackedUpTo = 0;
   }
 
   /** A higher epoch exists: replies never committed are refused so clients retry at the new primary. */
@@ -581,7 +555,7 @@ export class Coordinator implements ConnectionHandler {
     // The state holds every entry this node logged as primary: if it leads again before a
     // snapshot replaces it, its new log must go on from there, not from where it last followed
     // (a restart would otherwise skip the new epoch's records as already applied and lose them).
-    this.appliedIndex = this.eventLog.lastIndex;
+    this.backup.appliedIndex = this.eventLog.lastIndex;
     this.held.refuseAll(`${this.config.nodeId} stepped down before this was replicated; retry`);
     this.heartbeats.take(); // never logged: the next primary gives every worker a fresh grace period
     this.replicas.closeAll("primary stepped down");
@@ -607,8 +581,8 @@ export class Coordinator implements ConnectionHandler {
       nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, scheduler: this.scheduler, uptimeMs: now - this.startedAt,
       replication: {
         role: this.role,
-        appliedIndex: primary ? this.eventLog.lastIndex : this.appliedIndex,
-        committedIndex: primary ? this.replicas.committedIndex : this.appliedIndex,
+        appliedIndex: primary ? this.eventLog.lastIndex : this.backup.appliedIndex,
+        committedIndex: primary ? this.replicas.committedIndex : this.backup.appliedIndex,
         backupsInSync: this.replicas.inSyncCount,
         alone: primary && this.replicas.alone(performance.now()),
         following: this.control.primaryLabel,
