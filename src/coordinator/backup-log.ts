@@ -13,7 +13,7 @@ import type { CoordinatorConfig } from "./config.ts";
 import { applyEntry } from "./event-log.ts";
 import { decodeSnapshot, readAppend, writeAck } from "./replication-codec.ts";
 import type { RoleControl } from "./role-control.ts";
-import type { WriteAheadLog } from "./wal.ts";
+import type { DataDir } from "./data-dir.ts";
 
 /** What the backup side needs of its coordinator. */
 export interface BackupHost {
@@ -22,10 +22,8 @@ export interface BackupHost {
   readonly control: RoleControl;
   /** Replaced whole by a snapshot. */
   scheduler: Scheduler;
-  readonly wal: WriteAheadLog | undefined;
-  /** Runs a data directory write; false (and the process stops) when it failed. */
-  durably(write: () => void): boolean;
-  readonly storageFailed: boolean;
+  /** --data-dir writes; a failed one stops the process (data-dir.ts). */
+  readonly disk: DataDir;
 }
 
 export class BackupLog {
@@ -48,8 +46,7 @@ export class BackupLog {
       const snap = decodeSnapshot(r);
       this.host.scheduler = Scheduler.fromState(config.scheduler, snap.state as SchedulerState);
       this.appliedIndex = snap.index;
-      const wal = this.host.wal;
-      if (wal !== undefined && !this.host.durably(() => wal.snapshot(snap.epoch, snap.index, snap.state))) return;
+      if (!this.host.disk.write((wal) => wal.snapshot(snap.epoch, snap.index, snap.state))) return;
       this.ackedUpTo = 0;
       control.synced(snap.epoch);
       log.info("snapshot applied", { epoch: snap.epoch, index: snap.index, tasks: snap.state.tasks.length });
@@ -69,9 +66,8 @@ export class BackupLog {
     this.appliedIndex += batch.count;
     scheduler.takeReady();
     // Durable here before the acknowledgement (sent at the end of this read) says so.
-    const wal = this.host.wal;
-    if (wal !== undefined && batch.count > 0) {
-      this.host.durably(() => {
+    if (batch.count > 0) {
+      this.host.disk.write((wal) => {
         wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries);
         if (wal.wantsSnapshot) wal.snapshot(control.epoch, this.appliedIndex, scheduler.exportState());
       });
@@ -81,7 +77,7 @@ export class BackupLog {
   /** The end of a read from the primary: acknowledge what is held now, once. */
   acknowledge(): void {
     const control = this.host.control;
-    if (this.appliedIndex === this.ackedUpTo || !control.isSynced || this.host.storageFailed) return;
+    if (this.appliedIndex === this.ackedUpTo || !control.isSynced || this.host.disk.failed) return;
     this.ackedUpTo = this.appliedIndex;
     const index = this.appliedIndex;
     control.sendToPrimary((w) => writeAck(w, control.epoch, index, Date.now()));

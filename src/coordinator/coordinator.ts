@@ -13,7 +13,7 @@ import type { Task, Watcher } from "../core/task.ts";
 import { authorizeHello, authorizeKind, type Grants } from "../net/auth.ts";
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
 import { listen, type Listener } from "../net/endpoints.ts";
-import { readControl, Reader, SUBMIT_FLAGS_AT, submitPayloadBytes, writeAssign, writeControl } from "../protocol/codec.ts";
+import { readControl, Reader, SUBMIT_FLAGS_AT, submitPayloadBytes, writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY, TaskStatus,
@@ -29,7 +29,6 @@ import { RecentLatency } from "./recent-latency.ts";
 import { LatencyBuckets } from "../metrics/latency-buckets.ts";
 import { Commands } from "./commands.ts";
 import { HeldReplies } from "./held-replies.ts";
-import { parseWorkerHello } from "./request-shapes.ts";
 import { coordinatorStats } from "./coordinator-stats.ts";
 import { ReplicaSet } from "./replica-set.ts";
 import { encodeSnapshot, readAck, writeAppend, writeSnapshot } from "./replication-codec.ts";
@@ -37,6 +36,8 @@ import type { WriteAheadLog } from "./wal.ts";
 import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import { BackupLog } from "./backup-log.ts";
+import { WorkerLinks } from "./worker-links.ts";
+import { DataDir } from "./data-dir.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
 
@@ -53,7 +54,7 @@ export class Coordinator implements ConnectionHandler {
   private listener: Listener | undefined;
   private readonly connections = new Map<number, Connection>();
   /** Runtime only: which connection each worker id is on now (never replicated). */
-  private readonly workerConns = new Map<number, Connection>();
+  private readonly workers: WorkerLinks;
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private readonly startedAt = Date.now();
   private readonly latency = new RecentLatency(LATENCY_WINDOW_MS);
@@ -72,9 +73,8 @@ export class Coordinator implements ConnectionHandler {
   private readonly control: RoleControl;
   /** The backup side of replication: what this node holds of the primary's log. */
   private readonly backup: BackupLog;
-  private wal: WriteAheadLog | undefined;
-  /** A data directory write failed: nothing more is acknowledged (the process is stopping). */
-  private storageFailed = false;
+  /** --data-dir: the write-ahead log and snapshot, and whether a write to them failed. */
+  private disk: DataDir;
   private readonly commands: Commands;
   /** Monotonic time of the last tick or pump (see noticeStall). */
   private lastActiveAt = performance.now();
@@ -82,10 +82,12 @@ export class Coordinator implements ConnectionHandler {
   constructor(
     readonly config: CoordinatorConfig,
     private readonly log: Logger,
-    /** The data directory failed a write or sync: the process must stop (see durably). */
+    /** The data directory failed a write or sync: the process must stop (data-dir.ts). */
     private readonly fatal: () => void = () => process.exit(1),
   ) {
     this.scheduler = new Scheduler(config.scheduler);
+    this.disk = this.dataDir(undefined);
+    this.workers = new WorkerLinks(config.workerSlotsMax, log);
     const self = this;
     this.backup = new BackupLog({
       config, log,
@@ -98,13 +100,9 @@ export class Coordinator implements ConnectionHandler {
       set scheduler(scheduler: Scheduler) {
         self.scheduler = scheduler;
       },
-      get wal() {
-        return self.wal;
+      get disk() {
+        return self.disk;
       },
-      get storageFailed() {
-        return self.storageFailed;
-      },
-      durably: (write) => this.durably(write),
     });
     this.replicas = new ReplicaSet(config.backupTimeoutMs, log);
     const events: RoleEvents = {
@@ -178,7 +176,7 @@ export class Coordinator implements ConnectionHandler {
     if (this.config.dataDir === "") return;
     const opened = openDataDir(this.config, this.log, this.scheduler);
     const recovered = opened.recovered;
-    this.wal = opened.wal;
+    this.disk = this.dataDir(opened.wal);
     this.scheduler = opened.scheduler;
     this.backup.appliedIndex = recovered.index;
     this.eventLog = new EventLog(recovered.index);
@@ -187,9 +185,16 @@ export class Coordinator implements ConnectionHandler {
     this.log.info("recovered", { dataDir: this.config.dataDir, epoch: recovered.epoch, index: recovered.index, tasks: this.scheduler.queuedCount + this.scheduler.leasedTotal, logBatches: recovered.batches.length });
   }
 
+  private dataDir(wal: WriteAheadLog | undefined): DataDir {
+    return new DataDir(wal, this.config.dataDir, this.log, () => {
+      this.control.stop();
+      this.fatal();
+    });
+  }
+
   stop(): void {
     clearInterval(this.tickTimer);
-    this.wal?.close();
+    this.disk.close();
     this.control.stop();
     this.replicas.closeAll("coordinator stopping");
     this.listener?.stop();
@@ -309,10 +314,8 @@ export class Coordinator implements ConnectionHandler {
   onClose(conn: Connection, reason: string): void {
     this.connections.delete(conn.id);
     this.replicas.remove(conn, performance.now(), reason);
-    const workerId = conn.state.workerId as number | undefined;
-    if (workerId === undefined || this.workerConns.get(workerId) !== conn) return;
-    this.workerConns.delete(workerId);
-    this.log.info("worker lost", { workerId, nodeId: conn.state.nodeId, reason });
+    const workerId = this.workers.lost(conn, reason);
+    if (workerId === undefined) return;
     if (this.role === "primary" && this.scheduler.worker(workerId) !== undefined) {
       this.record(Ev.WORKER_LEFT, workerId);
       this.pump();
@@ -362,7 +365,10 @@ export class Coordinator implements ConnectionHandler {
     conn.handshakeDone(hello.role);
     conn.state.role = hello.role;
     conn.state.nodeId = String(hello.nodeId ?? "");
-    if (hello.role === "worker") this.workerHello(conn, hello);
+    if (hello.role === "worker") {
+      const { workerId, slots, tags } = this.workers.joined(conn, hello);
+      if (this.role === "primary") this.registerWorker(workerId, slots, tags);
+    }
     if (hello.role === "coordinator" && Number(hello.shard) !== this.config.scheduler.shard) {
       throw new ProtocolError("E_BAD_HELLO", `coordinator of shard ${String(hello.shard)} cannot peer with shard ${this.config.scheduler.shard}`);
     }
@@ -373,17 +379,6 @@ export class Coordinator implements ConnectionHandler {
     };
     writeControl(conn.writer, Kind.WELCOME, welcome);
     conn.queueFlush();
-  }
-
-  private workerHello(conn: Connection, hello: Hello): void {
-    const { workerId, slots, tags } = parseWorkerHello(hello, this.config.workerSlotsMax);
-    conn.state.workerId = workerId;
-    conn.state.slots = slots;
-    conn.state.tags = tags;
-    // A reconnect replaces the old connection and keeps its leases: results may arrive on either.
-    this.workerConns.set(workerId, conn);
-    if (this.role === "primary") this.registerWorker(workerId, slots, tags);
-    this.log.info("worker joined", { workerId, nodeId: conn.state.nodeId, slots, tags });
   }
 
   /**
@@ -427,7 +422,7 @@ export class Coordinator implements ConnectionHandler {
 
   /** Dispatches, writes effects, ships the log to backups, releases committed replies. */
   private pump(): void {
-    if (this.storageFailed) return; // stopping: nothing more may be acknowledged (durably)
+    if (this.disk.failed) return; // stopping: nothing more may be acknowledged (data-dir.ts)
     const monotonic = performance.now();
     // A primary whose etcd lease may have expired acknowledges, replies and dispatches nothing more.
     if (this.role === "primary" && this.control.mayLead?.(monotonic) === false) this.control.fence?.();
@@ -439,12 +434,7 @@ export class Coordinator implements ConnectionHandler {
     const now = Date.now();
     if (this.scheduler.dispatchWouldChange(now)) this.record(Ev.DISPATCH, 0);
     const ready = this.scheduler.takeReady();
-    for (const [workerId, tasks] of ready.assignments) {
-      const conn = this.workerConns.get(workerId);
-      if (conn === undefined || !conn.writable()) continue; // the lease expires and the task is retried
-      for (const t of tasks) writeAssign(conn.writer, t.id, t.attempt, t.timeoutMs, t.type, t.payload, t.dependsOn.length === 0 ? undefined : this.scheduler.inputsOf(t));
-      conn.queueFlush();
-    }
+    this.workers.send(ready, (task) => this.scheduler.inputsOf(task), this.config.scheduler.workerTimeoutMs);
     for (const task of ready.finished) {
       this.latency.record(now, now - task.submittedAt);
       this.latencyBuckets.record(now - task.submittedAt);
@@ -455,18 +445,8 @@ export class Coordinator implements ConnectionHandler {
       }
     }
     for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
-    for (const abort of ready.aborts) {
-      const conn = this.workerConns.get(abort.workerId);
-      if (conn === undefined || !conn.writable()) continue;
-      writeControl(conn.writer, Kind.ABORT, { taskId: abort.taskId, attempt: abort.attempt });
-      conn.queueFlush();
-    }
-    for (const workerId of ready.lostWorkers) {
-      this.log.warn("worker timed out", { workerId, timeoutMs: this.config.scheduler.workerTimeoutMs });
-      this.workerConns.get(workerId)?.close("worker missed its heartbeats");
-    }
     this.shipLog();
-    if (this.storageFailed) return;
+    if (this.disk.failed) return;
     this.held.release(this.replicas.commit(this.eventLog.lastIndex, monotonic));
   }
 
@@ -474,11 +454,11 @@ export class Coordinator implements ConnectionHandler {
   private shipLog(): void {
     if (this.eventLog.pendingEntries === 0) return;
     const batch = this.eventLog.take();
-    const wal = this.wal;
-    if (wal !== undefined && !this.durably(() => {
+    const durable = this.disk.write((wal) => {
       wal.append(this.epoch, batch.firstIndex, batch.count, batch.bytes);
       if (wal.wantsSnapshot) wal.snapshot(this.epoch, this.eventLog.lastIndex, this.scheduler.exportState());
-    })) return;
+    });
+    if (!durable) return;
     const now = Date.now();
     this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes, now));
   }
@@ -511,30 +491,6 @@ export class Coordinator implements ConnectionHandler {
     this.log.info("backup syncing", { backup: conn.state.nodeId, index, snapshotBytes: state.length });
   }
 
-  // ------------------------------------------------------------ data directory
-
-  /**
-   * Runs a write or sync of the data directory. One that fails leaves what the disk
-   * holds unknown (a failed fsync may have dropped the dirty pages, PostgreSQL's
-   * "fsyncgate"), and the entries are already out of the in-memory log: carrying on
-   * could acknowledge what no disk holds. So, as etcd and PostgreSQL do, the process
-   * stops; a restart recovers from what the disk really holds, and a replica takes over.
-   * Until then nothing is acknowledged, replied or sent: false.
-   */
-  private durably(write: () => void): boolean {
-    if (this.storageFailed) return false;
-    try {
-      write();
-      return true;
-    } catch (err) {
-      this.storageFailed = true;
-      this.log.error("data directory write failed; stopping: what is on disk is unknown", { dataDir: this.config.dataDir, error: (err as Error).message });
-      this.control.stop();
-      this.fatal();
-      return false;
-    }
-  }
-
   // ------------------------------------------------------------ role changes
 
   /** Called by Peers: this node is primary of `epoch` now. */
@@ -544,7 +500,7 @@ export class Coordinator implements ConnectionHandler {
       this.replicas = processIsrReplicaSet(this.control, this.config, this.backup.appliedIndex, this.log, () => this.pump());
     }
     this.record(Ev.PROMOTE, epoch);
-    for (const [workerId, conn] of this.workerConns) this.registerWorker(workerId, conn.state.slots as number, conn.state.tags as string[]);
+    for (const { workerId, slots, tags } of this.workers.connected()) this.registerWorker(workerId, slots, tags);
     this.announce();
     this.pump();
   }
@@ -592,8 +548,8 @@ export class Coordinator implements ConnectionHandler {
           ...(this.control.notLeadingReason !== "" && { notLeading: this.control.notLeadingReason }),
         }),
       },
-      workerNodeId: (id) => String(this.workerConns.get(id)?.state.nodeId ?? ""),
-      latency: this.latency, latencyBuckets: this.latencyBuckets, wal: this.wal, heartbeats: this.heartbeats,
+      workerNodeId: (id) => this.workers.nodeId(id),
+      latency: this.latency, latencyBuckets: this.latencyBuckets, wal: this.disk.wal, heartbeats: this.heartbeats,
     });
   }
 

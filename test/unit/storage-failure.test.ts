@@ -44,7 +44,7 @@ test("a failed write-ahead log append stops the coordinator and acknowledges not
   expect(await client.submit("sleep", { ms: 1 })).toBeGreaterThan(0);
 
   // The disk fails (ENOSPC, EIO, a failed fdatasync): the next append throws.
-  const wal = (coordinator as unknown as { wal: WriteAheadLog }).wal;
+  const wal = (coordinator as unknown as { disk: { wal: WriteAheadLog } }).disk.wal;
   wal.append = () => {
     throw new Error("EIO: i/o error, fdatasync");
   };
