@@ -1,4 +1,4 @@
-// The control requests a primary answers on behalf of clients and routers:
+// The requests a primary answers on behalf of clients and routers: submit,
 // cancel, watch, workflow, a foreign parent's end, DLQ requeue and purge (each
 // checked, logged as an entry, and answered once that entry is committed), and
 // task status queries. Requests come as msgpack maps, so each field is checked
@@ -6,12 +6,12 @@
 // connection (it may be a router's, carrying other clients' requests).
 
 import { encode } from "@msgpack/msgpack";
-import type { Scheduler, WorkflowOutcome } from "../core/scheduler.ts";
+import type { Scheduler, SubmitOutcome, WorkflowOutcome } from "../core/scheduler.ts";
 import type { Connection } from "../net/connection.ts";
 import { ByteWriter } from "../protocol/byte-writer.ts";
-import { writeControl } from "../protocol/codec.ts";
+import { SUBMIT_FLAGS_AT, submitPayloadBytes, writeControl, type Reader } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { Kind } from "../protocol/messages.ts";
+import { Kind, SUBMIT_FLAG_NOTIFY } from "../protocol/messages.ts";
 import { encodeParentEnded, Ev, FOREIGN_END_STATES, type ApplyResult } from "./event-log.ts";
 import { DLQ_PAGE_MAX, FOREIGN_WAITS_PAGE_MAX, isWorkflowNode, taskInfo, WORKFLOW_NODES_MAX } from "./request-shapes.ts";
 
@@ -21,10 +21,14 @@ const EMPTY = new Uint8Array(0);
 export interface CommandPort {
   isPrimary(): boolean;
   refuseNotPrimary(conn: Connection, requestId: number): void;
-  /** Logs one entry and applies it to the scheduler (the only way state changes). */
-  record(type: number, subject: number, body?: Uint8Array): ApplyResult;
+  /** Logs one entry (body[bodyStart, bodyEnd)) and applies it to the scheduler (the only way state changes). */
+  record(type: number, subject: number, body?: Uint8Array, bodyStart?: number, bodyEnd?: number): ApplyResult;
   /** Sends this REPLY once the entry just recorded is committed. */
   replyWhenCommitted(conn: Connection, requestId: number, body: Record<string, unknown>): void;
+  /** Sends SUBMITTED once the entry just recorded is committed (`quiet`: nothing, its TASK_DONE says it). */
+  submittedWhenCommitted(conn: Connection, requestId: number, taskId: number, quiet: boolean): void;
+  /** Set while a graceful stop hands over: new submissions are refused (retryable). */
+  handingOver(): string | undefined;
   /** The scheduler as it is now (a backup's is replaced by each snapshot). */
   scheduler(): Scheduler;
   /** The last progress a worker reported for a running task. */
@@ -37,6 +41,29 @@ export class Commands {
     private readonly shard: number,
     private readonly payloadBytesMax: number,
   ) {}
+
+  /** SUBMIT: logged as an entry, acknowledged once it is committed. Malformed: answered on this request alone. */
+  submit(conn: Connection, r: Reader): void {
+    if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "SUBMIT shorter than its request id");
+    const requestId = r.view.getUint32(r.pos, true);
+    if (!this.port.isPrimary()) return this.port.refuseNotPrimary(conn, requestId);
+    const handingOver = this.port.handingOver();
+    if (handingOver !== undefined) return conn.sendError(requestId, "E_SHUTTING_DOWN", handingOver);
+    let outcome: SubmitOutcome;
+    try {
+      const payloadBytes = submitPayloadBytes(r);
+      if (payloadBytes > this.payloadBytesMax) return this.refusePayload(conn, requestId, payloadBytes);
+      outcome = this.port.record(Ev.SUBMIT, conn.id, r.bytes, r.pos, r.end) as SubmitOutcome;
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return conn.sendError(requestId, err.code, err.message);
+    }
+    // A refusal changed nothing but a counter; it needs no replication before the client hears it.
+    if (!outcome.ok) return conn.sendError(requestId, outcome.code, outcome.message);
+    // A submitter that asked to be told when the task ends (notify) hears once, its TASK_DONE (which says it was accepted too).
+    const quiet = (r.bytes[r.pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0;
+    this.port.submittedWhenCommitted(conn, requestId, outcome.taskId, quiet);
+  }
 
   /**
    * CANCEL, WATCH, WORKFLOW, PARENT_ENDED, DLQ_REQUEUE or DLQ_PURGE. A

@@ -9,6 +9,31 @@ import type { CoordinatorStats } from "../protocol/messages.ts";
 import type { RecentLatency } from "./recent-latency.ts";
 import { workerInfos } from "./request-shapes.ts";
 import type { WriteAheadLog } from "./wal.ts";
+import { EtcdControl } from "./etcd-control.ts";
+import { IsrReplicaSet } from "./isr-replica-set.ts";
+import type { Replicas, RoleControl } from "./role-control.ts";
+
+/**
+ * Where this node stands in replication. `logIndex`: the primary's last entry;
+ * `appliedIndex`: what a backup holds. etcd mode adds the replica id, the ISR
+ * (primary) and why this node does not lead (candidate).
+ */
+export function replicationStats(control: RoleControl, replicas: Replicas, logIndex: number, appliedIndex: number, monotonicNow: number): CoordinatorStats["replication"] {
+  const primary = control.role === "primary";
+  return {
+    role: control.role,
+    appliedIndex: primary ? logIndex : appliedIndex,
+    committedIndex: primary ? replicas.committedIndex : appliedIndex,
+    backupsInSync: replicas.inSyncCount,
+    alone: primary && replicas.alone(monotonicNow),
+    following: control.primaryLabel,
+    ...(control instanceof EtcdControl && {
+      replicaId: control.replicaId,
+      ...(primary && replicas instanceof IsrReplicaSet && { isr: [...replicas.members] }),
+      ...(control.notLeadingReason !== "" && { notLeading: control.notLeadingReason }),
+    }),
+  };
+}
 
 export interface StatsSources {
   nodeId: string;

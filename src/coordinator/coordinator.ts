@@ -2,34 +2,34 @@
 // effects out. On the primary every input becomes a log entry that is applied
 // here and streamed to the backups (event-log.ts); replies that tell a client
 // something happened are held until every in-sync backup has the entry
-// (synchronous replication). Backups apply the same entries and answer
-// nothing but reads. Roles change through a RoleControl: static peers
-// (peers.ts) or an etcd-led replica group (etcd-control.ts).
+// (synchronous replication). Backups apply the same entries (backup-log.ts)
+// and answer nothing but reads. Roles change through a RoleControl: static
+// peers (peers.ts) or an etcd-led replica group (etcd-control.ts). Requests
+// are in commands.ts, worker effects in worker-links.ts, disk in data-dir.ts.
 
 import type { Logger } from "../cli/log.ts";
-import { Scheduler, type SubmitOutcome } from "../core/scheduler.ts";
+import { Scheduler } from "../core/scheduler.ts";
 import { HeldHeartbeats, type HeldHeartbeat } from "../core/held-heartbeats.ts";
 import type { Task, Watcher } from "../core/task.ts";
 import { authorizeHello, authorizeKind, type Grants } from "../net/auth.ts";
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
 import { listen, type Listener } from "../net/endpoints.ts";
-import { readControl, Reader, SUBMIT_FLAGS_AT, submitPayloadBytes, writeControl } from "../protocol/codec.ts";
+import { readControl, Reader, writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
-  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_NOTIFY, TaskStatus,
+  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, TaskStatus,
   type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
 import { Peers } from "./peers.ts";
 import { EtcdControl } from "./etcd-control.ts";
 import { processEtcdControl, processIsrReplicaSet } from "./etcd-mode.ts";
-import { IsrReplicaSet } from "./isr-replica-set.ts";
 import type { Replicas, ReplicationRole, RoleControl, RoleEvents } from "./role-control.ts";
-import { RecentLatency } from "./recent-latency.ts";
-import { LatencyBuckets } from "../metrics/latency-buckets.ts";
+import { TaskObservations } from "./task-observations.ts";
+import { StallDetector } from "../core/stall-detector.ts";
 import { Commands } from "./commands.ts";
 import { HeldReplies } from "./held-replies.ts";
-import { coordinatorStats } from "./coordinator-stats.ts";
+import { coordinatorStats, replicationStats } from "./coordinator-stats.ts";
 import { ReplicaSet } from "./replica-set.ts";
 import { encodeSnapshot, readAck, writeAppend, writeSnapshot } from "./replication-codec.ts";
 import type { WriteAheadLog } from "./wal.ts";
@@ -41,13 +41,8 @@ import { DataDir } from "./data-dir.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
 
-
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
-/** A gap between ticks or reads longer than this (plus tickMs) means the process stood still. */
-const STALL_MS = 200;
-/** Stats report the latency of tasks finished within about this long. */
-const LATENCY_WINDOW_MS = 5_000;
 
 export class Coordinator implements ConnectionHandler {
   scheduler: Scheduler;
@@ -57,10 +52,7 @@ export class Coordinator implements ConnectionHandler {
   private readonly workers: WorkerLinks;
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private readonly startedAt = Date.now();
-  private readonly latency = new RecentLatency(LATENCY_WINDOW_MS);
-  private readonly latencyBuckets = new LatencyBuckets();
-  /** Last progress reported for running tasks (runtime state, like connections). */
-  private readonly progress = new Map<number, number>();
+  private readonly observed: TaskObservations;
   /** Set by shutdown(): new submissions are refused while the backups catch up. */
   private stopping = false;
   private eventLog = new EventLog();
@@ -76,8 +68,7 @@ export class Coordinator implements ConnectionHandler {
   /** --data-dir: the write-ahead log and snapshot, and whether a write to them failed. */
   private disk: DataDir;
   private readonly commands: Commands;
-  /** Monotonic time of the last tick or pump (see noticeStall). */
-  private lastActiveAt = performance.now();
+  private readonly stalls: StallDetector;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -88,6 +79,8 @@ export class Coordinator implements ConnectionHandler {
     this.scheduler = new Scheduler(config.scheduler);
     this.disk = this.dataDir(undefined);
     this.workers = new WorkerLinks(config.workerSlotsMax, log);
+    this.observed = new TaskObservations(log);
+    this.stalls = new StallDetector(config.tickMs, performance.now());
     const self = this;
     this.backup = new BackupLog({
       config, log,
@@ -116,11 +109,16 @@ export class Coordinator implements ConnectionHandler {
     this.commands = new Commands({
       isPrimary: () => this.role === "primary",
       refuseNotPrimary: (conn, requestId) => this.refuseNotPrimary(conn, requestId),
-      record: (type, subject, body) => this.record(type, subject, body),
+      record: (type, subject, body, bodyStart, bodyEnd) => this.record(type, subject, body, bodyStart, bodyEnd),
       replyWhenCommitted: (conn, requestId, body) =>
         this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.REPLY, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, body }),
+      submittedWhenCommitted: (conn, requestId, taskId, quiet) => {
+        this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId, status: 0, attempts: 0, output: EMPTY, quiet });
+        if (quiet) conn.idle.startWait(); // it waits for the task to end: not idle meanwhile (holdDone ends the wait)
+      },
+      handingOver: () => (this.stopping ? `${this.config.nodeId} is handing over; retry` : undefined),
       scheduler: () => this.scheduler,
-      progressOf: (taskId) => this.progress.get(taskId),
+      progressOf: (taskId) => this.observed.progressOf(taskId),
     }, config.scheduler.shard, config.payloadBytesMax);
   }
 
@@ -212,29 +210,8 @@ export class Coordinator implements ConnectionHandler {
     authorizeKind(conn.state.grants as Grants, kind, KIND_NAMES[kind] ?? `kind ${kind}`);
     const primary = this.role === "primary";
     switch (kind) {
-      case Kind.SUBMIT: {
-        if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "SUBMIT shorter than its request id");
-        const requestId = r.view.getUint32(r.pos, true);
-        if (!primary) return this.refuseNotPrimary(conn, requestId);
-        if (this.stopping) return conn.sendError(requestId, "E_SHUTTING_DOWN", `${this.config.nodeId} is handing over; retry`);
-        // Malformed: answered on this request alone, as Commands.answer() does.
-        let outcome: SubmitOutcome;
-        try {
-          const payloadBytes = submitPayloadBytes(r);
-          if (payloadBytes > this.config.payloadBytesMax) return this.commands.refusePayload(conn, requestId, payloadBytes);
-          outcome = this.record(Ev.SUBMIT, conn.id, r.bytes, r.pos, r.end) as SubmitOutcome;
-        } catch (err) {
-          if (!(err instanceof ProtocolError)) throw err;
-          return conn.sendError(requestId, err.code, err.message);
-        }
-        // A refusal changed nothing but a counter; it needs no replication before the client hears it.
-        if (!outcome.ok) return conn.sendError(requestId, outcome.code, outcome.message);
-        // A submitter that asked to be told when the task ends (notify) hears once, its TASK_DONE (which says it was accepted too).
-        const quiet = (r.bytes[r.pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0;
-        this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId: outcome.taskId, status: 0, attempts: 0, output: EMPTY, quiet });
-        if (quiet) conn.idle.startWait(); // it waits for the task to end: not idle meanwhile (holdDone ends the wait)
-        return;
-      }
+      case Kind.SUBMIT:
+        return this.commands.submit(conn, r);
       case Kind.RESULT:
         if (role !== "worker") throw new ProtocolError("E_BAD_REQUEST", "only workers send RESULT");
         // A backup has no leases to settle; the worker resends to the primary it finds.
@@ -258,9 +235,7 @@ export class Coordinator implements ConnectionHandler {
       case Kind.PROGRESS: {
         // Soft, runtime-only state: not logged, lost on failover, shown in task status.
         const p = readControl<{ taskId?: unknown; attempt?: unknown; progress?: unknown }>(r);
-        const task = this.scheduler.task(Number(p.taskId));
-        if (task?.state === "leased" && task.attempt === Number(p.attempt)) this.progress.set(task.id, Math.min(1, Math.max(0, Number(p.progress) || 0)));
-        return;
+        return this.observed.reported(this.scheduler.task(Number(p.taskId)), Number(p.attempt), p.progress);
       }
       case Kind.STATS_REQUEST: {
         const req = readControl<{ requestId?: unknown }>(r);
@@ -322,17 +297,10 @@ export class Coordinator implements ConnectionHandler {
     }
   }
 
-  /**
-   * Ticks and reads keep this process busy at least every tickMs; a longer gap means it
-   * stood still (SIGSTOP, a long GC, a starved host). Replicas' acks from that time are
-   * unread in our sockets, so a primary must not drop them from the ISR for being late
-   * on the first pump after it (found by the fault harness: a primary resumed from a
-   * 0.7 s pause wrote an ISR of itself alone, then died, and nobody could lead).
-   */
+  /** Each tick and pump: after a stall (stall-detector.ts), the replicas' lag clocks move on by it. */
   private noticeStall(monotonic: number): void {
-    const gapMs = monotonic - this.lastActiveAt;
-    this.lastActiveAt = monotonic;
-    if (gapMs > STALL_MS + this.config.tickMs && this.role === "primary") {
+    const gapMs = this.stalls.active(monotonic);
+    if (gapMs > 0 && this.role === "primary") {
       this.log.warn("this process stood still; replicas' lag clocks start over", { stalledMs: Math.round(gapMs) });
       this.replicas.stalled?.(monotonic, gapMs);
     }
@@ -435,15 +403,7 @@ export class Coordinator implements ConnectionHandler {
     if (this.scheduler.dispatchWouldChange(now)) this.record(Ev.DISPATCH, 0);
     const ready = this.scheduler.takeReady();
     this.workers.send(ready, (task) => this.scheduler.inputsOf(task), this.config.scheduler.workerTimeoutMs);
-    for (const task of ready.finished) {
-      this.latency.record(now, now - task.submittedAt);
-      this.latencyBuckets.record(now - task.submittedAt);
-      this.progress.delete(task.id);
-      if (task.state === "failed") {
-        const last = task.errors.at(-1);
-        this.log.warn("task dead-lettered", { taskId: task.id, type: task.type, attempts: task.attempt, error: last?.error.split("\n")[0] });
-      }
-    }
+    this.observed.finished(ready.finished, now);
     for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
     this.shipLog();
     if (this.disk.failed) return;
@@ -532,25 +492,11 @@ export class Coordinator implements ConnectionHandler {
 
   stats(requestId: number): CoordinatorStats {
     const now = Date.now();
-    const primary = this.role === "primary";
     return coordinatorStats(requestId, now, {
       nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, scheduler: this.scheduler, uptimeMs: now - this.startedAt,
-      replication: {
-        role: this.role,
-        appliedIndex: primary ? this.eventLog.lastIndex : this.backup.appliedIndex,
-        committedIndex: primary ? this.replicas.committedIndex : this.backup.appliedIndex,
-        backupsInSync: this.replicas.inSyncCount,
-        alone: primary && this.replicas.alone(performance.now()),
-        following: this.control.primaryLabel,
-        ...(this.control instanceof EtcdControl && {
-          replicaId: this.control.replicaId,
-          ...(primary && this.replicas instanceof IsrReplicaSet && { isr: [...this.replicas.members] }),
-          ...(this.control.notLeadingReason !== "" && { notLeading: this.control.notLeadingReason }),
-        }),
-      },
+      replication: replicationStats(this.control, this.replicas, this.eventLog.lastIndex, this.backup.appliedIndex, performance.now()),
       workerNodeId: (id) => this.workers.nodeId(id),
-      latency: this.latency, latencyBuckets: this.latencyBuckets, wal: this.disk.wal, heartbeats: this.heartbeats,
+      latency: this.observed.latency, latencyBuckets: this.observed.latencyBuckets, wal: this.disk.wal, heartbeats: this.heartbeats,
     });
   }
-
 }

@@ -8,15 +8,12 @@
 
 import { EtcdControl } from "../../src/coordinator/etcd-control.ts";
 import { IsrReplicaSet, type BackupConn } from "../../src/coordinator/isr-replica-set.ts";
+import { StallDetector } from "../../src/core/stall-detector.ts";
 import { SimLink } from "./replica-group-link.ts";
 import { CONTROL, drainMicrotasks, simClock, simEtcdPort, simLogger, simTimers } from "./replica-group-ports.ts";
 import type { Conn, ConnEnd, Host, World } from "./replica-group-world.ts";
 
-export const NODE = {
-  tickMs: 50, lagTimeoutMs: 1_000,
-  /** coordinator.ts STALL_MS: a gap between ticks or pumps longer than this plus tickMs means the process stood still. */
-  stallMs: 200,
-};
+export const NODE = { tickMs: 50, lagTimeoutMs: 1_000 };
 
 export interface Entry {
   /** Unique per append: the same submission retried is another entry. */
@@ -137,8 +134,8 @@ export class SimNode implements Host {
   private ackedUpTo = 0;
   /** This process's monotonic clock origin (its rate, monoRate, is the host's). */
   private monoBase = 0;
-  /** coordinator.ts lastActiveAt: monotonic time of the last tick or pump (see noticeStall). */
-  private lastActiveAt = 0;
+  /** The coordinator's own stall rule (src/core/stall-detector.ts), on this process's monotonic clock. */
+  private stalls = new StallDetector(NODE.tickMs, 0);
   restarted = false;
   /** For stats: resumes so far, and whether what arrived during the last pause is being run now. */
   resumes = 0;
@@ -179,7 +176,7 @@ export class SimNode implements Host {
       this.walEpoch = 0;
     }
     this.monoBase = this.cluster.world.prng.int(1_000_000) - this.cluster.world.now * this.monoRate;
-    this.lastActiveAt = this.mono();
+    this.stalls = new StallDetector(NODE.tickMs, this.mono());
     this.control = new EtcdControl<Msg, Msg>(
       { shard: CONTROL.shard, nodeId: this.name, advertise: this.name, maxClockOffsetMs: CONTROL.maxClockOffsetMs },
       { prefix: CONTROL.prefix, leaseTtlMs: CONTROL.leaseTtlMs, replicaId: this.replicaId },
@@ -233,14 +230,13 @@ export class SimNode implements Host {
   }
 
   /**
-   * coordinator.noticeStall: ticks and reads keep a process busy at least every tickMs; a
-   * longer gap means it stood still (here: paused), and what its backups sent meanwhile
-   * is unread in its backlog, not late: a primary's replicas' lag clocks move on by the gap.
+   * coordinator.noticeStall: a gap between ticks or reads means the process stood still
+   * (here: paused), and what its backups sent meanwhile is unread in its backlog, not
+   * late: a primary's replicas' lag clocks move on by the gap.
    */
   private noticeStall(monotonic: number): void {
-    const gapMs = monotonic - this.lastActiveAt;
-    this.lastActiveAt = monotonic;
-    if (gapMs > NODE.stallMs + NODE.tickMs && this.control.role === "primary") {
+    const gapMs = this.stalls.active(monotonic);
+    if (gapMs > 0 && this.control.role === "primary") {
       this.trace(`stood still for ${Math.round(gapMs)} ms; replicas' lag clocks move on by that`);
       if (this.replicas !== undefined) this.countStall(this.replicas, monotonic, gapMs);
       this.replicas?.stalled(monotonic, gapMs);

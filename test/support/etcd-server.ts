@@ -2,7 +2,7 @@
 // need the real thing, and removes its data when stopped.
 
 import type { Subprocess } from "bun";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +20,24 @@ export interface EtcdServer {
   /** SIGSTOP: etcd holds its sockets open but answers nothing, like a hung host. */
   pause(): void;
   resume(): void;
+}
+
+/**
+ * SIGSTOP, then wait until the kernel shows every thread stopped ("T" in each /proc/PID/task/TID/stat):
+ * a thread of etcd's already running on the other core can otherwise still answer a
+ * request sent just after the kill (seen once under load: a keep-alive answered in 1 ms).
+ */
+function stopped(pid: number): void {
+  process.kill(pid, "SIGSTOP");
+  const state = (tid: string) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  };
+  for (let i = 0; i < 1_000; i++) {
+    if (readdirSync(`/proc/${pid}/task`).every((tid) => state(tid) === "T")) return;
+    Bun.sleepSync(1);
+  }
+  throw new Error(`etcd (pid ${pid}) did not stop within 1 s of SIGSTOP`);
 }
 
 // The same probe as test/e2e/harness.ts freePort(), copied so unit tests do not load the e2e harness and the SDK.
@@ -84,5 +102,5 @@ export async function startEtcd(): Promise<EtcdServer> {
     }
     await Bun.sleep(ETCD_HEALTH_POLL_MS);
   }
-  return { endpoint: client, proc, stop, pause: () => proc.kill("SIGSTOP"), resume: () => proc.kill("SIGCONT") };
+  return { endpoint: client, proc, stop, pause: () => stopped(proc.pid), resume: () => proc.kill("SIGCONT") };
 }
