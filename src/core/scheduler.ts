@@ -14,6 +14,7 @@
 // between states (lifecycle.ts), and this class, which checks each input and
 // decides which moves it makes.
 
+import { assert } from "./assert.ts";
 import { PRIORITY_LEVELS } from "./ready-queue.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
 import { E_DEPENDENCY, Lifecycle } from "./lifecycle.ts";
@@ -185,8 +186,11 @@ export class Scheduler {
   }
 
   private create(req: SubmitRequest, dependsOn: readonly number[], now: number): Task {
+    const id = makeTaskId(this.options.shard, this.held.nextSeq++);
+    // Ids only move forward: one handed out again would replace a task some client holds the id of.
+    assert(!this.held.tasks.has(id), "a new task's id is not held already", "task", id, "nextSeq", this.held.nextSeq - 1);
     const task: Task = {
-      id: makeTaskId(this.options.shard, this.held.nextSeq++),
+      id,
       type: req.type,
       payload: req.payload,
       priority: req.priority,
@@ -245,8 +249,10 @@ export class Scheduler {
     this.lifecycle.leaveState(task);
     if (task.state === "leased") {
       const worker = this.held.workers.get(task.workerId);
+      // workerLeft() ends every lease of a worker it removes: a leased task always has its worker.
+      assert(worker !== undefined, "a leased task's worker is connected", "task", task.id, "worker", task.workerId);
       this.lifecycle.effects.aborts.push({ workerId: task.workerId, taskId: task.id, attempt: task.attempt });
-      if (worker !== undefined) this.lifecycle.releaseLease(task, worker);
+      this.lifecycle.releaseLease(task, worker, task.attempt);
     }
     this.lifecycle.finish(task, "cancelled", now);
     return task.state;
@@ -263,6 +269,7 @@ export class Scheduler {
   requeue(taskId: number, now: number): boolean {
     const task = this.held.dlq.get(taskId);
     if (task === undefined) return false;
+    assert(task.state === "failed" && this.held.counters.failed > 0, "a dead letter is a failed task, counted", "task", taskId, "state", task.state, "failed", this.held.counters.failed);
     this.held.dlq.delete(taskId);
     task.attemptBase = task.attempt;
     task.finishedAt = 0;
@@ -310,7 +317,8 @@ export class Scheduler {
     const worker = this.held.workers.get(workerId);
     if (worker === undefined) return;
     this.held.workers.delete(workerId);
-    for (const task of worker.leased) this.lifecycle.endAttempt(task, worker, "E_WORKER_LOST: worker went away", now);
+    for (const task of worker.leased) this.lifecycle.endAttempt(task, worker, task.attempt, "E_WORKER_LOST: worker went away", now);
+    assert(worker.leased.size === 0 && worker.free === worker.slots, "a worker that left holds no lease and no slot", "worker", workerId, "free", worker.free, "slots", worker.slots);
   }
 
   /**
@@ -339,13 +347,13 @@ export class Scheduler {
       return;
     }
     if (ok) {
-      this.lifecycle.releaseLease(task, worker);
+      this.lifecycle.releaseLease(task, worker, attempt);
       worker.done++;
       task.output = output;
       this.lifecycle.finish(task, "completed", now);
     } else {
       worker.failed++;
-      this.lifecycle.endAttempt(task, worker, utf8.decode(output), now);
+      this.lifecycle.endAttempt(task, worker, attempt, utf8.decode(output), now);
     }
   }
 
@@ -365,7 +373,7 @@ export class Scheduler {
         const why = now >= task.leasedAt + task.timeoutMs
           ? `ran past its ${task.timeoutMs} ms timeout`
           : `lease expired: no heartbeat from worker ${worker.id} named it for ${this.options.leaseMs} ms`;
-        this.lifecycle.endAttempt(task, worker, `E_TIMEOUT: attempt ${task.attempt} ${why}`, now);
+        this.lifecycle.endAttempt(task, worker, task.attempt, `E_TIMEOUT: attempt ${task.attempt} ${why}`, now);
       }
     }
     this.lifecycle.releaseDue(now);
@@ -436,7 +444,9 @@ export class Scheduler {
   promoted(now: number): void {
     // The old primary may have handed out ids past what reached us (its lost tail), and workers
     // may still run those tasks: new ids start past a gap, so such a result can never match a new task.
-    this.held.nextSeq = (Math.floor((this.held.nextSeq - 1) / SEQ_GAP_ON_PROMOTION) + 1) * SEQ_GAP_ON_PROMOTION + 1;
+    const before = this.held.nextSeq;
+    this.held.nextSeq = (Math.floor((before - 1) / SEQ_GAP_ON_PROMOTION) + 1) * SEQ_GAP_ON_PROMOTION + 1;
+    assert(this.held.nextSeq > before, "task ids only move forward on promotion", "nextSeq before", before, "after", this.held.nextSeq);
     for (const task of this.held.tasks.values()) task.watchers = emptyList();
     for (const worker of this.held.workers.values()) {
       worker.lastSeenAt = now;
