@@ -173,6 +173,8 @@ export class Scheduler {
       return bad("backoff needs type exponential|fixed and non-negative delayMs, maxDelayMs");
     }
     for (const parent of req.dependsOn ?? []) {
+      // Not an id (NaN, 1.5, -1) would count as a parent on another shard, which nobody ever reports: the task would wait for good.
+      if (!Number.isSafeInteger(parent) || parent < 0) return bad(`dependsOn must hold task ids (non-negative integers), not ${parent}`);
       // A parent on another shard is the router's to check; here it is waited on (see place()).
       if (!this.held.tasks.has(parent) && shardOfTask(parent) === this.options.shard) {
         return { ok: false, code: "E_UNKNOWN_TASK", message: `dependency ${parent} is not a task of shard ${this.options.shard} (never submitted, evicted, or on another shard)` };
