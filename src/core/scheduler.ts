@@ -18,6 +18,7 @@ import { assert } from "./assert.ts";
 import { PRIORITY_LEVELS } from "./ready-queue.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
 import { E_DEPENDENCY, Lifecycle } from "./lifecycle.ts";
+import { checkSchedulerTables } from "./scheduler-invariants.ts";
 import { SchedulerTables } from "./scheduler-tables.ts";
 import { appended, emptyList, isFinal, makeTaskId, shardOfTask, type Task, type TaskState, type Watcher } from "./task.ts";
 import { submitWorkflow, type WorkflowPort } from "./workflow-submit.ts";
@@ -461,13 +462,19 @@ export class Scheduler {
     return this.held.exportState();
   }
 
-  /** A scheduler in exactly the state `exportState()` described. Throws on an inconsistent state. */
+  /** A scheduler in exactly the state `exportState()` described. Throws SnapshotRefused for one that breaks an invariant. */
   static fromState(options: SchedulerOptions, state: SchedulerState): Scheduler {
     return new Scheduler(options, SchedulerTables.fromState(options.agingMs, state));
   }
 
-  // ------------------------------------------------------------------ internals
-
+  /**
+   * The full consistency check (scheduler-invariants.ts), O(n) in the tasks held:
+   * throws an AssertionError naming the first invariant broken. For tests and
+   * simulations after each step; restores run it themselves.
+   */
+  checkInvariants(): void {
+    checkSchedulerTables(this.held);
+  }
 }
 
 /** The lease ran out (no heartbeat named the task, or its timeout passed): tick() ends the attempt. */
