@@ -97,9 +97,9 @@ export class ReadyQueue {
     return all.sort((a, b) => (before(a, b) ? -1 : 1));
   }
 
-  /** Every heap entry, stale ones included, in no particular order (the full consistency check). */
-  *entries(): IterableIterator<Task> {
-    for (const entry of this.heaps.values()) yield* entry.heap.values();
+  /** Calls `fn` with every heap entry, stale ones included, in no particular order (the full consistency check). */
+  forEachEntry(fn: (task: Task) => void): void {
+    for (const entry of this.heaps.values()) for (const task of entry.heap.values()) fn(task);
   }
 
   /** Drops stale entries off the top so peek() sees a live task. */
