@@ -7,6 +7,7 @@
 // never answered as an error, it ends the process (see socketHandlers).
 
 import type { Socket } from "bun";
+import { exitOnBrokenInvariant } from "../cli/fatal.ts";
 import { AssertionError } from "../core/assert.ts";
 import { FrameWriter, forEachMessage, Reader, writeControl } from "../protocol/codec.ts";
 import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
@@ -215,19 +216,6 @@ export class Connection {
   }
 }
 
-/** Exit status for a broken invariant: EX_SOFTWARE (sysexits.h), an internal software error. */
-export const EXIT_BROKEN_INVARIANT = 70;
-
-/**
- * Ends the process at once, the error on stderr, as TigerBeetle panics. Not left to the
- * runtime's handling of an uncaught error: Bun reports one and runs on while the entry
- * module still awaits at top level.
- */
-function exitOnBrokenInvariant(error: AssertionError): never {
-  console.error(error);
-  process.exit(EXIT_BROKEN_INVARIANT);
-}
-
 /** Lifecycle hooks of socketHandlers, beyond what the ConnectionHandler sees. */
 export interface SocketHooks {
   onOpen?(conn: Connection): void;
@@ -263,7 +251,7 @@ export function socketHandlers(handler: ConnectionHandler, limits: NetLimits, ho
     },
     close: closed,
     // Bun hands what a socket callback throws to this handler: a socket error closes the connection,
-    // a broken invariant (from receive(), or from a handler's onClose) ends the process.
+    // a broken invariant (from receive(), or from a handler's onClose) ends the process at once.
     error(socket: Socket<Connection | undefined>, error: Error) {
       if (error instanceof AssertionError) exitOnBrokenInvariant(error);
       closed(socket);

@@ -3,12 +3,12 @@
 // AssertionError (like any error not a ProtocolError) closed that one
 // connection with E_BAD_FRAME "internal error handling a frame", and the
 // coordinator served on from the broken state. Runs the real Coordinator from
-// src (no build needed) in a child process, corrupts its scheduler (the last
-// task id handed out again), then submits.
+// src (no build needed) in a child process and corrupts its scheduler: then a
+// submission (a socket callback) or a tick (a timer) runs into the invariant.
 
 import { afterEach, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { EXIT_BROKEN_INVARIANT } from "../../src/net/connection.ts";
+import { EXIT_BROKEN_INVARIANT } from "../../src/cli/fatal.ts";
 import { FrameWriter, writeControl, writeSubmit } from "../../src/protocol/codec.ts";
 import { Kind, PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
 import { RawPeer } from "./raw-peer.ts";
@@ -37,12 +37,18 @@ function spawnCoordinator() {
 }
 
 async function nextLine(c: Child): Promise<string> {
-  const timeout = Bun.sleep(DEADLINE_MS).then(() => {
-    throw new Error("no line from the coordinator in time");
-  });
-  const next = await Promise.race([c.lines.next(), timeout]);
+  const next = await Promise.race([c.lines.next(), Bun.sleep(DEADLINE_MS).then(() => "timed out" as const)]);
+  if (next === "timed out") throw new Error("no line from the coordinator in time");
   if (next.done) throw new Error("the coordinator's stdout ended");
   return next.value;
+}
+
+/** The child's exit status and the invariant its stderr names (or the start of its stderr). */
+async function exitAndStderr(c: Child): Promise<{ exit: number | string; broke: string }> {
+  const exit = await Promise.race([c.proc.exited, Bun.sleep(DEADLINE_MS).then(() => "still running")]);
+  const stderr = exit === "still running" ? "" : await new Response(c.proc.stderr).text();
+  const broke = stderr.match(/AssertionError: (invariant broken: [^(\n]*[^( \n])/)?.[1] ?? stderr.slice(0, 500);
+  return { exit, broke };
 }
 
 function submitFrame(requestId: number): Uint8Array {
@@ -68,18 +74,22 @@ test("an AssertionError while applying a submission ends the coordinator; the cl
 
   child.proc.stdin.write("rewind-ids\n");
   child.proc.stdin.flush();
-  expect(await nextLine(child)).toBe("rewound");
+  expect(await nextLine(child)).toBe("done");
   const submittedBefore = peer.kinds.filter((k) => k === Kind.SUBMITTED).length;
   peer.send(submitFrame(2));
 
-  const exit = await Promise.race([child.proc.exited, Bun.sleep(DEADLINE_MS).then(() => "still running")]);
-  expect(exit).not.toBe("still running");
-  expect(exit).toBe(EXIT_BROKEN_INVARIANT);
-  const stderr = await new Response(child.proc.stderr).text();
-  expect(stderr).toContain("AssertionError");
-  expect(stderr).toContain("invariant broken: a new task's id is not held already");
+  expect(await exitAndStderr(child)).toEqual({ exit: EXIT_BROKEN_INVARIANT, broke: "invariant broken: a new task's id is not held already" });
   // The second submission was neither acknowledged nor answered with an error: the process ended first.
   expect(await peer.waitClosed(DEADLINE_MS)).toBe(true);
   expect(peer.kinds.filter((k) => k === Kind.SUBMITTED).length).toBe(submittedBefore);
   expect(peer.errors).toEqual([]);
+}, 3 * DEADLINE_MS);
+
+test("an AssertionError in a tick (a timer, not a socket callback) ends the coordinator too", async () => {
+  child = spawnCoordinator();
+  expect(await nextLine(child)).toMatch(/^listening \d+$/);
+  child.proc.stdin.write("break-delayed-count\n");
+  child.proc.stdin.flush();
+  expect(await nextLine(child)).toBe("done");
+  expect(await exitAndStderr(child)).toEqual({ exit: EXIT_BROKEN_INVARIANT, broke: "invariant broken: the delayed count never goes below zero" });
 }, 3 * DEADLINE_MS);
