@@ -9,6 +9,7 @@
 // deterministic simulation (test/sim/replica-group-*) runs this same class.
 
 import type { Logger } from "../cli/log.ts";
+import { AssertionError } from "../core/assert.ts";
 import { LeaderLease } from "../core/leader-lease.ts";
 import { decideReplicaRole } from "../core/replica-role.ts";
 import { CLOCK_WINDOW_MS, ClockOffsetFilter } from "../core/clock-offset.ts";
@@ -287,6 +288,7 @@ export class EtcdControl<In, Out> {
       await this.reload();
     } catch (err) {
       this.joining = false;
+      if (err instanceof AssertionError) throw err; // a bug (from reload's role change), not etcd: never retried
       // Half made (granted, then the member key failed): that lease must never be led on.
       if (granted !== undefined) this.etcd.revoke(granted.id).catch(() => undefined);
       if (this.stopped) return;
@@ -337,12 +339,15 @@ export class EtcdControl<In, Out> {
       this.watch = this.etcd.watchPrefix(shardPrefix(this.settings.prefix, shard), revision + 1, (events) => {
         if (current()) this.onWatch(events);
       }, (err) => {
+        // What onWatch() threw ends the watch too: a broken invariant (its role change ran the core) is fatal, not re-read.
+        if (err instanceof AssertionError) throw err;
         if (!current()) return;
         this.log.warn("etcd watch ended; re-reading", { error: err.message });
         this.timers.after(RETRY_MS, () => void this.reload());
       });
       this.evaluate();
     } catch (err) {
+      if (err instanceof AssertionError) throw err; // a bug (from evaluate's role change), not etcd: never retried
       if (generation !== this.reloads) return this.log.debug("dropped an etcd read's failure: a newer read started");
       this.log.warn("etcd read failed; retrying", { error: (err as Error).message });
       this.timers.after(RETRY_MS, () => void this.reload());
@@ -461,6 +466,7 @@ export class EtcdControl<In, Out> {
       this.becomePrimary(res.revision, previous);
     } catch (err) {
       this.busy = false;
+      if (err instanceof AssertionError) throw err; // a bug (becoming primary ran the core), not a failed campaign
       this.log.warn("campaign failed", { error: (err as Error).message });
     }
   }

@@ -205,6 +205,8 @@ export function applyEntry(scheduler: Scheduler, r: Reader): ApplyResult {
   const subject = r.f64();
   // The entry's time orders queues and leases on every replica alike; NaN would order nothing.
   if (!Number.isFinite(now)) throw new ProtocolError("E_BAD_FRAME", `log entry time ${now} is not finite`);
+  // A worker or task id of NaN equals nothing, itself included: a worker joined as NaN could never have its leases released.
+  if (Number.isNaN(subject)) throw new ProtocolError("E_BAD_FRAME", "log entry subject is NaN");
   switch (type) {
     case Ev.SUBMIT: {
       const f = readSubmit(r);

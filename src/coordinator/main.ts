@@ -4,6 +4,7 @@ import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
 import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
 import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { stopOnSignals } from "../cli/signals.ts";
+import { exitOnUncaughtErrors } from "../cli/fatal.ts";
 import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
 import { SHARD_MAX } from "../core/task.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
@@ -115,6 +116,7 @@ function recoverFromPeer(v: Record<string, number | string | boolean>, hasPeers:
 }
 
 export function main(): void {
+  exitOnUncaughtErrors();
   const values = parseOrExit("coordinator", "schedules tasks of one shard and leases them to workers", COORDINATOR_FLAGS, [
     "coordinator -p 5000",
     "coordinator -p 5000 --shard 1 --max-queue 100000",

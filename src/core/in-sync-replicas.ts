@@ -9,6 +9,8 @@
 // never names a replica that lacks a committed entry (only ISR members may lead),
 // and nothing is acknowledged without a member before etcd says it has left.
 
+import { assert } from "./assert.ts";
+
 export interface InSyncReplicasOptions {
   /** This leader's replica id: always in the ISR, never waited for. */
   selfId: string;
@@ -47,7 +49,7 @@ export class InSyncReplicas {
     lastIndex: number,
     now: number,
   ) {
-    if (!members.includes(options.selfId)) throw new Error(`invariant: leader ${options.selfId} is not in the ISR it took over (${members.join(",")})`);
+    assert(members.includes(options.selfId), "a leader is in the ISR it took over", "leader", options.selfId, "ISR", members.join(","));
     this.confirmed = [...members];
     // Everything the leader holds from before its epoch may have been acknowledged by its predecessor.
     this.committed = 0;
@@ -123,6 +125,8 @@ export class InSyncReplicas {
 
   /** The committed index, given the last index appended: the lowest acknowledgement of every voter. */
   commit(lastIndex: number, now: number): number {
+    // What is committed may have been acknowledged to a client: the log never goes back past it.
+    assert(lastIndex >= this.committed, "the log never shrinks below the committed index", "last index", lastIndex, "committed", this.committed);
     for (const r of this.replicas.values()) {
       if (!r.connected || r.acked < r.target) continue; // still short of the mark it was behind
       r.behindSince = r.acked >= lastIndex ? undefined : now;

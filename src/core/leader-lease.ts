@@ -6,11 +6,16 @@
 // leader stops acknowledging, replying and dispatching at that moment, so a
 // paused or partitioned leader fences itself before anyone can replace it.
 
+import { assert } from "./assert.ts";
+
 export class LeaderLease {
   private validUntil = -Infinity;
 
   /** `marginMs`: subtracted from every TTL (clock-rate drift between us and etcd, and our own reaction time). */
-  constructor(private readonly marginMs: number) {}
+  constructor(private readonly marginMs: number) {
+    // A negative margin would let the lease outlive etcd's: a replaced leader could still acknowledge.
+    assert(Number.isFinite(marginMs) && marginMs >= 0, "a lease margin only shortens the lease", "marginMs", marginMs);
+  }
 
   /** A keep-alive (or grant) sent at `sentAt` was answered: the lease lives at least `ttlMs` from then. */
   renewed(sentAt: number, ttlMs: number): void {

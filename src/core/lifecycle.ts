@@ -4,6 +4,7 @@
 // The Scheduler (scheduler.ts) decides *when* from its inputs; these are the
 // moves themselves, and what each tells the shell (the Ready effects).
 
+import { assert } from "./assert.ts";
 import { retryDelayMs } from "./backoff-policy.ts";
 import type { SchedulerTables } from "./scheduler-tables.ts";
 import type { Ready, SchedulerOptions, WorkerState } from "./scheduler-types.ts";
@@ -38,6 +39,7 @@ export class Lifecycle {
    * all held (validate()); a requeued one's may have been evicted or purged.
    */
   place(task: Task, now: number): void {
+    assert(task.state === "waiting" && task.waitingOn === 0, "a task is placed only when new or requeued, waiting on nothing yet", "task", task.id, "state", task.state, "waitingOn", task.waitingOn);
     for (const parentId of task.dependsOn) {
       if (shardOfTask(parentId) !== this.options.shard) {
         this.waitOnForeignParent(task, parentId);
@@ -100,12 +102,18 @@ export class Lifecycle {
     while (this.delayedDue(now)) {
       const task = this.held.delayed.pop()!;
       if (task.state !== "delayed") continue; // cancelled while delayed
+      assert(this.held.delayedCount > 0, "the delayed count never goes below zero", "task", task.id);
       this.held.delayedCount--;
       this.held.ready.push(task, now);
     }
   }
 
   lease(task: Task, worker: WorkerState, now: number): void {
+    assert(task.state === "queued", "only a queued task is leased", "task", task.id, "state", task.state);
+    assert(worker.free > 0 && worker.free <= worker.slots && !worker.draining, "a lease takes a free slot of a worker that is not draining",
+      "worker", worker.id, "free", worker.free, "draining", worker.draining);
+    // The fencing token only moves forward, and only while attempts remain (endAttempt fails the task at the last one).
+    assert(task.attempt - task.attemptBase < task.maxAttempts, "a task is leased only while it has attempts left", "task", task.id, "attempt", task.attempt - task.attemptBase, "maxAttempts", task.maxAttempts);
     task.state = "leased";
     task.attempt++;
     task.workerId = worker.id;
@@ -123,8 +131,17 @@ export class Lifecycle {
     return Math.min(now + this.options.leaseMs, task.leasedAt + task.timeoutMs);
   }
 
-  releaseLease(task: Task, worker: WorkerState): void {
-    worker.leased.delete(task);
+  /**
+   * Ends the lease `attempt` of `task` held by `worker` (the task's state is the caller's to set).
+   * Only the holder releases a lease: the worker it was given to, for the attempt it was given.
+   */
+  releaseLease(task: Task, worker: WorkerState, attempt: number): void {
+    assert(task.state === "leased", "only a leased task has a lease to release", "task", task.id, "state", task.state);
+    assert(task.workerId === worker.id, "a lease is released only for the worker holding it", "task", task.id, "held by worker", task.workerId, "released for worker", worker.id);
+    assert(task.attempt === attempt, "a lease is released only for the attempt holding it", "task", task.id, "attempt held", task.attempt, "attempt released", attempt);
+    assert(worker.leased.delete(task), "a leased task is in its worker's leases", "task", task.id, "worker", worker.id);
+    assert(worker.free < worker.slots, "a worker's slots in use never go below zero", "worker", worker.id, "free", worker.free, "slots", worker.slots);
+    assert(this.held.leasedCount > 0, "the leased count never goes below zero", "task", task.id);
     worker.free++;
     this.held.leasedCount--;
     task.workerId = 0;
@@ -132,9 +149,15 @@ export class Lifecycle {
 
   /** Takes a not-yet-final task out of the count of its current state. */
   leaveState(task: Task): void {
-    if (task.state === "waiting") this.held.waitingCount--;
-    else if (task.state === "delayed") this.held.delayedCount--;
-    else if (task.state === "queued") this.held.ready.forget();
+    if (task.state === "waiting") {
+      assert(this.held.waitingCount > 0, "the waiting count never goes below zero", "task", task.id);
+      this.held.waitingCount--;
+    } else if (task.state === "delayed") {
+      assert(this.held.delayedCount > 0, "the delayed count never goes below zero", "task", task.id);
+      this.held.delayedCount--;
+    } else if (task.state === "queued") {
+      this.held.ready.forget(task);
+    }
   }
 
   private recordError(task: Task, workerId: number, error: string, now: number): void {
@@ -143,9 +166,9 @@ export class Lifecycle {
   }
 
   /** A lease ended without success: retry (after its backoff) while attempts remain, else fail for good. */
-  endAttempt(task: Task, worker: WorkerState, error: string, now: number): void {
+  endAttempt(task: Task, worker: WorkerState, attempt: number, error: string, now: number): void {
     const workerId = worker.id;
-    this.releaseLease(task, worker);
+    this.releaseLease(task, worker, attempt);
     this.recordError(task, workerId, error, now);
     if (task.attempt - task.attemptBase >= task.maxAttempts) {
       this.finish(task, "failed", now);
@@ -163,6 +186,8 @@ export class Lifecycle {
   }
 
   finish(task: Task, state: "completed" | "failed" | "cancelled", now: number): void {
+    assert(!isFinal(task.state), "a task ends once", "task", task.id, "state", task.state, "ending as", state);
+    assert(this.held.unfinished > 0, "the unfinished count never goes below zero", "task", task.id);
     task.state = state;
     task.finishedAt = now;
     this.held.unfinished--;
@@ -187,6 +212,7 @@ export class Lifecycle {
     for (const id of dependants) {
       const child = this.held.tasks.get(id);
       if (child === undefined || child.state !== "waiting") continue;
+      assert(this.held.waitingCount > 0 && child.waitingOn > 0, "a waiting task waits on at least the parent that ended", "task", child.id, "waitingOn", child.waitingOn, "waiting count", this.held.waitingCount);
       if (parent.state !== "completed") {
         this.held.waitingCount--;
         this.failWithoutAttempt(child, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
@@ -198,6 +224,7 @@ export class Lifecycle {
   }
 
   forget(task: Task): void {
+    assert(isFinal(task.state), "only an ended task is forgotten", "task", task.id, "state", task.state);
     this.held.tasks.delete(task);
   }
 

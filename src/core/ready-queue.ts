@@ -6,6 +6,7 @@
 // Tasks needing worker tags sit in their own heap per tag set, so a worker only
 // looks at heaps it can serve and unmatched tasks wait without blocking others.
 
+import { assert } from "./assert.ts";
 import { Heap } from "./heap.ts";
 import type { Task } from "./task.ts";
 
@@ -41,6 +42,8 @@ export class ReadyQueue {
   }
 
   push(task: Task, now: number): void {
+    // A second live entry would dispatch the task twice (stale entries are fine: they are not "queued").
+    assert(task.state !== "queued", "a task is queued once", "task", task.id);
     task.band = Math.floor(now / this.agingMs) + task.priority;
     this.restore(task);
   }
@@ -56,7 +59,8 @@ export class ReadyQueue {
   }
 
   /** A queued task left the queue some other way (cancelled): its heap entry goes stale. */
-  forget(): void {
+  forget(task: Task): void {
+    assert(this.count > 0, "the queued count never goes below zero", "task", task.id);
     this.count--;
   }
 
@@ -69,6 +73,7 @@ export class ReadyQueue {
       if (best === undefined || before(top, best.heap.peek()!)) best = entry;
     }
     if (best === undefined) return undefined;
+    assert(this.count > 0, "the queued count never goes below zero", "popping task", best.heap.peek()!.id);
     this.count--;
     return best.heap.pop();
   }
@@ -98,6 +103,11 @@ export class ReadyQueue {
     const all: Task[] = [];
     for (const entry of this.heaps.values()) for (const t of entry.heap.values()) if (t.state === "queued") all.push(t);
     return all.sort((a, b) => (before(a, b) ? -1 : 1));
+  }
+
+  /** Calls `fn` with every heap entry, stale ones included, in no particular order (the full consistency check). */
+  forEachEntry(fn: (task: Task) => void): void {
+    for (const entry of this.heaps.values()) for (const task of entry.heap.values()) fn(task);
   }
 
   /** Drops stale entries off the top so peek() sees a live task. */

@@ -1,5 +1,5 @@
 // The plain-data form of a scheduler's replicated state: what a snapshot
-// holds, what a backup restores from, and (later) what goes to disk.
+// holds, what a backup restores from, and what goes to disk.
 
 import type { SchedulerCounters } from "./scheduler.ts";
 import type { ForeignParent, Task } from "./task.ts";
@@ -30,4 +30,13 @@ export interface SchedulerState {
     leased: number[];
     draining: boolean;
   }>;
+}
+
+/**
+ * A snapshot that cannot be restored: it names a task it does not hold, or
+ * breaks an invariant of the scheduler (scheduler-invariants.ts). The message
+ * says which; nothing of it is loaded.
+ */
+export class SnapshotRefused extends Error {
+  override readonly name = "SnapshotRefused";
 }

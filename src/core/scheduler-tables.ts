@@ -6,7 +6,8 @@
 import { Deque } from "./deque.ts";
 import { Heap } from "./heap.ts";
 import { ReadyQueue } from "./ready-queue.ts";
-import type { SchedulerState } from "./scheduler-state.ts";
+import { checkSchedulerTables } from "./scheduler-invariants.ts";
+import { SnapshotRefused, type SchedulerState } from "./scheduler-state.ts";
 import type { SchedulerCounters, WorkerState } from "./scheduler-types.ts";
 import { TaskTable } from "./task-table.ts";
 import { copiedList, isFinal, type ForeignParent, type Task } from "./task.ts";
@@ -59,8 +60,23 @@ export class SchedulerTables {
     };
   }
 
-  /** Tables in exactly the state `exportState()` described. Throws on an inconsistent state. */
+  /**
+   * Tables in exactly the state `exportState()` described, once they pass the
+   * full consistency check. Throws SnapshotRefused, saying why, for a state that
+   * cannot be built or breaks an invariant: loading it would serve from a state
+   * no sequence of moves can reach (a task both queued and leased runs twice).
+   */
   static fromState(agingMs: number, state: SchedulerState): SchedulerTables {
+    try {
+      const tables = SchedulerTables.build(agingMs, state);
+      checkSchedulerTables(tables);
+      return tables;
+    } catch (err) {
+      throw new SnapshotRefused(`snapshot refused, not loaded: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
+  }
+
+  private static build(agingMs: number, state: SchedulerState): SchedulerTables {
     const s = new SchedulerTables(agingMs);
     s.nextSeq = state.nextSeq;
     s.workerRotation = state.workerRotation;

@@ -14,9 +14,11 @@
 // between states (lifecycle.ts), and this class, which checks each input and
 // decides which moves it makes.
 
+import { assert } from "./assert.ts";
 import { PRIORITY_LEVELS } from "./ready-queue.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
 import { E_DEPENDENCY, Lifecycle } from "./lifecycle.ts";
+import { checkSchedulerTables } from "./scheduler-invariants.ts";
 import { SchedulerTables } from "./scheduler-tables.ts";
 import { appended, emptyList, isFinal, makeTaskId, shardOfTask, type Task, type TaskState, type Watcher } from "./task.ts";
 import { submitWorkflow, type WorkflowPort } from "./workflow-submit.ts";
@@ -172,6 +174,8 @@ export class Scheduler {
       return bad("backoff needs type exponential|fixed and non-negative delayMs, maxDelayMs");
     }
     for (const parent of req.dependsOn ?? []) {
+      // Not an id (NaN, 1.5, -1) would count as a parent on another shard, which nobody ever reports: the task would wait for good.
+      if (!Number.isSafeInteger(parent) || parent < 0) return bad(`dependsOn must hold task ids (non-negative integers), not ${parent}`);
       // A parent on another shard is the router's to check; here it is waited on (see place()).
       if (!this.held.tasks.has(parent) && shardOfTask(parent) === this.options.shard) {
         return { ok: false, code: "E_UNKNOWN_TASK", message: `dependency ${parent} is not a task of shard ${this.options.shard} (never submitted, evicted, or on another shard)` };
@@ -185,8 +189,11 @@ export class Scheduler {
   }
 
   private create(req: SubmitRequest, dependsOn: readonly number[], now: number): Task {
+    const id = makeTaskId(this.options.shard, this.held.nextSeq++);
+    // Ids only move forward: one handed out again would replace a task some client holds the id of.
+    assert(!this.held.tasks.has(id), "a new task's id is not held already", "task", id, "nextSeq", this.held.nextSeq - 1);
     const task: Task = {
-      id: makeTaskId(this.options.shard, this.held.nextSeq++),
+      id,
       type: req.type,
       payload: req.payload,
       priority: req.priority,
@@ -245,8 +252,10 @@ export class Scheduler {
     this.lifecycle.leaveState(task);
     if (task.state === "leased") {
       const worker = this.held.workers.get(task.workerId);
+      // workerLeft() ends every lease of a worker it removes: a leased task always has its worker.
+      assert(worker !== undefined, "a leased task's worker is connected", "task", task.id, "worker", task.workerId);
       this.lifecycle.effects.aborts.push({ workerId: task.workerId, taskId: task.id, attempt: task.attempt });
-      if (worker !== undefined) this.lifecycle.releaseLease(task, worker);
+      this.lifecycle.releaseLease(task, worker, task.attempt);
     }
     this.lifecycle.finish(task, "cancelled", now);
     return task.state;
@@ -263,6 +272,7 @@ export class Scheduler {
   requeue(taskId: number, now: number): boolean {
     const task = this.held.dlq.get(taskId);
     if (task === undefined) return false;
+    assert(task.state === "failed" && this.held.counters.failed > 0, "a dead letter is a failed task, counted", "task", taskId, "state", task.state, "failed", this.held.counters.failed);
     this.held.dlq.delete(taskId);
     task.attemptBase = task.attempt;
     task.finishedAt = 0;
@@ -310,7 +320,8 @@ export class Scheduler {
     const worker = this.held.workers.get(workerId);
     if (worker === undefined) return;
     this.held.workers.delete(workerId);
-    for (const task of worker.leased) this.lifecycle.endAttempt(task, worker, "E_WORKER_LOST: worker went away", now);
+    for (const task of worker.leased) this.lifecycle.endAttempt(task, worker, task.attempt, "E_WORKER_LOST: worker went away", now);
+    assert(worker.leased.size === 0 && worker.free === worker.slots, "a worker that left holds no lease and no slot", "worker", workerId, "free", worker.free, "slots", worker.slots);
   }
 
   /**
@@ -339,13 +350,13 @@ export class Scheduler {
       return;
     }
     if (ok) {
-      this.lifecycle.releaseLease(task, worker);
+      this.lifecycle.releaseLease(task, worker, attempt);
       worker.done++;
       task.output = output;
       this.lifecycle.finish(task, "completed", now);
     } else {
       worker.failed++;
-      this.lifecycle.endAttempt(task, worker, utf8.decode(output), now);
+      this.lifecycle.endAttempt(task, worker, attempt, utf8.decode(output), now);
     }
   }
 
@@ -365,7 +376,7 @@ export class Scheduler {
         const why = now >= task.leasedAt + task.timeoutMs
           ? `ran past its ${task.timeoutMs} ms timeout`
           : `lease expired: no heartbeat from worker ${worker.id} named it for ${this.options.leaseMs} ms`;
-        this.lifecycle.endAttempt(task, worker, `E_TIMEOUT: attempt ${task.attempt} ${why}`, now);
+        this.lifecycle.endAttempt(task, worker, task.attempt, `E_TIMEOUT: attempt ${task.attempt} ${why}`, now);
       }
     }
     this.lifecycle.releaseDue(now);
@@ -452,7 +463,9 @@ export class Scheduler {
   promoted(now: number): void {
     // The old primary may have handed out ids past what reached us (its lost tail), and workers
     // may still run those tasks: new ids start past a gap, so such a result can never match a new task.
-    this.held.nextSeq = (Math.floor((this.held.nextSeq - 1) / SEQ_GAP_ON_PROMOTION) + 1) * SEQ_GAP_ON_PROMOTION + 1;
+    const before = this.held.nextSeq;
+    this.held.nextSeq = (Math.floor((before - 1) / SEQ_GAP_ON_PROMOTION) + 1) * SEQ_GAP_ON_PROMOTION + 1;
+    assert(this.held.nextSeq > before, "task ids only move forward on promotion", "nextSeq before", before, "after", this.held.nextSeq);
     for (const task of this.held.tasks.values()) task.watchers = emptyList();
     for (const worker of this.held.workers.values()) {
       worker.lastSeenAt = now;
@@ -465,13 +478,19 @@ export class Scheduler {
     return this.held.exportState();
   }
 
-  /** A scheduler in exactly the state `exportState()` described. Throws on an inconsistent state. */
+  /** A scheduler in exactly the state `exportState()` described. Throws SnapshotRefused for one that breaks an invariant. */
   static fromState(options: SchedulerOptions, state: SchedulerState): Scheduler {
     return new Scheduler(options, SchedulerTables.fromState(options.agingMs, state));
   }
 
-  // ------------------------------------------------------------------ internals
-
+  /**
+   * The full consistency check (scheduler-invariants.ts), O(n) in the tasks held:
+   * throws an AssertionError naming the first invariant broken. For tests and
+   * simulations after each step; restores run it themselves.
+   */
+  checkInvariants(): void {
+    checkSchedulerTables(this.held);
+  }
 }
 
 /** The lease ran out (no heartbeat named the task, or its timeout passed): tick() ends the attempt. */

@@ -3,8 +3,12 @@
 // write per microtask (or at once past FLUSH_BYTES); what the kernel does not
 // take waits for `drain`. Incoming bytes go through the incremental decoder.
 // A malformed frame closes this connection alone, with an ERROR frame first.
+// A broken invariant (AssertionError from src/core) is no peer's doing: it is
+// never answered as an error, it ends the process (see socketHandlers).
 
 import type { Socket } from "bun";
+import { exitOnBrokenInvariant } from "../cli/fatal.ts";
+import { AssertionError } from "../core/assert.ts";
 import { FrameWriter, forEachMessage, Reader, writeControl } from "../protocol/codec.ts";
 import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import { FrameDecoder } from "../protocol/frame-decoder.ts";
@@ -206,6 +210,8 @@ export class Connection {
       this.decoder.push(chunk, (body) => forEachMessage(body, this.reader, this.dispatch, this.limits.batchMax));
       this.handler.onReadEnd?.(this);
     } catch (err) {
+      // The state this process serves from is wrong: closing this connection and going on would build on it.
+      if (err instanceof AssertionError) throw err;
       if (err instanceof ProtocolError) this.fail(err.code, err.message);
       else this.fail("E_BAD_FRAME", `internal error handling a frame: ${(err as Error).message}`);
       if (!(err instanceof ProtocolError)) console.error(err);
@@ -271,7 +277,12 @@ export function socketHandlers(handler: ConnectionHandler, limits: NetLimits, ho
       socket.data?.drained();
     },
     close: closed,
-    error: closed,
+    // Bun hands what a socket callback throws to this handler: a socket error closes the connection,
+    // a broken invariant (from receive(), or from a handler's onClose) ends the process at once.
+    error(socket: Socket<Connection | undefined>, error: Error) {
+      if (error instanceof AssertionError) exitOnBrokenInvariant(error);
+      closed(socket);
+    },
   };
 
   function closed(socket: Socket<Connection | undefined>): void {

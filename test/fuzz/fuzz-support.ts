@@ -199,13 +199,14 @@ export class History {
     return this;
   }
 
-  /** Applies one entry as a backup would; throws what applyEntry throws. */
+  /** Applies one entry as a backup would, then runs the core's full consistency check; throws what either throws. */
   apply(bytes: Uint8Array): void {
     const outcome = applyEntry(this.scheduler, this.reader.reset(bytes)) as SubmitOutcome | WorkflowOutcome | undefined;
     this.entries.push(bytes);
     if (outcome !== undefined && "taskId" in outcome && outcome.ok) this.taskIds.push(outcome.taskId);
     if (outcome !== undefined && "taskIds" in outcome && outcome.ok) this.taskIds.push(...outcome.taskIds);
     for (const [workerId, tasks] of this.scheduler.takeReady().assignments) for (const t of tasks) this.leases.push([workerId, t.id, t.attempt]);
+    this.scheduler.checkInvariants();
   }
 
   /** Some task id this history knows, or a made-up one now and then. */

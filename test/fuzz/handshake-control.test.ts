@@ -286,6 +286,15 @@ afterAll(() => {
   console.error = consoleError;
 });
 
+/** The core's full consistency check on the coordinator's scheduler, after each case (and the ticks between). */
+function checkScheduler(where: string): void {
+  try {
+    coordinator.scheduler.checkInvariants();
+  } catch (err) {
+    throw new Error(`${where}: the coordinator's scheduler fails its consistency check: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /** A valid client is still served: WELCOME, then STATS for a STATS_REQUEST. */
 async function stillServes(handler: ConnectionHandler): Promise<void> {
   const peer = new FakePeer(handler);
@@ -306,6 +315,7 @@ describe("HELLO and control messages, in-process", () => {
       const reach = newReach();
       for (let i = 0; i < CASES; i++) {
         runCase(prng, target, taskIds, `seed=${seed} case=${i}`, reach);
+        checkScheduler(`seed=${seed} case=${i}`);
         // Let the coordinator's tick run now and then, on whatever state the cases left.
         if (i % 200 === 199) await Bun.sleep(TICK_MS * 2);
       }
@@ -349,6 +359,7 @@ describe("HELLO and control messages, in-process", () => {
     };
     await until("three more ticks", () => ticks >= 3);
     scheduler.tickWouldChange = tickWouldChange;
+    checkScheduler("after the ticks");
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(escaped).toEqual([]);
   });

@@ -4,9 +4,10 @@
 // Random and mutated-valid inputs from fixed seeds; every failure names its
 // seed and case. Decoders may throw ProtocolError (and the scheduler its
 // documented "joined twice"), nothing else; what they accept must re-encode,
-// and must leave a scheduler that still snapshots and restores. Recovery may
-// refuse a damaged data directory (StorageError) and throw nothing else; what
-// it accepts holds every whole record before the damage.
+// and must leave a scheduler that passes the core's full consistency check
+// (after every entry applied, tick and dispatch) and still snapshots and
+// restores. Recovery may refuse a damaged data directory (StorageError) and
+// throw nothing else; what it accepts holds every whole record before the damage.
 
 import { afterAll, describe, expect, test } from "bun:test";
 import { encode } from "@msgpack/msgpack";
@@ -20,6 +21,7 @@ import { StorageError } from "../../src/coordinator/storage-error.ts";
 import { crc32, WriteAheadLog, type Recovered } from "../../src/coordinator/wal.ts";
 import { Prng } from "../../src/core/prng.ts";
 import { Scheduler } from "../../src/core/scheduler.ts";
+import { SnapshotRefused } from "../../src/core/scheduler-state.ts";
 import { ByteWriter } from "../../src/protocol/byte-writer.ts";
 import { FrameWriter, forEachMessage, Reader } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
@@ -78,10 +80,11 @@ function snapshotBody(epoch: number, index: number, s: Scheduler): Uint8Array {
 
 describe("replication codec", () => {
   for (const seed of SEEDS) {
-    test(`REPL_SNAPSHOT bodies, random and mutated: refused with ProtocolError or accepted and re-encodable (seed=${seed})`, () => {
+    test(`REPL_SNAPSHOT bodies, random and mutated: refused with ProtocolError, or accepted, re-encodable, and restored or refused whole (seed=${seed})`, () => {
       const prng = new Prng(seed);
       const valid = snapshotBody(3, 40, new History(prng).grow(60).scheduler);
       let accepted = 0;
+      let restored = 0;
       for (let i = 0; i < CASES; i++) {
         let body = prng.int(8) === 0 ? randomBytes(prng, prng.int(200)) : valid;
         for (let m = 1 + prng.int(3); m > 0; m--) body = mutateBytes(body, prng);
@@ -95,8 +98,16 @@ describe("replication codec", () => {
         again.f64(snap!.index);
         again.raw(encodeSnapshot(snap!.state));
         expect(decodeSnapshot(reader.reset(again.toBytes()))).toEqual(snap!);
+        // A backup restores it, or refuses it whole with a reason: never a state that breaks an invariant.
+        try {
+          Scheduler.fromState(FUZZ_SCHEDULER_OPTIONS, snap!.state).checkInvariants();
+          restored++;
+        } catch (err) {
+          if (!(err instanceof SnapshotRefused)) throw new Error(`${where}: restoring threw ${(err as Error)?.name}: ${(err as Error)?.message}`, { cause: err });
+        }
       }
       expect(accepted).toBeGreaterThan(0);
+      expect(restored).toBeGreaterThan(0);
     });
 
     test(`REPL_APPEND bodies, random and mutated: entries walk and apply with ProtocolError only (seed=${seed})`, () => {
@@ -125,6 +136,7 @@ describe("replication codec", () => {
         };
         if (refusedOrAccepted(where, body, () => batch!.forEachEntry(apply), schedulerInvariant)) walked++;
         s.takeReady();
+        s.checkInvariants();
         if (timesFinite) roundTrip(s, where);
       }
       expect(walked).toBeGreaterThan(CASES / 10);
@@ -198,6 +210,11 @@ describe("log entries (applyEntry)", () => {
         history.scheduler.tick(history.now);
         history.scheduler.dispatch(history.now);
         history.scheduler.takeReady();
+        try {
+          history.scheduler.checkInvariants();
+        } catch (err) {
+          throw new Error(`${where}: after tick and dispatch: ${(err as Error).message} (entry ${hex(bytes)})`, { cause: err });
+        }
       }
       expect(accepted).toBeGreaterThan(CASES / 10);
     });

@@ -32,6 +32,11 @@ const LIMITS = {
   pauseMsMin: 100, pauseMsSpread: 1_400,
   /** Compare a backup with the primary in full at least every this many comparisons. */
   fullCompareEvery: 8,
+  /**
+   * Run the core's full consistency check on every node every this many steps (and at the end).
+   * Every step cost 60% more run time: every task is retained here, so the check grows with the run.
+   */
+  schedulerCheckEvery: 10,
 };
 
 export class SimFailure extends Error {}
@@ -240,6 +245,7 @@ export class ReplicationSim implements EffectSink, ActorContext {
     for (const node of s.nodes) {
       if (node.role === "primary") primaries++;
       if (node.role === "down") continue;
+      if (this.step % LIMITS.schedulerCheckEvery === 0) this.checkScheduler(node);
       const seen = this.epochSeen.get(node) ?? 0;
       this.check(node.epoch >= seen, () => `${node.name} went from epoch ${seen} back to ${node.epoch}`);
       this.check(node.epoch <= s.highestEpoch, () => `${node.name} is at epoch ${node.epoch}, above the highest ${s.highestEpoch}`);
@@ -252,6 +258,15 @@ export class ReplicationSim implements EffectSink, ActorContext {
     this.checkAcknowledged(p);
     this.checkCompletions(p, s.primaryStates.get(p.appliedIndex) ?? p.scheduler.exportState());
     for (const node of s.nodes) this.checkBackup(node, p);
+  }
+
+  /** The core's full consistency check (Scheduler.checkInvariants) on a node's scheduler. */
+  private checkScheduler(node: SimNode): void {
+    try {
+      node.scheduler.checkInvariants();
+    } catch (err) {
+      this.fail(`${node.name} (${node.role}, epoch ${node.epoch}, index ${node.appliedIndex}): ${(err as Error).message}`);
+    }
   }
 
   /** No acknowledged task lost: it is on the primary, with its key and payload. */
@@ -308,6 +323,7 @@ export class ReplicationSim implements EffectSink, ActorContext {
 
   /** After the drain: every submission acknowledged and completed, once, under its one key. */
   private checkEnd(): void {
+    for (const node of this.shard.nodes) if (node.role !== "down") this.checkScheduler(node);
     const p = this.shard.primary!;
     const byKey = new Map<string, number[]>();
     for (const t of p.scheduler.exportState().tasks) byKey.set(t.idempotencyKey, [...(byKey.get(t.idempotencyKey) ?? []), t.id]);

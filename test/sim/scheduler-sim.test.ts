@@ -4,7 +4,8 @@
 // backoff, tags and dependencies, alone or as workflows (now and then retried
 // under their idempotency keys); clients cancel, watch, requeue and purge dead
 // letters; time advances. A model of every task checks each effect as it comes
-// out and the invariants after every step, and a drain phase with reliable
+// out and the invariants after every step (the model's, and the core's own full
+// consistency check, Scheduler.checkInvariants), and a drain phase with reliable
 // workers must bring every task to a final state.
 // Reproduce with the seed printed in the failure: SIM_SEED=N bun test test/sim/scheduler-sim.test.ts
 
@@ -644,6 +645,8 @@ class Simulation {
 
   checkInvariants(): void {
     const s = this.s;
+    // The core's own full consistency check first (an AssertionError, reported with the seed by the test).
+    s.checkInvariants();
     const leasedBy = new Map<number, number>();
     for (const w of s.allWorkers()) {
       this.check(this.workers.has(w.id), () => `scheduler knows worker ${w.id}, which is gone`);

@@ -42,11 +42,11 @@ export function submitOk(s: Scheduler, now: number, fields: Partial<SubmitReques
   return outcome.taskId;
 }
 
-/** A queued task record as the scheduler would hold it, for tests of the ready queue alone. */
+/** A task record as the scheduler would hold it just before it is queued (push() makes it queued), for tests of the ready queue alone. */
 export function makeTask(fields: Partial<Task> & { id: number }): Task {
   return {
     type: "t", payload: new Uint8Array(0), priority: 0, maxAttempts: 1, timeoutMs: 1, idempotencyKey: "", submittedAt: 0,
-    deadline: 0, backoff: NO_BACKOFF, tags: [], dependsOn: [], state: "queued", waitingOn: 0, dependants: [], runAt: 0, band: 0,
+    deadline: 0, backoff: NO_BACKOFF, tags: [], dependsOn: [], state: "waiting", waitingOn: 0, dependants: [], runAt: 0, band: 0,
     attempt: 0, attemptBase: 0, workerId: 0, leasedAt: 0, leaseExpiresAt: 0, watchers: [], output: undefined, errors: [], finishedAt: 0, foreignOutputs: [],
     ...fields,
   };

@@ -3,6 +3,7 @@
 // the ISR etcd holds never names a replica that lacks a committed entry.
 
 import { describe, expect, test } from "bun:test";
+import { AssertionError } from "../../src/core/assert.ts";
 import { InSyncReplicas } from "../../src/core/in-sync-replicas.ts";
 import { LeaderLease } from "../../src/core/leader-lease.ts";
 import { Prng } from "../../src/core/prng.ts";
@@ -211,5 +212,24 @@ describe("LeaderLease", () => {
     expect(lease.isValid(1400)).toBe(true);
     lease.renewed(600, 0);
     expect(lease.isValid(601)).toBe(false);
+  });
+});
+
+describe("assertions", () => {
+  test("a leader not in the ISR it took over is a broken invariant", () => {
+    expect(() => group(["b", "c"])).toThrow(AssertionError);
+    expect(() => group(["b", "c"])).toThrow("invariant broken: a leader is in the ISR it took over (leader a, ISR b,c)");
+  });
+
+  test("a log shorter than what is committed is a broken invariant, not a commit index moved back", () => {
+    const isr = group(["a"]);
+    expect(isr.commit(12, 0)).toBe(12);
+    expect(() => isr.commit(11, 1)).toThrow("invariant broken: the log never shrinks below the committed index (last index 11, committed 12)");
+    expect(isr.committedIndex).toBe(12);
+  });
+
+  test("a negative lease margin is a broken invariant: the lease would outlive etcd's", () => {
+    expect(() => new LeaderLease(-1)).toThrow(AssertionError);
+    expect(() => new LeaderLease(Number.NaN)).toThrow(AssertionError);
   });
 });

@@ -110,7 +110,7 @@ describe("ReadyQueue", () => {
     q.push(a, 0);
     q.push(task(2, 1), 0);
     a.state = "cancelled";
-    q.forget();
+    q.forget(a);
     expect(q.length).toBe(1);
     expect(q.ordered().map((t) => t.id)).toEqual([2]);
     expect(drain(q)).toEqual([2]);

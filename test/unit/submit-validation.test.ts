@@ -118,3 +118,16 @@ describe("core: the coordinator refuses times no timer can reach", () => {
     for (const fields of [{}, { deadline: 0, runAt: 0 }, { deadline: 5000, runAt: 10 }]) expect(s.submit(request(fields), 0)).toMatchObject({ ok: true });
   });
 });
+
+describe("core: a dependency must be a task id", () => {
+  // Found by the full consistency check in the fuzzer: a parent id of NaN was taken for a parent on
+  // another shard, which no router ever reports, so the task waited for good.
+  test.each([Number.NaN, 1.5, -1, Number.POSITIVE_INFINITY])("dependsOn [%p]: E_BAD_REQUEST, nothing created", (parent) => {
+    const s = makeScheduler();
+    const outcome = s.submit(request({ dependsOn: [parent] }), 0);
+    expect(outcome).toMatchObject({ ok: false, code: "E_BAD_REQUEST" });
+    expect(s.submitWorkflow([node({ dependsOn: [{ taskId: parent }] })], 0)).toMatchObject({ ok: false, code: "E_BAD_REQUEST" });
+    expect(s.counters.submitted).toBe(0);
+    expect(s.foreignWaits()).toEqual([]);
+  });
+});
