@@ -20,13 +20,14 @@ import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, TaskStatus,
   type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome,
 } from "../protocol/messages.ts";
-import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult } from "./event-log.ts";
+import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult, type LogBatch } from "./event-log.ts";
 import { Peers } from "./peers.ts";
 import { EtcdControl } from "./etcd-control.ts";
 import { processEtcdControl, processIsrReplicaSet } from "./etcd-mode.ts";
 import type { Replicas, ReplicationRole, RoleControl, RoleEvents } from "./role-control.ts";
 import { TaskObservations } from "./task-observations.ts";
 import { StallDetector } from "../core/stall-detector.ts";
+import { replicate, type ReplicationStep } from "../core/replication-step.ts";
 import { Commands } from "./commands.ts";
 import { HeldReplies } from "./held-replies.ts";
 import { coordinatorStats, replicationStats } from "./coordinator-stats.ts";
@@ -405,23 +406,23 @@ export class Coordinator implements ConnectionHandler {
     this.workers.send(ready, (task) => this.scheduler.inputsOf(task), this.config.scheduler.workerTimeoutMs);
     this.observed.finished(ready.finished, now);
     for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
-    this.shipLog();
-    if (this.disk.failed) return;
-    this.held.release(this.replicas.commit(this.eventLog.lastIndex, monotonic));
+    replicate(this.replication);
   }
 
-  /** Makes the new entries durable (with --data-dir), then sends them to the backups. */
-  private shipLog(): void {
-    if (this.eventLog.pendingEntries === 0) return;
-    const batch = this.eventLog.take();
-    const durable = this.disk.write((wal) => {
+  /** What a replication step does here (core/replication-step.ts has the order and the rules). */
+  private readonly replication: ReplicationStep<LogBatch> = {
+    take: () => (this.eventLog.pendingEntries === 0 ? undefined : this.eventLog.take()),
+    persist: (batch) => this.disk.write((wal) => {
       wal.append(this.epoch, batch.firstIndex, batch.count, batch.bytes);
       if (wal.wantsSnapshot) wal.snapshot(this.epoch, this.eventLog.lastIndex, this.scheduler.exportState());
-    });
-    if (!durable) return;
-    const now = Date.now();
-    this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes, now));
-  }
+    }),
+    send: (batch) => {
+      const now = Date.now();
+      this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes, now));
+    },
+    commit: () => this.replicas.commit(this.eventLog.lastIndex, performance.now()),
+    release: (committed) => this.held.release(committed),
+  };
 
   private holdDone(task: Task, watcher: Watcher): void {
     const conn = this.connections.get(watcher.conn);

@@ -56,6 +56,13 @@ export function encodeParentEnded(state: (typeof FOREIGN_END_STATES)[number], ou
 }
 
 /** What applying an entry returns to the primary (backups ignore it). */
+/** Entries appended since the last take(), as shipped to backups and written to the WAL. */
+export interface LogBatch {
+  firstIndex: number;
+  count: number;
+  bytes: Uint8Array;
+}
+
 export type ApplyResult = SubmitOutcome | WorkflowOutcome | { ok: true; state?: TaskState | undefined; count?: number } | undefined;
 
 const EMPTY = new Uint8Array(0);
@@ -125,7 +132,7 @@ export class EventLog {
   }
 
   /** The batch since the last take: the index of its first entry, how many, and their bytes (valid until the next append). */
-  take(): { firstIndex: number; count: number; bytes: Uint8Array } {
+  take(): LogBatch {
     const batch = { firstIndex: this.lastIndex - this.pendingCount + 1, count: this.pendingCount, bytes: this.pending.bytes.subarray(0, this.pending.length) };
     this.pending.reset();
     this.pendingCount = 0;

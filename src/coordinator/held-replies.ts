@@ -5,7 +5,7 @@
 // log order; a primary that steps down refuses the ones never committed, so
 // clients retry them at the new primary under the same idempotency key.
 
-import { Deque } from "../core/deque.ts";
+import { HeldQueue } from "../core/replication-step.ts";
 import type { Connection } from "../net/connection.ts";
 import { writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
 import { Kind } from "../protocol/messages.ts";
@@ -32,29 +32,27 @@ export interface HeldReply {
 }
 
 export class HeldReplies {
-  private readonly held = new Deque<HeldReply>();
+  private readonly held = new HeldQueue<HeldReply>();
 
   hold(reply: HeldReply): void {
-    this.held.push(reply);
+    this.held.hold(reply);
   }
 
   /** Sends every held reply whose entry is committed (index <= committed). */
   release(committed: number): void {
-    while (this.held.length > 0 && this.held.peek()!.index <= committed) {
-      const h = this.held.shift()!;
-      if (h.quiet === true || !h.conn.writable()) continue;
+    this.held.release(committed, (h) => {
+      if (h.quiet === true || !h.conn.writable()) return;
       if (h.kind === Kind.SUBMITTED) writeSubmitted(h.conn.writer, h.requestId, h.taskId);
       else if (h.kind === Kind.TASK_DONE) writeTaskDone(h.conn.writer, h.requestId, h.taskId, h.status, h.attempts, h.output);
       else writeControl(h.conn.writer, h.kind, h.body);
       h.conn.queueFlush();
-    }
+    });
   }
 
   /** Stepping down: every reply still held is answered E_NOT_PRIMARY instead (its entry may be lost). */
   refuseAll(message: string): void {
-    while (this.held.length > 0) {
-      const h = this.held.shift()!;
+    this.held.refuseAll((h) => {
       if (h.conn.writable()) h.conn.sendError(h.requestId, "E_NOT_PRIMARY", message);
-    }
+    });
   }
 }

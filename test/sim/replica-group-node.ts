@@ -8,6 +8,7 @@
 
 import { EtcdControl } from "../../src/coordinator/etcd-control.ts";
 import { IsrReplicaSet, type BackupConn } from "../../src/coordinator/isr-replica-set.ts";
+import { HeldQueue, replicate } from "../../src/core/replication-step.ts";
 import { StallDetector } from "../../src/core/stall-detector.ts";
 import { SimLink } from "./replica-group-link.ts";
 import { CONTROL, drainMicrotasks, simClock, simEtcdPort, simLogger, simTimers } from "./replica-group-ports.ts";
@@ -129,7 +130,7 @@ export class SimNode implements Host {
   /** Each accepted connection, as IsrReplicaSet sees it. */
   private readonly backupOf = new Map<Conn<Msg>, SimBackup>();
   private shipped = 0;
-  private held: Held[] = [];
+  private held = new HeldQueue<Held>();
   private accepted = new Set<Conn<Msg>>();
   private ackedUpTo = 0;
   /** This process's monotonic clock origin (its rate, monoRate, is the host's). */
@@ -193,7 +194,7 @@ export class SimNode implements Host {
     this.control.recovered(this.walEpoch);
     this.replicas = undefined;
     this.backupOf.clear();
-    this.held = [];
+    this.held = new HeldQueue<Held>();
     this.accepted = new Set();
     this.ackedUpTo = 0;
     this.trace(`started${this.durable ? ` with ${this.log.length} entries` : ""}`);
@@ -324,8 +325,7 @@ export class SimNode implements Host {
   }
 
   stepDown(reason: string): void {
-    for (const h of this.held) this.cluster.replyToClient(this, h.client, h.submission, false, undefined);
-    this.held = [];
+    this.held.refuseAll((h) => this.cluster.replyToClient(this, h.client, h.submission, false, undefined));
     this.replicas?.closeAll(reason);
     this.announce();
   }
@@ -337,20 +337,27 @@ export class SimNode implements Host {
     this.noticeStall(monotonic);
     if (this.control.role !== "primary") return;
     this.cluster.acted(this);
-    if (this.shipped < this.log.length) {
-      const entries = this.log.slice(this.shipped);
-      this.replicas!.broadcast({ kind: "append", epoch: this.control.epoch, firstIndex: this.shipped + 1, entries, clockMs: this.wall() });
-      this.shipped = this.log.length;
-    }
-    const committed = this.replicas!.commit(this.log.length, monotonic);
-    this.cluster.committed(this, committed);
-    let released = 0;
-    while (released < this.held.length && this.held[released]!.index <= committed) {
-      const h = this.held[released++]!;
-      this.cluster.acknowledged(this, h);
-      this.cluster.replyToClient(this, h.client, h.submission, true, undefined);
-    }
-    if (released > 0) this.held = this.held.slice(released);
+    // The coordinator's own order of effects (src/core/replication-step.ts).
+    const replicas = this.replicas!;
+    replicate<{ firstIndex: number; entries: Entry[] }>({
+      take: () => {
+        if (this.shipped === this.log.length) return undefined;
+        const batch = { firstIndex: this.shipped + 1, entries: this.log.slice(this.shipped) };
+        this.shipped = this.log.length;
+        return batch;
+      },
+      persist: () => true, // a durable node's log survives a crash from its append on (its WAL, modelled)
+      send: (batch) => replicas.broadcast({ kind: "append", epoch: this.control.epoch, ...batch, clockMs: this.wall() }),
+      commit: () => {
+        const committed = replicas.commit(this.log.length, monotonic);
+        this.cluster.committed(this, committed);
+        return committed;
+      },
+      release: (committed) => this.held.release(committed, (h) => {
+        this.cluster.acknowledged(this, h);
+        this.cluster.replyToClient(this, h.client, h.submission, true, undefined);
+      }),
+    });
   }
 
   private append(submission: number): number {
@@ -365,7 +372,7 @@ export class SimNode implements Host {
       return this.pump(); // coordinator.onReadEnd: every read ends in a pump
     }
     const index = this.append(submission);
-    this.held.push({ index, client, submission, serial: this.log[index - 1]!.serial });
+    this.held.hold({ index, client, submission, serial: this.log[index - 1]!.serial });
     this.pump();
   }
 
