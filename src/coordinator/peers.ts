@@ -1,5 +1,5 @@
 // A coordinator's view of the other replicas of its shard, and the rules that
-// decide its role. Each node dials every peer; WELCOME and ROLE messages say
+// decide its role (as a pure function: src/core/static-role.ts). Each node dials every peer; WELCOME and ROLE messages say
 // what each peer is. Rules (the epoch is the fencing token: one primary per epoch):
 //  - see a primary with a higher epoch (or the same epoch and a lower address):
 //    follow it (a primary steps down first), asking for a snapshot then the log;
@@ -24,6 +24,7 @@ import type { FrameWriter, Reader } from "../protocol/codec.ts";
 import { Kind, PROTOCOL_VERSION, type Hello } from "../protocol/messages.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import type { ReplicationRole } from "./role-control.ts";
+import { decideStaticRole, type StaticRoleView } from "../core/static-role.ts";
 
 
 export interface PeerEvents {
@@ -190,99 +191,66 @@ export class Peers {
     }
   }
 
-  /** The role rules above, applied to what the links know now. */
+  /** The role rules above (src/core/static-role.ts), applied to what the links know now. */
   private evaluate(now: number): void {
     for (const l of this.links) if (l.up && l.epoch > this.highestEpochSeen) this.highestEpochSeen = l.epoch;
-    const best = this.bestPrimary();
-    if (this.role === "primary") {
-      if (best !== undefined && this.outranks(best)) {
+    const decision = decideStaticRole(this.view());
+    switch (decision.kind) {
+      case "stay":
+        if (this.role === "primary") return;
+        // Following the best primary already.
+        this.noPrimarySince = undefined;
+        return this.unblocked();
+      case "step-down": {
+        const best = this.link(decision.to);
         // Follow first, so what stepDown() announces is already "backup".
         this.follow(best);
-        this.events.stepDown(`${best.label} is primary of epoch ${best.epoch}`);
+        return this.events.stepDown(`${best.label} is primary of epoch ${best.epoch}`);
       }
-      return;
-    }
-    if (best !== undefined) {
-      this.noPrimarySince = undefined;
-      this.unblocked();
-      if (this.following !== best || this.epoch !== best.epoch) this.follow(best);
-      return;
-    }
-    const blocker = this.leadBlocker();
-    if (blocker !== undefined) return this.waitToLead(now, blocker);
-    this.unblocked();
-    this.noPrimarySince ??= now;
-    // Wait longer for every live peer that should lead instead: more state (epoch, then index), or as much and a lower address.
-    let rank = 0;
-    for (const l of this.links) if (l.up && this.peerLeads(l)) rank++;
-    if (now - this.noPrimarySince >= this.config.failoverTimeoutMs * (1 + rank)) {
-      this.becomePrimary(Math.max(this.epoch, this.highestEpochSeen) + 1, `no primary for ${now - this.noPrimarySince} ms`);
+      case "follow":
+        this.noPrimarySince = undefined;
+        this.unblocked();
+        return this.follow(this.link(decision.to));
+      case "wait":
+        return this.waitToLead(now, decision);
+      case "may-lead":
+        this.unblocked();
+        this.noPrimarySince ??= now;
+        if (now - this.noPrimarySince >= decision.afterMs) this.becomePrimary(decision.epoch, `no primary for ${now - this.noPrimarySince} ms`);
+        return;
     }
   }
 
-  /** Why this node may not lead now (whatever the time), or undefined when it may. */
-  private leadBlocker(): { peer?: CoordinatorLink; reason: string } | undefined {
-    if (this.rejoining && !this.syncedSinceStart) {
-      // Its peers may all hold nothing too (they lost their data, or are new): leading now could
-      // start the shard over empty while the set-aside files hold acknowledged tasks.
-      return { reason: "this node set its data aside (--recover-from-peer): it leads only once it holds a primary's snapshot" };
-    }
-    if (!this.syncedSinceStart) {
-      // All it holds is what it recovered, or nothing: a peer that is down now may have acknowledged more.
-      for (const l of this.links) {
-        if (!this.heard.has(l)) return { peer: l, reason: "not heard from since this node started: it may hold acknowledged tasks this node lacks" };
-      }
-      for (const l of this.links) {
-        if (this.holdsMore(l)) return { peer: l, reason: `it holds more (epoch ${l.epoch}, index ${l.index}; this node: epoch ${this.epoch}, index ${this.recoveredIndex}): it should lead` };
-      }
-    }
-    if (!this.holdsLatest && this.highestEpochSeen > 0) {
-      return { reason: `this node does not hold the state of epoch ${this.highestEpochSeen} (its snapshot never arrived): promoting would drop tasks acknowledged in it` };
-    }
-    return undefined;
+  private view(): StaticRoleView {
+    return {
+      address: this.config.advertise, shard: this.config.scheduler.shard, role: this.role, epoch: this.epoch,
+      highestEpochSeen: this.highestEpochSeen, recoveredIndex: this.recoveredIndex, holdsLatest: this.holdsLatest,
+      syncedSinceStart: this.syncedSinceStart, rejoining: this.rejoining, following: this.following?.label,
+      failoverTimeoutMs: this.config.failoverTimeoutMs,
+      peers: this.links.map((l) => ({
+        label: l.label, up: l.up, primary: l.primary, shard: l.shard, epoch: l.epoch, index: l.index, heard: this.heard.has(l), retired: l === this.retired,
+      })),
+    };
+  }
+
+  private link(label: string): CoordinatorLink {
+    return this.links.find((l) => l.label === label)!;
   }
 
   /** No promotion while blocked; the failover wait starts when the block ends. Says why once the wait outlasts a failover timeout. */
-  private waitToLead(now: number, blocker: { peer?: CoordinatorLink; reason: string }): void {
+  private waitToLead(now: number, blocker: { peer?: string; reason: string }): void {
     this.noPrimarySince = undefined;
     this.blockedSince ??= now;
-    const key = `${blocker.peer?.label}: ${blocker.reason}`;
+    const key = `${blocker.peer}: ${blocker.reason}`;
     if (now - this.blockedSince < this.config.failoverTimeoutMs || key === this.blockLogged) return;
     this.blockLogged = key;
     if (blocker.peer === undefined) this.log.warn("not leading", { reason: blocker.reason, waitedMs: now - this.blockedSince });
-    else this.log.warn("waiting for peer before leading", { peer: blocker.peer.label, reason: blocker.reason, waitedMs: now - this.blockedSince });
+    else this.log.warn("waiting for peer before leading", { peer: blocker.peer, reason: blocker.reason, waitedMs: now - this.blockedSince });
   }
 
   private unblocked(): void {
     this.blockedSince = undefined;
     this.blockLogged = undefined;
-  }
-
-  /** The live primary with the highest epoch (ties: the lowest address). */
-  private bestPrimary(): CoordinatorLink | undefined {
-    let best: CoordinatorLink | undefined;
-    for (const l of this.links) {
-      if (!l.up || !l.primary || l.shard !== this.config.scheduler.shard) continue;
-      if (l === this.retired && l.epoch < this.epoch) continue; // it handed over and is on its way out
-      if (best === undefined || l.epoch > best.epoch || (l.epoch === best.epoch && l.label < best.label)) best = l;
-    }
-    return best;
-  }
-
-  /** Does that peer hold more than this node (a later epoch, or more of the same), by what it last said, up or down? */
-  private holdsMore(l: CoordinatorLink): boolean {
-    return l.epoch !== this.epoch ? l.epoch > this.epoch : l.index > this.recoveredIndex;
-  }
-
-  private peerLeads(l: CoordinatorLink): boolean {
-    if (l.epoch !== this.epoch) return l.epoch > this.epoch;
-    if (l.index !== this.recoveredIndex) return l.index > this.recoveredIndex;
-    return l.label < this.config.advertise;
-  }
-
-  /** Does that primary win over this one? */
-  private outranks(other: CoordinatorLink): boolean {
-    return other.epoch > this.epoch || (other.epoch === this.epoch && other.label < this.config.advertise);
   }
 
   private follow(link: CoordinatorLink): void {
