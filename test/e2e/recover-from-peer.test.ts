@@ -10,7 +10,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CoordinatorStats } from "../../src/protocol/messages.ts";
-import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
+import { SchedulerClient } from "../../src/sdk/client.ts";
+import { retried, unknownTasks } from "./acknowledged.ts";
 import { Cluster, freePort, holdsFor, waitFor, type Started } from "./harness.ts";
 
 const dataRoot = mkdtempSync(join(tmpdir(), "recover-from-peer-"));
@@ -25,9 +26,6 @@ const ROUNDS = 12;
 const TASKS_PER_ROUND = 25;
 /** The default failover timeout. */
 const FAILOVER_MS = 400;
-/** Errors a client retries while roles change; a keyed submission retried returns the original id. */
-const RETRYABLE = new Set(["E_UNAVAILABLE", "E_NOT_PRIMARY", "E_SHUTTING_DOWN"]);
-
 async function nodeStats(node: Started): Promise<CoordinatorStats> {
   return (await cluster.stats(node.port)).coordinators[0]!.stats!;
 }
@@ -39,33 +37,6 @@ async function inSync(nodes: Started[]): Promise<{ primary: Started; backup: Sta
     const p = all.findIndex((s) => s.primary && s.replication.backupsInSync === 1);
     return p < 0 ? undefined : { primary: nodes[p]!, backup: nodes[1 - p]! };
   });
-}
-
-/** `request()`, again while it fails with a retryable error, for at most 10 s. */
-async function retried<T>(request: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      return await request();
-    } catch (err) {
-      if (!(err instanceof TaskError) || !RETRYABLE.has(err.code) || Date.now() > deadline) throw err;
-      await Bun.sleep(25);
-    }
-  }
-}
-
-/** The ids the cluster cannot say anything about (E_UNKNOWN_TASK): acknowledged tasks it lost. */
-async function unknownTasks(client: SchedulerClient, ids: number[]): Promise<number[]> {
-  const lost: number[] = [];
-  for (const id of ids) {
-    try {
-      await retried(() => client.task(id));
-    } catch (err) {
-      if (!(err instanceof TaskError) || err.code !== "E_UNKNOWN_TASK") throw err;
-      lost.push(id);
-    }
-  }
-  return lost;
 }
 
 /** Where each record of a whole wal.log starts (format in src/coordinator/wal-records.ts). */

@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CoordinatorStats } from "../../src/protocol/messages.ts";
-import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
+import { SchedulerClient } from "../../src/sdk/client.ts";
+import { retried, unknownTasks } from "./acknowledged.ts";
 import { FrameProxy } from "./frame-proxy.ts";
 import { Cluster, freePort, holdsFor, waitFor, type Started } from "./harness.ts";
 
@@ -59,36 +60,6 @@ async function routerFor(ports: number[]): Promise<Started> {
 /** Submits `count` keyed tasks (no worker runs them: they stay queued) and returns the acknowledged ids. */
 async function submitAll(client: SchedulerClient, prefix: string, count: number): Promise<number[]> {
   return Promise.all(Array.from({ length: count }, (_, i) => retried(() => client.submit("noop", undefined, { idempotencyKey: `${prefix}${i}` }))));
-}
-
-/** Errors a client retries (a request in flight when roles changed); keyed submissions return the original id. */
-const RETRYABLE = new Set(["E_UNAVAILABLE", "E_NOT_PRIMARY", "E_SHUTTING_DOWN"]);
-
-/** `request()`, again while it fails with a retryable error, for at most `deadlineMs`. */
-async function retried<T>(request: () => Promise<T>, deadlineMs = 10_000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      return await request();
-    } catch (err) {
-      if (!(err instanceof TaskError) || !RETRYABLE.has(err.code) || Date.now() > deadline) throw err;
-      await Bun.sleep(25);
-    }
-  }
-}
-
-/** The ids whose status the cluster cannot say (E_UNKNOWN_TASK): acknowledged tasks it lost. */
-async function unknownTasks(client: SchedulerClient, ids: number[]): Promise<number[]> {
-  const lost: number[] = [];
-  for (const id of ids) {
-    try {
-      await retried(() => client.task(id));
-    } catch (err) {
-      if (!(err instanceof TaskError) || err.code !== "E_UNKNOWN_TASK") throw err;
-      lost.push(id);
-    }
-  }
-  return lost;
 }
 
 /** Checks for `ms` that the node never says it is primary. */
