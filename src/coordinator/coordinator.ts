@@ -308,6 +308,7 @@ export class Coordinator implements ConnectionHandler {
   }
 
   private onTick(): void {
+    if (this.disk.failed) return; // stopping (data-dir.ts): backups must not hear it is alive
     this.noticeStall(performance.now());
     const now = Date.now();
     if (this.role === "primary") {
@@ -437,7 +438,7 @@ export class Coordinator implements ConnectionHandler {
   }
 
   private sendSnapshot(conn: Connection): void {
-    if (this.role !== "primary") return this.refuseNotPrimary(conn, 0);
+    if (this.role !== "primary" || this.disk.failed) return this.refuseNotPrimary(conn, 0);
     this.pump(); // everything so far goes out to existing backups first: the snapshot follows the last shipped entry
     const index = this.eventLog.lastIndex;
     const state = encodeSnapshot(this.scheduler.exportState());

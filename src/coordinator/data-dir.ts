@@ -3,8 +3,9 @@
 // the dirty pages, PostgreSQL's "fsyncgate"), and the entries are already out of
 // the in-memory log: carrying on could acknowledge what no disk holds. So, as
 // etcd and PostgreSQL do, the process stops; a restart recovers from what the
-// disk really holds, and a replica takes over. Until it has stopped, `failed`
-// tells every path that acknowledges, replies or sends to do nothing.
+// disk really holds, and a replica takes over. `onFailure` exits the process at
+// once; `failed` also stops the coordinator's pump, ticks, snapshots and the
+// backup's acknowledgements, for a caller whose onFailure does not exit (tests).
 
 import type { Logger } from "../cli/log.ts";
 import type { WriteAheadLog } from "./wal.ts";

@@ -13,7 +13,7 @@ import { AssertionError } from "../core/assert.ts";
 import { LeaderLease } from "../core/leader-lease.ts";
 import { decideReplicaRole } from "../core/replica-role.ts";
 import { CLOCK_WINDOW_MS, ClockOffsetFilter } from "../core/clock-offset.ts";
-import type { EtcdKv, EtcdWatchEvent } from "../net/etcd-client.ts";
+import type { EtcdKv, EtcdTxnResult, EtcdWatchEvent } from "../net/etcd-client.ts";
 import { isrKey, leaderKey, memberKey, shardPrefix, type IsrRecord, type LeaderRecord, type MemberRecord } from "../net/etcd-keys.ts";
 import type { Clock, DialLeader, EtcdPort, LeaderLink, Timers } from "./control-ports.ts";
 import type { ReplicationRole, RoleEvents } from "./role-control.ts";
@@ -270,31 +270,32 @@ export class EtcdControl<In, Out> {
     this.joining = true;
     // A campaign or key removal may still be in flight: its answer settles `busy` on its own.
     this.log.debug("joining etcd", { txnInFlight: this.busy });
+    // Only etcd's calls are in the try: what the role change after them throws is a bug, never "etcd unavailable".
     let granted: { id: string; ttlS: number } | undefined;
+    const sentAt = this.clock.now();
     try {
-      const sentAt = this.clock.now();
       granted = await this.etcd.grantLease(Math.max(1, Math.round(this.settings.leaseTtlMs / 1000)));
       const shard = this.me.shard;
       const me: MemberRecord = { nodeId: this.me.nodeId, replicaId: this.settings.replicaId, address: this.me.advertise, shard };
       await this.etcd.put(memberKey(this.settings.prefix, shard, this.settings.replicaId), JSON.stringify(me), granted.id);
       if (this.stopped) throw new Error("stopping");
-      this.leaseId = granted.id;
-      this.leaseTtlMs = granted.ttlS * 1000;
-      this.lease.renewed(sentAt, this.leaseTtlMs);
-      this.stopKeepAlive?.();
-      this.stopKeepAlive = this.timers.every(Math.max(50, Math.floor(this.leaseTtlMs / 4)), () => void this.keepAlive());
-      this.log.info("joined etcd", { lease: this.leaseId, ttlMs: this.leaseTtlMs, replicaId: this.settings.replicaId, prefix: this.settings.prefix });
-      this.joining = false;
-      await this.reload();
     } catch (err) {
       this.joining = false;
-      if (err instanceof AssertionError) throw err; // a bug (from reload's role change), not etcd: never retried
       // Half made (granted, then the member key failed): that lease must never be led on.
       if (granted !== undefined) this.etcd.revoke(granted.id).catch(() => undefined);
       if (this.stopped) return;
       this.log.warn("etcd unavailable; retrying", { error: (err as Error).message, retryInMs: RETRY_MS, ...(granted && { revokedLease: granted.id }) });
       this.timers.after(RETRY_MS, () => void this.join());
+      return;
     }
+    this.leaseId = granted.id;
+    this.leaseTtlMs = granted.ttlS * 1000;
+    this.lease.renewed(sentAt, this.leaseTtlMs);
+    this.stopKeepAlive?.();
+    this.stopKeepAlive = this.timers.every(Math.max(50, Math.floor(this.leaseTtlMs / 4)), () => void this.keepAlive());
+    this.log.info("joined etcd", { lease: this.leaseId, ttlMs: this.leaseTtlMs, replicaId: this.settings.replicaId, prefix: this.settings.prefix });
+    this.joining = false;
+    await this.reload();
   }
 
   private async keepAlive(): Promise<void> {
@@ -330,28 +331,31 @@ export class EtcdControl<In, Out> {
     this.watch?.close();
     this.watch = undefined;
     const shard = this.me.shard;
+    let read: { kvs: EtcdKv[]; revision: number };
     try {
-      const { kvs, revision } = await this.etcd.getPrefix(shardPrefix(this.settings.prefix, shard));
-      if (generation !== this.reloads || this.stopped) return this.log.debug("dropped an etcd read: a newer one started", { revision });
-      this.leaderFrom(kvs.find((kv) => kv.key === leaderKey(this.settings.prefix, shard)));
-      this.isrFrom(kvs.find((kv) => kv.key === isrKey(this.settings.prefix, shard)));
-      const current = () => generation === this.reloads;
-      this.watch = this.etcd.watchPrefix(shardPrefix(this.settings.prefix, shard), revision + 1, (events) => {
-        if (current()) this.onWatch(events);
-      }, (err) => {
-        // What onWatch() threw ends the watch too: a broken invariant (its role change ran the core) is fatal, not re-read.
-        if (err instanceof AssertionError) throw err;
-        if (!current()) return;
-        this.log.warn("etcd watch ended; re-reading", { error: err.message });
-        this.timers.after(RETRY_MS, () => void this.reload());
-      });
-      this.evaluate();
+      read = await this.etcd.getPrefix(shardPrefix(this.settings.prefix, shard));
     } catch (err) {
-      if (err instanceof AssertionError) throw err; // a bug (from evaluate's role change), not etcd: never retried
       if (generation !== this.reloads) return this.log.debug("dropped an etcd read's failure: a newer read started");
       this.log.warn("etcd read failed; retrying", { error: (err as Error).message });
       this.timers.after(RETRY_MS, () => void this.reload());
+      return;
     }
+    const { kvs, revision } = read;
+    if (generation !== this.reloads) return this.log.debug("dropped an etcd read: a newer one started", { revision });
+    if (this.stopped) return;
+    this.leaderFrom(kvs.find((kv) => kv.key === leaderKey(this.settings.prefix, shard)));
+    this.isrFrom(kvs.find((kv) => kv.key === isrKey(this.settings.prefix, shard)));
+    const current = () => generation === this.reloads;
+    this.watch = this.etcd.watchPrefix(shardPrefix(this.settings.prefix, shard), revision + 1, (events) => {
+      if (current()) this.onWatch(events);
+    }, (err) => {
+      // What onWatch() threw ends the watch too: a broken invariant (its role change ran the core) is fatal, not re-read.
+      if (err instanceof AssertionError) throw err;
+      if (!current()) return;
+      this.log.warn("etcd watch ended; re-reading", { error: err.message });
+      this.timers.after(RETRY_MS, () => void this.reload());
+    });
+    this.evaluate();
   }
 
   private onWatch(events: EtcdWatchEvent[]): void {
@@ -440,8 +444,9 @@ export class EtcdControl<In, Out> {
     const previous = this.lastLeaderReplicaId;
     const lease = this.leaseId;
     this.busy = true;
+    let res: EtcdTxnResult;
     try {
-      const res = await this.etcd.txn(
+      res = await this.etcd.txn(
         [
           { key: leaderKey(this.settings.prefix, shard), target: "CREATE", result: "EQUAL", createRevision: 0 },
           fresh
@@ -453,22 +458,26 @@ export class EtcdControl<In, Out> {
           ...(fresh ? [{ put: { key: isrKey(this.settings.prefix, shard), value: JSON.stringify({ members: [me], epoch: 0 } satisfies IsrRecord) } }] : []),
         ],
       );
-      this.busy = false;
-      if (!res.succeeded) return; // someone else won, or the ISR moved: the watch tells us which
-      // Won, but on a session that has since been replaced (or while stopping): that key's lease is not
-      // the one we keep alive, so we must not act on it. The remove-stale-leader-key rule clears it.
-      if (this.stopped || lease !== this.leaseId || !this.lease.isValid(this.clock.now())) {
-        return this.log.info("won the leader key on a session no longer kept alive; not leading on it", { epoch: res.revision });
-      }
-      if (res.revision > EPOCH_MAX) throw new Error(`etcd revision ${res.revision} is past the largest epoch ${EPOCH_MAX}; compact and reset the cluster's keys`);
-      if (fresh) this.isr = { members: [me], modRevision: res.revision };
-      this.leader = { record, epoch: res.revision, modRevision: res.revision, lease };
-      this.becomePrimary(res.revision, previous);
     } catch (err) {
+      // Only etcd's call is in the try: what becoming primary throws below is a bug, never "campaign failed".
       this.busy = false;
-      if (err instanceof AssertionError) throw err; // a bug (becoming primary ran the core), not a failed campaign
       this.log.warn("campaign failed", { error: (err as Error).message });
+      return;
     }
+    this.busy = false;
+    if (!res.succeeded) return; // someone else won, or the ISR moved: the watch tells us which
+    // Won, but on a session that has since been replaced (or while stopping): that key's lease is not
+    // the one we keep alive, so we must not act on it. The remove-stale-leader-key rule clears it.
+    if (this.stopped || lease !== this.leaseId || !this.lease.isValid(this.clock.now())) {
+      return this.log.info("won the leader key on a session no longer kept alive; not leading on it", { epoch: res.revision });
+    }
+    if (res.revision > EPOCH_MAX) {
+      // Epochs travel as u32: leading on a larger one would wrap and fence nothing. Stay out and say what to do.
+      return this.waitingBecause(`etcd revision ${res.revision} is past the largest epoch ${EPOCH_MAX}; compact etcd and reset the cluster's keys`);
+    }
+    if (fresh) this.isr = { members: [me], modRevision: res.revision };
+    this.leader = { record, epoch: res.revision, modRevision: res.revision, lease };
+    this.becomePrimary(res.revision, previous);
   }
 
   private becomePrimary(epoch: number, previous: string | undefined): void {

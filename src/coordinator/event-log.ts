@@ -55,7 +55,6 @@ export function encodeParentEnded(state: (typeof FOREIGN_END_STATES)[number], ou
   return w.toBytes();
 }
 
-/** What applying an entry returns to the primary (backups ignore it). */
 /** Entries appended since the last take(), as shipped to backups and written to the WAL. */
 export interface LogBatch {
   firstIndex: number;
@@ -63,6 +62,7 @@ export interface LogBatch {
   bytes: Uint8Array;
 }
 
+/** What applying an entry returns to the primary (backups ignore it). */
 export type ApplyResult = SubmitOutcome | WorkflowOutcome | { ok: true; state?: TaskState | undefined; count?: number } | undefined;
 
 const EMPTY = new Uint8Array(0);

@@ -59,6 +59,16 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
   { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
 ];
 
+/** A peer named twice, or this node itself, would count as another replica in every election. */
+function checkPeers(peers: string[], advertise: string): void {
+  const seen = new Set<string>();
+  for (const peer of peers) {
+    if (peer === advertise) throw new Error(`--peer ${peer} is this node's own address (--advertise, or --host:--port): name only the other replicas`);
+    if (seen.has(peer)) throw new Error(`--peer names ${peer} twice`);
+    seen.add(peer);
+  }
+}
+
 export function coordinatorConfig(v: Record<string, number | string | boolean>): CoordinatorConfig {
   const peers = (v.peer as string) === "" ? [] : parseHostPortList(v.peer as string);
   // The same parsing as router and worker (trailing '/' dropped, leading '/' required), so all agree on the keys.
@@ -66,6 +76,8 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
   if (etcd !== undefined && peers.length > 0) throw new Error("--etcd and --peer exclude each other: with etcd, replicas find each other there");
   // -p 0 would name every such node "coordinator-0": the process id tells them apart.
   const nodeId = (v["node-id"] as string) || `coordinator-${(v.port as number) === 0 ? `pid${process.pid}` : v.port}`;
+  const advertise = (v.advertise as string) || `${v.host}:${v.port}`;
+  checkPeers(peers.map((p) => `${p.host}:${p.port}`), advertise);
   return {
     ...(etcd !== undefined && {
       etcd: {
@@ -74,7 +86,7 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
       },
     }),
     peers,
-    advertise: (v.advertise as string) || `${v.host}:${v.port}`,
+    advertise,
     failoverTimeoutMs: v["failover-timeout-ms"] as number,
     maxClockOffsetMs: v["max-clock-offset-ms"] as number,
     backupTimeoutMs: v["backup-timeout-ms"] as number,

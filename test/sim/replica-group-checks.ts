@@ -6,7 +6,7 @@
 // whose log lacks a committed entry. A failure says how to reproduce it.
 
 import type { SimEtcd } from "./replica-group-etcd.ts";
-import { isrMembersOf, KEYS } from "./replica-group-ports.ts";
+import { isrMembersOf, KEYS, leaderReplicaIdOf } from "./replica-group-ports.ts";
 import type { Entry, Held, SimNode } from "./replica-group-node.ts";
 import type { World } from "./replica-group-world.ts";
 
@@ -37,12 +37,19 @@ export class Checks {
     private readonly step: () => number,
   ) {}
 
+  /**
+   * The first failure, thrown again after the step: a checker runs inside the code under
+   * test (a promotion's pump, an awaited etcd answer), where a catch or a promise could
+   * otherwise swallow it.
+   */
+  private failure: SimFailure | undefined;
+
   fail(message: string): never {
-    throw new SimFailure(
+    throw (this.failure ??= new SimFailure(
       `seed=${this.seed} step=${this.step()} t=${this.world.now}: ${message}\n` +
         `reproduce with seed=${this.seed}: REPLICA_SEED=${this.seed} bun test test/sim/replica-group-sim (REPLICA_TRACE=1 prints every event)\n` +
         `last events:\n  ${this.world.recent.join("\n  ")}`,
-    );
+    ));
   }
 
   /** Checker 2, whenever a primary gets past its lease check (coordinator.pump) and at each acknowledgement. */
@@ -50,7 +57,7 @@ export class Checks {
     const epoch = node.control.epoch;
     const key = this.etcd.get(KEYS.leader);
     if (key?.createRevision === epoch || this.etcd.epochLeaseAlive(epoch)) return;
-    const named = key === undefined ? "no leader key" : `the leader key of epoch ${key.createRevision} (${(key.value as { replicaId: string }).replicaId})`;
+    const named = key === undefined ? "no leader key" : `the leader key of epoch ${key.createRevision} (${leaderReplicaIdOf(key)})`;
     this.fail(`checker 2: ${node.name} (${node.replicaId}) ${what} as primary of epoch ${epoch}, but etcd holds ${named} and epoch ${epoch}'s lease has expired`);
   }
 
@@ -70,6 +77,7 @@ export class Checks {
   }
 
   afterStep(): void {
+    if (this.failure !== undefined) throw this.failure;
     this.checkLeaderHoldsAcks();
     this.checkIsrHoldsCommitted();
   }

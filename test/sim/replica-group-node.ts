@@ -289,7 +289,8 @@ export class SimNode implements Host {
         stats.olderIsrReadsIgnored++;
         break;
       case "in-sync replica change of unknown outcome; trying again":
-        stats.isrWritesUnanswered++;
+        // Unanswered txns only; a failed read-back after a refused one is retried the same way.
+        if (String(fields.error).startsWith("in-sync replica change unanswered")) stats.isrWritesUnanswered++;
         stats.isrRetries++;
         break;
       case "not leading":
@@ -510,11 +511,12 @@ export class SimNode implements Host {
 
 /** An accepted connection as the real IsrReplicaSet sees it (a Connection in the process). */
 class SimBackup implements BackupConn {
-  private static ids = 0;
-  readonly id = ++SimBackup.ids;
+  /** The connection's own id: unique in its world, the same in every rerun of a seed. */
+  readonly id: number;
   readonly state: { replicaId: string; nodeId: string };
 
   constructor(readonly conn: Conn<Msg>, private readonly node: SimNode) {
+    this.id = conn.id;
     this.state = { replicaId: "", nodeId: conn.ends[0].host.name };
   }
 
