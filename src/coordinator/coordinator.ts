@@ -13,7 +13,7 @@ import { HeldHeartbeats, type HeldHeartbeat } from "../core/held-heartbeats.ts";
 import type { Task, Watcher } from "../core/task.ts";
 import { authorizeHello, authorizeKind, type Grants } from "../net/auth.ts";
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
-import { listen, type Listener } from "../net/endpoints.ts";
+import { formatHostPort, listen, type Listener } from "../net/endpoints.ts";
 import { readControl, Reader, writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
@@ -139,7 +139,7 @@ export class Coordinator implements ConnectionHandler {
     this.recover();
     this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.connections.set(conn.id, conn), this.config.tls.server);
     // -p 0: what etcd tells the others is the port we got.
-    if (this.config.advertise.endsWith(":0")) this.config.advertise = `${this.config.host}:${this.port}`;
+    if (this.config.advertise.endsWith(":0")) this.config.advertise = formatHostPort(this.config.host, this.port);
     this.tickTimer = setInterval(() => this.onTick(), this.config.tickMs);
     this.log.info("listening", { host: this.config.host, port: this.port, shard: this.config.scheduler.shard, nodeId: this.config.nodeId, peers: this.config.peers.length });
     this.control.start(Date.now());

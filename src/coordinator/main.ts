@@ -7,7 +7,7 @@ import { stopOnSignals } from "../cli/signals.ts";
 import { exitOnUncaughtErrors } from "../cli/fatal.ts";
 import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
 import { SHARD_MAX } from "../core/task.ts";
-import { parseHostPortList } from "../net/endpoints.ts";
+import { formatHostPort, parseHostPortList } from "../net/endpoints.ts";
 import { isLoopback } from "../net/auth.ts";
 import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
@@ -76,8 +76,8 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
   if (etcd !== undefined && peers.length > 0) throw new Error("--etcd and --peer exclude each other: with etcd, replicas find each other there");
   // -p 0 would name every such node "coordinator-0": the process id tells them apart.
   const nodeId = (v["node-id"] as string) || `coordinator-${(v.port as number) === 0 ? `pid${process.pid}` : v.port}`;
-  const advertise = (v.advertise as string) || `${v.host}:${v.port}`;
-  checkPeers(peers.map((p) => `${p.host}:${p.port}`), advertise);
+  const advertise = (v.advertise as string) || formatHostPort(v.host as string, v.port as number);
+  checkPeers(peers.map((p) => formatHostPort(p.host, p.port)), advertise);
   return {
     ...(etcd !== undefined && {
       etcd: {

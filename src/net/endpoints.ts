@@ -124,6 +124,11 @@ export function parseHostPort(text: string, defaultHost = "127.0.0.1"): HostPort
   return { host, port };
 }
 
+/** The inverse of parseHostPort: an IPv6 host in brackets, so the result parses back. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 export function parseHostPortList(text: string, defaultHost = "127.0.0.1"): HostPort[] {
   const list = text.split(",").filter((s) => s.trim() !== "").map((s) => parseHostPort(s, defaultHost));
   if (list.length === 0) throw new Error(`"${text}" names no host:port`);

@@ -18,3 +18,8 @@ test("--peer naming a replica twice is refused", () => {
 test("distinct peers are taken as given", () => {
   expect(config(["-p", "5000", "--peer", "127.0.0.1:5001,127.0.0.1:5002"]).peers.map((p) => p.port)).toEqual([5001, 5002]);
 });
+
+test("an IPv6 --host gives an --advertise that parses back (brackets), so peers and etcd readers can dial it", () => {
+  expect(config(["--host", "::1", "-p", "5000"]).advertise).toBe("[::1]:5000");
+  expect(() => config(["--host", "::1", "-p", "5000", "--peer", "[::1]:5000"])).toThrow("is this node's own address");
+});
