@@ -9,13 +9,13 @@
 // deterministic simulation (test/sim/replica-group-*) runs this same class.
 
 import type { Logger } from "../cli/log.ts";
-import { AssertionError } from "../core/assert.ts";
 import { LeaderLease } from "../core/leader-lease.ts";
 import { decideReplicaRole } from "../core/replica-role.ts";
 import { CLOCK_WINDOW_MS, ClockOffsetFilter } from "../core/clock-offset.ts";
-import type { EtcdKv, EtcdTxnResult, EtcdWatchEvent } from "../net/etcd-client.ts";
-import { isrKey, leaderKey, memberKey, shardPrefix, type IsrRecord, type LeaderRecord, type MemberRecord } from "../net/etcd-keys.ts";
+import type { EtcdTxnResult } from "../net/etcd-client.ts";
+import { isrKey, leaderKey, memberKey, type IsrRecord, type LeaderRecord, type MemberRecord } from "../net/etcd-keys.ts";
 import type { Clock, DialLeader, EtcdPort, LeaderLink, Timers } from "./control-ports.ts";
+import { ShardKeys, type LeaderState } from "./etcd-shard-keys.ts";
 import type { ReplicationRole, RoleEvents } from "./role-control.ts";
 
 export interface EtcdSettings {
@@ -58,12 +58,6 @@ export function etcdRequestTimeoutMs(leaseTtlMs: number): number {
   return Math.max(100, Math.floor(leaseTtlMs / 4));
 }
 
-interface IsrState {
-  members: string[];
-  /** 0: the shard has no ISR yet (never led). */
-  modRevision: number;
-}
-
 /**
  * The process runs EtcdControl<LeaderFrame, FrameEncoder> (leader-link.ts), which is a
  * RoleControl; the simulation runs it over its own messages.
@@ -78,18 +72,13 @@ export class EtcdControl<In, Out> {
   private leaseId = "";
   private leaseTtlMs = 0;
   private stopKeepAlive: (() => void) | undefined;
+  /** The shard's leader and ISR keys as etcd last showed them (read, then watched). */
+  private readonly keys: ShardKeys;
   private keepAliveInFlight = false;
-  private watch: { close(): void } | undefined;
-  /** Counts reloads: an answer to any but the latest is dropped. */
-  private reloads = 0;
   /** Backup: a REPL_SYNC went out on the current connection and its snapshot has not come yet. */
   private syncRequested = false;
-  private leader: { record: LeaderRecord; epoch: number; modRevision: number; lease: string } | undefined;
-  private isr: IsrState | undefined;
   /** The leader this node replaced, if any: it is out of the ISR until it catches up again. */
   deposedReplicaId: string | undefined;
-  /** The last leader etcd named (kept after its key is gone): the one a new leader deposes. */
-  private lastLeaderReplicaId: string | undefined;
   private link: LeaderLink<Out> | undefined;
   private stateSynced = false;
   /** A campaign or key removal in flight: decisions wait for its answer. */
@@ -112,6 +101,11 @@ export class EtcdControl<In, Out> {
     this.clock = ports.clock;
     this.timers = ports.timers;
     this.lease = new LeaderLease(settings.leaseTtlMs * LEASE_MARGIN_FRACTION);
+    this.keys = new ShardKeys(ports.etcd, ports.timers, log, settings.prefix, me.shard, {
+      changed: () => this.evaluate(),
+      mayRead: () => !this.stopped,
+      mayCheck: () => !this.stopped && !this.joining,
+    });
   }
 
   get isSynced(): boolean {
@@ -120,7 +114,7 @@ export class EtcdControl<In, Out> {
 
   get primaryLabel(): string | undefined {
     if (this.role === "primary") return this.me.advertise;
-    return this.link?.up ? this.leader?.record.address : undefined;
+    return this.link?.up ? this.keys.leader?.record.address : undefined;
   }
 
   /** For stats: the replica id, and why this node does not lead (empty when it does or need not). */
@@ -139,7 +133,7 @@ export class EtcdControl<In, Out> {
 
   /** The ISR as this leader read it when it won (and as it has changed since). */
   get isrMembers(): string[] {
-    return this.isr?.members ?? [this.settings.replicaId];
+    return this.keys.isr?.members ?? [this.settings.replicaId];
   }
 
   recovered(epoch: number): void {
@@ -148,13 +142,14 @@ export class EtcdControl<In, Out> {
 
   start(): void {
     void this.join();
+    this.keys.startChecks();
   }
 
   stop(): void {
     this.stopped = true;
     this.lease.lost();
     this.stopKeepAlive?.();
-    this.watch?.close();
+    this.keys.close();
     this.link?.close();
     this.etcd.close();
   }
@@ -207,7 +202,7 @@ export class EtcdControl<In, Out> {
   }
 
   synced(epoch: number): void {
-    this.stateSynced = epoch === this.leader?.epoch;
+    this.stateSynced = epoch === this.keys.leader?.epoch;
     this.syncRequested = false;
   }
 
@@ -227,7 +222,7 @@ export class EtcdControl<In, Out> {
    * both lists and writes the same change again.
    */
   async writeIsr(members: string[]): Promise<string[]> {
-    const isr = this.isr;
+    const isr = this.keys.isr;
     if (this.role !== "primary" || isr === undefined) throw new Error("not the leader");
     const record: IsrRecord = { members, epoch: this.epoch };
     const shard = this.me.shard;
@@ -240,7 +235,7 @@ export class EtcdControl<In, Out> {
         [{ put: { key: isrKey(this.settings.prefix, shard), value: JSON.stringify(record) } }],
       );
       if (res.succeeded) {
-        if (res.revision > (this.isr?.modRevision ?? 0)) this.isr = { members, modRevision: res.revision };
+        if (res.revision > (this.keys.isr?.modRevision ?? 0)) this.keys.isr = { members, modRevision: res.revision };
         this.log.info("in-sync replicas changed", { epoch: this.epoch, members });
         return members;
       }
@@ -252,8 +247,8 @@ export class EtcdControl<In, Out> {
       throw new Error(`in-sync replica change unanswered: ${(err as Error).message}`);
     }
     const { kv } = await this.etcd.get(isrKey(this.settings.prefix, shard));
-    this.isrFrom(kv);
-    return this.isr?.members ?? [];
+    this.keys.isrFrom(kv);
+    return this.keys.isr?.members ?? [];
   }
 
   // ------------------------------------------------------------ session and watch
@@ -295,7 +290,7 @@ export class EtcdControl<In, Out> {
     this.stopKeepAlive = this.timers.every(Math.max(50, Math.floor(this.leaseTtlMs / 4)), () => void this.keepAlive());
     this.log.info("joined etcd", { lease: this.leaseId, ttlMs: this.leaseTtlMs, replicaId: this.settings.replicaId, prefix: this.settings.prefix });
     this.joining = false;
-    await this.reload();
+    await this.keys.reload();
   }
 
   private async keepAlive(): Promise<void> {
@@ -319,96 +314,17 @@ export class EtcdControl<In, Out> {
     }
   }
 
-  /**
-   * Reads the shard's keys and watches them from there; a broken watch comes back
-   * here. The old watch stops before the read, and only the latest reload applies
-   * what it read: otherwise an old watch's newer events could be overwritten by an
-   * older read (a backup then lost its leader and never asked it for a snapshot).
-   */
-  private async reload(): Promise<void> {
-    if (this.stopped) return;
-    const generation = ++this.reloads;
-    this.watch?.close();
-    this.watch = undefined;
-    const shard = this.me.shard;
-    let read: { kvs: EtcdKv[]; revision: number };
-    try {
-      read = await this.etcd.getPrefix(shardPrefix(this.settings.prefix, shard));
-    } catch (err) {
-      if (generation !== this.reloads) return this.log.debug("dropped an etcd read's failure: a newer read started");
-      this.log.warn("etcd read failed; retrying", { error: (err as Error).message });
-      this.timers.after(RETRY_MS, () => void this.reload());
-      return;
-    }
-    const { kvs, revision } = read;
-    if (generation !== this.reloads) return this.log.debug("dropped an etcd read: a newer one started", { revision });
-    if (this.stopped) return;
-    this.leaderFrom(kvs.find((kv) => kv.key === leaderKey(this.settings.prefix, shard)));
-    this.isrFrom(kvs.find((kv) => kv.key === isrKey(this.settings.prefix, shard)));
-    const current = () => generation === this.reloads;
-    this.watch = this.etcd.watchPrefix(shardPrefix(this.settings.prefix, shard), revision + 1, (events) => {
-      if (current()) this.onWatch(events);
-    }, (err) => {
-      // What onWatch() threw ends the watch too: a broken invariant (its role change ran the core) is fatal, not re-read.
-      if (err instanceof AssertionError) throw err;
-      if (!current()) return;
-      this.log.warn("etcd watch ended; re-reading", { error: err.message });
-      this.timers.after(RETRY_MS, () => void this.reload());
-    });
-    this.evaluate();
-  }
-
-  private onWatch(events: EtcdWatchEvent[]): void {
-    const shard = this.me.shard;
-    for (const e of events) {
-      const kv = e.type === "DELETE" ? undefined : e.kv;
-      if (e.kv.key === leaderKey(this.settings.prefix, shard)) this.leaderFrom(kv);
-      else if (e.kv.key === isrKey(this.settings.prefix, shard)) this.isrFrom(kv);
-    }
-    this.evaluate();
-  }
-
-  private leaderFrom(kv: EtcdKv | undefined): void {
-    if (kv === undefined) {
-      if (this.leader !== undefined) this.log.info("shard has no leader", { previous: this.leader.record.nodeId, epoch: this.leader.epoch });
-      this.leader = undefined;
-      return;
-    }
-    const record = parseJson<LeaderRecord>(kv.value);
-    if (record === undefined || typeof record.address !== "string" || typeof record.replicaId !== "string") {
-      this.log.error("unreadable leader key in etcd; ignoring it until it changes", { key: kv.key });
-      this.leader = undefined;
-      return;
-    }
-    this.leader = { record, epoch: kv.createRevision, modRevision: kv.modRevision, lease: kv.lease };
-    this.lastLeaderReplicaId = record.replicaId;
-  }
-
-  private isrFrom(kv: EtcdKv | undefined): void {
-    if (kv === undefined) {
-      this.isr = { members: [], modRevision: 0 };
-      return;
-    }
-    // A late answer or read must not take us back to an older ISR than the watch already showed.
-    if (this.isr !== undefined && kv.modRevision < this.isr.modRevision) {
-      return this.log.debug("ignored an in-sync replica list older than the one known", { read: kv.modRevision, known: this.isr.modRevision });
-    }
-    // An unreadable ISR names nobody: then no node campaigns (safe) until a leader rewrites it.
-    const record = parseJson<IsrRecord>(kv.value);
-    this.isr = { members: Array.isArray(record?.members) ? record.members.map(String) : [], modRevision: kv.modRevision };
-  }
-
   // ------------------------------------------------------------ the rules
 
   /** Follow the leader etcd names, campaign when there is none and this node may, fence when it may no longer lead. */
   private evaluate(): void {
     if (this.stopped || this.busy || this.joining) return;
-    const leader = this.leader;
+    const leader = this.keys.leader;
     const decision = decideReplicaRole({
       selfId: this.settings.replicaId, role: this.role, epoch: this.epoch,
       lease: this.leaseId, leaseValid: this.lease.isValid(this.clock.now()),
       leader: leader && { replicaId: leader.record.replicaId, address: leader.record.address, epoch: leader.epoch, lease: leader.lease },
-      isr: this.isr, clockOffsetMs: this.clockOffset_.estimate(this.clock.now()), maxClockOffsetMs: this.me.maxClockOffsetMs,
+      isr: this.keys.isr, clockOffsetMs: this.clockOffset_.estimate(this.clock.now()), maxClockOffsetMs: this.me.maxClockOffsetMs,
       following: this.role === "backup" && this.link !== undefined ? { address: this.link.label, epoch: this.epoch } : undefined,
     });
     switch (decision.kind) {
@@ -436,12 +352,12 @@ export class EtcdControl<In, Out> {
   }
 
   private async campaign(fresh: boolean): Promise<void> {
-    const isr = this.isr!;
+    const isr = this.keys.isr!;
     const me = this.settings.replicaId;
     const shard = this.me.shard;
     const record: LeaderRecord = { nodeId: this.me.nodeId, replicaId: me, address: this.me.advertise };
     // Read before the await: our own leader key may come back through the watch while the txn is in flight.
-    const previous = this.lastLeaderReplicaId;
+    const previous = this.keys.lastLeaderReplicaId;
     const lease = this.leaseId;
     this.busy = true;
     let res: EtcdTxnResult;
@@ -475,8 +391,8 @@ export class EtcdControl<In, Out> {
       // Epochs travel as u32: leading on a larger one would wrap and fence nothing. Stay out and say what to do.
       return this.waitingBecause(`etcd revision ${res.revision} is past the largest epoch ${EPOCH_MAX}; compact etcd and reset the cluster's keys`);
     }
-    if (fresh) this.isr = { members: [me], modRevision: res.revision };
-    this.leader = { record, epoch: res.revision, modRevision: res.revision, lease };
+    if (fresh) this.keys.isr = { members: [me], modRevision: res.revision };
+    this.keys.leader = { record, epoch: res.revision, modRevision: res.revision, lease };
     this.becomePrimary(res.revision, previous);
   }
 
@@ -488,12 +404,12 @@ export class EtcdControl<In, Out> {
     this.epoch = epoch;
     this.stateSynced = true;
     this.lastWaitReason = "";
-    this.log.info("promoted to primary", { epoch, shard: this.me.shard, isr: this.isr?.members, previous });
+    this.log.info("promoted to primary", { epoch, shard: this.me.shard, isr: this.keys.isr?.members, previous });
     this.events.promote(epoch);
   }
 
   /** The leader key names this replica but this process does not lead: a previous life's key (or lease). Remove it. */
-  private async clearOwnStaleLeadership(leader: NonNullable<EtcdControl<In, Out>["leader"]>): Promise<void> {
+  private async clearOwnStaleLeadership(leader: LeaderState): Promise<void> {
     this.busy = true;
     try {
       const res = await this.etcd.txn(
@@ -544,7 +460,7 @@ export class EtcdControl<In, Out> {
   private linkReady(): void {
     const link = this.link;
     if (link === undefined || !link.up || this.role !== "backup") return;
-    if (!link.primary || link.epoch !== this.leader?.epoch) return; // it has not taken over yet (its ROLE follows)
+    if (!link.primary || link.epoch !== this.keys.leader?.epoch) return; // it has not taken over yet (its ROLE follows)
     this.requestSnapshot();
   }
 
@@ -569,13 +485,5 @@ export class EtcdControl<In, Out> {
     if (reason === this.lastWaitReason) return;
     this.lastWaitReason = reason;
     this.log.warn("not leading", { reason });
-  }
-}
-
-function parseJson<T>(text: string): T | undefined {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return undefined;
   }
 }

@@ -94,6 +94,8 @@ export function newStats() {
     leaderKeysOffLeaseFenced: 0,
     /** An ISR read or answer older than the ISR already known, ignored (it used to overwrite it). */
     olderIsrReadsIgnored: 0,
+    /** A watch that hung silently found out by the read-back (before it, a backup could follow a gone leader for good). */
+    hungWatchesCaught: 0,
   };
 }
 export type Stats = ReturnType<typeof newStats>;
@@ -284,6 +286,9 @@ export class SimNode implements Host {
         break;
       case "a replaced link to a leader closed; the current link's request stands":
         stats.replacedLinkDownsIgnored++;
+        break;
+      case "etcd watch missed a change; re-reading":
+        stats.hungWatchesCaught++;
         break;
       case "ignored an in-sync replica list older than the one known":
         stats.olderIsrReadsIgnored++;

@@ -28,7 +28,7 @@ const COVERAGE_LEAST: Partial<Stats> = {
   isrWritesLate: 40, readsRacedByOldWatch: 10, staleReloadsDropped: 40,
   // unsyncedStaysResynced is no longer asked for: every one seen came from a replaced link's late
   // onDown (aeee95e); none of seeds 1-2200 has one now. Its regression (seed 51) requires none.
-  replacedLinkDownsIgnored: 50, primaryStalls: 100, primaryStallsForgiven: 1, replicaConnsReplaced: 200,
+  replacedLinkDownsIgnored: 50, primaryStalls: 100, primaryStallsForgiven: 1, replicaConnsReplaced: 200, hungWatchesCaught: 2,
 };
 
 const envSeed = process.env.REPLICA_SEED;
@@ -96,17 +96,21 @@ const REGRESSIONS: Array<{ bug: string; seed: number; steps: number; took: keyof
     bug: "an ISR change whose answer was lost was settled by reading the ISR back", seed: 2921, steps: 100, took: "isrWritesLate",
     was: "n2 adds n1.3 at t=702 during an etcd hiccup; the txn times out at 952, the read-back finds n2.1,n0.2 and n2 commits 15..21 without n1 (cut off from n2 at 965); etcd applies the txn at 1082 (checker 3, t=1094)",
   },
+  // A watch that hangs silently (NET.watchHangsPer, with etcd-control's read-back of a hung watch) moved the
+  // runs again: 977 and 533 no longer reach the late ISR write. 713 and 2110 replace them; both fail with the
+  // old read-back put back into src/coordinator/etcd-control.ts, as the "was" says.
   {
-    bug: "an ISR change whose answer was lost was settled by reading the ISR back", seed: 977, steps: 740, took: "isrWritesLate",
-    was: "n1 adds n0.4 (rejoining after its lease expired) at t=8528 during an etcd hiccup; the txn times out, the read-back settles on n1.1,n2.3 and n1 commits up to 391 without n0, which holds 366; etcd applies the txn at 9232 (checker 3, t=9241)",
+    bug: "an ISR change whose answer was lost was settled by reading the ISR back", seed: 713, steps: 400, took: "isrWritesLate",
+    was: "checker 3 at step 384 (t=4792): etcd's ISR n1.1,n0.3,n2.2 names n2.2, which lacks committed index 114 (it holds 113 entries, 116 committed)",
   },
   {
-    bug: "an ISR change whose answer was lost was settled by reading the ISR back", seed: 533, steps: 1_000, took: "isrWritesLate",
-    was: "as first found (before the runs moved): n2.5's txn adding n1.2 applied after its read-back, while n1 lacked entries from 260 on (checker 3, step 966)",
+    bug: "an ISR change whose answer was lost was settled by reading the ISR back", seed: 2110, steps: 570, took: "isrWritesLate",
+    was: "checker 3 at step 559 (t=7120): etcd's ISR n2.2,n0.1,n1.3 names n1.3, which lacks committed index 137 (it holds 136 entries, 143 committed)",
   },
   // e815da0, found by test/e2e/etcd-replication.test.ts; the simulation shows it since a drain waits for every backup's state.
+  // Re-pinned after the hung-watch runs moved it: seed 4 takes the path; the old code's failure was shown on 256 as it was.
   {
-    bug: "a reload applied a read older than what its still-open old watch had delivered", seed: 256, steps: 2_500, took: "readsRacedByOldWatch",
+    bug: "a reload applied a read older than what its still-open old watch had delivered", seed: 4, steps: 1_000, took: "readsRacedByOldWatch",
     was: "n0 rejoins after its lease expired (t=30893); its old watch brings n1's win at epoch 58 and n0 dials n1 (30918), then its older read (no leader) lands (30920); the link comes up with no leader known, so no sync, and when the new watch brings epoch 58 back n0 'stays' without n1's state for good (liveness; the only one of seeds 1-22,000 that fails so now)",
   },
   // aeee95e: onDown clears syncRequested only for the current link. Found by the simulation as extra work, not a failure.
@@ -119,6 +123,14 @@ const REGRESSIONS: Array<{ bug: string; seed: number; steps: number; took: keyof
     bug: "a primary's own stall counted as its replicas' lag", seed: 3880, steps: 200, took: "primaryStallsForgiven",
     was: "n1 (ISR n0.2,n1.3,n2.1) is paused 628..2144 and the primary n0 1907..2368; n1's acks wait in n0's backlog, but n0's first tick after its pause proposes n0.2,n2.1 before it reads them (n1.3's lag clock had run out only by counting n0's stall) and adds n1.3 back 12 ms later. " +
       "The fault harness's failure was this with a kill in between (nobody may lead); the drain takes that for 'the ISR is gone, by design', and none of seeds 1-20,000 had the kill there, so no checker fails: the seed pins the path",
+  },
+  // The read-back of a watch that hangs (etcd-control.ts checkWatch), found as soon as the world could hang a
+  // watch: with checkWatch's timer doing nothing, seed 75 failed liveness at step 4500 (t=56402), n0 (n0.5) a
+  // backup of epoch 32 for good while n2.2 led epoch 46 with everyone else. The read-back's own etcd calls move
+  // the runs, so the seed that reaches a caught hang with it is another one.
+  {
+    bug: "a watch that hung without breaking left a backup following a leader that was gone", seed: 138, steps: 2_500, took: "hungWatchesCaught",
+    was: "(seed 75 without the read-back) liveness: a backup never learned of two later leaders",
   },
 ];
 

@@ -21,6 +21,8 @@ export const NET = {
   /** How long an end takes to notice a connection or watch that broke silently. */
   detectMsMin: 100, detectMsSpread: 1_400,
   connectTimeoutMs: 300,
+  /** Of the watches a cut breaks, one in this many hangs silently instead. */
+  watchHangsPer: 4,
 };
 
 /** What a node is to the world: an incarnation that may be down or paused. */
@@ -89,6 +91,8 @@ export class World {
   /** The last lines of what happened, for a failure's report. */
   readonly recent: string[] = [];
   traceAll = false;
+  /** Watches that hung silently (see NET.watchHangsPer). */
+  watchesHung = 0;
 
   constructor(readonly prng: Prng, readonly etcd: SimEtcd) {
     etcd.onChange = (revision, events) => {
@@ -223,6 +227,11 @@ export class World {
     w.next = revision + 1;
     if (w.host.inc !== w.inc || this.transit("etcd", w.host.name, false, w.prng) === undefined) {
       this.watchers.delete(w);
+      // One cut watch in NET.watchHangsPer: its connection stays half open, so the node never hears it ended.
+      if (w.host.inc === w.inc && w.prng.int(NET.watchHangsPer) === 0) {
+        this.watchesHung++;
+        return this.trace(`${w.host.name}'s watch hangs (no events, no error)`);
+      }
       this.timer(w.host, this.detectMs(w.prng), () => w.handle.closed || ((w.handle.closed = true), w.onError()), w.inc);
       return;
     }
