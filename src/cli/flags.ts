@@ -5,6 +5,10 @@
 // Invalid values stop start-up with a message that names the flag and where it came from.
 
 import { readFileSync } from "node:fs";
+import packageJson from "../../package.json" with { type: "json" };
+
+/** The version every binary prints with --version: the package's, compiled in. */
+export const VERSION: string = packageJson.version;
 
 export type FlagType = "int" | "number" | "string" | "bool";
 
@@ -47,7 +51,7 @@ export function helpText(binary: string, summary: string, specs: readonly FlagSp
     const def = s.default === "" ? "" : ` (default: ${s.default})`;
     return `  ${names.padEnd(34)} ${s.help}${choices}${range}${def}\n  ${"".padEnd(34)} env ${envName(s.name)}`;
   });
-  const help = "  -h, --help                         print this help and exit";
+  const help = "  -h, --help                         print this help and exit\n  --version                          print the version and exit";
   const ex = examples.length ? `\nExamples:\n${examples.map((e) => `  ${e}`).join("\n")}\n` : "";
   return `${binary}: ${summary}\n\nUsage: ${binary} [flags]\n\nFlags:\n${rows.join("\n")}\n${help}\n${ex}`;
 }
@@ -57,7 +61,7 @@ export function helpText(binary: string, summary: string, specs: readonly FlagSp
  * UsageError. Words that are not flags go into `positionals` when it is given
  * (commands and their arguments), and are an error otherwise.
  */
-export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], env: Record<string, string | undefined>, positionals?: string[]): FlagValues & { help: boolean } {
+export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], env: Record<string, string | undefined>, positionals?: string[]): FlagValues & { help: boolean; version: boolean } {
   const byName = new Map<string, FlagSpec>();
   for (const s of specs) {
     byName.set(`--${s.name}`, s);
@@ -73,10 +77,15 @@ export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], 
     else values[s.name] = s.default;
   }
   let help = false;
+  let version = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "-h" || arg === "--help") {
       help = true;
+      continue;
+    }
+    if (arg === "--version") {
+      version = true;
       continue;
     }
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
@@ -99,7 +108,7 @@ export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], 
     values[spec.name] = spec.repeatable && given.has(spec.name) ? `${values[spec.name]},${value}` : value;
     given.add(spec.name);
   }
-  return Object.assign(values, { help });
+  return Object.assign(values, { help, version });
 }
 
 /** --config from the command line, else TASK_SCHEDULER_CONFIG; "" for none. */
@@ -164,6 +173,10 @@ export function parseOrExit(binary: string, summary: string, flagTable: readonly
     const values = parseFlags(specs, process.argv.slice(2), process.env);
     if (values.help) {
       process.stdout.write(helpText(binary, summary, specs, examples));
+      process.exit(0);
+    }
+    if (values.version) {
+      process.stdout.write(`${binary} ${VERSION}\n`);
       process.exit(0);
     }
     return values;

@@ -2,7 +2,7 @@
 // (stats, status) for scripts and people.
 
 import { CLIENT_SECURITY_FLAGS, clientSecurity, type ClientSecurity } from "../net/net-flags.ts";
-import { CONFIG_FLAG, parseFlags, helpText, UsageError, type FlagSpec, type FlagValues } from "../cli/flags.ts";
+import { CONFIG_FLAG, parseFlags, helpText, UsageError, VERSION, type FlagSpec, type FlagValues } from "../cli/flags.ts";
 import { parseHostPortList, type HostPort } from "../net/endpoints.ts";
 import { COMMAND_FLAGS, COMMANDS, COMMANDS_HELP, runCommand } from "./commands.ts";
 import { runLoad, type LoadReport } from "./load.ts";
@@ -53,6 +53,10 @@ export async function main(): Promise<void> {
     }
     if (values.help) {
       process.stdout.write(helpText("client", `${SUMMARY}\n\n${COMMANDS_HELP}`, ALL_FLAGS, ["client -p 6000 -c 64 -n 10000 -t mixed", "client -p 5000 -n 20000 -t noop --json", "client submit sleep --payload '{\"ms\":100}' --wait", "client dlq list"]));
+      return;
+    }
+    if (values.version) {
+      process.stdout.write(`client ${VERSION}\n`);
       return;
     }
     if ((values["warmup-s"] as number) > 0 && (values.rate as number) === 0) throw new UsageError("--warmup-s is for the open loop: give --rate too");

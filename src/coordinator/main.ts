@@ -164,10 +164,16 @@ export function main(): void {
   process.stdout.write(`coordinator listening on ${config.host}:${coordinator.port}\n`);
   if ((values["metrics-port"] as number) > 0) {
     const address = `${config.host}:${coordinator.port}`;
-    serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => {
-      const stats = coordinator.stats(0);
-      return clusterMetrics({ requestId: 0, router: { nodeId: "", uptimeMs: 0, clients: 0, forwarded: 0, retried: 0 }, coordinators: [{ address, reachable: true, stats }] }, undefined);
-    }, log, { tokens: config.tokens, tls: config.tls.server, limits: config.limits });
+    try {
+      serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => {
+        const stats = coordinator.stats(0);
+        return clusterMetrics({ requestId: 0, router: { nodeId: "", uptimeMs: 0, clients: 0, forwarded: 0, retried: 0 }, coordinators: [{ address, reachable: true, stats }] }, undefined);
+      }, log, { tokens: config.tokens, tls: config.tls.server, limits: config.limits });
+    } catch (err) {
+      log.error("cannot start", { metricsPort: values["metrics-port"], error: (err as Error).message });
+      coordinator.stop();
+      process.exit(1);
+    }
   }
   // SIGTERM hands over to a backup first (see Coordinator.shutdown).
   stopOnSignals(log, () => coordinator.shutdown());

@@ -29,7 +29,7 @@ export function listen(host: string, port: number, handler: ConnectionHandler, l
     const refusal = slots.identify(conn, slotKindOf(role));
     if (refusal !== undefined) throw new ProtocolError("E_TOO_MANY_CONNECTIONS", refusal);
   };
-  const server = Bun.listen<Connection | undefined>({
+  const server = listenOrSayWhy(host, port, () => Bun.listen<Connection | undefined>({
     hostname: host,
     port,
     tls,
@@ -41,7 +41,7 @@ export function listen(host: string, port: number, handler: ConnectionHandler, l
       },
       onClosed: (conn) => slots.close(conn),
     }),
-  });
+  }));
   const stopSweep = sweepIdleClients(limits.clientIdleTimeoutMs, slots.clientConnections, (conn, idleMs) => {
     conn.fail("E_IDLE_TIMEOUT", `no request and no answer awaited for ${Math.round(idleMs)} ms (--client-idle-timeout-ms ${limits.clientIdleTimeoutMs}); connect again when needed`);
   });
@@ -52,6 +52,24 @@ export function listen(host: string, port: number, handler: ConnectionHandler, l
       server.stop(true);
     },
   };
+}
+
+/**
+ * Runs `listen`; when it fails, says why in words an operator acts on (Bun says
+ * only "Failed to listen at HOST"): the port is taken, the address is not this
+ * machine's, or the port needs privileges.
+ */
+export function listenOrSayWhy<T>(host: string, port: number, listen: () => T): T {
+  try {
+    return listen();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const where = formatHostPort(host, port);
+    if (code === "EADDRINUSE") throw new Error(`cannot listen on ${where}: the port is in use (another process listens there; pick another port or stop it)`);
+    if (code === "EADDRNOTAVAIL") throw new Error(`cannot listen on ${where}: ${host} is not an address of this machine`);
+    if (code === "EACCES") throw new Error(`cannot listen on ${where}: permission denied (ports below 1024 need privileges)`);
+    throw new Error(`cannot listen on ${where}: ${(err as Error).message}${typeof code === "string" ? ` (${code})` : ""}`);
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NetLimits } from "./connection.ts";
 import { ConnectionSlots, IdleClock } from "./connection-slots.ts";
-import { sweepIdleClients } from "./endpoints.ts";
+import { listenOrSayWhy, sweepIdleClients } from "./endpoints.ts";
 import type { ServerTls } from "./tls.ts";
 
 export type HttpLimits = Pick<NetLimits, "connectionsMax" | "handshakesMax" | "handshakeTimeoutMs" | "clientIdleTimeoutMs" | "pendingBytesMax">;
@@ -68,7 +68,7 @@ export function serveHttp(options: HttpServeOptions): HttpServer {
   const slots = new ConnectionSlots<Relay>({ handshakesMax: limits.handshakesMax, clientsMax: limits.connectionsMax, peersMax: 0 });
   let front: TCPSocketListener<Relay>;
   try {
-    front = Bun.listen<Relay>({
+    front = listenOrSayWhy(options.host, options.port, () => Bun.listen<Relay>({
       hostname: options.host,
       port: options.port,
       tls: options.tls,
@@ -83,7 +83,7 @@ export function serveHttp(options: HttpServeOptions): HttpServer {
         close: (socket) => socket.data?.closed(),
         error: (socket) => socket.data?.closed(),
       },
-    });
+    }));
   } catch (err) {
     void server.stop(true);
     inner.remove();

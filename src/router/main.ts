@@ -69,7 +69,7 @@ export function main(): void {
   try {
     router.start();
   } catch (err) {
-    process.stderr.write(`router: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    process.stderr.write(`router: ${(err as Error).message}\n`);
     process.exit(1);
   }
   process.stdout.write(`router listening on ${config.host}:${router.port}\n`);
@@ -83,7 +83,7 @@ export function main(): void {
     try {
       http.start();
     } catch (err) {
-      process.stderr.write(`router: cannot listen for HTTP on ${values["http-host"]}:${values["http-port"]}: ${(err as Error).message}\n`);
+      process.stderr.write(`router: HTTP API (--http-port): ${(err as Error).message}\n`);
       process.exit(1);
     }
     process.stdout.write(`router http on ${values["http-host"]}:${http.port}\n`);

@@ -104,7 +104,12 @@ export async function main(executorModule: string | URL): Promise<void> {
     process.exit(1);
   }
   if ((values["metrics-port"] as number) > 0) {
-    serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log, { tokens: metricsTokens, limits: config.limits });
+    try {
+      serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log, { tokens: metricsTokens, limits: config.limits });
+    } catch (err) {
+      process.stderr.write(`worker: metrics (--metrics-port): ${(err as Error).message}\n`);
+      process.exit(1);
+    }
   }
   const served = [
     ...(config.coordinators.length > 0 ? [`coordinators ${config.coordinators.map((c) => `${c.host}:${c.port}`).join(",")}`] : []),

@@ -32,7 +32,11 @@ function usageError(argv: string[], env = NO_ENV): string {
 
 describe("parseFlags", () => {
   test("defaults when nothing is given", () => {
-    expect(parse([])).toEqual({ port: 5000, workers: 4, ratio: 0.5, "node-id": "", "log-level": "info", json: false, peer: "", help: false });
+    expect(parse([])).toEqual({ port: 5000, workers: 4, ratio: 0.5, "node-id": "", "log-level": "info", json: false, peer: "", help: false, version: false });
+  });
+
+  test("--version is seen wherever it stands, like --help", () => {
+    expect(parse(["-p", "6000", "--version"])).toMatchObject({ port: 6000, version: true, help: false });
   });
 
   test("short, long and --name=value forms", () => {
