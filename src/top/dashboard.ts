@@ -9,6 +9,7 @@ import { Screen } from "./screen.ts";
 import { StatsSource } from "./stats-source.ts";
 
 const QUIT_KEYS = new Set(["q", "Q", "CTRL_C", "CTRL_D", "ESCAPE"]);
+const HELP_KEYS = new Set(["?", "h", "H"]);
 
 /** Runs until the user quits; then restores the terminal and exits the process. */
 export async function runDashboard(config: TopConfig): Promise<never> {
@@ -16,11 +17,12 @@ export async function runDashboard(config: TopConfig): Promise<never> {
   const source = new StatsSource({ target: config.target, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
   let view: DashboardView | undefined;
   let wake: (() => void) | undefined;
+  let help = false;
 
   // --interval-ms 0 means "one poll" for --once; live, it would spin on the server.
   const intervalMs = Math.max(LIVE_INTERVAL_MS_MIN, config.intervalMs);
   const draw = () =>
-    screen.draw(render(view, { target: source.address, width: screen.width, height: screen.height, nowMs: Date.now(), intervalMs, live: true }));
+    screen.draw(render(view, { target: source.address, width: screen.width, height: screen.height, nowMs: Date.now(), intervalMs, live: true, help }));
   const quit = (code: number, why?: string): never => {
     screen.close();
     source.close();
@@ -29,7 +31,11 @@ export async function runDashboard(config: TopConfig): Promise<never> {
   };
   const screen = new Screen({
     onKey: (name) => {
-      if (QUIT_KEYS.has(name)) quit(0);
+      // Esc closes the help first; it quits only from the tables.
+      if (HELP_KEYS.has(name) || (help && name === "ESCAPE")) {
+        help = !help;
+        draw();
+      } else if (QUIT_KEYS.has(name)) quit(0);
       // Any other key polls now: handy after restarting a node.
       else wake?.();
     },

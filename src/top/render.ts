@@ -25,20 +25,23 @@ export interface RenderOptions {
   /** Wall clock, for the time shown and the age of stale data. */
   nowMs: number;
   intervalMs: number;
-  /** Live screen: mention the quit key. */
+  /** Live screen: mention the quit and help keys. */
   live: boolean;
+  /** Show the help overlay instead of the tables. */
+  help?: boolean;
 }
 
 /** Narrowest sparkline worth drawing; below it the line shows only the numbers. */
 const SPARK_WIDTH_MIN = 8;
 
 // On a narrow screen the columns with a dropRank go first (lowest first), so
-// what matters most (role, queues, throughput, latency) stays readable.
+// what matters most (role, epoch, queue, throughput, latency) stays readable:
+// at 80 columns the totals line above still shows completed, failed and retried.
 const COORDINATOR_COLUMNS: readonly Column[] = [
-  { title: "ADDRESS", align: "left" }, { title: "NODE", align: "left", dropRank: 3 }, { title: "SHARD", align: "right" },
-  { title: "ROLE", align: "left" }, { title: "EPOCH", align: "right" }, { title: "REPLICATION", align: "left", dropRank: 4, hideWhenEmpty: true },
+  { title: "ADDRESS", align: "left" }, { title: "NODE", align: "left", dropRank: 6 }, { title: "SHARD", align: "right" },
+  { title: "ROLE", align: "left" }, { title: "EPOCH", align: "right" }, { title: "REPLICATION", align: "left", dropRank: 7, hideWhenEmpty: true },
   { title: "QUEUED", align: "right" },
-  { title: "LEASED", align: "right" }, { title: "COMPLETED", align: "right" }, { title: "FAILED", align: "right" },
+  { title: "LEASED", align: "right", dropRank: 3 }, { title: "COMPLETED", align: "right", dropRank: 5 }, { title: "FAILED", align: "right", dropRank: 4 },
   { title: "RETRIED", align: "right", dropRank: 2 }, { title: "TASKS/S", align: "right" }, { title: "P50 MS", align: "right" },
   { title: "P99 MS", align: "right" }, { title: "UPTIME", align: "right", dropRank: 1 },
 ];
@@ -51,6 +54,7 @@ const WORKER_COLUMNS: readonly Column[] = [
 
 export function render(view: DashboardView | undefined, options: RenderOptions): Line[] {
   const lines: Line[] = [titleLine(view, options)];
+  if (options.help === true) return finish([...lines, ...HELP], options);
   if (view === undefined) {
     lines.push({ text: `connecting to ${options.target} ...`, style: "dim" });
     return finish(lines, options);
@@ -77,7 +81,7 @@ function titleLine(view: DashboardView | undefined, o: RenderOptions): Line {
   const target = view?.target ?? o.target;
   const role = view?.serverRole !== undefined ? ` (${view.serverRole})` : "";
   const parts = [`top  ${target}${role}`, clock(o.nowMs)];
-  if (o.live) parts.push(`every ${duration(o.intervalMs)}`, "q quits");
+  if (o.live) parts.push(`every ${duration(o.intervalMs)}`, o.help === true ? "? or Esc closes help" : "q quits  ? help");
   return { text: parts.join("  |  "), style: "title" };
 }
 
@@ -209,6 +213,28 @@ function workerCells(shard: number, w: WorkerInfo): string[] {
     count(w.slots), count(w.done), count(w.failed), w.tags.length > 0 ? w.tags.join(",") : "-",
   ];
 }
+
+/** The help overlay: the keys, then what the less obvious columns mean. */
+const HELP: readonly Line[] = [
+  { text: "", style: "normal" },
+  { text: "KEYS", style: "heading" },
+  { text: "  q, Ctrl-C       quit (Esc too, when this help is closed)", style: "normal" },
+  { text: "  ? or h          open or close this help", style: "normal" },
+  { text: "  any other key   poll now", style: "normal" },
+  { text: "", style: "normal" },
+  { text: "COORDINATORS", style: "heading" },
+  { text: "  ROLE          primary (takes submissions), backup (follows it), candidate (neither yet)", style: "normal" },
+  { text: "  EPOCH         the primary's term: it only grows, and a lower one is fenced everywhere", style: "normal" },
+  { text: "  REPLICATION   on a primary: backups in sync, or alone (acknowledging with none);", style: "normal" },
+  { text: "                on a backup: lag (committed entries not applied yet); not in ISR or", style: "normal" },
+  { text: "                clock off: an etcd-mode replica that may not lead, and why", style: "normal" },
+  { text: "  TASKS/S       completed per second since the last poll; P50/P99 MS over the last 5 s", style: "normal" },
+  { text: "  on a narrow screen UPTIME, RETRIED, LEASED, FAILED, COMPLETED, NODE, REPLICATION give way, in that order", style: "dim" },
+  { text: "", style: "normal" },
+  { text: "WORKERS (one row per worker link: a worker serving two shards has two)", style: "heading" },
+  { text: "  HEARTBEAT     time since the coordinator last heard from it", style: "normal" },
+  { text: "  BUSY/FREE     of the SLOTS it gave that coordinator", style: "normal" },
+];
 
 /** Keeps what fits in `budget` rows, the last one saying how many were left out. */
 export function limitRows(rows: readonly Line[], budget: number, what: string): Line[] {

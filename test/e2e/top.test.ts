@@ -247,6 +247,21 @@ describe.skipIf(!TMUX)("top in a real terminal (tmux)", () => {
       return lines[0]!.startsWith("top  127.0.0.1") && lines[0]!.trimEnd().endsWith("…") && header !== undefined && !header.includes("NODE") ? lines : undefined;
     });
     expect(small.filter((l) => l.startsWith("top  ")).length).toBe(1);
+
+    // 80x24 keeps the latency columns; 200x50 shows every column; ? opens the help and closes it again.
+    tmux(session, "resize-window", "-t", session, "-x", "80", "-y", "24");
+    await waitFor("P99 at 80x24", () => (capture(session).split("\n").find((l) => l.startsWith("ADDRESS"))?.includes("P99 MS") ? true : undefined));
+    tmux(session, "resize-window", "-t", session, "-x", "200", "-y", "50");
+    await waitFor("every column at 200x50", () => {
+      const header = capture(session).split("\n").find((l) => l.startsWith("ADDRESS"));
+      return header !== undefined && ["NODE", "LEASED", "COMPLETED", "RETRIED", "P99 MS", "UPTIME"].every((c) => header.includes(c)) ? true : undefined;
+    });
+    tmux(session, "send-keys", "-t", session, "?");
+    await waitFor("the help overlay", () => (capture(session).includes("open or close this help") ? true : undefined));
+    expect(exited(pid)).toBe(false);
+    tmux(session, "send-keys", "-t", session, "Escape");
+    await waitFor("the tables back after Esc", () => (capture(session).includes("COORDINATORS") ? true : undefined));
+    expect(exited(pid)).toBe(false);
     tmux(session, "resize-window", "-t", session, "-x", "120", "-y", "40");
 
     own.proc.kill("SIGKILL");

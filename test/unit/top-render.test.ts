@@ -181,3 +181,20 @@ describe("layout helpers", () => {
     expect(limitRows(rows, 0, "x").map((l) => l.text)).toEqual(["... 5 more x (enlarge the window)"]);
   });
 });
+
+describe("at 80 columns and with the help open", () => {
+  test("an 80-column screen keeps role, epoch, queue, throughput and both latency columns", () => {
+    const header = render(twoPolls(), { ...WIDE, width: 80, height: 24, live: true }).find((l) => l.text.startsWith("ADDRESS"))!.text;
+    for (const column of ["ROLE", "EPOCH", "QUEUED", "TASKS/S", "P50 MS", "P99 MS"]) expect(header).toContain(column);
+    expect(header.length).toBeLessThanOrEqual(80);
+  });
+
+  test("? shows the keys and what the columns mean, and the title says how to close it", () => {
+    const lines = render(twoPolls(), { ...WIDE, width: 120, height: 40, live: true, help: true });
+    const text = frameText(lines);
+    expect(lines[0]!.text).toContain("? or Esc closes help");
+    for (const words of ["KEYS", "open or close this help", "REPLICATION", "lag", "HEARTBEAT"]) expect(text).toContain(words);
+    expect(text).not.toContain("127.0.0.1:5000  ");
+    expect(render(twoPolls(), { ...WIDE, live: true }).at(0)!.text).toContain("? help");
+  });
+});
