@@ -11,7 +11,7 @@ import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.t
 import { SchedulerError, SchedulerError as TaskError } from "./errors.ts";
 import {
   BackoffType, Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode,
-  type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type TaskInfo, type Welcome,
+  type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
 } from "../protocol/messages.ts";
 
 /** Ranges are checked before sending (checkSubmitOptions): out of range is E_BAD_REQUEST, never wrapped. */
@@ -173,6 +173,9 @@ export class SchedulerClient implements ConnectionHandler {
   private closedReason: string | undefined;
   /** The server's reason when it closed the connection with an ERROR (E_UNAUTHORIZED, E_SLOW_READER, ...). */
   private closedBy: TaskError | undefined;
+
+  /** Called when a coordinator this client is connected to directly announces a new role or epoch. */
+  onRole: ((change: RoleChange) => void) | undefined;
 
   /** Connects and completes the handshake. */
   static async connect(address: string | HostPort, options: ClientOptions = {}): Promise<SchedulerClient> {
@@ -393,8 +396,9 @@ export class SchedulerClient implements ConnectionHandler {
       case Kind.ERROR:
         return this.onError(readControl<ErrorMessage>(r));
       case Kind.ROLE:
-        // A coordinator tells every connection when it is promoted or steps down. A client
-        // connected to it directly learns from its next answer (E_NOT_PRIMARY) instead.
+        // A coordinator tells every connection when it is promoted or steps down; not an error.
+        // The failover client listens to move off a coordinator that became a backup.
+        this.onRole?.(readControl<RoleChange>(r));
         return;
       default:
         throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from the server`);
