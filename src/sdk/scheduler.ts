@@ -40,7 +40,7 @@ type Target = string | Array<string | HostPort> | ConnectOptions;
  * resolves with a client that keeps itself connected. Rejects when none answers
  * within retry.giveUpAfterMs, or at once when a server refuses the token.
  */
-export async function connect<M extends TaskTypes = AnyTasks>(target: Target): Promise<Scheduler<M>> {
+export async function connect<M extends TaskTypes<M> = AnyTasks>(target: Target): Promise<Scheduler<M>> {
   const scheduler = new Scheduler<M>(typeof target === "string" ? { servers: [target] } : Array.isArray(target) ? { servers: target } : target);
   try {
     await scheduler.ready();
@@ -57,7 +57,7 @@ function encodePayload(payload: unknown): Uint8Array | undefined {
   return payload instanceof Uint8Array || payload === undefined ? payload : encode(payload);
 }
 
-export class Scheduler<M extends TaskTypes = AnyTasks> implements HandleOwner {
+export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner {
   private readonly servers: HostPort[];
   private readonly retry: Required<RetryOptions>;
   private readonly random: () => number;

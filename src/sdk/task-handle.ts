@@ -11,7 +11,7 @@ export type { TaskState };
  *   connect<{ resize: { payload: Image; result: Image } }>(...)
  * Without one, any type name is accepted and values are `unknown`.
  */
-export type TaskTypes = Record<string, { payload?: unknown; result?: unknown }>;
+export type TaskTypes<M = Record<string, unknown>> = { [K in keyof M]: { payload?: unknown; result?: unknown } };
 
 /** The default: any task type, payloads and results not checked. */
 export type AnyTasks = Record<string, { payload: unknown; result: unknown }>;
