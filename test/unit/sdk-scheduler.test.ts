@@ -170,6 +170,18 @@ describe("Scheduler over fake connections", () => {
     expect(((await client.status(1).catch((e: unknown) => e)) as SchedulerError).code).toBe("E_SHUTTING_DOWN");
   });
 
+  test("the token and CA reach every dial; the server list spreads from the random start", async () => {
+    const c = fakeCluster(3);
+    const seen: Array<{ port: number; token?: string; ca?: string }> = [];
+    const dial = c.options.dial;
+    const client = await connect({
+      ...c.options, token: "t0ken", tlsCa: "-----BEGIN CERTIFICATE-----", random: () => 0.5,
+      dial: (server, o) => (seen.push({ port: server.port, token: o.token, ca: o.tls?.ca }), dial(server)),
+    });
+    expect(seen).toEqual([{ port: 2, token: "t0ken", ca: "-----BEGIN CERTIFICATE-----" }]);
+    await client.close();
+  });
+
   test("bad options reject before anything is sent", async () => {
     const c = fakeCluster(1);
     const client = await connect(c.options);
