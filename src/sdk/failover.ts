@@ -13,6 +13,12 @@ export interface RetryOptions {
   giveUpAfterMs?: number;
   /** One dial plus handshake; past it the server counts as failed. Default 3000. */
   connectTimeoutMs?: number;
+  /**
+   * A request answered at once (submit, status, cancel, stats; not run or result,
+   * which wait for the task) left unanswered this long drops the connection and is
+   * sent again elsewhere: a stopped or half-open server sends no close. Default 10000.
+   */
+  answerTimeoutMs?: number;
 }
 
 export const DEFAULT_RETRY: Required<RetryOptions> = {
@@ -20,6 +26,7 @@ export const DEFAULT_RETRY: Required<RetryOptions> = {
   maxDelayMs: 2_000,
   giveUpAfterMs: 30_000,
   connectTimeoutMs: 3_000,
+  answerTimeoutMs: 10_000,
 };
 
 /** Upper bound on re-sends of one request, whatever the time budget: a bug cannot loop forever. */

@@ -51,6 +51,17 @@ export async function connect<M extends TaskTypes<M> = AnyTasks>(target: Target)
   return scheduler;
 }
 
+/** How a request may be sent again. */
+interface Resend {
+  /** Also after a lost connection (idempotent, or keyed), not only after a refusal. */
+  afterLoss: boolean;
+  /** Its answer comes at once (not at a task's end), so a silent server can be timed out. */
+  answerBounded: boolean;
+}
+const QUERY: Resend = { afterLoss: true, answerBounded: true };
+const WAITS: Resend = { afterLoss: true, answerBounded: false };
+const ONCE: Resend = { afterLoss: false, answerBounded: true };
+
 const closedError = () => new SchedulerError("E_SHUTTING_DOWN", "this client was closed");
 
 function encodePayload(payload: unknown): Uint8Array | undefined {
@@ -110,7 +121,7 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
     const sent = this.keyed(options);
     const bytes = encodePayload(payload);
     // One round trip normally; after a lost connection the key finds the task again, and we wait for it by id.
-    const outcome = await this.retrying((link, resend) => (resend === 0 ? link.run(type, bytes, sent) : link.submit(type, bytes, sent).then((id) => link.wait(id))));
+    const outcome = await this.retrying((link, resend) => (resend === 0 ? link.run(type, bytes, sent) : link.submit(type, bytes, sent).then((id) => link.wait(id))), WAITS);
     return (await this.settle(outcome)) as ResultOf<M, K>;
   }
 
@@ -121,7 +132,7 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
 
   /** Waits for a task to end: its decoded result, or a TaskFailedError. */
   async result(taskId: number): Promise<unknown> {
-    return this.settle(await this.retrying((link) => link.wait(taskId)));
+    return this.settle(await this.retrying((link) => link.wait(taskId), WAITS));
   }
 
   status(taskId: number): Promise<TaskInfo> {
@@ -134,7 +145,7 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
 
   /** Creates every task of a DAG at once (or none). Sent again only when refused, never after a lost reply. */
   workflow(tasks: WorkflowTask[]): Promise<number[]> {
-    return this.retrying((link) => link.workflow(tasks), false);
+    return this.retrying((link) => link.workflow(tasks), ONCE);
   }
 
   deadLetters(offset = 0, limit = 100): Promise<{ tasks: TaskInfo[]; total: number }> {
@@ -142,11 +153,11 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
   }
 
   requeue(taskId: number): Promise<void> {
-    return this.retrying((link) => link.requeue(taskId), false);
+    return this.retrying((link) => link.requeue(taskId), ONCE);
   }
 
   purgeDeadLetters(taskIds: number[] = []): Promise<number> {
-    return this.retrying((link) => link.purgeDeadLetters(taskIds), false);
+    return this.retrying((link) => link.purgeDeadLetters(taskIds), ONCE);
   }
 
   stats(): Promise<CoordinatorStats | ClusterStats> {
@@ -185,25 +196,42 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
 
   /**
    * Sends a request, and again on another connection or after a pause when the
-   * re-send rule (nextStep) says so, until retry.giveUpAfterMs. `resendable`
-   * false: sent again only after a refusal (nothing was done), not after a lost
-   * connection (it may have been done).
+   * re-send rule (nextStep) says so, until retry.giveUpAfterMs. A request that
+   * is not re-sent after a lost connection (it may have been done) is re-sent
+   * only after a refusal. A server that leaves an immediate request unanswered
+   * for retry.answerTimeoutMs (stopped, or half-open) is left like a lost one.
    */
-  private async retrying<T>(call: (link: Link, resend: number) => Promise<T>, resendable = true): Promise<T> {
+  private async retrying<T>(call: (link: Link, resend: number) => Promise<T>, how: Resend = QUERY): Promise<T> {
     const giveUpAt = Date.now() + this.retry.giveUpAfterMs;
     for (let resend = 0; ; resend++) {
       const link = await this.connection();
       try {
-        return await call(link, resend);
+        const answer = call(link, resend);
+        return await (how.answerBounded ? this.answerWithin(link, answer) : answer);
       } catch (err) {
         if (this.closing) throw closedError();
         const e = asSchedulerError(err);
         const step = nextStep(e.code, link.closed);
-        if (step === "reject" || (!resendable && link.closed) || resend >= RESENDS_MAX || Date.now() >= giveUpAt) throw e;
+        if (step === "reject" || (!how.afterLoss && link.closed) || resend >= RESENDS_MAX || Date.now() >= giveUpAt) throw e;
         if (step === "failover") this.drop(link);
         else await this.pause(backoffDelayMs(resend, this.retry.minDelayMs, this.retry.maxDelayMs, this.random()));
       }
     }
+  }
+
+  /** The answer, or E_UNAVAILABLE after answerTimeoutMs with the connection dropped (its other requests move on too). */
+  private answerWithin<T>(link: Link, answer: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const where = this.server ?? "the server";
+        this.drop(link);
+        reject(new SchedulerError("E_UNAVAILABLE", `no answer from ${where} within ${this.retry.answerTimeoutMs} ms`));
+      }, this.retry.answerTimeoutMs);
+      answer.then(
+        (value) => (clearTimeout(timer), resolve(value)),
+        (err: unknown) => (clearTimeout(timer), reject(err)),
+      );
+    });
   }
 
   /** The live connection, or the one being dialed. Rejects (never throws) when none can be had. */

@@ -70,6 +70,28 @@ test("run() in flight when the router dies resolves through the other router", a
   expect(sum(await cluster.stats(survivor.port), "submitted")).toBe(50);
 });
 
+test("a stopped router (SIGSTOP: no close, no answer) is left after answerTimeoutMs; keyed submits finish once", async () => {
+  cluster = new Cluster();
+  const shard0 = await cluster.coordinator(["--shard", "0"]);
+  cluster.worker([shard0.port], ["-w", "1"]);
+  const stopped = await cluster.router([shard0.port]);
+  const survivor = await cluster.router([shard0.port]);
+  await cluster.workersJoined(stopped.port, 1);
+  await cluster.workersJoined(survivor.port, 1);
+  client = await connect({ servers: [`127.0.0.1:${stopped.port}`, `127.0.0.1:${survivor.port}`], retry: { ...retry, answerTimeoutMs: 500 }, random: () => 0 });
+  stopped.proc.kill("SIGSTOP");
+  try {
+    const started = Date.now();
+    const handles = await Promise.all(Array.from({ length: 20 }, (_, i) => client!.submit("noop", undefined, { idempotencyKey: `stop-${i}` })));
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await Promise.all(handles.map((h) => h.result()));
+    expect(client.server).toBe(`127.0.0.1:${survivor.port}`);
+    expect(sum(await cluster.stats(survivor.port), "submitted")).toBe(20);
+  } finally {
+    stopped.proc.kill("SIGCONT");
+  }
+});
+
 test("a directly connected coordinator changing role does not close the SDK", async () => {
   cluster = new Cluster();
   const nodes = await cluster.replicas(2);

@@ -20,6 +20,8 @@ class FakeLink {
   closed = false;
   onRole: ((change: RoleChange) => void) | undefined;
   dieOnNext = false;
+  /** Stopped (SIGSTOP, half-open): takes requests and never answers or closes. */
+  hangs = false;
   constructor(
     readonly server: number,
     private readonly log: Sent[],
@@ -29,6 +31,7 @@ class FakeLink {
   private answer<T>(call: string, key: string | undefined, value: () => T): Promise<T> {
     this.log.push({ server: this.server, call, key });
     if (this.closed) return Promise.reject(new SchedulerError("E_UNAVAILABLE", "connection closed"));
+    if (this.hangs) return new Promise<T>(() => undefined);
     if (this.dieOnNext) {
       // The request reached the server (so the key is known there) but the reply was lost.
       value();
@@ -75,7 +78,7 @@ function fakeCluster(serverCount: number, refuse: (server: number) => SchedulerE
     return link as unknown as Link;
   };
   const servers = Array.from({ length: serverCount }, (_, i) => ({ host: "fake", port: i + 1 }));
-  const options = { servers, dial, random: () => 0, retry: { minDelayMs: 1, maxDelayMs: 4, giveUpAfterMs: 200, connectTimeoutMs: 50 } };
+  const options = { servers, dial, random: () => 0, retry: { minDelayMs: 1, maxDelayMs: 4, giveUpAfterMs: 200, connectTimeoutMs: 50, answerTimeoutMs: 50 } };
   return { log, links, options };
 }
 
@@ -91,6 +94,27 @@ describe("Scheduler over fake connections", () => {
     expect(submits[1]!.key).toBe(submits[0]!.key!);
     expect(handle.idempotencyKey).toBe(submits[0]!.key!);
     expect(handle.id).toBe(100); // the task the first, lost, submission created: no second one
+    await client.close();
+  });
+
+  test("a server that stops answering is left after answerTimeoutMs; the request goes to the next under its key", async () => {
+    const c = fakeCluster(2);
+    const client = await connect(c.options);
+    c.links[0]!.hangs = true;
+    const handle = await client.submit("noop", undefined, { idempotencyKey: "k" });
+    expect(c.log.map((s) => `${s.server}:${s.call}:${s.key}`)).toEqual(["0:submit:k", "1:submit:k"]);
+    expect(c.links[0]!.closed).toBe(true);
+    expect(handle.id).toBe(100);
+    await client.close();
+  });
+
+  test("a request that may have been done (a workflow) is not sent again after a silent server", async () => {
+    const c = fakeCluster(2);
+    const client = await connect(c.options);
+    c.links[0]!.hangs = true;
+    (c.links[0] as unknown as { workflow: () => Promise<number[]> }).workflow = () => new Promise(() => undefined);
+    const refused = await client.workflow([{ type: "noop" }]).catch((e: unknown) => e);
+    expect((refused as SchedulerError).code).toBe("E_UNAVAILABLE");
     await client.close();
   });
 
