@@ -10,7 +10,7 @@ import type { ClusterStats, CoordinatorStats, TaskInfo } from "../protocol/messa
 import { checkSubmitOptions, decodeResult, SchedulerClient, type ClientOptions, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "./client.ts";
 import { asSchedulerError, parseTaskError, SchedulerError, TaskFailedError } from "./errors.ts";
 import { DEFAULT_RETRY, idempotencyKeyOf, nextStep, RESENDS_MAX, ServerRotation, type RetryOptions } from "./failover.ts";
-import { TaskHandle, type AnyTasks, type HandleOwner, type PayloadOf, type ResultOf, type TaskName, type TaskState, type TaskTypes } from "./task-handle.ts";
+import { TaskHandle, type AnyTasks, type HandleOwner, type PayloadOf, type ResultOf, type TaskName, type TaskState, type TaskStatus, type TaskTypes } from "./task-handle.ts";
 
 /** The calls the failover client makes on one connection (a SchedulerClient; a fake in unit tests). */
 export type Link = Pick<SchedulerClient,
@@ -135,8 +135,9 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
     return this.settle(await this.retrying((link) => link.wait(taskId), WAITS));
   }
 
-  status(taskId: number): Promise<TaskInfo> {
-    return this.retrying((link) => link.task(taskId));
+  /** The task as the coordinator holds it now: state, attempt, every attempt's error, progress. */
+  status(taskId: number): Promise<TaskStatus> {
+    return this.retrying((link) => link.task(taskId)) as Promise<TaskStatus>;
   }
 
   async cancel(taskId: number): Promise<TaskState> {

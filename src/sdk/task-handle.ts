@@ -20,10 +20,13 @@ export type TaskName<M> = keyof M & string;
 export type PayloadOf<M, K extends keyof M> = M[K] extends { payload: infer P } ? P : unknown;
 export type ResultOf<M, K extends keyof M> = M[K] extends { result: infer R } ? R : unknown;
 
+/** A task as the coordinator holds it, its state typed (the wire carries it as a string). */
+export type TaskStatus = Omit<TaskInfo, "state" | "requestId"> & { state: TaskState };
+
 /** What a handle asks of the client that made it. */
 export interface HandleOwner {
   result(taskId: number): Promise<unknown>;
-  status(taskId: number): Promise<TaskInfo>;
+  status(taskId: number): Promise<TaskStatus>;
   cancel(taskId: number): Promise<TaskState>;
 }
 
@@ -42,7 +45,7 @@ export class TaskHandle<R = unknown> {
   }
 
   /** The task as the coordinator holds it now: state, attempt, errors, progress. */
-  status(): Promise<TaskInfo> {
+  status(): Promise<TaskStatus> {
     return this.owner.status(this.id);
   }
 

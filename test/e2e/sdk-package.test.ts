@@ -4,7 +4,7 @@
 // with that project's plain tsconfig, and run against a local cluster.
 
 import { afterAll, expect, test } from "bun:test";
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Cluster } from "./harness.ts";
@@ -31,6 +31,19 @@ function offline(cmd: string[]): string[] {
   return canUnshare ? ["unshare", "-n", ...cmd] : cmd;
 }
 
+/**
+ * Bun caches a local tarball under the integrity its lockfile records, so a lock
+ * written for an earlier build installs that earlier build. Recording the new
+ * tarball's integrity makes it install this one, still without a network.
+ */
+function pinTarball(lockPath: string, tarball: string): void {
+  const integrity = `sha512-${new Bun.CryptoHasher("sha512").update(readFileSync(tarball)).digest("base64")}`;
+  const lock = readFileSync(lockPath, "utf8");
+  const pinned = lock.replace(/("bun-task-scheduler": \[[^\n]*?)"sha512-[A-Za-z0-9+/=]+"/, `$1"${integrity}"`);
+  if (!pinned.includes(integrity)) throw new Error(`${lockPath} has no integrity for bun-task-scheduler to replace`);
+  writeFileSync(lockPath, pinned);
+}
+
 test("the example project installs the packed SDK by name offline, typechecks and runs", async () => {
   // The same layout as the repository, so the example's "file:../../dist/..." dependency holds.
   const app = join(tmp, "examples/sdk-app");
@@ -45,8 +58,11 @@ test("the example project installs the packed SDK by name offline, typechecks an
   expect(listed).toContain("lib/types/sdk/index.d.ts");
 
   for (const f of ["package.json", "bun.lock", "tsconfig.json", "src"]) cpSync(join(ROOT, "examples/sdk-app", f), join(app, f), { recursive: true });
+  pinTarball(join(app, "bun.lock"), tarball);
   const installed = run(offline(["bun", "install"]), app);
   expect(installed.code, installed.out).toBe(0);
+  // What was installed is what we just packed, not an earlier tarball from Bun's cache.
+  expect(readFileSync(join(app, "node_modules/bun-task-scheduler/lib/index.js"), "utf8")).toBe(readFileSync(join(ROOT, "lib/index.js"), "utf8"));
   const typechecked = run([join(app, "node_modules/.bin/tsc"), "--noEmit", "-p", "."], app);
   expect(typechecked.code, typechecked.out).toBe(0);
 
