@@ -1,31 +1,48 @@
 // Submitting work from an application with the SDK and waiting for results.
+// (examples/sdk-app is the same as a separate project using the package by name.)
 //
 //   dist/worker -p 5000 --handlers examples/handlers.ts &
-//   bun examples/submit-and-wait.ts [host:port]
+//   bun examples/submit-and-wait.ts [host:port[,host:port...]]
 
-import { connect, TaskError } from "../src/sdk/client.ts";
+import { connect, SchedulerError, TaskFailedError } from "../src/sdk/index.ts";
 
-const client = await connect(process.argv[2] ?? "127.0.0.1:6000");
+interface Image {
+  width: number;
+  height: number;
+  pixels: Uint8Array;
+}
+type Tasks = {
+  resize: { payload: Image; result: Image };
+  flaky: { payload: { succeedOnAttempt: number }; result: string };
+  "wordfreq-map": { payload: string; result: Record<string, number> };
+};
 
-// An image-like transform: a 64x64 gradient halved to 32x32.
+const scheduler = await connect<Tasks>({ servers: (process.argv[2] ?? "127.0.0.1:6000").split(",") });
+
+// An image-like transform: a 64x64 gradient halved to 32x32. run() resolves to the decoded result.
 const pixels = new Uint8Array(64 * 64).map((_, i) => i % 256);
-const resized = await client.run("resize", { width: 64, height: 64, pixels });
-const image = (await client.result(resized.taskId)) as { width: number; height: number };
-console.log(`resize: ${resized.ok ? `ok, ${image.width}x${image.height}` : resized.error}`);
+const image = await scheduler.run("resize", { width: 64, height: 64, pixels });
+console.log(`resize: ok, ${image.width}x${image.height}`);
 
 // Retries with backoff: fails twice, then succeeds.
-const flaky = await client.run("flaky", { succeedOnAttempt: 3 }, { maxAttempts: 5, backoff: { type: "exponential", delayMs: 20, maxDelayMs: 200 } });
-console.log(`flaky: ok=${flaky.ok} after ${flaky.attempts} attempts`);
+const flaky = await scheduler.submit("flaky", { succeedOnAttempt: 3 }, { maxAttempts: 5, backoff: { type: "exponential", delayMs: 20, maxDelayMs: 200 } });
+await flaky.result();
+console.log(`flaky: ok after ${(await flaky.status()).attempt} attempts`);
 
 // A batch, submitted at once and awaited together.
-const ids = await client.submitMany(Array.from({ length: 100 }, (_, i) => ({ type: "wordfreq-map", payload: `task ${i} of a batch` })));
-const outcomes = await Promise.all(ids.map((id) => client.wait(id)));
-console.log(`batch: ${outcomes.filter((o) => o.ok).length}/100 ok`);
+const handles = await scheduler.submitMany(Array.from({ length: 100 }, (_, i) => ({ type: "wordfreq-map" as const, payload: `task ${i} of a batch` })));
+const counts = await Promise.all(handles.map((h) => h.result()));
+console.log(`batch: ${counts.length}/100 ok`);
 
-// Typed errors.
+// Typed errors: a failure that used up its attempts, and an unknown task.
 try {
-  await client.task(123456789);
+  await scheduler.run("flaky", { succeedOnAttempt: 9 }, { maxAttempts: 2 });
 } catch (err) {
-  if (err instanceof TaskError) console.log(`unknown task: ${err.code}`);
+  if (err instanceof TaskFailedError) console.log(`flaky: ${err.code} after ${err.attempts} attempts`);
 }
-client.close();
+try {
+  await scheduler.status(123456789);
+} catch (err) {
+  if (err instanceof SchedulerError) console.log(`unknown task: ${err.code}`);
+}
+await scheduler.close();

@@ -8,9 +8,10 @@ import { dial, parseHostPort, type HostPort } from "../net/endpoints.ts";
 import type { ClientTls } from "../net/tls.ts";
 import { readControl, readSubmitted, readTaskDone, writeControl, writeSubmit, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
+import { SchedulerError, SchedulerError as TaskError } from "./errors.ts";
 import {
   BackoffType, Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode,
-  type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type TaskInfo, type Welcome,
+  type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
 } from "../protocol/messages.ts";
 
 /** Ranges are checked before sending (checkSubmitOptions): out of range is E_BAD_REQUEST, never wrapped. */
@@ -56,16 +57,8 @@ export interface TaskOutcome {
   error?: string;
 }
 
-/** A request the cluster refused, with its code (E_QUEUE_FULL, E_UNKNOWN_TASK, ...). */
-export class TaskError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-    this.name = "TaskError";
-  }
-}
+/** TaskError is the old name of SchedulerError, kept for existing callers. */
+export { SchedulerError, SchedulerError as TaskError };
 
 export interface ClientOptions {
   /** Presented in the handshake; the server's tokens file gives it a role (read, submit, admin). */
@@ -181,6 +174,9 @@ export class SchedulerClient implements ConnectionHandler {
   /** The server's reason when it closed the connection with an ERROR (E_UNAUTHORIZED, E_SLOW_READER, ...). */
   private closedBy: TaskError | undefined;
 
+  /** Called when a coordinator this client is connected to directly announces a new role or epoch. */
+  onRole: ((change: RoleChange) => void) | undefined;
+
   /** Connects and completes the handshake. */
   static async connect(address: string | HostPort, options: ClientOptions = {}): Promise<SchedulerClient> {
     const target = typeof address === "string" ? parseHostPort(address) : address;
@@ -221,12 +217,7 @@ export class SchedulerClient implements ConnectionHandler {
 
   /** Resolves when the task ends (at once if it has), like run() for a task submitted earlier. */
   wait(taskId: number): Promise<TaskOutcome> {
-    const conn = this.usable();
-    const requestId = this.takeRequestId();
-    const promise = new Promise<TaskOutcome>((resolve, reject) => this.pending.set(requestId, { resolve: resolve as (v: unknown) => void, reject, waitsForDone: true }));
-    writeControl(conn.writer, Kind.WATCH, { requestId, taskId });
-    conn.queueFlush();
-    return promise;
+    return this.request(true, (w, requestId) => writeControl(w, Kind.WATCH, { requestId, taskId })) as Promise<TaskOutcome>;
   }
 
   /** Cancels a task that has not ended (a running one is aborted on its worker); resolves with its state after. */
@@ -310,37 +301,46 @@ export class SchedulerClient implements ConnectionHandler {
   private send(type: string, payload: unknown, options: SubmitOptions, waitsForDone: boolean): Promise<unknown> {
     const problem = checkSubmitOptions(options);
     if (problem !== undefined) return Promise.reject(new TaskError("E_BAD_REQUEST", problem));
-    const conn = this.usable();
-    const requestId = this.takeRequestId();
     const bytes = payload instanceof Uint8Array ? payload : payload === undefined ? EMPTY : encode(payload);
+    return this.request(waitsForDone, (w, requestId) => writeSubmit(w, {
+      requestId,
+      priority: options.priority ?? DEFAULT_PRIORITY,
+      flags: waitsForDone ? SUBMIT_FLAG_NOTIFY : 0,
+      maxAttempts: options.maxAttempts ?? 0,
+      timeoutMs: options.timeoutMs ?? 0,
+      type,
+      idempotencyKey: options.idempotencyKey ?? "",
+      payload: bytes,
+      extras: extrasOf(options),
+    }));
+  }
+
+  private control(kind: number, body: Record<string, unknown>): Promise<unknown> {
+    return this.request(false, (w, requestId) => writeControl(w, kind, { ...body, requestId }));
+  }
+
+  /**
+   * Writes one request and returns the promise of its answer. Every failure,
+   * a closed connection included, comes back as a rejected promise: a caller
+   * awaiting it never has to wrap the call itself in try/catch.
+   */
+  private request(waitsForDone: boolean, write: (w: Connection["writer"], requestId: number) => void): Promise<unknown> {
+    let conn: Connection;
+    try {
+      conn = this.usable();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const requestId = this.takeRequestId();
     const promise = new Promise((resolve, reject) => this.pending.set(requestId, { resolve, reject, waitsForDone }));
     try {
-      writeSubmit(conn.writer, {
-        requestId,
-        priority: options.priority ?? DEFAULT_PRIORITY,
-        flags: waitsForDone ? SUBMIT_FLAG_NOTIFY : 0,
-        maxAttempts: options.maxAttempts ?? 0,
-        timeoutMs: options.timeoutMs ?? 0,
-        type,
-        idempotencyKey: options.idempotencyKey ?? "",
-        payload: bytes,
-        extras: extrasOf(options),
-      });
+      write(conn.writer, requestId);
     } catch (err) {
       conn.writer.abandon();
       this.pending.delete(requestId);
       const code = err instanceof ProtocolError ? err.code : "E_BAD_REQUEST";
       return Promise.reject(new TaskError(code, (err as Error).message));
     }
-    conn.queueFlush();
-    return promise;
-  }
-
-  private control(kind: number, body: Record<string, unknown>): Promise<unknown> {
-    const conn = this.usable();
-    const requestId = this.takeRequestId();
-    const promise = new Promise((resolve, reject) => this.pending.set(requestId, { resolve, reject, waitsForDone: false }));
-    writeControl(conn.writer, kind, { ...body, requestId });
     conn.queueFlush();
     return promise;
   }
@@ -396,8 +396,9 @@ export class SchedulerClient implements ConnectionHandler {
       case Kind.ERROR:
         return this.onError(readControl<ErrorMessage>(r));
       case Kind.ROLE:
-        // A coordinator tells every connection when it is promoted or steps down. A client
-        // connected to it directly learns from its next answer (E_NOT_PRIMARY) instead.
+        // A coordinator tells every connection when it is promoted or steps down; not an error.
+        // The failover client listens to move off a coordinator that became a backup.
+        this.onRole?.(readControl<RoleChange>(r));
         return;
       default:
         throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from the server`);

@@ -150,8 +150,9 @@ describe("the examples' handlers on the compiled worker, through a router", () =
     const run = await runToExit([process.execPath, "examples/submit-and-wait.ts", `127.0.0.1:${routerPort}`], EXAMPLE_RUN_MS);
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
     expect(run.stdout).toContain("resize: ok, 32x32");
-    expect(run.stdout).toContain("flaky: ok=true after 3 attempts");
+    expect(run.stdout).toContain("flaky: ok after 3 attempts");
     expect(run.stdout).toContain("batch: 100/100 ok");
+    expect(run.stdout).toContain("flaky: E_HANDLER after 2 attempts"); // a TaskFailedError, not an ok flag
     expect(run.stdout).toContain("unknown task: E_UNKNOWN_TASK");
   });
 

@@ -1,0 +1,217 @@
+// The failover client against fake connections: re-sends keep their key,
+// a lost connection moves to the next server, a step-down is followed, and
+// every failure is a rejected promise.
+
+import { describe, expect, test } from "bun:test";
+import type { HostPort } from "../../src/net/endpoints.ts";
+import type { RoleChange, TaskInfo } from "../../src/protocol/messages.ts";
+import type { SubmitOptions, TaskOutcome } from "../../src/sdk/client.ts";
+import { SchedulerError, TaskFailedError } from "../../src/sdk/errors.ts";
+import { connect, type Link } from "../../src/sdk/scheduler.ts";
+
+interface Sent {
+  server: number;
+  call: string;
+  key?: string;
+}
+
+/** A connection that answers from a script; `die` makes the next request find it lost. */
+class FakeLink {
+  closed = false;
+  onRole: ((change: RoleChange) => void) | undefined;
+  dieOnNext = false;
+  /** Stopped (SIGSTOP, half-open): takes requests and never answers or closes. */
+  hangs = false;
+  constructor(
+    readonly server: number,
+    private readonly log: Sent[],
+    private readonly keys: Map<string, number>,
+  ) {}
+
+  private answer<T>(call: string, key: string | undefined, value: () => T): Promise<T> {
+    this.log.push({ server: this.server, call, key });
+    if (this.closed) return Promise.reject(new SchedulerError("E_UNAVAILABLE", "connection closed"));
+    if (this.hangs) return new Promise<T>(() => undefined);
+    if (this.dieOnNext) {
+      // The request reached the server (so the key is known there) but the reply was lost.
+      value();
+      this.closed = true;
+      return Promise.reject(new SchedulerError("E_UNAVAILABLE", "connection lost"));
+    }
+    return Promise.resolve(value());
+  }
+
+  private idFor(key: string): number {
+    if (!this.keys.has(key)) this.keys.set(key, 100 + this.keys.size);
+    return this.keys.get(key)!;
+  }
+
+  submit(_type: string, _payload: unknown, o: SubmitOptions = {}): Promise<number> {
+    return this.answer("submit", o.idempotencyKey, () => this.idFor(o.idempotencyKey!));
+  }
+  run(_type: string, _payload: unknown, o: SubmitOptions = {}): Promise<TaskOutcome> {
+    return this.answer("run", o.idempotencyKey, () => ({ taskId: this.idFor(o.idempotencyKey!), ok: true, attempts: 1, output: new Uint8Array([0x2a]) }));
+  }
+  wait(taskId: number): Promise<TaskOutcome> {
+    if (taskId === 999) return this.answer("wait", undefined, () => ({ taskId, ok: false, attempts: 2, output: new Uint8Array(0), error: "E_TIMEOUT: attempt 2 ran past 10 ms" }));
+    return this.answer("wait", undefined, () => ({ taskId, ok: true, attempts: 1, output: new Uint8Array([0x2a]) }));
+  }
+  task(taskId: number): Promise<TaskInfo> {
+    const errors = [{ attempt: 1, workerId: 1, at: 5, error: "boom" }, { attempt: 2, workerId: 2, at: 9, error: "E_TIMEOUT: attempt 2 ran past 10 ms" }];
+    return this.answer("task", undefined, () => ({ taskId, errors }) as unknown as TaskInfo);
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+function fakeCluster(serverCount: number, refuse: (server: number) => SchedulerError | undefined = () => undefined) {
+  const log: Sent[] = [];
+  const keys = new Map<string, number>(); // shared: the cluster behind every router
+  const links: FakeLink[] = [];
+  const dial = async (server: HostPort): Promise<Link> => {
+    const index = server.port - 1;
+    const refusal = refuse(index);
+    if (refusal !== undefined) throw refusal;
+    const link = new FakeLink(index, log, keys);
+    links.push(link);
+    return link as unknown as Link;
+  };
+  const servers = Array.from({ length: serverCount }, (_, i) => ({ host: "fake", port: i + 1 }));
+  const options = { servers, dial, random: () => 0, retry: { minDelayMs: 1, maxDelayMs: 4, giveUpAfterMs: 200, connectTimeoutMs: 50, answerTimeoutMs: 50 } };
+  return { log, links, options };
+}
+
+describe("Scheduler over fake connections", () => {
+  test("a submit whose reply was lost is sent again on the next server under the same generated key", async () => {
+    const c = fakeCluster(2);
+    const client = await connect(c.options);
+    c.links[0]!.dieOnNext = true;
+    const handle = await client.submit("noop", { n: 1 });
+    const submits = c.log.filter((s) => s.call === "submit");
+    expect(submits.map((s) => s.server)).toEqual([0, 1]);
+    expect(submits[0]!.key).toStartWith("sdk-");
+    expect(submits[1]!.key).toBe(submits[0]!.key!);
+    expect(handle.idempotencyKey).toBe(submits[0]!.key!);
+    expect(handle.id).toBe(100); // the task the first, lost, submission created: no second one
+    await client.close();
+  });
+
+  test("a server that stops answering is left after answerTimeoutMs; the request goes to the next under its key", async () => {
+    const c = fakeCluster(2);
+    const client = await connect(c.options);
+    c.links[0]!.hangs = true;
+    const handle = await client.submit("noop", undefined, { idempotencyKey: "k" });
+    expect(c.log.map((s) => `${s.server}:${s.call}:${s.key}`)).toEqual(["0:submit:k", "1:submit:k"]);
+    expect(c.links[0]!.closed).toBe(true);
+    expect(handle.id).toBe(100);
+    await client.close();
+  });
+
+  test("a request that may have been done (a workflow) is not sent again after a silent server", async () => {
+    const c = fakeCluster(2);
+    const client = await connect(c.options);
+    c.links[0]!.hangs = true;
+    (c.links[0] as unknown as { workflow: () => Promise<number[]> }).workflow = () => new Promise(() => undefined);
+    const refused = await client.workflow([{ type: "noop" }]).catch((e: unknown) => e);
+    expect((refused as SchedulerError).code).toBe("E_UNAVAILABLE");
+    await client.close();
+  });
+
+  test("the caller's key is kept; two submissions without a key get different keys", async () => {
+    const c = fakeCluster(1);
+    const client = await connect(c.options);
+    expect((await client.submit("noop", undefined, { idempotencyKey: "order-1" })).idempotencyKey).toBe("order-1");
+    const [a, b] = await Promise.all([client.submit("noop"), client.submit("noop")]);
+    expect(a.idempotencyKey).not.toBe(b.idempotencyKey);
+    expect(a.id).not.toBe(b.id);
+    await client.close();
+  });
+
+  test("run() after a lost connection finds its task by key and waits for it by id", async () => {
+    const c = fakeCluster(2);
+    const client = await connect<{ answer: { payload: { q: string }; result: number } }>(c.options);
+    c.links[0]!.dieOnNext = true;
+    const value: number = await client.run("answer", { q: "?" });
+    expect(value).toBe(42);
+    expect(c.log.map((s) => `${s.server}:${s.call}`)).toEqual(["0:run", "1:submit", "1:wait"]);
+    await client.close();
+  });
+
+  test("a coordinator announcing it is no longer primary is left for the next server", async () => {
+    const c = fakeCluster(2);
+    const client = await connect(c.options);
+    c.links[0]!.onRole?.({ nodeId: "a", shard: 0, epoch: 2, primary: false });
+    expect(c.links[0]!.closed).toBe(true);
+    await client.submit("noop");
+    expect(c.log.map((s) => s.server)).toEqual([1]);
+    await client.close();
+  });
+
+  test("a failed task rejects with a TaskFailedError carrying its code, attempts and every attempt's error", async () => {
+    const c = fakeCluster(1);
+    const client = await connect(c.options);
+    const failure = await client.handle(999).result().catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(TaskFailedError);
+    const f = failure as TaskFailedError;
+    expect([f.code, f.attempts, f.taskId]).toEqual(["E_TIMEOUT", 2, 999]);
+    expect(f.errors.map((e) => e.code)).toEqual(["E_HANDLER", "E_TIMEOUT"]);
+    await client.close();
+  });
+
+  test("with every server down, connect rejects with E_UNAVAILABLE after its time budget", async () => {
+    const c = fakeCluster(2, () => new SchedulerError("E_UNAVAILABLE", "refused"));
+    const started = Date.now();
+    const refused = await connect(c.options).catch((e: unknown) => e);
+    expect((refused as SchedulerError).code).toBe("E_UNAVAILABLE");
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  test("a wrong token is refused at once, without trying every server until the budget is spent", async () => {
+    let dials = 0;
+    const c = fakeCluster(3, () => (dials++, new SchedulerError("E_UNAUTHORIZED", "bad token")));
+    const refused = await connect(c.options).catch((e: unknown) => e);
+    expect((refused as SchedulerError).code).toBe("E_UNAUTHORIZED");
+    expect(dials).toBe(1);
+  });
+
+  test("after every server died, methods return promises that reject; after close(), E_SHUTTING_DOWN", async () => {
+    let down = false;
+    const c = fakeCluster(2, () => (down ? new SchedulerError("E_UNAVAILABLE", "refused") : undefined));
+    const client = await connect(c.options);
+    down = true;
+    c.links[0]!.close();
+    let promise: Promise<unknown> | undefined;
+    let thrown: unknown;
+    try {
+      promise = client.submit("noop");
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeUndefined();
+    expect(((await promise!.catch((e: unknown) => e)) as SchedulerError).code).toBe("E_UNAVAILABLE");
+    await client.close();
+    expect(((await client.status(1).catch((e: unknown) => e)) as SchedulerError).code).toBe("E_SHUTTING_DOWN");
+  });
+
+  test("the token and CA reach every dial; the server list spreads from the random start", async () => {
+    const c = fakeCluster(3);
+    const seen: Array<{ port: number; token?: string; ca?: string }> = [];
+    const dial = c.options.dial;
+    const client = await connect({
+      ...c.options, token: "t0ken", tlsCa: "-----BEGIN CERTIFICATE-----", random: () => 0.5,
+      dial: (server, o) => (seen.push({ port: server.port, token: o.token, ca: o.tls?.ca }), dial(server)),
+    });
+    expect(seen).toEqual([{ port: 2, token: "t0ken", ca: "-----BEGIN CERTIFICATE-----" }]);
+    await client.close();
+  });
+
+  test("bad options reject before anything is sent", async () => {
+    const c = fakeCluster(1);
+    const client = await connect(c.options);
+    const refused = await client.submit("noop", undefined, { priority: 300 }).catch((e: unknown) => e);
+    expect((refused as SchedulerError).code).toBe("E_BAD_REQUEST");
+    expect(c.log).toEqual([]);
+    await client.close();
+  });
+});
