@@ -2,6 +2,7 @@
 // (stats, status) for scripts and people.
 
 import { CLIENT_SECURITY_FLAGS, clientSecurity, type ClientSecurity } from "../net/net-flags.ts";
+import { unreachable } from "./reachability.ts";
 import { CONFIG_FLAG, parseFlags, helpText, UsageError, VERSION, type FlagSpec, type FlagValues } from "../cli/flags.ts";
 import { parseHostPortList, type HostPort } from "../net/endpoints.ts";
 import { COMMAND_FLAGS, COMMANDS, COMMANDS_HELP, runCommand } from "./commands.ts";
@@ -72,6 +73,11 @@ export async function main(): Promise<void> {
   } catch (err) {
     process.stderr.write(`client: ${(err as Error).message}\n`);
     process.exit(2);
+  }
+  const none = await unreachable(words.length > 0 ? [addresses[0]!] : addresses, security);
+  if (none !== undefined) {
+    process.stderr.write(`client: cannot reach a server: ${none}\n`);
+    process.exit(1);
   }
   if (words.length > 0) process.exit(await runCommand(words, values, addresses[0]!, security));
   const common = {

@@ -1,0 +1,62 @@
+// The client says at once, and exits 1, when it cannot reach a server: a closed
+// port, a TLS server dialled without --tls-ca, a wrong token. It used to be
+// silent for its whole retry budget (10 s and more), then report every task as failed.
+
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Cluster, DIST, freePort } from "./harness.ts";
+
+let dir: string;
+let tokensFile: string;
+let tls: { cert: string; key: string; ca: string };
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "client-reach-"));
+  tokensFile = join(dir, "tokens");
+  writeFileSync(tokensFile, "submit submit-secret-0123456789\nreplica replica-secret-0123456789\n");
+  const made = Bun.spawnSync(["bash", resolve(import.meta.dir, "../../scripts/make-test-ca.sh"), join(dir, "ca")]);
+  if (made.exitCode !== 0) throw new Error(`make-test-ca.sh failed: ${made.stderr.toString()}`);
+  tls = { cert: join(dir, "ca", "server.pem"), key: join(dir, "ca", "server-key.pem"), ca: join(dir, "ca", "ca.pem") };
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let cluster: Cluster | undefined;
+afterEach(async () => {
+  await cluster?.stopAll();
+  cluster = undefined;
+});
+
+async function client(args: string[]): Promise<{ code: number; err: string; ms: number }> {
+  const started = performance.now();
+  const proc = Bun.spawn([`${DIST}/client`, ...args], { stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill(), 20_000);
+  const err = await new Response(proc.stderr).text();
+  clearTimeout(timer);
+  return { code: await proc.exited, err, ms: performance.now() - started };
+}
+
+test("a closed port: named with the reason within 3 s, exit 1; a command too", async () => {
+  const port = freePort();
+  for (const args of [["-p", String(port), "-n", "10"], ["stats", "-p", String(port)]]) {
+    const r = await client(args);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`cannot reach a server: 127.0.0.1:${port}: connection refused`);
+    expect(r.ms).toBeLessThan(3_000);
+  }
+});
+
+test("a TLS server without --tls-ca, and a wrong token: each said as such, exit 1", async () => {
+  cluster = new Cluster();
+  const secured = await cluster.coordinator(["--tls-cert", tls.cert, "--tls-key", tls.key, "--tls-ca", tls.ca]);
+  const noCa = await client(["-p", String(secured.port), "-n", "10"]);
+  expect(noCa.code).toBe(1);
+  expect(noCa.err).toMatch(/cannot reach a server: .*(TLS|--tls-ca)/);
+  expect(noCa.ms).toBeLessThan(5_000);
+
+  const guarded = await cluster.coordinator(["--tokens", tokensFile]);
+  const wrong = await client(["-p", String(guarded.port), "-n", "10", "--token", "not-the-token-0123456789"]);
+  expect(wrong.code).toBe(1);
+  expect(wrong.err).toMatch(/cannot reach a server: .*E_UNAUTHORIZED/);
+});
