@@ -76,6 +76,9 @@ export interface WorkerState {
   readonly slots: number;
   readonly tags: readonly string[];
   readonly tagSet: ReadonlySet<string>;
+  /** The task types it handles; undefined: any (a worker registered before workers announced types). */
+  readonly types: readonly string[] | undefined;
+  readonly typeSet: ReadonlySet<string> | undefined;
   free: number;
   lastSeenAt: number;
   done: number;
