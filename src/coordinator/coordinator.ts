@@ -38,6 +38,7 @@ import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import { BackupLog } from "./backup-log.ts";
 import { WorkerLinks } from "./worker-links.ts";
+import type { WorkerShape } from "./request-shapes.ts";
 import { DataDir } from "./data-dir.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
@@ -335,8 +336,8 @@ export class Coordinator implements ConnectionHandler {
     conn.state.role = hello.role;
     conn.state.nodeId = String(hello.nodeId ?? "");
     if (hello.role === "worker") {
-      const { workerId, slots, tags } = this.workers.joined(conn, hello);
-      if (this.role === "primary") this.registerWorker(workerId, slots, tags);
+      const worker = this.workers.joined(conn, hello);
+      if (this.role === "primary") this.registerWorker(worker);
     }
     if (hello.role === "coordinator" && Number(hello.shard) !== this.config.scheduler.shard) {
       throw new ProtocolError("E_BAD_HELLO", `coordinator of shard ${String(hello.shard)} cannot peer with shard ${this.config.scheduler.shard}`);
@@ -355,8 +356,8 @@ export class Coordinator implements ConnectionHandler {
    * reconnect, or a lease holder from before a failover) keeps its leases; its
    * next heartbeat says which of them are still running.
    */
-  private registerWorker(workerId: number, slots: number, tags: string[]): void {
-    if (this.scheduler.worker(workerId) === undefined) this.record(Ev.WORKER_JOINED, workerId, encodeWorkerJoined(slots, tags));
+  private registerWorker(w: WorkerShape): void {
+    if (this.scheduler.worker(w.workerId) === undefined) this.record(Ev.WORKER_JOINED, w.workerId, encodeWorkerJoined(w.slots, w.tags, w.types));
   }
 
   /** Requests that change state: logged like every input; the answer waits for the commit. */
@@ -461,7 +462,7 @@ export class Coordinator implements ConnectionHandler {
       this.replicas = processIsrReplicaSet(this.control, this.config, this.backup.appliedIndex, this.log, () => this.pump());
     }
     this.record(Ev.PROMOTE, epoch);
-    for (const { workerId, slots, tags } of this.workers.connected()) this.registerWorker(workerId, slots, tags);
+    for (const worker of this.workers.connected()) this.registerWorker(worker);
     this.announce();
     this.pump();
   }

@@ -7,7 +7,8 @@
 //   SUBMIT         subject = watcher connection id,  body = the SUBMIT message body as received
 //   RESULT         subject = worker id,              body = the RESULT message body as received
 //   HEARTBEAT      subject = worker id,              body = u32 n | f64 running task id * n
-//   WORKER_JOINED  subject = worker id,              body = u32 slots | u8 n | str8 tag * n
+//   WORKER_JOINED  subject = worker id,              body = u32 slots | u8 n | str8 tag * n [| u16 m | str8 type * m]
+//                  (no type list: the worker runs any type, as entries written before workers announced types)
 //   WORKER_LEFT    subject = worker id
 //   TICK, DISPATCH subject = 0
 //   PROMOTE        subject = new epoch
@@ -26,6 +27,9 @@ import { ByteWriter } from "../protocol/byte-writer.ts";
 import { decodePeerMsgpack, readResult, readSubmit, Reader } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { BackoffType, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode } from "../protocol/messages.ts";
+
+/** Task types one worker may announce (the log entry counts them in a u16). */
+export const WORKER_TYPES_MAX = 4096;
 
 export const Ev = {
   SUBMIT: 1,
@@ -193,11 +197,18 @@ export function encodeRunning(taskIds: readonly number[]): Uint8Array {
   return w.toBytes();
 }
 
-export function encodeWorkerJoined(slots: number, tags: readonly string[]): Uint8Array {
+/** `types` undefined: the worker runs any type (writes the old entry, without the list). */
+export function encodeWorkerJoined(slots: number, tags: readonly string[], types?: readonly string[]): Uint8Array {
   const w = new ByteWriter(64);
   w.u32(slots);
   w.u8(Math.min(tags.length, 255));
   for (const tag of tags.slice(0, 255)) w.str8(tag);
+  if (types !== undefined) {
+    // parseWorkerHello refuses more; a silent cut here would make a worker look unable to run a type it has.
+    if (types.length > WORKER_TYPES_MAX) throw new ProtocolError("E_TOO_LARGE", `a worker announces at most ${WORKER_TYPES_MAX} task types, not ${types.length}`);
+    w.u16(types.length);
+    for (const type of types) w.str8(type);
+  }
   return w.toBytes();
 }
 
@@ -281,7 +292,12 @@ export function applyEntry(scheduler: Scheduler, r: Reader): ApplyResult {
       const slots = r.u32();
       const tags: string[] = [];
       for (let n = r.u8(); n > 0; n--) tags.push(r.str8());
-      scheduler.workerJoined(subject, slots, tags, now);
+      let types: string[] | undefined;
+      if (r.pos < r.end) {
+        types = [];
+        for (let n = r.u16(); n > 0; n--) types.push(r.str8());
+      }
+      scheduler.workerJoined(subject, slots, tags, now, types);
       break;
     }
     case Ev.WORKER_LEFT:

@@ -89,6 +89,8 @@ export interface Hello {
   slots?: number;
   /** worker: capability tags. */
   tags?: string[];
+  /** worker: the task types it has handlers for (built-ins and --handlers); absent: any (older workers). */
+  types?: string[];
   /** worker: its identity, stable across reconnects and coordinators (leases name it). */
   workerId?: number;
   /** coordinator peers: what the dialing coordinator is. */
@@ -210,6 +212,8 @@ export interface WorkerInfo {
   failed: number;
   heartbeatAgeMs: number;
   tags: string[];
+  /** The task types it runs; absent: any. */
+  types?: string[];
 }
 
 export interface ReplicationStats {

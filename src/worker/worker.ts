@@ -97,6 +97,8 @@ export class WorkerNode {
   private readonly runningTasks = new Set<number>();
   /** Names this worker in every coordinator's leases, across reconnects and failovers. */
   readonly workerId = 1 + Math.floor(Math.random() * 2 ** 47);
+  /** The task types the executors have handlers for (known once they started): announced in the HELLO. */
+  types: readonly string[] = [];
   private stopped = false;
 
   constructor(
@@ -118,15 +120,19 @@ export class WorkerNode {
 
   /** Starts the executor threads, then (once all are running) the coordinator links. Rejects if a thread fails to start. */
   async start(): Promise<void> {
-    const ready: Promise<void>[] = [];
+    const ready: Promise<string[]>[] = [];
     for (let i = 0; i < this.config.threads; i++) {
       const { executor, started } = this.spawnExecutor(i);
       this.executors.push(executor);
       ready.push(started);
     }
-    await Promise.all(ready);
+    // Every thread loads the same modules, so each knows the same types; the coordinators lease only those.
+    this.types = (await Promise.all(ready))[0] ?? [];
     this.linkOptions = {
-      hello: { role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, workerId: this.workerId, slots: this.slots, tags: this.config.tags, token: this.config.token },
+      hello: {
+        role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, workerId: this.workerId, slots: this.slots,
+        tags: this.config.tags, types: [...this.types], token: this.config.token,
+      },
       limits: this.config.limits,
       tls: this.config.tls,
       reconnectMinMs: this.config.reconnectMinMs,
@@ -205,7 +211,7 @@ export class WorkerNode {
     for (const e of this.executors) void e.thread.terminate();
   }
 
-  private spawnExecutor(index: number): { executor: Executor; started: Promise<void> } {
+  private spawnExecutor(index: number): { executor: Executor; started: Promise<string[]> } {
     const thread = new Worker(this.config.executorModule);
     const executor: Executor = {
       thread,
@@ -214,10 +220,10 @@ export class WorkerNode {
       inFlight: 0,
       backlog: new Deque(),
     };
-    const started = new Promise<void>((resolve, reject) => {
+    const started = new Promise<string[]>((resolve, reject) => {
       thread.addEventListener("message", (event: MessageEvent<ExecutorMessage>) => {
         const msg = event.data;
-        if ("ready" in msg) resolve();
+        if ("ready" in msg) resolve(msg.types);
         else if ("failed" in msg) reject(new Error(msg.failed));
         else this.reportProgress(msg.progress);
       });

@@ -224,7 +224,9 @@ export class History {
       case 0: {
         const id = this.nextWorker++;
         this.workers.push(id);
-        return entry(Ev.WORKER_JOINED, now, id, encodeWorkerJoined(1 + p.int(4), p.int(3) === 0 ? ["gpu"] : []));
+        // Types: none announced (any type, the old entry), or a few, so some tasks wait for a worker that handles them.
+        const types = [undefined, ["noop", "sleep"], ["日本語", "wf"], ["noop", "sleep", "日本語", "wf"]][p.int(4)];
+        return entry(Ev.WORKER_JOINED, now, id, encodeWorkerJoined(1 + p.int(4), p.int(3) === 0 ? ["gpu"] : [], types));
       }
       case 1: case 2: case 3:
         return entry(Ev.SUBMIT, now, p.int(5), submitBody({
