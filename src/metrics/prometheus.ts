@@ -51,7 +51,7 @@ export function coordinatorMetrics(e: Exposition, s: CoordinatorStats, address: 
   e.add(`${P}replication_alone`, "gauge", "1 when the primary acknowledges without a backup", s.replication.alone ? 1 : 0, role);
   if (s.replication.isr !== undefined) e.add(`${P}replication_isr_members`, "gauge", "etcd mode: replicas in the in-sync set, this primary included", s.replication.isr.length, role);
   for (const [state, n] of [["waiting", s.waiting], ["delayed", s.delayed], ["queued", s.queued], ["leased", s.leased], ["dead", s.dead], ["unmatched", s.unmatched]] as const) {
-    e.add(`${P}tasks`, "gauge", "tasks by state now", n, { ...role, state });
+    e.add(`${P}tasks`, "gauge", "tasks by state now (unmatched: queued tasks no connected worker has the tags and handler for)", n, { ...role, state });
   }
   const counters: Array<[string, number, string]> = [
     ["tasks_submitted_total", s.submitted, "tasks accepted"],

@@ -258,7 +258,7 @@ export interface CoordinatorStats {
   deadlineMissed: number;
   /** Tasks in the dead-letter queue. */
   dead: number;
-  /** Queued tasks that need tags no connected worker has. */
+  /** Queued tasks no connected worker can run: it lacks their tags, or has no handler for their type. */
   unmatched: number;
   /** Submission-to-end latency of every task that ended here, as cumulative buckets (Prometheus). */
   latencyHistogram?: { le: number[]; counts: number[]; sumMs: number; count: number };
