@@ -43,7 +43,8 @@ test("a task waits for parents on two shards, runs once both completed; failures
     expect((await client.wait(flow[1]!)).ok).toBe(true);
 
     // A parent that fails on its shard fails its dependant on the other.
-    const [bad0, bad1] = await onEachShard(client, "no-such-type", undefined, "bad");
+    // (A sleep past the built-in limit fails each attempt; a type no worker has would wait instead.)
+    const [bad0, bad1] = await onEachShard(client, "sleep", { ms: 1e9 }, "bad");
     const doomed = await client.submit("noop", undefined, { dependsOn: [slow0, bad1], maxAttempts: 1 });
     const failed = await client.wait(doomed);
     expect(failed.ok).toBe(false);
