@@ -315,6 +315,19 @@ export class Scheduler {
     });
   }
 
+  /**
+   * The worker moved its credit here (it serves several coordinators and split its
+   * slots by their demand). Fewer slots than it runs leaves free below zero: no
+   * new lease until enough of its tasks end; nothing running is taken back.
+   */
+  workerCredit(workerId: number, slots: number): void {
+    const worker = this.held.workers.get(workerId);
+    if (worker === undefined) return;
+    assert(Number.isInteger(slots) && slots >= 0, "a worker's credit is a non-negative integer", "worker", workerId, "slots", slots);
+    worker.free += slots - worker.slots;
+    worker.slots = slots;
+  }
+
   /** The worker is shutting down gracefully: it keeps its leases but gets no new tasks. */
   workerDraining(workerId: number): void {
     const worker = this.held.workers.get(workerId);

@@ -42,7 +42,7 @@ type Notice = [taskId: number, conn: number, requestId: number];
 
 interface Job { taskId: number; attempt: number; doneAt: number }
 
-interface SimWorker { id: number; slots: number; tags: ReadonlySet<string>; types: ReadonlySet<string> | undefined; behaviour: Behaviour; jobs: Job[]; silentUntil: number; lastHeartbeatAt: number }
+interface SimWorker { id: number; /** Its credit (workerCredit moves it). */ slots: number; tags: ReadonlySet<string>; types: ReadonlySet<string> | undefined; behaviour: Behaviour; jobs: Job[]; silentUntil: number; lastHeartbeatAt: number }
 
 /** A result still on the wire from a worker the scheduler dropped. */
 interface LateResult { workerId: number; job: Job; at: number }
@@ -129,7 +129,7 @@ class Simulation {
   private totals = { completed: 0, failed: 0, cancelled: 0, deadlineMissed: 0, refused: 0 };
   stats = {
     stale: 0, lost: 0, left: 0, duplicates: 0, retried: 0, aborts: 0, requeues: 0, requeuesPlacedAgain: 0, requeuesParentGone: 0, workflowRetries: 0, workflowKeysRefused: 0, purged: 0, dlqEvicted: 0, agedOut: 0,
-    dependencyFailures: 0, unknownParent: 0, idleDispatches: 0, workflows: 0, cycles: 0, taggedLeases: 0, typedLeases: 0, unmatchedByType: 0, delayedLeases: 0, backoffWaits: 0, jobsLost: 0, watches: 0,
+    dependencyFailures: 0, unknownParent: 0, idleDispatches: 0, workflows: 0, cycles: 0, taggedLeases: 0, typedLeases: 0, unmatchedByType: 0, creditBelowLeases: 0, delayedLeases: 0, backoffWaits: 0, jobsLost: 0, watches: 0,
   };
 
   constructor(readonly seed: number) {
@@ -464,6 +464,14 @@ class Simulation {
     const quiet = p.int(60) === 0 ? some() : undefined;
     // Sometimes shorter than workerTimeoutMs (leases may expire), sometimes longer (the worker is lost).
     if (quiet !== undefined) quiet.silentUntil = this.now + 100 + p.int(1400);
+    // A worker serving several coordinators moves its credit: sometimes below what it runs here.
+    const moved = p.int(40) === 0 ? some() : undefined;
+    if (moved !== undefined) {
+      const slots = p.int(5);
+      if (slots < this.s.worker(moved.id)!.leased.size) this.stats.creditBelowLeases++;
+      this.call(() => this.s.workerCredit(moved.id, slots));
+      moved.slots = slots;
+    }
     const forgetful = p.int(100) === 0 ? some() : undefined;
     if (forgetful !== undefined && forgetful.jobs.length > 0) {
       forgetful.jobs.splice(p.int(forgetful.jobs.length), 1); // a crashed job: no result, no longer named in heartbeats
@@ -575,6 +583,8 @@ class Simulation {
 
     this.check(m.deadline === 0 || m.deadline > this.now, () => `task ${task.id} leased at ${this.now}, past its deadline ${m.deadline}`);
     this.check(m.tags.every((t) => w.tags.has(t)), () => `task ${task.id} needing [${m.tags}] leased to worker ${w.id} with [${[...w.tags]}]`);
+    // Only dispatch leases, and only into a free slot: right after it a worker holds no more leases than its credit.
+    this.check(this.s.worker(w.id)!.leased.size <= w.slots, () => `worker ${w.id} holds ${this.s.worker(w.id)!.leased.size} leases on a credit of ${w.slots}`);
     this.check(handles(w, m), () => `task ${task.id} of type ${m.type} leased to worker ${w.id}, which handles only [${[...w.types ?? []]}]`);
     // Requeued dead letters too: a requeue keeps the runAt and waits for parents like a new task.
     this.check(this.now >= m.runAt, () => `task ${task.id} leased at ${this.now} before its runAt ${m.runAt}`);
@@ -662,7 +672,8 @@ class Simulation {
     const leasedBy = new Map<number, number>();
     for (const w of s.allWorkers()) {
       this.check(this.workers.has(w.id), () => `scheduler knows worker ${w.id}, which is gone`);
-      this.check(w.leased.size <= w.slots, () => `worker ${w.id} holds ${w.leased.size} leases with ${w.slots} slots`);
+      // More leases than slots only after its credit shrank (assigned() checks each new lease fits).
+      this.check(w.slots === this.workers.get(w.id)!.slots, () => `worker ${w.id} has ${w.slots} slots, its credit is ${this.workers.get(w.id)!.slots}`);
       this.check(this.now - w.lastSeenAt <= OPTIONS.workerTimeoutMs, () => `worker ${w.id} silent since ${w.lastSeenAt} but not declared lost`);
       this.check(w.free === w.slots - w.leased.size, () => `worker ${w.id} free=${w.free}, slots=${w.slots}, leased=${w.leased.size}`);
       for (const t of w.leased) {
@@ -792,6 +803,7 @@ describe("scheduler simulation", () => {
         ["unknown parents", st.unknownParent, 1], ["workflows", st.workflows, 20], ["cycles", st.cycles, 2], ["requeues", st.requeues, 5], ["requeues placed again", st.requeuesPlacedAgain, 20],
         ["requeues with a parent gone", st.requeuesParentGone, 3], ["workflow retries", st.workflowRetries, 50], ["workflow keys refused", st.workflowKeysRefused, 3],
         ["purged", st.purged, 1], ["dlq evictions", st.dlqEvicted, 1], ["aged out", st.agedOut, 10], ["tagged leases", st.taggedLeases, 50], ["leases to workers announcing types", st.typedLeases, 100], ["queued tasks waiting only for a type", st.unmatchedByType, 20],
+        ["credit moved below a worker's leases", st.creditBelowLeases, 3],
         ["delayed leases", st.delayedLeases, 20], ["backoff waits", st.backoffWaits, 10], ["jobs lost", st.jobsLost, 1], ["watches", st.watches, 20],
         ["dispatches with tasks queued and nothing to do", st.idleDispatches, 20],
       ];
