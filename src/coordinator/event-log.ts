@@ -18,6 +18,7 @@
 //   DLQ_REQUEUE    subject = task id
 //   DLQ_PURGE      subject = 0,                      body = u32 n | f64 task id * n (none: all)
 //   WORKER_DRAINING subject = worker id
+//   WORKER_CREDIT  subject = worker id,              body = u32 slots (its new credit here)
 //   PARENT_ENDED   subject = task id on another shard, body = u8 state (0 completed, 1 failed, 2 cancelled) | bytes32 output
 
 import type { Scheduler, SubmitOutcome, SubmitRequest, WorkflowNodeRequest, WorkflowOutcome } from "../core/scheduler.ts";
@@ -47,7 +48,14 @@ export const Ev = {
   DLQ_PURGE: 13,
   WORKER_DRAINING: 14,
   PARENT_ENDED: 15,
+  WORKER_CREDIT: 16,
 } as const;
+
+export function encodeWorkerCredit(slots: number): Uint8Array {
+  const w = new ByteWriter(4);
+  w.u32(slots);
+  return w.toBytes();
+}
 
 /** PARENT_ENDED's state byte. */
 export const FOREIGN_END_STATES = ["completed", "failed", "cancelled"] as const;
@@ -302,6 +310,9 @@ export function applyEntry(scheduler: Scheduler, r: Reader): ApplyResult {
     }
     case Ev.WORKER_LEFT:
       scheduler.workerLeft(subject, now);
+      break;
+    case Ev.WORKER_CREDIT:
+      scheduler.workerCredit(subject, r.u32());
       break;
     case Ev.TICK:
       scheduler.tick(now);

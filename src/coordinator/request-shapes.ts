@@ -62,15 +62,23 @@ export interface WorkerShape {
   types: string[] | undefined;
 }
 
-/** A worker's HELLO, checked: a positive id, a credit within `slotsMax`, task types as names within WORKER_TYPES_MAX. */
+/**
+ * A worker's HELLO, checked: a positive id, a credit within `slotsMax`, task types as names
+ * within WORKER_TYPES_MAX. A credit of 0 is a worker that gave its slots to the other
+ * coordinators it serves (it moves some here with CREDIT when this one has work).
+ */
 export function parseWorkerHello(hello: Hello, slotsMax: number): WorkerShape {
-  const slots = Number(hello.slots);
+  const slots = workerCredit(hello.slots, slotsMax, "E_BAD_HELLO");
   const workerId = Number(hello.workerId);
-  if (!Number.isInteger(slots) || slots < 1 || slots > slotsMax) {
-    throw new ProtocolError("E_BAD_HELLO", `worker slots must be an integer from 1 to ${slotsMax}`);
-  }
   if (!Number.isSafeInteger(workerId) || workerId <= 0) throw new ProtocolError("E_BAD_HELLO", "worker HELLO needs a positive integer workerId");
   return { workerId, slots, tags: Array.isArray(hello.tags) ? hello.tags.map(String) : [], types: workerTypes(hello.types) };
+}
+
+/** A worker's credit from a HELLO or CREDIT message: an integer from 0 to slotsMax. */
+export function workerCredit(value: unknown, slotsMax: number, code: "E_BAD_HELLO" | "E_BAD_REQUEST"): number {
+  const slots = Number(value);
+  if (!Number.isInteger(slots) || slots < 0 || slots > slotsMax) throw new ProtocolError(code, `worker slots must be an integer from 0 to ${slotsMax}`);
+  return slots;
 }
 
 const utf8 = new TextEncoder();

@@ -28,6 +28,14 @@ export class WorkerLinks {
     return worker;
   }
 
+  /** The worker on this connection moved its credit here: kept for a registration to come. Its id, if it is the current connection. */
+  credited(conn: Connection, slots: number): number | undefined {
+    const workerId = conn.state.workerId as number | undefined;
+    if (workerId === undefined || this.conns.get(workerId) !== conn) return undefined;
+    conn.state.slots = slots;
+    return workerId;
+  }
+
   /** A connection closed: the worker id it was the current connection of, if any. */
   lost(conn: Connection, reason: string): number | undefined {
     const workerId = conn.state.workerId as number | undefined;

@@ -95,7 +95,7 @@ function secondsHistogram(e: Exposition, name: string, help: string, h: { le: nu
 }
 
 /** A worker's own series (what it ran, across every coordinator it serves). */
-export function workerMetrics(nodeId: string, c: { received: number; done: number; failed: number; dropped: number }, running: number, slots: number): string {
+export function workerMetrics(nodeId: string, c: { received: number; done: number; failed: number; dropped: number; held?: number }, running: number, slots: number): string {
   const e = new Exposition();
   const labels = { worker: nodeId };
   e.add(`${P}worker_process_slots`, "gauge", "task slots (threads x concurrency)", slots, labels);
@@ -104,6 +104,7 @@ export function workerMetrics(nodeId: string, c: { received: number; done: numbe
   e.add(`${P}worker_process_tasks_succeeded_total`, "counter", "attempts that succeeded", c.done, labels);
   e.add(`${P}worker_process_tasks_failed_total`, "counter", "attempts that failed", c.failed, labels);
   e.add(`${P}worker_process_results_dropped_total`, "counter", "results dropped (no primary for too long, or link too slow)", c.dropped, labels);
+  e.add(`${P}worker_process_tasks_waited_for_slot_total`, "counter", "leases that arrived with every slot busy (credit moving between coordinators) and waited for one", c.held ?? 0, labels);
   return e.text();
 }
 

@@ -60,6 +60,8 @@ export const Kind = {
   FOREIGN_WAITS: 40,
   /** router -> coordinator: a parent on another shard ended. msgpack {requestId, taskId, state, output} -> REPLY {taskId, settled}. */
   PARENT_ENDED: 41,
+  /** worker -> coordinator: your credit (slots) here is now this; it splits its slots among the coordinators it serves. msgpack {slots}. */
+  CREDIT: 42,
   /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
   REPL_SYNC: 30,
   /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState`. */

@@ -50,7 +50,7 @@ export interface ClusterTotals {
   rejectedQueueFull: number;
   /** Distinct worker processes. */
   workers: number;
-  /** Summed over every worker-coordinator link: each link has its own credit. */
+  /** Summed over every worker-coordinator link: a worker serving several splits its slots among them, so this is its real total. */
   slots: number;
   busy: number;
   throughputPerS?: number;
