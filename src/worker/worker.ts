@@ -4,7 +4,6 @@
 // are forwarded as they are, so the main thread never re-encodes a task.
 
 import type { Logger } from "../cli/log.ts";
-import { splitCredit } from "../core/credit-split.ts";
 import { Deque } from "../core/deque.ts";
 import { shardOfTask } from "../core/task.ts";
 import type { NetLimits } from "../net/connection.ts";
@@ -19,6 +18,7 @@ import { copyRange } from "../protocol/copy-range.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { followCoordinators, type EtcdSettings } from "../net/etcd-discovery.ts";
 import type { ExecutorInit, ExecutorMessage } from "./executor-thread.ts";
+import { LinkCredit } from "./link-credit.ts";
 
 export interface WorkerConfig {
   /** Served from the start, whatever etcd says. */
@@ -78,10 +78,8 @@ const REFUSED_LOG_INTERVAL_MS = 1000;
 
 export class WorkerNode {
   readonly counters: WorkerCounters = { received: 0, done: 0, failed: 0, dropped: 0, refused: 0, held: 0 };
-  /** Each link's share of this worker's slots (splitCredit): announced in its HELLO and CREDIT messages. */
-  private readonly credit = new Map<CoordinatorLink, number>();
-  /** What each link's coordinator was last told (HELLO or CREDIT): the share may move while a HELLO is unanswered. */
-  private readonly creditTold = new Map<CoordinatorLink, number>();
+  /** Each link's share of this worker's slots: announced in its HELLO and CREDIT messages. */
+  private readonly credit: LinkCredit;
   /**
    * ASSIGNs that came while every slot was busy: a coordinator leased under credit that
    * had just moved to another. They run as slots free, so the worker never runs more
@@ -122,7 +120,9 @@ export class WorkerNode {
     private readonly log: Logger,
     /** Called when the worker cannot go on (an executor thread died). */
     private readonly onFatal: (err: Error) => void = () => {},
-  ) {}
+  ) {
+    this.credit = new LinkCredit(this.slots);
+  }
 
   get slots(): number {
     return this.config.threads * this.config.concurrency;
@@ -174,11 +174,7 @@ export class WorkerNode {
     if (base === undefined) throw new Error("addCoordinator before start()");
     if (this.stopped || this.linkAt(address) !== undefined) return;
     // Each (re)connection announces the link's current share.
-    const hello = (): Hello => {
-      const slots = this.credit.get(link) ?? 0;
-      this.creditTold.set(link, slots);
-      return { ...(base.hello as Hello), slots };
-    };
+    const hello = (): Hello => ({ ...(base.hello as Hello), slots: this.credit.forHello(link) });
     const link: CoordinatorLink = new CoordinatorLink(address, { ...base, hello }, this.log, {
       onMessage: (l, kind, r) => {
         if (kind === Kind.ASSIGN) return this.accept(l, r);
@@ -197,7 +193,7 @@ export class WorkerNode {
 
   private linkChanged(link: CoordinatorLink): void {
     // A closed link leases nothing more here: what it was told no longer holds slots (its next HELLO says anew).
-    if (!link.up) this.creditTold.delete(link);
+    if (!link.up) this.credit.down(link);
     this.roleChanged(link);
     this.rebalanceCredit();
   }
@@ -214,22 +210,10 @@ export class WorkerNode {
       const shard = shardOfTask(id);
       usedByShard.set(shard, (usedByShard.get(shard) ?? 0) + 1);
     }
-    const state = this.links.map((l) => {
-      const current = l.shard >= 0 && this.linkByShard.get(l.shard) === l;
-      // What the coordinator may lease on: the larger of its share and what it was told (a HELLO may be on its way).
-      const granted = Math.max(this.credit.get(l) ?? 0, this.creditTold.get(l) ?? 0);
-      return { eligible: l.shard < 0 || (l.up && this.mayAssign(l)), used: current ? (usedByShard.get(l.shard) ?? 0) : 0, granted };
-    });
-    const grants = splitCredit(this.slots, state);
-    this.links.forEach((l, i) => {
-      const slots = grants[i]!;
-      this.credit.set(l, slots);
-      if (!l.up || this.creditTold.get(l) === slots) return;
-      if (l.sendControl(Kind.CREDIT, { slots })) {
-        this.creditTold.set(l, slots);
-        l.flushSoon();
-      }
-    });
+    this.credit.rebalance(this.links, (l) => ({
+      eligible: l.shard < 0 || (l.up && this.mayAssign(l)),
+      used: l.shard >= 0 && this.linkByShard.get(l.shard) === l ? (usedByShard.get(l.shard) ?? 0) : 0,
+    }));
   }
 
   /**
@@ -240,8 +224,7 @@ export class WorkerNode {
     const link = this.linkAt(address);
     if (link === undefined) return;
     this.links.splice(this.links.indexOf(link), 1);
-    this.credit.delete(link);
-    this.creditTold.delete(link);
+    this.credit.forget(link);
     link.close();
     this.roleChanged(link);
     this.rebalanceCredit();
