@@ -86,6 +86,8 @@ export class WorkerNode {
    * than its slots. Bounded like the results kept for a failover.
    */
   private readonly waitingForSlot = new Deque<Uint8Array>();
+  /** Tasks of waitingForSlot cancelled before they started (at most its length). */
+  private readonly cancelledWhileWaiting = new Set<number>();
   private readonly executors: Executor[] = [];
   private readonly links: CoordinatorLink[] = [];
   /** Where a result goes: the live link that serves the task's shard. */
@@ -395,6 +397,10 @@ export class WorkerNode {
   private abort(msg: { taskId?: unknown }): void {
     const taskId = Number(msg.taskId);
     if (!this.runningTasks.has(taskId)) return;
+    // One still waiting for a slot never starts (the coordinator has already ended its lease).
+    for (const body of this.waitingForSlot) {
+      if (new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true) === taskId) this.cancelledWhileWaiting.add(taskId);
+    }
     for (const e of this.executors) e.thread.postMessage({ abort: taskId });
   }
 
@@ -435,6 +441,11 @@ export class WorkerNode {
   private runWaiting(): void {
     while (this.waitingForSlot.length > 0 && this.running < this.slots) {
       const body = this.waitingForSlot.shift()!;
+      const taskId = new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true);
+      if (this.cancelledWhileWaiting.delete(taskId)) {
+        this.runningTasks.delete(taskId);
+        continue;
+      }
       this.toExecutor(body, 0, body.length);
     }
     this.publishTasks();
