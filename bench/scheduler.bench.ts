@@ -10,9 +10,12 @@ import { DEFAULT_SCHEDULER_OPTIONS, Scheduler } from "../src/core/scheduler.ts";
 const BATCH = 256;
 const EMPTY = new Uint8Array(0);
 
-function throughTheCore(retainedMax: number, keyed: boolean): () => number {
+/** What a worker binary announces: the built-ins and a few handlers. */
+const WORKER_TYPES = ["noop", "sleep", "cpu", "wordcount", "resize", "flaky", "slow-job", "always-fails"];
+
+function throughTheCore(retainedMax: number, keyed: boolean, types?: string[]): () => number {
   const scheduler = new Scheduler({ ...DEFAULT_SCHEDULER_OPTIONS, shard: 0, retainedMax });
-  scheduler.workerJoined(1, BATCH, [], 0);
+  scheduler.workerJoined(1, BATCH, [], 0, types);
   let now = 0;
   let seq = 0;
   return () => {
@@ -31,5 +34,6 @@ function throughTheCore(retainedMax: number, keyed: boolean): () => number {
 group(`${BATCH} tasks through the core`, () => {
   bench("submit x256, dispatch, result x256 (10,000 retained, no keys)", throughTheCore(10_000, false));
   bench("the same with keys, 200,000 retained", throughTheCore(200_000, true));
+  bench("no keys, a worker announcing its task types (matched by type)", throughTheCore(10_000, false, WORKER_TYPES));
 });
 await run();

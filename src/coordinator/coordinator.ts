@@ -20,7 +20,7 @@ import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, TaskStatus,
   type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome,
 } from "../protocol/messages.ts";
-import { applyEntry, encodeRunning, encodeWorkerJoined, Ev, EventLog, type ApplyResult, type LogBatch } from "./event-log.ts";
+import { applyEntry, encodeRunning, encodeWorkerCredit, encodeWorkerJoined, Ev, EventLog, type ApplyResult, type LogBatch } from "./event-log.ts";
 import { Peers } from "./peers.ts";
 import { EtcdControl } from "./etcd-control.ts";
 import { processEtcdControl, processIsrReplicaSet } from "./etcd-mode.ts";
@@ -38,6 +38,7 @@ import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import { BackupLog } from "./backup-log.ts";
 import { WorkerLinks } from "./worker-links.ts";
+import { workerCredit, type WorkerShape } from "./request-shapes.ts";
 import { DataDir } from "./data-dir.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
@@ -233,6 +234,14 @@ export class Coordinator implements ConnectionHandler {
         if (primary && this.scheduler.worker(workerId) !== undefined) this.record(Ev.WORKER_DRAINING, workerId);
         return;
       }
+      case Kind.CREDIT: {
+        if (role !== "worker") throw new ProtocolError("E_BAD_REQUEST", "only workers send CREDIT");
+        const slots = workerCredit(readControl<{ slots?: unknown }>(r).slots, this.config.workerSlotsMax, "E_BAD_REQUEST");
+        const workerId = this.workers.credited(conn, slots);
+        // Every replica keeps it on the connection (a new primary registers the worker with it); the primary logs it.
+        if (primary && workerId !== undefined && this.scheduler.worker(workerId)?.slots !== slots) this.record(Ev.WORKER_CREDIT, workerId, encodeWorkerCredit(slots));
+        return;
+      }
       case Kind.PROGRESS: {
         // Soft, runtime-only state: not logged, lost on failover, shown in task status.
         const p = readControl<{ taskId?: unknown; attempt?: unknown; progress?: unknown }>(r);
@@ -336,8 +345,8 @@ export class Coordinator implements ConnectionHandler {
     conn.state.role = hello.role;
     conn.state.nodeId = String(hello.nodeId ?? "");
     if (hello.role === "worker") {
-      const { workerId, slots, tags } = this.workers.joined(conn, hello);
-      if (this.role === "primary") this.registerWorker(workerId, slots, tags);
+      const worker = this.workers.joined(conn, hello);
+      if (this.role === "primary") this.registerWorker(worker);
     }
     if (hello.role === "coordinator" && Number(hello.shard) !== this.config.scheduler.shard) {
       throw new ProtocolError("E_BAD_HELLO", `coordinator of shard ${String(hello.shard)} cannot peer with shard ${this.config.scheduler.shard}`);
@@ -356,8 +365,11 @@ export class Coordinator implements ConnectionHandler {
    * reconnect, or a lease holder from before a failover) keeps its leases; its
    * next heartbeat says which of them are still running.
    */
-  private registerWorker(workerId: number, slots: number, tags: string[]): void {
-    if (this.scheduler.worker(workerId) === undefined) this.record(Ev.WORKER_JOINED, workerId, encodeWorkerJoined(slots, tags));
+  private registerWorker(w: WorkerShape): void {
+    const known = this.scheduler.worker(w.workerId);
+    if (known === undefined) this.record(Ev.WORKER_JOINED, w.workerId, encodeWorkerJoined(w.slots, w.tags, w.types));
+    // Its credit may have moved while it was away (it serves other coordinators too).
+    else if (known.slots !== w.slots) this.record(Ev.WORKER_CREDIT, w.workerId, encodeWorkerCredit(w.slots));
   }
 
   /** Requests that change state: logged like every input; the answer waits for the commit. */
@@ -462,7 +474,7 @@ export class Coordinator implements ConnectionHandler {
       this.replicas = processIsrReplicaSet(this.control, this.config, this.backup.appliedIndex, this.log, () => this.pump());
     }
     this.record(Ev.PROMOTE, epoch);
-    for (const { workerId, slots, tags } of this.workers.connected()) this.registerWorker(workerId, slots, tags);
+    for (const worker of this.workers.connected()) this.registerWorker(worker);
     this.announce();
     this.pump();
   }

@@ -7,7 +7,8 @@
 //   SUBMIT         subject = watcher connection id,  body = the SUBMIT message body as received
 //   RESULT         subject = worker id,              body = the RESULT message body as received
 //   HEARTBEAT      subject = worker id,              body = u32 n | f64 running task id * n
-//   WORKER_JOINED  subject = worker id,              body = u32 slots | u8 n | str8 tag * n
+//   WORKER_JOINED  subject = worker id,              body = u32 slots | u8 n | str8 tag * n [| u16 m | str8 type * m]
+//                  (no type list: the worker runs any type, as entries written before workers announced types)
 //   WORKER_LEFT    subject = worker id
 //   TICK, DISPATCH subject = 0
 //   PROMOTE        subject = new epoch
@@ -17,6 +18,7 @@
 //   DLQ_REQUEUE    subject = task id
 //   DLQ_PURGE      subject = 0,                      body = u32 n | f64 task id * n (none: all)
 //   WORKER_DRAINING subject = worker id
+//   WORKER_CREDIT  subject = worker id,              body = u32 slots (its new credit here)
 //   PARENT_ENDED   subject = task id on another shard, body = u8 state (0 completed, 1 failed, 2 cancelled) | bytes32 output
 
 import type { Scheduler, SubmitOutcome, SubmitRequest, WorkflowNodeRequest, WorkflowOutcome } from "../core/scheduler.ts";
@@ -26,6 +28,9 @@ import { ByteWriter } from "../protocol/byte-writer.ts";
 import { decodePeerMsgpack, readResult, readSubmit, Reader } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { BackoffType, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode } from "../protocol/messages.ts";
+
+/** Task types one worker may announce (the log entry counts them in a u16). */
+export const WORKER_TYPES_MAX = 4096;
 
 export const Ev = {
   SUBMIT: 1,
@@ -43,7 +48,14 @@ export const Ev = {
   DLQ_PURGE: 13,
   WORKER_DRAINING: 14,
   PARENT_ENDED: 15,
+  WORKER_CREDIT: 16,
 } as const;
+
+export function encodeWorkerCredit(slots: number): Uint8Array {
+  const w = new ByteWriter(4);
+  w.u32(slots);
+  return w.toBytes();
+}
 
 /** PARENT_ENDED's state byte. */
 export const FOREIGN_END_STATES = ["completed", "failed", "cancelled"] as const;
@@ -193,11 +205,18 @@ export function encodeRunning(taskIds: readonly number[]): Uint8Array {
   return w.toBytes();
 }
 
-export function encodeWorkerJoined(slots: number, tags: readonly string[]): Uint8Array {
+/** `types` undefined: the worker runs any type (writes the old entry, without the list). */
+export function encodeWorkerJoined(slots: number, tags: readonly string[], types?: readonly string[]): Uint8Array {
   const w = new ByteWriter(64);
   w.u32(slots);
   w.u8(Math.min(tags.length, 255));
   for (const tag of tags.slice(0, 255)) w.str8(tag);
+  if (types !== undefined) {
+    // parseWorkerHello refuses more; a silent cut here would make a worker look unable to run a type it has.
+    if (types.length > WORKER_TYPES_MAX) throw new ProtocolError("E_TOO_LARGE", `a worker announces at most ${WORKER_TYPES_MAX} task types, not ${types.length}`);
+    w.u16(types.length);
+    for (const type of types) w.str8(type);
+  }
   return w.toBytes();
 }
 
@@ -281,11 +300,19 @@ export function applyEntry(scheduler: Scheduler, r: Reader): ApplyResult {
       const slots = r.u32();
       const tags: string[] = [];
       for (let n = r.u8(); n > 0; n--) tags.push(r.str8());
-      scheduler.workerJoined(subject, slots, tags, now);
+      let types: string[] | undefined;
+      if (r.pos < r.end) {
+        types = [];
+        for (let n = r.u16(); n > 0; n--) types.push(r.str8());
+      }
+      scheduler.workerJoined(subject, slots, tags, now, types);
       break;
     }
     case Ev.WORKER_LEFT:
       scheduler.workerLeft(subject, now);
+      break;
+    case Ev.WORKER_CREDIT:
+      scheduler.workerCredit(subject, r.u32());
       break;
     case Ev.TICK:
       scheduler.tick(now);

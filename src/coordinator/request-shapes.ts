@@ -6,6 +6,7 @@
 import type { Scheduler } from "../core/scheduler.ts";
 import type { Task } from "../core/task.ts";
 import { ProtocolError } from "../protocol/errors.ts";
+import { WORKER_TYPES_MAX } from "./event-log.ts";
 import type { Hello, TaskInfo, WorkerInfo, WorkflowNode } from "../protocol/messages.ts";
 
 /** Limits on requests that could otherwise ask for unbounded work. */
@@ -47,18 +48,50 @@ export function workerInfos(scheduler: Scheduler, nodeIdOf: (workerId: number) =
     workers.push({
       id: w.id, nodeId: nodeIdOf(w.id), slots: w.slots, free: w.free,
       done: w.done, failed: w.failed, heartbeatAgeMs: now - Math.max(w.lastSeenAt, heardAt(w.id) ?? 0), tags: [...w.tags],
+      ...(w.types === undefined ? {} : { types: [...w.types] }),
     });
   }
   return workers;
 }
 
-/** A worker's HELLO, checked: a positive id and a credit within `slotsMax`. */
-export function parseWorkerHello(hello: Hello, slotsMax: number): { workerId: number; slots: number; tags: string[] } {
-  const slots = Number(hello.slots);
+/** A worker as its HELLO describes it; `types` undefined: it did not say, and runs any type. */
+export interface WorkerShape {
+  workerId: number;
+  slots: number;
+  tags: string[];
+  types: string[] | undefined;
+}
+
+/**
+ * A worker's HELLO, checked: a positive id, a credit within `slotsMax`, task types as names
+ * within WORKER_TYPES_MAX. A credit of 0 is a worker that gave its slots to the other
+ * coordinators it serves (it moves some here with CREDIT when this one has work).
+ */
+export function parseWorkerHello(hello: Hello, slotsMax: number): WorkerShape {
+  const slots = workerCredit(hello.slots, slotsMax, "E_BAD_HELLO");
   const workerId = Number(hello.workerId);
-  if (!Number.isInteger(slots) || slots < 1 || slots > slotsMax) {
-    throw new ProtocolError("E_BAD_HELLO", `worker slots must be an integer from 1 to ${slotsMax}`);
-  }
   if (!Number.isSafeInteger(workerId) || workerId <= 0) throw new ProtocolError("E_BAD_HELLO", "worker HELLO needs a positive integer workerId");
-  return { workerId, slots, tags: Array.isArray(hello.tags) ? hello.tags.map(String) : [] };
+  return { workerId, slots, tags: Array.isArray(hello.tags) ? hello.tags.map(String) : [], types: workerTypes(hello.types) };
+}
+
+/** A worker's credit from a HELLO or CREDIT message: an integer from 0 to slotsMax. */
+export function workerCredit(value: unknown, slotsMax: number, code: "E_BAD_HELLO" | "E_BAD_REQUEST"): number {
+  const slots = Number(value);
+  if (!Number.isInteger(slots) || slots < 0 || slots > slotsMax) throw new ProtocolError(code, `worker slots must be an integer from 0 to ${slotsMax}`);
+  return slots;
+}
+
+const utf8 = new TextEncoder();
+
+function workerTypes(types: unknown): string[] | undefined {
+  if (types === undefined || types === null) return undefined;
+  if (!Array.isArray(types) || types.length > WORKER_TYPES_MAX) {
+    throw new ProtocolError("E_BAD_HELLO", `worker types must be a list of at most ${WORKER_TYPES_MAX} task type names`);
+  }
+  for (const t of types) {
+    if (typeof t !== "string" || t.length === 0 || utf8.encode(t).length > 255) {
+      throw new ProtocolError("E_BAD_HELLO", `worker type ${JSON.stringify(t)} is not a task type name (1 to 255 UTF-8 bytes)`);
+    }
+  }
+  return [...new Set(types as string[])];
 }

@@ -9,13 +9,7 @@ import type { Task } from "../core/task.ts";
 import type { Connection } from "../net/connection.ts";
 import { writeAssign, writeControl } from "../protocol/codec.ts";
 import { Kind, type Hello } from "../protocol/messages.ts";
-import { parseWorkerHello } from "./request-shapes.ts";
-
-export interface WorkerShape {
-  workerId: number;
-  slots: number;
-  tags: string[];
-}
+import { parseWorkerHello, type WorkerShape } from "./request-shapes.ts";
 
 export class WorkerLinks {
   private readonly conns = new Map<number, Connection>();
@@ -28,9 +22,18 @@ export class WorkerLinks {
     conn.state.workerId = worker.workerId;
     conn.state.slots = worker.slots;
     conn.state.tags = worker.tags;
+    conn.state.types = worker.types;
     this.conns.set(worker.workerId, conn);
-    this.log.info("worker joined", { workerId: worker.workerId, nodeId: conn.state.nodeId, slots: worker.slots, tags: worker.tags });
+    this.log.info("worker joined", { workerId: worker.workerId, nodeId: conn.state.nodeId, slots: worker.slots, tags: worker.tags, types: worker.types ?? "any" });
     return worker;
+  }
+
+  /** The worker on this connection moved its credit here: kept for a registration to come. Its id, if it is the current connection. */
+  credited(conn: Connection, slots: number): number | undefined {
+    const workerId = conn.state.workerId as number | undefined;
+    if (workerId === undefined || this.conns.get(workerId) !== conn) return undefined;
+    conn.state.slots = slots;
+    return workerId;
   }
 
   /** A connection closed: the worker id it was the current connection of, if any. */
@@ -44,7 +47,9 @@ export class WorkerLinks {
 
   /** Every connected worker, as its HELLO described it (a new primary registers them). */
   *connected(): Iterable<WorkerShape> {
-    for (const [workerId, conn] of this.conns) yield { workerId, slots: conn.state.slots as number, tags: conn.state.tags as string[] };
+    for (const [workerId, conn] of this.conns) {
+      yield { workerId, slots: conn.state.slots as number, tags: conn.state.tags as string[], types: conn.state.types as string[] | undefined };
+    }
   }
 
   nodeId(workerId: number): string {

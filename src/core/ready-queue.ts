@@ -3,8 +3,9 @@
 // level counts as agingMs of waiting, so higher-priority work bypasses a task
 // for at most (priority difference) x agingMs — nothing starves. Within a band,
 // the earliest deadline goes first (tasks without one last), then the oldest.
-// Tasks needing worker tags sit in their own heap per tag set, so a worker only
-// looks at heaps it can serve and unmatched tasks wait without blocking others.
+// Tasks sit in one heap per (type, tag set), so a worker only looks at heaps it
+// can serve (it handles the type and has every tag) and unmatched tasks wait
+// without blocking others.
 
 import { assert } from "./assert.ts";
 import { Heap } from "./heap.ts";
@@ -21,8 +22,21 @@ function before(a: Task, b: Task): boolean {
 }
 
 interface TagHeap {
+  type: string;
   tags: readonly string[];
   heap: Heap<Task>;
+}
+
+/** What a worker can run: tasks whose tags it all has, of a type it handles (`types` undefined: any type). */
+export interface Capabilities {
+  readonly tagSet: ReadonlySet<string>;
+  readonly typeSet: ReadonlySet<string> | undefined;
+}
+
+function serves(worker: Capabilities, entry: TagHeap): boolean {
+  if (worker.typeSet !== undefined && !worker.typeSet.has(entry.type)) return false;
+  for (let i = 0; i < entry.tags.length; i++) if (!worker.tagSet.has(entry.tags[i]!)) return false;
+  return true;
 }
 
 export function tagSignature(tags: readonly string[]): string {
@@ -31,7 +45,10 @@ export function tagSignature(tags: readonly string[]): string {
 }
 
 export class ReadyQueue {
-  private readonly heaps = new Map<string, TagHeap>();
+  /** By task type, then tag signature: two lookups, so placing a task builds no key string. */
+  private readonly heaps = new Map<string, Map<string, TagHeap>>();
+  /** The same heaps as a list, for the scans of popFor/hasFor (no iterator per call). */
+  private readonly entries: TagHeap[] = [];
   private count = 0;
 
   constructor(private readonly agingMs: number) {}
@@ -52,8 +69,13 @@ export class ReadyQueue {
   restore(task: Task): void {
     task.state = "queued";
     const signature = tagSignature(task.tags);
-    let entry = this.heaps.get(signature);
-    if (entry === undefined) this.heaps.set(signature, (entry = { tags: [...task.tags], heap: new Heap(before) }));
+    let byTags = this.heaps.get(task.type);
+    if (byTags === undefined) this.heaps.set(task.type, (byTags = new Map()));
+    let entry = byTags.get(signature);
+    if (entry === undefined) {
+      byTags.set(signature, (entry = { type: task.type, tags: [...task.tags], heap: new Heap(before) }));
+      this.entries.push(entry);
+    }
     entry.heap.push(task);
     this.count++;
   }
@@ -64,12 +86,14 @@ export class ReadyQueue {
     this.count--;
   }
 
-  /** The best queued task a worker with these tags may run, removed; undefined if none. */
-  popFor(workerTags: ReadonlySet<string>): Task | undefined {
+  /** The best queued task a worker with these capabilities may run, removed; undefined if none. */
+  popFor(worker: Capabilities): Task | undefined {
     let best: TagHeap | undefined;
-    for (const entry of this.heaps.values()) {
+    for (let i = 0; i < this.entries.length; i++) {
+      const entry = this.entries[i]!;
+      if (!serves(worker, entry)) continue;
       const top = this.liveTop(entry.heap);
-      if (top === undefined || !entry.tags.every((t) => workerTags.has(t))) continue;
+      if (top === undefined) continue;
       if (best === undefined || before(top, best.heap.peek()!)) best = entry;
     }
     if (best === undefined) return undefined;
@@ -78,21 +102,21 @@ export class ReadyQueue {
     return best.heap.pop();
   }
 
-  /** Whether popFor(workerTags) would return a task, without taking it. */
-  hasFor(workerTags: ReadonlySet<string>): boolean {
-    for (const entry of this.heaps.values()) {
-      if (entry.tags.every((t) => workerTags.has(t)) && this.liveTop(entry.heap) !== undefined) return true;
+  /** Whether popFor(worker) would return a task, without taking it. */
+  hasFor(worker: Capabilities): boolean {
+    for (let i = 0; i < this.entries.length; i++) {
+      const entry = this.entries[i]!;
+      if (serves(worker, entry) && this.liveTop(entry.heap) !== undefined) return true;
     }
     return false;
   }
 
-  /** Queued tasks whose tags no worker in `workers` has all of. */
-  unmatched(workers: Iterable<ReadonlySet<string>>): number {
+  /** Queued tasks no worker in `workers` can run: none has all their tags and handles their type. */
+  unmatched(workers: Iterable<Capabilities>): number {
     const all = [...workers];
     let n = 0;
-    for (const entry of this.heaps.values()) {
-      if (entry.tags.length === 0 && all.length > 0) continue;
-      if (all.some((w) => entry.tags.every((t) => w.has(t)))) continue;
+    for (const entry of this.entries) {
+      if (all.some((w) => serves(w, entry))) continue;
       for (const t of entry.heap.values()) if (t.state === "queued") n++;
     }
     return n;
@@ -101,13 +125,13 @@ export class ReadyQueue {
   /** Every queued task in dispatch order for an all-capable worker (snapshots, tests). */
   ordered(): Task[] {
     const all: Task[] = [];
-    for (const entry of this.heaps.values()) for (const t of entry.heap.values()) if (t.state === "queued") all.push(t);
+    for (const entry of this.entries) for (const t of entry.heap.values()) if (t.state === "queued") all.push(t);
     return all.sort((a, b) => (before(a, b) ? -1 : 1));
   }
 
   /** Calls `fn` with every heap entry, stale ones included, in no particular order (the full consistency check). */
   forEachEntry(fn: (task: Task) => void): void {
-    for (const entry of this.heaps.values()) for (const task of entry.heap.values()) fn(task);
+    for (const entry of this.entries) for (const task of entry.heap.values()) fn(task);
   }
 
   /** Drops stale entries off the top so peek() sees a live task. */

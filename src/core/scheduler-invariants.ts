@@ -96,12 +96,16 @@ class LiveOnce {
   };
 }
 
-/** Each worker's leases are held tasks leased to it, within its slots; together they are every leased task. */
+/**
+ * Each worker's leases are held tasks leased to it; together they are every leased task.
+ * Its free slots are its credit less its leases: below zero after its credit shrank under
+ * what it runs (workerCredit), which only stops new leases until enough finish.
+ */
 function checkLeases(t: SchedulerTables, counts: Counts): void {
   let leases = 0;
   for (const [id, worker] of t.workers) {
     assert(worker.id === id, "a worker is kept under its id", "worker", worker.id, "key", id);
-    assert(worker.free >= 0 && worker.free === worker.slots - worker.leased.size, "a worker's free slots are its slots less its leases",
+    assert(worker.slots >= 0 && worker.free === worker.slots - worker.leased.size, "a worker's free slots are its slots less its leases",
       "worker", id, "free", worker.free, "slots less leases", worker.slots - worker.leased.size);
     for (const task of worker.leased) {
       assert(task.state === "leased" && task.workerId === id, "a worker's lease is a task leased to it", "task", task.id, "state", task.state, "worker", task.workerId);

@@ -22,6 +22,8 @@ export interface SchedulerState {
     id: number;
     slots: number;
     tags: string[];
+    /** Task types it handles; absent: any (snapshots from before workers announced types, and such workers). */
+    types?: string[];
     free: number;
     lastSeenAt: number;
     done: number;

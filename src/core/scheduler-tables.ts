@@ -54,7 +54,7 @@ export class SchedulerTables {
       dlq: [...this.dlq.keys()],
       foreignParents: [...this.foreignParents.values()].map((p) => ({ id: p.id, dependants: [...p.dependants] })),
       workers: [...this.workers.values()].map((w) => ({
-        id: w.id, slots: w.slots, tags: [...w.tags], free: w.free, lastSeenAt: w.lastSeenAt,
+        id: w.id, slots: w.slots, tags: [...w.tags], ...(w.types === undefined ? {} : { types: [...w.types] }), free: w.free, lastSeenAt: w.lastSeenAt,
         done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id), draining: w.draining,
       })),
     };
@@ -107,7 +107,8 @@ export class SchedulerTables {
     for (const w of state.workers) {
       const leased = new Set(w.leased.map(lookup));
       s.workers.set(w.id, {
-        id: w.id, slots: w.slots, tags: w.tags, tagSet: new Set(w.tags), free: w.free, lastSeenAt: w.lastSeenAt,
+        id: w.id, slots: w.slots, tags: w.tags, tagSet: new Set(w.tags), types: w.types, typeSet: w.types === undefined ? undefined : new Set(w.types),
+        free: w.free, lastSeenAt: w.lastSeenAt,
         done: w.done, failed: w.failed, leased, draining: w.draining ?? false,
       });
       s.leasedCount += leased.size;

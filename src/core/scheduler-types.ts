@@ -73,9 +73,13 @@ export interface WorkflowNodeRequest extends Omit<SubmitRequest, "dependsOn" | "
 
 export interface WorkerState {
   readonly id: number;
-  readonly slots: number;
+  /** Its credit here: tasks it may hold leased at once (the worker moves it with CREDIT). */
+  slots: number;
   readonly tags: readonly string[];
   readonly tagSet: ReadonlySet<string>;
+  /** The task types it handles; undefined: any (a worker registered before workers announced types). */
+  readonly types: readonly string[] | undefined;
+  readonly typeSet: ReadonlySet<string> | undefined;
   free: number;
   lastSeenAt: number;
   done: number;

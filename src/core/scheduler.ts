@@ -78,9 +78,9 @@ export class Scheduler {
   get dlqCount(): number {
     return this.held.dlq.size;
   }
-  /** Queued tasks that no connected worker has the tags for. */
+  /** Queued tasks that no connected worker can run: none has their tags and handles their type. */
   get unmatchedCount(): number {
-    return this.held.ready.unmatched([...this.held.workers.values()].map((w) => w.tagSet));
+    return this.held.ready.unmatched(this.held.workers.values());
   }
   task(taskId: number): Task | undefined {
     return this.held.tasks.get(taskId);
@@ -302,11 +302,30 @@ export class Scheduler {
 
   // ------------------------------------------------------------------ workers
 
-  workerJoined(workerId: number, slots: number, tags: readonly string[], now: number): void {
+  /**
+   * A worker with `slots` credit, these tags, handling these task types
+   * (undefined: any type, as workers were taken before they announced types).
+   * It is only leased tasks whose type it handles: others wait for one that does.
+   */
+  workerJoined(workerId: number, slots: number, tags: readonly string[], now: number, types?: readonly string[]): void {
     if (this.held.workers.has(workerId)) throw new Error(`worker ${workerId} joined twice`);
     this.held.workers.set(workerId, {
-      id: workerId, slots, tags, tagSet: new Set(tags), free: slots, lastSeenAt: now, done: 0, failed: 0, leased: new Set(), draining: false,
+      id: workerId, slots, tags, tagSet: new Set(tags), types, typeSet: types === undefined ? undefined : new Set(types),
+      free: slots, lastSeenAt: now, done: 0, failed: 0, leased: new Set(), draining: false,
     });
+  }
+
+  /**
+   * The worker moved its credit here (it serves several coordinators and split its
+   * slots by their demand). Fewer slots than it runs leaves free below zero: no
+   * new lease until enough of its tasks end; nothing running is taken back.
+   */
+  workerCredit(workerId: number, slots: number): void {
+    const worker = this.held.workers.get(workerId);
+    if (worker === undefined) return;
+    assert(Number.isInteger(slots) && slots >= 0, "a worker's credit is a non-negative integer", "worker", workerId, "slots", slots);
+    worker.free += slots - worker.slots;
+    worker.slots = slots;
   }
 
   /** The worker is shutting down gracefully: it keeps its leases but gets no new tasks. */
@@ -408,7 +427,7 @@ export class Scheduler {
 
   /**
    * Whether dispatch(now) would change anything: a delayed task due, or a
-   * queued task that a worker with a free slot (not draining) has the tags for.
+   * queued task that a worker with a free slot (not draining) can run (tags and type).
    * The primary asks before logging a DISPATCH: with every slot busy and tasks
    * queued it would log one on each pump, and each backup's acknowledgement of
    * that entry pumps again, a loop through the backup (and its fsync).
@@ -417,12 +436,12 @@ export class Scheduler {
     if (this.lifecycle.delayedDue(now)) return true;
     if (this.held.ready.length === 0) return false;
     for (const worker of this.held.workers.values()) {
-      if (worker.free > 0 && !worker.draining && this.held.ready.hasFor(worker.tagSet)) return true;
+      if (worker.free > 0 && !worker.draining && this.held.ready.hasFor(worker)) return true;
     }
     return false;
   }
 
-  /** Leases queued tasks to workers with free slots and the tags they need, spreading them evenly. */
+  /** Leases queued tasks to workers with free slots, the tags they need and a handler for their type, spreading them evenly. */
   dispatch(now: number): void {
     this.lifecycle.releaseDue(now);
     if (this.held.ready.length === 0 || this.held.workers.size === 0) return;
@@ -437,7 +456,7 @@ export class Scheduler {
       for (let k = 0; k < workers.length && this.held.ready.length > 0; k++) {
         const worker = workers[(start + k) % workers.length]!;
         for (let i = worker.draining ? 0 : Math.min(worker.free, share); i > 0; i--) {
-          const task = this.held.ready.popFor(worker.tagSet);
+          const task = this.held.ready.popFor(worker);
           if (task === undefined) break;
           if (task.deadline !== 0 && task.deadline <= now) {
             this.held.counters.deadlineMissed++;
@@ -449,7 +468,7 @@ export class Scheduler {
           leased++;
         }
       }
-      if (leased === 0) return; // what is left needs tags no free worker has
+      if (leased === 0) return; // what is left needs tags or a type no free worker has
     }
   }
 

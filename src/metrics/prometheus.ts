@@ -51,7 +51,7 @@ export function coordinatorMetrics(e: Exposition, s: CoordinatorStats, address: 
   e.add(`${P}replication_alone`, "gauge", "1 when the primary acknowledges without a backup", s.replication.alone ? 1 : 0, role);
   if (s.replication.isr !== undefined) e.add(`${P}replication_isr_members`, "gauge", "etcd mode: replicas in the in-sync set, this primary included", s.replication.isr.length, role);
   for (const [state, n] of [["waiting", s.waiting], ["delayed", s.delayed], ["queued", s.queued], ["leased", s.leased], ["dead", s.dead], ["unmatched", s.unmatched]] as const) {
-    e.add(`${P}tasks`, "gauge", "tasks by state now", n, { ...role, state });
+    e.add(`${P}tasks`, "gauge", "tasks by state now (unmatched: queued tasks no connected worker has the tags and handler for)", n, { ...role, state });
   }
   const counters: Array<[string, number, string]> = [
     ["tasks_submitted_total", s.submitted, "tasks accepted"],
@@ -95,7 +95,7 @@ function secondsHistogram(e: Exposition, name: string, help: string, h: { le: nu
 }
 
 /** A worker's own series (what it ran, across every coordinator it serves). */
-export function workerMetrics(nodeId: string, c: { received: number; done: number; failed: number; dropped: number }, running: number, slots: number): string {
+export function workerMetrics(nodeId: string, c: { received: number; done: number; failed: number; dropped: number; held?: number }, running: number, slots: number): string {
   const e = new Exposition();
   const labels = { worker: nodeId };
   e.add(`${P}worker_process_slots`, "gauge", "task slots (threads x concurrency)", slots, labels);
@@ -104,6 +104,7 @@ export function workerMetrics(nodeId: string, c: { received: number; done: numbe
   e.add(`${P}worker_process_tasks_succeeded_total`, "counter", "attempts that succeeded", c.done, labels);
   e.add(`${P}worker_process_tasks_failed_total`, "counter", "attempts that failed", c.failed, labels);
   e.add(`${P}worker_process_results_dropped_total`, "counter", "results dropped (no primary for too long, or link too slow)", c.dropped, labels);
+  e.add(`${P}worker_process_tasks_waited_for_slot_total`, "counter", "leases that arrived with every slot busy (credit moving between coordinators) and waited for one", c.held ?? 0, labels);
   return e.text();
 }
 

@@ -62,6 +62,7 @@ const KIND_NEEDS = new Map<number, Permission>([
   [Kind.HEARTBEAT, "worker"],
   [Kind.PROGRESS, "worker"],
   [Kind.DRAIN, "worker"],
+  [Kind.CREDIT, "worker"],
   [Kind.REPL_SYNC, "replica"],
   [Kind.FOREIGN_WAITS, "replica"],
   [Kind.PARENT_ENDED, "replica"],

@@ -60,6 +60,8 @@ export const Kind = {
   FOREIGN_WAITS: 40,
   /** router -> coordinator: a parent on another shard ended. msgpack {requestId, taskId, state, output} -> REPLY {taskId, settled}. */
   PARENT_ENDED: 41,
+  /** worker -> coordinator: your credit (slots) here is now this; it splits its slots among the coordinators it serves. msgpack {slots}. */
+  CREDIT: 42,
   /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
   REPL_SYNC: 30,
   /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState`. */
@@ -89,6 +91,8 @@ export interface Hello {
   slots?: number;
   /** worker: capability tags. */
   tags?: string[];
+  /** worker: the task types it has handlers for (built-ins and --handlers); absent: any (older workers). */
+  types?: string[];
   /** worker: its identity, stable across reconnects and coordinators (leases name it). */
   workerId?: number;
   /** coordinator peers: what the dialing coordinator is. */
@@ -210,6 +214,8 @@ export interface WorkerInfo {
   failed: number;
   heartbeatAgeMs: number;
   tags: string[];
+  /** The task types it runs; absent: any. */
+  types?: string[];
 }
 
 export interface ReplicationStats {
@@ -254,7 +260,7 @@ export interface CoordinatorStats {
   deadlineMissed: number;
   /** Tasks in the dead-letter queue. */
   dead: number;
-  /** Queued tasks that need tags no connected worker has. */
+  /** Queued tasks no connected worker can run: it lacks their tags, or has no handler for their type. */
   unmatched: number;
   /** Submission-to-end latency of every task that ended here, as cumulative buckets (Prometheus). */
   latencyHistogram?: { le: number[]; counts: number[]; sumMs: number; count: number };

@@ -3,13 +3,15 @@
 // port, so REST takes exactly the routes (shard choice, failover, retries of
 // the client's own) that binary clients take: one mechanism, not two.
 
+import { encode } from "@msgpack/msgpack";
 import type { Logger } from "../cli/log.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
 import { authorizeHttp, type Permission, type TokenTable } from "../net/auth.ts";
 import { serveHttp, type HttpLimits, type HttpServer } from "../net/http-front.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import type { TaskInfo } from "../protocol/messages.ts";
-import { decodeResult, SchedulerClient, TaskError, type SubmitOptions } from "../sdk/client.ts";
+import { BACKOFF_FIELDS, decodeResult, SchedulerClient, TaskError, unknownField, type SubmitOptions } from "../sdk/client.ts";
+import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
 
 export interface HttpApiConfig {
   host: string;
@@ -209,11 +211,15 @@ function intParam(url: URL, name: string, fallback: number): number {
 }
 
 const OPTIONAL_NUMBERS = ["priority", "maxAttempts", "timeoutMs", "delayMs", "deadlineMs"] as const;
+/** The fields a task of a POST body may have: any other is refused by name (a misspelt one would be ignored). */
+const TASK_FIELDS: readonly string[] = ["type", "payload", ...OPTIONAL_NUMBERS, "idempotencyKey", "backoff", "tags", "dependsOn"];
 
 /** Validates one task of a POST body: {type, payload?, priority?, maxAttempts?, timeoutMs?, idempotencyKey?, delayMs?, deadlineMs?, backoff?, tags?, dependsOn?}. */
 function parseTask(value: unknown, where: string): { type: string; payload: unknown; options: SubmitOptions } {
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw new HttpError(400, "E_BAD_REQUEST", `${where} must be an object`);
   const t = value as Record<string, unknown>;
+  const stray = unknownField(t, TASK_FIELDS);
+  if (stray !== undefined) throw new HttpError(400, "E_BAD_REQUEST", `${where}.${stray} is not a task field (known: ${TASK_FIELDS.join(", ")})`);
   if (typeof t.type !== "string" || t.type === "") throw new HttpError(400, "E_BAD_REQUEST", `${where}.type must be a non-empty string`);
   const options: SubmitOptions = {};
   for (const key of OPTIONAL_NUMBERS) {
@@ -237,13 +243,20 @@ function parseTask(value: unknown, where: string): { type: string; payload: unkn
   }
   if (t.backoff !== undefined) {
     const b = t.backoff as Record<string, unknown>;
+    const strayBackoff = b !== null && typeof b === "object" ? unknownField(b, BACKOFF_FIELDS) : undefined;
+    if (strayBackoff !== undefined) throw new HttpError(400, "E_BAD_REQUEST", `${where}.backoff.${strayBackoff} is not a backoff field (known: ${BACKOFF_FIELDS.join(", ")})`);
     if (b === null || typeof b !== "object" || (b.type !== "exponential" && b.type !== "fixed") || typeof b.delayMs !== "number" || b.delayMs < 0) {
       throw new HttpError(400, "E_BAD_REQUEST", `${where}.backoff must be {type: "exponential"|"fixed", delayMs, maxDelayMs?}`);
     }
     options.backoff = { type: b.type, delayMs: b.delayMs, maxDelayMs: typeof b.maxDelayMs === "number" ? b.maxDelayMs : undefined };
   }
+  // Checked before any task of the batch is submitted, so a bad one refuses the whole request.
+  const problem = builtinPayloadProblem(t.type, t.payload === undefined ? EMPTY_PAYLOAD : encode(t.payload));
+  if (problem !== undefined) throw new HttpError(400, "E_BAD_REQUEST", `${where}.payload: ${problem}`);
   return { type: t.type, payload: t.payload, options };
 }
+
+const EMPTY_PAYLOAD = new Uint8Array(0);
 
 /** A result for JSON: msgpack values as they are, other bytes as {base64}. */
 function jsonResult(output: Uint8Array | undefined): unknown {

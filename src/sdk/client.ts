@@ -9,6 +9,7 @@ import type { ClientTls } from "../net/tls.ts";
 import { readControl, readSubmitted, readTaskDone, writeControl, writeSubmit, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import { SchedulerError, SchedulerError as TaskError } from "./errors.ts";
+import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
 import {
   BackoffType, Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
@@ -109,13 +110,33 @@ const isIntIn = (v: unknown, max: number): boolean => Number.isInteger(v) && (v 
 /** A number from 0 to max: NaN and the infinities fail one of the two comparisons. */
 const isIn = (v: unknown, max: number): boolean => typeof v === "number" && v >= 0 && v <= max;
 
+/** Every field of SubmitOptions: a misspelt one ({priorty: 3}) is refused, not silently ignored. */
+export const SUBMIT_OPTION_FIELDS: readonly string[] = [
+  "priority", "maxAttempts", "timeoutMs", "idempotencyKey", "delayMs", "runAt", "deadlineMs", "deadline", "backoff", "tags", "dependsOn",
+];
+/** Every field of a WorkflowTask (no runAt or deadline: a workflow's nodes take relative times). */
+export const WORKFLOW_TASK_FIELDS: readonly string[] = [
+  "type", "payload", "priority", "maxAttempts", "timeoutMs", "idempotencyKey", "delayMs", "deadlineMs", "backoff", "tags", "dependsOn",
+];
+export const BACKOFF_FIELDS: readonly string[] = ["type", "delayMs", "maxDelayMs"];
+
+/** The first key of `value` that is not one of `known`, or undefined. */
+export function unknownField(value: object, known: readonly string[]): string | undefined {
+  return Object.keys(value).find((key) => !known.includes(key));
+}
+
 /**
- * Why these options cannot be sent, or undefined. The wire's fields have fixed
- * widths (u8 priority, u16 maxAttempts, u32 times) and would silently wrap an
- * out-of-range value (priority 300 would arrive as 44), so each is checked here.
+ * Why these options cannot be sent, or undefined. A field the options do not have
+ * is refused by name (it would be ignored: a typo would quietly change nothing).
+ * The wire's fields have fixed widths (u8 priority, u16 maxAttempts, u32 times)
+ * and would silently wrap an out-of-range value (priority 300 would arrive as 44),
+ * so each is checked here.
  */
-export function checkSubmitOptions(o: Omit<SubmitOptions, "dependsOn">, nowMs = Date.now()): string | undefined {
+export function checkSubmitOptions(o: Omit<SubmitOptions, "dependsOn">, nowMs = Date.now(), known: readonly string[] = SUBMIT_OPTION_FIELDS): string | undefined {
   const bad = (field: string, range: string, value: unknown) => `${field} must be ${range}, not ${String(value)}`;
+  if (o === null || typeof o !== "object") return `options must be an object, not ${String(o)}`;
+  const stray = unknownField(o, known);
+  if (stray !== undefined) return `unknown option "${stray}" (known: ${known.join(", ")})`;
   if (o.priority !== undefined && !isIntIn(o.priority, U8_MAX)) return bad("priority", "an integer from 0 (highest) to 255", o.priority);
   if (o.maxAttempts !== undefined && !isIntIn(o.maxAttempts, U16_MAX)) {
     return bad("maxAttempts", "an integer from 1 to 65535 (0: the coordinator's default)", o.maxAttempts);
@@ -132,6 +153,9 @@ export function checkSubmitOptions(o: Omit<SubmitOptions, "dependsOn">, nowMs = 
   }
   const b = o.backoff;
   if (b !== undefined) {
+    if (b === null || typeof b !== "object") return bad("backoff", "an object", b);
+    const strayBackoff = unknownField(b, BACKOFF_FIELDS);
+    if (strayBackoff !== undefined) return `unknown option "backoff.${strayBackoff}" (known: ${BACKOFF_FIELDS.join(", ")})`;
     if (b.type !== "exponential" && b.type !== "fixed") return bad("backoff.type", `"exponential" or "fixed"`, b.type);
     if (!isIn(b.delayMs, U32_MAX)) return bad("backoff.delayMs", `a number of ms from 0 to ${U32_MAX}`, b.delayMs);
     if (b.maxDelayMs !== undefined && !isIn(b.maxDelayMs, U32_MAX)) return bad("backoff.maxDelayMs", `a number of ms from 0 to ${U32_MAX}`, b.maxDelayMs);
@@ -229,7 +253,7 @@ export class SchedulerClient implements ConnectionHandler {
   /** Creates every task of a DAG at once (or none); resolves with their ids in the order given. */
   async workflow(tasks: WorkflowTask[]): Promise<number[]> {
     for (const [i, t] of tasks.entries()) {
-      const problem = checkSubmitOptions(t);
+      const problem = checkSubmitOptions(t, Date.now(), WORKFLOW_TASK_FIELDS);
       if (problem !== undefined) throw new TaskError("E_BAD_REQUEST", `workflow task ${i}: ${problem}`);
     }
     const nodes: WorkflowNode[] = tasks.map((t) => ({
@@ -238,6 +262,10 @@ export class SchedulerClient implements ConnectionHandler {
       priority: t.priority, maxAttempts: t.maxAttempts, timeoutMs: t.timeoutMs, idempotencyKey: t.idempotencyKey,
       delayMs: t.delayMs, deadlineMs: t.deadlineMs, backoff: t.backoff, tags: t.tags, dependsOn: t.dependsOn,
     }));
+    for (const [i, n] of nodes.entries()) {
+      const problem = builtinPayloadProblem(n.type, n.payload ?? EMPTY);
+      if (problem !== undefined) throw new TaskError("E_BAD_REQUEST", `workflow task ${i}: ${problem}`);
+    }
     const reply = (await this.control(Kind.WORKFLOW, { nodes })) as { taskIds: number[] };
     return reply.taskIds;
   }
@@ -302,6 +330,9 @@ export class SchedulerClient implements ConnectionHandler {
     const problem = checkSubmitOptions(options);
     if (problem !== undefined) return Promise.reject(new TaskError("E_BAD_REQUEST", problem));
     const bytes = payload instanceof Uint8Array ? payload : payload === undefined ? EMPTY : encode(payload);
+    // A built-in type's payload is checked here, so a sleep of "abc" is refused before it exists, not failed on a worker.
+    const badPayload = builtinPayloadProblem(type, bytes);
+    if (badPayload !== undefined) return Promise.reject(new TaskError("E_BAD_REQUEST", badPayload));
     return this.request(waitsForDone, (w, requestId) => writeSubmit(w, {
       requestId,
       priority: options.priority ?? DEFAULT_PRIORITY,

@@ -41,6 +41,8 @@ export interface ClusterTotals {
   coordinators: number;
   reachable: number;
   queued: number;
+  /** Of the queued: tasks no connected worker can run (tags it lacks, or a type it has no handler for). */
+  unmatched: number;
   leased: number;
   completed: number;
   failed: number;
@@ -48,7 +50,7 @@ export interface ClusterTotals {
   rejectedQueueFull: number;
   /** Distinct worker processes. */
   workers: number;
-  /** Summed over every worker-coordinator link: each link has its own credit. */
+  /** Summed over every worker-coordinator link: a worker serving several splits its slots among them, so this is its real total. */
   slots: number;
   busy: number;
   throughputPerS?: number;
@@ -160,7 +162,7 @@ export function throughputPerS(prev: Previous | undefined, completed: number, at
  */
 export function clusterTotals(coordinators: readonly CoordinatorView[]): ClusterTotals {
   const totals: ClusterTotals = {
-    coordinators: coordinators.length, reachable: 0, queued: 0, leased: 0, completed: 0, failed: 0,
+    coordinators: coordinators.length, reachable: 0, queued: 0, unmatched: 0, leased: 0, completed: 0, failed: 0,
     retried: 0, rejectedQueueFull: 0, workers: 0, slots: 0, busy: 0,
   };
   let throughput: number | undefined;
@@ -171,6 +173,7 @@ export function clusterTotals(coordinators: readonly CoordinatorView[]): Cluster
     const s = c.stats;
     if (s === undefined || !s.primary) continue;
     totals.queued += s.queued;
+    totals.unmatched += s.unmatched;
     totals.leased += s.leased;
     totals.completed += s.completed;
     totals.failed += s.failed;

@@ -100,7 +100,7 @@ function summaryLines(view: DashboardView, o: RenderOptions): Line[] {
     `slots ${count(t.slots)} (${count(t.busy)} busy)`, `throughput ${rate(t.throughputPerS)} tasks/s`,
   ];
   const tasks = [
-    `queued ${count(t.queued)}`, `leased ${count(t.leased)}`, `completed ${count(t.completed)}`,
+    `queued ${count(t.queued)} (${count(t.unmatched)} unmatched)`, `leased ${count(t.leased)}`, `completed ${count(t.completed)}`,
     `failed ${count(t.failed)}`, `retried ${count(t.retried)}`, `rejected (queue full) ${count(t.rejectedQueueFull)}`,
   ];
   return [

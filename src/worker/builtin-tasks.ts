@@ -20,19 +20,80 @@ export interface TaskContext {
 export type BuiltinHandler = (payload: Uint8Array, ctx: TaskContext) => SyncOrAsync;
 
 const NOTHING = new Uint8Array(0);
-const utf8 = new TextDecoder();
 
 /** Longest sleep or busy loop a built-in task may ask for: keeps a typo from wedging a thread. */
 export const BUILTIN_DURATION_MS_MAX = 60_000;
 
-function durationMs(payload: Uint8Array, type: string): number {
+/** The duration a sleep or cpu payload asks for, or why it is not one: absent, null, {} (0 ms) or {ms}. */
+function parseDuration(payload: Uint8Array, type: string): number | string {
   if (payload.length === 0) return 0;
-  const value = decode(payload) as { ms?: unknown } | null;
-  const ms = Number(value?.ms ?? 0);
-  if (!Number.isFinite(ms) || ms < 0 || ms > BUILTIN_DURATION_MS_MAX) {
-    throw new Error(`${type}: payload.ms must be a number from 0 to ${BUILTIN_DURATION_MS_MAX}`);
+  let value: unknown;
+  try {
+    value = decode(payload);
+  } catch {
+    return `${type}: payload must be a msgpack map {ms}, not ${payload.length} bytes of something else`;
+  }
+  if (value === null || value === undefined) return 0;
+  if (typeof value !== "object" || Array.isArray(value) || value instanceof Uint8Array) {
+    return `${type}: payload must be a map {ms: number}, not ${JSON.stringify(value) ?? typeof value}`;
+  }
+  const stray = Object.keys(value).find((k) => k !== "ms");
+  if (stray !== undefined) return `${type}: payload has an unknown field "${stray}" (it takes {ms})`;
+  const ms = (value as { ms?: unknown }).ms ?? 0;
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > BUILTIN_DURATION_MS_MAX) {
+    return `${type}: payload.ms must be a number from 0 to ${BUILTIN_DURATION_MS_MAX}, not ${JSON.stringify(ms)}`;
   }
   return ms;
+}
+
+function durationMs(payload: Uint8Array, type: string): number {
+  const ms = parseDuration(payload, type);
+  if (typeof ms === "string") throw new Error(ms);
+  return ms;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** wordcount's text: UTF-8 bytes, or a msgpack string (what the SDK and REST send for a string payload). */
+function parseText(payload: Uint8Array): string {
+  if (payload.length === 0) return "";
+  // A fixstr header (0xa0-0xbf) never starts UTF-8 text: msgpack. Otherwise valid UTF-8 is text as it always was.
+  const fixstr = payload[0]! >= 0xa0 && payload[0]! <= 0xbf;
+  if (!fixstr) {
+    try {
+      return strictUtf8.decode(payload);
+    } catch {
+      // not UTF-8: a longer msgpack string (str8/16/32), or nothing wordcount takes
+    }
+  }
+  let value: unknown;
+  try {
+    value = decode(payload);
+  } catch {
+    value = undefined;
+  }
+  if (typeof value === "string") return value;
+  throw new Error("wordcount: payload must be UTF-8 text or a msgpack string");
+}
+
+/**
+ * Why a built-in task's payload is not one it takes, or undefined (also for a type that
+ * is not built in). The SDK (and so REST and the CLI) refuses such a task with
+ * E_BAD_REQUEST before it exists; the worker checks again for clients that skip the SDK.
+ */
+export function builtinPayloadProblem(type: string, payload: Uint8Array): string | undefined {
+  if (type === "sleep" || type === "cpu") {
+    const ms = parseDuration(payload, type);
+    return typeof ms === "string" ? ms : undefined;
+  }
+  if (type === "wordcount") {
+    try {
+      parseText(payload);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  return undefined;
 }
 
 /** Spins for `ms` of wall time: stands for CPU-bound work. */
@@ -72,5 +133,5 @@ export const BUILTIN_TASKS: Record<string, BuiltinHandler> = {
     busyLoop(durationMs(payload, "cpu"));
     return NOTHING;
   },
-  wordcount: (payload) => encode(countWords(utf8.decode(payload))),
+  wordcount: (payload) => encode(countWords(parseText(payload))),
 };

@@ -26,7 +26,8 @@ export interface ExecutorInit {
 
 /** Messages from an executor to the main thread. */
 export type ExecutorMessage =
-  | { ready: true }
+  /** Loaded and running; `types` are the task types it has handlers for (the worker announces them). */
+  | { ready: true; types: string[] }
   | { failed: string }
   | { progress: { taskId: number; attempt: number; value: number } };
 
@@ -188,6 +189,6 @@ self.onmessage = async (event: MessageEvent<ExecutorInit | { abort: number }>) =
   }
   executor = new Executor(event.data, handlers);
   // Tell the main thread this thread loaded and runs: it takes no work before every executor has said so.
-  self.postMessage({ ready: true } satisfies ExecutorMessage);
+  self.postMessage({ ready: true, types: Object.keys(handlers) } satisfies ExecutorMessage);
   void executor.run();
 };

@@ -9,7 +9,7 @@ import { shardOfTask } from "../core/task.ts";
 import type { NetLimits } from "../net/connection.ts";
 import type { HostPort } from "../net/endpoints.ts";
 import type { ClientTls } from "../net/tls.ts";
-import { Kind, TaskStatus, type Heartbeat } from "../protocol/messages.ts";
+import { Kind, TaskStatus, type Heartbeat, type Hello } from "../protocol/messages.ts";
 import { SpscRing } from "../ring/spsc-ring.ts";
 import { CoordinatorLink, type LinkOptions } from "../net/coordinator-link.ts";
 import { ProtocolError } from "../protocol/errors.ts";
@@ -18,6 +18,7 @@ import { copyRange } from "../protocol/copy-range.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { followCoordinators, type EtcdSettings } from "../net/etcd-discovery.ts";
 import type { ExecutorInit, ExecutorMessage } from "./executor-thread.ts";
+import { LinkCredit } from "./link-credit.ts";
 
 export interface WorkerConfig {
   /** Served from the start, whatever etcd says. */
@@ -63,15 +64,30 @@ export interface WorkerCounters {
   done: number;
   failed: number;
   dropped: number;
-  /** ASSIGNs not run: from a link that was not (or no longer) its shard's primary, or below the shard's highest epoch seen. */
+  /**
+   * ASSIGNs not run: from a link that was not (or no longer) its shard's primary, or below the
+   * shard's highest epoch seen, or with every slot busy and the tasks waiting for one at their limit.
+   */
   refused: number;
+  /** ASSIGNs that arrived with every slot busy (credit moving between coordinators) and waited for one. */
+  held: number;
 }
 
 /** Refused ASSIGNs are logged at most this often (a deposed primary may send many at once). */
 const REFUSED_LOG_INTERVAL_MS = 1000;
 
 export class WorkerNode {
-  readonly counters: WorkerCounters = { received: 0, done: 0, failed: 0, dropped: 0, refused: 0 };
+  readonly counters: WorkerCounters = { received: 0, done: 0, failed: 0, dropped: 0, refused: 0, held: 0 };
+  /** Each link's share of this worker's slots: announced in its HELLO and CREDIT messages. */
+  private readonly credit: LinkCredit;
+  /**
+   * ASSIGNs that came while every slot was busy: a coordinator leased under credit that
+   * had just moved to another. They run as slots free, so the worker never runs more
+   * than its slots. Bounded like the results kept for a failover.
+   */
+  private readonly waitingForSlot = new Deque<Uint8Array>();
+  /** Tasks of waitingForSlot cancelled before they started (at most its length). */
+  private readonly cancelledWhileWaiting = new Set<number>();
   private readonly executors: Executor[] = [];
   private readonly links: CoordinatorLink[] = [];
   /** Where a result goes: the live link that serves the task's shard. */
@@ -97,6 +113,8 @@ export class WorkerNode {
   private readonly runningTasks = new Set<number>();
   /** Names this worker in every coordinator's leases, across reconnects and failovers. */
   readonly workerId = 1 + Math.floor(Math.random() * 2 ** 47);
+  /** The task types the executors have handlers for (known once they started): announced in the HELLO. */
+  types: readonly string[] = [];
   private stopped = false;
 
   constructor(
@@ -104,7 +122,9 @@ export class WorkerNode {
     private readonly log: Logger,
     /** Called when the worker cannot go on (an executor thread died). */
     private readonly onFatal: (err: Error) => void = () => {},
-  ) {}
+  ) {
+    this.credit = new LinkCredit(this.slots);
+  }
 
   get slots(): number {
     return this.config.threads * this.config.concurrency;
@@ -118,15 +138,19 @@ export class WorkerNode {
 
   /** Starts the executor threads, then (once all are running) the coordinator links. Rejects if a thread fails to start. */
   async start(): Promise<void> {
-    const ready: Promise<void>[] = [];
+    const ready: Promise<string[]>[] = [];
     for (let i = 0; i < this.config.threads; i++) {
       const { executor, started } = this.spawnExecutor(i);
       this.executors.push(executor);
       ready.push(started);
     }
-    await Promise.all(ready);
+    // Every thread loads the same modules, so each knows the same types; the coordinators lease only those.
+    this.types = (await Promise.all(ready))[0] ?? [];
     this.linkOptions = {
-      hello: { role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, workerId: this.workerId, slots: this.slots, tags: this.config.tags, token: this.config.token },
+      hello: {
+        role: "worker", version: PROTOCOL_VERSION, nodeId: this.config.nodeId, workerId: this.workerId, slots: 0,
+        tags: this.config.tags, types: [...this.types], token: this.config.token,
+      },
       limits: this.config.limits,
       tls: this.config.tls,
       reconnectMinMs: this.config.reconnectMinMs,
@@ -137,6 +161,7 @@ export class WorkerNode {
       this.discovery = followCoordinators(this.config.etcd, this.config.coordinators, this.log, { add: (a) => this.addCoordinator(a), remove: (a) => this.removeCoordinator(a) });
     }
     this.heartbeatTimer = setInterval(() => {
+      this.rebalanceCredit();
       const beat: Heartbeat = { running: this.running, done: this.counters.done, failed: this.counters.failed, taskIds: [] };
       for (const link of this.links) {
         beat.taskIds = this.runningOnShard(link.shard);
@@ -145,23 +170,52 @@ export class WorkerNode {
     }, this.config.heartbeatMs);
   }
 
-  /** Dials a coordinator and serves it (every coordinator gets the worker's slots). A known address is left as it is. */
+  /** Dials a coordinator and serves it with a share of the worker's slots (rebalanceCredit). A known address is left as it is. */
   addCoordinator(address: HostPort): void {
-    if (this.linkOptions === undefined) throw new Error("addCoordinator before start()");
+    const base = this.linkOptions;
+    if (base === undefined) throw new Error("addCoordinator before start()");
     if (this.stopped || this.linkAt(address) !== undefined) return;
-    const link = new CoordinatorLink(address, this.linkOptions, this.log, {
+    // Each (re)connection announces the link's current share.
+    const hello = (): Hello => ({ ...(base.hello as Hello), slots: this.credit.forHello(link) });
+    const link: CoordinatorLink = new CoordinatorLink(address, { ...base, hello }, this.log, {
       onMessage: (l, kind, r) => {
         if (kind === Kind.ASSIGN) return this.accept(l, r);
         if (kind === Kind.ABORT) return this.abort(readControl<{ taskId?: unknown }>(r));
         throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from coordinator ${l.label}`);
       },
       onReadEnd: () => this.publishTasks(),
-      onUp: (l) => this.roleChanged(l),
-      onRole: (l) => this.roleChanged(l),
-      onDown: (l) => this.roleChanged(l),
+      onUp: (l) => this.linkChanged(l),
+      onRole: (l) => this.linkChanged(l),
+      onDown: (l) => this.linkChanged(l),
     });
     this.links.push(link);
+    this.rebalanceCredit();
     link.connect();
+  }
+
+  private linkChanged(link: CoordinatorLink): void {
+    // A closed link leases nothing more here: what it was told no longer holds slots (its next HELLO says anew).
+    if (!link.up) this.credit.down(link);
+    this.roleChanged(link);
+    this.rebalanceCredit();
+  }
+
+  /**
+   * Splits the slots among the links by demand (core/credit-split.ts): a coordinator
+   * not yet heard from may be a primary and gets a share; one known not to lease here
+   * (a backup, a deposed primary, a link that is down) gets none. A link whose share
+   * changed and is up hears it in a CREDIT; one that is down hears it in its next HELLO.
+   */
+  private rebalanceCredit(): void {
+    const usedByShard = new Map<number, number>();
+    for (const id of this.runningTasks) {
+      const shard = shardOfTask(id);
+      usedByShard.set(shard, (usedByShard.get(shard) ?? 0) + 1);
+    }
+    this.credit.rebalance(this.links, (l) => ({
+      eligible: l.shard < 0 || (l.up && this.mayAssign(l)),
+      used: l.shard >= 0 && this.linkByShard.get(l.shard) === l ? (usedByShard.get(l.shard) ?? 0) : 0,
+    }));
   }
 
   /**
@@ -172,8 +226,10 @@ export class WorkerNode {
     const link = this.linkAt(address);
     if (link === undefined) return;
     this.links.splice(this.links.indexOf(link), 1);
+    this.credit.forget(link);
     link.close();
     this.roleChanged(link);
+    this.rebalanceCredit();
     this.log.info("coordinator removed", { coordinator: link.label, shard: link.shard });
   }
 
@@ -205,7 +261,7 @@ export class WorkerNode {
     for (const e of this.executors) void e.thread.terminate();
   }
 
-  private spawnExecutor(index: number): { executor: Executor; started: Promise<void> } {
+  private spawnExecutor(index: number): { executor: Executor; started: Promise<string[]> } {
     const thread = new Worker(this.config.executorModule);
     const executor: Executor = {
       thread,
@@ -214,10 +270,10 @@ export class WorkerNode {
       inFlight: 0,
       backlog: new Deque(),
     };
-    const started = new Promise<void>((resolve, reject) => {
+    const started = new Promise<string[]>((resolve, reject) => {
       thread.addEventListener("message", (event: MessageEvent<ExecutorMessage>) => {
         const msg = event.data;
-        if ("ready" in msg) resolve();
+        if ("ready" in msg) resolve(msg.types);
         else if ("failed" in msg) reject(new Error(msg.failed));
         else this.reportProgress(msg.progress);
       });
@@ -341,6 +397,10 @@ export class WorkerNode {
   private abort(msg: { taskId?: unknown }): void {
     const taskId = Number(msg.taskId);
     if (!this.runningTasks.has(taskId)) return;
+    // One still waiting for a slot never starts (the coordinator has already ended its lease).
+    for (const body of this.waitingForSlot) {
+      if (new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true) === taskId) this.cancelledWhileWaiting.add(taskId);
+    }
     for (const e of this.executors) e.thread.postMessage({ abort: taskId });
   }
 
@@ -355,11 +415,40 @@ export class WorkerNode {
     if (r.end - r.pos < 8) throw new ProtocolError("E_BAD_FRAME", "ASSIGN shorter than its task id");
     if (!this.mayAssign(link)) return this.refuse(link, r.view.getFloat64(r.pos, true));
     this.counters.received++;
-    this.runningTasks.add(r.view.getFloat64(r.pos, true));
+    const taskId = r.view.getFloat64(r.pos, true);
+    if (this.running < this.slots) {
+      this.runningTasks.add(taskId);
+      return this.toExecutor(r.bytes, r.pos, r.end);
+    }
+    if (this.waitingForSlot.length >= this.recentResultsMax) {
+      this.counters.refused++; // its lease expires on the coordinator and the task is retried
+      return;
+    }
+    this.runningTasks.add(taskId); // named in heartbeats while it waits, so its lease holds
+    this.counters.held++;
+    this.waitingForSlot.push(r.bytes.slice(r.pos, r.end));
+  }
+
+  /** To the least busy executor's ring (or its backlog when the ring is full). */
+  private toExecutor(bytes: Uint8Array, start: number, end: number): void {
     let target = this.executors[0]!;
     for (const e of this.executors) if (e.inFlight < target.inFlight) target = e;
     target.inFlight++;
-    if (target.backlog.length > 0 || !target.tasksIn.tryWriteRange(r.bytes, r.pos, r.end)) target.backlog.push(r.bytes.slice(r.pos, r.end));
+    if (target.backlog.length > 0 || !target.tasksIn.tryWriteRange(bytes, start, end)) target.backlog.push(bytes.slice(start, end));
+  }
+
+  /** Slots freed: tasks that waited for one go to the executors, oldest first. */
+  private runWaiting(): void {
+    while (this.waitingForSlot.length > 0 && this.running < this.slots) {
+      const body = this.waitingForSlot.shift()!;
+      const taskId = new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true);
+      if (this.cancelledWhileWaiting.delete(taskId)) {
+        this.runningTasks.delete(taskId);
+        continue;
+      }
+      this.toExecutor(body, 0, body.length);
+    }
+    this.publishTasks();
   }
 
   private publishTasks(): void {
@@ -392,6 +481,7 @@ export class WorkerNode {
         for (const link of touched) link.flushSoon();
         touched.clear();
         this.refill(e);
+        if (this.waitingForSlot.length > 0) this.runWaiting();
         // Yield a whole turn so sockets and timers run even under a steady stream of results.
         await new Promise((resolve) => setImmediate(resolve));
         continue;

@@ -68,14 +68,18 @@ describe("one coordinator, one worker", () => {
     expect(missing.stderr).toContain("E_UNKNOWN_TASK");
   });
 
-  test("a task type no worker has fails with E_NO_HANDLER after its attempts", async () => {
+  test("a task type no worker has waits, counted unmatched, burning no attempt, until cancelled", async () => {
     const port = await singleShard();
     const client = await SchedulerClient.connect({ host: "127.0.0.1", port });
-    const outcome = await client.run("no-such-type", undefined, { maxAttempts: 2 });
-    client.close();
-    expect(outcome.ok).toBe(false);
-    expect(outcome.attempts).toBe(2);
-    expect(outcome.error).toContain("E_NO_HANDLER");
+    try {
+      const taskId = await client.submit("no-such-type", undefined, { maxAttempts: 2 });
+      await waitFor("the task to be counted unmatched", async () => ((await client.clusterStats()).coordinators[0]!.stats!.unmatched >= 1 ? true : undefined));
+      const info = await client.task(taskId);
+      expect([info.state, info.attempt]).toEqual(["queued", 0]);
+      expect(await client.cancel(taskId)).toBe("cancelled");
+    } finally {
+      client.close();
+    }
   });
 });
 

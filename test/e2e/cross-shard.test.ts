@@ -5,7 +5,7 @@
 
 import { afterEach, expect, test } from "bun:test";
 import { shardOfTask } from "../../src/core/task.ts";
-import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
+import { SchedulerClient, TaskError, type SubmitOptions } from "../../src/sdk/client.ts";
 import { Cluster } from "./harness.ts";
 
 let cluster: Cluster;
@@ -14,10 +14,10 @@ afterEach(async () => {
 });
 
 /** Submits until it has a task of the given type on each of shards 0 and 1 (keys spread tasks over shards). */
-async function onEachShard(client: SchedulerClient, type: string, payload: unknown, tag: string): Promise<[number, number]> {
+async function onEachShard(client: SchedulerClient, type: string, payload: unknown, tag: string, options: SubmitOptions = {}): Promise<[number, number]> {
   const found = new Map<number, number>();
   for (let i = 0; i < 64 && found.size < 2; i++) {
-    const id = await client.submit(type, payload, { idempotencyKey: `${tag}-${i}`, maxAttempts: 1 });
+    const id = await client.submit(type, payload, { idempotencyKey: `${tag}-${i}`, maxAttempts: 1, ...options });
     if (!found.has(shardOfTask(id))) found.set(shardOfTask(id), id);
   }
   return [found.get(0)!, found.get(1)!];
@@ -43,7 +43,8 @@ test("a task waits for parents on two shards, runs once both completed; failures
     expect((await client.wait(flow[1]!)).ok).toBe(true);
 
     // A parent that fails on its shard fails its dependant on the other.
-    const [bad0, bad1] = await onEachShard(client, "no-such-type", undefined, "bad");
+    // (Held back past its deadline, it fails with E_DEADLINE; a type no worker has would wait instead.)
+    const [bad0, bad1] = await onEachShard(client, "noop", undefined, "bad", { delayMs: 300, deadlineMs: 1 });
     const doomed = await client.submit("noop", undefined, { dependsOn: [slow0, bad1], maxAttempts: 1 });
     const failed = await client.wait(doomed);
     expect(failed.ok).toBe(false);

@@ -55,11 +55,17 @@ test("bad input gets a 4xx that names the field; unknown tasks 404", async () =>
     [{ type: "noop", tags: "gpu" }, "tags"],
     [[{ type: "noop" }, { type: "noop", maxAttempts: -1 }], "tasks[1].maxAttempts"],
     [{ type: "noop", backoff: { type: "linear" } }, "backoff"],
+    // Unknown fields are refused by name: a misspelt one would otherwise be ignored.
+    [{ type: "noop", priorty: 3 }, "body.priorty is not a task field"],
+    [{ type: "sleep", payload: "abc" }, 'sleep: payload must be a map {ms: number}, not "abc"'],
+    [[{ type: "noop" }, { type: "noop", backoff: { type: "fixed", delayMs: 1, jitter: 0.5 } }], "tasks[1].backoff.jitter is not a backoff field"],
   ];
   for (const [body, field] of cases) {
     const r = await post("/v1/tasks", body);
     expect(r.status).toBe(400);
-    expect(((await r.json()) as { error: { message: string } }).error.message).toContain(field);
+    const { error } = (await r.json()) as { error: { code: string; message: string } };
+    expect(error.message).toContain(field);
+    expect(error.code).toBe("E_BAD_REQUEST");
   }
   const notJson = await fetch(`${base}/v1/tasks`, { method: "POST", body: "{nope" });
   expect(notJson.status).toBe(400);
@@ -69,13 +75,14 @@ test("bad input gets a 4xx that names the field; unknown tasks 404", async () =>
 });
 
 test("the dead-letter queue, requeue, cluster, health and readiness", async () => {
-  const r = await post("/v1/tasks", { type: "no-such-type", maxAttempts: 1 });
+  // Held back past its deadline, it fails (a type no worker has would wait, unmatched; a bad payload is refused at once).
+  const r = await post("/v1/tasks", { type: "noop", delayMs: 200, deadlineMs: 1, maxAttempts: 1 });
   const { taskId } = (await r.json()) as { taskId: number };
   const dlq = await waitFor("the task in the DLQ", async () => {
     const page = (await (await fetch(`${base}/v1/dlq`)).json()) as { total: number; tasks: Array<{ taskId: number; errors: Array<{ error: string }> }> };
     return page.tasks.find((t) => t.taskId === taskId);
   });
-  expect(dlq.errors[0]!.error).toContain("E_NO_HANDLER");
+  expect(dlq.errors[0]!.error).toContain("E_DEADLINE");
   const requeue = await fetch(`${base}/v1/dlq/${taskId}/requeue`, { method: "POST" });
   expect(await requeue.json()).toEqual({ taskId, requeued: true });
   const cluster = (await (await fetch(`${base}/v1/cluster`)).json()) as { coordinators: unknown[] };

@@ -2,6 +2,7 @@
 // order, the dead-letter queue, cancel, tags, delays and deadlines.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { resolve } from "node:path";
 import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
 import { Cluster, waitFor } from "./harness.ts";
 
@@ -12,7 +13,8 @@ let routerPort = 0;
 beforeAll(async () => {
   cluster = new Cluster();
   const coordinator = await cluster.coordinator();
-  cluster.worker([coordinator.port], ["-w", "2"]);
+  // The examples' always-fails handler on the first worker only: it alone is leased those tasks.
+  cluster.worker([coordinator.port], ["-w", "2", "--handlers", resolve(import.meta.dir, "../../examples/handlers.ts")]);
   cluster.worker([coordinator.port], ["-w", "1", "--tags", "gpu"]);
   routerPort = (await cluster.router([coordinator.port])).port;
   await cluster.workersJoined(routerPort, 2);
@@ -44,8 +46,8 @@ test("a 3-level DAG runs level by level", async () => {
 });
 
 test("a task whose handler always throws ends in the DLQ with every attempt's error; requeue and purge", async () => {
-  // cpu refuses a negative duration: the handler throws on every attempt.
-  const outcome = await client.run("cpu", { ms: -1 }, { maxAttempts: 3, backoff: { type: "exponential", delayMs: 10, maxDelayMs: 40 } });
+  // (A built-in with a bad payload no longer gets this far: the SDK refuses it with E_BAD_REQUEST.)
+  const outcome = await client.run("always-fails", undefined, { maxAttempts: 3, backoff: { type: "exponential", delayMs: 10, maxDelayMs: 40 } });
   expect(outcome.ok).toBe(false);
   expect(outcome.attempts).toBe(3);
   const dlq = await client.deadLetters();
@@ -53,7 +55,7 @@ test("a task whose handler always throws ends in the DLQ with every attempt's er
   expect(dead.state).toBe("failed");
   expect(dead.errors.map((e) => e.attempt)).toEqual([1, 2, 3]);
   for (const e of dead.errors) {
-    expect(e.error).toContain("payload.ms must be");
+    expect(e.error).toContain("always-fails: this handler never succeeds");
     expect(e.workerId).toBeGreaterThan(0);
     expect(e.at).toBeGreaterThan(0);
   }

@@ -4,7 +4,7 @@
 // applied as it goes), and the src bugs these suites found (KNOWN_BUGS).
 
 import { encode } from "@msgpack/msgpack";
-import { applyEntry, encodeRunning, encodeWorkerJoined, Ev } from "../../src/coordinator/event-log.ts";
+import { applyEntry, encodeRunning, encodeWorkerCredit, encodeWorkerJoined, Ev } from "../../src/coordinator/event-log.ts";
 import type { Prng } from "../../src/core/prng.ts";
 import { Scheduler, type SchedulerOptions, type SubmitOutcome, type WorkflowOutcome } from "../../src/core/scheduler.ts";
 import { ByteWriter } from "../../src/protocol/byte-writer.ts";
@@ -224,7 +224,9 @@ export class History {
       case 0: {
         const id = this.nextWorker++;
         this.workers.push(id);
-        return entry(Ev.WORKER_JOINED, now, id, encodeWorkerJoined(1 + p.int(4), p.int(3) === 0 ? ["gpu"] : []));
+        // Types: none announced (any type, the old entry), or a few, so some tasks wait for a worker that handles them.
+        const types = [undefined, ["noop", "sleep"], ["日本語", "wf"], ["noop", "sleep", "日本語", "wf"]][p.int(4)];
+        return entry(Ev.WORKER_JOINED, now, id, encodeWorkerJoined(1 + p.int(4), p.int(3) === 0 ? ["gpu"] : [], types));
       }
       case 1: case 2: case 3:
         return entry(Ev.SUBMIT, now, p.int(5), submitBody({
@@ -243,6 +245,8 @@ export class History {
         return entry(Ev.RESULT, now, workerId, resultBody(taskId, attempt, p.int(4) !== 0, randomBytes(p, p.int(24))));
       }
       case 9:
+        // Now and then a worker moves its credit (it serves other coordinators too), sometimes below what it runs.
+        if (p.int(4) === 0) return entry(Ev.WORKER_CREDIT, now, pickWorker(), encodeWorkerCredit(p.int(5)));
         return entry(Ev.HEARTBEAT, now, pickWorker(), encodeRunning(this.leases.filter(() => p.int(2) === 0).map(([, id]) => id)));
       case 10:
         return entry(p.int(2) === 0 ? Ev.CANCEL : Ev.DLQ_REQUEUE, now, this.taskId());

@@ -29,6 +29,10 @@ const KEY_POOL = 40;
 /** Parents are picked among this many most recent tasks (older ones are often evicted: E_UNKNOWN_TASK). */
 const PARENT_POOL = 64;
 const TAGS = ["gpu", "ssd", "tpu"] as const;
+/** Task types: most tasks are "sim", which most workers handle; "rare" only some do. */
+const TYPES = ["sim", "sim", "sim", "rare"] as const;
+/** What a joining worker handles: any type (announced none), or a list. */
+const WORKER_TYPES: ReadonlyArray<readonly string[] | "any"> = ["any", ["sim"], ["sim", "rare"], ["rare"]];
 const WATCHER_CONNS = 3;
 const ERRORS_KEPT_MAX = 16;
 
@@ -38,7 +42,7 @@ type Notice = [taskId: number, conn: number, requestId: number];
 
 interface Job { taskId: number; attempt: number; doneAt: number }
 
-interface SimWorker { id: number; slots: number; tags: ReadonlySet<string>; behaviour: Behaviour; jobs: Job[]; silentUntil: number; lastHeartbeatAt: number }
+interface SimWorker { id: number; /** Its credit (workerCredit moves it). */ slots: number; tags: ReadonlySet<string>; types: ReadonlySet<string> | undefined; behaviour: Behaviour; jobs: Job[]; silentUntil: number; lastHeartbeatAt: number }
 
 /** A result still on the wire from a worker the scheduler dropped. */
 interface LateResult { workerId: number; job: Job; at: number }
@@ -50,6 +54,7 @@ interface TaskModel {
   deadline: number;
   backoff: Backoff | undefined;
   tags: readonly string[];
+  type: string;
   parents: readonly number[];
   /** Attempt numbers handed out, in order, with the worker of each. */
   leases: Array<{ attempt: number; workerId: number }>;
@@ -124,7 +129,7 @@ class Simulation {
   private totals = { completed: 0, failed: 0, cancelled: 0, deadlineMissed: 0, refused: 0 };
   stats = {
     stale: 0, lost: 0, left: 0, duplicates: 0, retried: 0, aborts: 0, requeues: 0, requeuesPlacedAgain: 0, requeuesParentGone: 0, workflowRetries: 0, workflowKeysRefused: 0, purged: 0, dlqEvicted: 0, agedOut: 0,
-    dependencyFailures: 0, unknownParent: 0, idleDispatches: 0, workflows: 0, cycles: 0, taggedLeases: 0, delayedLeases: 0, backoffWaits: 0, jobsLost: 0, watches: 0,
+    dependencyFailures: 0, unknownParent: 0, idleDispatches: 0, workflows: 0, cycles: 0, taggedLeases: 0, typedLeases: 0, unmatchedByType: 0, creditBelowLeases: 0, delayedLeases: 0, backoffWaits: 0, jobsLost: 0, watches: 0,
   };
 
   constructor(readonly seed: number) {
@@ -170,7 +175,7 @@ class Simulation {
     const maxAttempts = p.int(3) === 0 ? 0 : 1 + p.int(5);
     const backoff: Backoff | undefined = p.int(3) === 0 ? { type: p.int(2) === 0 ? "fixed" : "exponential", delayMs: p.int(200), maxDelayMs: p.int(800) } : undefined;
     return {
-      type: "sim", payload: new Uint8Array(0), priority: p.int(5) === 0 ? p.int(256) : p.int(4), maxAttempts,
+      type: TYPES[p.int(TYPES.length)]!, payload: new Uint8Array(0), priority: p.int(5) === 0 ? p.int(256) : p.int(4), maxAttempts,
       timeoutMs: p.int(3) === 0 ? 0 : 150 + p.int(3000), idempotencyKey: "",
       deadline: p.int(6) === 0 ? this.now + 50 + p.int(1500) : 0, runAt: p.int(6) === 0 ? this.now + p.int(1000) : 0,
       backoff, tags: this.randomTags(p, 5),
@@ -181,7 +186,7 @@ class Simulation {
     this.check(!this.tasks.has(id), () => `task id ${id} handed out twice`);
     const m: TaskModel = {
       id, maxAttempts: f.maxAttempts > 0 ? f.maxAttempts : OPTIONS.defaultMaxAttempts, runAt: f.runAt, deadline: f.deadline, backoff: f.backoff,
-      tags: f.tags, parents, leases: [], state: "unfinished", gone: false, watchers: [], requeues: 0, freeErrors: 0, failedOnParent: false, cancelling: undefined, finishedAt: 0,
+      tags: f.tags, type: f.type, parents, leases: [], state: "unfinished", gone: false, watchers: [], requeues: 0, freeErrors: 0, failedOnParent: false, cancelling: undefined, finishedAt: 0,
     };
     this.tasks.set(id, m);
     this.recent.push(id);
@@ -426,11 +431,16 @@ class Simulation {
 
   // ------------------------------------------------------------ workers
 
-  join(behaviour: Behaviour, tags: readonly string[] = this.prng.int(3) === 0 ? [] : this.randomTags(this.prng, 1)): void {
+  join(
+    behaviour: Behaviour,
+    tags: readonly string[] = this.prng.int(3) === 0 ? [] : this.randomTags(this.prng, 1),
+    announced: readonly string[] | "any" = WORKER_TYPES[this.prng.int(WORKER_TYPES.length)]!,
+  ): void {
+    const types = announced === "any" ? undefined : announced;
     const id = this.nextWorkerId++;
     const slots = 1 + this.prng.int(4);
-    this.call(() => this.s.workerJoined(id, slots, tags, this.now));
-    this.workers.set(id, { id, slots, tags: new Set(tags), behaviour, jobs: [], silentUntil: 0, lastHeartbeatAt: this.now });
+    this.call(() => this.s.workerJoined(id, slots, tags, this.now, types));
+    this.workers.set(id, { id, slots, tags: new Set(tags), types: types === undefined ? undefined : new Set(types), behaviour, jobs: [], silentUntil: 0, lastHeartbeatAt: this.now });
   }
 
   /** The scheduler dropped (or was told to drop) this worker: in-flight answers may still arrive. */
@@ -454,6 +464,14 @@ class Simulation {
     const quiet = p.int(60) === 0 ? some() : undefined;
     // Sometimes shorter than workerTimeoutMs (leases may expire), sometimes longer (the worker is lost).
     if (quiet !== undefined) quiet.silentUntil = this.now + 100 + p.int(1400);
+    // A worker serving several coordinators moves its credit: sometimes below what it runs here.
+    const moved = p.int(40) === 0 ? some() : undefined;
+    if (moved !== undefined) {
+      const slots = p.int(5);
+      if (slots < this.s.worker(moved.id)!.leased.size) this.stats.creditBelowLeases++;
+      this.call(() => this.s.workerCredit(moved.id, slots));
+      moved.slots = slots;
+    }
     const forgetful = p.int(100) === 0 ? some() : undefined;
     if (forgetful !== undefined && forgetful.jobs.length > 0) {
       forgetful.jobs.splice(p.int(forgetful.jobs.length), 1); // a crashed job: no result, no longer named in heartbeats
@@ -565,6 +583,9 @@ class Simulation {
 
     this.check(m.deadline === 0 || m.deadline > this.now, () => `task ${task.id} leased at ${this.now}, past its deadline ${m.deadline}`);
     this.check(m.tags.every((t) => w.tags.has(t)), () => `task ${task.id} needing [${m.tags}] leased to worker ${w.id} with [${[...w.tags]}]`);
+    // Only dispatch leases, and only into a free slot: right after it a worker holds no more leases than its credit.
+    this.check(this.s.worker(w.id)!.leased.size <= w.slots, () => `worker ${w.id} holds ${this.s.worker(w.id)!.leased.size} leases on a credit of ${w.slots}`);
+    this.check(handles(w, m), () => `task ${task.id} of type ${m.type} leased to worker ${w.id}, which handles only [${[...w.types ?? []]}]`);
     // Requeued dead letters too: a requeue keeps the runAt and waits for parents like a new task.
     this.check(this.now >= m.runAt, () => `task ${task.id} leased at ${this.now} before its runAt ${m.runAt}`);
     this.check(m.parents.every((id) => this.model(id).state === "completed"), () => `task ${task.id} leased before its parents ${m.parents} all completed`);
@@ -576,6 +597,7 @@ class Simulation {
       this.stats.retried++;
     }
     if (m.tags.length > 0) this.stats.taggedLeases++;
+    if (w.types !== undefined) this.stats.typedLeases++;
     if (m.runAt > 0 && task.attempt === 1) this.stats.delayedLeases++;
     m.leases.push({ attempt: task.attempt, workerId: w.id });
     const p = this.prng;
@@ -650,7 +672,8 @@ class Simulation {
     const leasedBy = new Map<number, number>();
     for (const w of s.allWorkers()) {
       this.check(this.workers.has(w.id), () => `scheduler knows worker ${w.id}, which is gone`);
-      this.check(w.leased.size <= w.slots, () => `worker ${w.id} holds ${w.leased.size} leases with ${w.slots} slots`);
+      // More leases than slots only after its credit shrank (assigned() checks each new lease fits).
+      this.check(w.slots === this.workers.get(w.id)!.slots, () => `worker ${w.id} has ${w.slots} slots, its credit is ${this.workers.get(w.id)!.slots}`);
       this.check(this.now - w.lastSeenAt <= OPTIONS.workerTimeoutMs, () => `worker ${w.id} silent since ${w.lastSeenAt} but not declared lost`);
       this.check(w.free === w.slots - w.leased.size, () => `worker ${w.id} free=${w.free}, slots=${w.slots}, leased=${w.leased.size}`);
       for (const t of w.leased) {
@@ -673,7 +696,10 @@ class Simulation {
       }
       this.checkUnfinished(m, task, leasedBy);
       count[task.state as "waiting" | "delayed" | "queued" | "leased"]++;
-      if (task.state === "queued" && ![...this.workers.values()].some((w) => m.tags.every((t) => w.tags.has(t)))) count.unmatched++;
+      if (task.state === "queued" && ![...this.workers.values()].some((w) => m.tags.every((t) => w.tags.has(t)) && handles(w, m))) {
+        count.unmatched++;
+        if ([...this.workers.values()].some((w) => m.tags.every((t) => w.tags.has(t)))) this.stats.unmatchedByType++;
+      }
     }
     this.check(count.queued === s.queuedCount && count.leased === s.leasedTotal && count.waiting === s.waitingTotal && count.delayed === s.delayedTotal,
       () => `states counted ${JSON.stringify(count)}, scheduler says queued ${s.queuedCount} leased ${s.leasedTotal} waiting ${s.waitingTotal} delayed ${s.delayedTotal}`);
@@ -733,12 +759,12 @@ class Simulation {
       this.tickAndDispatch();
       this.checkInvariants();
     }
-    // Drain: no new work, every worker reliable and talkative, and one that has every tag.
+    // Drain: no new work, every worker reliable and talkative, and one that has every tag and runs any type.
     for (const w of this.workers.values()) {
       w.behaviour = "reliable";
       w.silentUntil = 0;
     }
-    this.join("reliable", TAGS);
+    this.join("reliable", TAGS, "any");
     const drainEnd = this.step + DRAIN_STEPS_MAX;
     for (; this.unfinished() > 0; this.step++) {
       if (this.step >= drainEnd) this.fail(`${this.unfinished()} tasks still unfinished after ${DRAIN_STEPS_MAX} drain steps with reliable workers`);
@@ -776,7 +802,8 @@ describe("scheduler simulation", () => {
         ["cancelled", c.cancelled, 20], ["aborts", st.aborts, 5], ["deadlineMissed", c.deadlineMissed, 5], ["dependency failures", st.dependencyFailures, 5],
         ["unknown parents", st.unknownParent, 1], ["workflows", st.workflows, 20], ["cycles", st.cycles, 2], ["requeues", st.requeues, 5], ["requeues placed again", st.requeuesPlacedAgain, 20],
         ["requeues with a parent gone", st.requeuesParentGone, 3], ["workflow retries", st.workflowRetries, 50], ["workflow keys refused", st.workflowKeysRefused, 3],
-        ["purged", st.purged, 1], ["dlq evictions", st.dlqEvicted, 1], ["aged out", st.agedOut, 10], ["tagged leases", st.taggedLeases, 50],
+        ["purged", st.purged, 1], ["dlq evictions", st.dlqEvicted, 1], ["aged out", st.agedOut, 10], ["tagged leases", st.taggedLeases, 50], ["leases to workers announcing types", st.typedLeases, 100], ["queued tasks waiting only for a type", st.unmatchedByType, 20],
+        ["credit moved below a worker's leases", st.creditBelowLeases, 3],
         ["delayed leases", st.delayedLeases, 20], ["backoff waits", st.backoffWaits, 10], ["jobs lost", st.jobsLost, 1], ["watches", st.watches, 20],
         ["dispatches with tasks queued and nothing to do", st.idleDispatches, 20],
       ];
@@ -785,3 +812,8 @@ describe("scheduler simulation", () => {
     }, 60_000);
   }
 });
+
+/** Whether the worker runs tasks of this type (one that announced no types runs any). */
+function handles(w: SimWorker, m: TaskModel): boolean {
+  return w.types === undefined || w.types.has(m.type);
+}

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { decode, encode } from "@msgpack/msgpack";
 import { makeWorkload, MIXED_MIX, WORKLOADS } from "../../src/client/workloads.ts";
-import { BUILTIN_DURATION_MS_MAX, BUILTIN_TASKS, countWords } from "../../src/worker/builtin-tasks.ts";
+import { BUILTIN_DURATION_MS_MAX, BUILTIN_TASKS, builtinPayloadProblem, countWords } from "../../src/worker/builtin-tasks.ts";
 import type { TaskContext } from "../../src/worker/builtin-tasks.ts";
 
 /** A context for calling built-in handlers directly: nothing here uses more than the signal. */
@@ -166,6 +166,24 @@ describe("built-in handlers", () => {
   test("a payload without ms means 0", () => {
     expect(BUILTIN_TASKS.cpu!(encode({}), CTX)).toEqual(new Uint8Array(0));
     expect(BUILTIN_TASKS.cpu!(encode(null), CTX)).toEqual(new Uint8Array(0));
+  });
+
+  test("a payload that is not {ms} is refused by name, not run as 0 ms", () => {
+    expect(builtinPayloadProblem("sleep", encode("abc"))).toBe('sleep: payload must be a map {ms: number}, not "abc"');
+    expect(builtinPayloadProblem("cpu", encode([5]))).toStartWith("cpu: payload must be a map {ms: number}");
+    expect(builtinPayloadProblem("sleep", encode({ ms: 5, extra: 1 }))).toBe('sleep: payload has an unknown field "extra" (it takes {ms})');
+    expect(builtinPayloadProblem("sleep", encode({ ms: "5" }))).toStartWith("sleep: payload.ms must be a number");
+    expect(builtinPayloadProblem("sleep", Uint8Array.from([0xc1]))).toStartWith("sleep: payload must be a msgpack map {ms}");
+    expect(() => BUILTIN_TASKS.sleep!(encode("abc"), CTX)).toThrow('not "abc"');
+    for (const ok of [new Uint8Array(0), encode(null), encode({}), encode({ ms: 10 })]) expect(builtinPayloadProblem("sleep", ok)).toBeUndefined();
+    expect(builtinPayloadProblem("resize", encode("anything"))).toBeUndefined(); // not built in: its handler's business
+  });
+
+  test("wordcount takes UTF-8 text or a msgpack string; other bytes are refused", () => {
+    expect(decode(BUILTIN_TASKS.wordcount!(encode("one two three"), CTX) as Uint8Array)).toBe(3);
+    expect(decode(BUILTIN_TASKS.wordcount!(encode("word ".repeat(40)), CTX) as Uint8Array)).toBe(40); // str8
+    expect(builtinPayloadProblem("wordcount", Uint8Array.from([0xff, 0xfe, 0x00]))).toBe("wordcount: payload must be UTF-8 text or a msgpack string");
+    expect(builtinPayloadProblem("wordcount", utf8.encode("قال الرجل"))).toBeUndefined();
   });
 
   test("wordcount of UTF-8 text", () => {

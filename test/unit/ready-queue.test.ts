@@ -1,30 +1,35 @@
 // ReadyQueue: lowest band first (priority plus aging), earliest deadline within
-// a band, then lowest id; a worker only gets tasks whose tags it has all of.
+// a band, then lowest id; a worker only gets tasks whose tags it has all of and
+// whose type it handles.
 
 import { describe, expect, test } from "bun:test";
 import { Prng } from "../../src/core/prng.ts";
-import { ReadyQueue } from "../../src/core/ready-queue.ts";
+import { ReadyQueue, type Capabilities } from "../../src/core/ready-queue.ts";
 import type { Task } from "../../src/core/task.ts";
 import { makeTask } from "../support/scheduler-fixtures.ts";
 
 /** Aging so slow that every push at a small `now` lands in band = priority. */
 const NO_AGING_MS = 1e12;
-const ANY = new Set<string>();
+/** A worker with these tags, handling these types (undefined: any type). */
+function caps(tags: readonly string[] = [], types?: readonly string[]): Capabilities {
+  return { tagSet: new Set(tags), typeSet: types === undefined ? undefined : new Set(types) };
+}
+const ANY = caps();
 
 function task(id: number, priority: number, fields: Partial<Task> = {}): Task {
   return makeTask({ id, priority, ...fields });
 }
 
 /** Pops as the scheduler does: the popped task leaves the queued state. */
-function pop(q: ReadyQueue, workerTags: ReadonlySet<string> = ANY): Task | undefined {
-  const t = q.popFor(workerTags);
+function pop(q: ReadyQueue, worker: Capabilities = ANY): Task | undefined {
+  const t = q.popFor(worker);
   if (t !== undefined) t.state = "leased";
   return t;
 }
 
-function drain(q: ReadyQueue, workerTags: ReadonlySet<string> = ANY): number[] {
+function drain(q: ReadyQueue, worker: Capabilities = ANY): number[] {
   const out: number[] = [];
-  for (let t = pop(q, workerTags); t !== undefined; t = pop(q, workerTags)) out.push(t.id);
+  for (let t = pop(q, worker); t !== undefined; t = pop(q, worker)) out.push(t.id);
   return out;
 }
 
@@ -88,12 +93,29 @@ describe("ReadyQueue", () => {
     q.push(task(1, 0, { tags: ["gpu", "eu"] }), 0);
     q.push(task(2, 5), 0);
     q.push(task(3, 1, { tags: ["gpu"] }), 0);
-    expect(drain(q, new Set(["eu"]))).toEqual([2]);
+    expect(drain(q, caps(["eu"]))).toEqual([2]);
     expect(q.length).toBe(2);
-    expect(q.unmatched([new Set(["eu"])])).toBe(2);
-    expect(q.unmatched([new Set(["gpu"])])).toBe(1);
-    expect(q.unmatched([new Set(["eu", "gpu"])])).toBe(0);
-    expect(drain(q, new Set(["gpu", "eu", "ssd"]))).toEqual([1, 3]);
+    expect(q.unmatched([caps(["eu"])])).toBe(2);
+    expect(q.unmatched([caps(["gpu"])])).toBe(1);
+    expect(q.unmatched([caps(["eu", "gpu"])])).toBe(0);
+    expect(drain(q, caps(["gpu", "eu", "ssd"]))).toEqual([1, 3]);
+  });
+
+  test("a task only goes to a worker that handles its type; one that handles none waits, unmatched", () => {
+    const q = new ReadyQueue(NO_AGING_MS);
+    q.push(task(1, 0, { type: "add" }), 0);
+    q.push(task(2, 5, { type: "noop" }), 0);
+    q.push(task(3, 1, { type: "add", tags: ["gpu"] }), 0);
+    q.push(task(4, 0, { type: "resize" }), 0);
+    const plain = caps([], ["noop", "sleep"]);
+    expect(q.hasFor(caps([], ["cpu"]))).toBe(false);
+    expect(q.unmatched([plain])).toBe(3);
+    expect(drain(q, plain)).toEqual([2]);
+    const adder = caps(["gpu"], ["noop", "add"]);
+    expect(q.unmatched([plain, adder])).toBe(1);
+    expect(drain(q, adder)).toEqual([1, 3]);
+    expect(q.unmatched([plain, adder])).toBe(1);
+    expect(drain(q, ANY)).toEqual([4]); // a worker that announced no types takes any (registered before types existed)
   });
 
   test("with no workers every queued task is unmatched, untagged ones included", () => {
@@ -101,7 +123,7 @@ describe("ReadyQueue", () => {
     q.push(task(1, 0), 0);
     q.push(task(2, 0, { tags: ["x"] }), 0);
     expect(q.unmatched([])).toBe(2);
-    expect(q.unmatched([new Set()])).toBe(1);
+    expect(q.unmatched([caps()])).toBe(1);
   });
 
   test("a task that left the queue another way (forget) is skipped and not counted", () => {
@@ -116,12 +138,13 @@ describe("ReadyQueue", () => {
     expect(drain(q)).toEqual([2]);
   });
 
-  test("random interleaving matches a sorted reference, with aging, deadlines and tags (seed=9)", () => {
+  test("random interleaving matches a sorted reference, with aging, deadlines, tags and types (seed=9)", () => {
     const prng = new Prng(9);
     const agingMs = 50;
     const q = new ReadyQueue(agingMs);
     const tagPool = [[], [], ["a"], ["b"], ["a", "b"]] as const;
-    const workerPool = [new Set<string>(), new Set(["a"]), new Set(["a", "b"])];
+    const typePool = ["x", "x", "y", "z"] as const;
+    const workerPool = [caps(), caps(["a"]), caps(["a", "b"]), caps([], ["x"]), caps(["a", "b"], ["y", "z"])];
     let ref: Task[] = [];
     let now = 0;
     const key = (t: Task): [number, number, number] => [t.band, t.deadline === 0 ? Infinity : t.deadline, t.id];
@@ -135,14 +158,14 @@ describe("ReadyQueue", () => {
         now += prng.int(10);
         if (prng.int(2) === 0) {
           const t = task(step, prng.int(4) === 0 ? prng.int(256) : prng.int(3), {
-            deadline: prng.int(3) === 0 ? 0 : now + prng.int(500), tags: tagPool[prng.int(tagPool.length)]!,
+            deadline: prng.int(3) === 0 ? 0 : now + prng.int(500), tags: tagPool[prng.int(tagPool.length)]!, type: typePool[prng.int(typePool.length)]!,
           });
           q.push(t, now);
           expect(t.band).toBe(Math.floor(now / agingMs) + t.priority);
           ref.push(t);
         } else {
           const worker = workerPool[prng.int(workerPool.length)]!;
-          const eligible = ref.filter((t) => t.tags.every((tag) => worker.has(tag)));
+          const eligible = ref.filter((t) => t.tags.every((tag) => worker.tagSet.has(tag)) && (worker.typeSet?.has(t.type) ?? true));
           const best = eligible.reduce<Task | undefined>((b, t) => (b === undefined || less(t, b) ? t : b), undefined);
           expect(pop(q, worker)).toBe(best);
           if (best) ref = ref.filter((t) => t !== best);

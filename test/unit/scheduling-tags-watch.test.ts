@@ -1,10 +1,13 @@
-// Worker tags, retention by age, watchers, and the snapshot round trip of all
-// the scheduling state, with an explicit `now`.
+// Worker tags and task types, retention by age, watchers, and the snapshot
+// round trip of all the scheduling state, with an explicit `now`.
 
 import { describe, expect, test } from "bun:test";
 import type { Scheduler } from "../../src/core/scheduler.ts";
 import { Scheduler as SchedulerClass } from "../../src/core/scheduler.ts";
 import { WATCHERS_MAX } from "../../src/core/lifecycle.ts";
+import { applyEntry, encodeWorkerJoined, Ev } from "../../src/coordinator/event-log.ts";
+import { Reader } from "../../src/protocol/codec.ts";
+import { entry } from "../fuzz/fuzz-support.ts";
 import { assigned, complete, failAttempt, leaseNow, makeScheduler, request, state, submitOk, TEST_OPTIONS } from "../support/scheduler-fixtures.ts";
 
 describe("worker tags", () => {
@@ -43,6 +46,64 @@ describe("worker tags", () => {
     expect(s.unmatchedCount).toBe(2);
     s.workerJoined(1, 0, ["gpu"], 0);
     expect(s.unmatchedCount).toBe(0);
+  });
+});
+
+describe("task types", () => {
+  test("a mixed fleet: tasks of a custom type go only to the worker that handles it, none burns an attempt", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 10, [], 0, ["noop", "sleep", "cpu", "wordcount"]);
+    s.workerJoined(2, 10, [], 0, ["noop", "sleep", "cpu", "wordcount", "add"]);
+    const adds = Array.from({ length: 20 }, () => submitOk(s, 0, { type: "add", maxAttempts: 1 }));
+    s.dispatch(0);
+    const got = assigned(s);
+    expect(got.get(1)).toBeUndefined();
+    expect(got.get(2)).toEqual(adds.slice(0, 10));
+    expect([s.queuedCount, s.unmatchedCount]).toEqual([10, 0]); // waiting for worker 2's slots, which can run them
+    for (const id of adds.slice(0, 10)) complete(s, id, 1);
+    // Each dispatch shares the queue over the workers with free slots (worker 1 among them): the shell dispatches again while dispatchWouldChange.
+    const second: number[] = [];
+    for (let round = 0; round < 5 && s.dispatchWouldChange(1); round++) {
+      s.dispatch(1);
+      second.push(...(assigned(s).get(2) ?? []));
+    }
+    expect(second).toEqual(adds.slice(10));
+    expect(s.counters.failed).toBe(0);
+  });
+
+  test("a type no connected worker handles waits queued, counted unmatched, until one joins", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 5, ["gpu"], 0, ["noop"]);
+    const resize = submitOk(s, 0, { type: "resize", tags: ["gpu"] });
+    const plain = submitOk(s, 0, { priority: 9 });
+    expect(s.dispatchWouldChange(0)).toBe(true);
+    expect(leaseNow(s, 0, 1)).toEqual([plain]);
+    expect([state(s, resize), s.unmatchedCount]).toEqual(["queued", 1]);
+    expect(s.dispatchWouldChange(1)).toBe(false);
+    s.workerJoined(2, 1, [], 1, ["resize"]);
+    expect(s.unmatchedCount).toBe(1); // handles the type, lacks the tag
+    s.workerJoined(3, 1, ["gpu"], 1, ["resize"]);
+    expect(s.unmatchedCount).toBe(0);
+    expect(leaseNow(s, 2, 3)).toEqual([resize]);
+  });
+
+  test("a worker that announced no types (registered before workers did) runs any type", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 5, [], 0);
+    const odd = submitOk(s, 0, { type: "anything" });
+    expect(leaseNow(s, 0, 1)).toEqual([odd]);
+  });
+
+  test("WORKER_JOINED carries the types; an entry without them (the old format) means any type", () => {
+    const s = makeScheduler();
+    const apply = (bytes: Uint8Array) => applyEntry(s, new Reader().reset(bytes));
+    apply(entry(Ev.WORKER_JOINED, 0, 1, encodeWorkerJoined(2, ["gpu"], ["add", "日本語"])));
+    apply(entry(Ev.WORKER_JOINED, 0, 2, encodeWorkerJoined(3, [])));
+    const old = new Uint8Array([3, 0, 0, 0, 0]); // u32 slots | u8 no tags, as written before types existed
+    apply(entry(Ev.WORKER_JOINED, 0, 3, old));
+    expect(s.worker(1)!.types).toEqual(["add", "日本語"]);
+    expect([s.worker(2)!.types, s.worker(3)!.types, s.worker(3)!.slots]).toEqual([undefined, undefined, 3]);
+    expect(() => encodeWorkerJoined(1, [], Array.from({ length: 5000 }, (_, i) => `t${i}`))).toThrow(/at most/);
   });
 });
 
@@ -143,7 +204,7 @@ describe("snapshots", () => {
   function busy(): { s: Scheduler; ids: Record<string, number> } {
     const s = new SchedulerClass(options);
     s.workerJoined(1, 2, ["gpu"], 0);
-    s.workerJoined(2, 1, [], 0);
+    s.workerJoined(2, 1, [], 0, ["noop", "w2"]);
     const ids: Record<string, number> = {};
     ids.done = submitOk(s, 0, { idempotencyKey: "done" });
     ids.bad = submitOk(s, 0, { maxAttempts: 1 });
@@ -159,6 +220,7 @@ describe("snapshots", () => {
     ids.child = submitOk(s, 40, { dependsOn: [ids.running] });
     ids.later = submitOk(s, 40, { runAt: 3000, priority: 2 });
     ids.tpu = submitOk(s, 40, { tags: ["tpu"] });
+    ids.untyped = submitOk(s, 40, { type: "nobody-runs-this", tags: ["tpu"] });
     ids.urgent = submitOk(s, 250, { priority: 1, deadline: 2500 });
     ids.low = submitOk(s, 50, { priority: 7 });
     const wf = s.submitWorkflow([{ ...request(), dependsOn: [] }, { ...request({ type: "w2" }), dependsOn: [{ node: 0 }, { taskId: ids.child }] }], 60);
@@ -174,11 +236,13 @@ describe("snapshots", () => {
     const states = Object.fromEntries(Object.entries(ids).map(([name, id]) => [name, state(s, id)]));
     expect(states).toMatchObject({
       done: "completed", bad: "failed", gone: "cancelled", running: "leased", retrying: "delayed", child: "waiting",
-      later: "delayed", tpu: "queued", urgent: "queued", low: "queued", wf0: "queued", wf1: "waiting",
+      later: "delayed", tpu: "queued", untyped: "queued", urgent: "queued", low: "queued", wf0: "queued", wf1: "waiting",
     });
     const snapshot = s.exportState();
+    expect(snapshot.workers.map((w) => w.types)).toEqual([undefined, ["noop", "w2"]]);
     const restored = SchedulerClass.fromState(options, structuredClone(snapshot));
     expect(restored.exportState()).toEqual(snapshot);
+    expect(restored.worker(2)!.typeSet).toEqual(new Set(["noop", "w2"]));
     expect([restored.queuedCount, restored.leasedTotal, restored.waitingTotal, restored.delayedTotal, restored.dlqCount, restored.retainedCount, restored.unmatchedCount])
       .toEqual([s.queuedCount, s.leasedTotal, s.waitingTotal, s.delayedTotal, s.dlqCount, s.retainedCount, s.unmatchedCount]);
   });
@@ -213,7 +277,7 @@ describe("snapshots", () => {
       expect({ what, state: restored.exportState() }).toEqual({ what, state: s.exportState() });
     }
     // The events did reach what they were meant to: a missed deadline, expiries, retention by age, the purge.
-    expect(s.counters).toMatchObject({ submitted: 12, deadlineMissed: 1, cancelled: 2 });
+    expect(s.counters).toMatchObject({ submitted: 13, deadlineMissed: 1, cancelled: 2 });
     expect(s.counters.expiredLeases).toBeGreaterThan(0);
     expect([s.retainedCount, s.dlqCount]).toEqual([0, 0]);
   });

@@ -57,6 +57,12 @@ describe("SDK: checkSubmitOptions", () => {
     expect(problem).toContain(range);
   });
 
+  test("a field the options do not have is refused by name, with the known ones; backoff's too", () => {
+    expect(checkSubmitOptions({ priorty: 3 } as SubmitOptions, NOW)).toStartWith('unknown option "priorty" (known: priority, maxAttempts,');
+    expect(checkSubmitOptions({ priority: 1, retries: 2 } as SubmitOptions, NOW)).toStartWith('unknown option "retries"');
+    expect(checkSubmitOptions({ backoff: { type: "fixed", delayMs: 1, jitter: true } } as SubmitOptions, NOW)).toStartWith('unknown option "backoff.jitter"');
+  });
+
   test("the message quotes the value given", () => {
     expect(checkSubmitOptions({ priority: 300 }, NOW)).toBe("priority must be an integer from 0 (highest) to 255, not 300");
   });
@@ -74,6 +80,24 @@ describe("SDK: submit, run and workflow refuse bad options before anything is se
       expect((refused as TaskError).message).toBe("E_BAD_REQUEST: priority must be an integer from 0 (highest) to 255, not 300");
     }
     expect(client.inFlight).toBe(0); // no request id taken, nothing pending
+  });
+
+  test("a misspelt option rejects with E_BAD_REQUEST naming it; in a workflow, runAt is not a field", async () => {
+    const refused = await client.submit("noop", undefined, { priorty: 3 } as SubmitOptions).catch((e: unknown) => e);
+    expect((refused as TaskError).code).toBe("E_BAD_REQUEST");
+    expect((refused as TaskError).message).toContain('unknown option "priorty"');
+    const flow = await client.workflow([{ type: "a", runAt: 5 } as never]).catch((e: unknown) => e);
+    expect((flow as TaskError).message).toContain('workflow task 0: unknown option "runAt"');
+    expect(client.inFlight).toBe(0);
+  });
+
+  test("a built-in type's bad payload is refused with E_BAD_REQUEST naming the problem; the task never exists", async () => {
+    const refused = await client.submit("sleep", "abc").catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(TaskError);
+    expect((refused as TaskError).message).toBe('E_BAD_REQUEST: sleep: payload must be a map {ms: number}, not "abc"');
+    const flow = await client.workflow([{ type: "noop" }, { type: "cpu", payload: { ms: -1 } }]).catch((e: unknown) => e);
+    expect((flow as TaskError).message).toStartWith("E_BAD_REQUEST: workflow task 1: cpu: payload.ms must be");
+    expect(client.inFlight).toBe(0);
   });
 
   test("workflow names the task", async () => {

@@ -112,10 +112,10 @@ describe("clusterTotals", () => {
   test("sums primaries only, and counts a worker serving two shards once", () => {
     const totals = clusterTotals([
       { address: "a:1", reachable: true, stats: coordinator({ queued: 1, leased: 2, completed: 10, failed: 1 }), throughputPerS: 5 },
-      { address: "b:2", reachable: true, stats: coordinator({ shard: 1, queued: 3, leased: 4, completed: 20, failed: 2, workers: [worker({ id: 9 })] }), throughputPerS: 7 },
-      { address: "a:3", reachable: true, stats: coordinator({ primary: false, queued: 100, completed: 10 }), throughputPerS: 5 },
+      { address: "b:2", reachable: true, stats: coordinator({ shard: 1, queued: 3, unmatched: 2, leased: 4, completed: 20, failed: 2, workers: [worker({ id: 9 })] }), throughputPerS: 7 },
+      { address: "a:3", reachable: true, stats: coordinator({ primary: false, queued: 100, unmatched: 50, completed: 10 }), throughputPerS: 5 },
     ]);
-    expect(totals).toMatchObject({ coordinators: 3, reachable: 3, queued: 4, leased: 6, completed: 30, failed: 3, throughputPerS: 12 });
+    expect(totals).toMatchObject({ coordinators: 3, reachable: 3, queued: 4, unmatched: 2, leased: 6, completed: 30, failed: 3, throughputPerS: 12 });
     expect(totals.workers).toBe(1);
     expect(totals.slots).toBe(16);
     expect(totals.busy).toBe(10);

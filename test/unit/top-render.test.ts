@@ -46,6 +46,7 @@ describe("render", () => {
     for (const cell of ["coordinator-5000", "primary", "3", "17", "5", "1,234,567", "10", "2,000", "1.5", "12.3"]) expect(row).toContain(cell);
     expect(text).toContain("throughput 2,000 tasks/s");
     expect(text).toContain("completed 1,234,567");
+    expect(text).toContain("queued 17 (0 unmatched)");
   });
 
   test("shows each worker's node, heartbeat age, busy/free slots, done, failed and tags", () => {
