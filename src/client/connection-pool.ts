@@ -20,21 +20,34 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Keeps one live connection per slot, redialing (once, shared) after a loss. */
 export class ConnectionPool {
   private readonly clients: (Promise<SchedulerClient> | undefined)[];
+  private readonly addressOf: string[];
   private addressIndex = 0;
+  /** Connections already reported lost (one slot's loss is seen by each of its tasks). */
+  private readonly reported = new WeakSet<SchedulerClient>();
 
   constructor(
     private readonly addresses: HostPort[],
     size: number,
     private readonly security: ClientSecurity,
+    /** Told once per connection that was up and is lost. */
+    private readonly onLost?: (address: string, reason: string) => void,
   ) {
     this.clients = new Array(size);
+    this.addressOf = new Array(size);
   }
 
   get(slot: number): Promise<SchedulerClient> {
     const i = slot % this.clients.length;
     const existing = this.clients[i];
     if (existing !== undefined) {
-      return existing.then((c) => (c.closed ? this.redial(i, existing) : c));
+      return existing.then((c) => {
+        if (!c.closed) return c;
+        if (!this.reported.has(c)) {
+          this.reported.add(c);
+          this.onLost?.(this.addressOf[i]!, c.closeReason ?? "closed");
+        }
+        return this.redial(i, existing);
+      });
     }
     return this.redial(i, undefined);
   }
@@ -42,6 +55,7 @@ export class ConnectionPool {
   private redial(i: number, stale: Promise<SchedulerClient> | undefined): Promise<SchedulerClient> {
     if (this.clients[i] !== stale) return this.get(i);
     const address = this.addresses[this.addressIndex++ % this.addresses.length]!;
+    this.addressOf[i] = `${address.host}:${address.port}`;
     const dialing = SchedulerClient.connect(address, this.security);
     this.clients[i] = dialing;
     dialing.catch(() => {

@@ -25,6 +25,26 @@ export interface LoadOptions {
   /** Token and TLS for every connection. */
   security: ClientSecurity;
   idempotencyPrefix: string;
+  /** Ctrl-C: stop sending, report what ended so far. */
+  stop?: StopRequest;
+  /** A server connection was lost mid-run (its tasks are retried elsewhere or after a redial). */
+  onLost?: (address: string, reason: string) => void;
+}
+
+/** A request to end a run early: `requested` once `wait` resolves. */
+export interface StopRequest {
+  requested: boolean;
+  wait: Promise<void>;
+}
+
+/** Resolves on the first SIGINT (Ctrl-C), which then no longer ends the process at once. */
+export function stopOnInterrupt(): StopRequest {
+  const stop: StopRequest = { requested: false, wait: Promise.resolve() };
+  stop.wait = new Promise<void>((resolve) => process.once("SIGINT", () => {
+    stop.requested = true;
+    resolve();
+  }));
+  return stop;
 }
 
 export interface LoadReport {
@@ -39,6 +59,8 @@ export interface LoadReport {
   latencyMs: LatencySummary;
   errors: Record<string, number>;
   timedOut: boolean;
+  /** Stopped by Ctrl-C: tasks not ended by then were not waited for (neither completed nor failed). */
+  interrupted?: boolean;
   wordCount?: number;
   wordCountExpected?: number;
 }
@@ -46,7 +68,7 @@ export interface LoadReport {
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const workload = makeWorkload(options.workload, options.tasks);
   const tally = new RunTally(workload.expectedWords);
-  const pool = new ConnectionPool(options.addresses, options.connections, options.security);
+  const pool = new ConnectionPool(options.addresses, options.connections, options.security, options.onLost);
   let next = 0;
   let timedOut = false;
   const started = performance.now();
@@ -55,6 +77,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
 
   const loop = async (slot: number) => {
     for (;;) {
+      if (options.stop?.requested === true) return;
       if (performance.now() > deadline) {
         timedOut = true;
         return;
@@ -73,9 +96,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     timedOut = true;
     resolve();
   }, options.deadlineMs)));
-  await Promise.race([Promise.all(Array.from({ length: options.concurrency }, (_, slot) => loop(slot))), deadlineReached]);
+  await Promise.race([Promise.all(Array.from({ length: options.concurrency }, (_, slot) => loop(slot))), deadlineReached, ...(options.stop ? [options.stop.wait] : [])]);
   clearTimeout(deadlineTimer);
   const durationMs = performance.now() - started;
   pool.close();
-  return tally.report({ workload: options.workload.name, tasks: options.tasks, concurrency: options.concurrency, durationMs, timedOut });
+  return tally.report({ workload: options.workload.name, tasks: options.tasks, concurrency: options.concurrency, durationMs, timedOut, interrupted: options.stop?.requested });
 }

@@ -6,7 +6,7 @@ import { unreachable } from "./reachability.ts";
 import { CONFIG_FLAG, parseFlags, helpText, UsageError, VERSION, type FlagSpec, type FlagValues } from "../cli/flags.ts";
 import { parseHostPortList, type HostPort } from "../net/endpoints.ts";
 import { COMMAND_FLAGS, COMMANDS, COMMANDS_HELP, runCommand } from "./commands.ts";
-import { runLoad, type LoadReport } from "./load.ts";
+import { runLoad, stopOnInterrupt, type LoadReport } from "./load.ts";
 import { openLoopLines, runOpenLoop, type OpenLoopOptions, type OpenLoopReport } from "./open-loop.ts";
 import { MIXED_MIX, WORKLOADS, type WorkloadName } from "./workloads.ts";
 
@@ -80,7 +80,15 @@ export async function main(): Promise<void> {
     process.exit(1);
   }
   if (words.length > 0) process.exit(await runCommand(words, values, addresses[0]!, security));
+  const lost = new Set<string>();
   const common = {
+    stop: stopOnInterrupt(),
+    // Said when it happens (once per address), not only in the final report.
+    onLost: (address: string, reason: string) => {
+      if (lost.has(address)) return;
+      lost.add(address);
+      process.stderr.write(`client: lost ${address} (${reason}); its tasks are retried${addresses.length > 1 ? " on the other servers" : " as it comes back"}\n`);
+    },
     addresses,
     connections: values.connections as number,
     submitAttemptsMax: values["submit-attempts"] as number,
@@ -98,6 +106,7 @@ export async function main(): Promise<void> {
   const report = rate > 0 ? await openLoop(common, rate, values, argv) : await runLoad({ ...common, concurrency: values.concurrency as number, tasks: values.tasks as number });
   process.stdout.write(values.json ? JSON.stringify(report) + "\n" : formatReport(report));
   const wordsOk = report.wordCountExpected === undefined || report.wordCount === report.wordCountExpected;
+  if (report.interrupted === true) process.exit(130); // as a shell reports a run ended by Ctrl-C
   process.exit(report.completed === report.tasks && report.failed === 0 && wordsOk ? 0 : 1);
 }
 
@@ -144,5 +153,6 @@ export function formatReport(r: LoadReport | OpenLoopReport): string {
   if (r.wordCountExpected !== undefined) lines.push(`word count    ${r.wordCount} (expected ${r.wordCountExpected}: ${r.wordCount === r.wordCountExpected ? "ok" : "MISMATCH"})`);
   if (Object.keys(r.errors).length > 0) lines.push(`errors        ${Object.entries(r.errors).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   if (r.timedOut) lines.push("deadline      reached before every task ran");
+  if (r.interrupted === true) lines.push(`interrupted   by Ctrl-C: ${r.completed + r.failed} of ${r.tasks} tasks had ended; the rest were not waited for`);
   return lines.join("\n") + "\n";
 }

@@ -43,7 +43,8 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
   const plan = planOpenLoop(options.rate, options.durationS, options.tasksMax);
   const workload = makeWorkload(options.workload, plan.tasks);
   const tally = new RunTally(workload.expectedWords);
-  const pool = new ConnectionPool(options.addresses, options.connections, options.security);
+  const pool = new ConnectionPool(options.addresses, options.connections, options.security, options.onLost);
+  void options.stop?.wait.then(() => wake?.());
   let sent = 0;
   let inFlight = 0;
   let inFlightPeak = 0;
@@ -85,7 +86,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
 
   // Send what is due, then sleep until the next task is (or a slot frees up).
   // Timers fire at ~1 ms granularity: at high rates each wake-up sends a batch.
-  while (sent < plan.tasks) {
+  while (sent < plan.tasks && options.stop?.requested !== true) {
     const nowMs = performance.now() - started;
     if (nowMs > options.deadlineMs) {
       timedOut = true;
@@ -98,7 +99,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
     else await sleep(waitBeforeMs(plan, sent, performance.now() - started) ?? 0);
   }
   // Drain: tasks still in flight at the deadline are abandoned and count as failed.
-  while (inFlight > 0) {
+  while (inFlight > 0 && options.stop?.requested !== true) {
     const left = deadline - performance.now();
     if (left <= 0) {
       timedOut = true;
@@ -109,7 +110,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
   const durationMs = performance.now() - started;
   pool.close();
   return {
-    ...tally.report({ workload: options.workload.name, tasks: plan.tasks, concurrency: options.inFlightMax, durationMs, timedOut }),
+    ...tally.report({ workload: options.workload.name, tasks: plan.tasks, concurrency: options.inFlightMax, durationMs, timedOut, interrupted: options.stop?.requested }),
     mode: "open",
     offeredRate: plan.rate,
     // The window of n tasks at rate r is n / r: the last send time plus one interval.

@@ -31,7 +31,7 @@ export class RunTally {
   }
 
   /** The report; tasks not completed by a run that timed out count as failed. Call once: it frees the histogram. */
-  report(run: { workload: string; tasks: number; concurrency: number; durationMs: number; timedOut: boolean }): LoadReport {
+  report(run: { workload: string; tasks: number; concurrency: number; durationMs: number; timedOut: boolean; interrupted?: boolean }): LoadReport {
     const report: LoadReport = {
       workload: run.workload,
       tasks: run.tasks,
@@ -44,6 +44,7 @@ export class RunTally {
       latencyMs: summarizeLatency(this.histogram),
       errors: this.counters.errors,
       timedOut: run.timedOut,
+      ...(run.interrupted === true && { interrupted: true }),
     };
     if (this.expectedWords !== undefined) {
       report.wordCount = this.words;

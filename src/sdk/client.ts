@@ -229,6 +229,11 @@ export class SchedulerClient implements ConnectionHandler {
     return this.closedReason !== undefined;
   }
 
+  /** Why the connection closed (undefined while open). */
+  get closeReason(): string | undefined {
+    return this.closedReason;
+  }
+
   /** Submits a task; resolves with its id once the coordinator has accepted it. */
   submit(type: string, payload: unknown, options: SubmitOptions = {}): Promise<number> {
     return this.send(type, payload, options, false) as Promise<number>;

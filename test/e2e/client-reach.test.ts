@@ -60,3 +60,43 @@ test("a TLS server without --tls-ca, and a wrong token: each said as such, exit 
   expect(wrong.code).toBe(1);
   expect(wrong.err).toMatch(/cannot reach a server: .*E_UNAUTHORIZED/);
 });
+
+/** Starts the client on a long sleep run through `routers`; resolves its stderr so far on demand. */
+function longRun(routerPorts: number[]) {
+  const proc = Bun.spawn([`${DIST}/client`, "-s", routerPorts.map((p) => `127.0.0.1:${p}`).join(","), "-n", "100000", "-c", "32", "-t", "sleep", "--duration-ms", "20"], { stdout: "pipe", stderr: "pipe" });
+  const out = { stdout: "", stderr: "" };
+  void (async () => {
+    for await (const chunk of proc.stderr) out.stderr += new TextDecoder().decode(chunk);
+  })();
+  const stdout = new Response(proc.stdout).text();
+  return { proc, out, stdout };
+}
+
+async function until(what: string, check: () => boolean, ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+test("a router lost mid-run is said when it happens; Ctrl-C prints the report so far and exits 130", async () => {
+  cluster = new Cluster();
+  const shard = await cluster.coordinator();
+  cluster.worker([shard.port], ["-w", "2", "--concurrency", "32"]);
+  await cluster.workersJoined(shard.port, 1);
+  const [a, b] = [await cluster.router([shard.port]), await cluster.router([shard.port])];
+  const run = longRun([a.port, b.port]);
+  await Bun.sleep(1_500);
+  a.proc.kill("SIGKILL");
+  await until("the loss to be said", () => run.out.stderr.includes(`client: lost 127.0.0.1:${a.port}`), 3_000);
+  expect(run.out.stderr).toContain("retried on the other servers");
+
+  run.proc.kill("SIGINT");
+  const code = await run.proc.exited;
+  const report = await run.stdout;
+  expect(code).toBe(130);
+  expect(report).toContain("interrupted   by Ctrl-C");
+  expect(report).toMatch(/completed\s+[1-9]\d*/);
+  void b;
+}, 60_000);
