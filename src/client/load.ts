@@ -7,7 +7,7 @@ import type { HostPort } from "../net/endpoints.ts";
 import type { ClientSecurity } from "../net/net-flags.ts";
 import { ConnectionPool, runWithRetries } from "./connection-pool.ts";
 import type { LatencySummary } from "./latency-histogram.ts";
-import { RunTally, taskKey } from "./run-tally.ts";
+import { progressLine, RunTally, taskKey } from "./run-tally.ts";
 import { makeWorkload, type WorkloadOptions } from "./workloads.ts";
 
 export type { LatencySummary } from "./latency-histogram.ts";
@@ -29,7 +29,12 @@ export interface LoadOptions {
   stop?: StopRequest;
   /** A server connection was lost mid-run (its tasks are retried elsewhere or after a redial). */
   onLost?: (address: string, reason: string) => void;
+  /** Called every PROGRESS_MS with the live line (a terminal shows it; a pipe or --json does not ask). */
+  onProgress?: (line: string) => void;
 }
+
+/** How often a run's live progress line is redrawn. */
+export const PROGRESS_MS = 500;
 
 /** A request to end a run early: `requested` once `wait` resolves. */
 export interface StopRequest {
@@ -90,6 +95,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     }
   };
 
+  const progress = options.onProgress === undefined ? undefined
+    : setInterval(() => options.onProgress!(progressLine(tally.progress(), options.tasks, performance.now() - started)), PROGRESS_MS);
   // Tasks still in flight at the deadline are abandoned and count as failed.
   let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   const deadlineReached = new Promise<void>((resolve) => (deadlineTimer = setTimeout(() => {
@@ -98,6 +105,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   }, options.deadlineMs)));
   await Promise.race([Promise.all(Array.from({ length: options.concurrency }, (_, slot) => loop(slot))), deadlineReached, ...(options.stop ? [options.stop.wait] : [])]);
   clearTimeout(deadlineTimer);
+  clearInterval(progress);
   const durationMs = performance.now() - started;
   pool.close();
   return tally.report({ workload: options.workload.name, tasks: options.tasks, concurrency: options.concurrency, durationMs, timedOut, interrupted: options.stop?.requested });

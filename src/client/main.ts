@@ -80,6 +80,8 @@ export async function main(): Promise<void> {
     process.exit(1);
   }
   if (words.length > 0) process.exit(await runCommand(words, values, addresses[0]!, security));
+  // A live line on a terminal only: a pipe or --json gets the report alone.
+  const live = process.stderr.isTTY === true && !values.json;
   const lost = new Set<string>();
   const common = {
     stop: stopOnInterrupt(),
@@ -87,7 +89,7 @@ export async function main(): Promise<void> {
     onLost: (address: string, reason: string) => {
       if (lost.has(address)) return;
       lost.add(address);
-      process.stderr.write(`client: lost ${address} (${reason}); its tasks are retried${addresses.length > 1 ? " on the other servers" : " as it comes back"}\n`);
+      process.stderr.write(`${live ? "\r\x1b[2K" : ""}client: lost ${address} (${reason}); its tasks are retried${addresses.length > 1 ? " on the other servers" : " as it comes back"}\n`);
     },
     addresses,
     connections: values.connections as number,
@@ -103,7 +105,9 @@ export async function main(): Promise<void> {
     },
   };
   const rate = values.rate as number;
-  const report = rate > 0 ? await openLoop(common, rate, values, argv) : await runLoad({ ...common, concurrency: values.concurrency as number, tasks: values.tasks as number });
+  const onProgress = live ? (line: string) => process.stderr.write(`\r\x1b[2K${line}`) : undefined;
+  const report = rate > 0 ? await openLoop(common, rate, values, argv) : await runLoad({ ...common, onProgress, concurrency: values.concurrency as number, tasks: values.tasks as number });
+  if (live) process.stderr.write("\r\x1b[2K");
   process.stdout.write(values.json ? JSON.stringify(report) + "\n" : formatReport(report));
   const wordsOk = report.wordCountExpected === undefined || report.wordCount === report.wordCountExpected;
   if (report.interrupted === true) process.exit(130); // as a shell reports a run ended by Ctrl-C

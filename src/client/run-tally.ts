@@ -8,6 +8,26 @@ import type { AttemptCounters } from "./connection-pool.ts";
 import { newLatencyHistogram, summarizeLatency } from "./latency-histogram.ts";
 import type { LoadReport } from "./load.ts";
 
+export interface RunProgress {
+  completed: number;
+  failed: number;
+  retried: number;
+  p99Ms: number;
+  /** Refusals and lost connections so far (each is retried unless the task ran out of attempts). */
+  errors: number;
+}
+
+/**
+ * The live line a run shows on a terminal: ended/total, rate since the start,
+ * p99 so far and what went wrong. `elapsedMs` since the run started.
+ */
+export function progressLine(p: RunProgress, total: number, elapsedMs: number): string {
+  const ended = p.completed + p.failed;
+  const percent = total > 0 ? Math.floor((ended / total) * 100) : 0;
+  const rate = elapsedMs > 0 ? Math.round((p.completed / elapsedMs) * 1000) : 0;
+  return `${ended}/${total} (${percent}%)  ${rate} tasks/s  p99 ${p.p99Ms} ms  failed ${p.failed}  retried ${p.retried}  errors ${p.errors}`;
+}
+
 export class RunTally {
   /** Refusals and lost connections across every task's attempts (runWithRetries adds to it). */
   readonly counters: AttemptCounters = { retried: 0, errors: {} };
@@ -17,6 +37,13 @@ export class RunTally {
   private readonly histogram = newLatencyHistogram();
 
   constructor(private readonly expectedWords: number | undefined) {}
+
+  /** So far, for the live progress line: tasks ended, how they ended, and the p99 latency (ms). */
+  progress(): RunProgress {
+    const failed = this.failed;
+    const p99Ms = this.histogram.totalCount === 0 ? 0 : Math.round(this.histogram.getValueAtPercentile(99)) / 1000;
+    return { completed: this.completed, failed, retried: this.counters.retried, p99Ms, errors: Object.values(this.counters.errors).reduce((a, b) => a + b, 0) };
+  }
 
   /** One task ended: `outcome` undefined when every attempt was refused or lost; `latencyUs` asked only on success. */
   record(outcome: TaskOutcome | undefined, latencyUs: () => number): void {
