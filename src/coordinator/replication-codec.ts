@@ -25,22 +25,30 @@ export function writeSnapshot(w: FrameWriter, epoch: number, index: number, stat
 export function decodeSnapshot(r: Reader): { epoch: number; index: number; state: SchedulerState } {
   const epoch = r.u32();
   const index = r.f64();
-  let state: SchedulerState;
   // A private copy: msgpack hands back payloads as views into its input, and the
   // frame buffer this body lives in is reused by the next frames on the connection.
-  const body = r.bytes.slice(r.pos, r.end);
-  // Every element takes at least a byte, so the body's length bounds every declared length.
-  const limit = body.length;
-  try {
-    state = new Decoder({ maxArrayLength: limit, maxMapLength: limit, maxStrLength: limit, maxBinLength: limit }).decode(body) as SchedulerState;
-  } catch (err) {
-    throw new ProtocolError("E_BAD_FRAME", `bad snapshot: ${(err as Error).message}`);
-  }
+  const state = decodeSnapshotBody(r.bytes.slice(r.pos, r.end));
+  r.pos = r.end;
+  return { epoch, index, state };
+}
+
+/** A whole msgpack state as encodeSnapshot gives it; `body` must be owned (payloads stay views into it). */
+export function decodeSnapshotBody(body: Uint8Array): SchedulerState {
+  const state = decodeBounded(body, "snapshot") as SchedulerState;
   if (state === null || typeof state !== "object" || !Array.isArray(state.tasks) || !Array.isArray(state.workers)) {
     throw new ProtocolError("E_BAD_FRAME", "snapshot is not a scheduler state");
   }
-  r.pos = r.end;
-  return { epoch, index, state };
+  return state;
+}
+
+/** msgpack with every declared length bounded by the input's (each element takes at least a byte). */
+function decodeBounded(body: Uint8Array, what: string): unknown {
+  const limit = body.length;
+  try {
+    return new Decoder({ maxArrayLength: limit, maxMapLength: limit, maxStrLength: limit, maxBinLength: limit }).decode(body);
+  } catch (err) {
+    throw new ProtocolError("E_BAD_FRAME", `bad ${what}: ${(err as Error).message}`);
+  }
 }
 
 /**
