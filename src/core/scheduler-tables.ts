@@ -62,40 +62,62 @@ export class SchedulerTables {
   /** Tables in exactly the state `exportState()` described. Throws on an inconsistent state. */
   static fromState(agingMs: number, state: SchedulerState): SchedulerTables {
     const s = new SchedulerTables(agingMs);
-    s.nextSeq = state.nextSeq;
-    s.workerRotation = state.workerRotation;
-    Object.assign(s.counters, state.counters);
-    for (const record of state.tasks) {
+    s.restoreScalars(state);
+    s.restoreTasks(state.tasks);
+    s.restoreOrders(state.ready, state.finished, state.dlq);
+    s.restoreLinks(state.foreignParents ?? [], state.workers);
+    return s;
+  }
+
+  // The restore runs in these four steps, in this order, so a snapshot that arrives in
+  // parts (snapshot-parts.ts) is applied as it comes: tasks first, then what refers to them.
+
+  restoreScalars(state: Pick<SchedulerState, "nextSeq" | "workerRotation" | "counters">): void {
+    this.nextSeq = state.nextSeq;
+    this.workerRotation = state.workerRotation;
+    Object.assign(this.counters, state.counters);
+  }
+
+  restoreTasks(records: readonly Task[]): void {
+    for (const record of records) {
       const task: Task = {
         ...record, errors: copiedList(record.errors), watchers: copiedList(record.watchers), dependants: copiedList(record.dependants),
         foreignOutputs: copiedList(record.foreignOutputs ?? []),
       };
-      s.tasks.add(task);
-      if (!isFinal(task.state)) s.unfinished++;
-      if (task.state === "waiting") s.waitingCount++;
+      this.tasks.add(task);
+      if (!isFinal(task.state)) this.unfinished++;
+      if (task.state === "waiting") this.waitingCount++;
       if (task.state === "delayed") {
-        s.delayedCount++;
-        s.delayed.push(task);
+        this.delayedCount++;
+        this.delayed.push(task);
       }
     }
-    s.tasks.sparsenAll();
-    const lookup = (id: number): Task => {
-      const task = s.tasks.get(id);
-      if (task === undefined) throw new Error(`snapshot names task ${id} but does not hold it`);
-      return task;
-    };
-    for (const id of state.ready) s.ready.restore(lookup(id));
-    for (const id of state.finished) s.finishedOrder.push(lookup(id));
-    for (const id of state.dlq) s.dlq.set(id, lookup(id));
-    for (const p of state.foreignParents ?? []) s.foreignParents.set(p.id, { id: p.id, dependants: copiedList(p.dependants) });
-    for (const w of state.workers) {
-      const leased = new Set(w.leased.map(lookup));
-      s.workers.set(w.id, {
+  }
+
+  /** Queued, finished and dead-lettered ids, each list in its order (any of them may come in several calls). */
+  restoreOrders(ready: readonly number[], finished: readonly number[], dlq: readonly number[]): void {
+    for (const id of ready) this.ready.restore(this.lookup(id));
+    for (const id of finished) this.finishedOrder.push(this.lookup(id));
+    for (const id of dlq) this.dlq.set(id, this.lookup(id));
+  }
+
+  /** The last step: foreign parents and workers (with their leases), then the table's own tidying. */
+  restoreLinks(foreignParents: readonly ForeignParent[], workers: SchedulerState["workers"]): void {
+    this.tasks.sparsenAll();
+    for (const p of foreignParents) this.foreignParents.set(p.id, { id: p.id, dependants: copiedList(p.dependants) });
+    for (const w of workers) {
+      const leased = new Set(w.leased.map((id) => this.lookup(id)));
+      this.workers.set(w.id, {
         id: w.id, slots: w.slots, tags: w.tags, tagSet: new Set(w.tags), free: w.free, lastSeenAt: w.lastSeenAt,
         done: w.done, failed: w.failed, leased, draining: w.draining ?? false,
       });
-      s.leasedCount += leased.size;
+      this.leasedCount += leased.size;
     }
-    return s;
+  }
+
+  private lookup(id: number): Task {
+    const task = this.tasks.get(id);
+    if (task === undefined) throw new Error(`snapshot names task ${id} but does not hold it`);
+    return task;
   }
 }
