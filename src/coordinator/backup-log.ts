@@ -2,6 +2,10 @@
 // appends in order (a gap asks for a new snapshot), makes them durable before it
 // acknowledges them, and acknowledges what it holds once per socket read. What it
 // holds (appliedIndex) is also where a promotion starts its own log.
+//
+// A snapshot comes in parts (snapshot-stream.ts), each restored as it arrives and
+// acknowledged (the primary's sign that this backup is alive while it loads). The
+// appends that arrive meanwhile are kept, and applied once the snapshot is whole.
 
 import type { Logger } from "../cli/log.ts";
 import type { SchedulerState } from "../core/scheduler-state.ts";
@@ -11,7 +15,8 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { Kind } from "../protocol/messages.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import { applyEntry } from "./event-log.ts";
-import { decodeSnapshot, readAppend, writeAck } from "./replication-codec.ts";
+import { SnapshotAssembly } from "../core/snapshot-parts.ts";
+import { decodeSnapshot, readAppend, readEntries, readSnapshotPart, writeAck, writeSnapshotAck, type AppendBatch, type SnapshotPartFrame } from "./replication-codec.ts";
 import type { RoleControl } from "./role-control.ts";
 import type { WriteAheadLog } from "./wal.ts";
 
@@ -28,23 +33,44 @@ export interface BackupHost {
   readonly storageFailed: boolean;
 }
 
+/** Appends kept while a snapshot loads, at most (a copy of each): past it the load starts over. */
+export const LOADING_APPENDS_BYTES_MAX = 256 * 1024 * 1024;
+
+interface Loading {
+  epoch: number;
+  index: number;
+  parts: number;
+  assembly: SnapshotAssembly;
+  appends: AppendBatch[];
+  appendBytes: number;
+  startedAt: number;
+}
+
 export class BackupLog {
   /** Index of the last entry this node holds (applied, and durable with --data-dir). */
   appliedIndex = 0;
   private ackedUpTo = 0;
   private readonly entryReader = new Reader();
+  /** A snapshot arriving in parts, and the appends that came after it meanwhile. */
+  private loading: Loading | undefined;
+  /** Parts restored that the primary has not been told of. */
+  private partsToAck: { epoch: number; index: number; parts: number } | undefined;
 
   constructor(private readonly host: BackupHost) {}
 
   /** A new primary to follow: its snapshot replaces the state; until then appliedIndex still says what this node holds. */
   following(): void {
     this.ackedUpTo = 0;
+    this.loading = undefined;
+    this.partsToAck = undefined;
   }
 
   /** REPL_SNAPSHOT or REPL_APPEND from the primary followed. */
   apply(kind: number, r: Reader): void {
     const { config, control, log } = this.host;
+    if (kind === Kind.REPL_SNAPSHOT_PART) return this.loadPart(readSnapshotPart(r));
     if (kind === Kind.REPL_SNAPSHOT) {
+      this.loading = undefined;
       const snap = decodeSnapshot(r);
       this.host.scheduler = Scheduler.fromState(config.scheduler, snap.state as SchedulerState);
       this.appliedIndex = snap.index;
@@ -57,6 +83,13 @@ export class BackupLog {
     }
     if (kind !== Kind.REPL_APPEND) throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from the primary`);
     const batch = readAppend(r);
+    const loading = this.loading;
+    if (loading !== undefined && batch.epoch === loading.epoch) return this.keep(loading, batch);
+    this.applyAppend(batch);
+  }
+
+  private applyAppend(batch: AppendBatch): void {
+    const { control, log } = this.host;
     if (batch.epoch !== control.epoch) return; // a stale primary
     if (Number.isFinite(batch.clockMs)) control.clockOffset?.(Date.now() - batch.clockMs);
     if (!control.isSynced) return; // before our snapshot
@@ -78,9 +111,61 @@ export class BackupLog {
     }
   }
 
+  /** One part of a streamed snapshot: restored now; the last one replaces the state. */
+  private loadPart(f: SnapshotPartFrame): void {
+    const { config, control, log } = this.host;
+    if (f.seq === 0) {
+      this.loading = { epoch: f.epoch, index: f.index, parts: 0, assembly: new SnapshotAssembly(config.scheduler.agingMs), appends: [], appendBytes: 0, startedAt: performance.now() };
+    }
+    const l = this.loading;
+    if (l === undefined || l.epoch !== f.epoch || l.index !== f.index || l.parts !== f.seq) {
+      this.loading = undefined;
+      throw new ProtocolError("E_BAD_FRAME", `snapshot part ${f.seq} at index ${f.index} out of order`);
+    }
+    let scheduler: Scheduler | undefined;
+    try {
+      l.assembly.add(f.part);
+      if (f.last) scheduler = new Scheduler(config.scheduler, l.assembly.finish());
+    } catch (err) {
+      this.loading = undefined;
+      throw new ProtocolError("E_BAD_FRAME", `bad snapshot: ${(err as Error).message}`);
+    }
+    l.parts++;
+    this.partsToAck = { epoch: l.epoch, index: l.index, parts: l.parts };
+    if (scheduler === undefined) return;
+    this.loading = undefined;
+    this.host.scheduler = scheduler;
+    this.appliedIndex = f.index;
+    const wal = this.host.wal;
+    if (wal !== undefined && !this.host.durably(() => wal.snapshot(f.epoch, f.index, scheduler.exportState()))) return;
+    this.ackedUpTo = 0;
+    control.synced(f.epoch);
+    log.info("snapshot applied", { epoch: f.epoch, index: f.index, tasks: l.assembly.taskCount, parts: l.parts, keptAppends: l.appends.length, ms: Math.round(performance.now() - l.startedAt) });
+    for (const batch of l.appends) this.applyAppend(batch);
+  }
+
+  /** An append after the snapshot that is loading: a copy, applied once the snapshot is whole. */
+  private keep(l: Loading, batch: AppendBatch): void {
+    if (Number.isFinite(batch.clockMs)) this.host.control.clockOffset?.(Date.now() - batch.clockMs);
+    if (batch.count === 0) return;
+    l.appendBytes += batch.entries.byteLength;
+    if (l.appendBytes > LOADING_APPENDS_BYTES_MAX) {
+      this.host.log.warn("too many appends while loading a snapshot; starting over", { kept: l.appends.length, bytes: l.appendBytes, limit: LOADING_APPENDS_BYTES_MAX });
+      this.loading = undefined;
+      return this.host.control.resync();
+    }
+    const copy = readEntries(batch.epoch, batch.firstIndex, batch.count, batch.entries.slice());
+    l.appends.push(copy);
+  }
+
   /** The end of a read from the primary: acknowledge what is held now, once. */
   acknowledge(): void {
     const control = this.host.control;
+    const parts = this.partsToAck;
+    if (parts !== undefined && !this.host.storageFailed) {
+      this.partsToAck = undefined;
+      control.sendToPrimary((w) => writeSnapshotAck(w, parts.epoch, parts.index, parts.parts));
+    }
     if (this.appliedIndex === this.ackedUpTo || !control.isSynced || this.host.storageFailed) return;
     this.ackedUpTo = this.appliedIndex;
     const index = this.appliedIndex;

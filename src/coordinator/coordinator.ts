@@ -32,7 +32,8 @@ import { HeldReplies } from "./held-replies.ts";
 import { parseWorkerHello } from "./request-shapes.ts";
 import { coordinatorStats } from "./coordinator-stats.ts";
 import { ReplicaSet } from "./replica-set.ts";
-import { encodeSnapshot, readAck, writeAppend, writeSnapshot } from "./replication-codec.ts";
+import { readAck, readSnapshotAck, writeAppend } from "./replication-codec.ts";
+import { SnapshotStreams } from "./snapshot-stream.ts";
 import type { WriteAheadLog } from "./wal.ts";
 import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
@@ -78,6 +79,8 @@ export class Coordinator implements ConnectionHandler {
   private readonly commands: Commands;
   /** Monotonic time of the last tick or pump (see noticeStall). */
   private lastActiveAt = performance.now();
+  /** Primary: snapshots being streamed to backups that are loading them. */
+  private readonly snapshots: SnapshotStreams;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -107,6 +110,7 @@ export class Coordinator implements ConnectionHandler {
       durably: (write) => this.durably(write),
     });
     this.replicas = new ReplicaSet(config.backupTimeoutMs, log);
+    this.snapshots = new SnapshotStreams(log);
     const events: RoleEvents = {
       promote: (epoch) => this.promote(epoch),
       follow: () => this.backup.following(),
@@ -297,6 +301,11 @@ export class Coordinator implements ConnectionHandler {
         if (Number.isFinite(ack.clockMs)) this.replicas.clockOffset?.(conn, Date.now() - ack.clockMs);
         return;
       }
+      case Kind.REPL_SNAPSHOT_ACK: {
+        const ack = readSnapshotAck(r);
+        if (this.snapshots.restored(conn, ack.epoch, ack.index, ack.parts)) this.replicas.progress?.(conn, performance.now());
+        return;
+      }
       default:
         throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from a ${role}`);
     }
@@ -308,6 +317,7 @@ export class Coordinator implements ConnectionHandler {
 
   onClose(conn: Connection, reason: string): void {
     this.connections.delete(conn.id);
+    this.snapshots.remove(conn);
     this.replicas.remove(conn, performance.now(), reason);
     const workerId = conn.state.workerId as number | undefined;
     if (workerId === undefined || this.workerConns.get(workerId) !== conn) return;
@@ -348,6 +358,7 @@ export class Coordinator implements ConnectionHandler {
         if (this.scheduler.tickWouldChange(now)) this.record(Ev.TICK, 0);
       }
       this.pump();
+      this.snapshots.pump(); // a backup's socket that was full may take the next part now
       if (this.eventLog.lastIndex === lastIndex) this.replicas.broadcast((w) => writeAppend(w, this.epoch, lastIndex + 1, 0, EMPTY, now));
     }
     this.control.tick(now);
@@ -495,20 +506,19 @@ export class Coordinator implements ConnectionHandler {
     });
   }
 
+  /**
+   * Streams this primary's state at the last shipped entry to a backup, in parts
+   * (snapshot-stream.ts); the entries after it follow on the same connection.
+   * The state is taken whole here, so it cannot change while it is streamed.
+   */
   private sendSnapshot(conn: Connection): void {
     if (this.role !== "primary") return this.refuseNotPrimary(conn, 0);
     this.pump(); // everything so far goes out to existing backups first: the snapshot follows the last shipped entry
     const index = this.eventLog.lastIndex;
-    const state = encodeSnapshot(this.scheduler.exportState());
-    if (state.length > this.config.snapshotBytesMax) {
-      this.log.error("snapshot too large", { bytes: state.length, limit: this.config.snapshotBytesMax });
-      return conn.fail("E_TOO_LARGE", `snapshot of ${state.length} bytes is over --snapshot-bytes-max`);
-    }
-    conn.allowLargeWrites(state.length + this.config.limits.pendingBytesMax);
-    writeSnapshot(conn.writer, this.epoch, index, state);
-    conn.queueFlush();
+    const state = this.scheduler.exportState();
     this.replicas.add(conn, index, performance.now());
-    this.log.info("backup syncing", { backup: conn.state.nodeId, index, snapshotBytes: state.length });
+    this.snapshots.start(conn, this.epoch, index, state, this.config.snapshotBytesMax);
+    this.log.info("backup syncing", { backup: conn.state.nodeId, index, tasks: state.tasks.length });
   }
 
   // ------------------------------------------------------------ data directory
@@ -558,6 +568,7 @@ export class Coordinator implements ConnectionHandler {
     this.backup.appliedIndex = this.eventLog.lastIndex;
     this.held.refuseAll(`${this.config.nodeId} stepped down before this was replicated; retry`);
     this.heartbeats.take(); // never logged: the next primary gives every worker a fresh grace period
+    this.snapshots.clear();
     this.replicas.closeAll("primary stepped down");
     this.announce();
   }

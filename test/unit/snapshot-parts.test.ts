@@ -2,7 +2,10 @@
 // and parts out of order or short of what the head promised are refused.
 
 import { describe, expect, test } from "bun:test";
+import { encodeSnapshotPart, readSnapshotPart, TASK_FIELDS, writeSnapshotPart } from "../../src/coordinator/replication-codec.ts";
 import { Scheduler } from "../../src/core/scheduler.ts";
+import { FrameWriter, forEachMessage, Reader } from "../../src/protocol/codec.ts";
+import { Kind } from "../../src/protocol/messages.ts";
 import { SnapshotAssembly, SnapshotCutter, taskBytesEstimate, type SnapshotPart } from "../../src/core/snapshot-parts.ts";
 import { FAIL, makeScheduler, OK, submitOk, TEST_OPTIONS } from "../support/scheduler-fixtures.ts";
 
@@ -73,5 +76,35 @@ describe("snapshot parts", () => {
     const swapped = [...parts];
     [swapped[lastTasks], swapped[lastTasks + 1]] = [swapped[lastTasks + 1]!, swapped[lastTasks]!];
     expect(() => assemble(swapped)).toThrow();
+  });
+});
+
+describe("snapshot parts on the wire (REPL_SNAPSHOT_PART)", () => {
+  /** Each part through FrameWriter and forEachMessage, as a backup reads it. */
+  function throughTheWire(parts: SnapshotPart[]): SnapshotPart[] {
+    const back: SnapshotPart[] = [];
+    for (const [seq, part] of parts.entries()) {
+      const w = new FrameWriter(256);
+      writeSnapshotPart(w, 7, 99, seq, seq === parts.length - 1, encodeSnapshotPart(part));
+      forEachMessage(w.finish().subarray(4), new Reader(), (kind, r) => {
+        expect(kind).toBe(Kind.REPL_SNAPSHOT_PART);
+        const f = readSnapshotPart(r);
+        expect({ epoch: f.epoch, index: f.index, seq: f.seq, last: f.last }).toEqual({ epoch: 7, index: 99, seq, last: seq === parts.length - 1 });
+        back.push(f.part);
+      });
+    }
+    return back;
+  }
+
+  test("a state sent part by part and restored is the state cut", () => {
+    const s = busyScheduler();
+    expect(assemble(throughTheWire(cut(s))).exportState()).toEqual(s.exportState());
+  });
+
+  test("tasks travel as rows of TASK_FIELDS, which names every field of a task", () => {
+    const s = busyScheduler();
+    const fields = new Set<string>();
+    for (const t of s.exportState().tasks) for (const key of Object.keys(t)) fields.add(key);
+    expect([...fields].sort()).toEqual([...TASK_FIELDS].sort());
   });
 });

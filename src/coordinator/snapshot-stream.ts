@@ -1,0 +1,138 @@
+// The primary's side of a streamed snapshot: the state at one log index, cut into
+// bounded parts (core/snapshot-parts.ts) and sent a window at a time as the backup
+// says it has restored them. The window, not the socket, bounds what a slow backup
+// makes this process hold (SNAPSHOT_WINDOW_PARTS parts), one part is encoded per
+// event-loop turn so clients are served between parts, and each acknowledgement is
+// the backup's sign of life while it loads (replica-set.ts counts it as progress).
+// Log entries appended meanwhile go out on the same connection as usual; the backup
+// keeps them until its snapshot is whole (backup-log.ts).
+
+import type { Logger } from "../cli/log.ts";
+import type { SchedulerState } from "../core/scheduler-state.ts";
+import { PART_LIMITS, SnapshotCutter, type PartLimits, type SnapshotPart } from "../core/snapshot-parts.ts";
+import type { Connection } from "../net/connection.ts";
+import { encodeSnapshotPart, writeSnapshotPart } from "./replication-codec.ts";
+
+/** Parts sent and not yet restored by the backup: ~4 x 512 KiB in flight per loading backup. */
+export const SNAPSHOT_WINDOW_PARTS = 4;
+
+/** Parts of 512 KiB: encoding one takes a few ms, so a turn of the event loop stays short. */
+export const SNAPSHOT_PART_LIMITS: PartLimits = { ...PART_LIMITS, bytesMax: 512 * 1024 };
+
+class SnapshotStream {
+  private sent = 0;
+  private restored = 0;
+  private bytes = 0;
+  private readonly cutter: SnapshotCutter;
+  /** The next part, cut ahead so the one before it knows whether it is the last. */
+  private ahead: SnapshotPart | undefined;
+  private readonly startedAt = performance.now();
+
+  constructor(
+    readonly conn: Connection,
+    readonly epoch: number,
+    readonly index: number,
+    state: SchedulerState,
+    private readonly bytesMax: number,
+    private readonly log: Logger,
+    limits: PartLimits,
+  ) {
+    this.cutter = new SnapshotCutter(state, limits);
+    this.ahead = this.cutter.next();
+  }
+
+  get allSent(): boolean {
+    return this.ahead === undefined;
+  }
+
+  get wantsToSend(): boolean {
+    return !this.allSent && this.sent - this.restored < SNAPSHOT_WINDOW_PARTS && this.conn.writable();
+  }
+
+  /** Sends the next part. False when the snapshot grew past bytesMax (the connection is failed). */
+  sendOne(): boolean {
+    const part = this.ahead!;
+    this.ahead = this.cutter.next();
+    const body = encodeSnapshotPart(part);
+    this.bytes += body.length;
+    if (this.bytes > this.bytesMax) {
+      this.log.error("snapshot too large", { backup: this.conn.state.nodeId, bytes: this.bytes, limit: this.bytesMax });
+      this.conn.fail("E_TOO_LARGE", `snapshot of over ${this.bytesMax} bytes is over --snapshot-bytes-max`);
+      return false;
+    }
+    writeSnapshotPart(this.conn.writer, this.epoch, this.index, this.sent, this.allSent, body);
+    this.conn.queueFlush();
+    this.sent++;
+    return true;
+  }
+
+  /** The backup restored `parts` parts; true if that is news. */
+  restoredUpTo(parts: number): boolean {
+    if (parts <= this.restored || parts > this.sent) return false;
+    this.restored = parts;
+    if (this.allSent && this.restored === this.sent) {
+      this.log.info("snapshot sent", { backup: this.conn.state.nodeId, index: this.index, parts: this.sent, bytes: this.bytes, ms: Math.round(performance.now() - this.startedAt) });
+    }
+    return true;
+  }
+
+  get finished(): boolean {
+    return this.allSent && this.restored === this.sent;
+  }
+}
+
+/** Every snapshot being streamed, by connection; parts go out one per event-loop turn across all of them. */
+export class SnapshotStreams {
+  private readonly streams = new Map<number, SnapshotStream>();
+  private scheduled = false;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly limits: PartLimits = SNAPSHOT_PART_LIMITS,
+  ) {}
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** Starts streaming `state` (taken at log index `index`, not changed afterwards) to a backup. */
+  start(conn: Connection, epoch: number, index: number, state: SchedulerState, bytesMax: number): void {
+    this.streams.set(conn.id, new SnapshotStream(conn, epoch, index, state, bytesMax, this.log, this.limits));
+    this.pump();
+  }
+
+  /** REPL_SNAPSHOT_ACK: true if the backup made progress on the snapshot it is being sent. */
+  restored(conn: Connection, epoch: number, index: number, parts: number): boolean {
+    const s = this.streams.get(conn.id);
+    if (s === undefined || s.epoch !== epoch || s.index !== index || !s.restoredUpTo(parts)) return false;
+    if (s.finished) this.streams.delete(conn.id);
+    else this.pump();
+    return true;
+  }
+
+  remove(conn: Connection): void {
+    this.streams.delete(conn.id);
+  }
+
+  clear(): void {
+    this.streams.clear();
+  }
+
+  /**
+   * Sends one part to each backup whose window is open, then yields the event loop
+   * and comes back while any window is still open (a socket that was full is tried
+   * again on the next acknowledgement or pump()).
+   */
+  pump(): void {
+    for (const s of [...this.streams.values()]) {
+      if (!s.wantsToSend) continue;
+      if (!s.sendOne()) this.streams.delete(s.conn.id);
+    }
+    if (this.scheduled || ![...this.streams.values()].some((s) => s.wantsToSend)) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+}
