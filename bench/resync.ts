@@ -1,0 +1,24 @@
+// Resync time and the primary's latency to another client while a restarted backup
+// loads a big queue, from the compiled binaries (static --peer pair, loopback).
+//   bun bench/resync.ts [queued ...]            e.g. bun bench/resync.ts 100000 300000 1000000
+//   BIG=300 bun bench/resync.ts 0               300 queued tasks of 1 MB each
+// One CSV line per size.
+
+import { Cluster } from "../test/e2e/harness.ts";
+import { resyncUnderLoad } from "../test/e2e/resync-scenario.ts";
+
+const sizes = process.argv.slice(2).map(Number);
+if (sizes.length === 0) sizes.push(100_000, 300_000, 1_000_000);
+const big = Number(process.env.BIG ?? 0);
+const columns = ["queued", "syncMs", "startMs", "probes", "statsMsP50", "statsMsP99", "statsMsMax", "submitMsP50", "submitMsP99", "submitMsMax", "dropped", "primaryRssMB"] as const;
+console.log(columns.join(","));
+for (const queued of sizes) {
+  const cluster = new Cluster();
+  try {
+    const args = ["--max-queue", String(queued + big + 200_000)];
+    const r = await resyncUnderLoad(cluster, { queued, bigPayloads: big, bigPayloadBytes: 1 << 20, syncTimeoutMs: 180_000, args });
+    console.log(columns.map((c) => r[c]).join(","));
+  } finally {
+    await cluster.stopAll();
+  }
+}

@@ -1,0 +1,139 @@
+// A backup restarted under a primary that holds a big queue, from the compiled
+// binaries: how long until it is in sync again, and what another client sees of
+// the primary meanwhile (a probe doing stats and a submit, over and over). Shared
+// by the e2e test (resync-big-queue.test.ts) and bench/resync.ts.
+
+import type { CoordinatorStats } from "../../src/protocol/messages.ts";
+import { SchedulerClient } from "../../src/sdk/client.ts";
+import { Cluster, freePort, waitFor, type Started } from "./harness.ts";
+
+export interface ResyncOptions {
+  queued: number;
+  /** Tasks of `bigPayloadBytes` each, on top of `queued` small ones. */
+  bigPayloads?: number;
+  bigPayloadBytes?: number;
+  /** Extra flags for both coordinators. */
+  args?: string[];
+  /** Give up waiting for the backup to be in sync after this long. */
+  syncTimeoutMs: number;
+  /** Between probe rounds: a client asking now and then, not a load generator. */
+  probeGapMs?: number;
+}
+
+export interface ResyncResult {
+  queued: number;
+  /** From spawning the backup to the primary counting it in sync. */
+  syncMs: number;
+  /** Spawn to listening (process start-up, not resync). */
+  startMs: number;
+  probes: number;
+  statsMsP50: number;
+  statsMsP99: number;
+  statsMsMax: number;
+  submitMsP50: number;
+  submitMsP99: number;
+  submitMsMax: number;
+  /** Primary's log lines about the resync (drops would show here). */
+  dropped: boolean;
+  primaryRssMB: number;
+}
+
+const FILL_BATCH = 2_000;
+const FILL_IN_FLIGHT = 4;
+/** Bounds the probe loop in count as well as time. */
+const PROBES_MAX = 100_000;
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10;
+}
+
+async function primaryStats(client: SchedulerClient): Promise<CoordinatorStats> {
+  return (await client.clusterStats()).coordinators[0]!.stats!;
+}
+
+/** Submits `count` tasks of `payload` to the primary, a few batches in flight. */
+async function fill(client: SchedulerClient, count: number, payload: unknown, tag: string): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < count) {
+      const from = next;
+      const n = Math.min(FILL_BATCH, count - from);
+      next += n;
+      await client.submitMany(Array.from({ length: n }, (_, i) => ({ type: "noop", payload, options: { idempotencyKey: `${tag}-${from + i}` } })));
+    }
+  };
+  await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, lane));
+}
+
+export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promise<ResyncResult> {
+  const ports = [freePort(), freePort()];
+  const args = ["--log-level", "info", ...(o.args ?? [])];
+  const nodes = await Promise.all(ports.map((port) => cluster.replica(port, ports, args)));
+  const clients = await Promise.all(ports.map((port) => SchedulerClient.connect({ host: "127.0.0.1", port })));
+  const primaryAt = await waitFor("a primary with its backup in sync", async () => {
+    const all = await Promise.all(clients.map(primaryStats));
+    const i = all.findIndex((s) => s.primary && s.replication.backupsInSync === 1);
+    return i >= 0 ? i : undefined;
+  });
+  const primary = nodes[primaryAt]!;
+  const backupPort = ports[1 - primaryAt]!;
+  clients[1 - primaryAt]!.close();
+  const client = clients[primaryAt]!;
+  try {
+    nodes[1 - primaryAt]!.proc.kill("SIGKILL");
+    await nodes[1 - primaryAt]!.proc.exited;
+    const total = o.queued + (o.bigPayloads ?? 0);
+    await fill(client, o.queued, "x".repeat(32), "small");
+    if (o.bigPayloads) await fill(client, o.bigPayloads, new Uint8Array(o.bigPayloadBytes ?? 1 << 20), "big");
+    await waitFor(`${total} tasks queued on the primary`, async () => ((await primaryStats(client)).queued >= total ? true : undefined), 60_000);
+
+    const mark = primary.output().length;
+    const statsMs: number[] = [];
+    const submitMs: number[] = [];
+    const spawnedAt = performance.now();
+    let started: Started | undefined;
+    const restarting = cluster.replica(backupPort, ports, args).then((s) => (started = s));
+    let syncedAt = 0;
+    let listeningAt = 0;
+    const deadline = spawnedAt + o.syncTimeoutMs;
+    const running = () => syncedAt === 0 && performance.now() < deadline;
+    // Two probes, each one request at a time: stats (answered at once, so it shows the event
+    // loop) and submit (answered once committed, so it also shows commits held for the backup).
+    const statsProbe = async () => {
+      for (let i = 0; i < PROBES_MAX && running(); i++) {
+        const t0 = performance.now();
+        const s = await primaryStats(client);
+        statsMs.push(performance.now() - t0);
+        if (started !== undefined && listeningAt === 0) listeningAt = t0;
+        if (started !== undefined && s.replication.backupsInSync === 1) syncedAt = t0;
+        await Bun.sleep(o.probeGapMs ?? 10);
+      }
+    };
+    const submitProbe = async () => {
+      for (let i = 0; i < PROBES_MAX && running(); i++) {
+        const t0 = performance.now();
+        await client.submit("noop", "probe", { idempotencyKey: `probe-${i}` });
+        submitMs.push(performance.now() - t0);
+        await Bun.sleep(o.probeGapMs ?? 10);
+      }
+    };
+    await Promise.all([statsProbe(), submitProbe()]);
+    await restarting;
+    if (syncedAt === 0) throw new Error(`the backup was not in sync after ${o.syncTimeoutMs} ms; primary said:\n${primary.output().slice(mark).slice(-3000)}`);
+    const rss = Number((await Bun.$`ps -o rss= -p ${primary.proc.pid}`.quiet().text()).trim()) / 1024;
+    return {
+      queued: total,
+      syncMs: Math.round(syncedAt - spawnedAt),
+      startMs: Math.round(listeningAt - spawnedAt),
+      probes: statsMs.length,
+      statsMsP50: quantile(statsMs, 0.5), statsMsP99: quantile(statsMs, 0.99), statsMsMax: quantile(statsMs, 1),
+      submitMsP50: quantile(submitMs, 0.5), submitMsP99: quantile(submitMs, 0.99), submitMsMax: quantile(submitMs, 1),
+      dropped: primary.output().slice(mark).includes("acknowledged nothing"),
+      primaryRssMB: Math.round(rss),
+    };
+  } finally {
+    client.close();
+  }
+}
