@@ -6,7 +6,7 @@
 import { decodeSnapshotBody, encodeSnapshot, encodeSnapshotPart, readSnapshotPart, writeSnapshotPart } from "../src/coordinator/replication-codec.ts";
 import { SNAPSHOT_PART_LIMITS } from "../src/coordinator/snapshot-stream.ts";
 import { DEFAULT_SCHEDULER_OPTIONS, Scheduler } from "../src/core/scheduler.ts";
-import { SnapshotAssembly, SnapshotCutter } from "../src/core/snapshot-parts.ts";
+import { SnapshotAssembly } from "../src/core/snapshot-parts.ts";
 import { FrameWriter, forEachMessage, Reader } from "../src/protocol/codec.ts";
 
 const sizes = process.argv.slice(2).map(Number);
@@ -30,9 +30,9 @@ function timed<T>(f: () => T): [T, number] {
 }
 
 /** The streamed form: every part encoded (primary), then read and restored (backup); the slowest part too. */
-function parts(state: ReturnType<Scheduler["exportState"]>): { encodeMs: number; maxPartMs: number; mb: number; restoreMs: number; count: number } {
+function parts(s: Scheduler): { encodeMs: number; maxPartMs: number; mb: number; restoreMs: number; count: number } {
   const frames: Uint8Array[] = [];
-  const cutter = new SnapshotCutter(state, SNAPSHOT_PART_LIMITS);
+  const cutter = s.startExport(SNAPSHOT_PART_LIMITS);
   let maxPartMs = 0;
   const t0 = performance.now();
   for (let p = cutter.next(), seq = 0; p !== undefined; p = cutter.next(), seq++) {
@@ -59,6 +59,6 @@ for (const n of sizes) {
   const [bytes, encodeMs] = timed(() => encodeSnapshot(state));
   const [decoded, decodeMs] = timed(() => decodeSnapshotBody(bytes));
   const [, fromStateMs] = timed(() => Scheduler.fromState({ ...DEFAULT_SCHEDULER_OPTIONS, shard: 0, queueMax: n + 1 }, decoded));
-  const p = parts(state);
+  const p = parts(s);
   console.log([n, exportMs, encodeMs, bytes.length / 1e6, decodeMs, fromStateMs, p.count, p.encodeMs, p.maxPartMs, p.mb, p.restoreMs].map((v) => Math.round(v * 10) / 10).join(","));
 }

@@ -507,18 +507,17 @@ export class Coordinator implements ConnectionHandler {
   }
 
   /**
-   * Streams this primary's state at the last shipped entry to a backup, in parts
-   * (snapshot-stream.ts); the entries after it follow on the same connection.
-   * The state is taken whole here, so it cannot change while it is streamed.
+   * Streams this primary's state at the last shipped entry to a backup, in parts cut
+   * while it goes on serving (snapshot-stream.ts); the entries after it follow on
+   * the same connection.
    */
   private sendSnapshot(conn: Connection): void {
     if (this.role !== "primary") return this.refuseNotPrimary(conn, 0);
     this.pump(); // everything so far goes out to existing backups first: the snapshot follows the last shipped entry
     const index = this.eventLog.lastIndex;
-    const state = this.scheduler.exportState();
     this.replicas.add(conn, index, performance.now());
-    this.snapshots.start(conn, this.epoch, index, state, this.config.snapshotBytesMax);
-    this.log.info("backup syncing", { backup: conn.state.nodeId, index, tasks: state.tasks.length });
+    this.snapshots.start(conn, this.epoch, index, this.scheduler, this.config.snapshotBytesMax);
+    this.log.info("backup syncing", { backup: conn.state.nodeId, index });
   }
 
   // ------------------------------------------------------------ data directory

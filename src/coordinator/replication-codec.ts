@@ -201,7 +201,7 @@ export function readSnapshotPart(r: Reader): SnapshotPartFrame {
   const k = part !== null && typeof part === "object" ? part.k : undefined;
   if (k === "tasks") return { epoch, index, seq, last, part: { k, tasks: tasksOfRows(part!.rows) } };
   const shaped = (k === "head" && typeof part!.head === "object" && part!.head !== null)
-    || ((k === "ready" || k === "finished" || k === "dlq") && Array.isArray(part!.ids));
+    || ((k === "finished" || k === "dlq") && Array.isArray(part!.ids));
   if (!shaped) throw new ProtocolError("E_BAD_FRAME", "snapshot part is not a part of a scheduler state");
   return { epoch, index, seq, last, part: part as unknown as SnapshotPart };
 }

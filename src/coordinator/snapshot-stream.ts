@@ -1,5 +1,5 @@
 // The primary's side of a streamed snapshot: the state at one log index, cut into
-// bounded parts (core/snapshot-parts.ts) and sent a window at a time as the backup
+// bounded parts while the primary goes on (core/snapshot-export.ts) and sent a window at a time as the backup
 // says it has restored them. The window, not the socket, bounds what a slow backup
 // makes this process hold (SNAPSHOT_WINDOW_PARTS parts), one part is encoded per
 // event-loop turn so clients are served between parts, and each acknowledgement is
@@ -8,8 +8,9 @@
 // keeps them until its snapshot is whole (backup-log.ts).
 
 import type { Logger } from "../cli/log.ts";
-import type { SchedulerState } from "../core/scheduler-state.ts";
-import { PART_LIMITS, SnapshotCutter, type PartLimits, type SnapshotPart } from "../core/snapshot-parts.ts";
+import type { Scheduler } from "../core/scheduler.ts";
+import type { SnapshotExport } from "../core/snapshot-export.ts";
+import { PART_LIMITS, type PartLimits, type SnapshotPart } from "../core/snapshot-parts.ts";
 import type { Connection } from "../net/connection.ts";
 import { encodeSnapshotPart, writeSnapshotPart } from "./replication-codec.ts";
 
@@ -23,7 +24,7 @@ class SnapshotStream {
   private sent = 0;
   private restored = 0;
   private bytes = 0;
-  private readonly cutter: SnapshotCutter;
+  private readonly cutter: SnapshotExport;
   /** The next part, cut ahead so the one before it knows whether it is the last. */
   private ahead: SnapshotPart | undefined;
   private readonly startedAt = performance.now();
@@ -32,12 +33,12 @@ class SnapshotStream {
     readonly conn: Connection,
     readonly epoch: number,
     readonly index: number,
-    state: SchedulerState,
+    scheduler: Scheduler,
     private readonly bytesMax: number,
     private readonly log: Logger,
     limits: PartLimits,
   ) {
-    this.cutter = new SnapshotCutter(state, limits);
+    this.cutter = scheduler.startExport(limits);
     this.ahead = this.cutter.next();
   }
 
@@ -79,6 +80,11 @@ class SnapshotStream {
   get finished(): boolean {
     return this.allSent && this.restored === this.sent;
   }
+
+  /** Given up: the scheduler stops keeping copies for it. */
+  close(): void {
+    this.cutter.close();
+  }
 }
 
 /** Every snapshot being streamed, by connection; parts go out one per event-loop turn across all of them. */
@@ -95,9 +101,10 @@ export class SnapshotStreams {
     return this.streams.size;
   }
 
-  /** Starts streaming `state` (taken at log index `index`, not changed afterwards) to a backup. */
-  start(conn: Connection, epoch: number, index: number, state: SchedulerState, bytesMax: number): void {
-    this.streams.set(conn.id, new SnapshotStream(conn, epoch, index, state, bytesMax, this.log, this.limits));
+  /** Starts streaming the scheduler's state as it is now (at log index `index`) to a backup. */
+  start(conn: Connection, epoch: number, index: number, scheduler: Scheduler, bytesMax: number): void {
+    this.remove(conn);
+    this.streams.set(conn.id, new SnapshotStream(conn, epoch, index, scheduler, bytesMax, this.log, this.limits));
     this.pump();
   }
 
@@ -111,10 +118,12 @@ export class SnapshotStreams {
   }
 
   remove(conn: Connection): void {
+    this.streams.get(conn.id)?.close();
     this.streams.delete(conn.id);
   }
 
   clear(): void {
+    for (const s of this.streams.values()) s.close();
     this.streams.clear();
   }
 
@@ -126,7 +135,7 @@ export class SnapshotStreams {
   pump(): void {
     for (const s of [...this.streams.values()]) {
       if (!s.wantsToSend) continue;
-      if (!s.sendOne()) this.streams.delete(s.conn.id);
+      if (!s.sendOne()) this.remove(s.conn);
     }
     if (this.scheduled || ![...this.streams.values()].some((s) => s.wantsToSend)) return;
     this.scheduled = true;

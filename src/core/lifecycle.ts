@@ -38,6 +38,7 @@ export class Lifecycle {
    * all held (validate()); a requeued one's may have been evicted or purged.
    */
   place(task: Task, now: number): void {
+    this.held.touch(task);
     for (const parentId of task.dependsOn) {
       if (shardOfTask(parentId) !== this.options.shard) {
         this.waitOnForeignParent(task, parentId);
@@ -52,6 +53,7 @@ export class Lifecycle {
         return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
       }
       task.waitingOn++;
+      this.held.touch(parent);
       parent.dependants = appended(parent.dependants, task.id);
     }
     if (task.waitingOn > 0) this.held.waitingCount++;
@@ -68,6 +70,7 @@ export class Lifecycle {
 
   /** Ready to run as soon as runAt allows. */
   release(task: Task, now: number): void {
+    this.held.touch(task);
     if (task.runAt > now) {
       task.state = "delayed";
       this.held.delayedCount++;
@@ -86,6 +89,7 @@ export class Lifecycle {
     // on one connection are two waiters (a client that retried on its connection just ignores the
     // answer to the request it gave up on). Bounded, oldest dropped first.
     if (task.watchers.some((w) => w.conn === watcher.conn && w.requestId === watcher.requestId)) return;
+    this.held.touch(task);
     const kept = task.watchers.length >= WATCHERS_MAX ? task.watchers.slice(1) : task.watchers;
     task.watchers = appended(kept, watcher);
   }
@@ -101,11 +105,13 @@ export class Lifecycle {
       const task = this.held.delayed.pop()!;
       if (task.state !== "delayed") continue; // cancelled while delayed
       this.held.delayedCount--;
+      this.held.touch(task);
       this.held.ready.push(task, now);
     }
   }
 
   lease(task: Task, worker: WorkerState, now: number): void {
+    this.held.touch(task);
     task.state = "leased";
     task.attempt++;
     task.workerId = worker.id;
@@ -124,6 +130,7 @@ export class Lifecycle {
   }
 
   releaseLease(task: Task, worker: WorkerState): void {
+    this.held.touch(task);
     worker.leased.delete(task);
     worker.free++;
     this.held.leasedCount--;
@@ -138,12 +145,14 @@ export class Lifecycle {
   }
 
   private recordError(task: Task, workerId: number, error: string, now: number): void {
+    this.held.touch(task);
     if (task.errors.length >= ERRORS_KEPT_MAX) task.errors.shift();
     task.errors = appended(task.errors, { attempt: task.attempt, workerId, at: now, error } satisfies AttemptError);
   }
 
   /** A lease ended without success: retry (after its backoff) while attempts remain, else fail for good. */
   endAttempt(task: Task, worker: WorkerState, error: string, now: number): void {
+    this.held.touch(task);
     const workerId = worker.id;
     this.releaseLease(task, worker);
     this.recordError(task, workerId, error, now);
@@ -163,6 +172,7 @@ export class Lifecycle {
   }
 
   finish(task: Task, state: "completed" | "failed" | "cancelled", now: number): void {
+    this.held.touch(task);
     task.state = state;
     task.finishedAt = now;
     this.held.unfinished--;
@@ -182,11 +192,15 @@ export class Lifecycle {
 
   /** A parent ended: dependants run when all their parents completed, and fail if one did not. */
   settleDependants(parent: Pick<Task, "id" | "state" | "dependants">, now: number): void {
+    // A foreign parent is no task here (snapshots copy those whole when they start).
+    const held = this.held.tasks.get(parent.id);
+    if (held === parent) this.held.touch(held);
     const dependants = parent.dependants;
     parent.dependants = emptyList();
     for (const id of dependants) {
       const child = this.held.tasks.get(id);
       if (child === undefined || child.state !== "waiting") continue;
+      this.held.touch(child);
       if (parent.state !== "completed") {
         this.held.waitingCount--;
         this.failWithoutAttempt(child, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
@@ -198,6 +212,7 @@ export class Lifecycle {
   }
 
   forget(task: Task): void {
+    this.held.touch(task);
     this.held.tasks.delete(task);
   }
 

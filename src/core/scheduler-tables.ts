@@ -45,18 +45,36 @@ export class SchedulerTables {
       nextSeq: this.nextSeq,
       workerRotation: this.workerRotation,
       counters: { ...this.counters },
-      tasks: [...this.tasks.values()].map((t) => ({
-        ...t, errors: copiedList(t.errors), watchers: copiedList(t.watchers), dependants: copiedList(t.dependants), foreignOutputs: copiedList(t.foreignOutputs),
-      })),
+      tasks: [...this.tasks.values()].map(taskCopy),
       ready: this.ready.ordered().map((t) => t.id),
       finished: [...this.finishedOrder].map((t) => t.id),
       dlq: [...this.dlq.keys()],
-      foreignParents: [...this.foreignParents.values()].map((p) => ({ id: p.id, dependants: [...p.dependants] })),
-      workers: [...this.workers.values()].map((w) => ({
-        id: w.id, slots: w.slots, tags: [...w.tags], free: w.free, lastSeenAt: w.lastSeenAt,
-        done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id), draining: w.draining,
-      })),
+      foreignParents: this.foreignParentsCopy(),
+      workers: this.workersCopy(),
     };
+  }
+
+  foreignParentsCopy(): ForeignParent[] {
+    return [...this.foreignParents.values()].map((p) => ({ id: p.id, dependants: [...p.dependants] }));
+  }
+
+  workersCopy(): SchedulerState["workers"] {
+    return [...this.workers.values()].map((w) => ({
+      id: w.id, slots: w.slots, tags: [...w.tags], free: w.free, lastSeenAt: w.lastSeenAt,
+      done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id), draining: w.draining,
+    }));
+  }
+
+  /**
+   * Exports being streamed (snapshot-export.ts): each keeps the state of a task from
+   * when it started, so whatever changes a task calls touch() first.
+   */
+  readonly exports = new Set<{ touch(task: Task): void }>();
+
+  /** A task is about to change or leave the table (see exports). */
+  touch(task: Task): void {
+    if (this.exports.size === 0) return;
+    for (const e of this.exports) e.touch(task);
   }
 
   /** Tables in exactly the state `exportState()` described. Throws on an inconsistent state. */
@@ -120,4 +138,9 @@ export class SchedulerTables {
     if (task === undefined) throw new Error(`snapshot names task ${id} but does not hold it`);
     return task;
   }
+}
+
+/** A task as a snapshot holds it: its lists copied (they change in place), the rest shared (never changed in place). */
+export function taskCopy(t: Task): Task {
+  return { ...t, errors: copiedList(t.errors), watchers: copiedList(t.watchers), dependants: copiedList(t.dependants), foreignOutputs: copiedList(t.foreignOutputs) };
 }

@@ -6,7 +6,7 @@ import { encodeSnapshotPart, readSnapshotPart, TASK_FIELDS, writeSnapshotPart } 
 import { Scheduler } from "../../src/core/scheduler.ts";
 import { FrameWriter, forEachMessage, Reader } from "../../src/protocol/codec.ts";
 import { Kind } from "../../src/protocol/messages.ts";
-import { SnapshotAssembly, SnapshotCutter, taskBytesEstimate, type SnapshotPart } from "../../src/core/snapshot-parts.ts";
+import { SnapshotAssembly, taskBytesEstimate, type SnapshotPart } from "../../src/core/snapshot-parts.ts";
 import { FAIL, makeScheduler, OK, submitOk, TEST_OPTIONS } from "../support/scheduler-fixtures.ts";
 
 /** Queued, leased, completed and dead-lettered tasks, some with payloads of several sizes. */
@@ -25,7 +25,7 @@ function busyScheduler(): Scheduler {
 }
 
 function cut(s: Scheduler, limits = { bytesMax: 8000, idsMax: 50 }): SnapshotPart[] {
-  const cutter = new SnapshotCutter(s.exportState(), limits);
+  const cutter = s.startExport(limits);
   const parts: SnapshotPart[] = [];
   for (let p = cutter.next(); p !== undefined; p = cutter.next()) parts.push(structuredClone(p));
   return parts;
@@ -42,6 +42,7 @@ describe("snapshot parts", () => {
     const s = busyScheduler();
     const state = s.exportState();
     expect(state.ready.length).toBeGreaterThan(100);
+    expect(state.tasks.some((t) => t.state === "leased")).toBe(true);
     expect(state.finished.length).toBeGreaterThan(0);
     expect(state.dlq.length).toBeGreaterThan(0);
     const parts = cut(s);
