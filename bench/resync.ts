@@ -10,7 +10,7 @@ import { resyncUnderLoad } from "../test/e2e/resync-scenario.ts";
 const sizes = process.argv.slice(2).map(Number);
 if (sizes.length === 0) sizes.push(100_000, 300_000, 1_000_000);
 const big = Number(process.env.BIG ?? 0);
-const columns = ["queued", "syncMs", "startMs", "probes", "statsMsP50", "statsMsP99", "statsMsMax", "submitMsP50", "submitMsP99", "submitMsMax", "dropped", "primaryRssMB"] as const;
+const columns = ["queued", "syncMs", "startMs", "probes", "restStatsMsP99", "statsMsP50", "statsMsP99", "statsMsMax", "submitMsP50", "submitMsP99", "submitMsMax", "dropped", "primaryRssMB", "sentMs", "appliedMs"] as const;
 console.log(columns.join(","));
 for (const queued of sizes) {
   const cluster = new Cluster();

@@ -14,19 +14,20 @@ import { PART_LIMITS, type PartLimits, type SnapshotPart } from "../core/snapsho
 import type { Connection } from "../net/connection.ts";
 import { encodeSnapshotPart, writeSnapshotPart } from "./replication-codec.ts";
 
-/** Parts sent and not yet restored by the backup: ~4 x 512 KiB in flight per loading backup. */
-export const SNAPSHOT_WINDOW_PARTS = 4;
+/** Parts sent and not yet restored by the backup: ~8 x 128 KiB in flight per loading backup. */
+export const SNAPSHOT_WINDOW_PARTS = 8;
 
-/** Parts of 512 KiB: encoding one takes a few ms, so a turn of the event loop stays short. */
-export const SNAPSHOT_PART_LIMITS: PartLimits = { ...PART_LIMITS, bytesMax: 512 * 1024 };
+/** Parts of ~128 KiB (~800 small tasks): cutting and encoding one takes 1-3 ms, so a turn of the event loop stays short. */
+export const SNAPSHOT_PART_LIMITS: PartLimits = { ...PART_LIMITS, bytesMax: 128 * 1024 };
+
+const END_PART: SnapshotPart = { k: "dlq", ids: [] };
 
 class SnapshotStream {
   private sent = 0;
   private restored = 0;
   private bytes = 0;
   private readonly cutter: SnapshotExport;
-  /** The next part, cut ahead so the one before it knows whether it is the last. */
-  private ahead: SnapshotPart | undefined;
+  private allCut = false;
   private readonly startedAt = performance.now();
 
   constructor(
@@ -39,11 +40,10 @@ class SnapshotStream {
     limits: PartLimits,
   ) {
     this.cutter = scheduler.startExport(limits);
-    this.ahead = this.cutter.next();
   }
 
   get allSent(): boolean {
-    return this.ahead === undefined;
+    return this.allCut;
   }
 
   get wantsToSend(): boolean {
@@ -52,9 +52,11 @@ class SnapshotStream {
 
   /** Sends the next part. False when the snapshot grew past bytesMax (the connection is failed). */
   sendOne(): boolean {
-    const part = this.ahead!;
-    this.ahead = this.cutter.next();
-    const body = encodeSnapshotPart(part);
+    // A part may hold the scheduler's own task objects: it is encoded now, before they change.
+    // After the last, an empty part marks the end (so no part is cut ahead to know it is the last).
+    const part = this.cutter.next();
+    if (part === undefined) this.allCut = true;
+    const body = encodeSnapshotPart(part ?? END_PART);
     this.bytes += body.length;
     if (this.bytes > this.bytesMax) {
       this.log.error("snapshot too large", { backup: this.conn.state.nodeId, bytes: this.bytes, limit: this.bytesMax });

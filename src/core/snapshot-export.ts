@@ -68,7 +68,11 @@ export class SnapshotExport {
     if (task.id > this.cursor && task.id < this.idEnd && !this.preimages.has(task.id)) this.preimages.set(task.id, taskCopy(task));
   }
 
-  /** The next part, or undefined after the last (the export is then detached from the tables). */
+  /**
+   * The next part, or undefined after the last (the export is then detached from the
+   * tables). A part may hold the scheduler's own task objects (not copied, to spare
+   * the garbage): encode it before the scheduler changes again.
+   */
   next(): SnapshotPart | undefined {
     switch (this.stage) {
       case Stage.Head:
@@ -129,7 +133,7 @@ export class SnapshotExport {
         const pre = this.preimages.get(live.id);
         const size = taskBytesEstimate(pre ?? live);
         if (out.length > 0 && bytes + size > this.limits.bytesMax) return out; // its turn comes in the next part
-        out.push(pre ?? taskCopy(live));
+        out.push(pre ?? live);
         if (pre !== undefined) this.preimages.delete(live.id);
         bytes += size;
         this.cursor = live.id;

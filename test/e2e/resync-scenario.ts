@@ -2,6 +2,10 @@
 // binaries: how long until it is in sync again, and what another client sees of
 // the primary meanwhile (a probe doing stats and a submit, over and over). Shared
 // by the e2e test (resync-big-queue.test.ts) and bench/resync.ts.
+//
+// The queue waits behind one worker slot busy with a long task, as a real backlog
+// does. (With no worker at all, each stats request walks the whole ready queue to
+// count unmatched tasks: ~15 ms at 300k queued, whatever replication does.)
 
 import type { CoordinatorStats } from "../../src/protocol/messages.ts";
 import { SchedulerClient } from "../../src/sdk/client.ts";
@@ -27,6 +31,8 @@ export interface ResyncResult {
   /** Spawn to listening (process start-up, not resync). */
   startMs: number;
   probes: number;
+  /** The stats probe before the restart, with the queue full and nothing else going on. */
+  restStatsMsP99: number;
   statsMsP50: number;
   statsMsP99: number;
   statsMsMax: number;
@@ -36,10 +42,24 @@ export interface ResyncResult {
   /** Primary's log lines about the resync (drops would show here). */
   dropped: boolean;
   primaryRssMB: number;
+  /** From the logs: the primary's stream, start to last part restored; the backup's load, first part to applied. */
+  sentMs: number;
+  appliedMs: number;
+}
+
+/** The `ms` of the last log line with this event. */
+function loggedMs(output: string, event: string): number {
+  const line = output.split("\n").findLast((l) => l.includes(`"event":"${event}"`));
+  return line === undefined ? NaN : Number(JSON.parse(line).ms);
 }
 
 const FILL_BATCH = 2_000;
 const FILL_IN_FLIGHT = 4;
+/** The longest built-in sleep; LONG_TASKS of them keep the worker's one slot busy longer than any run. */
+const LONG_TASK_MS = 60_000;
+const LONG_TASKS = 5;
+/** Stats probes before the restart, for what the primary answers in at rest. */
+const REST_PROBES = 50;
 /** Bounds the probe loop in count as well as time. */
 const PROBES_MAX = 100_000;
 
@@ -81,14 +101,26 @@ export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promi
   const backupPort = ports[1 - primaryAt]!;
   clients[1 - primaryAt]!.close();
   const client = clients[primaryAt]!;
+  cluster.worker(ports, ["-w", "1", "--concurrency", "1"]);
   try {
+    await waitFor("the worker on the primary", async () => ((await primaryStats(client)).workers.length === 1 ? true : undefined));
+    // Submitted first, so each runs before anything queued after it: the slot stays busy for them all.
+    for (let i = 0; i < LONG_TASKS; i++) await client.submit("sleep", { ms: LONG_TASK_MS }, { timeoutMs: 2 * LONG_TASK_MS, idempotencyKey: `long-${i}` });
+    await waitFor("the worker's one slot busy", async () => ((await primaryStats(client)).leased === 1 ? true : undefined));
     nodes[1 - primaryAt]!.proc.kill("SIGKILL");
     await nodes[1 - primaryAt]!.proc.exited;
-    const total = o.queued + (o.bigPayloads ?? 0);
+    const total = o.queued + (o.bigPayloads ?? 0) + LONG_TASKS - 1;
     await fill(client, o.queued, "x".repeat(32), "small");
     if (o.bigPayloads) await fill(client, o.bigPayloads, new Uint8Array(o.bigPayloadBytes ?? 1 << 20), "big");
     await waitFor(`${total} tasks queued on the primary`, async () => ((await primaryStats(client)).queued >= total ? true : undefined), 60_000);
 
+    const rest: number[] = [];
+    for (let i = 0; i < REST_PROBES; i++) {
+      const t0 = performance.now();
+      await primaryStats(client);
+      rest.push(performance.now() - t0);
+      await Bun.sleep(o.probeGapMs ?? 10);
+    }
     const mark = primary.output().length;
     const statsMs: number[] = [];
     const submitMs: number[] = [];
@@ -128,10 +160,13 @@ export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promi
       syncMs: Math.round(syncedAt - spawnedAt),
       startMs: Math.round(listeningAt - spawnedAt),
       probes: statsMs.length,
+      restStatsMsP99: quantile(rest, 0.99),
       statsMsP50: quantile(statsMs, 0.5), statsMsP99: quantile(statsMs, 0.99), statsMsMax: quantile(statsMs, 1),
       submitMsP50: quantile(submitMs, 0.5), submitMsP99: quantile(submitMs, 0.99), submitMsMax: quantile(submitMs, 1),
       dropped: primary.output().slice(mark).includes("acknowledged nothing"),
       primaryRssMB: Math.round(rss),
+      sentMs: loggedMs(primary.output().slice(mark), "snapshot sent"),
+      appliedMs: started === undefined ? NaN : loggedMs(started.output(), "snapshot applied"),
     };
   } finally {
     client.close();
