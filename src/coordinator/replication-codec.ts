@@ -165,10 +165,17 @@ export const TASK_FIELDS = [
   "leasedAt", "leaseExpiresAt", "watchers", "output", "errors", "finishedAt", "foreignOutputs",
 ] as const satisfies ReadonlyArray<keyof Task>;
 
+/** Parts have an encoder of their own, whose buffer each part's bytes are a view into. */
+const partEncoder = new Encoder({ ignoreUndefined: true });
+
+/**
+ * A part's bytes: a view into a buffer the next part overwrites, so write it into its
+ * frame at once (a stream encodes a million tasks' worth; copies of each would be garbage).
+ */
 export function encodeSnapshotPart(part: SnapshotPart): Uint8Array {
-  if (part.k !== "tasks") return encoder.encode(part);
+  if (part.k !== "tasks") return partEncoder.encodeSharedRef(part);
   const rows = part.tasks.map((t) => TASK_FIELDS.map((f) => t[f]));
-  return encoder.encode({ k: "tasks", rows });
+  return partEncoder.encodeSharedRef({ k: "tasks", rows });
 }
 
 /** Tasks back from the rows of a part (values are checked by the restore, shapes here). */

@@ -1,24 +1,26 @@
 // A backup restarted under a primary holding 300,000 queued tasks, from the compiled
 // binaries. The snapshot (~120 MB as one msgpack value) once took the backup over a
 // second to apply in one piece, the primary dropped it for acknowledging nothing for
-// --backup-timeout-ms, and the backup asked again, forever. Streamed in parts that
-// the backup restores and acknowledges as they come, it is in sync within
-// SYNC_BOUND_MS, is never dropped, and the primary keeps answering another client.
+// --backup-timeout-ms, and the backup asked again, forever; building each snapshot
+// stood the primary still for seconds. Now the primary cuts parts from its live state
+// between other work and the backup restores and acknowledges each as it comes: it is
+// in sync within SYNC_BOUND_MS, never dropped, and another client's requests are
+// answered within STATS_P99_BOUND_MS at p99 meanwhile.
 
 import { afterAll, expect, test } from "bun:test";
 import { Cluster } from "./harness.ts";
 import { resyncUnderLoad } from "./resync-scenario.ts";
 
 const QUEUED = 300_000;
-/** Measured on the 2-core test machine: ~2 s (docs/benchmarks.md); the bound leaves room for a busy host. */
-const SYNC_BOUND_MS = 15_000;
+/** Measured on the 2-core test machine: 1.5-2.1 s (docs/benchmarks.md); the bound leaves room for a busy host. */
+const SYNC_BOUND_MS = 10_000;
 /**
- * The probe's stats requests (answered without a commit) are what show the primary's
- * event loop. What still stands it still: exportState() of the whole table when the
- * stream starts (~0.2 s at 300k); a submit waits for the backup, which holds commits
- * while it catches up. Both measured and printed; this bound is on the former.
+ * The stats probe (answered at once) shows the primary's event loop: 12-20 ms p99
+ * measured, 2-4 ms at rest. The submit probe is printed, not bounded: a submission
+ * is acknowledged once replicated, and a loading backup holds commits (replica-set.ts)
+ * until it holds them, so submits wait about as long as the resync.
  */
-const STATS_P99_BOUND_MS = 1_000;
+const STATS_P99_BOUND_MS = 50;
 
 const cluster = new Cluster();
 afterAll(() => cluster.stopAll());

@@ -74,12 +74,12 @@ async function primaryStats(client: SchedulerClient): Promise<CoordinatorStats> 
 }
 
 /** Submits `count` tasks of `payload` to the primary, a few batches in flight. */
-async function fill(client: SchedulerClient, count: number, payload: unknown, tag: string): Promise<void> {
+async function fill(client: SchedulerClient, count: number, payload: unknown, tag: string, batch = FILL_BATCH): Promise<void> {
   let next = 0;
   const lane = async () => {
     while (next < count) {
       const from = next;
-      const n = Math.min(FILL_BATCH, count - from);
+      const n = Math.min(batch, count - from);
       next += n;
       await client.submitMany(Array.from({ length: n }, (_, i) => ({ type: "noop", payload, options: { idempotencyKey: `${tag}-${from + i}` } })));
     }
@@ -111,7 +111,7 @@ export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promi
     await nodes[1 - primaryAt]!.proc.exited;
     const total = o.queued + (o.bigPayloads ?? 0) + LONG_TASKS - 1;
     await fill(client, o.queued, "x".repeat(32), "small");
-    if (o.bigPayloads) await fill(client, o.bigPayloads, new Uint8Array(o.bigPayloadBytes ?? 1 << 20), "big");
+    if (o.bigPayloads) await fill(client, o.bigPayloads, new Uint8Array(o.bigPayloadBytes ?? 1 << 20), "big", 4);
     await waitFor(`${total} tasks queued on the primary`, async () => ((await primaryStats(client)).queued >= total ? true : undefined), 60_000);
 
     const rest: number[] = [];
