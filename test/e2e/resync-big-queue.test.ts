@@ -15,10 +15,13 @@ const QUEUED = 300_000;
 /** Measured on the 2-core test machine: 1.5-2.1 s (docs/benchmarks.md); the bound leaves room for a busy host. */
 const SYNC_BOUND_MS = 10_000;
 /**
- * The stats probe (answered at once) shows the primary's event loop: 12-20 ms p99
- * measured, 2-4 ms at rest. The submit probe is printed, not bounded: a submission
- * is acknowledged once replicated, and a loading backup holds commits (replica-set.ts)
- * until it holds them, so submits wait about as long as the resync.
+ * The stats probe (answered at once) shows the primary's event loop: 12-25 ms p99
+ * measured during the resync, 2-13 ms at rest. On a host busy with other work the
+ * probe is slower at rest too (49 ms p99 seen at a load average of 8 on 2 cores), so
+ * the bound is 50 ms or twice the p99 at rest, whichever is more. The submit probe is
+ * printed, not bounded: a submission is acknowledged once replicated, and a loading
+ * backup holds commits (replica-set.ts) until it holds them, so submits wait about as
+ * long as the resync.
  */
 const STATS_P99_BOUND_MS = 50;
 
@@ -28,7 +31,7 @@ afterAll(() => cluster.stopAll());
 test(`a backup restarted under ${QUEUED.toLocaleString("en")} queued tasks is in sync within ${SYNC_BOUND_MS} ms, never dropped for being slow`, async () => {
   const r = await resyncUnderLoad(cluster, { queued: QUEUED, syncTimeoutMs: 3 * SYNC_BOUND_MS });
   console.log(JSON.stringify(r));
-  expect(r.dropped).toBe(false);
+  expect(r.snapshots).toBe(1); // never dropped and sent another
   expect(r.syncMs).toBeLessThan(SYNC_BOUND_MS);
-  expect(r.statsMsP99).toBeLessThan(STATS_P99_BOUND_MS);
+  expect(r.statsMsP99).toBeLessThan(Math.max(STATS_P99_BOUND_MS, 2 * r.restStatsMsP99));
 }, 120_000);

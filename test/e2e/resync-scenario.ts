@@ -20,6 +20,8 @@ export interface ResyncOptions {
   args?: string[];
   /** Give up waiting for the backup to be in sync after this long. */
   syncTimeoutMs: number;
+  /** Each coordinator gets --data-dir <dataDirRoot>/<its port>. */
+  dataDirRoot?: string;
   /** Between probe rounds: a client asking now and then, not a load generator. */
   probeGapMs?: number;
 }
@@ -39,8 +41,8 @@ export interface ResyncResult {
   submitMsP50: number;
   submitMsP99: number;
   submitMsMax: number;
-  /** Primary's log lines about the resync (drops would show here). */
-  dropped: boolean;
+  /** Snapshots the primary started for the backup: more than one means it was dropped and asked again. */
+  snapshots: number;
   primaryRssMB: number;
   /** From the logs: the primary's stream, start to last part restored; the backup's load, first part to applied. */
   sentMs: number;
@@ -90,7 +92,8 @@ async function fill(client: SchedulerClient, count: number, payload: unknown, ta
 export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promise<ResyncResult> {
   const ports = [freePort(), freePort()];
   const args = ["--log-level", "info", ...(o.args ?? [])];
-  const nodes = await Promise.all(ports.map((port) => cluster.replica(port, ports, args)));
+  const argsOf = (port: number) => (o.dataDirRoot === undefined ? args : [...args, "--data-dir", `${o.dataDirRoot}/${port}`]);
+  const nodes = await Promise.all(ports.map((port) => cluster.replica(port, ports, argsOf(port))));
   const clients = await Promise.all(ports.map((port) => SchedulerClient.connect({ host: "127.0.0.1", port })));
   const primaryAt = await waitFor("a primary with its backup in sync", async () => {
     const all = await Promise.all(clients.map(primaryStats));
@@ -126,7 +129,7 @@ export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promi
     const submitMs: number[] = [];
     const spawnedAt = performance.now();
     let started: Started | undefined;
-    const restarting = cluster.replica(backupPort, ports, args).then((s) => (started = s));
+    const restarting = cluster.replica(backupPort, ports, argsOf(backupPort)).then((s) => (started = s));
     let syncedAt = 0;
     let listeningAt = 0;
     const deadline = spawnedAt + o.syncTimeoutMs;
@@ -163,7 +166,7 @@ export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promi
       restStatsMsP99: quantile(rest, 0.99),
       statsMsP50: quantile(statsMs, 0.5), statsMsP99: quantile(statsMs, 0.99), statsMsMax: quantile(statsMs, 1),
       submitMsP50: quantile(submitMs, 0.5), submitMsP99: quantile(submitMs, 0.99), submitMsMax: quantile(submitMs, 1),
-      dropped: primary.output().slice(mark).includes("acknowledged nothing"),
+      snapshots: primary.output().slice(mark).split("\n").filter((l) => l.includes('"event":"backup syncing"')).length,
       primaryRssMB: Math.round(rss),
       sentMs: loggedMs(primary.output().slice(mark), "snapshot sent"),
       appliedMs: started === undefined ? NaN : loggedMs(started.output(), "snapshot applied"),
