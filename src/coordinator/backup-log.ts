@@ -19,6 +19,7 @@ import { SnapshotAssembly } from "../core/snapshot-parts.ts";
 import { decodeSnapshot, readAppend, readEntries, readSnapshotPart, writeAck, writeSnapshotAck, type AppendBatch, type SnapshotPartFrame } from "./replication-codec.ts";
 import type { RoleControl } from "./role-control.ts";
 import type { WriteAheadLog } from "./wal.ts";
+import { SnapshotFileStream } from "./wal-snapshot-stream.ts";
 
 /** What the backup side needs of its coordinator. */
 export interface BackupHost {
@@ -44,6 +45,8 @@ interface Loading {
   appends: AppendBatch[];
   appendBytes: number;
   startedAt: number;
+  /** With --data-dir: the snapshot file, written as the parts come (wal-snapshot-stream.ts). */
+  file: SnapshotFileStream | undefined;
 }
 
 export class BackupLog {
@@ -61,8 +64,14 @@ export class BackupLog {
   /** A new primary to follow: its snapshot replaces the state; until then appliedIndex still says what this node holds. */
   following(): void {
     this.ackedUpTo = 0;
-    this.loading = undefined;
+    this.dropLoading();
     this.partsToAck = undefined;
+  }
+
+  /** A snapshot that was loading is given up (its file too; the last snapshot file stays). */
+  private dropLoading(): void {
+    this.loading?.file?.abandon();
+    this.loading = undefined;
   }
 
   /** REPL_SNAPSHOT or REPL_APPEND from the primary followed. */
@@ -70,7 +79,7 @@ export class BackupLog {
     const { config, control, log } = this.host;
     if (kind === Kind.REPL_SNAPSHOT_PART) return this.loadPart(readSnapshotPart(r));
     if (kind === Kind.REPL_SNAPSHOT) {
-      this.loading = undefined;
+      this.dropLoading();
       const snap = decodeSnapshot(r);
       this.host.scheduler = Scheduler.fromState(config.scheduler, snap.state as SchedulerState);
       this.appliedIndex = snap.index;
@@ -115,11 +124,12 @@ export class BackupLog {
   private loadPart(f: SnapshotPartFrame): void {
     const { config, control, log } = this.host;
     if (f.seq === 0) {
-      this.loading = { epoch: f.epoch, index: f.index, parts: 0, assembly: new SnapshotAssembly(config.scheduler.agingMs), appends: [], appendBytes: 0, startedAt: performance.now() };
+      this.dropLoading();
+      this.loading = { epoch: f.epoch, index: f.index, parts: 0, assembly: new SnapshotAssembly(config.scheduler.agingMs), appends: [], appendBytes: 0, startedAt: performance.now(), file: undefined };
     }
     const l = this.loading;
     if (l === undefined || l.epoch !== f.epoch || l.index !== f.index || l.parts !== f.seq) {
-      this.loading = undefined;
+      this.dropLoading();
       throw new ProtocolError("E_BAD_FRAME", `snapshot part ${f.seq} at index ${f.index} out of order`);
     }
     let scheduler: Scheduler | undefined;
@@ -127,17 +137,21 @@ export class BackupLog {
       l.assembly.add(f.part);
       if (f.last) scheduler = new Scheduler(config.scheduler, l.assembly.finish());
     } catch (err) {
-      this.loading = undefined;
+      this.dropLoading();
       throw new ProtocolError("E_BAD_FRAME", `bad snapshot: ${(err as Error).message}`);
     }
+    const wal = this.host.wal;
+    if (wal !== undefined && !this.host.durably(() => {
+      if (f.part.k === "head") l.file = new SnapshotFileStream(wal, f.epoch, f.index, f.part.head);
+      else l.file?.add(f.part);
+    })) return;
     l.parts++;
     this.partsToAck = { epoch: l.epoch, index: l.index, parts: l.parts };
     if (scheduler === undefined) return;
     this.loading = undefined;
     this.host.scheduler = scheduler;
     this.appliedIndex = f.index;
-    const wal = this.host.wal;
-    if (wal !== undefined && !this.host.durably(() => wal.snapshot(f.epoch, f.index, scheduler.exportState()))) return;
+    if (l.file !== undefined && !this.host.durably(() => l.file!.finish())) return;
     this.ackedUpTo = 0;
     control.synced(f.epoch);
     log.info("snapshot applied", { epoch: f.epoch, index: f.index, tasks: l.assembly.taskCount, parts: l.parts, keptAppends: l.appends.length, ms: Math.round(performance.now() - l.startedAt) });
@@ -151,7 +165,7 @@ export class BackupLog {
     l.appendBytes += batch.entries.byteLength;
     if (l.appendBytes > LOADING_APPENDS_BYTES_MAX) {
       this.host.log.warn("too many appends while loading a snapshot; starting over", { kept: l.appends.length, bytes: l.appendBytes, limit: LOADING_APPENDS_BYTES_MAX });
-      this.loading = undefined;
+      this.dropLoading();
       return this.host.control.resync();
     }
     const copy = readEntries(batch.epoch, batch.firstIndex, batch.count, batch.entries.slice());

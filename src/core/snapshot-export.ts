@@ -160,11 +160,3 @@ export class SnapshotExport {
     return out;
   }
 }
-
-/** Every part of a state at once (tests, and a scheduler that is not changing). */
-export function allParts(tables: SchedulerTables, limits?: PartLimits): SnapshotPart[] {
-  const e = new SnapshotExport(tables, limits);
-  const parts: SnapshotPart[] = [];
-  for (let p = e.next(); p !== undefined; p = e.next()) parts.push(p);
-  return parts;
-}
