@@ -2,7 +2,7 @@
 // and parts out of order or short of what the head promised are refused.
 
 import { describe, expect, test } from "bun:test";
-import { encodeSnapshotPart, readSnapshotPart, TASK_FIELDS, writeSnapshotPart } from "../../src/coordinator/replication-codec.ts";
+import { encodeSnapshotPart, readSnapshotPart, TASK_FIELDS, taskOfRow, writeSnapshotPart } from "../../src/coordinator/replication-codec.ts";
 import { Scheduler } from "../../src/core/scheduler.ts";
 import { FrameWriter, forEachMessage, Reader } from "../../src/protocol/codec.ts";
 import { Kind } from "../../src/protocol/messages.ts";
@@ -107,5 +107,8 @@ describe("snapshot parts on the wire (REPL_SNAPSHOT_PART)", () => {
     const fields = new Set<string>();
     for (const t of s.exportState().tasks) for (const key of Object.keys(t)) fields.add(key);
     expect([...fields].sort()).toEqual([...TASK_FIELDS].sort());
+    // taskOfRow reads each field from its place in the row.
+    const row = TASK_FIELDS.map((_, i) => i + 1);
+    expect(Object.entries(taskOfRow(row))).toEqual(TASK_FIELDS.map((f, i) => [f, i + 1]));
   });
 });
