@@ -32,7 +32,8 @@ import { Commands } from "./commands.ts";
 import { HeldReplies } from "./held-replies.ts";
 import { coordinatorStats, replicationStats } from "./coordinator-stats.ts";
 import { ReplicaSet } from "./replica-set.ts";
-import { encodeSnapshot, readAck, writeAppend, writeSnapshot } from "./replication-codec.ts";
+import { readAck, readSnapshotAck, writeAppend } from "./replication-codec.ts";
+import { SnapshotStreams } from "./snapshot-stream.ts";
 import type { WriteAheadLog } from "./wal.ts";
 import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
@@ -71,6 +72,8 @@ export class Coordinator implements ConnectionHandler {
   private disk: DataDir;
   private readonly commands: Commands;
   private readonly stalls: StallDetector;
+  /** Primary: snapshots being streamed to backups that are loading them. */
+  private readonly snapshots: SnapshotStreams;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -100,6 +103,7 @@ export class Coordinator implements ConnectionHandler {
       },
     });
     this.replicas = new ReplicaSet(config.backupTimeoutMs, log);
+    this.snapshots = new SnapshotStreams(log);
     const events: RoleEvents = {
       promote: (epoch) => this.promote(epoch),
       follow: () => this.backup.following(),
@@ -287,6 +291,11 @@ export class Coordinator implements ConnectionHandler {
         if (Number.isFinite(ack.clockMs)) this.replicas.clockOffset?.(conn, Date.now() - ack.clockMs);
         return;
       }
+      case Kind.REPL_SNAPSHOT_ACK: {
+        const ack = readSnapshotAck(r);
+        if (this.snapshots.restored(conn, ack.epoch, ack.index, ack.parts)) this.replicas.progress?.(conn, performance.now());
+        return;
+      }
       default:
         throw new ProtocolError("E_BAD_FRAME", `unexpected message kind ${kind} from a ${role}`);
     }
@@ -298,6 +307,7 @@ export class Coordinator implements ConnectionHandler {
 
   onClose(conn: Connection, reason: string): void {
     this.connections.delete(conn.id);
+    this.snapshots.remove(conn);
     this.replicas.remove(conn, performance.now(), reason);
     const workerId = this.workers.lost(conn, reason);
     if (workerId === undefined) return;
@@ -330,6 +340,7 @@ export class Coordinator implements ConnectionHandler {
         if (this.scheduler.tickWouldChange(now)) this.record(Ev.TICK, 0);
       }
       this.pump();
+      this.snapshots.pump(); // a backup's socket that was full may take the next part now
       if (this.eventLog.lastIndex === lastIndex) this.replicas.broadcast((w) => writeAppend(w, this.epoch, lastIndex + 1, 0, EMPTY, now));
     }
     this.control.tick(now);
@@ -449,20 +460,18 @@ export class Coordinator implements ConnectionHandler {
     });
   }
 
+  /**
+   * Streams this primary's state at the last shipped entry to a backup, in parts cut
+   * while it goes on serving (snapshot-stream.ts); the entries after it follow on
+   * the same connection.
+   */
   private sendSnapshot(conn: Connection): void {
     if (this.role !== "primary" || this.disk.failed) return this.refuseNotPrimary(conn, 0);
     this.pump(); // everything so far goes out to existing backups first: the snapshot follows the last shipped entry
     const index = this.eventLog.lastIndex;
-    const state = encodeSnapshot(this.scheduler.exportState());
-    if (state.length > this.config.snapshotBytesMax) {
-      this.log.error("snapshot too large", { bytes: state.length, limit: this.config.snapshotBytesMax });
-      return conn.fail("E_TOO_LARGE", `snapshot of ${state.length} bytes is over --snapshot-bytes-max`);
-    }
-    conn.allowLargeWrites(state.length + this.config.limits.pendingBytesMax);
-    writeSnapshot(conn.writer, this.epoch, index, state);
-    conn.queueFlush();
     this.replicas.add(conn, index, performance.now());
-    this.log.info("backup syncing", { backup: conn.state.nodeId, index, snapshotBytes: state.length });
+    this.snapshots.start(conn, this.epoch, index, this.scheduler, this.config.snapshotBytesMax);
+    this.log.info("backup syncing", { backup: conn.state.nodeId, index });
   }
 
   // ------------------------------------------------------------ role changes
@@ -488,6 +497,7 @@ export class Coordinator implements ConnectionHandler {
     this.backup.appliedIndex = this.eventLog.lastIndex;
     this.held.refuseAll(`${this.config.nodeId} stepped down before this was replicated; retry`);
     this.heartbeats.take(); // never logged: the next primary gives every worker a fresh grace period
+    this.snapshots.clear();
     this.replicas.closeAll("primary stepped down");
     this.announce();
   }

@@ -9,6 +9,7 @@ import type { FrameWriter, Reader } from "../protocol/codec.ts";
 import { Kind, PROTOCOL_VERSION, type Hello } from "../protocol/messages.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import type { DialLeader, LeaderLink } from "./control-ports.ts";
+import { isReplicationKind } from "./replication-codec.ts";
 
 /** REPL_SNAPSHOT or REPL_APPEND; `r` is valid during the call only. */
 export interface LeaderFrame {
@@ -26,14 +27,14 @@ export function tcpLeaderLinks(config: CoordinatorConfig, epoch: () => number, l
       role: "coordinator", version: PROTOCOL_VERSION, nodeId: config.nodeId,
       shard: config.scheduler.shard, epoch: epoch(), primary: false, token: config.tokens.clusterToken,
     });
-    // A snapshot is one frame: it may be larger than client frames are allowed to be.
+    // A snapshot part (or an old-style whole snapshot) may be larger than client frames are allowed to be.
     const limits = { ...config.limits, frameBytesMax: Math.max(config.limits.frameBytesMax, config.snapshotBytesMax) };
     let link: LeaderLink<FrameEncoder>;
     const tcp = new CoordinatorLink(target, {
       hello, limits, tls: config.tls.client, reconnectMinMs: config.reconnectMinMs, reconnectMaxMs: config.reconnectMaxMs,
     }, log, {
       onMessage: (_l, kind, r) => {
-        if (kind === Kind.REPL_SNAPSHOT || kind === Kind.REPL_APPEND) events.onReplication(link, { kind, r });
+        if (isReplicationKind(kind)) events.onReplication(link, { kind, r });
       },
       onReadEnd: () => events.onReadEnd(link),
       onUp: () => events.onUp(link),

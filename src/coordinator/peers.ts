@@ -23,6 +23,7 @@ import { CoordinatorLink } from "../net/coordinator-link.ts";
 import type { FrameWriter, Reader } from "../protocol/codec.ts";
 import { Kind, PROTOCOL_VERSION, type Hello } from "../protocol/messages.ts";
 import type { CoordinatorConfig } from "./config.ts";
+import { isReplicationKind } from "./replication-codec.ts";
 import type { ReplicationRole } from "./role-control.ts";
 import { decideStaticRole, type StaticRoleView } from "../core/static-role.ts";
 
@@ -181,7 +182,7 @@ export class Peers {
   private fromPeer(link: CoordinatorLink, kind: number, r: Reader): void {
     if (link !== this.following) return; // replication comes only from the primary we follow
     this.lastHeardAt = Date.now();
-    if (kind === Kind.REPL_SNAPSHOT || kind === Kind.REPL_APPEND) this.events.onReplication(kind, r);
+    if (isReplicationKind(kind)) this.events.onReplication(kind, r);
     if (kind === Kind.HANDOVER && this.applying) {
       // The primary is stopping on purpose and we hold all it acknowledged: take over now, not after a timeout.
       this.log.info("primary handed over", { primary: link.label, epoch: link.epoch });

@@ -3,6 +3,8 @@
 // clients). Synchronous replication: commit = the lowest index every in-sync
 // backup has applied. With no backup in sync the primary waits up to
 // backupTimeoutMs after losing one, then goes on alone (and says so).
+// A backup loading a big snapshot (seconds, at a million tasks) is alive while it
+// restores parts (progress()), so it is not dropped for being slow.
 
 import type { Logger } from "../cli/log.ts";
 import type { Connection } from "../net/connection.ts";
@@ -58,6 +60,12 @@ export class ReplicaSet {
   /** A backup that was just sent a snapshot at `snapshotIndex`. */
   add(conn: Connection, snapshotIndex: number, now: number): void {
     this.backups.set(conn.id, { conn, ackedIndex: 0, syncedFrom: snapshotIndex, inSync: false, progressAt: now });
+  }
+
+  /** A loading backup restored another part of its snapshot: alive, though it acknowledges no entry yet. */
+  progress(conn: Connection, now: number): void {
+    const b = this.backups.get(conn.id);
+    if (b !== undefined) b.progressAt = now;
   }
 
   has(conn: Connection): boolean {

@@ -2,6 +2,8 @@
 
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { SchedulerState } from "../core/scheduler-state.ts";
+import type { SnapshotPart } from "../core/snapshot-parts.ts";
+import type { Task } from "../core/task.ts";
 import { Reader, type FrameWriter } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Kind } from "../protocol/messages.ts";
@@ -25,22 +27,41 @@ export function writeSnapshot(w: FrameWriter, epoch: number, index: number, stat
 export function decodeSnapshot(r: Reader): { epoch: number; index: number; state: SchedulerState } {
   const epoch = r.u32();
   const index = r.f64();
-  let state: SchedulerState;
   // A private copy: msgpack hands back payloads as views into its input, and the
   // frame buffer this body lives in is reused by the next frames on the connection.
-  const body = r.bytes.slice(r.pos, r.end);
-  // Every element takes at least a byte, so the body's length bounds every declared length.
-  const limit = body.length;
-  try {
-    state = new Decoder({ maxArrayLength: limit, maxMapLength: limit, maxStrLength: limit, maxBinLength: limit }).decode(body) as SchedulerState;
-  } catch (err) {
-    throw new ProtocolError("E_BAD_FRAME", `bad snapshot: ${(err as Error).message}`);
-  }
+  const state = decodeSnapshotBody(r.bytes.slice(r.pos, r.end));
+  r.pos = r.end;
+  return { epoch, index, state };
+}
+
+/** A whole msgpack state as encodeSnapshot gives it; `body` must be owned (payloads stay views into it). */
+export function decodeSnapshotBody(body: Uint8Array): SchedulerState {
+  const state = decodeBounded(body, "snapshot") as SchedulerState;
   if (state === null || typeof state !== "object" || !Array.isArray(state.tasks) || !Array.isArray(state.workers)) {
     throw new ProtocolError("E_BAD_FRAME", "snapshot is not a scheduler state");
   }
-  r.pos = r.end;
-  return { epoch, index, state };
+  return state;
+}
+
+/**
+ * Parts up to this size share one decoder whose declared lengths are bounded by it. A
+ * decoder made per part (with the part's own length as the bound) cost more than the
+ * decoding: 770 ms instead of 320 ms for 200,000 tasks.
+ */
+const SHARED_DECODER_BYTES_MAX = 16 * 1024 * 1024;
+const sharedDecoder = boundedDecoder(SHARED_DECODER_BYTES_MAX);
+
+function boundedDecoder(limit: number): Decoder {
+  return new Decoder({ maxArrayLength: limit, maxMapLength: limit, maxStrLength: limit, maxBinLength: limit });
+}
+
+/** msgpack with every declared length bounded by the input's (each element takes at least a byte), or by the shared decoder's. */
+function decodeBounded(body: Uint8Array, what: string): unknown {
+  try {
+    return (body.length <= SHARED_DECODER_BYTES_MAX ? sharedDecoder : boundedDecoder(body.length)).decode(body);
+  } catch (err) {
+    throw new ProtocolError("E_BAD_FRAME", `bad ${what}: ${(err as Error).message}`);
+  }
 }
 
 /**
@@ -130,4 +151,107 @@ export function readAck(r: Reader): { epoch: number; index: number; clockMs: num
   const ack = { epoch: r.u32(), index: r.f64(), clockMs: r.f64() };
   r.done();
   return ack;
+}
+
+/** REPL_SNAPSHOT_PART: `u32 epoch | f64 index | u32 seq | u8 last | msgpack SnapshotPart`. */
+export function writeSnapshotPart(w: FrameWriter, epoch: number, index: number, seq: number, last: boolean, part: Uint8Array): void {
+  w.begin(Kind.REPL_SNAPSHOT_PART);
+  w.u32(epoch);
+  w.f64(index);
+  w.u32(seq);
+  w.u8(last ? 1 : 0);
+  w.raw(part);
+  w.end();
+}
+
+/**
+ * A task's fields in the order a snapshot part lists them: a part of tasks holds one
+ * array of values per task, no names, which is about half the bytes of msgpack maps
+ * and about half the time to encode and decode. Every field of Task must be here
+ * (a test checks); `output` is the one that may be absent (nil).
+ */
+export const TASK_FIELDS = [
+  "id", "type", "payload", "priority", "maxAttempts", "timeoutMs", "idempotencyKey", "submittedAt", "deadline", "backoff",
+  "tags", "dependsOn", "state", "waitingOn", "dependants", "runAt", "band", "attempt", "attemptBase", "workerId",
+  "leasedAt", "leaseExpiresAt", "watchers", "output", "errors", "finishedAt", "foreignOutputs",
+] as const satisfies ReadonlyArray<keyof Task>;
+
+/** Parts have an encoder of their own, whose buffer each part's bytes are a view into. */
+const partEncoder = new Encoder({ ignoreUndefined: true });
+
+/**
+ * A part's bytes: a view into a buffer the next part overwrites, so write it into its
+ * frame at once (a stream encodes a million tasks' worth; copies of each would be garbage).
+ */
+export function encodeSnapshotPart(part: SnapshotPart): Uint8Array {
+  if (part.k !== "tasks") return partEncoder.encodeSharedRef(part);
+  const rows = part.tasks.map((t) => TASK_FIELDS.map((f) => t[f]));
+  return partEncoder.encodeSharedRef({ k: "tasks", rows });
+}
+
+/** Tasks back from the rows of a part (values are checked by the restore, shapes here). */
+function tasksOfRows(rows: unknown): Task[] {
+  if (!Array.isArray(rows)) throw new ProtocolError("E_BAD_FRAME", "snapshot part of tasks holds no rows");
+  return rows.map((row: unknown) => {
+    if (!Array.isArray(row) || row.length !== TASK_FIELDS.length) throw new ProtocolError("E_BAD_FRAME", `snapshot task row is not ${TASK_FIELDS.length} fields`);
+    return taskOfRow(row);
+  });
+}
+
+/**
+ * A row back into a task, as one object literal in TASK_FIELDS order (a test checks the
+ * order): filling an empty object field by field took longer than decoding the row.
+ */
+export function taskOfRow(r: unknown[]): Task {
+  return {
+    id: r[0], type: r[1], payload: r[2], priority: r[3], maxAttempts: r[4], timeoutMs: r[5],
+    idempotencyKey: r[6], submittedAt: r[7], deadline: r[8], backoff: r[9], tags: r[10], dependsOn: r[11],
+    state: r[12], waitingOn: r[13], dependants: r[14], runAt: r[15], band: r[16], attempt: r[17],
+    attemptBase: r[18], workerId: r[19], leasedAt: r[20], leaseExpiresAt: r[21], watchers: r[22], output: r[23] ?? undefined,
+    errors: r[24], finishedAt: r[25], foreignOutputs: r[26],
+  } as unknown as Task;
+}
+
+export interface SnapshotPartFrame {
+  epoch: number;
+  index: number;
+  seq: number;
+  last: boolean;
+  part: SnapshotPart;
+}
+
+/** REPL_SNAPSHOT_PART; the part is decoded from a private copy (its payloads are views into it). */
+export function readSnapshotPart(r: Reader): SnapshotPartFrame {
+  const epoch = r.u32();
+  const index = r.f64();
+  const seq = r.u32();
+  const last = r.u8() === 1;
+  const part = decodeBounded(r.bytes.slice(r.pos, r.end), "snapshot part") as Record<string, unknown> | null;
+  r.pos = r.end;
+  const k = part !== null && typeof part === "object" ? part.k : undefined;
+  if (k === "tasks") return { epoch, index, seq, last, part: { k, tasks: tasksOfRows(part!.rows) } };
+  const shaped = (k === "head" && typeof part!.head === "object" && part!.head !== null)
+    || ((k === "finished" || k === "dlq") && Array.isArray(part!.ids));
+  if (!shaped) throw new ProtocolError("E_BAD_FRAME", "snapshot part is not a part of a scheduler state");
+  return { epoch, index, seq, last, part: part as unknown as SnapshotPart };
+}
+
+/** REPL_SNAPSHOT_ACK: `u32 epoch | f64 index | u32 parts` restored of the snapshot at `index`. */
+export function writeSnapshotAck(w: FrameWriter, epoch: number, index: number, parts: number): void {
+  w.begin(Kind.REPL_SNAPSHOT_ACK);
+  w.u32(epoch);
+  w.f64(index);
+  w.u32(parts);
+  w.end();
+}
+
+export function readSnapshotAck(r: Reader): { epoch: number; index: number; parts: number } {
+  const ack = { epoch: r.u32(), index: r.f64(), parts: r.u32() };
+  r.done();
+  return ack;
+}
+
+/** Frames a backup takes from the primary it follows. */
+export function isReplicationKind(kind: number): boolean {
+  return kind === Kind.REPL_SNAPSHOT || kind === Kind.REPL_SNAPSHOT_PART || kind === Kind.REPL_APPEND;
 }

@@ -60,6 +60,8 @@ export interface Replicas {
   /** A backup that was just sent a snapshot at `snapshotIndex`. */
   add(conn: Connection, snapshotIndex: number, now: number): void;
   ack(conn: Connection, index: number, now: number): void;
+  /** A backup loading its snapshot restored another part: alive, though it acknowledges no entry yet. */
+  progress?(conn: Connection, now: number): void;
   remove(conn: Connection, now: number, reason: string): void;
   broadcast(encode: (w: FrameWriter) => void): void;
   /** Our wall clock when a backup's ACK arrived minus the backup's when it left. */

@@ -31,8 +31,9 @@ export const WAL_FILE = "wal.log";
 export const SNAPSHOT_FILE = "snapshot.bin";
 /** A snapshot being written; renamed to SNAPSHOT_FILE once whole and synced. */
 export const SNAPSHOT_TEMP_FILE = `${SNAPSHOT_FILE}.tmp`;
-const SNAPSHOT_MAGIC = new TextEncoder().encode("TSSNAP01");
-const SNAPSHOT_HEADER_BYTES = SNAPSHOT_MAGIC.length + 8;
+/** A snapshot file: this magic, u32 body bytes, u32 CRC-32 of the body; body `u32 epoch | f64 index | msgpack state`. */
+export const SNAPSHOT_MAGIC = new TextEncoder().encode("TSSNAP01");
+export const SNAPSHOT_HEADER_BYTES = SNAPSHOT_MAGIC.length + 8;
 /** fdatasync bounds in ms: an SSD syncs in well under 1 ms, a busy or networked disk in tens. */
 const FSYNC_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000] as const;
 
@@ -199,19 +200,29 @@ export class WriteAheadLog {
     const h = new DataView(header.buffer);
     h.setUint32(SNAPSHOT_MAGIC.length, body.length, true);
     h.setUint32(SNAPSHOT_MAGIC.length + 4, crc32(body), true);
-    const temp = join(this.dir, SNAPSHOT_TEMP_FILE);
+    const temp = this.snapshotTempFile;
     const fd = openSync(temp, "w");
     writeAll(fd, header);
     writeAll(fd, body);
     fsyncSync(fd);
     closeSync(fd);
-    renameSync(temp, this.snapshotPath);
+    this.installSnapshot(epoch, index, body.length);
+  }
+
+  /** Where a snapshot is written before it replaces the last one (also wal-snapshot-stream.ts). */
+  get snapshotTempFile(): string {
+    return join(this.dir, SNAPSHOT_TEMP_FILE);
+  }
+
+  /** The snapshot temp file is whole and synced: it replaces the last snapshot, and empties the log. */
+  installSnapshot(epoch: number, index: number, bodyBytes: number): void {
+    renameSync(this.snapshotTempFile, this.snapshotPath);
     fsyncDirectory(this.dir);
     ftruncateSync(this.fd, 0);
     fsyncSync(this.fd);
     this.bytes = 0;
     this.counters.snapshots++;
-    this.log.info("snapshot written", { index, epoch, bytes: body.length });
+    this.log.info("snapshot written", { index, epoch, bytes: bodyBytes });
   }
 
   close(): void {
@@ -247,7 +258,7 @@ export class WriteAheadLog {
   }
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
+export function writeAll(fd: number, bytes: Uint8Array): void {
   let at = 0;
   while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at);
 }

@@ -40,6 +40,7 @@ export class Lifecycle {
    */
   place(task: Task, now: number): void {
     assert(task.state === "waiting" && task.waitingOn === 0, "a task is placed only when new or requeued, waiting on nothing yet", "task", task.id, "state", task.state, "waitingOn", task.waitingOn);
+    this.held.touch(task);
     for (const parentId of task.dependsOn) {
       if (shardOfTask(parentId) !== this.options.shard) {
         this.waitOnForeignParent(task, parentId);
@@ -54,6 +55,7 @@ export class Lifecycle {
         return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
       }
       task.waitingOn++;
+      this.held.touch(parent);
       parent.dependants = appended(parent.dependants, task.id);
     }
     if (task.waitingOn > 0) this.held.waitingCount++;
@@ -70,6 +72,7 @@ export class Lifecycle {
 
   /** Ready to run as soon as runAt allows. */
   release(task: Task, now: number): void {
+    this.held.touch(task);
     if (task.runAt > now) {
       task.state = "delayed";
       this.held.delayedCount++;
@@ -88,6 +91,7 @@ export class Lifecycle {
     // on one connection are two waiters (a client that retried on its connection just ignores the
     // answer to the request it gave up on). Bounded, oldest dropped first.
     if (task.watchers.some((w) => w.conn === watcher.conn && w.requestId === watcher.requestId)) return;
+    this.held.touch(task);
     const kept = task.watchers.length >= WATCHERS_MAX ? task.watchers.slice(1) : task.watchers;
     task.watchers = appended(kept, watcher);
   }
@@ -104,6 +108,7 @@ export class Lifecycle {
       if (task.state !== "delayed") continue; // cancelled while delayed
       assert(this.held.delayedCount > 0, "the delayed count never goes below zero", "task", task.id);
       this.held.delayedCount--;
+      this.held.touch(task);
       this.held.ready.push(task, now);
     }
   }
@@ -114,6 +119,7 @@ export class Lifecycle {
       "worker", worker.id, "free", worker.free, "draining", worker.draining);
     // The fencing token only moves forward, and only while attempts remain (endAttempt fails the task at the last one).
     assert(task.attempt - task.attemptBase < task.maxAttempts, "a task is leased only while it has attempts left", "task", task.id, "attempt", task.attempt - task.attemptBase, "maxAttempts", task.maxAttempts);
+    this.held.touch(task);
     task.state = "leased";
     task.attempt++;
     task.workerId = worker.id;
@@ -136,6 +142,7 @@ export class Lifecycle {
    * Only the holder releases a lease: the worker it was given to, for the attempt it was given.
    */
   releaseLease(task: Task, worker: WorkerState, attempt: number): void {
+    this.held.touch(task);
     assert(task.state === "leased", "only a leased task has a lease to release", "task", task.id, "state", task.state);
     assert(task.workerId === worker.id, "a lease is released only for the worker holding it", "task", task.id, "held by worker", task.workerId, "released for worker", worker.id);
     assert(task.attempt === attempt, "a lease is released only for the attempt holding it", "task", task.id, "attempt held", task.attempt, "attempt released", attempt);
@@ -161,12 +168,14 @@ export class Lifecycle {
   }
 
   private recordError(task: Task, workerId: number, error: string, now: number): void {
+    this.held.touch(task);
     if (task.errors.length >= ERRORS_KEPT_MAX) task.errors.shift();
     task.errors = appended(task.errors, { attempt: task.attempt, workerId, at: now, error } satisfies AttemptError);
   }
 
   /** A lease ended without success: retry (after its backoff) while attempts remain, else fail for good. */
   endAttempt(task: Task, worker: WorkerState, attempt: number, error: string, now: number): void {
+    this.held.touch(task);
     const workerId = worker.id;
     this.releaseLease(task, worker, attempt);
     this.recordError(task, workerId, error, now);
@@ -188,6 +197,7 @@ export class Lifecycle {
   finish(task: Task, state: "completed" | "failed" | "cancelled", now: number): void {
     assert(!isFinal(task.state), "a task ends once", "task", task.id, "state", task.state, "ending as", state);
     assert(this.held.unfinished > 0, "the unfinished count never goes below zero", "task", task.id);
+    this.held.touch(task);
     task.state = state;
     task.finishedAt = now;
     this.held.unfinished--;
@@ -207,12 +217,16 @@ export class Lifecycle {
 
   /** A parent ended: dependants run when all their parents completed, and fail if one did not. */
   settleDependants(parent: Pick<Task, "id" | "state" | "dependants">, now: number): void {
+    // A foreign parent is no task here (snapshots copy those whole when they start).
+    const held = this.held.tasks.get(parent.id);
+    if (held === parent) this.held.touch(held);
     const dependants = parent.dependants;
     parent.dependants = emptyList();
     for (const id of dependants) {
       const child = this.held.tasks.get(id);
       if (child === undefined || child.state !== "waiting") continue;
       assert(this.held.waitingCount > 0 && child.waitingOn > 0, "a waiting task waits on at least the parent that ended", "task", child.id, "waitingOn", child.waitingOn, "waiting count", this.held.waitingCount);
+      this.held.touch(child);
       if (parent.state !== "completed") {
         this.held.waitingCount--;
         this.failWithoutAttempt(child, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
@@ -225,6 +239,7 @@ export class Lifecycle {
 
   forget(task: Task): void {
     assert(isFinal(task.state), "only an ended task is forgotten", "task", task.id, "state", task.state);
+    this.held.touch(task);
     this.held.tasks.delete(task);
   }
 

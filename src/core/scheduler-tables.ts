@@ -46,18 +46,36 @@ export class SchedulerTables {
       nextSeq: this.nextSeq,
       workerRotation: this.workerRotation,
       counters: { ...this.counters },
-      tasks: [...this.tasks.values()].map((t) => ({
-        ...t, errors: copiedList(t.errors), watchers: copiedList(t.watchers), dependants: copiedList(t.dependants), foreignOutputs: copiedList(t.foreignOutputs),
-      })),
+      tasks: [...this.tasks.values()].map(taskCopy),
       ready: this.ready.ordered().map((t) => t.id),
       finished: [...this.finishedOrder].map((t) => t.id),
       dlq: [...this.dlq.keys()],
-      foreignParents: [...this.foreignParents.values()].map((p) => ({ id: p.id, dependants: [...p.dependants] })),
-      workers: [...this.workers.values()].map((w) => ({
-        id: w.id, slots: w.slots, tags: [...w.tags], ...(w.types === undefined ? {} : { types: [...w.types] }), free: w.free, lastSeenAt: w.lastSeenAt,
-        done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id), draining: w.draining,
-      })),
+      foreignParents: this.foreignParentsCopy(),
+      workers: this.workersCopy(),
     };
+  }
+
+  foreignParentsCopy(): ForeignParent[] {
+    return [...this.foreignParents.values()].map((p) => ({ id: p.id, dependants: [...p.dependants] }));
+  }
+
+  workersCopy(): SchedulerState["workers"] {
+    return [...this.workers.values()].map((w) => ({
+      id: w.id, slots: w.slots, tags: [...w.tags], ...(w.types === undefined ? {} : { types: [...w.types] }), free: w.free, lastSeenAt: w.lastSeenAt,
+      done: w.done, failed: w.failed, leased: [...w.leased].map((t) => t.id), draining: w.draining,
+    }));
+  }
+
+  /**
+   * Exports being streamed (snapshot-export.ts): each keeps the state of a task from
+   * when it started, so whatever changes a task calls touch() first.
+   */
+  readonly exports = new Set<{ touch(task: Task): void }>();
+
+  /** A task is about to change or leave the table (see exports). */
+  touch(task: Task): void {
+    if (this.exports.size === 0) return;
+    for (const e of this.exports) e.touch(task);
   }
 
   /**
@@ -78,41 +96,68 @@ export class SchedulerTables {
 
   private static build(agingMs: number, state: SchedulerState): SchedulerTables {
     const s = new SchedulerTables(agingMs);
-    s.nextSeq = state.nextSeq;
-    s.workerRotation = state.workerRotation;
-    Object.assign(s.counters, state.counters);
-    for (const record of state.tasks) {
+    s.restoreScalars(state);
+    s.restoreTasks(state.tasks);
+    s.restoreOrders(state.ready, state.finished, state.dlq);
+    s.restoreLinks(state.foreignParents ?? [], state.workers);
+    return s;
+  }
+
+  // The restore runs in these four steps, in this order, so a snapshot that arrives in
+  // parts (snapshot-parts.ts) is applied as it comes: tasks first, then what refers to them.
+
+  restoreScalars(state: Pick<SchedulerState, "nextSeq" | "workerRotation" | "counters">): void {
+    this.nextSeq = state.nextSeq;
+    this.workerRotation = state.workerRotation;
+    Object.assign(this.counters, state.counters);
+  }
+
+  restoreTasks(records: readonly Task[]): void {
+    for (const record of records) {
       const task: Task = {
         ...record, errors: copiedList(record.errors), watchers: copiedList(record.watchers), dependants: copiedList(record.dependants),
         foreignOutputs: copiedList(record.foreignOutputs ?? []),
       };
-      s.tasks.add(task);
-      if (!isFinal(task.state)) s.unfinished++;
-      if (task.state === "waiting") s.waitingCount++;
+      this.tasks.add(task);
+      if (!isFinal(task.state)) this.unfinished++;
+      if (task.state === "waiting") this.waitingCount++;
       if (task.state === "delayed") {
-        s.delayedCount++;
-        s.delayed.push(task);
+        this.delayedCount++;
+        this.delayed.push(task);
       }
     }
-    s.tasks.sparsenAll();
-    const lookup = (id: number): Task => {
-      const task = s.tasks.get(id);
-      if (task === undefined) throw new Error(`snapshot names task ${id} but does not hold it`);
-      return task;
-    };
-    for (const id of state.ready) s.ready.restore(lookup(id));
-    for (const id of state.finished) s.finishedOrder.push(lookup(id));
-    for (const id of state.dlq) s.dlq.set(id, lookup(id));
-    for (const p of state.foreignParents ?? []) s.foreignParents.set(p.id, { id: p.id, dependants: copiedList(p.dependants) });
-    for (const w of state.workers) {
-      const leased = new Set(w.leased.map(lookup));
-      s.workers.set(w.id, {
+  }
+
+  /** Queued, finished and dead-lettered ids, each list in its order (any of them may come in several calls). */
+  restoreOrders(ready: readonly number[], finished: readonly number[], dlq: readonly number[]): void {
+    for (const id of ready) this.ready.restore(this.lookup(id));
+    for (const id of finished) this.finishedOrder.push(this.lookup(id));
+    for (const id of dlq) this.dlq.set(id, this.lookup(id));
+  }
+
+  /** The last step: foreign parents and workers (with their leases), then the table's own tidying. */
+  restoreLinks(foreignParents: readonly ForeignParent[], workers: SchedulerState["workers"]): void {
+    this.tasks.sparsenAll();
+    for (const p of foreignParents) this.foreignParents.set(p.id, { id: p.id, dependants: copiedList(p.dependants) });
+    for (const w of workers) {
+      const leased = new Set(w.leased.map((id) => this.lookup(id)));
+      this.workers.set(w.id, {
         id: w.id, slots: w.slots, tags: w.tags, tagSet: new Set(w.tags), types: w.types, typeSet: w.types === undefined ? undefined : new Set(w.types),
         free: w.free, lastSeenAt: w.lastSeenAt,
         done: w.done, failed: w.failed, leased, draining: w.draining ?? false,
       });
-      s.leasedCount += leased.size;
+      this.leasedCount += leased.size;
     }
-    return s;
   }
+
+  private lookup(id: number): Task {
+    const task = this.tasks.get(id);
+    if (task === undefined) throw new Error(`snapshot names task ${id} but does not hold it`);
+    return task;
+  }
+}
+
+/** A task as a snapshot holds it: its lists copied (they change in place), the rest shared (never changed in place). */
+export function taskCopy(t: Task): Task {
+  return { ...t, errors: copiedList(t.errors), watchers: copiedList(t.watchers), dependants: copiedList(t.dependants), foreignOutputs: copiedList(t.foreignOutputs) };
 }

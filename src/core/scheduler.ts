@@ -20,6 +20,8 @@ import type { SchedulerState } from "./scheduler-state.ts";
 import { E_DEPENDENCY, Lifecycle } from "./lifecycle.ts";
 import { checkSchedulerTables } from "./scheduler-invariants.ts";
 import { SchedulerTables } from "./scheduler-tables.ts";
+import { SnapshotExport } from "./snapshot-export.ts";
+import type { PartLimits } from "./snapshot-parts.ts";
 import { appended, emptyList, isFinal, makeTaskId, shardOfTask, type Task, type TaskState, type Watcher } from "./task.ts";
 import { submitWorkflow, type WorkflowPort } from "./workflow-submit.ts";
 import {
@@ -114,7 +116,9 @@ export class Scheduler {
       const owned = output.length === 0 ? EMPTY_OUTPUT : output.slice();
       for (const id of parent.dependants) {
         const child = this.held.tasks.get(id);
-        if (child !== undefined) child.foreignOutputs = appended(child.foreignOutputs, [parentId, owned]);
+        if (child === undefined) continue;
+        this.held.touch(child);
+        child.foreignOutputs = appended(child.foreignOutputs, [parentId, owned]);
       }
     }
     this.lifecycle.settleDependants({ id: parentId, state, dependants: parent.dependants }, now);
@@ -273,6 +277,7 @@ export class Scheduler {
     const task = this.held.dlq.get(taskId);
     if (task === undefined) return false;
     assert(task.state === "failed" && this.held.counters.failed > 0, "a dead letter is a failed task, counted", "task", taskId, "state", task.state, "failed", this.held.counters.failed);
+    this.held.touch(task);
     this.held.dlq.delete(taskId);
     task.attemptBase = task.attempt;
     task.finishedAt = 0;
@@ -285,7 +290,9 @@ export class Scheduler {
     // Parents still running hold this task in their dependants from its first placement: drop that, or it would count twice.
     for (const parentId of task.dependsOn) {
       const parent = this.held.tasks.get(parentId) ?? this.held.foreignParents.get(parentId);
-      if (parent !== undefined) parent.dependants = parent.dependants.filter((id) => id !== task.id);
+      if (parent === undefined) continue;
+      if (parent === this.held.tasks.get(parentId)) this.held.touch(parent as Task);
+      parent.dependants = parent.dependants.filter((id) => id !== task.id);
     }
     task.state = "waiting";
     task.waitingOn = 0;
@@ -355,7 +362,9 @@ export class Scheduler {
     worker.lastSeenAt = now;
     const mentioned = running === undefined ? undefined : new Set(running);
     for (const task of worker.leased) {
-      if (mentioned === undefined || mentioned.has(task.id)) task.leaseExpiresAt = this.lifecycle.leaseEnd(task, now);
+      if (mentioned !== undefined && !mentioned.has(task.id)) continue;
+      this.held.touch(task);
+      task.leaseExpiresAt = this.lifecycle.leaseEnd(task, now);
     }
   }
 
@@ -485,16 +494,27 @@ export class Scheduler {
     const before = this.held.nextSeq;
     this.held.nextSeq = (Math.floor((before - 1) / SEQ_GAP_ON_PROMOTION) + 1) * SEQ_GAP_ON_PROMOTION + 1;
     assert(this.held.nextSeq > before, "task ids only move forward on promotion", "nextSeq before", before, "after", this.held.nextSeq);
-    for (const task of this.held.tasks.values()) task.watchers = emptyList();
+    for (const task of this.held.tasks.values()) {
+      this.held.touch(task);
+      task.watchers = emptyList();
+    }
     for (const worker of this.held.workers.values()) {
       worker.lastSeenAt = now;
-      for (const task of worker.leased) task.leaseExpiresAt = this.lifecycle.leaseEnd(task, now);
+      for (const task of worker.leased) {
+        this.held.touch(task);
+        task.leaseExpiresAt = this.lifecycle.leaseEnd(task, now);
+      }
     }
   }
 
   /** The whole replicated state as plain data, in the orders that make replay after restore identical. */
   exportState(): SchedulerState {
     return this.held.exportState();
+  }
+
+  /** A snapshot of this scheduler as it is now, cut into parts while it goes on changing (snapshot-export.ts). */
+  startExport(limits?: PartLimits): SnapshotExport {
+    return new SnapshotExport(this.held, limits);
   }
 
   /** A scheduler in exactly the state `exportState()` described. Throws SnapshotRefused for one that breaks an invariant. */

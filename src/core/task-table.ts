@@ -127,6 +127,36 @@ export class TaskTable {
     }
   }
 
+  /**
+   * Up to `max` tasks with ids in (afterId, beforeId), ascending, appended to `into`:
+   * a cursor over the table that stays valid while tasks come and go between calls.
+   */
+  range(afterId: number, beforeId: number, max: number, into: Task[]): void {
+    for (const block of this.blocks) {
+      if (into.length >= max || block.first >= beforeId) return;
+      if (block.first + TABLE_BLOCK_IDS <= afterId + 1) continue;
+      if (block.slots !== undefined) {
+        const end = Math.min(TABLE_BLOCK_IDS, beforeId - block.first);
+        for (let slot = Math.max(0, afterId + 1 - block.first); slot < end && into.length < max; slot++) {
+          const task = block.slots[slot];
+          if (task !== undefined) into.push(task);
+        }
+      } else {
+        const ids = [...block.sparse!.keys()].filter((id) => id > afterId && id < beforeId).sort((x, y) => x - y);
+        for (const id of ids) if (into.length < max) into.push(block.sparse!.get(id)!);
+      }
+    }
+  }
+
+  /** One past the largest id held (0 when empty). */
+  idEnd(): number {
+    const block = this.blocks.at(-1);
+    if (block === undefined) return 0;
+    if (block.sparse !== undefined) return Math.max(...block.sparse.keys()) + 1;
+    for (let slot = TABLE_BLOCK_IDS - 1; slot >= 0; slot--) if (block.slots![slot] !== undefined) return block.first + slot + 1;
+    return block.first;
+  }
+
   /** Turns every older block with few tasks sparse: after a restore, which fills blocks densely. */
   sparsenAll(): void {
     for (const block of this.blocks) this.sparsenIfFew(block);

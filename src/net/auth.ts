@@ -67,6 +67,7 @@ const KIND_NEEDS = new Map<number, Permission>([
   [Kind.FOREIGN_WAITS, "replica"],
   [Kind.PARENT_ENDED, "replica"],
   [Kind.REPL_ACK, "replica"],
+  [Kind.REPL_SNAPSHOT_ACK, "replica"],
 ]);
 
 interface Entry {

@@ -64,12 +64,16 @@ export const Kind = {
   CREDIT: 42,
   /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
   REPL_SYNC: 30,
-  /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState`. */
+  /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState` (the whole state in one frame; the simulation's). */
   REPL_SNAPSHOT: 31,
   /** primary -> backup: `u32 epoch | f64 firstIndex | u32 count | (u32 bytes | log entry) * count`. */
   REPL_APPEND: 32,
   /** backup -> primary: `u32 epoch | f64 index` applied. */
   REPL_ACK: 33,
+  /** primary -> backup: one part of a streamed snapshot. `u32 epoch | f64 index | u32 seq | u8 last | msgpack SnapshotPart`. */
+  REPL_SNAPSHOT_PART: 42,
+  /** backup -> primary: parts of the snapshot at `index` restored so far. `u32 epoch | f64 index | u32 parts`. */
+  REPL_SNAPSHOT_ACK: 43,
 } as const;
 
 export type KindName = keyof typeof Kind;

@@ -26,7 +26,7 @@ interface Side {
 export class FrameProxy {
   /** Drop the next frame from the coordinator with a REPL_APPEND of one or more entries. */
   dropNextEntries = false;
-  /** Hold back (drop) every frame from the coordinator with a REPL_SNAPSHOT. */
+  /** Hold back (drop) every frame from the coordinator with a REPL_SNAPSHOT or a part of one. */
   holdSnapshots = false;
   readonly dropped = { entries: 0, snapshots: 0 };
   private readonly listener: TCPSocketListener<Side>;
@@ -98,7 +98,7 @@ export class FrameProxy {
     let snapshot = false;
     let entries = false;
     forEachMessage(body, this.reader, (kind, r) => {
-      if (kind === Kind.REPL_SNAPSHOT) snapshot = true;
+      if (kind === Kind.REPL_SNAPSHOT || kind === Kind.REPL_SNAPSHOT_PART) snapshot = true;
       if (kind === Kind.REPL_APPEND && r.view.getUint32(r.pos + APPEND_COUNT_AT, true) > 0) entries = true;
     });
     if (snapshot && this.holdSnapshots) {

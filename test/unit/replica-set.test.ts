@@ -49,3 +49,37 @@ describe("ReplicaSet lag", () => {
     expect({ inSync: replicas.inSyncCount, failed: backup.failedWith }).toEqual({ inSync: 0, failed: "E_UNAVAILABLE" });
   });
 });
+
+describe("ReplicaSet: a backup loading a big snapshot", () => {
+  const quiet = () => new ReplicaSet(BACKUP_TIMEOUT_MS, new Logger("test", "error", () => {}));
+
+  test("is alive while it restores parts, however long the load takes, and dropped when it stops", () => {
+    const replicas = quiet();
+    const backup = conn(1);
+    replicas.add(backup, 10, 0);
+    let last = 0;
+    for (let now = 0; now < 10 * BACKUP_TIMEOUT_MS; now += TICK_MS) {
+      replicas.progress(backup, now);
+      replicas.commit(10 + now, now);
+      last = now;
+    }
+    expect(backup.failedWith).toBeUndefined();
+    replicas.commit(20_000, last + BACKUP_TIMEOUT_MS);
+    expect(backup.failedWith).toBeUndefined(); // exactly the timeout is kept
+    replicas.commit(20_000, last + BACKUP_TIMEOUT_MS + 1);
+    expect(backup.failedWith).toBe("E_UNAVAILABLE");
+  });
+
+  test("holds commits while it loads, as any backup catching up does: counted in sync later, it must hold all that was acknowledged", () => {
+    const replicas = quiet();
+    const backup = conn(1);
+    replicas.add(backup, 10, 0);
+    for (let now = 0; now < 5 * BACKUP_TIMEOUT_MS; now += TICK_MS) {
+      replicas.progress(backup, now);
+      expect(replicas.commit(40, now)).toBe(0);
+    }
+    replicas.ack(backup, 10, 5 * BACKUP_TIMEOUT_MS);
+    expect(replicas.commit(40, 5 * BACKUP_TIMEOUT_MS)).toBe(10);
+    expect(replicas.inSyncCount).toBe(1);
+  });
+});

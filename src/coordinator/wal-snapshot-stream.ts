@@ -1,0 +1,134 @@
+// A backup's snapshot file, written part by part as a streamed snapshot arrives
+// rather than all at once after it: encoding and writing 100+ MB in one go stood the
+// backup still for seconds once it had loaded, so it acknowledged nothing, and the
+// primary dropped it and started over (with --data-dir, again and again). The file is
+// the one WriteAheadLog.snapshot() writes: a TSSNAP01 header (body bytes, CRC-32),
+// then `u32 epoch | f64 index | msgpack SchedulerState`; here the msgpack map is
+// written field by field and the task array task by task, the CRC kept as it goes.
+// The temp file replaces the last snapshot only once whole and synced.
+
+import { closeSync, fdatasyncSync, fsyncSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { Encoder } from "@msgpack/msgpack";
+import type { SchedulerState } from "../core/scheduler-state.ts";
+import type { SnapshotHead, SnapshotPart } from "../core/snapshot-parts.ts";
+import { SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, writeAll, type WriteAheadLog } from "./wal.ts";
+
+/** Synced every this many bytes as it is written, so the sync at the end has little left to flush. */
+export const SNAPSHOT_SYNC_EVERY_BYTES = 16 * 1024 * 1024;
+
+const encoder = new Encoder({ ignoreUndefined: true });
+
+/** The SchedulerState fields, in the order they are written (keys of the msgpack map). */
+const FIELDS = ["nextSeq", "workerRotation", "counters", "tasks", "ready", "finished", "dlq", "foreignParents", "workers"] as const satisfies ReadonlyArray<keyof SchedulerState>;
+
+export class SnapshotFileStream {
+  private readonly fd: number;
+  private crc = 0;
+  private bodyBytes = 0;
+  private unsynced = 0;
+  private readonly queued: number[] = [];
+  private readonly ids = { finished: [] as number[], dlq: [] as number[] };
+  private open = true;
+
+  /** Starts the file with everything up to the task array (whose length the head gives). */
+  constructor(
+    private readonly wal: WriteAheadLog,
+    private readonly epoch: number,
+    private readonly index: number,
+    private readonly head: SnapshotHead,
+  ) {
+    this.fd = openSync(wal.snapshotTempFile, "w");
+    writeAll(this.fd, new Uint8Array(SNAPSHOT_HEADER_BYTES)); // filled in by finish()
+    const start = new Uint8Array(12);
+    const v = new DataView(start.buffer);
+    v.setUint32(0, epoch, true);
+    v.setFloat64(4, index, true);
+    this.write(start);
+    this.write(Uint8Array.of(0x80 | FIELDS.length)); // fixmap
+    this.field("nextSeq", head.nextSeq);
+    this.field("workerRotation", head.workerRotation);
+    this.field("counters", head.counters);
+    this.write(encoder.encode("tasks"));
+    this.write(arrayHeader(head.taskCount));
+  }
+
+  /** A part after the head, as restored (its tasks are written as exportState() gives them). */
+  add(part: SnapshotPart): void {
+    if (part.k === "head") return;
+    if (part.k !== "tasks") {
+      for (const id of part.ids) this.ids[part.k].push(id);
+      return;
+    }
+    const chunks = part.tasks.map((t) => {
+      if (t.state === "queued") this.queued.push(t.id);
+      return encoder.encode(t);
+    });
+    this.write(concat(chunks));
+  }
+
+  /** The rest of the state, then synced, then in place of the last snapshot (the log emptied). */
+  finish(): void {
+    this.field("ready", this.queued);
+    this.field("finished", this.ids.finished);
+    this.field("dlq", this.ids.dlq);
+    this.field("foreignParents", this.head.foreignParents);
+    this.field("workers", this.head.workers);
+    const header = new Uint8Array(SNAPSHOT_HEADER_BYTES);
+    header.set(SNAPSHOT_MAGIC);
+    const h = new DataView(header.buffer);
+    h.setUint32(SNAPSHOT_MAGIC.length, this.bodyBytes, true);
+    h.setUint32(SNAPSHOT_MAGIC.length + 4, this.crc >>> 0, true);
+    writeSync(this.fd, header, 0, header.length, 0);
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    this.open = false;
+    this.wal.installSnapshot(this.epoch, this.index, this.bodyBytes);
+  }
+
+  /** Given up (a new snapshot, a new primary): the temp file goes, the last snapshot stays. */
+  abandon(): void {
+    if (!this.open) return;
+    this.open = false;
+    closeSync(this.fd);
+    try {
+      unlinkSync(this.wal.snapshotTempFile);
+    } catch {
+      // already gone: nothing to clean up
+    }
+  }
+
+  private field(name: (typeof FIELDS)[number], value: unknown): void {
+    this.write(encoder.encode(name));
+    this.write(encoder.encode(value));
+  }
+
+  private write(bytes: Uint8Array): void {
+    writeAll(this.fd, bytes);
+    this.crc = Bun.hash.crc32(bytes, this.crc);
+    this.bodyBytes += bytes.length;
+    this.unsynced += bytes.length;
+    if (this.unsynced >= SNAPSHOT_SYNC_EVERY_BYTES) {
+      fdatasyncSync(this.fd);
+      this.unsynced = 0;
+    }
+  }
+}
+
+function arrayHeader(n: number): Uint8Array {
+  const b = new Uint8Array(5);
+  b[0] = 0xdd; // array 32
+  new DataView(b.buffer).setUint32(1, n); // msgpack lengths are big-endian
+  return b;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
