@@ -15,17 +15,17 @@
 // decides which moves it makes.
 
 import { assert } from "./assert.ts";
-import { PRIORITY_LEVELS } from "./ready-queue.ts";
 import type { SchedulerState } from "./scheduler-state.ts";
 import { E_DEPENDENCY, Lifecycle } from "./lifecycle.ts";
 import { checkSchedulerTables } from "./scheduler-invariants.ts";
 import { SchedulerTables } from "./scheduler-tables.ts";
 import { SnapshotExport } from "./snapshot-export.ts";
 import type { PartLimits } from "./snapshot-parts.ts";
-import { appended, emptyList, isFinal, makeTaskId, shardOfTask, type Task, type TaskState, type Watcher } from "./task.ts";
+import { appended, emptyList, isFinal, type Task, type TaskState, type Watcher } from "./task.ts";
 import { submitWorkflow, type WorkflowPort } from "./workflow-submit.ts";
+import { createTask, validateSubmission } from "./submission.ts";
 import {
-  NO_BACKOFF, type Ready, type Refusal, type SchedulerCounters, type SchedulerOptions, type SubmitOutcome, type SubmitRequest,
+  type Ready, type Refusal, type SchedulerCounters, type SchedulerOptions, type SubmitOutcome, type SubmitRequest,
   type WorkerState, type WorkflowNodeRequest, type WorkflowOutcome,
 } from "./scheduler-types.ts";
 
@@ -39,9 +39,6 @@ const EMPTY_OUTPUT = new Uint8Array(0);
  * anyway), and small enough for 65,536 promotions per shard (ids have 2^40).
  */
 const SEQ_GAP_ON_PROMOTION = 2 ** 24;
-/** Shared empty lists for the common task with no tags and no parents (never mutated). */
-const NO_STRINGS: readonly string[] = Object.freeze([]);
-const NO_IDS: readonly number[] = Object.freeze([]);
 
 export class Scheduler {
   readonly options: SchedulerOptions;
@@ -165,70 +162,11 @@ export class Scheduler {
   };
 
   private validate(req: SubmitRequest, adding: number): Refusal | undefined {
-    const bad = (message: string): Refusal => ({ ok: false, code: "E_BAD_REQUEST", message });
-    if (req.type.length === 0) return bad("task type must not be empty");
-    if (!Number.isInteger(req.priority) || req.priority < 0 || req.priority >= PRIORITY_LEVELS) {
-      return bad(`priority must be an integer from 0 to ${PRIORITY_LEVELS - 1}`);
-    }
-    // A NaN or infinite runAt never comes due (the task would sit in the delayed heap for good); a NaN deadline never passes.
-    if (!isTime(req.deadline)) return bad(`deadline must be a finite, non-negative time in ms (0: none), not ${req.deadline}`);
-    if (!isTime(req.runAt)) return bad(`runAt must be a finite, non-negative time in ms (0: now), not ${req.runAt}`);
-    const b = req.backoff;
-    if (b !== undefined && (!(b.delayMs >= 0) || !(b.maxDelayMs >= 0) || (b.type !== "fixed" && b.type !== "exponential"))) {
-      return bad("backoff needs type exponential|fixed and non-negative delayMs, maxDelayMs");
-    }
-    for (const parent of req.dependsOn ?? []) {
-      // Not an id (NaN, 1.5, -1) would count as a parent on another shard, which nobody ever reports: the task would wait for good.
-      if (!Number.isSafeInteger(parent) || parent < 0) return bad(`dependsOn must hold task ids (non-negative integers), not ${parent}`);
-      // A parent on another shard is the router's to check; here it is waited on (see place()).
-      if (!this.held.tasks.has(parent) && shardOfTask(parent) === this.options.shard) {
-        return { ok: false, code: "E_UNKNOWN_TASK", message: `dependency ${parent} is not a task of shard ${this.options.shard} (never submitted, evicted, or on another shard)` };
-      }
-    }
-    if (this.held.unfinished + adding > this.options.queueMax) {
-      this.held.counters.rejectedQueueFull++;
-      return { ok: false, code: "E_QUEUE_FULL", message: `shard ${this.options.shard} holds ${this.held.unfinished} unfinished tasks; its limit is ${this.options.queueMax}` };
-    }
-    return undefined;
+    return validateSubmission(this.held, this.options, req, adding);
   }
 
   private create(req: SubmitRequest, dependsOn: readonly number[], now: number): Task {
-    const id = makeTaskId(this.options.shard, this.held.nextSeq++);
-    // Ids only move forward: one handed out again would replace a task some client holds the id of.
-    assert(!this.held.tasks.has(id), "a new task's id is not held already", "task", id, "nextSeq", this.held.nextSeq - 1);
-    const task: Task = {
-      id,
-      type: req.type,
-      payload: req.payload,
-      priority: req.priority,
-      maxAttempts: req.maxAttempts > 0 ? req.maxAttempts : this.options.defaultMaxAttempts,
-      timeoutMs: req.timeoutMs > 0 ? req.timeoutMs : this.options.defaultTimeoutMs,
-      idempotencyKey: req.idempotencyKey,
-      submittedAt: now,
-      deadline: req.deadline ?? 0,
-      backoff: req.backoff ?? NO_BACKOFF,
-      tags: req.tags ?? NO_STRINGS,
-      dependsOn: dependsOn.length === 0 ? NO_IDS : [...dependsOn],
-      state: "waiting",
-      waitingOn: 0,
-      dependants: emptyList(),
-      runAt: req.runAt ?? 0,
-      band: 0,
-      attempt: 0,
-      attemptBase: 0,
-      workerId: 0,
-      leasedAt: 0,
-      leaseExpiresAt: 0,
-      watchers: emptyList(),
-      output: undefined,
-      errors: emptyList(),
-      finishedAt: 0,
-      foreignOutputs: emptyList(),
-    };
-    this.held.tasks.add(task);
-    this.held.counters.submitted++;
-    this.held.unfinished++;
-    return task;
+    return createTask(this.held, this.options, req, dependsOn, now);
   }
 
   /** A retried submission: same task; this submitter is told when it ends. */
@@ -538,10 +476,6 @@ function leaseEnded(task: Task, now: number): boolean {
 }
 
 /** Absent, or an absolute time a timer can reach. */
-function isTime(ms: number | undefined): boolean {
-  return ms === undefined || (Number.isFinite(ms) && ms >= 0);
-}
-
 /** Whether the task's last failure was a parent's: it never saw all its parents complete. */
 function failedOnParent(task: Task): boolean {
   return task.errors.at(-1)?.error.startsWith(E_DEPENDENCY) === true;
