@@ -11,13 +11,13 @@ import type { Logger } from "../cli/log.ts";
 import { Scheduler } from "../core/scheduler.ts";
 import { HeldHeartbeats, type HeldHeartbeat } from "../core/held-heartbeats.ts";
 import type { Task, Watcher } from "../core/task.ts";
-import { authorizeHello, authorizeKind, type Grants } from "../net/auth.ts";
+import { authorizeKind, type Grants } from "../net/auth.ts";
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
 import { formatHostPort, listen, type Listener } from "../net/endpoints.ts";
 import { readControl, Reader, writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
-  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, TaskStatus,
+  Kind, KIND_NAMES, PROTOCOL_VERSION, TaskStatus,
   type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeRunning, encodeWorkerCredit, encodeWorkerJoined, Ev, EventLog, type ApplyResult, type LogBatch } from "./event-log.ts";
@@ -39,7 +39,7 @@ import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import { BackupLog } from "./backup-log.ts";
 import { WorkerLinks } from "./worker-links.ts";
-import { workerCredit, type WorkerShape } from "./request-shapes.ts";
+import { checkHello, workerCredit, type WorkerShape } from "./request-shapes.ts";
 import { DataDir } from "./data-dir.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
@@ -347,20 +347,13 @@ export class Coordinator implements ConnectionHandler {
   }
 
   private hello(conn: Connection, hello: Hello): void {
-    if (hello.version !== PROTOCOL_VERSION) {
-      throw new ProtocolError("E_BAD_VERSION", `peer speaks protocol version ${hello.version}; this coordinator speaks ${PROTOCOL_VERSION}`);
-    }
-    if (!ROLES.includes(hello.role)) throw new ProtocolError("E_BAD_HELLO", `unknown role "${String(hello.role)}"`);
-    conn.state.grants = authorizeHello(this.config.tokens, hello.role, hello.token);
+    conn.state.grants = checkHello(hello, this.config.tokens, this.config.scheduler.shard);
     conn.handshakeDone(hello.role);
     conn.state.role = hello.role;
     conn.state.nodeId = String(hello.nodeId ?? "");
     if (hello.role === "worker") {
       const worker = this.workers.joined(conn, hello);
       if (this.role === "primary") this.registerWorker(worker);
-    }
-    if (hello.role === "coordinator" && Number(hello.shard) !== this.config.scheduler.shard) {
-      throw new ProtocolError("E_BAD_HELLO", `coordinator of shard ${String(hello.shard)} cannot peer with shard ${this.config.scheduler.shard}`);
     }
     const welcome: Welcome = {
       role: "coordinator", version: PROTOCOL_VERSION, nodeId: this.config.nodeId,

@@ -7,7 +7,8 @@ import type { Scheduler } from "../core/scheduler.ts";
 import type { Task } from "../core/task.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { WORKER_TYPES_MAX } from "./event-log.ts";
-import type { Hello, TaskInfo, WorkerInfo, WorkflowNode } from "../protocol/messages.ts";
+import { PROTOCOL_VERSION, ROLES, type Hello, type TaskInfo, type WorkerInfo, type WorkflowNode } from "../protocol/messages.ts";
+import { authorizeHello, type Grants, type TokenTable } from "../net/auth.ts";
 
 /** Limits on requests that could otherwise ask for unbounded work. */
 export const DLQ_PAGE_MAX = 1000;
@@ -94,4 +95,21 @@ function workerTypes(types: unknown): string[] | undefined {
     }
   }
   return [...new Set(types as string[])];
+}
+
+/**
+ * A HELLO to a coordinator of `shard`: our protocol version, a known role, a token
+ * that role may use (its grants are returned), and a coordinator peer of the same
+ * shard. Anything else is a ProtocolError that closes the connection.
+ */
+export function checkHello(hello: Hello, tokens: TokenTable, shard: number): Grants {
+  if (hello.version !== PROTOCOL_VERSION) {
+    throw new ProtocolError("E_BAD_VERSION", `peer speaks protocol version ${hello.version}; this coordinator speaks ${PROTOCOL_VERSION}`);
+  }
+  if (!ROLES.includes(hello.role)) throw new ProtocolError("E_BAD_HELLO", `unknown role "${String(hello.role)}"`);
+  const grants = authorizeHello(tokens, hello.role, hello.token);
+  if (hello.role === "coordinator" && Number(hello.shard) !== shard) {
+    throw new ProtocolError("E_BAD_HELLO", `coordinator of shard ${String(hello.shard)} cannot peer with shard ${shard}`);
+  }
+  return grants;
 }
