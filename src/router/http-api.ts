@@ -10,6 +10,7 @@ import { authorizeHttp, type Permission, type TokenTable } from "../net/auth.ts"
 import { serveHttp, type HttpLimits, type HttpServer } from "../net/http-front.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import type { TaskInfo } from "../protocol/messages.ts";
+import { publicView } from "../protocol/public-view.ts";
 import { BACKOFF_FIELDS, decodeResult, SchedulerClient, TaskError, unknownField, type SubmitOptions } from "../sdk/client.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
 
@@ -130,7 +131,7 @@ export class HttpApi {
       await client.requeue(id);
       return json(200, { taskId: id, requeued: true });
     }
-    if (b === "cluster" && c === undefined && method === "GET") return json(200, await client.clusterStats());
+    if (b === "cluster" && c === undefined && method === "GET") return json(200, publicView(await client.clusterStats()));
     throw new HttpError(404, "E_NOT_FOUND", `no route ${method} /${parts.join("/")}`);
   }
 
@@ -267,6 +268,6 @@ function jsonResult(output: Uint8Array | undefined): unknown {
 
 /** TaskInfo for JSON: the result decoded instead of raw bytes. */
 function showTask(info: TaskInfo): Record<string, unknown> {
-  const { output, requestId: _requestId, ...rest } = info;
+  const { output, ...rest } = publicView(info);
   return { ...rest, result: info.state === "completed" ? jsonResult(output) : undefined };
 }
