@@ -1,5 +1,6 @@
-// The HTTP ports beyond the task routes, from the compiled binaries: no
-// wire-only fields in public JSON.
+// The HTTP ports beyond the task routes, from the compiled binaries: 405 with
+// Allow for a wrong method, no wire-only fields in public JSON, the dead-letter
+// queue shown and purged over REST with the roles of the TCP port.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -46,6 +47,30 @@ afterAll(async () => {
 const http = (path: string, init: RequestInit & { token?: string } = {}) =>
   fetch(api + path, { ...init, headers: init.token ? { authorization: `Bearer ${init.token}` } : {} });
 
+test("a wrong method on a known path is 405 with Allow; an unknown path stays 404", async () => {
+  const cases: Array<[string, string, string]> = [
+    ["/v1/tasks", "GET", "POST"],
+    ["/v1/tasks/1", "POST", "GET, DELETE"],
+    ["/v1/dlq/1/requeue", "GET", "POST"],
+    ["/v1/cluster", "DELETE", "GET"],
+    ["/healthz", "POST", "GET"],
+  ];
+  for (const [path, method, allow] of cases) {
+    const r = await http(path, { method, token: TOKENS.admin });
+    expect([path, r.status]).toEqual([path, 405]);
+    expect(r.headers.get("allow")).toBe(allow);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe("E_METHOD_NOT_ALLOWED");
+  }
+  expect((await http("/v1/nothing", { token: TOKENS.read })).status).toBe(404);
+  for (const base of Object.values(metrics)) {
+    for (const path of ["/metrics", "/healthz"]) {
+      const r = await fetch(base + path, { method: "POST" });
+      expect([base + path, r.status, r.headers.get("allow")]).toEqual([base + path, 405, "GET"]);
+    }
+    expect((await fetch(`${base}/nothing`)).status).toBe(404);
+  }
+});
+
 test("/v1/cluster and the CLI's JSON carry no requestId", async () => {
   const text = await (await http("/v1/cluster", { token: TOKENS.read })).text();
   expect(text).toContain('"coordinators"');
@@ -54,4 +79,37 @@ test("/v1/cluster and the CLI's JSON carry no requestId", async () => {
   expect(run.code).toBe(0);
   expect(run.stdout).toContain('"coordinators"');
   expect(run.stdout).not.toContain("requestId");
+});
+
+async function deadLetter(): Promise<number> {
+  // Held back past its deadline, it fails for good at once.
+  const r = await http("/v1/tasks", { method: "POST", body: JSON.stringify({ type: "noop", delayMs: 200, deadlineMs: 1, maxAttempts: 1 }), token: TOKENS.submit });
+  const { taskId } = (await r.json()) as { taskId: number };
+  await waitFor("the task in the DLQ", async () => ((await http(`/v1/dlq/${taskId}`, { token: TOKENS.read })).status === 200 ? true : undefined));
+  return taskId;
+}
+
+test("DLQ show and purge over REST: read may show, only admin may purge", async () => {
+  const one = await deadLetter();
+  const shown = (await (await http(`/v1/dlq/${one}`, { token: TOKENS.read })).json()) as { taskId: number; state: string; errors: Array<{ error: string }> };
+  expect(shown).toMatchObject({ taskId: one, state: "failed" });
+  expect(shown.errors[0]!.error).toContain("E_DEADLINE");
+  expect(JSON.stringify(shown)).not.toContain("requestId");
+
+  expect((await http(`/v1/dlq/${one}`, { method: "DELETE" })).status).toBe(401);
+  expect((await http(`/v1/dlq/${one}`, { method: "DELETE", token: TOKENS.read })).status).toBe(403);
+  expect((await http(`/v1/dlq/${one}`, { method: "DELETE", token: TOKENS.submit })).status).toBe(403);
+  expect(await (await http(`/v1/dlq/${one}`, { method: "DELETE", token: TOKENS.admin })).json()).toEqual({ taskId: one, purged: true });
+  expect((await http(`/v1/dlq/${one}`, { token: TOKENS.read })).status).toBe(404);
+  expect((await http(`/v1/dlq/${one}`, { method: "DELETE", token: TOKENS.admin })).status).toBe(404);
+
+  const ok = (await (await http("/v1/tasks", { method: "POST", body: '{"type":"noop"}', token: TOKENS.submit })).json()) as { taskId: number };
+  await waitFor("the noop to complete", async () => ((await http(`/v1/tasks/${ok.taskId}/result`, { token: TOKENS.read })).status === 200 ? true : undefined));
+  expect((await http(`/v1/dlq/${ok.taskId}`, { token: TOKENS.read })).status).toBe(404);
+
+  await deadLetter();
+  await deadLetter();
+  expect((await http("/v1/dlq", { method: "DELETE", token: TOKENS.submit })).status).toBe(403);
+  expect(await (await http("/v1/dlq", { method: "DELETE", token: TOKENS.admin })).json()).toEqual({ purged: 2 });
+  expect(((await (await http("/v1/dlq", { token: TOKENS.read })).json()) as { total: number }).total).toBe(0);
 });
