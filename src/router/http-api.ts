@@ -5,6 +5,7 @@
 
 import { encode } from "@msgpack/msgpack";
 import type { Logger } from "../cli/log.ts";
+import { PROCESS_SAMPLER, processMetrics } from "../metrics/process-metrics.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
 import { matchRoute, routeMissResponse, type Route } from "../net/http-routes.ts";
 import { authorizeHttp, type Permission, type TokenTable } from "../net/auth.ts";
@@ -74,7 +75,7 @@ const API_ROUTES: readonly Route<RouteContext>[] = [
   ["/metrics", {
     GET: async (_p, ctx) => {
       const stats = await (await sdk(ctx)).clusterStats();
-      const text = clusterMetrics(stats, { router: ctx.api.nodeId });
+      const text = clusterMetrics(stats, { router: ctx.api.nodeId }) + processMetrics(PROCESS_SAMPLER.sample(), { process: "router", node: ctx.api.nodeId });
       return new Response(text, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
     },
   }],
@@ -146,6 +147,8 @@ export class HttpApi {
       limits: this.config.limits,
       fetch: (req) => this.handle(req),
     });
+    // Started now so the lag gauge covers the time before the first scrape.
+    PROCESS_SAMPLER.start();
     this.log.info("http listening", { host: this.config.host, port: this.port });
   }
 
@@ -194,7 +197,8 @@ export class HttpApi {
     }
     const missing = [...shards].filter((s) => !withPrimary.has(s));
     const ready = shards.size > 0 && missing.length === 0;
-    return json(ready ? 200 : 503, { ready, shards: [...shards].sort(), shardsWithoutPrimary: missing });
+    const reason = shards.size === 0 ? "no coordinator reached" : ready ? "every shard has a primary" : `no primary for shard ${missing.join(", ")}`;
+    return json(ready ? 200 : 503, { ready, reason, shards: [...shards].sort(), shardsWithoutPrimary: missing });
   }
 
   async submit(client: SchedulerClient, input: unknown): Promise<Response> {

@@ -1,6 +1,7 @@
 // The HTTP ports beyond the task routes, from the compiled binaries: 405 with
 // Allow for a wrong method, no wire-only fields in public JSON, the dead-letter
-// queue shown and purged over REST with the roles of the TCP port.
+// queue shown and purged over REST with the roles of the TCP port, /readyz and
+// process metrics on every process's metrics port.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -21,6 +22,7 @@ let cluster: Cluster;
 let api = "";
 let routerPort = 0;
 const metrics = { coordinator: "", worker: "", lonelyWorker: "" };
+let lonelyRouterApi = "";
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "http-probes-e2e-"));
@@ -34,9 +36,13 @@ beforeAll(async () => {
   cluster.worker([freePort()], ["-w", "1", "--metrics-port", String(ports.lonelyWorker)]);
   const router = await cluster.router([coordinator.port], ["--tokens", tokensFile, "--http-port", String(ports.http)]);
   routerPort = router.port;
+  // A router whose only coordinator address has nothing behind it.
+  const lonelyHttp = freePort();
+  await cluster.router([freePort()], ["--http-port", String(lonelyHttp)]);
+  lonelyRouterApi = `http://127.0.0.1:${lonelyHttp}`;
   api = `http://127.0.0.1:${ports.http}`;
   for (const name of ["coordinator", "worker", "lonelyWorker"] as const) metrics[name] = `http://127.0.0.1:${ports[name]}`;
-  for (const base of [api, ...Object.values(metrics)]) await waitFor(`${base} to answer`, async () => ((await fetch(`${base}/healthz`).catch(() => undefined))?.ok ? true : undefined));
+  for (const base of [api, lonelyRouterApi, ...Object.values(metrics)]) await waitFor(`${base} to answer`, async () => ((await fetch(`${base}/healthz`).catch(() => undefined))?.ok ? true : undefined));
 });
 
 afterAll(async () => {
@@ -63,7 +69,7 @@ test("a wrong method on a known path is 405 with Allow; an unknown path stays 40
   }
   expect((await http("/v1/nothing", { token: TOKENS.read })).status).toBe(404);
   for (const base of Object.values(metrics)) {
-    for (const path of ["/metrics", "/healthz"]) {
+    for (const path of ["/metrics", "/healthz", "/readyz"]) {
       const r = await fetch(base + path, { method: "POST" });
       expect([base + path, r.status, r.headers.get("allow")]).toEqual([base + path, 405, "GET"]);
     }
@@ -112,4 +118,33 @@ test("DLQ show and purge over REST: read may show, only admin may purge", async 
   expect((await http("/v1/dlq", { method: "DELETE", token: TOKENS.submit })).status).toBe(403);
   expect(await (await http("/v1/dlq", { method: "DELETE", token: TOKENS.admin })).json()).toEqual({ purged: 2 });
   expect(((await (await http("/v1/dlq", { token: TOKENS.read })).json()) as { total: number }).total).toBe(0);
+});
+
+test("/readyz on every process, 503 with a reason for a worker or router with no coordinator", async () => {
+  const ready = async (url: string) => {
+    const r = await fetch(url);
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  };
+  expect(await ready(`${api}/readyz`)).toMatchObject({ status: 200, body: { ready: true, reason: "every shard has a primary" } });
+  expect(await ready(`${metrics.coordinator}/readyz`)).toMatchObject({ status: 200, body: { ready: true, role: "primary" } });
+  expect(await waitFor("the worker ready", async () => ((await ready(`${metrics.worker}/readyz`)).status === 200 ? true : undefined))).toBe(true);
+  expect(await ready(`${lonelyRouterApi}/readyz`)).toMatchObject({ status: 503, body: { ready: false, reason: "no coordinator reached" } });
+  expect(await ready(`${metrics.lonelyWorker}/readyz`)).toEqual({ status: 503, body: { ready: false, reason: "no coordinator link is up", linksUp: 0, links: 1 } });
+});
+
+test("process metrics on every metrics port", async () => {
+  const scrapes: Array<[string, RequestInit]> = [
+    [`${api}/metrics`, { headers: { authorization: `Bearer ${TOKENS.read}` } }],
+    [`${metrics.coordinator}/metrics`, { headers: { authorization: `Bearer ${TOKENS.read}` } }],
+    [`${metrics.worker}/metrics`, {}],
+  ];
+  for (const [url, init] of scrapes) {
+    const text = await (await fetch(url, init)).text();
+    for (const series of [
+      "# TYPE taskscheduler_process_cpu_seconds_total counter", 'mode="user"', "taskscheduler_process_resident_memory_bytes{",
+      "taskscheduler_process_heap_used_bytes{", "# TYPE taskscheduler_process_event_loop_lag_max_seconds gauge",
+    ]) {
+      expect([url, text.includes(series)]).toEqual([url, true]);
+    }
+  }
 });

@@ -31,9 +31,13 @@ test("a known path with another method is 405 with the allowed methods; an unkno
   expect(routeMissResponse({ kind: "none" }, "GET", "/x").status).toBe(404);
 });
 
-test("the metrics port: GET only on /metrics and /healthz", () => {
-  const routes = metricsRoutes(() => "", {});
-  for (const path of ["/metrics", "/healthz"]) expect(matchRoute(routes, "POST", path)).toEqual({ kind: "wrong-method", allow: "GET" });
-  expect(matchRoute(routes, "GET", "/healthz").kind).toBe("found");
+test("the metrics port: GET only on /metrics, /healthz, /readyz; /readyz says 503 and why when not ready", async () => {
+  const routes = metricsRoutes(() => "", { ready: () => ({ ready: false, reason: "no coordinator link is up" }) });
+  for (const path of ["/metrics", "/healthz", "/readyz"]) expect(matchRoute(routes, "POST", path)).toEqual({ kind: "wrong-method", allow: "GET" });
   expect(matchRoute(routes, "GET", "/nope").kind).toBe("none");
+  const m = matchRoute(routes, "GET", "/readyz");
+  if (m.kind !== "found") throw new Error("no /readyz route");
+  const r = await m.handler(m.params, new Request("http://x/readyz"));
+  expect(r.status).toBe(503);
+  expect(await r.json()).toEqual({ ready: false, reason: "no coordinator link is up" });
 });
