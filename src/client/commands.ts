@@ -7,6 +7,7 @@ import { decode } from "@msgpack/msgpack";
 import { UsageError, type FlagSpec, type FlagValues } from "../cli/flags.ts";
 import type { HostPort } from "../net/endpoints.ts";
 import { SchedulerClient, TaskError, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "../sdk/client.ts";
+import { publicView } from "../protocol/public-view.ts";
 
 /** Flags only the commands use. */
 export const COMMAND_FLAGS: readonly FlagSpec[] = [
@@ -206,6 +207,7 @@ function list(text: string): string[] {
   return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
 }
 
+/** Without wire-only fields (requestId): what a person or a script reads. */
 function print(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, (_k, v) => (v instanceof Uint8Array ? Array.from(v) : v), 2) + "\n");
+  process.stdout.write(JSON.stringify(publicView(value), (_k, v) => (v instanceof Uint8Array ? Array.from(v) : v), 2) + "\n");
 }

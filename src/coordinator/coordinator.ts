@@ -140,6 +140,18 @@ export class Coordinator implements ConnectionHandler {
     return this.control.epoch;
   }
 
+  /** For /readyz: a primary that may accept submissions, or a backup holding the primary's state. */
+  readiness(): { ready: boolean; reason: string; role: ReplicationRole; shard: number; epoch: number } {
+    const at = { role: this.role, shard: this.config.scheduler.shard, epoch: this.epoch };
+    if (this.stopping) return { ready: false, reason: "shutting down", ...at };
+    if (this.role === "primary") {
+      const leads = this.control.mayLead?.(performance.now()) !== false;
+      return { ready: leads, reason: leads ? "primary, accepting" : "primary, but its leader lease may have expired", ...at };
+    }
+    if (this.role === "backup") return { ready: this.control.isSynced, reason: this.control.isSynced ? "backup, in sync" : "backup, not synced with the primary yet", ...at };
+    return { ready: false, reason: "no role yet (candidate)", ...at };
+  }
+
   start(): void {
     this.recover();
     this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.connections.set(conn.id, conn), this.config.tls.server);

@@ -168,7 +168,7 @@ export function main(): void {
       serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => {
         const stats = coordinator.stats(0);
         return clusterMetrics({ requestId: 0, router: { nodeId: "", uptimeMs: 0, clients: 0, forwarded: 0, retried: 0 }, coordinators: [{ address, reachable: true, stats }] }, undefined);
-      }, log, { tokens: config.tokens, tls: config.tls.server, limits: config.limits });
+      }, log, { tokens: config.tokens, tls: config.tls.server, limits: config.limits, ready: () => coordinator.readiness(), processLabels: { process: "coordinator", node: config.nodeId } });
     } catch (err) {
       log.error("cannot start", { metricsPort: values["metrics-port"], error: (err as Error).message });
       coordinator.stop();

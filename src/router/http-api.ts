@@ -5,11 +5,14 @@
 
 import { encode } from "@msgpack/msgpack";
 import type { Logger } from "../cli/log.ts";
+import { PROCESS_SAMPLER, processMetrics } from "../metrics/process-metrics.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
+import { matchRoute, routeMissResponse, type Route } from "../net/http-routes.ts";
 import { authorizeHttp, type Permission, type TokenTable } from "../net/auth.ts";
 import { serveHttp, type HttpLimits, type HttpServer } from "../net/http-front.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import type { TaskInfo } from "../protocol/messages.ts";
+import { publicView } from "../protocol/public-view.ts";
 import { BACKOFF_FIELDS, decodeResult, SchedulerClient, TaskError, unknownField, type SubmitOptions } from "../sdk/client.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
 
@@ -30,12 +33,13 @@ export interface HttpApiConfig {
   limits: HttpLimits;
 }
 
-/** The role a route needs: probes need none, reads need read, changes submit, DLQ requeue admin. */
+/** The role a route needs: probes need none, reads need read, changes submit, DLQ requeue and purge admin. */
 function permissionFor(method: string, parts: string[]): Permission | undefined {
   const [a, b, , d] = parts;
   if (a === "healthz" || a === "readyz") return undefined;
   if (method === "GET") return "read";
-  if (b === "dlq" && d === "requeue") return "admin";
+  // Requeue and purge change what the dead-letter queue holds: the same admin role as on the TCP port.
+  if (b === "dlq" && (d === "requeue" || method === "DELETE")) return "admin";
   return "submit";
 }
 
@@ -56,6 +60,67 @@ class HttpError extends Error {
 
 const json = (status: number, body: unknown) => Response.json(body, { status });
 
+interface RouteContext {
+  api: HttpApi;
+  req: Request;
+  url: URL;
+}
+
+const sdk = (ctx: RouteContext) => ctx.api.sdkClient();
+
+/** Every route of the port; a known path with another method gets 405 and Allow, an unknown one 404. */
+const API_ROUTES: readonly Route<RouteContext>[] = [
+  ["/healthz", { GET: () => json(200, { status: "ok" }) }],
+  ["/readyz", { GET: (_p, ctx) => ctx.api.readyz() }],
+  ["/metrics", {
+    GET: async (_p, ctx) => {
+      const stats = await (await sdk(ctx)).clusterStats();
+      const text = clusterMetrics(stats, { router: ctx.api.nodeId }) + processMetrics(PROCESS_SAMPLER.sample(), { process: "router", node: ctx.api.nodeId });
+      return new Response(text, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+    },
+  }],
+  ["/v1/tasks", { POST: async (_p, ctx) => ctx.api.submit(await sdk(ctx), await body(ctx.req)) }],
+  ["/v1/tasks/:id", {
+    GET: async (p, ctx) => json(200, showTask(await (await sdk(ctx)).task(taskId(p.id!)))),
+    DELETE: async (p, ctx) => {
+      const id = taskId(p.id!);
+      return json(200, { taskId: id, state: await (await sdk(ctx)).cancel(id) });
+    },
+  }],
+  ["/v1/tasks/:id/result", { GET: async (p, ctx) => ctx.api.result(await sdk(ctx), taskId(p.id!)) }],
+  ["/v1/dlq", {
+    GET: async (_p, ctx) => {
+      const offset = intParam(ctx.url, "offset", 0);
+      const limit = Math.min(1000, intParam(ctx.url, "limit", 100));
+      const page = await (await sdk(ctx)).deadLetters(offset, limit);
+      return json(200, { total: page.total, tasks: page.tasks.map(showTask) });
+    },
+    DELETE: async (_p, ctx) => json(200, { purged: await (await sdk(ctx)).purgeDeadLetters() }),
+  }],
+  ["/v1/dlq/:id", {
+    GET: async (p, ctx) => {
+      const id = taskId(p.id!);
+      const info = await (await sdk(ctx)).task(id);
+      if (info.state !== "failed") throw new HttpError(404, "E_UNKNOWN_TASK", `task ${id} is not in the dead-letter queue (it is ${info.state})`);
+      return json(200, showTask(info));
+    },
+    DELETE: async (p, ctx) => {
+      const id = taskId(p.id!);
+      const purged = await (await sdk(ctx)).purgeDeadLetters([id]);
+      if (purged === 0) throw new HttpError(404, "E_UNKNOWN_TASK", `task ${id} is not in the dead-letter queue`);
+      return json(200, { taskId: id, purged: true });
+    },
+  }],
+  ["/v1/dlq/:id/requeue", {
+    POST: async (p, ctx) => {
+      const id = taskId(p.id!);
+      await (await sdk(ctx)).requeue(id);
+      return json(200, { taskId: id, requeued: true });
+    },
+  }],
+  ["/v1/cluster", { GET: async (_p, ctx) => json(200, publicView(await (await sdk(ctx)).clusterStats())) }],
+];
+
 export class HttpApi {
   private server: HttpServer | undefined;
   private client: Promise<SchedulerClient> | undefined;
@@ -64,6 +129,10 @@ export class HttpApi {
     private readonly config: HttpApiConfig,
     private readonly log: Logger,
   ) {}
+
+  get nodeId(): string {
+    return this.config.nodeId;
+  }
 
   get port(): number {
     return this.server?.port ?? 0;
@@ -78,6 +147,8 @@ export class HttpApi {
       limits: this.config.limits,
       fetch: (req) => this.handle(req),
     });
+    // Started now so the lag gauge covers the time before the first scrape.
+    PROCESS_SAMPLER.start();
     this.log.info("http listening", { host: this.config.host, port: this.port });
   }
 
@@ -103,39 +174,19 @@ export class HttpApi {
   }
 
   private async route(method: string, parts: string[], req: Request, url: URL): Promise<Response> {
-    const [a, b, c, d] = parts;
-    if (method === "GET" && a === "healthz" && b === undefined) return json(200, { status: "ok" });
-    if (method === "GET" && a === "readyz" && b === undefined) return this.readyz();
-    if (method === "GET" && a === "metrics" && b === undefined) {
-      const stats = await (await this.sdk()).clusterStats();
-      return new Response(clusterMetrics(stats, { router: this.config.nodeId }), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
-    }
-    if (a !== "v1") throw new HttpError(404, "E_NOT_FOUND", `no route ${method} /${parts.join("/")}`);
-    const client = await this.sdk();
-    if (b === "tasks" && c === undefined && method === "POST") return this.submit(client, await body(req));
-    if (b === "tasks" && c !== undefined) {
-      const id = taskId(c);
-      if (d === undefined && method === "GET") return json(200, showTask(await client.task(id)));
-      if (d === undefined && method === "DELETE") return json(200, { taskId: id, state: await client.cancel(id) });
-      if (d === "result" && method === "GET") return this.result(client, id);
-    }
-    if (b === "dlq" && c === undefined && method === "GET") {
-      const offset = intParam(url, "offset", 0);
-      const limit = Math.min(1000, intParam(url, "limit", 100));
-      const page = await client.deadLetters(offset, limit);
-      return json(200, { total: page.total, tasks: page.tasks.map(showTask) });
-    }
-    if (b === "dlq" && c !== undefined && d === "requeue" && method === "POST") {
-      const id = taskId(c);
-      await client.requeue(id);
-      return json(200, { taskId: id, requeued: true });
-    }
-    if (b === "cluster" && c === undefined && method === "GET") return json(200, await client.clusterStats());
-    throw new HttpError(404, "E_NOT_FOUND", `no route ${method} /${parts.join("/")}`);
+    const path = `/${parts.join("/")}`;
+    const match = matchRoute(API_ROUTES, method, path);
+    if (match.kind !== "found") return routeMissResponse(match, method, path);
+    return match.handler(match.params, { api: this, req, url });
+  }
+
+  /** The SDK client behind every /v1 route and /metrics. */
+  sdkClient(): Promise<SchedulerClient> {
+    return this.sdk();
   }
 
   /** Ready when every shard the router knows has a reachable primary. */
-  private async readyz(): Promise<Response> {
+  async readyz(): Promise<Response> {
     const stats = await (await this.sdk()).clusterStats();
     const shards = new Set<number>();
     const withPrimary = new Set<number>();
@@ -146,10 +197,11 @@ export class HttpApi {
     }
     const missing = [...shards].filter((s) => !withPrimary.has(s));
     const ready = shards.size > 0 && missing.length === 0;
-    return json(ready ? 200 : 503, { ready, shards: [...shards].sort(), shardsWithoutPrimary: missing });
+    const reason = shards.size === 0 ? "no coordinator reached" : ready ? "every shard has a primary" : `no primary for shard ${missing.join(", ")}`;
+    return json(ready ? 200 : 503, { ready, reason, shards: [...shards].sort(), shardsWithoutPrimary: missing });
   }
 
-  private async submit(client: SchedulerClient, input: unknown): Promise<Response> {
+  async submit(client: SchedulerClient, input: unknown): Promise<Response> {
     const batch = Array.isArray(input);
     const specs = (batch ? input : [input]) as unknown[];
     if (specs.length === 0) throw new HttpError(400, "E_BAD_REQUEST", "an empty batch");
@@ -159,7 +211,7 @@ export class HttpApi {
     return json(201, batch ? { taskIds: ids } : { taskId: ids[0] });
   }
 
-  private async result(client: SchedulerClient, id: number): Promise<Response> {
+  async result(client: SchedulerClient, id: number): Promise<Response> {
     const info = await client.task(id);
     if (info.state === "completed") return json(200, { taskId: id, state: info.state, result: jsonResult(info.output) });
     if (info.state === "failed" || info.state === "cancelled") return json(409, { taskId: id, state: info.state, error: info.error ?? info.state });
@@ -267,6 +319,6 @@ function jsonResult(output: Uint8Array | undefined): unknown {
 
 /** TaskInfo for JSON: the result decoded instead of raw bytes. */
 function showTask(info: TaskInfo): Record<string, unknown> {
-  const { output, requestId: _requestId, ...rest } = info;
+  const { output, ...rest } = publicView(info);
   return { ...rest, result: info.state === "completed" ? jsonResult(output) : undefined };
 }

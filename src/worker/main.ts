@@ -105,7 +105,13 @@ export async function main(executorModule: string | URL): Promise<void> {
   }
   if ((values["metrics-port"] as number) > 0) {
     try {
-      serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log, { tokens: metricsTokens, limits: config.limits });
+      serveMetrics(values["metrics-host"] as string, values["metrics-port"] as number, () => workerMetrics(config.nodeId, node.counters, node.running, node.slots), log, {
+        tokens: metricsTokens, limits: config.limits, processLabels: { process: "worker", node: config.nodeId },
+        ready: () => {
+          const links = node.linksUp;
+          return { ready: links.up > 0, reason: links.up > 0 ? "a coordinator link is up" : "no coordinator link is up", linksUp: links.up, links: links.total };
+        },
+      });
     } catch (err) {
       process.stderr.write(`worker: metrics (--metrics-port): ${(err as Error).message}\n`);
       process.exit(1);

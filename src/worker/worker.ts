@@ -130,6 +130,11 @@ export class WorkerNode {
     return this.config.threads * this.config.concurrency;
   }
 
+  /** Coordinator links up now and configured, for /readyz. */
+  get linksUp(): { up: number; total: number } {
+    return { up: this.links.filter((l) => l.up).length, total: this.links.length };
+  }
+
   get running(): number {
     let n = 0;
     for (const e of this.executors) n += e.inFlight;
