@@ -134,6 +134,22 @@ export class Cluster {
     });
   }
 
+  /** The replication role a coordinator reports. */
+  async roleOf(port: number): Promise<string | undefined> {
+    return (await this.stats(port)).coordinators[0]?.stats?.replication.role;
+  }
+
+  /** Of two replicas, the primary and the backup once the backup is in sync. */
+  async pairInSync(nodes: readonly Started[]): Promise<{ primary: Started; backup: Started }> {
+    const primary = await waitFor("a primary", async () => {
+      for (const n of nodes) if ((await this.roleOf(n.port)) === "primary") return n;
+      return undefined;
+    });
+    const backup = nodes.find((n) => n !== primary)!;
+    await waitFor("the backup in sync", async () => ((await this.stats(primary.port)).coordinators[0]?.stats?.replication.backupsInSync === 1 ? true : undefined));
+    return { primary, backup };
+  }
+
   async stats(port: number): Promise<ClusterStats> {
     const client = await SchedulerClient.connect({ host: "127.0.0.1", port }, this.security.sdk);
     try {

@@ -4,18 +4,11 @@
 // process metrics on every process's metrics port.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, freePort, waitFor } from "./harness.ts";
-
-const TOKENS = {
-  replica: "replica-secret-0123456789",
-  worker: "worker-secret-01234567890",
-  submit: "submit-secret-01234567890",
-  read: "read-secret-0123456789012",
-  admin: "admin-secret-012345678901",
-};
+import { TOKENS, writeTokensFile } from "./tokens.ts";
 
 let dir: string;
 let cluster: Cluster;
@@ -27,7 +20,7 @@ let lonelyRouterApi = "";
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "http-probes-e2e-"));
   const tokensFile = join(dir, "tokens");
-  writeFileSync(tokensFile, Object.entries(TOKENS).map(([role, token]) => `${role} ${token}`).join("\n") + "\n");
+  writeTokensFile(tokensFile);
   cluster = new Cluster();
   const ports = { coordinator: freePort(), worker: freePort(), lonelyWorker: freePort(), http: freePort() };
   const coordinator = await cluster.coordinator(["--tokens", tokensFile, "--metrics-port", String(ports.coordinator)]);

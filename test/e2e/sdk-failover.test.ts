@@ -96,13 +96,7 @@ test("a directly connected coordinator changing role does not close the SDK", as
   cluster = new Cluster();
   const nodes = await cluster.replicas(2);
   cluster.worker(nodes.map((n) => n.port));
-  const roleOf = async (port: number) => (await cluster!.stats(port)).coordinators[0]?.stats?.replication.role;
-  const primary = await waitFor("a primary", async () => {
-    for (const n of nodes) if ((await roleOf(n.port)) === "primary") return n;
-    return undefined;
-  });
-  const backup = nodes.find((n) => n !== primary)!;
-  await waitFor("the backup in sync", async () => ((await cluster!.stats(primary.port)).coordinators[0]?.stats?.replication.backupsInSync === 1 ? true : undefined));
+  const { primary, backup } = await cluster.pairInSync(nodes);
   // Both replicas given, the primary first: the client uses it until it goes.
   client = await connect({ servers: [`127.0.0.1:${primary.port}`, `127.0.0.1:${backup.port}`], retry, random: () => 0 });
   // Given the backup alone: the ROLE announcing its promotion must not close it (it did, with E_BAD_FRAME).
@@ -110,7 +104,7 @@ test("a directly connected coordinator changing role does not close the SDK", as
   try {
     const before = await client.submit("noop", undefined, { idempotencyKey: "before" });
     primary.proc.kill("SIGTERM"); // hands over: the backup is promoted and announces ROLE to every connection
-    await waitFor("the backup's promotion", async () => ((await roleOf(backup.port)) === "primary" ? true : undefined));
+    await waitFor("the backup's promotion", async () => ((await cluster!.roleOf(backup.port)) === "primary" ? true : undefined));
     expect(single.server).toBe(`127.0.0.1:${backup.port}`);
     expect((await single.submit("noop", undefined, { idempotencyKey: "single" })).id).toBeGreaterThan(0);
     const after = await client.submit("noop", undefined, { idempotencyKey: "after" });

@@ -14,17 +14,11 @@ afterEach(async () => {
 test("an SDK client on a backup survives its promotion and submits to it", async () => {
   cluster = new Cluster();
   const nodes = await cluster.replicas(2);
-  const roleOf = async (port: number) => (await cluster!.stats(port)).coordinators[0]?.stats?.replication.role;
-  const primary = await waitFor("a primary", async () => {
-    for (const n of nodes) if ((await roleOf(n.port)) === "primary") return n;
-    return undefined;
-  });
-  const backup = nodes.find((n) => n !== primary)!;
-  await waitFor("the backup in sync", async () => ((await cluster!.stats(primary.port)).coordinators[0]?.stats?.replication.backupsInSync === 1 ? true : undefined));
+  const { primary, backup } = await cluster.pairInSync(nodes);
   const client = await SchedulerClient.connect({ host: "127.0.0.1", port: backup.port });
   try {
     primary.proc.kill("SIGTERM"); // hands over: the backup is promoted and announces ROLE to our connection
-    await waitFor("the backup's promotion", async () => ((await roleOf(backup.port)) === "primary" ? true : undefined));
+    await waitFor("the backup's promotion", async () => ((await cluster!.roleOf(backup.port)) === "primary" ? true : undefined));
     await Bun.sleep(50); // let the ROLE reach our socket before we look
     expect(client.closed).toBe(false);
     const taskId = await client.submit("noop", undefined, { idempotencyKey: "after-role-change" });

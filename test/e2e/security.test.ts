@@ -8,14 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
 import { Cluster, freePort, waitFor } from "./harness.ts";
-
-const TOKENS = {
-  replica: "replica-secret-0123456789",
-  worker: "worker-secret-01234567890",
-  submit: "submit-secret-01234567890",
-  read: "read-secret-0123456789012",
-  admin: "admin-secret-012345678901",
-};
+import { TOKENS, writeTokensFile } from "./tokens.ts";
 
 let dir: string;
 let tokensFile: string;
@@ -26,7 +19,7 @@ let ca: { ca: string; cert: string; key: string; otherCa: string };
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "security-e2e-"));
   tokensFile = join(dir, "tokens");
-  writeFileSync(tokensFile, Object.entries(TOKENS).map(([role, token]) => `${role} ${token}`).join("\n") + "\n");
+  writeTokensFile(tokensFile);
   strangerTokensFile = join(dir, "stranger-tokens");
   writeFileSync(strangerTokensFile, "replica stranger-secret-0123456789\n");
   const script = resolve(import.meta.dir, "../../scripts/make-test-ca.sh");
