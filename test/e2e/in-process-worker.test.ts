@@ -1,8 +1,10 @@
 // In-process workers (createWorker): handlers that are this test's own functions
 // run tasks submitted through the SDK, typed end to end; close() drains: a task
 // running at close time completes, or is retried on another worker, never lost.
+// Given a module path instead, the handlers run on executor threads.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { resolve } from "node:path";
 import { connect, createWorker, type InProcessWorker, type Scheduler } from "../../src/sdk/index.ts";
 import { Cluster, waitFor } from "./harness.ts";
 
@@ -89,4 +91,21 @@ test("a task still running when close() gives up is retried on another worker, n
   await gamma.close(50); // gives up on the running task: its lease ends and it is retried
   expect(await handle.result()).toBe("delta attempt 2");
   expect(delta.counters.done).toBe(1);
+}, RUN_MS);
+
+test("given a module path, the handlers run on executor threads; a bad module rejects", async () => {
+  await Promise.all(workers.map((w) => w.close(0)));
+  const threaded = await createWorker<{ add: { payload: { a: number; b: number }; result: number } }>({
+    servers: [`127.0.0.1:${coordinator}`],
+    handlers: resolve(import.meta.dir, "fixtures/counting-handlers.ts"),
+    threads: 2,
+    concurrency: 8,
+  });
+  workers.push(threaded);
+  expect(threaded.types).toContain("add");
+  const untyped = scheduler as unknown as Scheduler; // "add" is not in this file's Tasks
+  const sums = await Promise.all(Array.from({ length: 50 }, (_, i) => untyped.run("add", { a: i, b: 1 })));
+  expect(sums).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  await threaded.close(10_000);
+  await expect(createWorker({ servers: [`127.0.0.1:${coordinator}`], handlers: resolve(import.meta.dir, "fixtures/no-functions.ts") })).rejects.toThrow("exports no handler functions");
 }, RUN_MS);

@@ -56,6 +56,7 @@ test("the example project installs the packed SDK by name offline, typechecks an
   const listed = packed.out.split("\n").filter((l) => l.startsWith("packed ")).map((l) => l.split(" ").at(-1)!);
   expect(listed.filter((f) => !/^(lib\/|docs\/sdk\.md$|package\.json$|README\.md$)/.test(f))).toEqual([]);
   expect(listed).toContain("lib/index.js");
+  expect(listed).toContain("lib/executor-thread.js"); // createWorker with module paths loads it by URL
   expect(listed).toContain("lib/types/sdk/index.d.ts");
 
   for (const f of ["package.json", "bun.lock", "tsconfig.json", "src"]) cpSync(join(ROOT, "examples/sdk-app", f), join(app, f), { recursive: true });
@@ -76,6 +77,7 @@ test("the example project installs the packed SDK by name offline, typechecks an
   clearTimeout(inProcessTimer);
   expect(inProcessCode, inProcessErr).toBe(0);
   expect(inProcessOut).toContain("in-process add x100: total 9900, 100 run here");
+  expect(inProcessOut).toContain("on threads add x10: total 55, 10 run here");
 
   cluster.worker([coordinator.port], ["-w", "1", "--handlers", join(app, "src/handlers.ts")]);
   await cluster.workersJoined(router.port, 1);
