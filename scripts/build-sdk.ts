@@ -24,8 +24,19 @@ const result = await Bun.build({
   external: ["@msgpack/msgpack"],
   sourcemap: "linked",
 });
-if (!result.success) {
-  for (const log of result.logs) console.error(log);
+// The executor thread is a Worker module, loaded by URL beside the bundle (src/sdk/worker.ts):
+// its own build, so it lands as lib/executor-thread.js whatever the chunks are named.
+const thread = await Bun.build({
+  entrypoints: ["src/worker/executor-thread.ts"],
+  outdir: OUT,
+  target: "bun",
+  format: "esm",
+  external: ["@msgpack/msgpack"],
+  sourcemap: "linked",
+});
+for (const built of [result, thread]) {
+  if (built.success) continue;
+  for (const log of built.logs) console.error(log);
   process.exit(1);
 }
 
@@ -47,4 +58,4 @@ function rewrite(dir: string): number {
   return files;
 }
 const declarations = rewrite(join(OUT, "types"));
-console.log(`built ${OUT}/ (${result.outputs.length} JS files, ${declarations} declarations) in ${Math.round(performance.now() - started)} ms`);
+console.log(`built ${OUT}/ (${result.outputs.length + thread.outputs.length} JS files, ${declarations} declarations) in ${Math.round(performance.now() - started)} ms`);

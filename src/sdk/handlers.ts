@@ -1,6 +1,6 @@
-// Types for handler modules (import from "bun-task-scheduler/handlers"): what a
-// handler loaded by `worker --handlers FILE` receives, and a way to tie a module's
-// handlers to the same task-type map the client is typed with.
+// Types for handlers (import from "bun-task-scheduler/handlers"): what a handler
+// loaded by `worker --handlers FILE` or given to createWorker receives, and a way
+// to tie a module's handlers to the same task-type map the client is typed with.
 
 import type { HandlerContext } from "../worker/handlers.ts";
 import type { PayloadOf, ResultOf, TaskName, TaskTypes } from "./task-handle.ts";

@@ -1,5 +1,6 @@
 // The package's entry point (import from "bun-task-scheduler"): the failover
-// client, task handles, typed errors, and the single-connection client under it.
+// client, task handles, typed errors, in-process workers, and the single-connection
+// client under it.
 
 export { connect, Scheduler, type ConnectOptions, type Link } from "./scheduler.ts";
 export { TaskHandle, type AnyTasks, type PayloadOf, type ResultOf, type TaskName, type TaskState, type TaskStatus, type TaskTypes } from "./task-handle.ts";
@@ -7,3 +8,5 @@ export { ERROR_CODES, isErrorCode, SchedulerError, TaskFailedError, type Attempt
 export { DEFAULT_RETRY, type RetryOptions } from "./failover.ts";
 export { decodeResult, SchedulerClient, type ClientOptions, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "./client.ts";
 export type { ClusterStats, CoordinatorStats, TaskInfo } from "../protocol/messages.ts";
+export { CLOSE_TIMEOUT_MS_DEFAULT, createWorker, type InProcessWorker, type WorkerOptions } from "./worker.ts";
+export { defineHandlers, type HandlerContext, type Handlers } from "./handlers.ts";

@@ -72,8 +72,7 @@ function wrap(handler: UserHandler): BuiltinHandler {
  * function, or names a handler twice or after a built-in.
  */
 export async function loadHandlers(modulePaths: readonly string[]): Promise<Record<string, BuiltinHandler>> {
-  const table: Record<string, BuiltinHandler> = { ...BUILTIN_TASKS };
-  const origin: Record<string, string> = Object.fromEntries(Object.keys(BUILTIN_TASKS).map((k) => [k, "the built-in tasks"]));
+  const table = new HandlerTable();
   for (const path of modulePaths) {
     let mod: Record<string, unknown>;
     try {
@@ -82,15 +81,32 @@ export async function loadHandlers(modulePaths: readonly string[]): Promise<Reco
       throw new Error(`cannot load handlers from ${path}: ${(err as Error).message}`);
     }
     const exported = mod.default !== null && typeof mod.default === "object" ? (mod.default as Record<string, unknown>) : mod;
+    table.add(exported, path, `${path} exports no handler functions (export default { type: async (payload, ctx) => result })`);
+  }
+  return table.handlers;
+}
+
+/** The handler table of an in-process worker: built-ins plus the functions it was given (same checks as loadHandlers). */
+export function inProcessHandlers(handlers: Record<string, unknown>): Record<string, BuiltinHandler> {
+  const table = new HandlerTable();
+  table.add(handlers, "the handlers given to createWorker", "createWorker was given no handler functions (handlers: { type: async (payload, ctx) => result })");
+  return table.handlers;
+}
+
+/** Built-ins plus user handlers, each name defined once. */
+class HandlerTable {
+  readonly handlers: Record<string, BuiltinHandler> = { ...BUILTIN_TASKS };
+  private readonly origin: Record<string, string> = Object.fromEntries(Object.keys(BUILTIN_TASKS).map((k) => [k, "the built-in tasks"]));
+
+  add(exported: Record<string, unknown>, from: string, noneFound: string): void {
     const found = Object.entries(exported).filter(([name, value]) => name !== "default" && typeof value === "function");
-    if (found.length === 0) throw new Error(`${path} exports no handler functions (export default { type: async (payload, ctx) => result })`);
+    if (found.length === 0) throw new Error(noneFound);
     for (const [name, fn] of found) {
-      if (origin[name] !== undefined) throw new Error(`handler "${name}" in ${path} is already defined by ${origin[name]}`);
-      table[name] = wrap(fn as UserHandler);
-      origin[name] = path;
+      if (this.origin[name] !== undefined) throw new Error(`handler "${name}" in ${from} is already defined by ${this.origin[name]}`);
+      this.handlers[name] = wrap(fn as UserHandler);
+      this.origin[name] = from;
     }
   }
-  return table;
 }
 
 export type { TaskContext };

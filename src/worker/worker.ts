@@ -17,7 +17,9 @@ import { readControl, type Reader } from "../protocol/codec.ts";
 import { copyRange } from "../protocol/copy-range.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { followCoordinators, type EtcdSettings } from "../net/etcd-discovery.ts";
-import type { ExecutorInit, ExecutorMessage } from "./executor-thread.ts";
+import type { BuiltinHandler } from "./builtin-tasks.ts";
+import { Executor as ExecutorLoop, type ExecutorConfig, type ExecutorMessage } from "./executor.ts";
+import type { ExecutorInit } from "./executor-thread.ts";
 import { LinkCredit } from "./link-credit.ts";
 
 export interface WorkerConfig {
@@ -48,10 +50,22 @@ export interface WorkerConfig {
   tls: ClientTls | undefined;
   /** Module path of the executor thread (differs between `bun run` and a compiled binary). */
   executorModule: string | URL;
+  /**
+   * An in-process worker's handler table (createWorker): its executors run on the
+   * main thread, since functions cannot be posted to a thread; handlerModules and
+   * executorModule are then unused.
+   */
+  inProcessHandlers?: Record<string, BuiltinHandler> | undefined;
+}
+
+/** What the main thread asks of an executor besides its rings: a thread, or the loop itself when in-process. */
+interface ExecutorControl {
+  abort(taskId: number): void;
+  terminate(): void;
 }
 
 interface Executor {
-  readonly thread: Worker;
+  readonly control: ExecutorControl;
   readonly tasksIn: SpscRing;
   readonly resultsOut: SpscRing;
   inFlight: number;
@@ -263,18 +277,32 @@ export class WorkerNode {
     clearInterval(this.heartbeatTimer);
     this.discovery?.close();
     for (const link of this.links) link.close();
-    for (const e of this.executors) void e.thread.terminate();
+    for (const e of this.executors) e.control.terminate();
   }
 
   private spawnExecutor(index: number): { executor: Executor; started: Promise<string[]> } {
-    const thread = new Worker(this.config.executorModule);
-    const executor: Executor = {
-      thread,
-      tasksIn: SpscRing.create(this.config.ringBytes),
-      resultsOut: SpscRing.create(this.config.ringBytes),
-      inFlight: 0,
-      backlog: new Deque(),
+    const rings = { tasksIn: SpscRing.create(this.config.ringBytes), resultsOut: SpscRing.create(this.config.ringBytes) };
+    const executorConfig: ExecutorConfig = {
+      tasksIn: rings.tasksIn.buffer, resultsOut: rings.resultsOut.buffer, idleWaitMs: this.config.idleWaitMs, batchMax: this.config.batchMax,
     };
+    const inProcess = this.config.inProcessHandlers;
+    const { control, started } = inProcess === undefined ? this.startThread(index, executorConfig) : this.startInProcess(executorConfig, inProcess);
+    const executor: Executor = { control, ...rings, inFlight: 0, backlog: new Deque() };
+    void this.forwardResults(executor);
+    return { executor, started };
+  }
+
+  /** An executor on the main thread, over the same rings: the handlers are the caller's own functions. */
+  private startInProcess(config: ExecutorConfig, handlers: Record<string, BuiltinHandler>): { control: ExecutorControl; started: Promise<string[]> } {
+    const loop = new ExecutorLoop(config, handlers, (msg) => {
+      if ("progress" in msg) this.reportProgress(msg.progress);
+    });
+    void loop.run();
+    return { control: { abort: (id) => loop.abort(id), terminate: () => loop.stop() }, started: Promise.resolve(Object.keys(handlers)) };
+  }
+
+  private startThread(index: number, config: ExecutorConfig): { control: ExecutorControl; started: Promise<string[]> } {
+    const thread = new Worker(this.config.executorModule);
     const started = new Promise<string[]>((resolve, reject) => {
       thread.addEventListener("message", (event: MessageEvent<ExecutorMessage>) => {
         const msg = event.data;
@@ -290,13 +318,9 @@ export class WorkerNode {
         this.onFatal(new Error(`executor thread ${index} failed: ${message}`));
       });
     });
-    const init: ExecutorInit = {
-      index, tasksIn: executor.tasksIn.buffer, resultsOut: executor.resultsOut.buffer,
-      idleWaitMs: this.config.idleWaitMs, batchMax: this.config.batchMax, handlerModules: this.config.handlerModules,
-    };
+    const init: ExecutorInit = { ...config, index, handlerModules: this.config.handlerModules };
     thread.postMessage(init);
-    void this.forwardResults(executor);
-    return { executor, started };
+    return { control: { abort: (taskId) => thread.postMessage({ abort: taskId }), terminate: () => void thread.terminate() }, started };
   }
 
   /**
@@ -406,7 +430,7 @@ export class WorkerNode {
     for (const body of this.waitingForSlot) {
       if (new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true) === taskId) this.cancelledWhileWaiting.add(taskId);
     }
-    for (const e of this.executors) e.thread.postMessage({ abort: taskId });
+    for (const e of this.executors) e.control.abort(taskId);
   }
 
   private runningOnShard(shard: number): number[] {

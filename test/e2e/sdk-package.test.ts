@@ -1,7 +1,8 @@
 // The SDK as a package, as a user gets it: packed with `bun pm pack` (only what
 // package.json "files" lists), installed by name into the example project in
 // examples/sdk-app without network (its bun.lock and Bun's cache suffice), typechecked
-// with that project's plain tsconfig, and run against a local cluster.
+// with that project's plain tsconfig, and run against a local cluster: its handlers
+// in its own process (createWorker), then in the worker binary.
 
 import { afterAll, expect, test } from "bun:test";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -55,6 +56,7 @@ test("the example project installs the packed SDK by name offline, typechecks an
   const listed = packed.out.split("\n").filter((l) => l.startsWith("packed ")).map((l) => l.split(" ").at(-1)!);
   expect(listed.filter((f) => !/^(lib\/|docs\/sdk\.md$|package\.json$|README\.md$)/.test(f))).toEqual([]);
   expect(listed).toContain("lib/index.js");
+  expect(listed).toContain("lib/executor-thread.js"); // createWorker with module paths loads it by URL
   expect(listed).toContain("lib/types/sdk/index.d.ts");
 
   for (const f of ["package.json", "bun.lock", "tsconfig.json", "src"]) cpSync(join(ROOT, "examples/sdk-app", f), join(app, f), { recursive: true });
@@ -67,8 +69,17 @@ test("the example project installs the packed SDK by name offline, typechecks an
   expect(typechecked.code, typechecked.out).toBe(0);
 
   const coordinator = await cluster.coordinator();
-  cluster.worker([coordinator.port], ["-w", "1", "--handlers", join(app, "src/handlers.ts")]);
   const router = await cluster.router([coordinator.port]);
+  // The handlers in the app's own process first (createWorker), alone, so every task runs there.
+  const inProcess = Bun.spawn(["bun", "src/in-process-worker.ts", `127.0.0.1:${coordinator.port}`, `127.0.0.1:${router.port}`], { cwd: app, stdout: "pipe", stderr: "pipe" });
+  const inProcessTimer = setTimeout(() => inProcess.kill("SIGKILL"), STEP_TIMEOUT_MS);
+  const [inProcessOut, inProcessErr, inProcessCode] = await Promise.all([new Response(inProcess.stdout).text(), new Response(inProcess.stderr).text(), inProcess.exited]);
+  clearTimeout(inProcessTimer);
+  expect(inProcessCode, inProcessErr).toBe(0);
+  expect(inProcessOut).toContain("in-process add x100: total 9900, 100 run here");
+  expect(inProcessOut).toContain("on threads add x10: total 55, 10 run here");
+
+  cluster.worker([coordinator.port], ["-w", "1", "--handlers", join(app, "src/handlers.ts")]);
   await cluster.workersJoined(router.port, 1);
   const main = Bun.spawn(["bun", "src/main.ts", `127.0.0.1:${router.port}`], { cwd: app, stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => main.kill("SIGKILL"), STEP_TIMEOUT_MS);

@@ -1,7 +1,7 @@
 // Compile-time checks of the SDK's typing, run by `tsc --noEmit`: every line
 // marked as an expected error must be one, or tsc fails (the types would be too loose).
 
-import { connect, SchedulerError, type ErrorCode, type Scheduler } from "bun-task-scheduler";
+import { connect, createWorker, SchedulerError, type ErrorCode, type Scheduler } from "bun-task-scheduler";
 import type { Tasks } from "./tasks.ts";
 
 export async function checks(s: Scheduler<Tasks>): Promise<void> {
@@ -25,5 +25,12 @@ export async function checks(s: Scheduler<Tasks>): Promise<void> {
     const code: ErrorCode | undefined = err instanceof SchedulerError ? err.code : undefined;
     void code;
   }
+  // In-process handlers are typed by the same map: add gets {a, b} and returns a number.
+  const worker = await createWorker<Tasks>({ servers: ["127.0.0.1:5000"], handlers: { add: ({ a, b }) => a + b } });
+  // @ts-expect-error: add's result is a number, not a string
+  await createWorker<Tasks>({ servers: ["127.0.0.1:5000"], handlers: { add: ({ a }) => `${a}` } });
+  // @ts-expect-error: add's payload has no c
+  await createWorker<Tasks>({ servers: ["127.0.0.1:5000"], handlers: { add: ({ c }) => c } });
+  await worker.close();
   void [sum, later, wrong, connect];
 }
