@@ -18,8 +18,8 @@ import { copyRange } from "../protocol/copy-range.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { followCoordinators, type EtcdSettings } from "../net/etcd-discovery.ts";
 import type { BuiltinHandler } from "./builtin-tasks.ts";
-import { Executor as ExecutorLoop, type ExecutorConfig, type ExecutorMessage } from "./executor.ts";
-import type { ExecutorInit } from "./executor-thread.ts";
+import type { ExecutorConfig } from "./executor.ts";
+import { startExecutorThread, startInProcessExecutor, type ExecutorControl } from "./executor-start.ts";
 import { LinkCredit } from "./link-credit.ts";
 
 export interface WorkerConfig {
@@ -56,12 +56,6 @@ export interface WorkerConfig {
    * executorModule are then unused.
    */
   inProcessHandlers?: Record<string, BuiltinHandler> | undefined;
-}
-
-/** What the main thread asks of an executor besides its rings: a thread, or the loop itself when in-process. */
-interface ExecutorControl {
-  abort(taskId: number): void;
-  terminate(): void;
 }
 
 interface Executor {
@@ -286,41 +280,13 @@ export class WorkerNode {
       tasksIn: rings.tasksIn.buffer, resultsOut: rings.resultsOut.buffer, idleWaitMs: this.config.idleWaitMs, batchMax: this.config.batchMax,
     };
     const inProcess = this.config.inProcessHandlers;
-    const { control, started } = inProcess === undefined ? this.startThread(index, executorConfig) : this.startInProcess(executorConfig, inProcess);
+    const onProgress = (p: { taskId: number; attempt: number; value: number }) => this.reportProgress(p);
+    const { control, started } = inProcess === undefined
+      ? startExecutorThread(index, executorConfig, this.config.executorModule, this.config.handlerModules, this.log, onProgress, (err) => this.onFatal(err))
+      : startInProcessExecutor(executorConfig, inProcess, onProgress);
     const executor: Executor = { control, ...rings, inFlight: 0, backlog: new Deque() };
     void this.forwardResults(executor);
     return { executor, started };
-  }
-
-  /** An executor on the main thread, over the same rings: the handlers are the caller's own functions. */
-  private startInProcess(config: ExecutorConfig, handlers: Record<string, BuiltinHandler>): { control: ExecutorControl; started: Promise<string[]> } {
-    const loop = new ExecutorLoop(config, handlers, (msg) => {
-      if ("progress" in msg) this.reportProgress(msg.progress);
-    });
-    void loop.run();
-    return { control: { abort: (id) => loop.abort(id), terminate: () => loop.stop() }, started: Promise.resolve(Object.keys(handlers)) };
-  }
-
-  private startThread(index: number, config: ExecutorConfig): { control: ExecutorControl; started: Promise<string[]> } {
-    const thread = new Worker(this.config.executorModule);
-    const started = new Promise<string[]>((resolve, reject) => {
-      thread.addEventListener("message", (event: MessageEvent<ExecutorMessage>) => {
-        const msg = event.data;
-        if ("ready" in msg) resolve(msg.types);
-        else if ("failed" in msg) reject(new Error(msg.failed));
-        else this.reportProgress(msg.progress);
-      });
-      // A dead executor would strand every task given to it: fail the whole worker so it is restarted.
-      thread.addEventListener("error", (event) => {
-        const message = (event as ErrorEvent).message;
-        this.log.error("executor thread failed", { index, error: message });
-        reject(new Error(`executor thread ${index} failed: ${message}`));
-        this.onFatal(new Error(`executor thread ${index} failed: ${message}`));
-      });
-    });
-    const init: ExecutorInit = { ...config, index, handlerModules: this.config.handlerModules };
-    thread.postMessage(init);
-    return { control: { abort: (taskId) => thread.postMessage({ abort: taskId }), terminate: () => void thread.terminate() }, started };
   }
 
   /**
