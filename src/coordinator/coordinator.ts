@@ -435,7 +435,10 @@ export class Coordinator implements ConnectionHandler {
     this.workers.send(ready, (task) => this.scheduler.inputsOf(task), this.config.scheduler.workerTimeoutMs);
     this.observed.finished(ready.finished, now);
     for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
-    replicate(this.replication);
+    // Lag is judged at the instant the stall check above saw, not a fresh clock read: a pause
+    // inside this pump would otherwise count as the backups' lag and drop them from the ISR
+    // before the next tick notices the pause (found by the fault harness, scenario 5b).
+    replicate(this.replication, monotonic);
   }
 
   /** What a replication step does here (core/replication-step.ts has the order and the rules). */
@@ -449,7 +452,7 @@ export class Coordinator implements ConnectionHandler {
       const now = Date.now();
       this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes, now));
     },
-    commit: () => this.replicas.commit(this.eventLog.lastIndex, performance.now()),
+    commit: (now) => this.replicas.commit(this.eventLog.lastIndex, now),
     release: (committed) => this.held.release(committed),
   };
 

@@ -4,7 +4,10 @@
 //   1. persist before send: new log entries are durable here before any backup
 //      hears of them, and a failed write stops everything (nothing below runs);
 //   2. send them to every backup;
-//   3. commit: the commit point is what this node and every in-sync replica hold;
+//   3. commit: the commit point is what this node and every in-sync replica hold,
+//      judged at the instant the step began (the one its caller checked for a stall
+//      of its own): a clock read here would count a pause that fell inside the step
+//      as the backups' lag;
 //   4. release the replies the commit point covers, in log order, and none other.
 // A reply waits in a HeldQueue under the index of the entry it reports on; a
 // primary that steps down refuses what is still held (its entries may be lost).
@@ -18,20 +21,20 @@ export interface ReplicationStep<Batch> {
   /** Makes them durable; false when that failed (the process is stopping). */
   persist(batch: Batch): boolean;
   send(batch: Batch): void;
-  /** The committed index now. */
-  commit(): number;
+  /** The committed index, with replicas' lag judged at `now` (monotonic ms, when the step began). */
+  commit(now: number): number;
   /** Releases the replies covered by `committed`. */
   release(committed: number): void;
 }
 
-/** Runs one step; false when persisting failed (then nothing was sent, committed or released). */
-export function replicate<Batch>(step: ReplicationStep<Batch>): boolean {
+/** Runs one step begun at `now`; false when persisting failed (then nothing was sent, committed or released). */
+export function replicate<Batch>(step: ReplicationStep<Batch>, now: number): boolean {
   const batch = step.take();
   if (batch !== undefined) {
     if (!step.persist(batch)) return false;
     step.send(batch);
   }
-  step.release(step.commit());
+  step.release(step.commit(now));
   return true;
 }
 

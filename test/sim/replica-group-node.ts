@@ -354,8 +354,8 @@ export class SimNode implements Host {
       },
       persist: () => true, // a durable node's log survives a crash from its append on (its WAL, modelled)
       send: (batch) => replicas.broadcast({ kind: "append", epoch: this.control.epoch, ...batch, clockMs: this.wall() }),
-      commit: () => {
-        const committed = replicas.commit(this.log.length, monotonic);
+      commit: (now) => {
+        const committed = replicas.commit(this.log.length, now);
         this.cluster.committed(this, committed);
         return committed;
       },
@@ -363,7 +363,7 @@ export class SimNode implements Host {
         this.cluster.acknowledged(this, h);
         this.cluster.replyToClient(this, h.client, h.submission, true, undefined);
       }),
-    });
+    }, monotonic);
   }
 
   private append(submission: number): number {

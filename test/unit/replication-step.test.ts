@@ -13,27 +13,27 @@ function recorder(batch: string | undefined, persisted = true, committed = 7): {
       take: () => (calls.push("take"), batch),
       persist: (b) => (calls.push(`persist ${b}`), persisted),
       send: (b) => void calls.push(`send ${b}`),
-      commit: () => (calls.push("commit"), committed),
+      commit: (now) => (calls.push(`commit at ${now}`), committed),
       release: (c) => void calls.push(`release ${c}`),
     },
   };
 }
 
-test("new entries are persisted, then sent, then the commit point is taken, then replies are released", () => {
+test("new entries are persisted, then sent, then the commit point is taken at the step's own instant, then replies are released", () => {
   const { step, calls } = recorder("b1");
-  expect(replicate(step)).toBe(true);
-  expect(calls).toEqual(["take", "persist b1", "send b1", "commit", "release 7"]);
+  expect(replicate(step, 42)).toBe(true);
+  expect(calls).toEqual(["take", "persist b1", "send b1", "commit at 42", "release 7"]);
 });
 
 test("with nothing new, the commit point still moves (a backup's ack) and releases", () => {
   const { step, calls } = recorder(undefined);
-  expect(replicate(step)).toBe(true);
-  expect(calls).toEqual(["take", "commit", "release 7"]);
+  expect(replicate(step, 42)).toBe(true);
+  expect(calls).toEqual(["take", "commit at 42", "release 7"]);
 });
 
 test("a failed persist sends, commits and releases nothing", () => {
   const { step, calls } = recorder("b1", false);
-  expect(replicate(step)).toBe(false);
+  expect(replicate(step, 42)).toBe(false);
   expect(calls).toEqual(["take", "persist b1"]);
 });
 
