@@ -64,6 +64,8 @@ export interface LoadReport {
   latencyMs: LatencySummary;
   errors: Record<string, number>;
   timedOut: boolean;
+  /** The client's own CPU per task that ended (µs, user + system): what generating the load cost. */
+  clientCpuUsPerTask?: number;
   /** Stopped by Ctrl-C: tasks not ended by then were not waited for (neither completed nor failed). */
   interrupted?: boolean;
   wordCount?: number;
@@ -77,6 +79,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   let next = 0;
   let timedOut = false;
   const started = performance.now();
+  tally.started();
   const deadline = started + options.deadlineMs;
   const rule = { submitAttemptsMax: options.submitAttemptsMax, deadline };
 

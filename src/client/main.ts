@@ -151,6 +151,7 @@ export function formatReport(r: LoadReport | OpenLoopReport): string {
     `retried       ${r.retried}`,
     `duration      ${(r.durationMs / 1000).toFixed(2)} s`,
     `throughput    ${r.throughput} tasks/s`,
+    ...(r.clientCpuUsPerTask === undefined ? [] : [`client cpu    ${r.clientCpuUsPerTask} µs/task (this load generator's own cost)`]),
     ...(open ? openLoopLines(r) : []),
     `latency ms    min ${l.min}  avg ${l.avg.toFixed(3)}  p50 ${l.p50}  p95 ${l.p95}  p99 ${l.p99}  max ${l.max}`,
   ];

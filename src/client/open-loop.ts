@@ -56,6 +56,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
   // Dial before the clock starts: the handshake is not part of any task's latency.
   await Promise.all(Array.from({ length: options.connections }, (_, slot) => pool.get(slot).catch(() => undefined)));
   const started = performance.now();
+  tally.started();
   const deadline = started + options.deadlineMs;
   const rule = { submitAttemptsMax: options.submitAttemptsMax, deadline };
 

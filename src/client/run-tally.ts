@@ -35,8 +35,15 @@ export class RunTally {
   private failed = 0;
   private words = 0;
   private readonly histogram = newLatencyHistogram();
+  /** The client's own CPU when the measured run began: its cost per task goes in the report. */
+  private cpuAtStart: NodeJS.CpuUsage | undefined;
 
   constructor(private readonly expectedWords: number | undefined) {}
+
+  /** The measured run begins now (after its connections are dialled). */
+  started(): void {
+    this.cpuAtStart = process.cpuUsage();
+  }
 
   /** So far, for the live progress line: tasks ended, how they ended, and the p99 latency (ms). */
   progress(): RunProgress {
@@ -67,6 +74,7 @@ export class RunTally {
       failed: run.timedOut ? run.tasks - this.completed : this.failed,
       retried: this.counters.retried,
       durationMs: Math.round(run.durationMs),
+      ...(this.cpuAtStart !== undefined && { clientCpuUsPerTask: cpuUsPerTask(process.cpuUsage(this.cpuAtStart), this.completed + this.failed) }),
       throughput: Math.round((this.completed / run.durationMs) * 1000),
       latencyMs: summarizeLatency(this.histogram),
       errors: this.counters.errors,
@@ -85,4 +93,9 @@ export class RunTally {
 /** The idempotency key of task i of a run ("" when keys are off). */
 export function taskKey(prefix: string, i: number): string {
   return prefix === "" ? "" : `${prefix}${i}`;
+}
+
+/** The client's CPU (user + system) per task that ended, in µs: a load generator that costs more than the system it measures caps the figure. */
+function cpuUsPerTask(used: NodeJS.CpuUsage, tasks: number): number {
+  return Math.round(((used.user + used.system) / Math.max(1, tasks)) * 10) / 10;
 }

@@ -100,3 +100,15 @@ test("a router lost mid-run is said when it happens; Ctrl-C prints the report so
   expect(report).toMatch(/completed\s+[1-9]\d*/);
   void b;
 }, 60_000);
+
+test("every run reports the client's own CPU per task", async () => {
+  cluster = new Cluster();
+  const shard = await cluster.coordinator();
+  cluster.worker([shard.port], ["-w", "1"]);
+  await cluster.workersJoined(shard.port, 1);
+  const proc = Bun.spawn([`${DIST}/client`, "-p", String(shard.port), "-n", "500", "--json"], { stdout: "pipe", stderr: "pipe" });
+  const report = JSON.parse(await new Response(proc.stdout).text()) as { completed: number; clientCpuUsPerTask?: number };
+  expect(await proc.exited).toBe(0);
+  expect(report.completed).toBe(500);
+  expect(report.clientCpuUsPerTask).toBeGreaterThan(0);
+});
