@@ -119,6 +119,7 @@ export class BackupLog {
   /** One part of a streamed snapshot: restored now; the last one replaces the state. */
   private loadPart(f: SnapshotPartFrame): void {
     const { config, control, log } = this.host;
+    if (f.epoch !== control.epoch) return; // a deposed primary's stream: only the followed epoch loads
     if (f.seq === 0) {
       this.dropLoading();
       this.loading = { epoch: f.epoch, index: f.index, parts: 0, assembly: new SnapshotAssembly(config.scheduler.agingMs), appends: [], appendBytes: 0, startedAt: performance.now(), file: undefined };

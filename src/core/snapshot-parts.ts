@@ -6,7 +6,8 @@
 // to tasks. The ready queue is not sent: it is every queued task (its order is a
 // total order on the tasks' own fields, ready-queue.ts), rebuilt as they arrive.
 
-import type { SchedulerState } from "./scheduler-state.ts";
+import { SnapshotRefused, type SchedulerState } from "./scheduler-state.ts";
+import { checkSchedulerTables } from "./scheduler-invariants.ts";
 import { SchedulerTables } from "./scheduler-tables.ts";
 import type { Task } from "./task.ts";
 
@@ -102,6 +103,13 @@ export class SnapshotAssembly {
       if (this.seen[name] !== want) throw new Error(`snapshot ended with ${this.seen[name]} of ${want} ${name}`);
     }
     this.tables.restoreLinks(head.foreignParents, head.workers);
+    // The same check a whole snapshot gets (SchedulerTables.fromState): a state no sequence of
+    // moves can reach (a task both queued and leased) is refused, never loaded and led on.
+    try {
+      checkSchedulerTables(this.tables);
+    } catch (err) {
+      throw new SnapshotRefused(`snapshot refused, not loaded: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
     return this.tables;
   }
 

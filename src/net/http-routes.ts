@@ -17,7 +17,8 @@ export function matchRoute<C>(routes: readonly Route<C>[], method: string, path:
   for (const [pattern, methods] of routes) {
     const params = matchPattern(splitPath(pattern), parts);
     if (params === undefined) continue;
-    const handler = methods[method];
+    // Own keys only: a method named "constructor" or "toString" must not find Object's.
+    const handler = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (handler !== undefined) return { kind: "found", handler, params };
     return { kind: "wrong-method", allow: Object.keys(methods).join(", ") };
   }

@@ -55,12 +55,18 @@ export async function connect<M extends TaskTypes<M> = AnyTasks>(target: Target)
 interface Resend {
   /** Also after a lost connection (idempotent, or keyed), not only after a refusal. */
   afterLoss: boolean;
+  /** Not even after a refusal. */
+  never?: boolean;
   /** Its answer comes at once (not at a task's end), so a silent server can be timed out. */
   answerBounded: boolean;
 }
 const QUERY: Resend = { afterLoss: true, answerBounded: true };
 const WAITS: Resend = { afterLoss: true, answerBounded: false };
 const ONCE: Resend = { afterLoss: false, answerBounded: true };
+/** Keyed, so a re-send cannot run it twice: also after a lost reply. */
+const KEYED: Resend = { afterLoss: true, answerBounded: true };
+/** Not idempotent even on a refusal: sent once, whatever happens. */
+const NEVER: Resend = { afterLoss: false, answerBounded: true, never: true };
 
 const closedError = () => new SchedulerError("E_SHUTTING_DOWN", "this client was closed");
 
@@ -144,9 +150,16 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
     return (await this.retrying((link) => link.cancel(taskId))) as TaskState;
   }
 
-  /** Creates every task of a DAG at once (or none). Sent again only when refused, never after a lost reply. */
+  /**
+   * Creates every task of a DAG at once (or none). Each node goes under a key (the
+   * caller's, or a generated one), so a re-send after a lost reply or a refusal (a
+   * primary that stepped down may have replicated it first) gets the same ids back
+   * instead of a second workflow.
+   */
   workflow(tasks: WorkflowTask[]): Promise<number[]> {
-    return this.retrying((link) => link.workflow(tasks), ONCE);
+    const base = crypto.randomUUID();
+    const keyed = tasks.map((t, i) => ({ ...t, idempotencyKey: idempotencyKeyOf(t.idempotencyKey, () => `${base}-${i}`) }));
+    return this.retrying((link) => link.workflow(keyed), KEYED);
   }
 
   deadLetters(offset = 0, limit = 100): Promise<{ tasks: TaskInfo[]; total: number }> {
@@ -157,8 +170,13 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
     return this.retrying((link) => link.requeue(taskId), ONCE);
   }
 
+  /**
+   * Never sent twice: a refusal may come from a primary that stepped down after the
+   * purge reached a backup, and purging again (all of them, with no ids) would also
+   * remove what failed in between. A refusal is the caller's to judge.
+   */
   purgeDeadLetters(taskIds: number[] = []): Promise<number> {
-    return this.retrying((link) => link.purgeDeadLetters(taskIds), ONCE);
+    return this.retrying((link) => link.purgeDeadLetters(taskIds), NEVER);
   }
 
   stats(): Promise<CoordinatorStats | ClusterStats> {
@@ -213,7 +231,7 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
         if (this.closing) throw closedError();
         const e = asSchedulerError(err);
         const step = nextStep(e.code, link.closed);
-        if (step === "reject" || (!how.afterLoss && link.closed) || resend >= RESENDS_MAX || Date.now() >= giveUpAt) throw e;
+        if (step === "reject" || how.never === true || (!how.afterLoss && link.closed) || resend >= RESENDS_MAX || Date.now() >= giveUpAt) throw e;
         if (step === "failover") this.drop(link);
         else await this.pause(backoffDelayMs(resend, this.retry.minDelayMs, this.retry.maxDelayMs, this.random()));
       }

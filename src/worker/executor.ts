@@ -131,11 +131,15 @@ export class Executor {
       return;
     }
     const { taskId, attempt } = task;
-    this.running.set(taskId, context!);
+    const running = context!;
+    this.running.set(taskId, running);
     outcome.then(
       (output) => this.finishAsync(taskId, attempt, TaskStatus.OK, output),
       (err) => this.finishAsync(taskId, attempt, TaskStatus.FAILED, utf8.encode(describe(err))),
-    ).finally(() => this.running.delete(taskId));
+    // An older attempt of the same task ending late must not take a newer attempt's entry (its cancel would no longer reach it).
+    ).finally(() => {
+      if (this.running.get(taskId) === running) this.running.delete(taskId);
+    });
   };
 
   /** Async tasks in flight, so a cancel can reach them. */

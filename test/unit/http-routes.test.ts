@@ -41,3 +41,10 @@ test("the metrics port: GET only on /metrics, /healthz, /readyz; /readyz says 50
   expect(r.status).toBe(503);
   expect(await r.json()).toEqual({ ready: false, reason: "no coordinator link is up" });
 });
+
+test("a method named like an Object property (constructor, toString) finds no handler: 405, not Object's function", () => {
+  const routes: Route<unknown>[] = [["/v1/tasks", { GET: () => new Response("ok") }]];
+  for (const method of ["constructor", "toString", "hasOwnProperty", "__proto__"]) {
+    expect(matchRoute(routes, method, "/v1/tasks")).toEqual({ kind: "wrong-method", allow: "GET" });
+  }
+});

@@ -56,6 +56,14 @@ class FakeLink {
     if (taskId === 999) return this.answer("wait", undefined, () => ({ taskId, ok: false, attempts: 2, output: new Uint8Array(0), error: "E_TIMEOUT: attempt 2 ran past 10 ms" }));
     return this.answer("wait", undefined, () => ({ taskId, ok: true, attempts: 1, output: new Uint8Array([0x2a]) }));
   }
+  workflow(tasks: Array<{ idempotencyKey?: string }>): Promise<number[]> {
+    return this.answer("workflow", tasks.map((t) => t.idempotencyKey).join(","), () => tasks.map((t) => this.idFor(t.idempotencyKey!)));
+  }
+  purgeDeadLetters(): Promise<number> {
+    return this.answer("purge", undefined, () => {
+      throw new SchedulerError("E_NOT_PRIMARY", "stepped down before this was replicated; retry");
+    });
+  }
   task(taskId: number): Promise<TaskInfo> {
     const errors = [{ attempt: 1, workerId: 1, at: 5, error: "boom" }, { attempt: 2, workerId: 2, at: 9, error: "E_TIMEOUT: attempt 2 ran past 10 ms" }];
     return this.answer("task", undefined, () => ({ taskId, errors }) as unknown as TaskInfo);
@@ -108,13 +116,25 @@ describe("Scheduler over fake connections", () => {
     await client.close();
   });
 
-  test("a request that may have been done (a workflow) is not sent again after a silent server", async () => {
+  test("a workflow goes under a key per node, so sent again after a lost reply it gets the same ids, not a second workflow", async () => {
     const c = fakeCluster(2);
     const client = await connect(c.options);
-    c.links[0]!.hangs = true;
-    (c.links[0] as unknown as { workflow: () => Promise<number[]> }).workflow = () => new Promise(() => undefined);
-    const refused = await client.workflow([{ type: "noop" }]).catch((e: unknown) => e);
-    expect((refused as SchedulerError).code).toBe("E_UNAVAILABLE");
+    c.links[0]!.dieOnNext = true; // the first server creates it, and the reply is lost
+    const ids = await client.workflow([{ type: "noop" }, { type: "noop", idempotencyKey: "mine" }]);
+    const sent = c.log.filter((s) => s.call === "workflow");
+    expect(sent.map((s) => s.server)).toEqual([0, 1]);
+    expect(sent[0]!.key).toBe(sent[1]!.key);
+    expect(sent[0]!.key).toMatch(/^sdk-.+-0,mine$/);
+    expect(ids).toEqual([100, 101]);
+    await client.close();
+  });
+
+  test("a purge is never sent twice, not even after a refusal that looks like failover", async () => {
+    const c = fakeCluster(2);
+    const client = await connect(c.options);
+    const refused = await client.purgeDeadLetters().catch((e: unknown) => e);
+    expect((refused as SchedulerError).code).toBe("E_NOT_PRIMARY");
+    expect(c.log.filter((s) => s.call === "purge").length).toBe(1);
     await client.close();
   });
 

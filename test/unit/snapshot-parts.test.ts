@@ -60,6 +60,16 @@ describe("snapshot parts", () => {
     }
   });
 
+  test("a streamed snapshot that breaks an invariant is refused, as a whole one is (a task both queued and leased)", () => {
+    const parts = cut(busyScheduler());
+    // A leased task that also says queued: the worker's lease list still holds it.
+    const leased = parts.flatMap((p) => (p.k === "tasks" ? p.tasks : [])).find((t) => t.state === "leased")!;
+    leased.state = "queued";
+    const head = parts.find((p) => p.k === "head") as Extract<SnapshotPart, { k: "head" }>;
+    head.head.readyCount++;
+    expect(() => assemble(parts)).toThrow(/snapshot refused, not loaded: invariant broken/);
+  });
+
   test("an empty scheduler is one part, and restores", () => {
     const s = makeScheduler();
     const parts = cut(s);
