@@ -47,7 +47,9 @@ export function workerInfos(scheduler: Scheduler, nodeIdOf: (workerId: number) =
   const workers: WorkerInfo[] = [];
   for (const w of scheduler.allWorkers()) {
     workers.push({
-      id: w.id, nodeId: nodeIdOf(w.id), slots: w.slots, free: w.free,
+      // Free goes below zero for a moment when a worker's credit shrinks under its running tasks
+      // (they finish; no new lease is made): shown as none free, not as more busy than slots.
+      id: w.id, nodeId: nodeIdOf(w.id), slots: w.slots, free: Math.max(0, w.free),
       done: w.done, failed: w.failed, heartbeatAgeMs: now - Math.max(w.lastSeenAt, heardAt(w.id) ?? 0), tags: [...w.tags],
       ...(w.types === undefined ? {} : { types: [...w.types] }),
     });
@@ -77,9 +79,11 @@ export function parseWorkerHello(hello: Hello, slotsMax: number): WorkerShape {
 
 /** A worker's credit from a HELLO or CREDIT message: an integer from 0 to slotsMax. */
 export function workerCredit(value: unknown, slotsMax: number, code: "E_BAD_HELLO" | "E_BAD_REQUEST"): number {
-  const slots = Number(value);
-  if (!Number.isInteger(slots) || slots < 0 || slots > slotsMax) throw new ProtocolError(code, `worker slots must be an integer from 0 to ${slotsMax}`);
-  return slots;
+  // A number only: "3", true or [5] are not credits, however Number() would read them.
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > slotsMax) {
+    throw new ProtocolError(code, `worker slots must be an integer from 0 to ${slotsMax}`);
+  }
+  return value;
 }
 
 const utf8 = new TextEncoder();

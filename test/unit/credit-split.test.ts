@@ -80,3 +80,9 @@ describe("splitCredit", () => {
     expect(grants).toEqual([7, 1]);
   });
 });
+
+test("a worker's credit on the wire is a number: \"3\", true or [5] are refused", async () => {
+  const { workerCredit } = await import("../../src/coordinator/request-shapes.ts");
+  expect(workerCredit(3, 8, "E_BAD_REQUEST")).toBe(3);
+  for (const bad of ["3", true, [5], 9, -1, 1.5, null]) expect(() => workerCredit(bad, 8, "E_BAD_REQUEST")).toThrow("worker slots must be an integer from 0 to 8");
+});
