@@ -63,7 +63,7 @@ export class SnapshotFileStream {
       if (t.state === "queued") this.queued.push(t.id);
       return encoder.encode(t);
     });
-    this.write(concat(chunks));
+    this.write(Buffer.concat(chunks));
   }
 
   /** The rest of the state, then synced, then in place of the last snapshot (the log emptied). */
@@ -119,16 +119,4 @@ function arrayHeader(n: number): Uint8Array {
   b[0] = 0xdd; // array 32
   new DataView(b.buffer).setUint32(1, n); // msgpack lengths are big-endian
   return b;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

@@ -3,6 +3,7 @@
 // changing role (the client stays usable), and every server gone (a rejected
 // promise, never a synchronous throw).
 
+import { rejectsNotThrows } from "../support/helpers.ts";
 import { afterEach, expect, test } from "bun:test";
 import { connect, type Scheduler } from "../../src/sdk/scheduler.ts";
 import type { SchedulerError } from "../../src/sdk/errors.ts";
@@ -124,16 +125,9 @@ test("after every server died, submit() returns a promise that rejects with E_UN
   client = await connect({ servers: [`127.0.0.1:${router.port}`], retry: { ...retry, giveUpAfterMs: 1_000 } });
   await client.submit("noop");
   await cluster.stopAll();
-  let promise: Promise<unknown> | undefined;
-  let thrown: unknown;
-  try {
-    promise = client.submit("noop");
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown).toBeUndefined();
+  const promise = rejectsNotThrows(() => client!.submit("noop"));
   const started = Date.now();
-  const refused = (await promise!.catch((e: unknown) => e)) as SchedulerError;
+  const refused = (await promise.catch((e: unknown) => e)) as SchedulerError;
   expect(refused.code).toBe("E_UNAVAILABLE");
   expect(Date.now() - started).toBeLessThan(5_000);
   await client.close();

@@ -60,3 +60,16 @@ export async function waitFor(check: () => boolean, deadlineMs: number, what: st
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
+
+/** The promise `call` returns, checking it did not throw synchronously instead (every SDK method must reject, never throw). */
+export function rejectsNotThrows<T>(call: () => Promise<T>): Promise<T> {
+  let promise: Promise<T> | undefined;
+  let thrown: unknown;
+  try {
+    promise = call();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown).toBeUndefined();
+  return promise!;
+}

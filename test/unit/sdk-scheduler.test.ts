@@ -2,6 +2,7 @@
 // a lost connection moves to the next server, a step-down is followed, and
 // every failure is a rejected promise.
 
+import { rejectsNotThrows } from "../support/helpers.ts";
 import { describe, expect, test } from "bun:test";
 import type { HostPort } from "../../src/net/endpoints.ts";
 import type { RoleChange, TaskInfo } from "../../src/protocol/messages.ts";
@@ -201,15 +202,8 @@ describe("Scheduler over fake connections", () => {
     const client = await connect(c.options);
     down = true;
     c.links[0]!.close();
-    let promise: Promise<unknown> | undefined;
-    let thrown: unknown;
-    try {
-      promise = client.submit("noop");
-    } catch (err) {
-      thrown = err;
-    }
-    expect(thrown).toBeUndefined();
-    expect(((await promise!.catch((e: unknown) => e)) as SchedulerError).code).toBe("E_UNAVAILABLE");
+    const promise = rejectsNotThrows(() => client.submit("noop"));
+    expect(((await promise.catch((e: unknown) => e)) as SchedulerError).code).toBe("E_UNAVAILABLE");
     await client.close();
     expect(((await client.status(1).catch((e: unknown) => e)) as SchedulerError).code).toBe("E_SHUTTING_DOWN");
   });
