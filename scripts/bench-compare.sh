@@ -9,14 +9,7 @@
 # Installs on first use: bench/peers/bullmq's pinned npm packages (not the
 # project's), and redis-server from Debian's packages when missing (as root).
 set -euo pipefail
-BUILD=0
-ARGS=()
-for arg in "$@"; do
-  case "$arg" in
-    --build) BUILD=1 ;;
-    *) ARGS+=("$arg") ;;
-  esac
-done
+source "$(dirname "$0")/bench-args.sh" "$@"
 cd "$(dirname "$0")/.."
 source scripts/ensure-bun.sh
 source scripts/ensure-built.sh

@@ -30,15 +30,7 @@ and results/$SWEEP.svg (throughput and p99 latency against the swept value), and
 USAGE
 }
 
-BUILD=0
-ARGS=()
-for arg in "$@"; do
-  case "$arg" in
-    -h|--help) usage; exit 0 ;;
-    --build) BUILD=1 ;;
-    *) ARGS+=("$arg") ;;
-  esac
-done
+source "$(dirname "$0")/bench-args.sh" "$@"
 
 cd "$(dirname "$0")/.."
 source scripts/ensure-bun.sh
