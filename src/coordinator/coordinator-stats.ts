@@ -6,6 +6,7 @@ import type { HeldHeartbeats } from "../core/held-heartbeats.ts";
 import type { Scheduler } from "../core/scheduler.ts";
 import type { LatencyBuckets } from "../metrics/latency-buckets.ts";
 import type { CoordinatorStats } from "../protocol/messages.ts";
+import type { Readiness } from "../metrics/metrics-server.ts";
 import type { RecentLatency } from "./recent-latency.ts";
 import { workerInfos } from "./request-shapes.ts";
 import type { WriteAheadLog } from "./wal.ts";
@@ -66,4 +67,16 @@ export function coordinatorStats(requestId: number, now: number, from: StatsSour
     workers: workerInfos(scheduler, (id) => from.workerNodeId(id), (id) => from.heartbeats.heardAt(id), now),
     ...(from.wal !== undefined && { wal: from.wal.stats() }),
   };
+}
+
+/** /readyz: a primary that may still lead and is not handing over, or a backup holding its primary's state. */
+export function readinessOf(control: RoleControl, stopping: boolean, shard: number, monotonicNow: number): Readiness {
+  const at = { role: control.role, shard, epoch: control.epoch };
+  if (stopping) return { ready: false, reason: "shutting down", ...at };
+  if (control.role === "primary") {
+    const leads = control.mayLead?.(monotonicNow) !== false;
+    return { ready: leads, reason: leads ? "primary, accepting" : "primary, but its leader lease may have expired", ...at };
+  }
+  if (control.role === "backup") return { ready: control.isSynced, reason: control.isSynced ? "backup, in sync" : "backup, not synced with the primary yet", ...at };
+  return { ready: false, reason: "no role yet (candidate)", ...at };
 }

@@ -18,7 +18,7 @@ import { readControl, Reader, writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, TaskStatus,
-  type CoordinatorStats, type Heartbeat, type Hello, type Role, type RoleChange, type Welcome,
+  type CoordinatorStats, type Hello, type Role, type RoleChange, type Welcome,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeRunning, encodeWorkerCredit, encodeWorkerJoined, Ev, EventLog, type ApplyResult, type LogBatch } from "./event-log.ts";
 import { Peers } from "./peers.ts";
@@ -30,7 +30,8 @@ import { StallDetector } from "../core/stall-detector.ts";
 import { replicate, type ReplicationStep } from "../core/replication-step.ts";
 import { Commands } from "./commands.ts";
 import { HeldReplies } from "./held-replies.ts";
-import { coordinatorStats, replicationStats } from "./coordinator-stats.ts";
+import { coordinatorStats, readinessOf, replicationStats } from "./coordinator-stats.ts";
+import type { Readiness } from "../metrics/metrics-server.ts";
 import { ReplicaSet } from "./replica-set.ts";
 import { readAck, readSnapshotAck, writeAppend } from "./replication-codec.ts";
 import { SnapshotStreams } from "./snapshot-stream.ts";
@@ -39,7 +40,8 @@ import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import { BackupLog } from "./backup-log.ts";
 import { WorkerLinks } from "./worker-links.ts";
-import { checkHello, workerCredit, type WorkerShape } from "./request-shapes.ts";
+import { WorkerInputs } from "./worker-inputs.ts";
+import { checkHello, type WorkerShape } from "./request-shapes.ts";
 import { DataDir } from "./data-dir.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
@@ -56,6 +58,8 @@ export class Coordinator implements ConnectionHandler {
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private readonly startedAt = Date.now();
   private readonly observed: TaskObservations;
+  /** Results, heartbeats, drains, credit and progress from workers (worker-inputs.ts). */
+  private readonly workerInputs: WorkerInputs;
   /** Set by shutdown(): new submissions are refused while the backups catch up. */
   private stopping = false;
   private eventLog = new EventLog();
@@ -85,6 +89,12 @@ export class Coordinator implements ConnectionHandler {
     this.disk = this.dataDir(undefined);
     this.workers = new WorkerLinks(config.workerSlotsMax, log);
     this.observed = new TaskObservations(log);
+    this.workerInputs = new WorkerInputs({
+      isPrimary: () => this.role === "primary",
+      scheduler: () => this.scheduler,
+      record: (type, subject, body, bodyStart, bodyEnd) => void this.record(type, subject, body, bodyStart, bodyEnd),
+      heartbeat: (beat) => this.logHeartbeats(this.heartbeats.hold(beat)),
+    }, this.workers, this.observed, config.workerSlotsMax, log);
     this.stalls = new StallDetector(config.tickMs, performance.now());
     const self = this;
     this.backup = new BackupLog({
@@ -141,15 +151,8 @@ export class Coordinator implements ConnectionHandler {
   }
 
   /** For /readyz: a primary that may accept submissions, or a backup holding the primary's state. */
-  readiness(): { ready: boolean; reason: string; role: ReplicationRole; shard: number; epoch: number } {
-    const at = { role: this.role, shard: this.config.scheduler.shard, epoch: this.epoch };
-    if (this.stopping) return { ready: false, reason: "shutting down", ...at };
-    if (this.role === "primary") {
-      const leads = this.control.mayLead?.(performance.now()) !== false;
-      return { ready: leads, reason: leads ? "primary, accepting" : "primary, but its leader lease may have expired", ...at };
-    }
-    if (this.role === "backup") return { ready: this.control.isSynced, reason: this.control.isSynced ? "backup, in sync" : "backup, not synced with the primary yet", ...at };
-    return { ready: false, reason: "no role yet (candidate)", ...at };
+  readiness(): Readiness {
+    return readinessOf(this.control, this.stopping, this.config.scheduler.shard, performance.now());
   }
 
   start(): void {
@@ -226,43 +229,10 @@ export class Coordinator implements ConnectionHandler {
       return this.hello(conn, readControl<Hello>(r));
     }
     authorizeKind(conn.state.grants as Grants, kind, KIND_NAMES[kind] ?? `kind ${kind}`);
-    const primary = this.role === "primary";
+    if (this.workerInputs.handles(kind)) return this.workerInputs.message(conn, role, kind, r);
     switch (kind) {
       case Kind.SUBMIT:
         return this.commands.submit(conn, r);
-      case Kind.RESULT:
-        if (role !== "worker") throw new ProtocolError("E_BAD_REQUEST", "only workers send RESULT");
-        // A backup has no leases to settle; the worker resends to the primary it finds.
-        if (primary) this.record(Ev.RESULT, conn.state.workerId as number, r.bytes, r.pos, r.end);
-        return;
-      case Kind.HEARTBEAT: {
-        const beat = readControl<Partial<Heartbeat>>(r);
-        const workerId = conn.state.workerId as number;
-        if (!primary || this.scheduler.worker(workerId) === undefined) return;
-        const running = Array.isArray(beat.taskIds) ? beat.taskIds.slice(0, this.config.workerSlotsMax).map(Number).filter(Number.isFinite) : [];
-        this.logHeartbeats(this.heartbeats.hold({ workerId, at: Date.now(), running }));
-        return;
-      }
-      case Kind.DRAIN: {
-        readControl(r);
-        const workerId = conn.state.workerId as number;
-        this.log.info("worker draining", { workerId, nodeId: conn.state.nodeId });
-        if (primary && this.scheduler.worker(workerId) !== undefined) this.record(Ev.WORKER_DRAINING, workerId);
-        return;
-      }
-      case Kind.CREDIT: {
-        if (role !== "worker") throw new ProtocolError("E_BAD_REQUEST", "only workers send CREDIT");
-        const slots = workerCredit(readControl<{ slots?: unknown }>(r).slots, this.config.workerSlotsMax, "E_BAD_REQUEST");
-        const workerId = this.workers.credited(conn, slots);
-        // Every replica keeps it on the connection (a new primary registers the worker with it); the primary logs it.
-        if (primary && workerId !== undefined && this.scheduler.worker(workerId)?.slots !== slots) this.record(Ev.WORKER_CREDIT, workerId, encodeWorkerCredit(slots));
-        return;
-      }
-      case Kind.PROGRESS: {
-        // Soft, runtime-only state: not logged, lost on failover, shown in task status.
-        const p = readControl<{ taskId?: unknown; attempt?: unknown; progress?: unknown }>(r);
-        return this.observed.reported(this.scheduler.task(Number(p.taskId)), Number(p.attempt), p.progress);
-      }
       case Kind.STATS_REQUEST: {
         const req = readControl<{ requestId?: unknown }>(r);
         writeControl(conn.writer, Kind.STATS, this.stats(Number(req.requestId) || 0));
