@@ -39,7 +39,10 @@ const SUMMARY = `load generator and command-line client
 
 Workloads (-t): noop; sleep and cpu (--duration-ms); wordcount (a generated corpus split in
 --chunk-words chunks, counted on workers, summed and checked here); mixed: ${MIXED_MIX.map((m) => `${Math.round(m.share * 100)}% ${m.type} ${m.ms} ms`).join(", ")}.
-Exit status: 0 when every task completed, 1 otherwise, 2 on bad flags.`;
+A run first checks a server answers (within 2 s, else it says why and exits 1); on a terminal
+it redraws a progress line on stderr; a lost server is said when it happens; Ctrl-C stops
+sending and prints what had ended.
+Exit status: 0 when every task completed, 1 otherwise, 2 on bad flags, 130 after Ctrl-C.`;
 
 export async function main(): Promise<void> {
   const argv = process.argv.slice(2);
