@@ -1,25 +1,35 @@
-// Our two set-ups for bench/compare.ts, from the compiled binaries on free
+// Our set-ups for bench/compare.ts, from the compiled binaries on free
 // loopback ports: the full path (router in front of a primary and a backup
-// replica of one shard, one worker -w 2) and one coordinator alone with its
-// worker. Each remembers the processes it spawned, so a process that ends
+// replica of one shard, one worker -w 2), the same with both replicas on
+// --data-dir (every acknowledged task fsynced on both), and one coordinator
+// alone with its worker. Each remembers the processes it spawned, so a process that ends
 // under the benchmark (a crash, or someone's kill on this shared machine) is
 // noticed, said, and the set-up started afresh instead of measuring a corpse.
 
 import type { Subprocess } from "bun";
-import { Cluster, waitFor } from "../test/e2e/harness.ts";
-import type { SystemName } from "./compare-report.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cluster, freePort, waitFor } from "../test/e2e/harness.ts";
+import type { OursName } from "./compare-report.ts";
 
 export interface OursSetup {
-  name: Exclude<SystemName, "bullmq">;
+  name: OursName;
   cluster: Cluster;
   /** Where the client connects: the router (full path) or the coordinator. */
   port: number;
   spawned: Array<{ name: string; proc: Subprocess; output: () => string }>;
+  /** The durable set-up's --data-dir directories, removed by stopOurs. */
+  dataDirs: string[];
 }
+
+/** In the order they are measured. */
+export const OURS: readonly OursName[] = ["ours-full", "ours-durable", "ours-single"];
 
 export async function startOurs(name: OursSetup["name"]): Promise<OursSetup> {
   const cluster = new Cluster();
   const spawned: OursSetup["spawned"] = [];
+  const dataDirs: string[] = [];
   const spawn = cluster.spawn.bind(cluster);
   cluster.spawn = (binary, args) => {
     const s = spawn(binary, args);
@@ -27,23 +37,29 @@ export async function startOurs(name: OursSetup["name"]): Promise<OursSetup> {
     return s;
   };
   try {
-    if (name === "ours-full") {
-      const replicas = await cluster.replicas(2);
-      const ports = replicas.map((r) => r.port);
+    if (name === "ours-full" || name === "ours-durable") {
+      const ports = [freePort(), freePort()];
+      const dataDir = (i: number): string[] => {
+        if (name !== "ours-durable") return [];
+        const dir = mkdtempSync(join(tmpdir(), `bench-ours-${i}-`));
+        dataDirs.push(dir);
+        return ["--data-dir", dir];
+      };
+      await Promise.all(ports.map((port, i) => cluster.replica(port, ports, dataDir(i))));
       cluster.worker(ports, ["-w", "2"]);
       const router = await cluster.router(ports);
       await waitFor("a primary with its worker and its backup in sync", async () => {
         const primary = (await cluster.stats(router.port)).coordinators.find((c) => c.stats?.primary)?.stats;
         return primary && primary.workers.length === 1 && primary.replication.backupsInSync === 1 ? true : undefined;
       });
-      return { name, cluster, port: router.port, spawned };
+      return { name, cluster, port: router.port, spawned, dataDirs };
     }
     const coordinator = await cluster.coordinator();
     cluster.worker([coordinator.port], ["-w", "2"]);
     await cluster.workersJoined(coordinator.port, 1);
-    return { name, cluster, port: coordinator.port, spawned };
+    return { name, cluster, port: coordinator.port, spawned, dataDirs };
   } catch (err) {
-    await cluster.stopAll();
+    await stopOurs({ name, cluster, port: 0, spawned, dataDirs });
     throw err;
   }
 }
@@ -59,8 +75,14 @@ export function endedProcesses(setup: OursSetup): string[] {
     });
 }
 
+/** Stops a set-up's processes and removes its data directories. */
+export async function stopOurs(setup: OursSetup): Promise<void> {
+  await setup.cluster.stopAll();
+  for (const dir of setup.dataDirs) rmSync(dir, { recursive: true, force: true });
+}
+
 /** Stops what is left of a set-up and starts the same one again. */
 export async function restartOurs(setup: OursSetup): Promise<OursSetup> {
-  await setup.cluster.stopAll();
+  await stopOurs(setup);
   return startOurs(setup.name);
 }

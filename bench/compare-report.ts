@@ -2,8 +2,16 @@
 // docs/benchmarks.md as it is), its CSV, and the issue's targets checked
 // against the measured medians.
 
-export type SystemName = "ours-full" | "ours-single" | "bullmq";
-export type WorkloadKey = "throughput" | "open-common" | "open-half" | "closed";
+export type OursName = "ours-full" | "ours-durable" | "ours-single";
+export const JETSTREAM = ["jetstream-memory", "jetstream-file", "jetstream-r3"] as const;
+export type PeerName = "bullmq" | (typeof JETSTREAM)[number];
+export type SystemName = OursName | PeerName;
+/** open-peer-half: ours at half of its JetStream counterpart's (a) median, the rate that counterpart's open-half ran at. */
+export type WorkloadKey = "throughput" | "open-common" | "open-half" | "open-peer-half" | "closed";
+
+/** The JetStream set-up each of ours is measured against (issue 17): the durable pair against the replicated file stream. */
+export const COUNTERPART: Record<OursName, PeerName> = { "ours-single": "jetstream-memory", "ours-full": "jetstream-memory", "ours-durable": "jetstream-r3" };
+const isOurs = (s: SystemName): s is OursName => s.startsWith("ours-");
 
 export interface Measured {
   runs: number;
@@ -26,11 +34,16 @@ export interface TableContext {
   tasks: number;
 }
 
-const LABELS: Record<SystemName, string> = { "ours-full": "ours, full path", "ours-single": "ours, 1 coordinator", bullmq: "BullMQ + Redis" };
+const LABELS: Record<SystemName, string> = {
+  "ours-full": "ours, full path", "ours-durable": "ours, full path, --data-dir", "ours-single": "ours, 1 coordinator", bullmq: "BullMQ + Redis",
+  "jetstream-memory": "JetStream memory", "jetstream-file": "JetStream file", "jetstream-r3": "JetStream file R3",
+};
 
-/** The issue's targets. */
+/** The issues' targets: 10 (BullMQ) and 17 (JetStream). */
 export const TARGET_FULL_OVER_BULLMQ = 10;
-export const TARGET_P99_MS_AT_HALF = 5;
+export const TARGET_OVER_JETSTREAM = 2;
+export const TARGET_DURABLE_OVER_R3 = 3;
+export const TARGET_P99_MS_AT_COMMON = 2;
 export const TARGET_SINGLE_TASKS_PER_S = 250_000;
 
 const fmt = (v: number | undefined): string => {
@@ -50,6 +63,8 @@ interface RowSpec {
   workload: string;
   figure: string;
   key: WorkloadKey;
+  /** The peers' measurement in this row when it is not `key` (the same rate, named from their side). */
+  peerKey?: WorkloadKey;
   pick: (m: Measured) => number | undefined;
 }
 
@@ -57,6 +72,7 @@ function rowSpecs(c: TableContext): RowSpec[] {
   const a = `(a) no-op throughput, ${c.tasks.toLocaleString("en-US")} tasks`;
   const b = `(b) open loop at ${c.commonRate.toLocaleString("en-US")}/s`;
   const h = "(b) open loop at half its own (a)";
+  const j = "(b) open loop at half its JetStream counterpart's (a)";
   const k = `(c) closed loop, ${c.clients} clients`;
   return [
     { workload: a, figure: "tasks/s", key: "throughput", pick: (m) => m.throughput },
@@ -67,25 +83,32 @@ function rowSpecs(c: TableContext): RowSpec[] {
     { workload: h, figure: "achieved tasks/s", key: "open-half", pick: (m) => m.throughput },
     { workload: h, figure: "p50 ms", key: "open-half", pick: (m) => m.p50 },
     { workload: h, figure: "p99 ms", key: "open-half", pick: (m) => m.p99 },
+    { workload: j, figure: "offered tasks/s", key: "open-peer-half", peerKey: "open-half", pick: (m) => m.offeredRate },
+    { workload: j, figure: "p50 ms", key: "open-peer-half", peerKey: "open-half", pick: (m) => m.p50 },
+    { workload: j, figure: "p99 ms", key: "open-peer-half", peerKey: "open-half", pick: (m) => m.p99 },
     { workload: k, figure: "tasks/s", key: "closed", pick: (m) => m.throughput },
     { workload: k, figure: "p50 ms", key: "closed", pick: (m) => m.p50 },
     { workload: k, figure: "p99 ms", key: "closed", pick: (m) => m.p99 },
   ];
 }
 
+/** The ratio columns: each of ours against its JetStream counterpart, and the full path against BullMQ. */
+function ratioColumns(systems: SystemName[]): Array<[OursName, PeerName]> {
+  const ours = systems.filter(isOurs);
+  const pairs: Array<[OursName, PeerName]> = ours.filter((s) => systems.includes(COUNTERPART[s])).map((s) => [s, COUNTERPART[s]]);
+  if (systems.includes("bullmq") && ours.includes("ours-full")) pairs.push(["ours-full", "bullmq"]);
+  return pairs;
+}
+
 export function compareTable(results: Map<string, Measured>, systems: SystemName[], c: TableContext): { text: string; csv: string } {
-  const get = (s: SystemName, k: WorkloadKey) => results.get(`${s}/${k}`);
-  const ours = systems.filter((s) => s !== "bullmq");
-  const withBullmq = systems.includes("bullmq");
-  const header = ["workload", "figure", ...systems.map((s) => LABELS[s]), ...(withBullmq ? ours.map((s) => `${LABELS[s]} / BullMQ`) : [])];
+  const pairs = ratioColumns(systems);
+  const header = ["workload", "figure", ...systems.map((s) => LABELS[s]), ...pairs.map(([a, b]) => `${LABELS[a]} / ${LABELS[b]}`)];
   const rows = rowSpecs(c).map((r) => {
     const value = (s: SystemName) => {
-      const m = get(s, r.key);
+      const m = results.get(`${s}/${isOurs(s) ? r.key : (r.peerKey ?? r.key)}`);
       return m === undefined ? undefined : r.pick(m);
     };
-    const cells = [r.workload, r.figure, ...systems.map((s) => fmt(value(s)))];
-    if (withBullmq) cells.push(...ours.map((s) => ratio(value(s), value("bullmq"))));
-    return cells;
+    return [r.workload, r.figure, ...systems.map((s) => fmt(value(s))), ...pairs.map(([a, b]) => ratio(value(a), value(b)))];
   });
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   const align = ["---", "---", ...header.slice(2).map(() => "---:")];
@@ -103,18 +126,29 @@ export function compareTable(results: Map<string, Measured>, systems: SystemName
 export function targetLines(results: Map<string, Measured>): string[] {
   const lines: string[] = [];
   const verdict = (ok: boolean) => (ok ? "MET" : "NOT MET");
-  const full = results.get("ours-full/throughput")?.throughput;
-  const bull = results.get("bullmq/throughput")?.throughput;
+  const get = (s: SystemName, k: WorkloadKey) => results.get(`${s}/${k}`);
+  const full = get("ours-full", "throughput")?.throughput;
+  const bull = get("bullmq", "throughput")?.throughput;
   if (full !== undefined && bull !== undefined && bull > 0) {
     lines.push(`target: full-path no-op throughput >= ${TARGET_FULL_OVER_BULLMQ}x BullMQ: ${verdict(full >= TARGET_FULL_OVER_BULLMQ * bull)} (${fmt(full)} vs ${fmt(bull)} tasks/s, ${ratio(full, bull)})`);
   }
-  for (const s of ["ours-full", "ours-single"] as const) {
-    const half = results.get(`${s}/open-half`);
-    if (half !== undefined) {
-      lines.push(`target: p99 < ${TARGET_P99_MS_AT_HALF} ms at half of max throughput (${LABELS[s]}, ${fmt(half.offeredRate)}/s): ${verdict(half.p99 < TARGET_P99_MS_AT_HALF)} (p99 ${fmt(half.p99)} ms)`);
+  for (const s of Object.keys(COUNTERPART) as OursName[]) {
+    const theirs = COUNTERPART[s];
+    const goal = s === "ours-durable" ? TARGET_DURABLE_OVER_R3 : TARGET_OVER_JETSTREAM;
+    for (const [k, what] of [["throughput", "512 in flight"], ["closed", "64 in flight"]] as const) {
+      const a = get(s, k)?.throughput;
+      const b = get(theirs, k)?.throughput;
+      if (a !== undefined && b !== undefined && b > 0) lines.push(`target: ${LABELS[s]} >= ${goal}x ${LABELS[theirs]}, ${what}: ${verdict(a >= goal * b)} (${fmt(a)} vs ${fmt(b)} tasks/s, ${ratio(a, b)})`);
+    }
+    const common = get(s, "open-common");
+    if (common !== undefined) lines.push(`target: p99 <= ${TARGET_P99_MS_AT_COMMON} ms at ${fmt(common.offeredRate)}/s (${LABELS[s]}): ${verdict(common.p99 <= TARGET_P99_MS_AT_COMMON)} (p99 ${fmt(common.p99)} ms)`);
+    const mine = get(s, "open-peer-half");
+    const their = get(theirs, "open-half");
+    if (mine !== undefined && their !== undefined) {
+      lines.push(`target: p99 <= ${LABELS[theirs]}'s at half its maximum, ${fmt(their.offeredRate)}/s (${LABELS[s]}): ${verdict(mine.p99 <= their.p99)} (${fmt(mine.p99)} vs ${fmt(their.p99)} ms)`);
     }
   }
-  const single = results.get("ours-single/throughput")?.throughput;
+  const single = get("ours-single", "throughput")?.throughput;
   if (single !== undefined) {
     lines.push(`target: one coordinator, no router >= ${TARGET_SINGLE_TASKS_PER_S.toLocaleString("en-US")} tasks/s: ${verdict(single >= TARGET_SINGLE_TASKS_PER_S)} (${fmt(single)} tasks/s)`);
   }

@@ -1,22 +1,28 @@
-// Ours against BullMQ + Redis on the same three workloads (issue 10), in one
-// run: (a) no-op throughput, (b) latency at a fixed offered rate (open loop,
-// latency from each task's intended send time), (c) a closed loop of 64
-// clients. Ours twice: the full path (client -> router -> coordinator primary
-// with a backup replica -> worker) and one coordinator with no router or
-// replica. Theirs: bench/peers/bullmq (its own redis-server and worker process).
-// Each figure is the median of --runs runs; the workloads run one after the
-// other for all three systems, so the runs compared are minutes apart at most.
+// Ours against BullMQ + Redis (issue 10) and NATS JetStream (issue 17) on the
+// same workloads, in one run: (a) no-op throughput with 512 in flight, (b)
+// latency at a fixed offered rate (open loop, latency from each task's
+// intended send time), at each system's half maximum, and ours at half of its
+// JetStream counterpart's maximum, (c) a closed loop of 64 clients (64 in
+// flight). Ours three times: the full path (client -> router -> coordinator
+// primary with a backup replica -> worker), the same with --data-dir on both
+// replicas, and one coordinator with no router or replica. Theirs:
+// bench/peers/bullmq (its own redis-server and worker process) and
+// bench/peers/jetstream (its own nats-server(s) and worker process: memory
+// and file streams on one node, a file stream of 3 replicas on 3 nodes).
+// Each figure is the median of --runs runs; each workload runs for every
+// system, one after the other, before the next workload starts, so the runs
+// compared are minutes apart at most.
 //
-//   bun bench/compare.ts [--runs 3] [--skip-bullmq]      (needs `bun run build`; see scripts/bench-compare.sh)
+//   bun bench/compare.ts [--runs 3] [--skip-bullmq] [--skip-jetstream]      (needs `bun run build`; see scripts/bench-compare.sh)
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseReport } from "../test/e2e/harness.ts";
-import { endedProcesses, restartOurs, startOurs, type OursSetup } from "./compare-ours.ts";
+import { endedProcesses, OURS, restartOurs, startOurs, stopOurs, type OursSetup } from "./compare-ours.ts";
 import { coreCount, othersCorePercent, sampleCpu, waitForQuiet } from "./cpu-others.ts";
-import { compareTable, targetLines, type Measured, type SystemName, type WorkloadKey } from "./compare-report.ts";
+import { COUNTERPART, compareTable, JETSTREAM, targetLines, type Measured, type PeerName, type SystemName, type WorkloadKey } from "./compare-report.ts";
 
 const { values: o } = parseArgs({
   options: {
@@ -33,6 +39,8 @@ const { values: o } = parseArgs({
     "deadline-s": { type: "string", default: "60" },
     "quiet-wait-s": { type: "string", default: "0" },
     "skip-bullmq": { type: "boolean", default: false },
+    "skip-jetstream": { type: "boolean", default: false },
+    "jetstream-batch": { type: "string", default: "1000" },
     out: { type: "string", default: resolve(import.meta.dir, "../results") },
     help: { type: "boolean", short: "h" },
   },
@@ -41,12 +49,14 @@ const { values: o } = parseArgs({
 /** "Quiet": other processes use less than this share of one core (%). */
 const QUIET_PERCENT = 10;
 
-const HELP = `Usage: bun bench/compare.ts [options]   (scripts/bench-compare.sh builds the binaries first; bench/peers/bullmq/run.sh installs its packages and redis-server on first use)
+const HELP = `Usage: bun bench/compare.ts [options]   (scripts/bench-compare.sh builds the binaries first; bench/peers/*/run.sh install
+their packages, redis-server and nats-server on first use)
 
   --runs N                     runs per figure, medians reported (3)
   --throughput-tasks N         (a) no-op tasks per throughput run, both systems (100000)
-  --throughput-concurrency N   (a) our client's -c for it: tasks in flight (512); BullMQ adds all in addBulk batches
-  --common-rate N              (b) the offered rate every system gets, tasks/s (2000); each also gets half its own (a) median
+  --throughput-concurrency N   (a) tasks in flight (512): our client's -c, JetStream's publish window; BullMQ adds all in addBulk batches
+  --common-rate N              (b) the offered rate every system gets, tasks/s (2000); each also gets half its own (a) median,
+                               and ours half of its JetStream counterpart's (a) median
   --open-duration-s S          (b) seconds per open-loop run (3)
   --open-warmup-s S            (b) our client first runs the same rate this long, unmeasured (1): each of our runs is a
                                fresh client process, while BullMQ's producer is one process, warm after its warm-up jobs
@@ -56,7 +66,9 @@ const HELP = `Usage: bun bench/compare.ts [options]   (scripts/bench-compare.sh 
   --bullmq-concurrency N       the BullMQ worker's concurrency (256: as many as our worker's 2 x 128 slots)
   --deadline-s S               bound on each run (60)
   --quiet-wait-s S             before each measurement, wait up to S s for other processes to use < ${QUIET_PERCENT}% of a core (0: don't)
-  --skip-bullmq                measure ours only
+  --jetstream-batch N          the JetStream worker's consume() batch (1000)
+  --skip-bullmq                leave BullMQ out
+  --skip-jetstream             leave JetStream out
   --out DIR                    where compare.csv goes (results)
 `;
 if (o.help) {
@@ -148,13 +160,17 @@ async function measureOurs(index: number, args: string[]): Promise<Measured> {
 /** Our set-ups being measured (also so an interrupt kills their processes instead of orphaning them). */
 const ours: OursSetup[] = [];
 
-const BULLMQ_RUN = resolve(import.meta.dir, "peers/bullmq/run.sh");
+const PEER_RUN = { bullmq: resolve(import.meta.dir, "peers/bullmq/run.sh"), jetstream: resolve(import.meta.dir, "peers/jetstream/run.sh") };
 
-async function runBullmq(args: string[]): Promise<Measured> {
+/** One workload on BullMQ or one JetStream set-up: its run.sh, --runs runs, one JSON line each. */
+async function runPeer(system: PeerName, args: string[]): Promise<Measured> {
   const quiet = await quietMoment();
   const cpu = sampleCpu();
-  const proc = Bun.spawn(["bash", BULLMQ_RUN, "--runs", String(runs), "--concurrency", o["bullmq-concurrency"]!, "--deadline-s", String(deadlineS), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  // SIGTERM first: run.sh execs node, which then stops its redis-server and workers; SIGKILL if it does not end.
+  const own = system === "bullmq"
+    ? [PEER_RUN.bullmq, "--concurrency", o["bullmq-concurrency"]!]
+    : [PEER_RUN.jetstream, "--mode", system.slice("jetstream-".length), "--batch", o["jetstream-batch"]!];
+  const proc = Bun.spawn(["bash", ...own, "--runs", String(runs), "--deadline-s", String(deadlineS), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  // SIGTERM first: run.sh execs the benchmark, which then stops its servers and workers; SIGKILL if it does not end.
   const bound = setTimeout(() => {
     proc.kill("SIGTERM");
     setTimeout(() => proc.kill("SIGKILL"), 5_000).unref();
@@ -164,12 +180,13 @@ async function runBullmq(args: string[]): Promise<Measured> {
   const reports = stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Report);
   const notes = [...quiet, ...reports.flatMap((r, i) => (r.failed > 0 ? [`run ${i + 1}: failed ${r.failed}`] : []))];
   if (code !== 0 || reports.length < runs) notes.push(`exit ${code}, ${reports.length} of ${runs} runs: ${stderr.trim().split("\n").slice(-2).join(" | ")}`);
-  for (const r of reports) progress("bullmq", args, r);
-  const info = stderr.split("\n").find((l) => l.startsWith("bullmq:"));
-  if (info !== undefined && bullmqInfo === "") bullmqInfo = info;
+  for (const r of reports) progress(system, args, r);
+  const info = stderr.split("\n").find((l) => l.startsWith("bullmq:") || l.startsWith("jetstream:"));
+  if (info !== undefined) peerInfo.add(info);
   return { ...summarize(reports, notes), othersCorePercent: othersCorePercent(cpu, sampleCpu()) };
 }
-let bullmqInfo = "";
+/** Each peer's versions and set-up, as it printed them. */
+const peerInfo = new Set<string>();
 
 function progress(system: string, args: string[], r: Report): void {
   const latency = r.latencyMeasured === false ? "" : `, p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms`;
@@ -178,41 +195,60 @@ function progress(system: string, args: string[], r: Report): void {
 
 const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
 
+/** A peer's arguments for one workload (ours take our client's flags instead). */
+function peerArgs(system: PeerName, workload: "throughput" | "open" | "closed", extra: { rate?: string } = {}): string[] {
+  const jetstream = system !== "bullmq";
+  if (workload === "throughput") {
+    const jobs = String(n("throughput-tasks"));
+    return jetstream ? ["--workload", "throughput", "--jobs", jobs, "--in-flight", o["throughput-concurrency"]!] : ["--workload", "throughput", "--jobs", jobs];
+  }
+  if (workload === "open") return ["--workload", "open", "--rate", extra.rate!, "--duration-s", String(n("open-duration-s"))];
+  // JetStream is fast enough for our closed-loop count; BullMQ would take a minute for it.
+  const jobs = jetstream ? String(n("closed-tasks")) : String(n("bullmq-closed-jobs"));
+  return ["--workload", "closed", "--clients", String(n("closed-clients")), "--jobs", jobs];
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
-  const systems: SystemName[] = o["skip-bullmq"] ? ["ours-full", "ours-single"] : ["ours-full", "ours-single", "bullmq"];
+  const peers: PeerName[] = [...(o["skip-bullmq"] ? [] : ["bullmq" as const]), ...(o["skip-jetstream"] ? [] : JETSTREAM)];
+  const systems: SystemName[] = [...OURS, ...peers];
   const results = new Map<string, Measured>();
   const put = (system: SystemName, workload: WorkloadKey, m: Measured) => {
     results.set(`${system}/${workload}`, m);
     if (m.othersCorePercent !== undefined) process.stderr.write(`  ${system} ${workload}: other processes used ${m.othersCorePercent}% of a core meanwhile\n`);
   };
-  ours.push(await startOurs("ours-full"), await startOurs("ours-single"));
+  for (const name of OURS) ours.push(await startOurs(name));
   console.log(`compare: ${runs} runs per figure, medians; load average at start: ${load()}`);
   try {
     const tasks = String(n("throughput-tasks"));
     for (const [i, s] of ours.entries()) put(s.name, "throughput", await measureOurs(i, ["-n", tasks, "-c", o["throughput-concurrency"]!]));
-    if (systems.includes("bullmq")) put("bullmq", "throughput", await runBullmq(["--workload", "throughput", "--jobs", tasks]));
+    for (const p of peers) put(p, "throughput", await runPeer(p, peerArgs(p, "throughput")));
 
     const duration = String(n("open-duration-s"));
     const warmupS = Number(o["open-warmup-s"]);
     if (!(warmupS >= 0)) throw new Error(`--open-warmup-s must be 0 or more, got ${o["open-warmup-s"]}`);
-    const warmup = ["--warmup-s", String(warmupS)];
-    for (const [i, s] of ours.entries()) put(s.name, "open-common", await measureOurs(i, ["--rate", o["common-rate"]!, "--duration-s", duration, ...warmup]));
-    if (systems.includes("bullmq")) put("bullmq", "open-common", await runBullmq(["--workload", "open", "--rate", o["common-rate"]!, "--duration-s", duration]));
+    const open = (rate: string) => ["--rate", rate, "--duration-s", duration, "--warmup-s", String(warmupS)];
+    for (const [i, s] of ours.entries()) put(s.name, "open-common", await measureOurs(i, open(o["common-rate"]!)));
+    for (const p of peers) put(p, "open-common", await runPeer(p, peerArgs(p, "open", { rate: o["common-rate"]! })));
     // Half of each system's own measured maximum: the load a deployment would plan for.
     const half = (s: SystemName) => String(Math.max(1, Math.round((results.get(`${s}/throughput`)?.throughput ?? 0) / 2)));
-    for (const [i, s] of ours.entries()) put(s.name, "open-half", await measureOurs(i, ["--rate", half(s.name), "--duration-s", duration, ...warmup]));
-    if (systems.includes("bullmq")) put("bullmq", "open-half", await runBullmq(["--workload", "open", "--rate", half("bullmq"), "--duration-s", duration]));
+    for (const [i, s] of ours.entries()) put(s.name, "open-half", await measureOurs(i, open(half(s.name))));
+    for (const p of peers) put(p, "open-half", await runPeer(p, peerArgs(p, "open", { rate: half(p) })));
+    // Ours at the load its JetStream counterpart plans for: whose tail is shorter at the same rate.
+    for (const [i, s] of ours.entries()) {
+      const theirs = COUNTERPART[s.name];
+      if (peers.includes(theirs)) put(s.name, "open-peer-half", await measureOurs(i, open(half(theirs))));
+    }
 
     const clients = String(n("closed-clients"));
     for (const [i, s] of ours.entries()) put(s.name, "closed", await measureOurs(i, ["-n", String(n("closed-tasks")), "-c", clients]));
-    if (systems.includes("bullmq")) put("bullmq", "closed", await runBullmq(["--workload", "closed", "--clients", clients, "--jobs", String(n("bullmq-closed-jobs"))]));
+    for (const p of peers) put(p, "closed", await runPeer(p, peerArgs(p, "closed")));
   } finally {
-    await Promise.all(ours.map((s) => s.cluster.stopAll()));
+    await Promise.all(ours.map(stopOurs));
     ours.length = 0;
   }
   console.log(`load average at end: ${load()}; took ${Math.round((performance.now() - started) / 1000)} s`);
-  if (bullmqInfo !== "") console.log(bullmqInfo);
+  for (const info of peerInfo) console.log(info);
   const others = [...results.values()].map((m) => m.othersCorePercent).filter((v) => v !== undefined);
   if (others.length > 0) {
     console.log(`other processes on the machine meanwhile: ${Math.round(median(others))}% of a core (median over the measurements), at most ${Math.max(...others)}%; ${coreCount()} cores`);
@@ -230,6 +266,6 @@ async function main(): Promise<void> {
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => void Promise.all(ours.map((s) => s.cluster.stopAll())).finally(() => process.exit(130)));
+  process.on(signal, () => void Promise.all(ours.map(stopOurs)).finally(() => process.exit(130)));
 }
 await main();

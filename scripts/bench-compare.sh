@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Ours against BullMQ + Redis on the same three workloads (issue 10): no-op
-# throughput, latency at a fixed offered rate (open loop), a closed loop of 64
-# clients. Ours via the full path (client -> router -> primary + backup ->
-# worker) and via one coordinator alone; medians of --runs runs; prints a
+# Ours against BullMQ + Redis and NATS JetStream (memory, file, file R3 on 3
+# nodes) on the same workloads: no-op throughput (512 in flight), latency at a
+# fixed offered rate (open loop), a closed loop of 64 clients. Ours via the
+# full path (client -> router -> primary + backup -> worker), the same with
+# --data-dir, and one coordinator alone; medians of --runs runs; prints a
 # Markdown table with ours/theirs ratios and writes results/compare.csv.
-# Takes about 3 minutes on 2 cores.
+# Takes about 10 minutes on 2 cores.
 #   scripts/bench-compare.sh [--build] [bench/compare.ts options, see --help]
-# Installs on first use: bench/peers/bullmq's pinned npm packages (not the
-# project's), and redis-server from Debian's packages when missing (as root).
+# Installs on first use: bench/peers/{bullmq,jetstream}'s pinned npm packages
+# (not the project's), and redis-server and nats-server from Debian's packages
+# when missing (as root).
 set -euo pipefail
 source "$(dirname "$0")/bench-args.sh" "$@"
 cd "$(dirname "$0")/.."

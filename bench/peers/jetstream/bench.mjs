@@ -1,0 +1,293 @@
+// NATS JetStream running the workloads of our client, measured the same way,
+// for scripts/bench-compare.sh (issue 17). Starts its own nats-server(s)
+// (memory or file storage on one node, or a three-node cluster with a file
+// stream of three replicas) and a worker process, runs one workload --runs
+// times, prints one JSON line per run in our client's --json shape (plus
+// "system"), and stops everything it started.
+//
+//   bun bench.mjs --mode memory --workload throughput --jobs 100000 --in-flight 512
+//   bun bench.mjs --mode file   --workload open --rate 2000 --duration-s 3
+//   bun bench.mjs --mode r3     --workload closed --clients 64 --jobs 20000
+//
+// A job is a message on a WorkQueue stream, published with JetStream's
+// publish (acknowledged by the stream, not awaited one by one: many are in
+// flight at once); the worker reads a durable pull consumer in batches,
+// publishes a completion message to the submitter's subject and acks the job.
+// A job is done when the submitter sees its completion: the same
+// submit -> completion-seen-by-submitter path our client measures.
+
+import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { AckPolicy, connect, RetentionPolicy, StorageType } from "nats";
+import { dueCount, intendedSendMs, planOpenLoop, waitBeforeMs } from "../bullmq/schedule.mjs";
+import { startNats } from "./servers.mjs";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const STREAM = "JOBS";
+const CONSUMER = "workers";
+/** Jobs run (closed loop, 8 at a time) before each measured run: proves the worker is consuming. */
+const CHECK_JOBS = 200;
+const CHECK_MS = 5_000;
+/** How long the worker process may take to say "ready". */
+const WORKER_START_MS = 15_000;
+
+const { values: o } = parseArgs({
+  options: {
+    mode: { type: "string", default: "memory" },
+    workload: { type: "string", default: "throughput" },
+    runs: { type: "string", default: "1" },
+    jobs: { type: "string", default: "100000" },
+    "in-flight": { type: "string", default: "512" },
+    rate: { type: "string", default: "2000" },
+    "duration-s": { type: "string", default: "3" },
+    clients: { type: "string", default: "64" },
+    batch: { type: "string", default: "1000" },
+    "max-ack-pending": { type: "string", default: "20000" },
+    workers: { type: "string", default: "1" },
+    "warmup-jobs": { type: "string", default: "10000" },
+    "deadline-s": { type: "string", default: "120" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (o.help) {
+  process.stdout.write(`Usage: bun bench.mjs --mode memory|file|r3 --workload throughput|open|closed [options]
+
+  memory      one nats-server, a memory stream        file   one nats-server, a file stream
+  r3          three nats-servers in a cluster, a file stream with three replicas
+  throughput  --jobs no-op jobs, --in-flight of them published and not yet completed at any time
+  open        --rate jobs/s on a fixed schedule for --duration-s; latency from each job's intended send time
+  closed      --clients loops, each publishing a job and waiting for its completion; --jobs in all
+
+Options: --runs N (1), --jobs N (100000), --in-flight N (512), --rate N (2000), --duration-s S (3), --clients N (64),
+  --batch N the worker's consume() batch (1000), --max-ack-pending N the consumer's (20000), --workers N processes (1),
+  --warmup-jobs N closed-loop jobs before the first measured run (10000; 0: none), --deadline-s S per run (120)
+Prints one JSON line per run (our client's --json shape plus "system"); progress on stderr.
+`);
+  process.exit(0);
+}
+if (!["memory", "file", "r3"].includes(o.mode)) throw new Error(`--mode must be memory, file or r3, got ${o.mode}`);
+if (!["throughput", "open", "closed"].includes(o.workload)) throw new Error(`--workload must be throughput, open or closed, got ${o.workload}`);
+const num = (name) => {
+  const n = Number(o[name]);
+  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${o[name]}`);
+  return n;
+};
+const SYSTEM = `jetstream-${o.mode}`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Latencies in ms summarized like our client's HDR histogram (percentile = smallest value with p% at or below it), to the µs. */
+function summarize(latencies) {
+  if (latencies.length === 0) return { min: 0, avg: 0, p50: 0, p95: 0, p99: 0, max: 0 };
+  const s = Float64Array.from(latencies).sort();
+  const us = (ms) => Math.round(ms * 1000) / 1000;
+  const at = (p) => us(s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)]);
+  return { min: us(s[0]), avg: us(s.reduce((a, b) => a + b, 0) / s.length), p50: at(50), p95: at(95), p99: at(99), max: us(s[s.length - 1]) };
+}
+
+function report(fields) {
+  return { system: SYSTEM, workload: "noop", retried: 0, errors: {}, ...fields };
+}
+
+/** Publishes jobs and calls each one's done(at, ok) when its completion arrives or its publish fails. */
+class Submitter {
+  constructor(nc, js, subject) {
+    this.js = js;
+    this.subject = subject;
+    this.nextId = 0;
+    this.waiting = new Map();
+    this.publishErrors = 0;
+    this.sub = nc.subscribe(subject, {
+      callback: (_err, msg) => {
+        const at = performance.now();
+        const id = Number(new TextDecoder().decode(msg.data));
+        const done = this.waiting.get(id);
+        if (done === undefined) return;
+        this.waiting.delete(id);
+        done(at, true);
+      },
+    });
+  }
+
+  submit(done) {
+    const id = this.nextId++;
+    this.waiting.set(id, done);
+    this.js.publish("jobs.noop", `${this.subject} ${id}`).catch(() => {
+      if (!this.waiting.delete(id)) return;
+      this.publishErrors++;
+      done(performance.now(), false);
+    });
+  }
+
+  wait() {
+    return new Promise((resolve) => this.submit((at, ok) => resolve({ at, ok })));
+  }
+
+  close() {
+    this.sub.unsubscribe();
+  }
+}
+
+/** (a) No-op jobs with --in-flight of them outstanding at any time; throughput to the last completion. */
+async function throughputRun(submitter, deadline) {
+  const jobs = num("jobs");
+  const window = num("in-flight");
+  const latencies = [];
+  let sent = 0, ended = 0, failed = 0;
+  const started = performance.now();
+  await new Promise((resolve) => {
+    const sendOne = () => {
+      const t0 = performance.now();
+      sent++;
+      submitter.submit((at, ok) => {
+        ended++;
+        if (ok) latencies.push(at - t0);
+        else failed++;
+        if (sent < jobs && performance.now() < deadline) sendOne();
+        else if (ended === sent) resolve();
+      });
+    };
+    for (let i = 0; i < Math.min(window, jobs); i++) sendOne();
+    const timer = setInterval(() => {
+      if (performance.now() >= deadline) resolve();
+    }, 100);
+    timer.unref?.();
+  });
+  const durationMs = performance.now() - started;
+  const completed = latencies.length;
+  return report({
+    tasks: jobs, concurrency: window, completed, failed: jobs - completed, durationMs: Math.round(durationMs),
+    throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), timedOut: completed + failed < jobs,
+    errors: submitter.publishErrors > 0 ? { publish: submitter.publishErrors } : {},
+  });
+}
+
+/** (b) Open loop: jobs published on a fixed schedule; latency from each job's intended time to its completion. */
+async function openRun(submitter, deadline) {
+  const plan = planOpenLoop(num("rate"), num("duration-s"));
+  const latencies = [];
+  let sent = 0, ended = 0, sendLagMsMax = 0, lastSendMs = 0;
+  const started = performance.now();
+  while (sent < plan.tasks && performance.now() < deadline) {
+    const nowMs = performance.now() - started;
+    const due = dueCount(plan, nowMs);
+    if (due > sent) {
+      sendLagMsMax = Math.max(sendLagMsMax, nowMs - intendedSendMs(plan, sent));
+      lastSendMs = nowMs;
+      for (let i = sent; i < due; i++) {
+        submitter.submit((at, ok) => {
+          ended++;
+          if (ok) latencies.push(at - started - intendedSendMs(plan, i));
+        });
+      }
+      sent = due;
+    }
+    if (sent < plan.tasks) await sleep(waitBeforeMs(plan, sent, performance.now() - started));
+  }
+  while (ended < sent && performance.now() < deadline) await sleep(1);
+  const durationMs = performance.now() - started;
+  const completed = latencies.length;
+  return report({
+    tasks: plan.tasks, concurrency: 0, completed, failed: plan.tasks - completed, durationMs: Math.round(durationMs),
+    throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), timedOut: ended < plan.tasks,
+    errors: submitter.publishErrors > 0 ? { publish: submitter.publishErrors } : {}, mode: "open", offeredRate: plan.rate,
+    sentRate: sent === 0 ? 0 : Math.round((sent / (lastSendMs + 1000 / plan.rate)) * 1000), sendLagMsMax: Math.round(sendLagMsMax * 1000) / 1000,
+  });
+}
+
+/** (c) Closed loop: `clients` loops, each publishing a job and waiting for its completion before the next. */
+async function closedRun(submitter, deadline, jobs, clients) {
+  const latencies = [];
+  let next = 0, failed = 0;
+  const started = performance.now();
+  const loop = async () => {
+    for (let i = next++; i < jobs && performance.now() < deadline; i = next++) {
+      const t0 = performance.now();
+      const { at, ok } = await submitter.wait();
+      if (ok) latencies.push(at - t0);
+      else failed++;
+    }
+  };
+  const timeout = new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())));
+  await Promise.race([Promise.all(Array.from({ length: clients }, loop)), timeout]);
+  const durationMs = performance.now() - started;
+  const completed = latencies.length;
+  return report({
+    tasks: jobs, concurrency: clients, completed, failed: jobs - completed, durationMs: Math.round(durationMs),
+    throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), timedOut: completed + failed < jobs,
+  });
+}
+
+function startWorker(urls) {
+  const proc = spawn(process.execPath, [join(HERE, "worker.mjs"), "--servers", urls.join(","), "--stream", STREAM, "--consumer", CONSUMER, "--batch", o.batch], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`JetStream worker not ready after ${WORKER_START_MS} ms: ${output}`)), WORKER_START_MS);
+    proc.stdout.on("data", (d) => {
+      output += d;
+      if (output.includes("ready")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    proc.stderr.on("data", (d) => (output += d));
+    proc.once("exit", (code) => reject(new Error(`JetStream worker exited with ${code}: ${output}`)));
+  });
+  ready.catch(() => {});
+  return { proc, ready };
+}
+
+/** What to stop if we are interrupted: the worker processes and nats-servers would outlive us otherwise. */
+const children = { workers: [], nats: undefined };
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, async () => {
+    for (const w of children.workers) w.proc.kill("SIGKILL");
+    await children.nats?.stop();
+    process.exit(130);
+  });
+}
+
+async function main() {
+  const nodes = o.mode === "r3" ? 3 : 1;
+  const nats = await startNats(nodes);
+  children.nats = nats;
+  let nc;
+  const workers = children.workers;
+  try {
+    nc = await connect({ servers: nats.urls });
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.add({
+      name: STREAM, subjects: ["jobs.>"], retention: RetentionPolicy.Workqueue,
+      storage: o.mode === "memory" ? StorageType.Memory : StorageType.File, num_replicas: nodes,
+    });
+    await jsm.consumers.add(STREAM, { durable_name: CONSUMER, ack_policy: AckPolicy.Explicit, max_ack_pending: num("max-ack-pending") });
+    for (let w = 0; w < num("workers"); w++) workers.push(startWorker(nats.urls));
+    await Promise.all(workers.map((w) => w.ready));
+    process.stderr.write(`jetstream: nats-server ${nats.version}, ${o.mode} (${nodes} node(s), ${nodes} replica(s)), ${workers.length} worker process(es), consume() batch ${o.batch}, ${process.versions.bun ? `bun ${process.versions.bun}` : `node ${process.version}`}\n`);
+    const submitter = new Submitter(nc, nc.jetstream(), `done.${process.pid}`);
+    try {
+      for (let run = 0; run < num("runs"); run++) {
+        const check = await closedRun(submitter, performance.now() + CHECK_MS, CHECK_JOBS, 8);
+        if (check.completed !== CHECK_JOBS) throw new Error(`worker check: ${check.completed} of ${CHECK_JOBS} completions seen`);
+        // A fresh process runs the client's code unoptimized at first: measure it warm, as ours is after its warm-up.
+        const warmupJobs = Number(o["warmup-jobs"]);
+        if (run === 0 && warmupJobs > 0) await closedRun(submitter, performance.now() + num("deadline-s") * 1000, warmupJobs, 64);
+        const deadline = performance.now() + num("deadline-s") * 1000;
+        const result = o.workload === "throughput" ? await throughputRun(submitter, deadline)
+          : o.workload === "open" ? await openRun(submitter, deadline)
+          : await closedRun(submitter, deadline, num("jobs"), num("clients"));
+        process.stdout.write(JSON.stringify(result) + "\n");
+      }
+    } finally {
+      submitter.close();
+    }
+  } finally {
+    for (const w of workers) w.proc.kill("SIGTERM");
+    await Promise.all(workers.map((w) => (w.proc.exitCode === null ? new Promise((r) => w.proc.once("exit", r)) : undefined)));
+    await nc?.close().catch(() => {});
+    await nats.stop();
+  }
+}
+
+await main();
