@@ -14,7 +14,7 @@ const HELP_KEYS = new Set(["?", "h", "H"]);
 /** Runs until the user quits; then restores the terminal and exits the process. */
 export async function runDashboard(config: TopConfig): Promise<never> {
   const model = new TopModel(config.historyMax);
-  const source = new StatsSource({ target: config.target, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
+  const source = new StatsSource({ targets: config.targets, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
   let view: DashboardView | undefined;
   let wake: (() => void) | undefined;
   let help = false;

@@ -10,7 +10,7 @@ import { StatsSource } from "./stats-source.ts";
 /** Prints the frame (or the error on stderr) and returns the exit status: 0 ok, 1 unreachable. */
 export async function runOnce(config: TopConfig): Promise<number> {
   const model = new TopModel(config.historyMax);
-  const source = new StatsSource({ target: config.target, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
+  const source = new StatsSource({ targets: config.targets, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
   try {
     let view: DashboardView = model.observe(await source.poll());
     if (view.error === undefined && config.intervalMs > 0) {

@@ -95,7 +95,7 @@ describe("top --help and --once", () => {
   test("--help documents every flag with its default", async () => {
     const run = await runTop(["--help"]);
     expect(run.code).toBe(0);
-    for (const flag of ["--port <int>", "--host <value>", "--server <value>", "--interval-ms <int>", "--timeout-ms <int>", "--history <int>", "--once"]) {
+    for (const flag of ["--port <int>", "--host <value>", "--servers <value>", "--interval-ms <int>", "--poll-timeout-ms <int>", "--history <int>", "--once"]) {
       expect(run.stdout).toContain(flag);
     }
     expect(run.stdout).toContain("(default: 6000)");

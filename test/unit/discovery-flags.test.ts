@@ -4,8 +4,10 @@
 import { describe, expect, test } from "bun:test";
 import { parseFlags } from "../../src/cli/flags.ts";
 import { DEFAULT_ETCD_PREFIX } from "../../src/net/etcd-keys.ts";
-import { ROUTER_FLAGS, routerConfig } from "../../src/router/main.ts";
-import { WORKER_FLAGS, workerConfig } from "../../src/worker/main.ts";
+import { routerConfig } from "../../src/router/main.ts";
+import { ROUTER_FLAGS } from "../../src/router/flag-table.ts";
+import { workerConfig } from "../../src/worker/main.ts";
+import { WORKER_FLAGS } from "../../src/worker/flag-table.ts";
 
 const router = (argv: string[]) => routerConfig(parseFlags(ROUTER_FLAGS, argv, {}));
 const worker = (argv: string[]) => workerConfig(parseFlags(WORKER_FLAGS, argv, {}), "executor.js");
