@@ -25,7 +25,8 @@ export const TOP_FLAGS: readonly FlagSpec[] = [
 
 export const TOP_SUMMARY = `live terminal dashboard of the cluster: shards, queues, throughput, latency, workers
 
-Keys: q, Esc or Ctrl-C quit; ? or h shows what the columns mean; any other key polls at once. When the server cannot be reached,
+Keys: q, Esc or Ctrl-C quit; ? or h shows what the columns mean; Up/Down or a digit selects a shard and Enter
+opens its replicas (roles, in sync or ISR, epoch, lag; Esc goes back); any other key polls at once. When the server cannot be reached,
 top keeps running, shows the error over the last figures (greyed) and reconnects on the next poll.
 Throughput is the difference of the completed counters between two polls, per second.
 Exit status: 0 on quit (or --once success), 1 when --once cannot reach the server, 2 on bad flags.`;
