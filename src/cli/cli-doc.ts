@@ -56,7 +56,8 @@ export function cliDoc(): string {
   const former = rows.flatMap((row) =>
     row.specs.flatMap(([b, s]) => (s.deprecated ?? []).map((d) => `| \`${d.length === 1 ? `-${d}` : `--${d}`}\` | ${b} | \`--${s.name}\`${s.short ? ` (\`-${s.short}\`)` : ""} |`)),
   );
-  return `${PROSE}
+  const perBinary = rows.filter((row) => row.specs[0]![1].perBinary).map((row) => `\`--${row.name}\``).join(", ");
+  return `${PROSE.replace("PER_BINARY_LIST", perBinary)}
 ## Every flag
 
 | flag | short | binaries | environment | meaning | default |
@@ -69,10 +70,12 @@ Every binary also takes \`-h\`/\`--help\` and \`--version\`.
 
 Still accepted on the command line, in the environment (\`TASK_SCHEDULER_<FORMER_NAME>\`) and in
 config files, each with a one-line warning on stderr. A former name that is now another
-binary's flag (the worker's \`concurrency\`, top's \`timeout-ms\`) belongs to that flag in a
-shared environment or a config file's flat keys: the binary that used to own it ignores it
-there (a warning says so for the environment); on its own command line, or in its own config
-section, it still works.
+binary's flag (the worker's \`concurrency\`, the coordinator's \`max-attempts\`, top's
+\`timeout-ms\`: now the client's) belongs to that flag in a shared environment or a config
+file's flat keys: the binary that used to own it ignores it there (a warning says so for the
+environment); on its own command line, or in its own config section, it still works. The one
+former variable still read with two meanings, as before, is \`TASK_SCHEDULER_BATCH_MAX\`
+(the worker's executor batch, the others' frame batch): set the new names instead.
 
 | former | binary | now |
 |---|---|---|
@@ -99,10 +102,9 @@ vocabulary, checked by \`test/unit/flag-vocabulary.test.ts\`:
 - **Environment variables never mean two things.** Every flag of a binary is read from
   \`TASK_SCHEDULER_<BINARY>_<NAME>\` (e.g. \`TASK_SCHEDULER_WORKER_THREADS=4\`), and, unless it
   is marked per binary, from \`TASK_SCHEDULER_<NAME>\` too (the binary's own variable wins).
-  Per-binary flags (\`--port\`, \`--host\`, \`--node-id\`, \`--metrics-port\`,
-  \`--metrics-host\`) have their own value in every process, so a shared
-  \`TASK_SCHEDULER_PORT\` is deprecated: it is still read, with a warning naming the
-  binary's own variable.
+  Per-binary flags (PER_BINARY_LIST) have their own value in every process, so a
+  shared \`TASK_SCHEDULER_PORT\` is deprecated: it is still read, with a warning naming
+  the binary's own variable.
 - **Precedence**: command line > environment > config file > default.
 
 ## Config files
@@ -127,6 +129,20 @@ JSON object. One file may serve every binary:
   the flat ones; a key in it that the binary lacks is refused.
 - A key no binary has (a typo) is refused with the file and the key named, by every binary.
 - Values are JSON strings, numbers or booleans, checked as on the command line.
+
+## Adding a flag
+
+Add one row to the binary's table (\`src/<binary>/flag-table.ts\`; top:
+\`src/top/config.ts\`; flags several binaries share: \`src/net/net-flags.ts\`), e.g.
+\`{ name: "snapshot-interval-ms", type: "int", default: 0, min: 0, help: "..." }\`, read it as
+\`values["snapshot-interval-ms"]\` in the binary's main.ts, then run
+\`bun scripts/cli-doc.ts > docs/cli.md\`. Before naming it, look it up in the table below:
+if another binary has that name, the new flag must mean the same thing there (same type,
+same short letter); otherwise pick another name. Mark it \`perBinary: true\` when each
+process needs its own value (a port, a name), and give a one-line \`meaning\` when the help
+texts of the binaries that share it are worded differently. Renaming a flag: keep the old
+name in \`deprecated: ["old-name"]\`. \`bun test test/unit/flag-vocabulary.test.ts
+test/unit/cli-doc.test.ts\` checks all of this.
 
 ## Parser
 

@@ -25,6 +25,9 @@ export const CURRENT_NAMES: ReadonlySet<string> = new Set(ALL_SPECS.map((s) => s
 /** Long names any binary has now or had (config keys and environment variables that mean something). */
 export const KNOWN_NAMES: ReadonlySet<string> = new Set([...CURRENT_NAMES, ...ALL_SPECS.flatMap((s) => (s.deprecated ?? []).filter((d) => d.length > 1))]);
 
+/** Short letter -> its long name (one per letter: the vocabulary test sees to it). */
+export const CURRENT_SHORTS: ReadonlyMap<string, string> = new Map(ALL_SPECS.flatMap((s) => (s.short ? [[s.short, s.name] as const] : [])));
+
 /** Deprecation warnings: one line each on stderr, never fatal. */
 function warnOnStderr(binary: Binary): (message: string) => void {
   return (message) => process.stderr.write(`${binary}: warning: ${message}\n`);
@@ -32,7 +35,7 @@ function warnOnStderr(binary: Binary): (message: string) => void {
 
 /** parseFlags with everything a binary needs: its table, its environment names, the other binaries' config keys. */
 export function parseBinaryFlags(binary: Binary, argv: readonly string[], env: Record<string, string | undefined>, positionals?: string[]): FlagValues & { help: boolean; version: boolean } {
-  return parseFlags(FLAG_TABLES[binary], argv, env, { binary, positionals, knownNames: KNOWN_NAMES, currentNames: CURRENT_NAMES, warn: warnOnStderr(binary) });
+  return parseFlags(FLAG_TABLES[binary], argv, env, { binary, positionals, knownNames: KNOWN_NAMES, currentNames: CURRENT_NAMES, currentShorts: CURRENT_SHORTS, warn: warnOnStderr(binary) });
 }
 
 export function binaryHelp(binary: Binary, summary: string, examples: readonly string[] = []): string {

@@ -106,6 +106,8 @@ export interface ParseContext {
   knownNames?: ReadonlySet<string>;
   /** Current names only: a former name of ours that is now another flag's is left to that flag. */
   currentNames?: ReadonlySet<string>;
+  /** Short letter -> the long name it stands for in the binaries that have it: named in a former letter's warning. */
+  currentShorts?: ReadonlyMap<string, string>;
   /** Where deprecation warnings go (stderr in the binaries). */
   warn?: (message: string) => void;
 }
@@ -157,7 +159,10 @@ export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], 
     if (spec === undefined) {
       spec = oldNames.get(name);
       if (spec === undefined) throw new UsageError(`unknown flag "${token.rawName}" (see --help)`);
-      warn(`${token.rawName} is deprecated: use --${spec.name}${spec.short ? ` (-${spec.short})` : ""}`);
+      // A former name that is now another binary's flag: say so, it is what a user may have meant.
+      const letterNow = name.startsWith("-") ? ctx.currentShorts?.get(name.slice(1)) : undefined;
+      const elsewhere = letterNow !== undefined ? ` (${token.rawName} is --${letterNow} in other binaries)` : ctx.currentNames?.has(name) ? ` (other binaries' ${token.rawName} is a different flag)` : "";
+      warn(`${token.rawName} is deprecated: use --${spec.name}${spec.short ? ` (-${spec.short})` : ""}${elsewhere}`);
     }
     let raw = token.value;
     if (raw === undefined) {

@@ -48,12 +48,12 @@ test("bad config files are refused with a message naming the file and the settin
 });
 
 // The binaries' real tables: one file for several binaries.
-import { CURRENT_NAMES, FLAG_TABLES, KNOWN_NAMES } from "../../src/cli/flag-registry.ts";
+import { CURRENT_NAMES, CURRENT_SHORTS, FLAG_TABLES, KNOWN_NAMES } from "../../src/cli/flag-registry.ts";
 import type { Binary } from "../../src/cli/flags.ts";
 
 function parseAs(binary: Binary, argv: string[], env: Record<string, string> = {}) {
   const warnings: string[] = [];
-  const values = parseFlags(FLAG_TABLES[binary], argv, env, { binary, positionals: binary === "client" ? [] : undefined, knownNames: KNOWN_NAMES, currentNames: CURRENT_NAMES, warn: (m) => warnings.push(m) });
+  const values = parseFlags(FLAG_TABLES[binary], argv, env, { binary, positionals: binary === "client" ? [] : undefined, knownNames: KNOWN_NAMES, currentNames: CURRENT_NAMES, currentShorts: CURRENT_SHORTS, warn: (m) => warnings.push(m) });
   return { values, warnings };
 }
 
@@ -85,10 +85,10 @@ test("a key no binary knows is refused by every binary; a key of another binary 
 test("former names still work, with a warning, on the command line, in the environment and in config files", () => {
   const worker = parseAs("worker", ["--coordinators", "127.0.0.1:1", "--concurrency", "7", "--batch-max", "9"]);
   expect(worker.values).toMatchObject({ servers: "127.0.0.1:1", "thread-concurrency": 7, "executor-batch-max": 9 });
-  expect(worker.warnings).toEqual(["--coordinators is deprecated: use --servers (-s)", "--concurrency is deprecated: use --thread-concurrency", "--batch-max is deprecated: use --executor-batch-max"]);
+  expect(worker.warnings).toEqual(["--coordinators is deprecated: use --servers (-s)", "--concurrency is deprecated: use --thread-concurrency (other binaries' --concurrency is a different flag)", "--batch-max is deprecated: use --executor-batch-max"]);
   const c = parseAs("worker", ["-c", "127.0.0.1:2"]);
   expect(c.values.servers).toBe("127.0.0.1:2");
-  expect(c.warnings).toEqual(["-c is deprecated: use --servers (-s)"]);
+  expect(c.warnings).toEqual(["-c is deprecated: use --servers (-s) (-c is --concurrency in other binaries)"]);
   expect(parseAs("coordinator", ["--batch-max", "70000", "--max-attempts", "4"]).values).toMatchObject({ "frame-batch-max": 70000, "default-max-attempts": 4 });
   expect(parseAs("top", ["--server", "127.0.0.1:7", "--timeout-ms", "300"]).values).toMatchObject({ servers: "127.0.0.1:7", "poll-timeout-ms": 300 });
   const env = parseAs("coordinator", [], { TASK_SCHEDULER_BATCH_MAX: "70001" });
