@@ -15,7 +15,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: "servers", short: "s", perBinary: true, type: "string", default: "", deprecated: ["coordinators", "c"], help: "comma-separated host:port list of coordinators to serve (with --etcd too, these are kept whatever etcd says)" },
   ...ETCD_DISCOVERY_FLAGS,
   { name: "threads", short: "w", type: "int", default: 2, min: 1, max: 256, help: "executor threads" },
-  { name: "thread-concurrency", type: "int", default: 128, deprecated: ["concurrency"], min: 1, max: 65536, help: "tasks one executor thread holds at once; the worker runs at most threads x concurrency, split among the coordinators it serves by their demand" },
+  { name: "thread-concurrency", type: "int", default: 128, deprecated: ["concurrency"], min: 1, max: 65536, help: "tasks one executor thread holds at once; the worker runs at most threads x thread-concurrency, split among the coordinators it serves by their demand" },
   { name: "handlers", type: "string", default: "", repeatable: true, help: "a module of task handlers (.ts or .js; repeat or comma-separate), loaded on every executor thread" },
   { name: "tags", type: "string", default: "", help: "comma-separated capability tags announced to coordinators" },
   { name: "node-id", perBinary: true, type: "string", default: "", help: "name in logs and stats (default: worker-<pid>)" },
