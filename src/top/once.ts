@@ -13,6 +13,8 @@ export async function runOnce(config: TopConfig): Promise<number> {
   const source = new StatsSource({ targets: config.targets, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
   try {
     let view: DashboardView = model.observe(await source.poll());
+    // With several --servers, the first that answers (a failed poll moves on to the next).
+    for (let tried = 1; view.error !== undefined && tried < config.targets.length; tried++) view = model.observe(await source.poll());
     if (view.error === undefined && config.intervalMs > 0) {
       await Bun.sleep(config.intervalMs);
       view = model.observe(await source.poll());

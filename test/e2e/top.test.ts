@@ -130,6 +130,13 @@ describe("top --help and --once", () => {
     expect(run.stdout).toContain("throughput - tasks/s");
   }, TEST_TIMEOUT_MS);
 
+  test("--once -s A,B: an address that does not answer is passed over for the next", async () => {
+    const run = await runTop(["--once", "-s", `127.0.0.1:${closedPort()},127.0.0.1:${coordinator.port}`, "--interval-ms", "0"]);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(run.stdout).toContain(`top  127.0.0.1:${coordinator.port}`);
+    expect(run.stdout).toContain(`completed ${TASKS}`);
+  }, TEST_TIMEOUT_MS);
+
   test("--once exits 1 with the error on stderr when nothing listens", async () => {
     const port = closedPort();
     const run = await runTop(["--once", "-p", String(port), "--interval-ms", "0"]);
