@@ -181,8 +181,8 @@ type Token = { kind: "positional"; value: string } | { kind: "option"; rawName: 
 /**
  * parseArgs in its lenient mode, for tokens only: told which flags take a
  * value (so `-p 5000`, `-p5000` and `--port=5000` agree, and a value may start
- * with '-'), it leaves unknown flags and type checks to us. Tokens are named
- * as written (rawName: "-p", "--port"); `lookup` maps both.
+ * with '-'), it leaves unknown flags and type checks to us. Tokens keep the
+ * flag as written ("-p", "--port", a former name), which parseFlags looks up.
  */
 function tokenize(specs: readonly FlagSpec[], argv: readonly string[]): Token[] {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = { help: { type: "boolean", short: "h" }, version: { type: "boolean" } };
@@ -241,7 +241,7 @@ function configPath(argv: readonly string[], env: Record<string, string | undefi
   return (binary === undefined ? undefined : env[envName("config", binary)]) || env[envName("config")] || "";
 }
 
-export function convert(spec: FlagSpec, raw: string, where: string): number | string | boolean {
+function convert(spec: FlagSpec, raw: string, where: string): number | string | boolean {
   switch (spec.type) {
     case "bool":
       if (["true", "1", "yes", "on"].includes(raw)) return true;
