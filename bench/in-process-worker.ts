@@ -49,7 +49,7 @@ await inProcess.close();
 await workers(0);
 
 for (const threads of [1, 2]) {
-  const binary = cluster.worker([coordinator.port], ["-w", String(threads), "--concurrency", String(SLOTS / threads)]);
+  const binary = cluster.worker([coordinator.port], ["-w", String(threads), "--thread-concurrency", String(SLOTS / threads)]);
   await workers(1);
   await measure(`worker binary (-w ${threads})`);
   binary.proc.kill("SIGTERM");

@@ -4,27 +4,11 @@
 import type { ClientSecurity } from "../net/net-flags.ts";
 import { readFileSync } from "node:fs";
 import { decode } from "@msgpack/msgpack";
-import { UsageError, type FlagSpec, type FlagValues } from "../cli/flags.ts";
+import { UsageError, type FlagValues } from "../cli/flags.ts";
 import type { HostPort } from "../net/endpoints.ts";
 import { SchedulerClient, TaskError, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "../sdk/client.ts";
 import { publicView } from "../protocol/public-view.ts";
 
-/** Flags only the commands use. */
-export const COMMAND_FLAGS: readonly FlagSpec[] = [
-  { name: "payload", type: "string", default: "", help: "submit: the payload as JSON (sent as msgpack), or @file for raw bytes" },
-  { name: "priority", type: "int", default: 100, min: 0, max: 255, help: "submit: 0 is the highest" },
-  { name: "max-attempts", type: "int", default: 0, min: 0, max: 65535, help: "submit: attempts before the dead-letter queue (0: the coordinator's default)" },
-  { name: "timeout-ms", type: "int", default: 0, min: 0, help: "submit: per-attempt timeout (0: the coordinator's default)" },
-  { name: "delay-ms", type: "int", default: 0, min: 0, help: "submit: run no sooner than this long from now" },
-  { name: "deadline-ms", type: "int", default: 0, min: 0, help: "submit: fail with E_DEADLINE unless started within this long" },
-  { name: "backoff", type: "string", default: "", help: "submit: retry delays, exponential:DELAY_MS[:MAX_MS] or fixed:DELAY_MS" },
-  { name: "task-tags", type: "string", default: "", help: "submit: comma-separated tags a worker needs to run the task" },
-  { name: "depends-on", type: "string", default: "", help: "submit: comma-separated task ids that must complete first" },
-  { name: "key", type: "string", default: "", help: "submit: idempotency key (a resubmission returns the same task)" },
-  { name: "wait", type: "bool", default: false, help: "submit, workflow: wait until the task(s) end and print the outcome" },
-  { name: "offset", type: "int", default: 0, min: 0, help: "dlq list: skip this many" },
-  { name: "limit", type: "int", default: 100, min: 1, max: 1000, help: "dlq list: at most this many" },
-];
 
 export const COMMANDS = ["stats", "status", "submit", "wait", "cancel", "workflow", "dlq"] as const;
 

@@ -1,36 +1,16 @@
 // The `client` binary: a load generator by default, plus small commands
 // (stats, status) for scripts and people.
 
-import { CLIENT_SECURITY_FLAGS, clientSecurity, type ClientSecurity } from "../net/net-flags.ts";
+import { clientSecurity, type ClientSecurity } from "../net/net-flags.ts";
 import { unreachable } from "./reachability.ts";
-import { CONFIG_FLAG, parseFlags, helpText, UsageError, VERSION, type FlagSpec, type FlagValues } from "../cli/flags.ts";
+import { parseFlags, UsageError, VERSION, type FlagValues } from "../cli/flags.ts";
+import { binaryHelp, CURRENT_NAMES, FLAG_TABLES, KNOWN_NAMES, parseBinaryFlags } from "../cli/flag-registry.ts";
 import { parseHostPortList, type HostPort } from "../net/endpoints.ts";
-import { COMMAND_FLAGS, COMMANDS, COMMANDS_HELP, runCommand } from "./commands.ts";
+import { COMMANDS, COMMANDS_HELP, runCommand } from "./commands.ts";
 import { runLoad, stopOnInterrupt, type LoadReport } from "./load.ts";
 import { openLoopLines, runOpenLoop, type OpenLoopOptions, type OpenLoopReport } from "./open-loop.ts";
-import { MIXED_MIX, WORKLOADS, type WorkloadName } from "./workloads.ts";
+import { MIXED_MIX, type WorkloadName } from "./workloads.ts";
 
-export const CLIENT_FLAGS: readonly FlagSpec[] = [
-  { name: "port", short: "p", type: "int", default: 6000, min: 1, max: 65535, help: "port of the router (or a coordinator) on --host" },
-  { name: "host", short: "H", type: "string", default: "127.0.0.1", help: "host to connect to" },
-  { name: "servers", short: "s", type: "string", default: "", help: "comma-separated host:port list; connections spread over it and fail over along it" },
-  { name: "concurrency", short: "c", type: "int", default: 64, min: 1, max: 100000, help: "tasks in flight (closed loop: each finishes before the next starts)" },
-  { name: "tasks", short: "n", type: "int", default: 10000, min: 1, help: "tasks to run" },
-  { name: "type", short: "t", type: "string", default: "noop", choices: WORKLOADS, help: "workload" },
-  { name: "duration-ms", type: "number", default: 1, min: 0, max: 60000, help: "sleep/cpu task length" },
-  { name: "chunk-words", type: "int", default: 200, min: 1, max: 1000000, help: "wordcount: words per task" },
-  { name: "connections", type: "int", default: 1, min: 1, max: 1024, help: "TCP connections the load is spread over" },
-  { name: "seed", type: "int", default: 42, help: "seed of the workload generator" },
-  { name: "submit-attempts", type: "int", default: 20, min: 1, help: "tries per task at the client (queue full, connection lost) before it counts as failed" },
-  { name: "deadline-s", type: "number", default: 600, min: 1, help: "hard bound on the whole run; unfinished tasks count as failed" },
-  { name: "idempotency", type: "bool", default: true, help: "give each task an idempotency key so retries never duplicate it" },
-  ...CLIENT_SECURITY_FLAGS,
-  { name: "json", type: "bool", default: false, help: "print one JSON object instead of the table" },
-  { name: "rate", type: "number", default: 0, min: 0, max: 10000000, help: "open loop: offer this many tasks per second on a fixed schedule, latency counted from each task's intended send time (0: closed loop)" },
-  { name: "duration-s", type: "number", default: 10, min: 0.001, max: 86400, help: "open loop: how long the schedule runs; tasks = rate x duration, at most -n when -n is given" },
-  { name: "warmup-s", type: "number", default: 0, min: 0, max: 3600, help: "open loop: first run the same schedule this long, unmeasured, so this client's own JIT warm-up stays out of the latencies" },
-  { name: "max-in-flight", type: "int", default: 50000, min: 1, help: "open loop: tasks in flight at most; past it sending waits, and the lag counts as latency" },
-];
 
 const SUMMARY = `load generator and command-line client
 
@@ -51,12 +31,12 @@ export async function main(): Promise<void> {
   let values;
   let addresses: HostPort[];
   try {
-    values = parseFlags(ALL_FLAGS, argv, process.env, words);
+    values = parseBinaryFlags("client", argv, process.env, words);
     if (words.length > 0 && !COMMANDS.includes(words[0] as (typeof COMMANDS)[number])) {
       throw new UsageError(`unknown command "${words[0]}" (see --help)`);
     }
     if (values.help) {
-      process.stdout.write(helpText("client", `${SUMMARY}\n\n${COMMANDS_HELP}`, ALL_FLAGS, ["client -p 6000 -c 64 -n 10000 -t mixed", "client -p 5000 -n 20000 -t noop --json", "client submit sleep --payload '{\"ms\":100}' --wait", "client dlq list"]));
+      process.stdout.write(binaryHelp("client", `${SUMMARY}\n\n${COMMANDS_HELP}`, ["client -p 6000 -c 64 -n 10000 -t mixed", "client -p 5000 -n 20000 -t noop --json", "client submit sleep --payload '{\"ms\":100}' --wait", "client dlq list"]));
       return;
     }
     if (values.version) {
@@ -135,12 +115,10 @@ async function openLoop(common: Omit<OpenLoopOptions, "rate" | "durationS" | "in
   return warmup === undefined ? report : { ...report, warmup };
 }
 
-const ALL_FLAGS = [...CLIENT_FLAGS, ...COMMAND_FLAGS, CONFIG_FLAG];
-
 /** -n when it was given (flag, environment or config file), not its default: it only caps an open loop then. */
 function givenTaskCount(argv: string[]): number | undefined {
-  const unset = ALL_FLAGS.map((s) => (s.name === "tasks" ? { ...s, default: -1 } : s));
-  const tasks = parseFlags(unset, argv, process.env, []).tasks as number;
+  const unset = FLAG_TABLES.client.map((s) => (s.name === "tasks" ? { ...s, default: -1 } : s));
+  const tasks = parseFlags(unset, argv, process.env, { binary: "client", positionals: [], knownNames: KNOWN_NAMES, currentNames: CURRENT_NAMES }).tasks as number;
   return tasks === -1 ? undefined : tasks;
 }
 

@@ -1,63 +1,20 @@
 // Flags -> CoordinatorConfig -> a running Coordinator, with signal handling.
 
-import { parseOrExit, type FlagSpec } from "../cli/flags.ts";
-import { Logger, LOG_LEVELS, type LogLevel } from "../cli/log.ts";
+import { parseOrExit } from "../cli/flag-registry.ts";
+import { Logger, type LogLevel } from "../cli/log.ts";
 import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { stopOnSignals } from "../cli/signals.ts";
 import { exitOnUncaughtErrors } from "../cli/fatal.ts";
-import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
-import { SHARD_MAX } from "../core/task.ts";
 import { formatHostPort, parseHostPortList } from "../net/endpoints.ts";
 import { isLoopback } from "../net/auth.ts";
-import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
+import { netLimits, serverSecurity } from "../net/net-flags.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
 import { Coordinator, type CoordinatorConfig } from "./coordinator.ts";
 import { replicaIdFor } from "./replica-id.ts";
 import { StorageError } from "./storage-error.ts";
-import { DEFAULT_ETCD_PREFIX } from "../net/etcd-keys.ts";
 import { etcdSettings } from "../net/etcd-discovery.ts";
 
-const D = DEFAULT_SCHEDULER_OPTIONS;
-
-export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
-  { name: "port", short: "p", type: "int", default: 5000, min: 0, max: 65535, help: "TCP port to listen on (0: any free port, printed at start)" },
-  { name: "host", type: "string", default: "127.0.0.1", help: "address to listen on" },
-  { name: "shard", type: "int", default: 0, min: 0, max: SHARD_MAX, help: "shard this coordinator serves; task ids encode it" },
-  { name: "node-id", type: "string", default: "", help: "name in logs and stats (default: coordinator-<port>)" },
-  { name: "payload-bytes-max", type: "int", default: 1024 * 1024, min: 0, help: "largest task payload accepted; bigger submissions get E_TOO_LARGE" },
-  { name: "max-queue", type: "int", default: D.queueMax, min: 1, help: "unfinished tasks held before submissions get E_QUEUE_FULL" },
-  { name: "retained-max", type: "int", default: D.retainedMax, min: 0, help: "finished tasks kept for status/result queries (oldest evicted)" },
-  { name: "retained-ms", type: "int", default: D.retainedMs, min: 0, help: "how long finished tasks (and their results) are kept after they end" },
-  { name: "dlq-max", type: "int", default: D.dlqMax, min: 0, help: "failed tasks kept in the dead-letter queue (oldest evicted)" },
-  { name: "aging-ms", type: "int", default: D.agingMs, min: 1, help: "waiting this long counts as one priority level, so low priorities never starve" },
-  { name: "lease-ms", type: "int", default: D.leaseMs, min: 50, help: "lease length; worker heartbeats extend it up to the task's timeout" },
-  { name: "worker-timeout-ms", type: "int", default: D.workerTimeoutMs, min: 50, help: "a worker silent this long is lost; its tasks are retried" },
-  { name: "default-timeout-ms", type: "int", default: D.defaultTimeoutMs, min: 1, help: "task timeout when a submission gives none" },
-  { name: "max-attempts", type: "int", default: D.defaultMaxAttempts, min: 1, max: 65535, help: "attempts when a submission gives none" },
-  { name: "worker-slots-max", type: "int", default: 65536, min: 1, help: "largest credit a worker may announce" },
-  { name: "tick-ms", type: "int", default: 50, min: 1, max: 10000, help: "interval of lease and liveness checks" },
-  ...NET_LIMIT_FLAGS,
-  ...SERVER_LIMIT_FLAGS,
-  ...SERVER_SECURITY_FLAGS,
-  { name: "peer", type: "string", default: "", repeatable: true, help: "another coordinator of this shard, host:port (repeat or comma-separate); none: a single node" },
-  { name: "advertise", type: "string", default: "", help: "this node's host:port as its peers name it (default: --host:--port); ranks the start-up election" },
-  { name: "etcd", type: "string", default: "", help: "etcd endpoints (host:port or http://host:port, comma-separated): leadership, in-sync replicas and discovery live there instead of --peer election" },
-  { name: "etcd-prefix", type: "string", default: DEFAULT_ETCD_PREFIX, help: "key prefix of this cluster in etcd (several clusters may share one etcd)" },
-  { name: "etcd-lease-ttl-ms", type: "int", default: 1000, min: 1000, max: 60000, help: "TTL of this node's etcd lease (rounded to whole seconds; etcd may raise it); a leader stops acting before it can have expired, and failover waits for it" },
-  { name: "max-clock-offset-ms", type: "int", default: 500, min: 1, max: 3_600_000, help: "etcd mode: a replica whose wall clock is further than this from the primary's stays out of the in-sync replicas and refuses to lead" },
-  { name: "failover-timeout-ms", type: "int", default: 400, min: 10, max: 600000, help: "static --peer mode: a backup with no live primary this long promotes itself (x its rank); etcd mode fails over on the leader lease instead" },
-  { name: "backup-timeout-ms", type: "int", default: 1000, min: 0, max: 600000, help: "static mode: how long the primary holds acknowledgements for a lost backup before going on alone; etcd mode: how long an in-sync replica may lag (or be gone) before the primary removes it from the ISR in etcd" },
-  { name: "reconnect-min-ms", type: "int", default: 20, min: 1, help: "first delay before redialing a peer" },
-  { name: "reconnect-max-ms", type: "int", default: 500, min: 1, help: "longest delay between redials of a peer" },
-  { name: "snapshot-bytes-max", type: "int", default: 1024 * 1024 * 1024, min: 1024 * 1024, help: "largest snapshot sent to or accepted from a peer" },
-  { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
-  { name: "metrics-host", type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
-  { name: "data-dir", type: "string", default: "", help: "keep a write-ahead log and snapshots here (fsync before acknowledging); empty: in memory only, a crash of every replica loses the tasks" },
-  { name: "recover-from-peer", type: "bool", default: false, help: "with --data-dir and --peer or --etcd: move this replica's log and snapshot into DIR/set-aside-<time>/ (nothing is deleted) and rebuild it from the primary's snapshot; it leads only once it holds one (etcd: under a new replica id). For a replica whose data start-up refused as damaged; use once, then restart without it" },
-  { name: "wal-bytes-max", type: "int", default: 64 * 1024 * 1024, min: 65536, help: "log size after which a snapshot replaces it (disk use: one snapshot plus this)" },
-  { name: "log-level", type: "string", default: "info", choices: LOG_LEVELS, help: "least severe log level printed" },
-];
 
 /** A peer named twice, or this node itself, would count as another replica in every election. */
 function checkPeers(peers: string[], advertise: string): void {
@@ -114,7 +71,7 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
       leaseMs: v["lease-ms"] as number,
       workerTimeoutMs: v["worker-timeout-ms"] as number,
       defaultTimeoutMs: v["default-timeout-ms"] as number,
-      defaultMaxAttempts: v["max-attempts"] as number,
+      defaultMaxAttempts: v["default-max-attempts"] as number,
     },
   };
 }
@@ -129,7 +86,7 @@ function recoverFromPeer(v: Record<string, number | string | boolean>, hasPeers:
 
 export function main(): void {
   exitOnUncaughtErrors();
-  const values = parseOrExit("coordinator", "schedules tasks of one shard and leases them to workers", COORDINATOR_FLAGS, [
+  const values = parseOrExit("coordinator", "schedules tasks of one shard and leases them to workers", [
     "coordinator -p 5000",
     "coordinator -p 5000 --shard 1 --max-queue 100000",
     "coordinator -p 5000 --peer 127.0.0.1:5001   # with: coordinator -p 5001 --peer 127.0.0.1:5000",

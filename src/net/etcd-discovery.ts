@@ -21,10 +21,10 @@ export const DISCOVERY_RESYNC_MS = 30_000;
 
 export const ETCD_DISCOVERY_FLAGS: readonly FlagSpec[] = [
   {
-    name: "etcd", type: "string", default: "",
+    name: "etcd", meaning: "etcd endpoints, comma-separated: where the cluster's coordinators are registered (and, for a coordinator, led)", type: "string", default: "",
     help: `comma-separated etcd endpoints (host:port or URL): coordinators are found under <etcd-prefix>/shards/<shard>/members/ and dialled or dropped as they come and go (listed again after a watch error, backing off ${DISCOVERY_RETRY_MIN_MS} ms to ${DISCOVERY_RETRY_MAX_MS} ms, and every ${DISCOVERY_RESYNC_MS / 1000} s)`,
   },
-  { name: "etcd-prefix", type: "string", default: DEFAULT_ETCD_PREFIX, help: "the cluster's key prefix in etcd (with --etcd)" },
+  { name: "etcd-prefix", meaning: "the cluster's key prefix in etcd", type: "string", default: DEFAULT_ETCD_PREFIX, help: "the cluster's key prefix in etcd (with --etcd)" },
 ];
 
 export interface EtcdSettings {

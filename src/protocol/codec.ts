@@ -13,7 +13,7 @@ const MESSAGE_HEADER_BYTES = 5;
 export const FRAME_SOFT_BYTES = 256 * 1024;
 /**
  * ... or holds this many messages, so no sender of ours exceeds a receiver's
- * --batch-max (whose smallest allowed value this is).
+ * --frame-batch-max (whose smallest allowed value this is).
  */
 export const FRAME_SOFT_MESSAGES = 4096;
 

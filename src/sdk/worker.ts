@@ -8,7 +8,8 @@ import { resolve } from "node:path";
 import { Logger, type LogLevel } from "../cli/log.ts";
 import { parseHostPort, type HostPort } from "../net/endpoints.ts";
 import { inProcessHandlers } from "../worker/handlers.ts";
-import { WORKER_FLAGS, workerConfig } from "../worker/main.ts";
+import { workerConfig } from "../worker/main.ts";
+import { WORKER_FLAGS } from "../worker/flag-table.ts";
 import { WorkerNode, type WorkerCounters } from "../worker/worker.ts";
 import type { Handlers } from "./handlers.ts";
 import type { AnyTasks, TaskTypes } from "./task-handle.ts";
@@ -72,7 +73,7 @@ export async function createWorker<M extends TaskTypes<M> = AnyTasks>(options: W
   const defaults = Object.fromEntries(WORKER_FLAGS.map((f) => [f.name, f.default]));
   const threads = options.threads ?? (modules === undefined ? 1 : 2);
   const config = {
-    ...workerConfig({ ...defaults, concurrency: options.concurrency ?? 128, threads }, executorThreadModule()),
+    ...workerConfig({ ...defaults, "thread-concurrency": options.concurrency ?? 128, threads }, executorThreadModule()),
     coordinators: options.servers.map((s) => (typeof s === "string" ? parseHostPort(s) : s)),
     nodeId: options.nodeId ?? `worker-${process.pid}`,
     tags: options.tags ?? [],

@@ -6,6 +6,7 @@ import { LIVE_INTERVAL_MS_MIN, type TopConfig } from "./config.ts";
 import { TopModel, type DashboardView } from "./model.ts";
 import { render } from "./render.ts";
 import { Screen } from "./screen.ts";
+import { shardsOf, stepShard } from "./shard-detail.ts";
 import { StatsSource } from "./stats-source.ts";
 
 const QUIT_KEYS = new Set(["q", "Q", "CTRL_C", "CTRL_D", "ESCAPE"]);
@@ -14,15 +15,17 @@ const HELP_KEYS = new Set(["?", "h", "H"]);
 /** Runs until the user quits; then restores the terminal and exits the process. */
 export async function runDashboard(config: TopConfig): Promise<never> {
   const model = new TopModel(config.historyMax);
-  const source = new StatsSource({ target: config.target, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
+  const source = new StatsSource({ targets: config.targets, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
   let view: DashboardView | undefined;
   let wake: (() => void) | undefined;
   let help = false;
+  let selectedShard: number | undefined;
+  let detail = false;
 
   // --interval-ms 0 means "one poll" for --once; live, it would spin on the server.
   const intervalMs = Math.max(LIVE_INTERVAL_MS_MIN, config.intervalMs);
   const draw = () =>
-    screen.draw(render(view, { target: source.address, width: screen.width, height: screen.height, nowMs: Date.now(), intervalMs, live: true, help }));
+    screen.draw(render(view, { target: source.address, width: screen.width, height: screen.height, nowMs: Date.now(), intervalMs, live: true, help, selectedShard, detail }));
   const quit = (code: number, why?: string): never => {
     screen.close();
     source.close();
@@ -31,9 +34,23 @@ export async function runDashboard(config: TopConfig): Promise<never> {
   };
   const screen = new Screen({
     onKey: (name) => {
-      // Esc closes the help first; it quits only from the tables.
+      // Esc closes the help or the shard view first; it quits only from the tables.
       if (HELP_KEYS.has(name) || (help && name === "ESCAPE")) {
         help = !help;
+        draw();
+      } else if (detail && name === "ESCAPE") {
+        detail = false;
+        draw();
+      } else if (name === "UP" || name === "DOWN") {
+        selectedShard = stepShard(shardsOf(view), selectedShard, name === "UP" ? -1 : 1);
+        draw();
+      } else if (/^[0-9]$/.test(name)) {
+        selectedShard = Number(name);
+        detail = true;
+        draw();
+      } else if (name === "ENTER" || name === "KP_ENTER") {
+        selectedShard ??= shardsOf(view)[0];
+        detail = !detail && selectedShard !== undefined;
         draw();
       } else if (QUIT_KEYS.has(name)) quit(0);
       // Any other key polls now: handy after restarting a node.

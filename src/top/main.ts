@@ -1,11 +1,11 @@
 // Flags -> TopConfig -> either one plain frame (--once) or the live dashboard.
 
-import { parseOrExit } from "../cli/flags.ts";
-import { TOP_EXAMPLES, TOP_FLAGS, TOP_SUMMARY, topConfig, type TopConfig } from "./config.ts";
+import { parseOrExit } from "../cli/flag-registry.ts";
+import { TOP_EXAMPLES, TOP_SUMMARY, topConfig, type TopConfig } from "./config.ts";
 import { runOnce } from "./once.ts";
 
 export async function main(): Promise<void> {
-  const values = parseOrExit("top", TOP_SUMMARY, TOP_FLAGS, TOP_EXAMPLES);
+  const values = parseOrExit("top", TOP_SUMMARY, TOP_EXAMPLES);
   let config: TopConfig;
   try {
     config = topConfig(values);

@@ -10,9 +10,11 @@ import { StatsSource } from "./stats-source.ts";
 /** Prints the frame (or the error on stderr) and returns the exit status: 0 ok, 1 unreachable. */
 export async function runOnce(config: TopConfig): Promise<number> {
   const model = new TopModel(config.historyMax);
-  const source = new StatsSource({ target: config.target, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
+  const source = new StatsSource({ targets: config.targets, timeoutMs: config.timeoutMs, token: config.token, tls: config.tls });
   try {
     let view: DashboardView = model.observe(await source.poll());
+    // With several --servers, the first that answers (a failed poll moves on to the next).
+    for (let tried = 1; view.error !== undefined && tried < config.targets.length; tried++) view = model.observe(await source.poll());
     if (view.error === undefined && config.intervalMs > 0) {
       await Bun.sleep(config.intervalMs);
       view = model.observe(await source.poll());

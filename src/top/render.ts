@@ -5,10 +5,11 @@
 import type { CoordinatorStats, WorkerInfo } from "../protocol/messages.ts";
 import { count, duration, fit, fittedTable, millis, rate, type Column } from "./format.ts";
 import type { CoordinatorView, DashboardView } from "./model.ts";
+import { shardDetailLines } from "./shard-detail.ts";
 import { sparkline } from "./sparkline.ts";
 
 /** How the shell paints a line; --once ignores it. */
-export type LineStyle = "title" | "heading" | "normal" | "error" | "dim" | "spark";
+export type LineStyle = "title" | "heading" | "normal" | "error" | "dim" | "spark" | "selected";
 
 export interface Line {
   text: string;
@@ -29,6 +30,10 @@ export interface RenderOptions {
   live: boolean;
   /** Show the help overlay instead of the tables. */
   help?: boolean;
+  /** The shard picked with the arrow or number keys: its rows are highlighted. */
+  selectedShard?: number;
+  /** Show the selected shard's replicas instead of the tables. */
+  detail?: boolean;
 }
 
 /** Narrowest sparkline worth drawing; below it the line shows only the numbers. */
@@ -55,13 +60,14 @@ const WORKER_COLUMNS: readonly Column[] = [
 export function render(view: DashboardView | undefined, options: RenderOptions): Line[] {
   const lines: Line[] = [titleLine(view, options)];
   if (options.help === true) return finish([...lines, ...HELP], options);
+  if (options.detail === true && options.selectedShard !== undefined) return finish([...lines, ...shardDetailLines(view, options.selectedShard, options.width)], options);
   if (view === undefined) {
     lines.push({ text: `connecting to ${options.target} ...`, style: "dim" });
     return finish(lines, options);
   }
   if (view.error !== undefined) lines.push(...errorLines(view, options));
   lines.push(...summaryLines(view, options));
-  const coordinators = coordinatorSection(view, options.width);
+  const coordinators = coordinatorSection(view, options.width, options.selectedShard);
   const workers = workerSection(view, options.width);
   // Workers are the list that grows with the cluster; they give way first.
   const budget = options.height - lines.length - sectionLength(coordinators) - workers.before.length - workers.after.length;
@@ -69,7 +75,7 @@ export function render(view: DashboardView | undefined, options: RenderOptions):
   lines.push(...workers.before, ...limitRows(workers.rows, budget, "worker links"), ...workers.after);
   // While top cannot reach the server the figures are the last ones it got: greyed out.
   const stale = view.error !== undefined;
-  return finish(stale ? lines.map((l) => (l.style === "normal" || l.style === "spark" ? { ...l, style: "dim" } : l)) : lines, options);
+  return finish(stale ? lines.map((l) => (l.style === "normal" || l.style === "spark" || l.style === "selected" ? { ...l, style: "dim" } : l)) : lines, options);
 }
 
 /** The frame as text: what `top --once` prints. */
@@ -81,7 +87,7 @@ function titleLine(view: DashboardView | undefined, o: RenderOptions): Line {
   const target = view?.target ?? o.target;
   const role = view?.serverRole !== undefined ? ` (${view.serverRole})` : "";
   const parts = [`top  ${target}${role}`, clock(o.nowMs)];
-  if (o.live) parts.push(`every ${duration(o.intervalMs)}`, o.help === true ? "? or Esc closes help" : "q quits  ? help");
+  if (o.live) parts.push(`every ${duration(o.intervalMs)}`, o.help === true ? "? or Esc closes help" : "q quits  ? help  Enter shard");
   return { text: parts.join("  |  "), style: "title" };
 }
 
@@ -147,7 +153,7 @@ function sectionLength(s: Section): number {
   return s.before.length + s.rows.length + s.after.length;
 }
 
-function coordinatorSection(view: DashboardView, width: number): Section {
+function coordinatorSection(view: DashboardView, width: number, selectedShard: number | undefined): Section {
   const sorted = [...view.coordinators].sort(
     (a, b) => (a.stats?.shard ?? Infinity) - (b.stats?.shard ?? Infinity) || a.address.localeCompare(b.address),
   );
@@ -158,7 +164,7 @@ function coordinatorSection(view: DashboardView, width: number): Section {
       { text: `COORDINATORS (${view.coordinators.length})`, style: "heading" },
       { text: header!, style: "dim" },
     ],
-    rows: rows.map((text, i) => ({ text, style: sorted[i]!.reachable ? "normal" : "error" })),
+    rows: rows.map((text, i) => ({ text, style: !sorted[i]!.reachable ? "error" : sorted[i]!.stats?.shard === selectedShard ? "selected" : "normal" })),
     after: sorted
       .filter((c) => !c.reachable)
       .map((c) => ({ text: `coordinator ${c.address} unreachable: ${c.error ?? "no stats"}`, style: "error" })),
@@ -220,6 +226,9 @@ const HELP: readonly Line[] = [
   { text: "KEYS", style: "heading" },
   { text: "  q, Ctrl-C       quit (Esc too, when this help is closed)", style: "normal" },
   { text: "  ? or h          open or close this help", style: "normal" },
+  { text: "  Up/Down, 0-9    select a shard (its rows are highlighted); a digit opens it", style: "normal" },
+  { text: "  Enter           open or close the selected shard: replicas, roles, ISR, epoch, lag", style: "normal" },
+  { text: "  Esc             close this help or the shard view", style: "normal" },
   { text: "  any other key   poll now", style: "normal" },
   { text: "", style: "normal" },
   { text: "COORDINATORS", style: "heading" },

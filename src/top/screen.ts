@@ -94,6 +94,8 @@ function paint(t: Terminal, style: LineStyle, text: string): void {
       return void t.brightBlack.noFormat(text);
     case "spark":
       return void t.green.noFormat(text);
+    case "selected":
+      return void t.inverse.noFormat(text);
     case "normal":
       return void t.noFormat(text);
   }

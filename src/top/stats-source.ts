@@ -1,5 +1,5 @@
 // Where top's polls come from: one SDK connection, dialed again (a fresh
-// SchedulerClient) on the poll after any failure, every step bounded by a
+// SchedulerClient, to the next of its --servers) on the poll after any failure, every step bounded by a
 // timeout so a hung server shows up as an error instead of a frozen screen.
 
 import type { HostPort } from "../net/endpoints.ts";
@@ -9,7 +9,8 @@ import { SchedulerClient } from "../sdk/client.ts";
 import type { Poll } from "./model.ts";
 
 export interface StatsSourceOptions {
-  target: HostPort;
+  /** Polled one at a time: a failed poll moves on to the next (round robin). */
+  targets: readonly HostPort[];
   timeoutMs: number;
   token?: string;
   tls?: ClientTls;
@@ -25,11 +26,17 @@ export class StatsSource {
   /** Remembered across reconnects so the error can say what went away. */
   private role: Role | undefined;
   private readonly now: () => number;
-  readonly address: string;
+  private current = 0;
 
   constructor(private readonly options: StatsSourceOptions) {
+    if (options.targets.length === 0) throw new Error("StatsSource needs at least one address");
     this.now = options.now ?? Date.now;
-    this.address = `${options.target.host}:${options.target.port}`;
+  }
+
+  /** The address polled now, host:port. */
+  get address(): string {
+    const t = this.options.targets[this.current]!;
+    return `${t.host}:${t.port}`;
   }
 
   /** Never rejects: a failure is a Poll with ok: false, and drops the connection for the next try. */
@@ -42,7 +49,9 @@ export class StatsSource {
     } catch (err) {
       this.drop();
       const what = this.role ?? "server";
-      return { ok: false, atMs: this.now(), target: this.address, error: `${what} ${this.address} unreachable: ${message(err)}` };
+      const failed = this.address;
+      this.current = (this.current + 1) % this.options.targets.length;
+      return { ok: false, atMs: this.now(), target: failed, error: `${what} ${failed} unreachable: ${message(err)}` };
     }
   }
 
@@ -53,7 +62,7 @@ export class StatsSource {
   private async connected(): Promise<SchedulerClient> {
     if (this.client !== undefined && !this.client.closed) return this.client;
     this.drop();
-    const connecting = SchedulerClient.connect(this.options.target, { nodeId: `top-${process.pid}`, token: this.options.token, tls: this.options.tls });
+    const connecting = SchedulerClient.connect(this.options.targets[this.current]!, { nodeId: `top-${process.pid}`, token: this.options.token, tls: this.options.tls });
     // A dial that completes after we gave up must not leak a connection.
     const client = await withTimeout(connecting, this.options.timeoutMs, "connect", (late) => late.close());
     this.client = client;

@@ -83,7 +83,7 @@ async function until(what: string, check: () => boolean, ms: number): Promise<vo
 test("a router lost mid-run is said when it happens; Ctrl-C prints the report so far and exits 130", async () => {
   cluster = new Cluster();
   const shard = await cluster.coordinator();
-  cluster.worker([shard.port], ["-w", "2", "--concurrency", "32"]);
+  cluster.worker([shard.port], ["-w", "2", "--thread-concurrency", "32"]);
   await cluster.workersJoined(shard.port, 1);
   const [a, b] = [await cluster.router([shard.port]), await cluster.router([shard.port])];
   const run = longRun([a.port, b.port]);

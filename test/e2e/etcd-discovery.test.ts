@@ -59,7 +59,7 @@ test.skipIf(!etcdAvailable())("router and worker follow the coordinators registe
   await register(m0);
   await register(m1);
   const etcdFlags = ["--etcd", etcd!.endpoint, "--etcd-prefix", PREFIX, "--log-level", "warn"];
-  // No -s and no -p/--coordinators: everything comes from etcd.
+  // No -s/--servers and no -p: everything comes from etcd.
   const router = await cluster.server("router", etcdFlags);
   cluster.spawn("worker", [...etcdFlags, "-w", "2"]);
   await cluster.workersJoined(router.port, 2);

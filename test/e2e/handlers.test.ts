@@ -270,7 +270,7 @@ describe("a handler module that must not load stops the compiled worker at start
 
   test.each(cases)("a module that %s", async (_what, modules, message) => {
     // Nothing listens on the coordinator port: the worker must fail before it ever dials.
-    const args = ["--coordinators", `127.0.0.1:${freePort()}`, "-w", "2", "--log-level", "warn", ...modules.flatMap((m) => ["--handlers", m])];
+    const args = ["--servers", `127.0.0.1:${freePort()}`, "-w", "2", "--log-level", "warn", ...modules.flatMap((m) => ["--handlers", m])];
     const run = await runToExit([binary("worker"), ...args], EXIT_WAIT_MS);
     expect(run.code).not.toBe(0);
     expect(run.code).not.toBe(137); // not our SIGKILL at the bound: it exited by itself

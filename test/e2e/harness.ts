@@ -111,7 +111,7 @@ export class Cluster {
   }
 
   worker(coordinatorPorts: number[], args: string[] = []): Started {
-    const s = this.spawn("worker", ["--coordinators", coordinatorPorts.map((p) => `127.0.0.1:${p}`).join(","), "--log-level", "warn", ...this.security.workerArgs, ...args]);
+    const s = this.spawn("worker", ["--servers", coordinatorPorts.map((p) => `127.0.0.1:${p}`).join(","), "--log-level", "warn", ...this.security.workerArgs, ...args]);
     return { ...s, port: 0 };
   }
 

@@ -41,7 +41,7 @@ test("a pair with 1,000 tasks queued behind one busy worker slot logs, commits a
   const nodes = await Promise.all(ports.map((port, i) => cluster.replica(port, ports, [
     "--data-dir", join(dataRoot, String(i)), "--worker-timeout-ms", LIVENESS_MS, "--lease-ms", LIVENESS_MS,
   ])));
-  cluster.worker(ports, ["-w", "1", "--concurrency", "1"]);
+  cluster.worker(ports, ["-w", "1", "--thread-concurrency", "1"]);
   const clients = await Promise.all(ports.map((port) => SchedulerClient.connect({ host: "127.0.0.1", port })));
   const stats = async () => Promise.all(clients.map(async (c) => (await c.clusterStats()).coordinators[0]!.stats!));
   try {

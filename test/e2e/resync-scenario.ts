@@ -104,7 +104,7 @@ export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promi
   const backupPort = ports[1 - primaryAt]!;
   clients[1 - primaryAt]!.close();
   const client = clients[primaryAt]!;
-  cluster.worker(ports, ["-w", "1", "--concurrency", "1"]);
+  cluster.worker(ports, ["-w", "1", "--thread-concurrency", "1"]);
   try {
     await waitFor("the worker on the primary", async () => ((await primaryStats(client)).workers.length === 1 ? true : undefined));
     // Submitted first, so each runs before anything queued after it: the slot stays busy for them all.

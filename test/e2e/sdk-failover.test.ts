@@ -29,7 +29,7 @@ test("kill -9 of the router in use mid-run: every task completes, none twice by 
   const shard0 = await cluster.coordinator(["--shard", "0"]);
   const shard1 = await cluster.coordinator(["--shard", "1"]);
   // Few slots, so the run lasts long enough (about a second) for the kill to land in it.
-  cluster.worker([shard0.port, shard1.port], ["-w", "2", "--concurrency", "4"]);
+  cluster.worker([shard0.port, shard1.port], ["-w", "2", "--thread-concurrency", "4"]);
   const doomed = await cluster.router([shard0.port, shard1.port]);
   const survivor = await cluster.router([shard0.port, shard1.port]);
   await cluster.workersJoined(doomed.port, 2);

@@ -43,7 +43,7 @@ test("SIGTERM to the primary mid-run: handover to the backup, every task complet
 test("SIGTERM to a worker: it takes nothing new and its running tasks finish there", async () => {
   cluster = new Cluster();
   const coordinator = await cluster.coordinator();
-  const leaving = cluster.worker([coordinator.port], ["-w", "1", "--concurrency", "4", "--log-level", "info"]);
+  const leaving = cluster.worker([coordinator.port], ["-w", "1", "--thread-concurrency", "4", "--log-level", "info"]);
   await cluster.workersJoined(coordinator.port, 1);
   const client = await SchedulerClient.connect({ host: "127.0.0.1", port: coordinator.port });
   const first = await Promise.all(Array.from({ length: 4 }, () => client.submit("sleep", { ms: 800 })));

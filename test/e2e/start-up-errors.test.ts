@@ -23,7 +23,7 @@ test("a coordinator, a router, and the metrics ports of a worker and a coordinat
     ["coordinator", ["-p", String(held.port)]],
     ["router", ["-p", String(held.port), "-s", "127.0.0.1:1"]],
     ["router", ["-p", "0", "-s", "127.0.0.1:1", "--http-port", String(held.port)]],
-    ["worker", ["-c", "127.0.0.1:1", "--metrics-port", String(held.port)]],
+    ["worker", ["-s", "127.0.0.1:1", "--metrics-port", String(held.port)]],
     ["coordinator", ["-p", "0", "--metrics-port", String(held.port)]],
   ] as const) {
     const { code, out } = await run(binary, [...args]);

@@ -95,7 +95,7 @@ describe("top --help and --once", () => {
   test("--help documents every flag with its default", async () => {
     const run = await runTop(["--help"]);
     expect(run.code).toBe(0);
-    for (const flag of ["--port <int>", "--host <value>", "--server <value>", "--interval-ms <int>", "--timeout-ms <int>", "--history <int>", "--once"]) {
+    for (const flag of ["--port <int>", "--host <value>", "--servers <value>", "--interval-ms <int>", "--poll-timeout-ms <int>", "--history <int>", "--once"]) {
       expect(run.stdout).toContain(flag);
     }
     expect(run.stdout).toContain("(default: 6000)");
@@ -128,6 +128,13 @@ describe("top --help and --once", () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`completed ${TASKS}`);
     expect(run.stdout).toContain("throughput - tasks/s");
+  }, TEST_TIMEOUT_MS);
+
+  test("--once -s A,B: an address that does not answer is passed over for the next", async () => {
+    const run = await runTop(["--once", "-s", `127.0.0.1:${closedPort()},127.0.0.1:${coordinator.port}`, "--interval-ms", "0"]);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(run.stdout).toContain(`top  127.0.0.1:${coordinator.port}`);
+    expect(run.stdout).toContain(`completed ${TASKS}`);
   }, TEST_TIMEOUT_MS);
 
   test("--once exits 1 with the error on stderr when nothing listens", async () => {
@@ -258,6 +265,7 @@ describe.skipIf(!TMUX)("top in a real terminal (tmux)", () => {
     });
     tmux(session, "send-keys", "-t", session, "?");
     await waitFor("the help overlay", () => (capture(session).includes("open or close this help") ? true : undefined));
+    expect(capture(session)).toContain("Up/Down, 0-9");
     expect(exited(pid)).toBe(false);
     tmux(session, "send-keys", "-t", session, "Escape");
     await waitFor("the tables back after Esc", () => (capture(session).includes("COORDINATORS") ? true : undefined));
@@ -278,6 +286,42 @@ describe.skipIf(!TMUX)("top in a real terminal (tmux)", () => {
       return !s.includes("unreachable") && s.includes("coordinators 1/1 reachable") && /WORKERS \(1 link\)/.test(s) ? true : undefined;
     });
 
+    await expectQuitRestoresTerminal(session, pid, "q");
+  }, TEST_TIMEOUT_MS);
+
+  test("opens a shard's detail view (replicas, roles, in sync, epoch, lag) at 80x24 and 200x50, and closes it", async () => {
+    // A replica pair behind a router: the router's stats carry both replicas of shard 0.
+    const pair = await cluster.replicas(2);
+    const { primary, backup } = await cluster.pairInSync(pair);
+    const router = await cluster.router([primary.port, backup.port]);
+    const session = "detail";
+    const pid = startTopInTmux(session, ["-p", String(router.port), "--interval-ms", "200"]);
+    tmux(session, "resize-window", "-t", session, "-x", "80", "-y", "24");
+    await waitFor("both replicas in the tables", () => (capture(session).includes("coordinators 2/2 reachable") ? true : undefined));
+    tmux(session, "send-keys", "-t", session, "Down");
+    tmux(session, "send-keys", "-t", session, "Enter");
+    const small = await waitFor("the shard view at 80x24", () => {
+      const lines = capture(session).trimEnd().split("\n");
+      return lines.some((l) => l.startsWith("SHARD 0   2 replicas")) && lines.some((l) => l.startsWith(`127.0.0.1:${backup.port}`)) ? lines : undefined;
+    });
+    expect(small.length).toBeLessThanOrEqual(24);
+    for (const l of small) expect(l.trimEnd().length).toBeLessThanOrEqual(80);
+    const header = small.find((l) => l.startsWith("ADDRESS"))!;
+    for (const column of ["ROLE", "EPOCH", "APPLIED", "LAG", "IN SYNC"]) expect(header).toContain(column);
+    expect(small.find((l) => l.startsWith(`127.0.0.1:${primary.port}`))).toMatch(/primary\s+\d+\s+[\d,]+\s+-\s+1 in sync/);
+    await waitFor("the backup in sync, lag 0", () => (/backup\s+\d+\s+[\d,]+\s+0\s+in sync/.test(capture(session)) ? true : undefined));
+
+    tmux(session, "resize-window", "-t", session, "-x", "200", "-y", "50");
+    await waitFor("every replica column at 200x50", () => {
+      const h = capture(session).split("\n").find((l) => l.startsWith("ADDRESS"));
+      return h !== undefined && ["NODE", "ROLE", "EPOCH", "APPLIED", "LAG", "IN SYNC", "FOLLOWING", "UPTIME"].every((c) => h.includes(c)) ? true : undefined;
+    });
+    expect(capture(session)).toContain(`127.0.0.1:${primary.port}`);
+    tmux(session, "send-keys", "-t", session, "Escape");
+    await waitFor("the tables back after Esc", () => (capture(session).includes("COORDINATORS (2)") ? true : undefined));
+    expect(exited(pid)).toBe(false);
+    tmux(session, "send-keys", "-t", session, "0");
+    await waitFor("the shard view on the digit 0", () => (capture(session).includes("SHARD 0   2 replicas") ? true : undefined));
     await expectQuitRestoresTerminal(session, pid, "q");
   }, TEST_TIMEOUT_MS);
 

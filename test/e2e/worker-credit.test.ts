@@ -26,7 +26,7 @@ describe("one worker serving two coordinators", () => {
     const shard0 = await cluster.coordinator(["--shard", "0"]);
     const shard1 = await cluster.coordinator(["--shard", "1"]);
     ports = [shard0.port, shard1.port];
-    cluster.worker(ports, ["-w", "1", "--concurrency", String(CONCURRENCY), "--handlers", COUNTING_HANDLERS, "--heartbeat-ms", "100"]);
+    cluster.worker(ports, ["-w", "1", "--thread-concurrency", String(CONCURRENCY), "--handlers", COUNTING_HANDLERS, "--heartbeat-ms", "100"]);
     await cluster.workersJoined(shard0.port, 1);
     await cluster.workersJoined(shard1.port, 1);
     a = await SchedulerClient.connect({ host: "127.0.0.1", port: shard0.port });

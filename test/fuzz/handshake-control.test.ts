@@ -33,7 +33,7 @@ const SEEDS = [1, 0xbad];
 const CASES = 1_200;
 /** Messages after the HELLO in one case. */
 const MESSAGES_MAX = 6;
-// Default batch-max: the router batches many clients' messages per frame to its coordinator (see the report on --batch-max).
+// Default batch-max: the router batches many clients' messages per frame to its coordinator (see the report on --frame-batch-max).
 const LIMITS: NetLimits = { ...DEFAULT_NET_LIMITS, frameBytesMax: 1 << 20 };
 const TICK_MS = 10;
 const DEADLINE_MS = 5_000;

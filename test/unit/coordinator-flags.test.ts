@@ -2,7 +2,8 @@
 
 import { expect, test } from "bun:test";
 import { parseFlags } from "../../src/cli/flags.ts";
-import { COORDINATOR_FLAGS, coordinatorConfig } from "../../src/coordinator/main.ts";
+import { coordinatorConfig } from "../../src/coordinator/main.ts";
+import { COORDINATOR_FLAGS } from "../../src/coordinator/flag-table.ts";
 
 const config = (args: string[]) => coordinatorConfig(parseFlags(COORDINATOR_FLAGS, args, {}));
 

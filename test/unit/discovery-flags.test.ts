@@ -4,8 +4,10 @@
 import { describe, expect, test } from "bun:test";
 import { parseFlags } from "../../src/cli/flags.ts";
 import { DEFAULT_ETCD_PREFIX } from "../../src/net/etcd-keys.ts";
-import { ROUTER_FLAGS, routerConfig } from "../../src/router/main.ts";
-import { WORKER_FLAGS, workerConfig } from "../../src/worker/main.ts";
+import { routerConfig } from "../../src/router/main.ts";
+import { ROUTER_FLAGS } from "../../src/router/flag-table.ts";
+import { workerConfig } from "../../src/worker/main.ts";
+import { WORKER_FLAGS } from "../../src/worker/flag-table.ts";
 
 const router = (argv: string[]) => routerConfig(parseFlags(ROUTER_FLAGS, argv, {}));
 const worker = (argv: string[]) => workerConfig(parseFlags(WORKER_FLAGS, argv, {}), "executor.js");
@@ -35,7 +37,7 @@ describe("router", () => {
 });
 
 describe("worker", () => {
-  test("no -p, no --coordinators, no --etcd: the coordinator on the default port", () => {
+  test("no -p, no --servers, no --etcd: the coordinator on the default port", () => {
     expect(worker([]).coordinators).toEqual([at(5000)]);
     expect(worker(["-H", "10.0.0.1"]).coordinators).toEqual([{ host: "10.0.0.1", port: 5000 }]);
   });
@@ -46,8 +48,8 @@ describe("worker", () => {
     expect(c.etcd?.endpoints).toEqual(["http://127.0.0.1:2379"]);
   });
 
-  test("--etcd with -p or --coordinators keeps those too", () => {
+  test("--etcd with -p or --servers keeps those too", () => {
     expect(worker(["--etcd", "127.0.0.1:2379", "-p", "5200"]).coordinators).toEqual([at(5200)]);
-    expect(worker(["--etcd", "127.0.0.1:2379", "--coordinators", "127.0.0.1:5300,127.0.0.1:5301"]).coordinators).toEqual([at(5300), at(5301)]);
+    expect(worker(["--etcd", "127.0.0.1:2379", "--servers", "127.0.0.1:5300,127.0.0.1:5301"]).coordinators).toEqual([at(5300), at(5301)]);
   });
 });

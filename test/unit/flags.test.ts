@@ -56,6 +56,10 @@ describe("parseFlags", () => {
     expect(usageError(["--json=maybe"])).toContain("--json");
   });
 
+  test("a short flag may hold its value: -p5000", () => {
+    expect(parse(["-p5000"]).port).toBe(5000);
+  });
+
   test("a bool flag does not swallow the next argument", () => {
     expect(parse(["--json", "-p", "1"])).toMatchObject({ json: true, port: 1 });
   });
@@ -97,7 +101,7 @@ describe("parseFlags", () => {
   test("unknown flags, positional arguments and missing values are errors", () => {
     expect(usageError(["--nope"])).toContain('"--nope"');
     expect(usageError(["extra"])).toContain('"extra"');
-    expect(usageError(["-p=5000"])).toContain('"-p=5000"'); // = only with long names
+    expect(usageError(["-p=5000"])).toContain('"=5000" is not an integer'); // = only with long names
     expect(usageError(["--port"])).toContain("--port needs a value");
     expect(usageError(["-p", "1", "-w"])).toContain("--workers needs a value");
   });
