@@ -1,0 +1,165 @@
+// The router's web dashboard in a real headless browser (Debian's chromium,
+// driven by puppeteer-core) against a live cluster with tokens: the shard
+// table, a chart that moves while a client runs, a dead letter requeued from
+// the page until it completes, a task error shown as text (not run as HTML),
+// and a read token that can neither click requeue nor force it past the server.
+//   DASHBOARD_SCREENSHOTS=1 bun test --timeout 120000 test/e2e/dashboard.test.ts   (rewrites docs/dashboard*.png)
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Browser, Page } from "puppeteer-core";
+import { Cluster, freePort, waitFor } from "./harness.ts";
+import { TOKENS, writeTokensFile } from "./tokens.ts";
+
+// What the functions run inside the page use of the browser (the project's TypeScript has no DOM library).
+declare const document: { getElementById(id: string): { textContent: string | null } | null; querySelector(selector: string): unknown; querySelectorAll(selector: string): { length: number } };
+declare const window: { __injected?: number };
+type Canvas = { toDataURL(): string; dataset: Record<string, string> };
+type Button = { disabled: boolean; click(): void };
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM): the dashboard's browser test is skipped`;
+if (missing !== undefined) console.warn(missing);
+const DOCS = resolve(import.meta.dir, "../../docs");
+const SCREENSHOTS = process.env.DASHBOARD_SCREENSHOTS === "1";
+const FAIL_ONCE = resolve(import.meta.dir, "fixtures/dashboard-handlers.ts");
+/** A task error that would run script if the page ever put it in as HTML. */
+const HOSTILE_ERROR = `<img src=x onerror="window.__injected=1"><script>window.__injected=2</script>`;
+
+let cluster: Cluster;
+let browser: Browser;
+let base = "";
+let routerPort = 0;
+let dir = "";
+
+beforeAll(async () => {
+  if (missing !== undefined) return;
+  dir = mkdtempSync(join(tmpdir(), "dashboard-test-"));
+  const tokens = join(dir, "tokens");
+  writeTokensFile(tokens);
+  cluster = new Cluster({
+    serverArgs: ["--tokens", tokens], workerArgs: ["--token", TOKENS.worker], clientArgs: ["--token", TOKENS.submit], sdk: { token: TOKENS.replica },
+  });
+  // Shard 0 a replica pair, shard 1 one coordinator: the table shows a primary, a backup and lag.
+  const pair = await cluster.replicas(2, ["--shard", "0"]);
+  const shard1 = await cluster.coordinator(["--shard", "1"]);
+  const ports = [...pair.map((p) => p.port), shard1.port];
+  cluster.worker(ports, ["-w", "4", "--handlers", FAIL_ONCE]);
+  const httpPort = freePort();
+  const router = await cluster.router(ports, ["--http-port", String(httpPort)]);
+  base = `http://127.0.0.1:${httpPort}`;
+  routerPort = router.port;
+  await cluster.workersJoined(router.port, 2);
+  await cluster.pairInSync(pair);
+  const puppeteer = await import("puppeteer-core");
+  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await cluster?.stopAll();
+  if (dir !== "") rmSync(dir, { recursive: true, force: true });
+});
+
+/** A page with `token` in use, failing the test on any script error or CSP violation it reports. */
+async function openDashboard(token: string, access: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 1000 });
+  const problems: string[] = [];
+  page.on("pageerror", (err) => problems.push(`page error: ${String(err)}`));
+  page.on("console", (m) => {
+    // Refusals (before the token is in, or a forced click) are the API's answers, shown by the page: not problems.
+    if (m.type() === "error" && !/status of 40[13]/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  await page.goto(`${base}/`);
+  expect(new URL(page.url()).pathname).toBe("/ui");
+  await page.type("#token-input", token);
+  await page.click("#token-form button[type=submit]");
+  await page.waitForFunction((label) => document.getElementById("access")!.textContent === label, { timeout: 10_000 }, access);
+  return { page, problems };
+}
+
+/** Submits a `fail-once` task over REST; it fails with `message` and lands in the dead-letter queue. */
+async function deadLetter(message: string): Promise<number> {
+  const marker = join(dir, `marker-${Math.random().toString(36).slice(2)}`);
+  const r = await fetch(`${base}/v1/tasks`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKENS.submit}` },
+    body: JSON.stringify({ type: "fail-once", payload: { marker, message }, maxAttempts: 1 }),
+  });
+  expect(r.status).toBe(201);
+  return ((await r.json()) as { taskId: number }).taskId;
+}
+
+const dlqRow = (id: number) => `#dlq tr[data-task="${id}"]`;
+const text = (page: Page, selector: string) => page.$eval(selector, (e) => e.textContent ?? "");
+
+test.skipIf(missing !== undefined)("an admin sees the shards, a chart moving under load, and requeues a dead letter until it completes", async () => {
+  const { page, problems } = await openDashboard(TOKENS.admin, "admin");
+  // Three coordinators: a primary for each shard and shard 0's backup.
+  await page.waitForFunction(() => document.querySelectorAll("#shards tbody tr").length === 3, { timeout: 10_000 });
+  const roles = await page.$$eval("#shards tbody tr", (rows) => rows.map((r) => [r.cells[0]!.textContent, r.cells[3]!.textContent]));
+  expect(roles).toEqual([["0", "primary"], ["0", "backup"], ["1", "primary"]]);
+  await page.waitForFunction(() => document.querySelectorAll("#workers tbody tr").length === 2, { timeout: 10_000 });
+
+  // A bounded open-loop run (1,500 tasks over 5 s): the throughput chart redraws with what it completes.
+  const chart = () => page.$eval("#throughput-chart", (c) => ({ image: (c as unknown as Canvas).toDataURL(), completed: Number((c as unknown as Canvas).dataset.completed) }));
+  const before = await chart();
+  const run = cluster.client(["-p", String(routerPort), "--rate", "300", "--duration-s", "5", "-n", "1500", "--json"], 60_000);
+  const moved = await waitFor("the throughput chart to move", async () => {
+    const now = await chart();
+    return now.completed >= before.completed + 300 && now.image !== before.image ? now : undefined;
+  }, 20_000);
+  expect(moved.completed).toBeGreaterThan(before.completed);
+  expect((await run).code).toBe(0);
+  await waitFor("the page to count the whole run", async () => ((await chart()).completed >= before.completed + 1500 ? true : undefined), 10_000);
+  if (SCREENSHOTS) await page.screenshot({ path: join(DOCS, "dashboard.png"), fullPage: true });
+
+  // A task whose error is hostile HTML: dead-lettered, shown as text, requeued from the page, completed.
+  const id = await deadLetter(HOSTILE_ERROR);
+  await page.waitForSelector(dlqRow(id), { timeout: 15_000 });
+  expect(await text(page, `${dlqRow(id)} td.error`)).toContain(HOSTILE_ERROR);
+  expect(await page.$$eval("#dlq img, #dlq script", (found) => found.length)).toBe(0);
+  expect(await page.evaluate(() => window.__injected)).toBeUndefined();
+  await page.click(`${dlqRow(id)} button.requeue`);
+  await page.waitForFunction((sel) => document.querySelector(sel) === null, { timeout: 10_000 }, dlqRow(id));
+  expect(await text(page, "#action-status")).toBe(`requeue task ${id}: done`);
+  // Found by id: completed on its second run, the first run's error kept among its attempts, as text.
+  await page.type("#task-query", String(id));
+  const state = await waitFor("the requeued task to complete", async () => {
+    await page.click("#task-form button[type=submit]");
+    const shown = await page.$eval("#task", (t) => t.textContent ?? "");
+    return shown.includes("completed") ? shown : undefined;
+  }, 15_000);
+  expect(state).toContain(HOSTILE_ERROR);
+  expect(await page.$$eval("#task img, #task script", (found) => found.length)).toBe(0);
+  expect(await page.evaluate(() => window.__injected)).toBeUndefined();
+  expect(problems).toEqual([]);
+  await page.close();
+}, 90_000);
+
+test.skipIf(missing !== undefined)("a read token sees the dead letter but cannot requeue it: the button is disabled and the server refuses a forced click", async () => {
+  const id = await deadLetter("fails for the read-only view");
+  const { page, problems } = await openDashboard(TOKENS.read, "read-only");
+  await page.waitForSelector(dlqRow(id), { timeout: 15_000 });
+  const button = `${dlqRow(id)} button.requeue`;
+  expect(await page.$eval(button, (b) => (b as unknown as Button).disabled)).toBe(true);
+  expect(await page.$eval("#dlq-purge-all", (b) => (b as unknown as Button).disabled)).toBe(true);
+  if (SCREENSHOTS) await page.screenshot({ path: join(DOCS, "dashboard-read-only.png"), fullPage: true });
+  // Forced: the request goes out with the read token, and the server's 403 is what the page shows.
+  await page.$eval(button, (b) => {
+    (b as unknown as Button).disabled = false;
+    (b as unknown as Button).click();
+  });
+  await page.waitForFunction(() => document.getElementById("action-status")!.textContent!.includes("refused"), { timeout: 10_000 });
+  expect(await text(page, "#action-status")).toContain("403 E_UNAUTHORIZED");
+  expect(await text(page, "#action-status")).toContain("admin role");
+  const stillDead = await fetch(`${base}/v1/dlq/${id}`, { headers: { authorization: `Bearer ${TOKENS.read}` } });
+  expect(stillDead.status).toBe(200);
+  // The token is never in the document.
+  expect(await page.content()).not.toContain(TOKENS.read);
+  expect(problems).toEqual([]);
+  await page.close();
+}, 60_000);
