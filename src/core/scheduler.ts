@@ -84,6 +84,10 @@ export class Scheduler {
   task(taskId: number): Task | undefined {
     return this.held.tasks.get(taskId);
   }
+  /** The held task submitted with this idempotency key (the latest, if the key was reused after eviction). */
+  taskWithKey(idempotencyKey: string): Task | undefined {
+    return this.held.tasks.withKey(idempotencyKey);
+  }
   worker(workerId: number): WorkerState | undefined {
     return this.held.workers.get(workerId);
   }

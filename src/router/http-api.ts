@@ -81,7 +81,10 @@ const API_ROUTES: readonly Route<RouteContext>[] = [
       return new Response(text, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
     },
   }],
-  ["/v1/tasks", { POST: async (_p, ctx) => ctx.api.submit(await sdk(ctx), await body(ctx.req)) }],
+  ["/v1/tasks", {
+    GET: async (_p, ctx) => json(200, showTask(await (await sdk(ctx)).taskByKey(requiredParam(ctx.url, "idempotencyKey")))),
+    POST: async (_p, ctx) => ctx.api.submit(await sdk(ctx), await body(ctx.req)),
+  }],
   ["/v1/tasks/:id", {
     GET: async (p, ctx) => json(200, showTask(await (await sdk(ctx)).task(taskId(p.id!)))),
     DELETE: async (p, ctx) => {
@@ -262,6 +265,12 @@ function taskId(text: string): number {
   const id = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(id)) throw new HttpError(400, "E_BAD_REQUEST", `"${text}" is not a task id`);
   return id;
+}
+
+function requiredParam(url: URL, name: string): string {
+  const text = url.searchParams.get(name);
+  if (text === null || text === "") throw new HttpError(400, "E_BAD_REQUEST", `query parameter ${name} is required`);
+  return text;
 }
 
 function intParam(url: URL, name: string, fallback: number): number {

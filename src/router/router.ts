@@ -142,6 +142,7 @@ export class Router implements ConnectionHandler {
         // Requests about one task go to the shard its id names.
         const q = readControl<Record<string, unknown>>(r);
         const requestId = Number(q.requestId) || 0;
+        if (kind === Kind.TASK_QUERY && typeof q.idempotencyKey === "string" && q.idempotencyKey !== "") return this.taskByKey(conn, requestId, q.idempotencyKey);
         const taskId = Number(q.taskId);
         if (!Number.isSafeInteger(taskId) || taskId < 0) return conn.sendError(requestId, "E_BAD_REQUEST", "taskId must be a non-negative integer");
         const upstream = this.primaries.get(shardOfTask(taskId));
@@ -339,6 +340,24 @@ export class Router implements ConnectionHandler {
       }
       writeControl(conn.writer, Kind.REPLY, reply);
       conn.queueFlush();
+    });
+  }
+
+  /** A task by idempotency key from every primary: which shard took it depended on the shards known when it was submitted. */
+  private taskByKey(conn: Connection, requestId: number, idempotencyKey: string): void {
+    const asks = [...this.primaries.values()].map((u) => this.ask(u, Kind.TASK_QUERY, { idempotencyKey }));
+    void this.whileWaiting(conn, Promise.all(asks)).then((answers) => {
+      if (!conn.writable()) return;
+      const found = answers.find((a) => a.kind === Kind.TASK_INFO);
+      if (found !== undefined) {
+        writeControl(conn.writer, Kind.TASK_INFO, { ...found.body, requestId });
+        return conn.queueFlush();
+      }
+      // Unknown only when every shard said so: a shard that did not answer may hold it.
+      if (answers.length === 0) return conn.sendError(requestId, "E_UNAVAILABLE", "no shard has a reachable primary now; retry");
+      const failed = answers.find((a) => a.body.code !== "E_UNKNOWN_TASK");
+      if (failed !== undefined) return conn.sendError(requestId, "E_UNAVAILABLE", `a shard did not answer: ${String(failed.body.message)}; retry`);
+      conn.sendError(requestId, "E_UNKNOWN_TASK", `no task with idempotency key ${JSON.stringify(idempotencyKey)} (never submitted, or evicted after retention)`);
     });
   }
 

@@ -35,7 +35,6 @@ let routerPort = 0;
 let dir = "";
 
 beforeAll(async () => {
-  if (missing !== undefined) return;
   dir = mkdtempSync(join(tmpdir(), "dashboard-test-"));
   const tokens = join(dir, "tokens");
   writeTokensFile(tokens);
@@ -53,6 +52,7 @@ beforeAll(async () => {
   routerPort = router.port;
   await cluster.workersJoined(router.port, 2);
   await cluster.pairInSync(pair);
+  if (missing !== undefined) return;
   const puppeteer = await import("puppeteer-core");
   browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
 }, 60_000);
@@ -82,16 +82,54 @@ async function openDashboard(token: string, access: string): Promise<{ page: Pag
 }
 
 /** Submits a `fail-once` task over REST; it fails with `message` and lands in the dead-letter queue. */
-async function deadLetter(message: string): Promise<number> {
+async function deadLetter(message: string, idempotencyKey?: string): Promise<number> {
   const marker = join(dir, `marker-${Math.random().toString(36).slice(2)}`);
   const r = await fetch(`${base}/v1/tasks`, {
     method: "POST",
     headers: { authorization: `Bearer ${TOKENS.submit}` },
-    body: JSON.stringify({ type: "fail-once", payload: { marker, message }, maxAttempts: 1 }),
+    body: JSON.stringify({ type: "fail-once", payload: { marker, message }, maxAttempts: 1, idempotencyKey }),
   });
   expect(r.status).toBe(201);
   return ((await r.json()) as { taskId: number }).taskId;
 }
+
+const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+
+test("the page's files: no token needed, their types, a strict CSP, revalidated by ETag; what a token allows", async () => {
+  const home = await fetch(`${base}/`, { redirect: "manual" });
+  expect([home.status, home.headers.get("location")]).toEqual([308, "/ui"]);
+  const files: Array<[string, string]> = [
+    ["/ui", "text/html"], ["/ui/", "text/html"], ["/ui/style.css", "text/css"],
+    ...["app", "api", "chart", "views", "actions"].map((m): [string, string] => [`/ui/${m}.js`, "text/javascript"]),
+  ];
+  for (const [path, type] of files) {
+    const r = await fetch(base + path);
+    expect([path, r.status, r.headers.get("content-type")]).toEqual([path, 200, `${type}; charset=utf-8`]);
+    expect(r.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(r.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect(r.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(r.headers.get("cache-control")).toBe("no-cache");
+    const again = await fetch(base + path, { headers: { "if-none-match": r.headers.get("etag")! } });
+    expect([path, again.status]).toEqual([path, 304]);
+  }
+  // No script or style is inline: the CSP would block it, and it is where injected markup would hide.
+  const page = await (await fetch(`${base}/ui`)).text();
+  expect(page).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>|\sstyle=|\son[a-z]+=/i);
+  expect((await fetch(`${base}/ui/secret.js`)).status).toBe(404);
+  const post = await fetch(`${base}/ui`, { method: "POST" });
+  expect([post.status, post.headers.get("allow")]).toEqual([405, "GET"]);
+
+  const access = async (token?: string) => {
+    const r = await fetch(`${base}/v1/access`, token === undefined ? {} : bearer(token));
+    return r.status === 200 ? ((await r.json()) as { permissions: string[] }).permissions : r.status;
+  };
+  expect(await access(TOKENS.read)).toEqual(["read"]);
+  expect(await access(TOKENS.submit)).toEqual(["read", "submit"]);
+  expect(await access(TOKENS.admin)).toEqual(["read", "submit", "admin"]);
+  expect(await access()).toBe(401);
+  expect(await access("not-a-token-of-this-cluster")).toBe(401);
+  expect(await access(TOKENS.worker)).toBe(403);
+});
 
 const dlqRow = (id: number) => `#dlq tr[data-task="${id}"]`;
 const text = (page: Page, selector: string) => page.$eval(selector, (e) => e.textContent ?? "");
@@ -115,7 +153,6 @@ test.skipIf(missing !== undefined)("an admin sees the shards, a chart moving und
   expect(moved.completed).toBeGreaterThan(before.completed);
   expect((await run).code).toBe(0);
   await waitFor("the page to count the whole run", async () => ((await chart()).completed >= before.completed + 1500 ? true : undefined), 10_000);
-  if (SCREENSHOTS) await page.screenshot({ path: join(DOCS, "dashboard.png"), fullPage: true });
 
   // A task whose error is hostile HTML: dead-lettered, shown as text, requeued from the page, completed.
   const id = await deadLetter(HOSTILE_ERROR);
@@ -123,6 +160,7 @@ test.skipIf(missing !== undefined)("an admin sees the shards, a chart moving und
   expect(await text(page, `${dlqRow(id)} td.error`)).toContain(HOSTILE_ERROR);
   expect(await page.$$eval("#dlq img, #dlq script", (found) => found.length)).toBe(0);
   expect(await page.evaluate(() => window.__injected)).toBeUndefined();
+  if (SCREENSHOTS) await page.screenshot({ path: join(DOCS, "dashboard.png"), fullPage: true });
   await page.click(`${dlqRow(id)} button.requeue`);
   await page.waitForFunction((sel) => document.querySelector(sel) === null, { timeout: 10_000 }, dlqRow(id));
   expect(await text(page, "#action-status")).toBe(`requeue task ${id}: done`);
@@ -141,9 +179,15 @@ test.skipIf(missing !== undefined)("an admin sees the shards, a chart moving und
 }, 90_000);
 
 test.skipIf(missing !== undefined)("a read token sees the dead letter but cannot requeue it: the button is disabled and the server refuses a forced click", async () => {
-  const id = await deadLetter("fails for the read-only view");
+  const key = `read-only-view-${Date.now()}`;
+  const id = await deadLetter("fails for the read-only view", key);
   const { page, problems } = await openDashboard(TOKENS.read, "read-only");
   await page.waitForSelector(dlqRow(id), { timeout: 15_000 });
+  // Found by its idempotency key, whichever shard holds it.
+  await page.type("#task-query", key);
+  await page.click("#task-form button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("#task dl") !== null, { timeout: 10_000 });
+  expect(await page.$eval("#task dd", (d) => d.textContent)).toBe(String(id));
   const button = `${dlqRow(id)} button.requeue`;
   expect(await page.$eval(button, (b) => (b as unknown as Button).disabled)).toBe(true);
   expect(await page.$eval("#dlq-purge-all", (b) => (b as unknown as Button).disabled)).toBe(true);
