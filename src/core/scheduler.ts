@@ -62,6 +62,10 @@ export class Scheduler {
   get queuedCount(): number {
     return this.held.ready.length;
   }
+  /** Queued tasks per submitted priority (0 first). */
+  get queuedByPriority(): Array<{ priority: number; queued: number }> {
+    return this.held.ready.byPriority();
+  }
   get leasedTotal(): number {
     return this.held.leasedCount;
   }

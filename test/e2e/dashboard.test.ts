@@ -14,7 +14,7 @@ import { Cluster, freePort, waitFor } from "./harness.ts";
 import { TOKENS, writeTokensFile } from "./tokens.ts";
 
 // What the functions run inside the page use of the browser (the project's TypeScript has no DOM library).
-declare const document: { getElementById(id: string): { textContent: string | null } | null; querySelector(selector: string): unknown; querySelectorAll(selector: string): { length: number } };
+declare const document: { getElementById(id: string): { textContent: string | null } | null; querySelector(selector: string): unknown; querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }> };
 declare const window: { __injected?: number };
 type Canvas = { toDataURL(): string; dataset: Record<string, string> };
 type Button = { disabled: boolean; click(): void };
@@ -134,7 +134,7 @@ test("the page's files: no token needed, their types, a strict CSP, revalidated 
 const dlqRow = (id: number) => `#dlq tr[data-task="${id}"]`;
 const text = (page: Page, selector: string) => page.$eval(selector, (e) => e.textContent ?? "");
 
-test.skipIf(missing !== undefined)("an admin sees the shards, a chart moving under load, and requeues a dead letter until it completes", async () => {
+test.skipIf(missing !== undefined)("an admin sees the shards, a chart moving under load, requeues a dead letter until it completes, and cancels a queued task", async () => {
   const { page, problems } = await openDashboard(TOKENS.admin, "admin");
   // Three coordinators: a primary for each shard and shard 0's backup.
   await page.waitForFunction(() => document.querySelectorAll("#shards tbody tr").length === 3, { timeout: 10_000 });
@@ -174,6 +174,20 @@ test.skipIf(missing !== undefined)("an admin sees the shards, a chart moving und
   expect(state).toContain(HOSTILE_ERROR);
   expect(await page.$$eval("#task img, #task script", (found) => found.length)).toBe(0);
   expect(await page.evaluate(() => window.__injected)).toBeUndefined();
+
+  // A task no worker runs waits in its shard's queue under its priority; cancelled from the page.
+  const submitted = await fetch(`${base}/v1/tasks`, { method: "POST", ...bearer(TOKENS.submit), body: JSON.stringify({ type: "nobody-runs-this", priority: 7 }) });
+  const waiting = ((await submitted.json()) as { taskId: number }).taskId;
+  const queuedAt7 = () => Array.from(document.querySelectorAll("#queues tbody td:last-child")).some((cell) => /\b7: 1\b/.test(cell.textContent ?? ""));
+  await page.waitForFunction(queuedAt7, { timeout: 10_000 });
+  await page.$eval("#task-query", (input) => ((input as unknown as { value: string }).value = ""));
+  await page.type("#task-query", String(waiting));
+  await page.click("#task-form button[type=submit]");
+  await page.waitForFunction((id) => document.getElementById("task")!.textContent!.includes(`${id}`) && document.querySelector("#task button.danger") !== null, { timeout: 10_000 }, waiting);
+  await page.click("#task button.danger");
+  await page.waitForFunction((id) => document.getElementById("action-status")!.textContent === `cancel task ${id}: done`, { timeout: 10_000 }, waiting);
+  await page.waitForFunction(() => document.getElementById("task")!.textContent!.includes("cancelled"), { timeout: 10_000 });
+  await page.waitForFunction(`!(${queuedAt7.toString()})()`, { timeout: 10_000 });
   expect(problems).toEqual([]);
   await page.close();
 }, 90_000);

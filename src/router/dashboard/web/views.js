@@ -65,10 +65,13 @@ export function renderShards(tbody, view) {
 
 const primaries = (view) => byShard(view).filter((r) => r.stats?.primary).map((r) => r.stats);
 
+/** "0: 12, 5: 3": queued tasks per priority (0 is the highest). */
+const byPriority = (counts) => (counts ?? []).map((c) => `${c.priority}: ${c.queued}`).join(", ");
+
 export function renderQueues(tbody, view) {
   tbody.replaceChildren(...primaries(view).map((s) => el("tr", {},
     num(s.shard), num(s.queued), num(s.leased), num(s.delayed), num(s.waiting), num(s.unmatched), num(s.dead),
-    num(s.completed), num(s.failed), num(s.cancelled), num(s.retained))));
+    num(s.completed), num(s.failed), num(s.cancelled), num(s.retained), text(byPriority(s.queuedByPriority)))));
 }
 
 export function renderWorkers(tbody, view) {
