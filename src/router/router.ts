@@ -13,6 +13,7 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { Routes } from "./routes.ts";
+import { answerTaskByKey } from "./task-by-key.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
@@ -343,22 +344,10 @@ export class Router implements ConnectionHandler {
     });
   }
 
-  /** A task by idempotency key from every primary: which shard took it depended on the shards known when it was submitted. */
+  /** A task by idempotency key: asked of every primary (see task-by-key.ts). */
   private taskByKey(conn: Connection, requestId: number, idempotencyKey: string): void {
     const asks = [...this.primaries.values()].map((u) => this.ask(u, Kind.TASK_QUERY, { idempotencyKey }));
-    void this.whileWaiting(conn, Promise.all(asks)).then((answers) => {
-      if (!conn.writable()) return;
-      const found = answers.find((a) => a.kind === Kind.TASK_INFO);
-      if (found !== undefined) {
-        writeControl(conn.writer, Kind.TASK_INFO, { ...found.body, requestId });
-        return conn.queueFlush();
-      }
-      // Unknown only when every shard said so: a shard that did not answer may hold it.
-      if (answers.length === 0) return conn.sendError(requestId, "E_UNAVAILABLE", "no shard has a reachable primary now; retry");
-      const failed = answers.find((a) => a.body.code !== "E_UNKNOWN_TASK");
-      if (failed !== undefined) return conn.sendError(requestId, "E_UNAVAILABLE", `a shard did not answer: ${String(failed.body.message)}; retry`);
-      conn.sendError(requestId, "E_UNKNOWN_TASK", `no task with idempotency key ${JSON.stringify(idempotencyKey)} (never submitted, or evicted after retention)`);
-    });
+    void this.whileWaiting(conn, Promise.all(asks)).then((answers) => answerTaskByKey(conn, requestId, idempotencyKey, answers));
   }
 
   /** The router's own request to one coordinator; resolves with the answer (an ERROR when the link drops). */

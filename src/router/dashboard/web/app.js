@@ -63,8 +63,11 @@ function drawCharts() {
     { color: COLORS.p99, values: samples.map((s) => s.p99) },
   ], span, "ms");
   const s = samples.at(-1);
-  $("latency-now").textContent = s ? `p50 ${s.p50} ms, p99 ${s.p99} ms (slowest shard, last few seconds)` : "";
+  $("latency-now").textContent = s ? `p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms (slowest shard, last few seconds)` : "";
 }
+
+/** Two decimals below 10 ms, whole milliseconds above: the figures are rounded on the coordinator anyway. */
+const ms = (v) => (v < 10 ? v.toFixed(2) : String(Math.round(v)));
 
 async function refreshDeadLetters() {
   const page = await rest.deadLetters(dlqOffset, DLQ_PAGE);
