@@ -78,6 +78,8 @@ async function openDashboard(token: string, access: string): Promise<{ page: Pag
   await page.type("#token-input", token);
   await page.click("#token-form button[type=submit]");
   await page.waitForFunction((label) => document.getElementById("access")!.textContent === label, { timeout: 10_000 }, access);
+  // The token is used at once: the refusal of the first poll (sent without it) gives way to an update.
+  await page.waitForFunction(() => document.getElementById("poll-status")!.textContent!.startsWith("updated"), { timeout: 10_000 });
   return { page, problems };
 }
 

@@ -22,6 +22,9 @@ const samples = [];
 let dlqOffset = 0;
 let polls = 0;
 let shownTask;
+let nextPoll;
+let polling = false;
+let pollAgain = false;
 
 /** One view of the cluster (from a poll, or later from an event): redraws everything that depends on it. */
 function onClusterView(view, atMs) {
@@ -86,7 +89,11 @@ async function refreshDeadLetters() {
   $("dlq-next").disabled = dlqOffset + DLQ_PAGE >= page.total;
 }
 
+/** One poll now (the next one a second after it): at most one in flight, however often it is asked for. */
 async function poll() {
+  if (polling) return void (pollAgain = true);
+  polling = true;
+  clearTimeout(nextPoll);
   const status = $("poll-status");
   try {
     onClusterView(await rest.cluster(), Date.now());
@@ -97,8 +104,13 @@ async function poll() {
     status.className = "status error";
     status.textContent = err.status === 401 || err.status === 403 ? `${err.message}: paste a token with the read role` : err.message;
   }
+  polling = false;
+  if (pollAgain) {
+    pollAgain = false;
+    return poll();
+  }
   // Scheduled after the answer, so a slow router never has two polls of ours waiting.
-  setTimeout(poll, POLL_MS);
+  nextPoll = setTimeout(poll, POLL_MS);
 }
 
 async function showTask(query) {
@@ -116,10 +128,12 @@ async function showTask(query) {
   }
 }
 
+/** A new token (or none): what it allows, and everything shown fetched again with it at once. */
 async function useToken() {
   await loadPermissions();
   $("access").textContent = accessLabel();
-  await refreshDeadLetters().catch(() => {});
+  polls = 0;
+  await poll();
   if (shownTask !== undefined) await showTask(String(shownTask));
 }
 
@@ -154,4 +168,4 @@ function wire() {
 }
 
 wire();
-void useToken().then(poll);
+void useToken();

@@ -54,7 +54,7 @@ function axes(g, width, height, top, spanSeconds, unit) {
     g.fillText(short(top * f), PAD.left - 4, y + 4);
   }
   g.textAlign = "left";
-  g.fillText(`-${Math.round(spanSeconds)} s`, PAD.left, height - 4);
+  if (spanSeconds >= 1) g.fillText(`-${Math.round(spanSeconds)} s`, PAD.left, height - 4);
   g.textAlign = "right";
   g.fillText(`now (${unit})`, width - PAD.right, height - 4);
 }
