@@ -166,9 +166,12 @@ export class Commands {
     conn.sendError(requestId, "E_UNKNOWN_TASK", `no task ${taskId} on shard ${this.shard} (never submitted, or evicted after retention)`);
   }
 
-  taskQuery(conn: Connection, req: { requestId?: unknown; taskId?: unknown }): void {
+  /** One task by `taskId`, or by `idempotencyKey` when that is a non-empty string. */
+  taskQuery(conn: Connection, req: { requestId?: unknown; taskId?: unknown; idempotencyKey?: unknown }): void {
     const requestId = Number(req.requestId) || 0;
-    const task = this.port.scheduler().task(Number(req.taskId));
+    const key = typeof req.idempotencyKey === "string" && req.idempotencyKey !== "" ? req.idempotencyKey : undefined;
+    const task = key === undefined ? this.port.scheduler().task(Number(req.taskId)) : this.port.scheduler().taskWithKey(key);
+    if (task === undefined && key !== undefined) return conn.sendError(requestId, "E_UNKNOWN_TASK", `no task with idempotency key ${JSON.stringify(key)} on shard ${this.shard}`);
     if (task === undefined) return this.unknownTask(conn, requestId, Number(req.taskId));
     const info = taskInfo(requestId, task);
     const progress = this.port.progressOf(task.id);

@@ -58,7 +58,7 @@ export function coordinatorStats(requestId: number, now: number, from: StatsSour
   return {
     requestId, nodeId: from.nodeId, shard: from.shard, epoch: from.epoch, primary: from.replication.role === "primary",
     replication: from.replication,
-    uptimeMs: from.uptimeMs, queued: scheduler.queuedCount, leased: scheduler.leasedTotal,
+    uptimeMs: from.uptimeMs, queued: scheduler.queuedCount, queuedByPriority: scheduler.queuedByPriority, leased: scheduler.leasedTotal,
     submitted: c.submitted, completed: c.completed, failed: c.failed, retried: c.retried,
     rejectedQueueFull: c.rejectedQueueFull, retained: scheduler.retainedCount,
     waiting: scheduler.waitingTotal, delayed: scheduler.delayedTotal, cancelled: c.cancelled,

@@ -240,7 +240,7 @@ export class Coordinator implements ConnectionHandler {
         return;
       }
       case Kind.TASK_QUERY:
-        return this.commands.taskQuery(conn, readControl<{ requestId?: unknown; taskId?: unknown }>(r));
+        return this.commands.taskQuery(conn, readControl<{ requestId?: unknown; taskId?: unknown; idempotencyKey?: unknown }>(r));
       case Kind.CANCEL:
       case Kind.WATCH:
       case Kind.WORKFLOW:

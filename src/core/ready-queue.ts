@@ -50,8 +50,22 @@ export class ReadyQueue {
   /** The same heaps as a list, for the scans of popFor/hasFor (no iterator per call). */
   private readonly entries: TagHeap[] = [];
   private count = 0;
+  /** Live queued tasks by their submitted priority (not the aged band): what operators set, and see piling up. */
+  private readonly countByPriority = new Map<number, number>();
 
   constructor(private readonly agingMs: number) {}
+
+  /** Live queued tasks per priority, highest priority (0) first; priorities with none left out. */
+  byPriority(): Array<{ priority: number; queued: number }> {
+    return [...this.countByPriority].map(([priority, queued]) => ({ priority, queued })).sort((a, b) => a.priority - b.priority);
+  }
+
+  private countPriority(priority: number, delta: 1 | -1): void {
+    const n = (this.countByPriority.get(priority) ?? 0) + delta;
+    assert(n >= 0, "a priority's queued count never goes below zero", "priority", priority);
+    if (n === 0) this.countByPriority.delete(priority);
+    else this.countByPriority.set(priority, n);
+  }
 
   /** Live queued tasks (stale heap entries not counted). */
   get length(): number {
@@ -78,12 +92,14 @@ export class ReadyQueue {
     }
     entry.heap.push(task);
     this.count++;
+    this.countPriority(task.priority, 1);
   }
 
   /** A queued task left the queue some other way (cancelled): its heap entry goes stale. */
   forget(task: Task): void {
     assert(this.count > 0, "the queued count never goes below zero", "task", task.id);
     this.count--;
+    this.countPriority(task.priority, -1);
   }
 
   /** The best queued task a worker with these capabilities may run, removed; undefined if none. */
@@ -99,7 +115,9 @@ export class ReadyQueue {
     if (best === undefined) return undefined;
     assert(this.count > 0, "the queued count never goes below zero", "popping task", best.heap.peek()!.id);
     this.count--;
-    return best.heap.pop();
+    const task = best.heap.pop()!;
+    this.countPriority(task.priority, -1);
+    return task;
   }
 
   /** Whether popFor(worker) would return a task, without taking it. */

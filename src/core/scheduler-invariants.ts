@@ -69,9 +69,17 @@ function checkTasks(t: SchedulerTables): { counts: Counts; waiting: Task[]; pare
 /** Every live entry of the ready queue and the delayed heap is a held task, once; together they are all queued and delayed tasks. */
 function checkQueues(t: SchedulerTables, counts: Counts): void {
   const queued = new LiveOnce(t, "queued");
-  t.ready.forEachEntry(queued.see);
+  const byPriority = new Map<number, number>();
+  t.ready.forEachEntry((task) => {
+    queued.see(task);
+    if (task.state === "queued") byPriority.set(task.priority, (byPriority.get(task.priority) ?? 0) + 1);
+  });
   assert(queued.count === counts.queued && queued.count === t.ready.length, "the ready queue holds every queued task",
     "queued", counts.queued, "in the queue", queued.count, "counted", t.ready.length);
+  for (const { priority, queued: n } of t.ready.byPriority()) {
+    assert(byPriority.get(priority) === n, "the ready queue counts each priority's queued tasks", "priority", priority, "counted", n, "in the queue", byPriority.get(priority) ?? 0);
+  }
+  assert(t.ready.byPriority().length === byPriority.size, "every queued priority is counted", "counted", t.ready.byPriority().length, "in the queue", byPriority.size);
   const delayed = new LiveOnce(t, "delayed");
   for (const task of t.delayed.values()) delayed.see(task);
   assert(delayed.count === counts.delayed && delayed.count === t.delayedCount, "the delayed heap holds every delayed task",

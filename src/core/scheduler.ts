@@ -62,6 +62,10 @@ export class Scheduler {
   get queuedCount(): number {
     return this.held.ready.length;
   }
+  /** Queued tasks per submitted priority (0 first). */
+  get queuedByPriority(): Array<{ priority: number; queued: number }> {
+    return this.held.ready.byPriority();
+  }
   get leasedTotal(): number {
     return this.held.leasedCount;
   }
@@ -83,6 +87,10 @@ export class Scheduler {
   }
   task(taskId: number): Task | undefined {
     return this.held.tasks.get(taskId);
+  }
+  /** The held task submitted with this idempotency key (the latest, if the key was reused after eviction). */
+  taskWithKey(idempotencyKey: string): Task | undefined {
+    return this.held.tasks.withKey(idempotencyKey);
   }
   worker(workerId: number): WorkerState | undefined {
     return this.held.workers.get(workerId);

@@ -168,12 +168,19 @@ export function authorizeKind(grants: Grants, kind: number, kindName: string): v
  */
 export function authorizeHttp(table: TokenTable, authorization: string | null, needed: Permission): { status: 401 | 403; message: string } | undefined {
   if (table.open) return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
+  const match = bearerToken(authorization);
   const grants = table.grantsOf(match?.[1]);
   if (grants === undefined) return { status: 401, message: match ? "the bearer token is not valid here" : "send Authorization: Bearer <token>" };
   if (!grants.has(needed)) return { status: 403, message: `this needs a token with the ${needed} role` };
   return undefined;
 }
+
+/** What a request's `Authorization: Bearer <token>` allows (everything when open; undefined: a missing or unknown token). */
+export function httpGrants(table: TokenTable, authorization: string | null): Grants | undefined {
+  return table.grantsOf(bearerToken(authorization)?.[1]);
+}
+
+const bearerToken = (authorization: string | null) => /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
 
 /** Whether a listen address is only reachable from this machine. */
 export function isLoopback(host: string): boolean {

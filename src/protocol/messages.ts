@@ -251,6 +251,8 @@ export interface CoordinatorStats {
   replication: ReplicationStats;
   uptimeMs: number;
   queued: number;
+  /** The queued tasks per submitted priority, 0 (highest) first; priorities with none left out. Absent from older coordinators. */
+  queuedByPriority?: Array<{ priority: number; queued: number }>;
   leased: number;
   submitted: number;
   completed: number;

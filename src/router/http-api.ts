@@ -8,13 +8,14 @@ import type { Logger } from "../cli/log.ts";
 import { PROCESS_SAMPLER, processMetrics } from "../metrics/process-metrics.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
 import { matchRoute, routeMissResponse, type Route } from "../net/http-routes.ts";
-import { authorizeHttp, type Permission, type TokenTable } from "../net/auth.ts";
+import { authorizeHttp, httpGrants, PERMISSIONS, type Permission, type TokenTable } from "../net/auth.ts";
 import { serveHttp, type HttpLimits, type HttpServer } from "../net/http-front.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import type { TaskInfo } from "../protocol/messages.ts";
 import { publicView } from "../protocol/public-view.ts";
 import { BACKOFF_FIELDS, decodeResult, SchedulerClient, TaskError, unknownField, type SubmitOptions } from "../sdk/client.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
+import { DASHBOARD_ROUTES, isDashboardPath } from "./dashboard/routes.ts";
 
 export interface HttpApiConfig {
   host: string;
@@ -36,7 +37,8 @@ export interface HttpApiConfig {
 /** The role a route needs: probes need none, reads need read, changes submit, DLQ requeue and purge admin. */
 function permissionFor(method: string, parts: string[]): Permission | undefined {
   const [a, b, , d] = parts;
-  if (a === "healthz" || a === "readyz") return undefined;
+  // The dashboard's files hold no data: the page asks the API with the user's token.
+  if (a === "healthz" || a === "readyz" || isDashboardPath(parts)) return undefined;
   if (method === "GET") return "read";
   // Requeue and purge change what the dead-letter queue holds: the same admin role as on the TCP port.
   if (b === "dlq" && (d === "requeue" || method === "DELETE")) return "admin";
@@ -79,7 +81,10 @@ const API_ROUTES: readonly Route<RouteContext>[] = [
       return new Response(text, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
     },
   }],
-  ["/v1/tasks", { POST: async (_p, ctx) => ctx.api.submit(await sdk(ctx), await body(ctx.req)) }],
+  ["/v1/tasks", {
+    GET: async (_p, ctx) => json(200, showTask(await (await sdk(ctx)).taskByKey(requiredParam(ctx.url, "idempotencyKey")))),
+    POST: async (_p, ctx) => ctx.api.submit(await sdk(ctx), await body(ctx.req)),
+  }],
   ["/v1/tasks/:id", {
     GET: async (p, ctx) => json(200, showTask(await (await sdk(ctx)).task(taskId(p.id!)))),
     DELETE: async (p, ctx) => {
@@ -119,6 +124,8 @@ const API_ROUTES: readonly Route<RouteContext>[] = [
     },
   }],
   ["/v1/cluster", { GET: async (_p, ctx) => json(200, publicView(await (await sdk(ctx)).clusterStats())) }],
+  ["/v1/access", { GET: (_p, ctx) => json(200, { permissions: ctx.api.permissionsOf(ctx.req) }) }],
+  ...DASHBOARD_ROUTES,
 ];
 
 export class HttpApi {
@@ -178,6 +185,12 @@ export class HttpApi {
     const match = matchRoute(API_ROUTES, method, path);
     if (match.kind !== "found") return routeMissResponse(match, method, path);
     return match.handler(match.params, { api: this, req, url });
+  }
+
+  /** What the request's token may do, for the dashboard to disable what it may not (the routes check again). */
+  permissionsOf(req: Request): Permission[] {
+    const grants = httpGrants(this.config.tokens, req.headers.get("authorization"));
+    return PERMISSIONS.filter((p) => grants?.has(p) === true);
   }
 
   /** The SDK client behind every /v1 route and /metrics. */
@@ -252,6 +265,12 @@ function taskId(text: string): number {
   const id = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(id)) throw new HttpError(400, "E_BAD_REQUEST", `"${text}" is not a task id`);
   return id;
+}
+
+function requiredParam(url: URL, name: string): string {
+  const text = url.searchParams.get(name);
+  if (text === null || text === "") throw new HttpError(400, "E_BAD_REQUEST", `query parameter ${name} is required`);
+  return text;
 }
 
 function intParam(url: URL, name: string, fallback: number): number {

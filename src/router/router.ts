@@ -13,6 +13,7 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { Routes } from "./routes.ts";
+import { answerTaskByKey } from "./task-by-key.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
@@ -142,6 +143,7 @@ export class Router implements ConnectionHandler {
         // Requests about one task go to the shard its id names.
         const q = readControl<Record<string, unknown>>(r);
         const requestId = Number(q.requestId) || 0;
+        if (kind === Kind.TASK_QUERY && typeof q.idempotencyKey === "string" && q.idempotencyKey !== "") return this.taskByKey(conn, requestId, q.idempotencyKey);
         const taskId = Number(q.taskId);
         if (!Number.isSafeInteger(taskId) || taskId < 0) return conn.sendError(requestId, "E_BAD_REQUEST", "taskId must be a non-negative integer");
         const upstream = this.primaries.get(shardOfTask(taskId));
@@ -340,6 +342,12 @@ export class Router implements ConnectionHandler {
       writeControl(conn.writer, Kind.REPLY, reply);
       conn.queueFlush();
     });
+  }
+
+  /** A task by idempotency key: asked of every primary (see task-by-key.ts). */
+  private taskByKey(conn: Connection, requestId: number, idempotencyKey: string): void {
+    const asks = [...this.primaries.values()].map((u) => this.ask(u, Kind.TASK_QUERY, { idempotencyKey }));
+    void this.whileWaiting(conn, Promise.all(asks)).then((answers) => answerTaskByKey(conn, requestId, idempotencyKey, answers));
   }
 
   /** The router's own request to one coordinator; resolves with the answer (an ERROR when the link drops). */

@@ -309,6 +309,12 @@ export class SchedulerClient implements ConnectionHandler {
     return this.control(Kind.TASK_QUERY, { taskId }) as Promise<TaskInfo>;
   }
 
+  /** The task submitted with this idempotency key, while a shard holds it (rejects with E_UNKNOWN_TASK otherwise). */
+  taskByKey(idempotencyKey: string): Promise<TaskInfo> {
+    if (idempotencyKey === "") return Promise.reject(new TaskError("E_BAD_REQUEST", "an idempotency key is a non-empty string"));
+    return this.control(Kind.TASK_QUERY, { idempotencyKey }) as Promise<TaskInfo>;
+  }
+
   /** The server's own stats: a coordinator's CoordinatorStats, or a router's ClusterStats. */
   stats(): Promise<CoordinatorStats | ClusterStats> {
     return this.control(Kind.STATS_REQUEST, {}) as Promise<CoordinatorStats | ClusterStats>;

@@ -48,6 +48,23 @@ test("submit one and a batch, read status and result, cancel", async () => {
   expect((await fetch(`${base}/v1/tasks/${taskIds[1]}/result`)).status).toBe(409);
 });
 
+test("a task found by its idempotency key; an unknown key 404, none 400", async () => {
+  const key = `order-${Date.now()}`;
+  const { taskId } = (await (await post("/v1/tasks", { type: "noop", idempotencyKey: key })).json()) as { taskId: number };
+  const found = await fetch(`${base}/v1/tasks?idempotencyKey=${encodeURIComponent(key)}`);
+  expect(found.status).toBe(200);
+  expect(await found.json()).toMatchObject({ taskId, type: "noop" });
+  const unknown = await fetch(`${base}/v1/tasks?idempotencyKey=never-used`);
+  expect(unknown.status).toBe(404);
+  expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe("E_UNKNOWN_TASK");
+  const none = await fetch(`${base}/v1/tasks`);
+  expect(none.status).toBe(400);
+  expect(((await none.json()) as { error: { message: string } }).error.message).toContain("idempotencyKey");
+  const wrongMethod = await fetch(`${base}/v1/tasks`, { method: "PUT" });
+  expect(wrongMethod.status).toBe(405);
+  expect(wrongMethod.headers.get("allow")).toBe("GET, POST");
+});
+
 test("bad input gets a 4xx that names the field; unknown tasks 404", async () => {
   const cases: Array<[unknown, string]> = [
     [{ type: "" }, "body.type"],

@@ -48,7 +48,7 @@ const http = (path: string, init: RequestInit & { token?: string } = {}) =>
 
 test("a wrong method on a known path is 405 with Allow; an unknown path stays 404", async () => {
   const cases: Array<[string, string, string]> = [
-    ["/v1/tasks", "GET", "POST"],
+    ["/v1/tasks", "PUT", "GET, POST"],
     ["/v1/tasks/1", "POST", "GET, DELETE"],
     ["/v1/dlq/1/requeue", "GET", "POST"],
     ["/v1/cluster", "DELETE", "GET"],

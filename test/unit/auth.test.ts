@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ALL_GRANTS, authorizeHello, authorizeHttp, authorizeKind, isLoopback, TOKEN_CHARS_MIN, TokenTable } from "../../src/net/auth.ts";
+import { ALL_GRANTS, authorizeHello, authorizeHttp, authorizeKind, httpGrants, isLoopback, TOKEN_CHARS_MIN, TokenTable } from "../../src/net/auth.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { Kind } from "../../src/protocol/messages.ts";
 
@@ -130,6 +130,14 @@ describe("authorizeHttp", () => {
     expect(authorizeHttp(table, "Bearer read-secret-00000000", "read")).toBeUndefined();
     expect(authorizeHttp(table, "bearer  admin-secret-00000000 ", "admin")).toBeUndefined();
   });
+});
+
+test("httpGrants: what a bearer token allows, everything when open, nothing for a missing or unknown token", () => {
+  expect(httpGrants(TokenTable.OPEN, null)).toBe(ALL_GRANTS);
+  expect(httpGrants(table, null)).toBeUndefined();
+  expect(httpGrants(table, "Bearer wrong-wrong-wrong-wrong")).toBeUndefined();
+  expect([...httpGrants(table, "Bearer read-secret-00000000")!]).toEqual(["read"]);
+  expect([...httpGrants(table, "bearer  admin-secret-00000000 ")!]).toEqual(["read", "submit", "admin"]);
 });
 
 test("isLoopback", () => {

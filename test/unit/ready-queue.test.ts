@@ -177,3 +177,18 @@ describe("ReadyQueue", () => {
     }
   });
 });
+
+test("queued tasks are counted per submitted priority as they are pushed, popped and forgotten", () => {
+  const q = new ReadyQueue(NO_AGING_MS);
+  const tasks = [task(1, 5), task(2, 0), task(3, 5), task(4, 200)];
+  for (const t of tasks) q.push(t, 0);
+  expect(q.byPriority()).toEqual([{ priority: 0, queued: 1 }, { priority: 5, queued: 2 }, { priority: 200, queued: 1 }]);
+  expect(pop(q)!.id).toBe(2);
+  const cancelled = tasks[3]!;
+  q.forget(cancelled);
+  cancelled.state = "cancelled";
+  // Priorities with nothing queued are left out, so the list stays as short as what is queued.
+  expect(q.byPriority()).toEqual([{ priority: 5, queued: 2 }]);
+  expect(drain(q)).toEqual([1, 3]);
+  expect(q.byPriority()).toEqual([]);
+});
