@@ -9,6 +9,7 @@ import { DEFAULT_SCHEDULER_OPTIONS } from "../core/scheduler.ts";
 import { SHARD_MAX } from "../core/task.ts";
 import { formatHostPort, parseHostPortList } from "../net/endpoints.ts";
 import { isLoopback } from "../net/auth.ts";
+import { reloadJwksOnSighup } from "../net/jwt.ts";
 import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
@@ -176,5 +177,6 @@ export function main(): void {
     }
   }
   // SIGTERM hands over to a backup first (see Coordinator.shutdown).
+  reloadJwksOnSighup(config.tokens.jwt, log);
   stopOnSignals(log, () => coordinator.shutdown());
 }

@@ -6,6 +6,7 @@ import { stopOnSignals } from "../cli/signals.ts";
 import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
 import { ETCD_DISCOVERY_FLAGS, etcdSettings } from "../net/etcd-discovery.ts";
+import { reloadJwksOnSighup } from "../net/jwt.ts";
 import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
 import { HttpApi } from "./http-api.ts";
 import { Router, type RouterConfig } from "./router.ts";
@@ -88,6 +89,7 @@ export function main(): void {
     }
     process.stdout.write(`router http on ${values["http-host"]}:${http.port}\n`);
   }
+  reloadJwksOnSighup(config.tokens.jwt, log);
   stopOnSignals(log, () => {
     http?.stop();
     router.stop();

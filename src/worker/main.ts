@@ -7,7 +7,8 @@ import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { TokenTable } from "../net/auth.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
 import { ETCD_DISCOVERY_FLAGS, etcdSettings } from "../net/etcd-discovery.ts";
-import { BATCH_MAX_FLAG, CLIENT_SECURITY_FLAGS, clientSecurity, HTTP_LIMIT_FLAGS, NET_LIMIT_FLAGS, netLimits } from "../net/net-flags.ts";
+import { reloadJwksOnSighup } from "../net/jwt.ts";
+import { BATCH_MAX_FLAG, CLIENT_SECURITY_FLAGS, clientSecurity, HTTP_LIMIT_FLAGS, JWT_FLAGS, jwtVerifier, NET_LIMIT_FLAGS, netLimits } from "../net/net-flags.ts";
 import { resolve } from "node:path";
 import { workerMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
@@ -39,6 +40,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { ...BATCH_MAX_FLAG, name: "frame-batch-max" },
   ...CLIENT_SECURITY_FLAGS,
   { name: "tokens", type: "string", default: "", help: "tokens file (as the coordinator's): /metrics then needs a token with the read role" },
+  ...JWT_FLAGS,
   { name: "metrics-port", type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
   { name: "metrics-host", type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
   ...HTTP_LIMIT_FLAGS,
@@ -87,12 +89,13 @@ export async function main(executorModule: string | URL): Promise<void> {
   const log = new Logger("worker", values["log-level"] as LogLevel);
   let metricsTokens: TokenTable;
   try {
-    metricsTokens = TokenTable.load(values.tokens as string);
+    metricsTokens = TokenTable.load(values.tokens as string).withJwt(jwtVerifier(values));
   } catch (err) {
     process.stderr.write(`worker: ${(err as Error).message}\n`);
     process.exit(2);
   }
   if ((values["metrics-port"] as number) > 0) warnIfOpen(log, metricsTokens.open, [values["metrics-host"] as string]);
+  reloadJwksOnSighup(metricsTokens.jwt, log);
   const node = new WorkerNode(config, log, (err) => {
     process.stderr.write(`worker: ${err.message}\n`);
     process.exit(1);
