@@ -8,6 +8,7 @@ import { parseHostPortList } from "../net/endpoints.ts";
 import { ETCD_DISCOVERY_FLAGS, etcdSettings } from "../net/etcd-discovery.ts";
 import { reloadJwksOnSighup } from "../net/jwt.ts";
 import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
+import { GrpcApi } from "./grpc/grpc-api.ts";
 import { HttpApi } from "./http-api.ts";
 import { Router, type RouterConfig } from "./router.ts";
 
@@ -23,7 +24,9 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: "http-port", type: "int", default: 0, min: 0, max: 65535, help: "port of the REST API, /metrics, /healthz and /readyz (0: no HTTP)" },
   { name: "http-host", type: "string", default: "127.0.0.1", help: "address the HTTP port listens on" },
   { name: "http-body-bytes-max", type: "int", default: 16 * 1024 * 1024, min: 1024, help: "largest HTTP request body" },
-  { name: "http-batch-max", type: "int", default: 10000, min: 1, help: "most tasks in one POST /v1/tasks" },
+  { name: "http-batch-max", type: "int", default: 10000, min: 1, help: "most tasks in one POST /v1/tasks (and gRPC SubmitBatch, SubmitWorkflow, Watch)" },
+  { name: "grpc-port", type: "int", default: 0, min: 0, max: 65535, help: "port of the gRPC API (proto/task_scheduler.proto; TLS, tokens and limits as the HTTP port) (0: no gRPC)" },
+  { name: "grpc-host", type: "string", default: "127.0.0.1", help: "address the gRPC port listens on" },
   { name: "reconnect-min-ms", type: "int", default: 50, min: 1, help: "first delay before redialing a lost coordinator" },
   { name: "reconnect-max-ms", type: "int", default: 2000, min: 1, help: "longest delay between redials" },
   { name: "cross-shard-poll-ms", type: "int", default: 100, min: 5, max: 60_000, help: "how often tasks waiting on parents in other shards are checked (a parent's end reaches them within about this)" },
@@ -65,7 +68,9 @@ export function main(): void {
     process.exit(2);
   }
   const log = new Logger("router", values["log-level"] as LogLevel);
-  warnIfOpen(log, config.tokens.open, [config.host, ...((values["http-port"] as number) > 0 ? [values["http-host"] as string] : [])]);
+  warnIfOpen(log, config.tokens.open, [
+    config.host, ...((values["http-port"] as number) > 0 ? [values["http-host"] as string] : []), ...((values["grpc-port"] as number) > 0 ? [values["grpc-host"] as string] : []),
+  ]);
   const router = new Router(config, log);
   try {
     router.start();
@@ -89,9 +94,27 @@ export function main(): void {
     }
     process.stdout.write(`router http on ${values["http-host"]}:${http.port}\n`);
   }
+  const grpc = (values["grpc-port"] as number) > 0 ? startGrpc(values, config, router.port, log) : undefined;
   reloadJwksOnSighup(config.tokens.jwt, log);
   stopOnSignals(log, () => {
+    grpc?.stop();
     http?.stop();
     router.stop();
   });
+}
+
+function startGrpc(values: Record<string, number | string | boolean>, config: RouterConfig, routerPort: number, log: Logger): GrpcApi {
+  const grpc = new GrpcApi({
+    host: values["grpc-host"] as string, port: values["grpc-port"] as number, routerPort, nodeId: config.nodeId,
+    messageBytesMax: values["http-body-bytes-max"] as number, batchMax: values["http-batch-max"] as number, idleTimeoutMs: config.limits.clientIdleTimeoutMs,
+    tokens: config.tokens, tls: config.tls,
+  }, log);
+  grpc.start().then(
+    () => process.stdout.write(`router grpc on ${values["grpc-host"]}:${grpc.port}\n`),
+    (err: Error) => {
+      process.stderr.write(`router: gRPC API (--grpc-port): ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+  return grpc;
 }
