@@ -81,13 +81,15 @@ test.skipIf(!available)("submit, the result through Watch, cancel, a workflow, t
   expect(seen.coordinators).toBe(1);
 });
 
-test.skipIf(!available)("refusals carry a gRPC status and our error code: wrong role, no token, unknown task, bad payload", () => {
+test.skipIf(!available)("refusals carry a gRPC status and our error code: wrong role, no token, unknown task, bad payload, bad watches", () => {
   const seen = python("refusals");
   expect(seen.readSubmits).toMatchObject({ status: "PERMISSION_DENIED", code: "E_UNAUTHORIZED" });
   expect(seen.readSubmits.details).toContain("submit role");
   expect(seen.submitRequeues).toMatchObject({ status: "PERMISSION_DENIED", code: "E_UNAUTHORIZED" });
   expect(seen.noToken).toMatchObject({ status: "UNAUTHENTICATED", code: "E_UNAUTHORIZED" });
   expect(seen.watchNoToken).toMatchObject({ status: "UNAUTHENTICATED", code: "E_UNAUTHORIZED" });
+  expect(seen.watchUnknown).toMatchObject({ status: "NOT_FOUND", code: "E_UNKNOWN_TASK" });
+  expect(seen.watchNothing).toMatchObject({ status: "INVALID_ARGUMENT", code: "E_BAD_REQUEST" });
   expect(seen.unknownTask).toMatchObject({ status: "NOT_FOUND", code: "E_UNKNOWN_TASK" });
   expect(seen.badPayload).toMatchObject({ status: "INVALID_ARGUMENT", code: "E_BAD_REQUEST" });
   expect(seen.badPayload.details).toContain("sleep: payload must be a map");
