@@ -113,7 +113,7 @@ export const SERVER_SECURITY_FLAGS: readonly FlagSpec[] = [
 
 /** Workers, clients and top: they present a token and may dial TLS. */
 export const CLIENT_SECURITY_FLAGS: readonly FlagSpec[] = [
-  { name: "token", type: "string", default: "", help: "token presented in the handshake (never logged)" },
+  { name: "token", type: "string", default: "", help: "token presented in the handshake: a static token or a JWT (never logged)" },
   { name: "tls-ca", type: "string", default: "", help: TLS_CA_HELP },
 ];
 

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
 import { GrpcTestClient } from "../support/grpc-client.ts";
 import { hsToken, JWT_SECRET, keyToken, signingKey, writeJwks, type Claims } from "../support/jwt-fixtures.ts";
-import { Cluster, freePort, waitFor, type Started } from "./harness.ts";
+import { binary, Cluster, freePort, waitFor, type Started } from "./harness.ts";
 import { TOKENS, writeTokensFile } from "./tokens.ts";
 
 const AUDIENCE = "task-scheduler";
@@ -97,6 +97,17 @@ describe("JWTs on every port", () => {
       expect(submitted.reply?.taskId).toBeNumber();
       expect(await metricsRead(token)).toBe(200);
     }
+  });
+
+  test("the client and top binaries present a JWT as they would a static token", async () => {
+    const submitted = await cluster.client(["-p", String(router.port), "--token", hsToken(submitter), "submit", "wordcount", "--payload", '"a b c"', "--wait"]);
+    expect(submitted.code).toBe(0);
+    expect(JSON.parse(submitted.stdout)).toMatchObject({ ok: true, result: 3 });
+    const refusedRun = await cluster.client(["-p", String(router.port), "--token", hsToken({ ...submitter, expiresInS: -3600 }), "stats"]);
+    expect(refusedRun.code).toBe(1);
+    expect(refusedRun.stderr + refusedRun.stdout).toContain("jwt expired");
+    const top = Bun.spawnSync([binary("top"), "-p", String(router.port), "--token", keyToken(oldKey, { roles: "read", aud: AUDIENCE }), "--once", "--interval-ms", "0"], { timeout: 30_000 });
+    expect(top.exitCode).toBe(0);
   });
 
   const refused: Array<[string, () => string, RegExp]> = [
