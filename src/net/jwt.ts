@@ -71,12 +71,13 @@ export class JwtVerifier {
   }
 
   check(token: string): JwtCheck {
-    let header: jwt.JwtHeader;
+    let header: jwt.JwtHeader | undefined;
     try {
-      header = jwt.decode(token, { complete: true })?.header ?? ({} as jwt.JwtHeader);
+      header = jwt.decode(token, { complete: true })?.header;
     } catch {
-      return { problem: "the JWT is malformed" };
+      header = undefined;
     }
+    if (header === undefined) return { problem: "the JWT is malformed" };
     const candidates = this.candidatesFor(header);
     if (candidates.length === 0) return { problem: `no key here verifies a JWT signed with ${String(header.alg)}${header.kid ? ` (kid ${header.kid})` : ""}` };
     let problem = "";
@@ -96,10 +97,10 @@ export class JwtVerifier {
     return { problem };
   }
 
-  /** The keys a token may be signed with: by its alg, and by its kid when it names one. */
+  /** The keys a token may be signed with: by its alg, and by its kid when both it and the key name one. */
   private candidatesFor(header: jwt.JwtHeader): Array<{ key: KeyObject | string; algorithm: jwt.Algorithm }> {
     if (header.alg === "HS256") return this.settings.secret === "" ? [] : [{ key: this.settings.secret, algorithm: "HS256" }];
-    return this.keys.filter((k) => k.algorithm === header.alg && (header.kid === undefined || k.kid === header.kid));
+    return this.keys.filter((k) => k.algorithm === header.alg && (header.kid === undefined || k.kid === undefined || k.kid === header.kid));
   }
 }
 

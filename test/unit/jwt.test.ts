@@ -50,6 +50,16 @@ describe("JWT tokens", () => {
     expect(granted(t, hsToken({ roles: "admin" }))).toMatch(/no key here verifies a JWT signed with HS256/);
     const unsigned = `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from('{"roles":"admin"}').toString("base64url")}.`;
     expect(granted(t, unsigned)).toMatch(/no key here verifies/);
+    expect(granted(t, "bm90LWpzb24.e30.c2ln")).toBe("the JWT is malformed");
+  });
+
+  test("a JWKS key without a kid verifies tokens whatever kid they name", () => {
+    const path = join(dir, "no-kid.json");
+    const { kid: _dropped, ...publicJwk } = ec.publicJwk;
+    writeFileSync(path, JSON.stringify({ keys: [publicJwk] }));
+    const t = table({ jwksPath: path });
+    expect(granted(t, keyToken(ec, { roles: "read" }))).toEqual(["read"]);
+    expect(granted(t, keyToken(rsa, { roles: "read" }))).toMatch(/no key here verifies a JWT signed with RS256/);
   });
 
   test("a token without our roles authenticates but may do nothing: 403, not 401", () => {

@@ -4,11 +4,12 @@
 // loopback SDK client and request checks (task-request.ts) that REST uses.
 
 import {
-  Server, ServerCredentials, status,
+  logVerbosity, Server, ServerCredentials, setLogger, setLogVerbosity, status,
   type Metadata, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type ServiceError, type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import type { Logger } from "../../cli/log.ts";
 import { authorizeHttp, type Permission, type TokenTable } from "../../net/auth.ts";
+import { formatHostPort, whyCannotListen } from "../../net/endpoints.ts";
 import type { TlsSettings } from "../../net/tls.ts";
 import { publicView } from "../../protocol/public-view.ts";
 import { SchedulerError, type SchedulerClient, type WorkflowTask } from "../../sdk/client.ts";
@@ -57,6 +58,9 @@ export class GrpcApi {
   ) {
     this.loopback = new LoopbackClient({ routerPort: config.routerPort, nodeId: `${config.nodeId}-grpc`, token: config.tokens.clusterToken, tls: config.tls });
     this.endings = new WaitedTaskEndings(() => this.loopback.get());
+    // grpc-js's own complaints (bind failures, broken connections) into our log, not bare lines on stderr.
+    setLogger({ error: (...args: unknown[]) => log.warn("grpc library", { message: args.join(" ") }), info: () => {}, debug: () => {} });
+    setLogVerbosity(logVerbosity.ERROR);
     this.server = new Server({
       "grpc.max_receive_message_length": config.messageBytesMax,
       "grpc.max_concurrent_streams": GRPC_STREAMS_PER_CONNECTION_MAX,
@@ -75,10 +79,10 @@ export class GrpcApi {
     const credentials = tls.server === undefined
       ? ServerCredentials.createInsecure()
       : ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(tls.server.cert), private_key: Buffer.from(tls.server.key) }], false);
-    const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, credentials, (err, bound) => {
-        if (err) return reject(new Error(`cannot listen on ${address}: ${err.message}`));
+      this.server.bindAsync(formatHostPort(host, port), credentials, (err, bound) => {
+        // grpc-js puts the errno name only in its message.
+        if (err) return reject(whyCannotListen(host, port, err, /\b(EADDRINUSE|EADDRNOTAVAIL|EACCES)\b/.exec(err.message)?.[1]));
         this.boundPort = bound;
         this.log.info("grpc listening", { host, port: bound });
         resolve();
