@@ -5,7 +5,7 @@ import type { FlagSpec, FlagValues } from "../cli/flags.ts";
 import { FRAME_SOFT_MESSAGES } from "../protocol/codec.ts";
 import { readFileSync } from "node:fs";
 import { TokenTable } from "./auth.ts";
-import { JwtVerifier, JWT_SECRET_CHARS_MIN } from "./jwt.ts";
+import { JWKS_KEYS_MAX, JwtVerifier, JWT_SECRET_CHARS_MIN } from "./jwt.ts";
 import { DEFAULT_NET_LIMITS, type NetLimits } from "./connection.ts";
 import { loadClientTls, loadServerAndClientTls, TLS_CA_HELP, TLS_CERT_HELP, TLS_KEY_HELP, type ClientTls, type TlsSettings } from "./tls.ts";
 
@@ -76,7 +76,7 @@ export const JWT_FLAGS: readonly FlagSpec[] = [
     help: `HS256 secret (at least ${JWT_SECRET_CHARS_MIN} characters): accept JWTs it signs as tokens. Visible in ps on the command line: prefer the environment variable or --jwt-secret-file`,
   },
   { name: "jwt-secret-file", type: "string", default: "", help: "file holding the HS256 secret (instead of --jwt-secret; surrounding whitespace ignored)" },
-  { name: "jwt-jwks", type: "string", default: "", help: "JWKS file of RS256/ES256 public keys: accept JWTs they sign as tokens; read again on SIGHUP (key rotation)" },
+  { name: "jwt-jwks", type: "string", default: "", help: `JWKS file of RS256/ES256 public keys (at most ${JWKS_KEYS_MAX}): accept JWTs they sign as tokens; read again on SIGHUP (key rotation)` },
   { name: "jwt-roles-claim", type: "string", default: "roles", help: "JWT claim naming the token's roles (a string, space-separated roles, or an array): read, submit, admin, worker, replica" },
   { name: "jwt-audience", type: "string", default: "", help: "a JWT's aud must name this (empty: not checked)" },
   { name: "jwt-issuer", type: "string", default: "", help: "a JWT's iss must be this (empty: not checked)" },

@@ -8,7 +8,7 @@ import { parseHostPortList } from "../net/endpoints.ts";
 import { ETCD_DISCOVERY_FLAGS, etcdSettings } from "../net/etcd-discovery.ts";
 import { reloadJwksOnSighup } from "../net/jwt.ts";
 import { NET_LIMIT_FLAGS, netLimits, SERVER_LIMIT_FLAGS, SERVER_SECURITY_FLAGS, serverSecurity } from "../net/net-flags.ts";
-import { GrpcApi } from "./grpc/grpc-api.ts";
+import { GRPC_STREAMS_PER_CONNECTION_MAX, GrpcApi } from "./grpc/grpc-api.ts";
 import { HttpApi } from "./http-api.ts";
 import { Router, type RouterConfig } from "./router.ts";
 
@@ -25,7 +25,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: "http-host", type: "string", default: "127.0.0.1", help: "address the HTTP port listens on" },
   { name: "http-body-bytes-max", type: "int", default: 16 * 1024 * 1024, min: 1024, help: "largest HTTP request body" },
   { name: "http-batch-max", type: "int", default: 10000, min: 1, help: "most tasks in one POST /v1/tasks (and gRPC SubmitBatch, SubmitWorkflow, Watch)" },
-  { name: "grpc-port", type: "int", default: 0, min: 0, max: 65535, help: "port of the gRPC API (proto/task_scheduler.proto; TLS, tokens and limits as the HTTP port) (0: no gRPC)" },
+  { name: "grpc-port", type: "int", default: 0, min: 0, max: 65535, help: `port of the gRPC API (proto/task_scheduler.proto; TLS, tokens and limits as the HTTP port; at most ${GRPC_STREAMS_PER_CONNECTION_MAX} calls in flight per connection) (0: no gRPC)` },
   { name: "grpc-host", type: "string", default: "127.0.0.1", help: "address the gRPC port listens on" },
   { name: "reconnect-min-ms", type: "int", default: 50, min: 1, help: "first delay before redialing a lost coordinator" },
   { name: "reconnect-max-ms", type: "int", default: 2000, min: 1, help: "longest delay between redials" },
