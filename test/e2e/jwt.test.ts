@@ -27,6 +27,7 @@ let router: Started;
 let coordinator: Started;
 let httpBase = "";
 let metricsBase = "";
+let workerMetricsBase = "";
 let grpc: GrpcTestClient;
 
 beforeAll(async () => {
@@ -41,7 +42,9 @@ beforeAll(async () => {
   cluster = new Cluster({ serverArgs: [], workerArgs: [], clientArgs: [], sdk: { token: TOKENS.read } });
   const metricsPort = freePort();
   coordinator = await cluster.coordinator([...jwtArgs, "--jwt-secret-file", secretFile, "--metrics-port", String(metricsPort)]);
-  cluster.worker([coordinator.port], ["-w", "2", "--token", TOKENS.worker]);
+  const workerMetricsPort = freePort();
+  // The worker's /metrics takes JWTs without a tokens file of its own.
+  cluster.worker([coordinator.port], ["-w", "2", "--token", TOKENS.worker, "--metrics-port", String(workerMetricsPort), "--jwt-secret-file", secretFile, "--jwt-audience", AUDIENCE]);
   const httpPort = freePort();
   const grpcPort = freePort();
   // The router takes its secret from the environment, as docs/security.md advises.
@@ -55,6 +58,7 @@ beforeAll(async () => {
   await cluster.workersJoined(router.port, 1);
   httpBase = `http://127.0.0.1:${httpPort}`;
   metricsBase = `http://127.0.0.1:${metricsPort}`;
+  workerMetricsBase = `http://127.0.0.1:${workerMetricsPort}`;
   grpc = new GrpcTestClient(`127.0.0.1:${grpcPort}`);
 });
 
@@ -83,8 +87,8 @@ async function restSubmit(token: string): Promise<{ status: number; message?: st
   return { status: r.status, message: body.error?.message };
 }
 
-async function metricsRead(token: string): Promise<number> {
-  return (await fetch(`${metricsBase}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status;
+async function metricsRead(token: string, base = metricsBase): Promise<number> {
+  return (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status;
 }
 
 describe("JWTs on every port", () => {
@@ -97,6 +101,7 @@ describe("JWTs on every port", () => {
       expect(submitted.reply?.taskId).toBeNumber();
       expect(await metricsRead(token)).toBe(200);
     }
+    expect(await metricsRead(hsToken({ roles: "read", aud: AUDIENCE }), workerMetricsBase)).toBe(200);
   });
 
   test("the client and top binaries present a JWT as they would a static token", async () => {
@@ -128,6 +133,7 @@ describe("JWTs on every port", () => {
       expect(viaGrpc.failure).toMatchObject({ status: status.UNAUTHENTICATED, code: "E_UNAUTHORIZED" });
       expect(viaGrpc.failure?.details).toMatch(why);
       expect(await metricsRead(token)).toBe(401);
+      expect(await metricsRead(token, workerMetricsBase)).toBe(401);
     });
   }
 
@@ -143,6 +149,7 @@ describe("JWTs on every port", () => {
     expect((await grpc.call("GetTask", { taskId: 1 }, noRoles)).failure).toMatchObject({ status: status.PERMISSION_DENIED });
     expect(await metricsRead(noRoles)).toBe(403);
     expect(await metricsRead(readOnly)).toBe(200);
+    expect(await metricsRead(noRoles, workerMetricsBase)).toBe(403);
   });
 });
 
