@@ -1,6 +1,6 @@
 // JWTs in place of static tokens on every port, from the compiled binaries:
-// the binary protocol (router and coordinator), REST, gRPC and a coordinator's
-// /metrics. Good tokens work; expired, wrongly signed, wrong-audience and
+// the binary protocol (router and coordinator), REST, gRPC and /metrics of a
+// coordinator and a worker. Good tokens work; expired, wrongly signed, wrong-audience and
 // role-less ones are refused, each saying why; a JWKS rotated through SIGHUP
 // takes the new key without dropping connections made with the old one.
 
