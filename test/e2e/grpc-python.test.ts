@@ -49,7 +49,7 @@ beforeAll(async () => {
   const coordinator = await cluster.coordinator(["--tokens", tokensFile, ...tls]);
   cluster.worker([coordinator.port], ["-w", "1", "--token", TOKENS.worker, "--tls-ca", join(dir, "ca", "ca.pem")]);
   const grpcPort = freePort();
-  const router = await cluster.router([coordinator.port], ["--tokens", tokensFile, ...tls, "--grpc-port", String(grpcPort)]);
+  const router = await cluster.router([coordinator.port], ["--tokens", tokensFile, ...tls, "--grpc-port", String(grpcPort), "--http-batch-max", "5", "--http-body-bytes-max", "4096"]);
   await waitFor("the gRPC port", () => (/router grpc on/.test(router.output()) ? true : undefined));
   await cluster.workersJoined(router.port, 1);
   address = `127.0.0.1:${grpcPort}`;
@@ -81,7 +81,7 @@ test.skipIf(!available)("submit, the result through Watch, cancel, a workflow, t
   expect(seen.coordinators).toBe(1);
 });
 
-test.skipIf(!available)("refusals carry a gRPC status and our error code: wrong role, no token, unknown task, bad payload, bad watches", () => {
+test.skipIf(!available)("refusals carry a gRPC status and our error code: wrong role, no token, unknown task, bad payload, bad watches, limits", () => {
   const seen = python("refusals");
   expect(seen.readSubmits).toMatchObject({ status: "PERMISSION_DENIED", code: "E_UNAUTHORIZED" });
   expect(seen.readSubmits.details).toContain("submit role");
@@ -94,4 +94,6 @@ test.skipIf(!available)("refusals carry a gRPC status and our error code: wrong 
   expect(seen.badPayload).toMatchObject({ status: "INVALID_ARGUMENT", code: "E_BAD_REQUEST" });
   expect(seen.badPayload.details).toContain("sleep: payload must be a map");
   expect(seen.notJson).toMatchObject({ status: "INVALID_ARGUMENT", code: "E_BAD_REQUEST" });
+  expect(seen.batchTooLarge).toMatchObject({ status: "RESOURCE_EXHAUSTED", code: "E_TOO_LARGE" });
+  expect(seen.messageTooLarge).toMatchObject({ status: "RESOURCE_EXHAUSTED" });
 });
