@@ -7,6 +7,7 @@ import { stopOnSignals } from "../cli/signals.ts";
 import { exitOnUncaughtErrors } from "../cli/fatal.ts";
 import { formatHostPort, parseHostPortList } from "../net/endpoints.ts";
 import { isLoopback } from "../net/auth.ts";
+import { reloadJwksOnSighup } from "../net/jwt.ts";
 import { netLimits, serverSecurity } from "../net/net-flags.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
@@ -133,5 +134,6 @@ export function main(): void {
     }
   }
   // SIGTERM hands over to a backup first (see Coordinator.shutdown).
+  reloadJwksOnSighup(config.tokens.jwt, log);
   stopOnSignals(log, () => coordinator.shutdown());
 }

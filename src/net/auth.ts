@@ -13,12 +13,14 @@
 // With no tokens configured the table is open: every connection may do
 // everything (meant for loopback; the binaries warn when bound elsewhere).
 // Tokens are compared by their SHA-256 digests with a constant-time compare,
-// and never logged.
+// and never logged. A JWT (jwt.ts) may stand in for a static token anywhere:
+// its roles claim names the same roles.
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Kind, type Role } from "../protocol/messages.ts";
+import { looksLikeJwt, type JwtVerifier } from "./jwt.ts";
 
 export const PERMISSIONS = ["read", "submit", "admin", "worker", "replica"] as const;
 export type Permission = (typeof PERMISSIONS)[number];
@@ -82,7 +84,14 @@ export class TokenTable {
     private readonly entries: readonly Entry[],
     /** The first replica token: what this process presents to its own peers and coordinators. */
     readonly clusterToken: string | undefined,
+    /** Verifies JWTs presented instead of a static token (--jwt-secret, --jwt-jwks). */
+    readonly jwt?: JwtVerifier,
   ) {}
+
+  /** The same table that also accepts JWTs verified by `jwt`. */
+  withJwt(jwt: JwtVerifier | undefined): TokenTable {
+    return jwt === undefined ? this : new TokenTable(this.entries, this.clusterToken, jwt);
+  }
 
   static readonly OPEN = new TokenTable([], undefined);
 
@@ -117,9 +126,9 @@ export class TokenTable {
     return new TokenTable(entries, clusterToken);
   }
 
-  /** True when no tokens are configured: everyone may do everything. */
+  /** True when no tokens (static or JWT) are configured: everyone may do everything. */
   get open(): boolean {
-    return this.entries.length === 0;
+    return this.entries.length === 0 && this.jwt === undefined;
   }
 
   /**
@@ -128,14 +137,32 @@ export class TokenTable {
    * the time taken says nothing about which one (if any) matched.
    */
   grantsOf(token: string | undefined): Grants | undefined {
+    const found = this.authenticate(token);
+    return typeof found === "string" ? undefined : found;
+  }
+
+  /** Like grantsOf, but says why a token is refused (for the error sent back; never the token itself). */
+  authenticate(token: string | undefined): Grants | string {
     if (this.open) return ALL_GRANTS;
     const presented = digest(typeof token === "string" ? token : "");
     let match: Permission | undefined;
     for (const e of this.entries) {
       if (timingSafeEqual(e.digest, presented) && match === undefined) match = e.role;
     }
-    return match === undefined ? undefined : GRANTS_OF_ROLE[match];
+    if (match !== undefined) return GRANTS_OF_ROLE[match];
+    if (this.jwt === undefined || typeof token !== "string" || !looksLikeJwt(token)) return "the token is not valid here";
+    const checked = this.jwt.check(token);
+    return "problem" in checked ? checked.problem : grantsOfRoles(checked.roles);
   }
+}
+
+/** What a JWT's roles allow together; names that are not our roles allow nothing. */
+function grantsOfRoles(roles: readonly string[]): Grants {
+  const grants = new Set<Permission>();
+  for (const role of roles) {
+    if (PERMISSIONS.includes(role as Permission)) for (const p of GRANTS_OF_ROLE[role as Permission]) grants.add(p);
+  }
+  return grants;
 }
 
 /**
@@ -144,9 +171,9 @@ export class TokenTable {
  * not allow that role.
  */
 export function authorizeHello(table: TokenTable, role: Role, token: unknown): Grants {
-  const grants = table.grantsOf(typeof token === "string" ? token : undefined);
-  if (grants === undefined) {
-    throw new ProtocolError("E_UNAUTHORIZED", token === undefined || token === "" ? `a ${role} must present a token` : "the token is not valid here");
+  const grants = table.authenticate(typeof token === "string" ? token : undefined);
+  if (typeof grants === "string") {
+    throw new ProtocolError("E_UNAUTHORIZED", token === undefined || token === "" ? `a ${role} must present a token` : grants);
   }
   const needed = HELLO_NEEDS[role];
   if (!grants.has(needed)) throw new ProtocolError("E_UNAUTHORIZED", `the token does not allow connecting as a ${role} (needs the ${needed} role)`);
@@ -169,8 +196,8 @@ export function authorizeKind(grants: Grants, kind: number, kindName: string): v
 export function authorizeHttp(table: TokenTable, authorization: string | null, needed: Permission): { status: 401 | 403; message: string } | undefined {
   if (table.open) return undefined;
   const match = bearerToken(authorization);
-  const grants = table.grantsOf(match?.[1]);
-  if (grants === undefined) return { status: 401, message: match ? "the bearer token is not valid here" : "send Authorization: Bearer <token>" };
+  const grants = table.authenticate(match?.[1]);
+  if (typeof grants === "string") return { status: 401, message: match ? grants.replace("the token", "the bearer token") : "send Authorization: Bearer <token>" };
   if (!grants.has(needed)) return { status: 403, message: `this needs a token with the ${needed} role` };
   return undefined;
 }

@@ -63,13 +63,17 @@ export function listenOrSayWhy<T>(host: string, port: number, listen: () => T): 
   try {
     return listen();
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    const where = formatHostPort(host, port);
-    if (code === "EADDRINUSE") throw new Error(`cannot listen on ${where}: the port is in use (another process listens there; pick another port or stop it)`);
-    if (code === "EADDRNOTAVAIL") throw new Error(`cannot listen on ${where}: ${host} is not an address of this machine`);
-    if (code === "EACCES") throw new Error(`cannot listen on ${where}: permission denied (ports below 1024 need privileges)`);
-    throw new Error(`cannot listen on ${where}: ${(err as Error).message}${typeof code === "string" ? ` (${code})` : ""}`);
+    throw whyCannotListen(host, port, err as Error, (err as { code?: unknown }).code);
   }
+}
+
+/** The error listenOrSayWhy throws, for a listener that fails another way (a callback); `code` is the errno name if known. */
+export function whyCannotListen(host: string, port: number, err: Error, code: unknown): Error {
+  const where = formatHostPort(host, port);
+  if (code === "EADDRINUSE") return new Error(`cannot listen on ${where}: the port is in use (another process listens there; pick another port or stop it)`);
+  if (code === "EADDRNOTAVAIL") return new Error(`cannot listen on ${where}: ${host} is not an address of this machine`);
+  if (code === "EACCES") return new Error(`cannot listen on ${where}: permission denied (ports below 1024 need privileges)`);
+  return new Error(`cannot listen on ${where}: ${err.message}${typeof code === "string" ? ` (${code})` : ""}`);
 }
 
 /**

@@ -3,7 +3,9 @@
 
 import type { FlagSpec, FlagValues } from "../cli/flags.ts";
 import { FRAME_SOFT_MESSAGES } from "../protocol/codec.ts";
+import { readFileSync } from "node:fs";
 import { TokenTable } from "./auth.ts";
+import { JWKS_KEYS_MAX, JwtVerifier, JWT_SECRET_CHARS_MIN } from "./jwt.ts";
 import { DEFAULT_NET_LIMITS, type NetLimits } from "./connection.ts";
 import { loadClientTls, loadServerAndClientTls, TLS_CA_HELP, TLS_CERT_HELP, TLS_KEY_HELP, type ClientTls, type TlsSettings } from "./tls.ts";
 
@@ -71,9 +73,43 @@ export function netLimits(v: FlagValues): NetLimits {
   };
 }
 
+/** JWTs accepted wherever a token is (every process that checks tokens). */
+export const JWT_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "jwt-secret", type: "string", default: "",
+    help: `HS256 secret (at least ${JWT_SECRET_CHARS_MIN} characters): accept JWTs it signs as tokens. Visible in ps on the command line: prefer the environment variable or --jwt-secret-file`,
+  },
+  { name: "jwt-secret-file", type: "string", default: "", help: "file holding the HS256 secret (instead of --jwt-secret; surrounding whitespace ignored)" },
+  { name: "jwt-jwks", type: "string", default: "", help: `JWKS file of RS256/ES256 public keys (at most ${JWKS_KEYS_MAX}): accept JWTs they sign as tokens; read again on SIGHUP (key rotation)` },
+  { name: "jwt-roles-claim", type: "string", default: "roles", help: "JWT claim naming the token's roles (a string, space-separated roles, or an array): read, submit, admin, worker, replica" },
+  { name: "jwt-audience", type: "string", default: "", help: "a JWT's aud must name this (empty: not checked)" },
+  { name: "jwt-issuer", type: "string", default: "", help: "a JWT's iss must be this (empty: not checked)" },
+  { name: "jwt-leeway-ms", type: "int", default: 30_000, min: 0, max: 600_000, help: "clock skew allowed on a JWT's exp and nbf" },
+];
+
+/** The JWT verifier the JWT_FLAGS ask for, or undefined when neither a secret nor a JWKS is given; throws naming the flag. */
+export function jwtVerifier(v: FlagValues): JwtVerifier | undefined {
+  let secret = v["jwt-secret"] as string;
+  const secretFile = v["jwt-secret-file"] as string;
+  if (secretFile !== "") {
+    if (secret !== "") throw new Error("give --jwt-secret or --jwt-secret-file, not both");
+    try {
+      secret = readFileSync(secretFile, "utf8").trim();
+    } catch (err) {
+      throw new Error(`--jwt-secret-file ${secretFile}: ${(err as Error).message}`);
+    }
+  }
+  const jwksPath = v["jwt-jwks"] as string;
+  if (secret === "" && jwksPath === "") return undefined;
+  return new JwtVerifier({
+    secret, jwksPath, rolesClaim: v["jwt-roles-claim"] as string, audience: v["jwt-audience"] as string, issuer: v["jwt-issuer"] as string, leewayMs: v["jwt-leeway-ms"] as number,
+  });
+}
+
 /** Coordinators and routers: they check tokens, serve TLS and dial TLS. */
 export const SERVER_SECURITY_FLAGS: readonly FlagSpec[] = [
-  { name: "tokens", meaning: "file of `<role> <token>` lines this process checks presented tokens against", type: "string", default: "", help: "file of `<role> <token>` lines (roles: read, submit, admin, worker, replica); empty: no auth, for loopback only. Its first replica token is presented to peers" },
+  { name: "tokens", meaning: "file of `<role> <token>` lines this process checks presented tokens against", type: "string", default: "", help: "file of `<role> <token>` lines (roles: read, submit, admin, worker, replica); empty (and no --jwt-*): no auth, for loopback only. Its first replica token is presented to peers" },
+  ...JWT_FLAGS,
   { name: "tls-cert", type: "string", default: "", help: TLS_CERT_HELP },
   { name: "tls-key", type: "string", default: "", help: TLS_KEY_HELP },
   { name: "tls-ca", type: "string", default: "", help: TLS_CA_HELP },
@@ -81,7 +117,7 @@ export const SERVER_SECURITY_FLAGS: readonly FlagSpec[] = [
 
 /** Workers, clients and top: they present a token and may dial TLS. */
 export const CLIENT_SECURITY_FLAGS: readonly FlagSpec[] = [
-  { name: "token", type: "string", default: "", help: "token presented in the handshake (never logged)" },
+  { name: "token", type: "string", default: "", help: "token presented in the handshake: a static token or a JWT (never logged)" },
   { name: "tls-ca", type: "string", default: "", help: TLS_CA_HELP },
 ];
 
@@ -92,9 +128,10 @@ export interface ServerSecurity {
 
 /** Reads the tokens file and certificates named by SERVER_SECURITY_FLAGS; throws naming the flag. */
 export function serverSecurity(v: FlagValues): ServerSecurity {
-  const tokens = TokenTable.load(v.tokens as string);
+  const tokens = TokenTable.load(v.tokens as string).withJwt(jwtVerifier(v));
   if (!tokens.open && tokens.clusterToken === undefined) {
-    throw new Error(`--tokens ${v.tokens}: needs a replica token (the cluster secret coordinators and routers present to each other)`);
+    const where = v.tokens === "" ? "with --jwt-*, --tokens is still needed: a file with" : `--tokens ${v.tokens}: needs`;
+    throw new Error(`${where} a replica token (the cluster secret coordinators and routers present to each other)`);
   }
   return { tokens, tls: loadServerAndClientTls(v["tls-cert"] as string, v["tls-key"] as string, v["tls-ca"] as string) };
 }

@@ -1,9 +1,7 @@
 // The router's HTTP port: a JSON REST API, health checks and Prometheus
 // metrics. Requests go through an SDK client connected to the router's own TCP
-// port, so REST takes exactly the routes (shard choice, failover, retries of
-// the client's own) that binary clients take: one mechanism, not two.
+// port (loopback-client.ts), as the gRPC API's do.
 
-import { encode } from "@msgpack/msgpack";
 import type { Logger } from "../cli/log.ts";
 import { PROCESS_SAMPLER, processMetrics } from "../metrics/process-metrics.ts";
 import { clusterMetrics } from "../metrics/prometheus.ts";
@@ -11,10 +9,10 @@ import { matchRoute, routeMissResponse, type Route } from "../net/http-routes.ts
 import { authorizeHttp, httpGrants, PERMISSIONS, type Permission, type TokenTable } from "../net/auth.ts";
 import { serveHttp, type HttpLimits, type HttpServer } from "../net/http-front.ts";
 import type { TlsSettings } from "../net/tls.ts";
-import type { TaskInfo } from "../protocol/messages.ts";
 import { publicView } from "../protocol/public-view.ts";
-import { BACKOFF_FIELDS, decodeResult, SchedulerClient, TaskError, unknownField, type SubmitOptions } from "../sdk/client.ts";
-import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
+import { SchedulerClient, TaskError } from "../sdk/client.ts";
+import { LoopbackClient } from "./loopback-client.ts";
+import { HttpError, jsonResult, showTask, submitTasks, taskId } from "./task-request.ts";
 import { DASHBOARD_ROUTES, isDashboardPath } from "./dashboard/routes.ts";
 
 export interface HttpApiConfig {
@@ -49,16 +47,6 @@ const STATUS_OF: Record<string, number> = {
   E_BAD_REQUEST: 400, E_CYCLE: 400, E_TOO_LARGE: 413, E_UNAUTHORIZED: 401, E_UNKNOWN_TASK: 404, E_UNKNOWN_SHARD: 404,
   E_QUEUE_FULL: 429, E_UNAVAILABLE: 503, E_NOT_PRIMARY: 503, E_SHUTTING_DOWN: 503,
 };
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 const json = (status: number, body: unknown) => Response.json(body, { status });
 
@@ -130,12 +118,14 @@ const API_ROUTES: readonly Route<RouteContext>[] = [
 
 export class HttpApi {
   private server: HttpServer | undefined;
-  private client: Promise<SchedulerClient> | undefined;
+  private readonly loopback: LoopbackClient;
 
   constructor(
     private readonly config: HttpApiConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.loopback = new LoopbackClient({ routerPort: config.routerPort, nodeId: `${config.nodeId}-http`, token: config.tokens.clusterToken, tls: config.tls });
+  }
 
   get nodeId(): string {
     return this.config.nodeId;
@@ -161,7 +151,7 @@ export class HttpApi {
 
   stop(): void {
     this.server?.stop();
-    void this.client?.then((c) => c.close(), () => {});
+    this.loopback.close();
   }
 
   private async handle(req: Request): Promise<Response> {
@@ -195,12 +185,12 @@ export class HttpApi {
 
   /** The SDK client behind every /v1 route and /metrics. */
   sdkClient(): Promise<SchedulerClient> {
-    return this.sdk();
+    return this.loopback.get();
   }
 
   /** Ready when every shard the router knows has a reachable primary. */
   async readyz(): Promise<Response> {
-    const stats = await (await this.sdk()).clusterStats();
+    const stats = await (await this.loopback.get()).clusterStats();
     const shards = new Set<number>();
     const withPrimary = new Set<number>();
     for (const c of stats.coordinators) {
@@ -216,11 +206,7 @@ export class HttpApi {
 
   async submit(client: SchedulerClient, input: unknown): Promise<Response> {
     const batch = Array.isArray(input);
-    const specs = (batch ? input : [input]) as unknown[];
-    if (specs.length === 0) throw new HttpError(400, "E_BAD_REQUEST", "an empty batch");
-    if (specs.length > this.config.batchMax) throw new HttpError(413, "E_TOO_LARGE", `at most ${this.config.batchMax} tasks per request`);
-    const parsed = specs.map((s, i) => parseTask(s, batch ? `tasks[${i}]` : "body"));
-    const ids = await Promise.all(parsed.map((t) => client.submit(t.type, t.payload, t.options)));
+    const ids = await submitTasks(client, (batch ? input : [input]) as unknown[], this.config.batchMax, (i) => (batch ? `tasks[${i}]` : "body"));
     return json(201, batch ? { taskIds: ids } : { taskId: ids[0] });
   }
 
@@ -230,27 +216,6 @@ export class HttpApi {
     if (info.state === "failed" || info.state === "cancelled") return json(409, { taskId: id, state: info.state, error: info.error ?? info.state });
     return json(202, { taskId: id, state: info.state, progress: info.progress });
   }
-
-  /** One loopback connection to this router, redialed if it drops. */
-  private sdk(): Promise<SchedulerClient> {
-    const current = this.client;
-    if (current !== undefined) {
-      return current.then((c) => {
-        if (!c.closed) return c;
-        if (this.client === current) this.client = undefined;
-        return this.sdk();
-      });
-    }
-    const dialing = SchedulerClient.connect(
-      { host: "127.0.0.1", port: this.config.routerPort },
-      { nodeId: `${this.config.nodeId}-http`, token: this.config.tokens.clusterToken, tls: this.config.tls.client, role: "router" },
-    );
-    this.client = dialing;
-    dialing.catch(() => {
-      if (this.client === dialing) this.client = undefined;
-    });
-    return dialing;
-  }
 }
 
 async function body(req: Request): Promise<unknown> {
@@ -259,12 +224,6 @@ async function body(req: Request): Promise<unknown> {
   } catch {
     throw new HttpError(400, "E_BAD_REQUEST", "the body is not valid JSON");
   }
-}
-
-function taskId(text: string): number {
-  const id = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(id)) throw new HttpError(400, "E_BAD_REQUEST", `"${text}" is not a task id`);
-  return id;
 }
 
 function requiredParam(url: URL, name: string): string {
@@ -279,65 +238,4 @@ function intParam(url: URL, name: string, fallback: number): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0) throw new HttpError(400, "E_BAD_REQUEST", `query parameter ${name} must be a non-negative integer`);
   return n;
-}
-
-const OPTIONAL_NUMBERS = ["priority", "maxAttempts", "timeoutMs", "delayMs", "deadlineMs"] as const;
-/** The fields a task of a POST body may have: any other is refused by name (a misspelt one would be ignored). */
-const TASK_FIELDS: readonly string[] = ["type", "payload", ...OPTIONAL_NUMBERS, "idempotencyKey", "backoff", "tags", "dependsOn"];
-
-/** Validates one task of a POST body: {type, payload?, priority?, maxAttempts?, timeoutMs?, idempotencyKey?, delayMs?, deadlineMs?, backoff?, tags?, dependsOn?}. */
-function parseTask(value: unknown, where: string): { type: string; payload: unknown; options: SubmitOptions } {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new HttpError(400, "E_BAD_REQUEST", `${where} must be an object`);
-  const t = value as Record<string, unknown>;
-  const stray = unknownField(t, TASK_FIELDS);
-  if (stray !== undefined) throw new HttpError(400, "E_BAD_REQUEST", `${where}.${stray} is not a task field (known: ${TASK_FIELDS.join(", ")})`);
-  if (typeof t.type !== "string" || t.type === "") throw new HttpError(400, "E_BAD_REQUEST", `${where}.type must be a non-empty string`);
-  const options: SubmitOptions = {};
-  for (const key of OPTIONAL_NUMBERS) {
-    if (t[key] === undefined) continue;
-    const n = t[key];
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new HttpError(400, "E_BAD_REQUEST", `${where}.${key} must be a non-negative integer`);
-    options[key] = n;
-  }
-  if (options.priority !== undefined && options.priority > 255) throw new HttpError(400, "E_BAD_REQUEST", `${where}.priority must be from 0 to 255`);
-  if (t.idempotencyKey !== undefined) {
-    if (typeof t.idempotencyKey !== "string") throw new HttpError(400, "E_BAD_REQUEST", `${where}.idempotencyKey must be a string`);
-    options.idempotencyKey = t.idempotencyKey;
-  }
-  if (t.tags !== undefined) {
-    if (!Array.isArray(t.tags) || !t.tags.every((x) => typeof x === "string")) throw new HttpError(400, "E_BAD_REQUEST", `${where}.tags must be an array of strings`);
-    options.tags = t.tags as string[];
-  }
-  if (t.dependsOn !== undefined) {
-    if (!Array.isArray(t.dependsOn) || !t.dependsOn.every((x) => Number.isSafeInteger(x))) throw new HttpError(400, "E_BAD_REQUEST", `${where}.dependsOn must be an array of task ids`);
-    options.dependsOn = t.dependsOn as number[];
-  }
-  if (t.backoff !== undefined) {
-    const b = t.backoff as Record<string, unknown>;
-    const strayBackoff = b !== null && typeof b === "object" ? unknownField(b, BACKOFF_FIELDS) : undefined;
-    if (strayBackoff !== undefined) throw new HttpError(400, "E_BAD_REQUEST", `${where}.backoff.${strayBackoff} is not a backoff field (known: ${BACKOFF_FIELDS.join(", ")})`);
-    if (b === null || typeof b !== "object" || (b.type !== "exponential" && b.type !== "fixed") || typeof b.delayMs !== "number" || b.delayMs < 0) {
-      throw new HttpError(400, "E_BAD_REQUEST", `${where}.backoff must be {type: "exponential"|"fixed", delayMs, maxDelayMs?}`);
-    }
-    options.backoff = { type: b.type, delayMs: b.delayMs, maxDelayMs: typeof b.maxDelayMs === "number" ? b.maxDelayMs : undefined };
-  }
-  // Checked before any task of the batch is submitted, so a bad one refuses the whole request.
-  const problem = builtinPayloadProblem(t.type, t.payload === undefined ? EMPTY_PAYLOAD : encode(t.payload));
-  if (problem !== undefined) throw new HttpError(400, "E_BAD_REQUEST", `${where}.payload: ${problem}`);
-  return { type: t.type, payload: t.payload, options };
-}
-
-const EMPTY_PAYLOAD = new Uint8Array(0);
-
-/** A result for JSON: msgpack values as they are, other bytes as {base64}. */
-function jsonResult(output: Uint8Array | undefined): unknown {
-  const value = decodeResult(output);
-  if (value instanceof Uint8Array) return { base64: Buffer.from(value).toString("base64") };
-  return value ?? null;
-}
-
-/** TaskInfo for JSON: the result decoded instead of raw bytes. */
-function showTask(info: TaskInfo): Record<string, unknown> {
-  const { output, ...rest } = publicView(info);
-  return { ...rest, result: info.state === "completed" ? jsonResult(output) : undefined };
 }

@@ -8,6 +8,8 @@ import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
 import { etcdSettings } from "../net/etcd-discovery.ts";
 import { netLimits, serverSecurity } from "../net/net-flags.ts";
+import { reloadJwksOnSighup } from "../net/jwt.ts";
+import { GrpcApi } from "./grpc/grpc-api.ts";
 import { HttpApi } from "./http-api.ts";
 import { Router, type RouterConfig } from "./router.ts";
 
@@ -43,7 +45,9 @@ export function main(): void {
     process.exit(2);
   }
   const log = new Logger("router", values["log-level"] as LogLevel);
-  warnIfOpen(log, config.tokens.open, [config.host, ...((values["http-port"] as number) > 0 ? [values["http-host"] as string] : [])]);
+  warnIfOpen(log, config.tokens.open, [
+    config.host, ...((values["http-port"] as number) > 0 ? [values["http-host"] as string] : []), ...((values["grpc-port"] as number) > 0 ? [values["grpc-host"] as string] : []),
+  ]);
   const router = new Router(config, log);
   try {
     router.start();
@@ -67,8 +71,27 @@ export function main(): void {
     }
     process.stdout.write(`router http on ${values["http-host"]}:${http.port}\n`);
   }
+  const grpc = (values["grpc-port"] as number) > 0 ? startGrpc(values, config, router.port, log) : undefined;
+  reloadJwksOnSighup(config.tokens.jwt, log);
   stopOnSignals(log, () => {
+    grpc?.stop();
     http?.stop();
     router.stop();
   });
+}
+
+function startGrpc(values: Record<string, number | string | boolean>, config: RouterConfig, routerPort: number, log: Logger): GrpcApi {
+  const grpc = new GrpcApi({
+    host: values["grpc-host"] as string, port: values["grpc-port"] as number, routerPort, nodeId: config.nodeId,
+    messageBytesMax: values["http-body-bytes-max"] as number, batchMax: values["http-batch-max"] as number, idleTimeoutMs: config.limits.clientIdleTimeoutMs,
+    tokens: config.tokens, tls: config.tls,
+  }, log);
+  grpc.start().then(
+    () => process.stdout.write(`router grpc on ${values["grpc-host"]}:${grpc.port}\n`),
+    (err: Error) => {
+      process.stderr.write(`router: gRPC API (--grpc-port): ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+  return grpc;
 }

@@ -4,7 +4,7 @@
 import type { FlagSpec } from "../cli/flags.ts";
 import { LOG_LEVELS } from "../cli/log.ts";
 import { ETCD_DISCOVERY_FLAGS } from "../net/etcd-discovery.ts";
-import { CLIENT_SECURITY_FLAGS, HTTP_LIMIT_FLAGS, WORKER_NET_LIMIT_FLAGS } from "../net/net-flags.ts";
+import { CLIENT_SECURITY_FLAGS, HTTP_LIMIT_FLAGS, JWT_FLAGS, WORKER_NET_LIMIT_FLAGS } from "../net/net-flags.ts";
 
 /** The coordinator's default port: where a worker given no coordinator and no --etcd looks. */
 export const DEFAULT_PORT = 5000;
@@ -30,6 +30,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   ...WORKER_NET_LIMIT_FLAGS,
   ...CLIENT_SECURITY_FLAGS,
   { name: "tokens", meaning: "file of `<role> <token>` lines this process checks presented tokens against", type: "string", default: "", help: "tokens file (as the coordinator's): /metrics then needs a token with the read role" },
+  ...JWT_FLAGS,
   { name: "metrics-port", perBinary: true, type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
   { name: "metrics-host", perBinary: true, type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
   ...HTTP_LIMIT_FLAGS,

@@ -8,7 +8,8 @@ import { warnIfOpen } from "../cli/warn-if-open.ts";
 import { TokenTable } from "../net/auth.ts";
 import { parseHostPortList } from "../net/endpoints.ts";
 import { etcdSettings } from "../net/etcd-discovery.ts";
-import { clientSecurity, netLimits } from "../net/net-flags.ts";
+import { reloadJwksOnSighup } from "../net/jwt.ts";
+import { clientSecurity, jwtVerifier, netLimits } from "../net/net-flags.ts";
 import { resolve } from "node:path";
 import { workerMetrics } from "../metrics/prometheus.ts";
 import { serveMetrics } from "../metrics/metrics-server.ts";
@@ -57,12 +58,13 @@ export async function main(executorModule: string | URL): Promise<void> {
   const log = new Logger("worker", values["log-level"] as LogLevel);
   let metricsTokens: TokenTable;
   try {
-    metricsTokens = TokenTable.load(values.tokens as string);
+    metricsTokens = TokenTable.load(values.tokens as string).withJwt(jwtVerifier(values));
   } catch (err) {
     process.stderr.write(`worker: ${(err as Error).message}\n`);
     process.exit(2);
   }
   if ((values["metrics-port"] as number) > 0) warnIfOpen(log, metricsTokens.open, [values["metrics-host"] as string]);
+  reloadJwksOnSighup(metricsTokens.jwt, log);
   const node = new WorkerNode(config, log, (err) => {
     process.stderr.write(`worker: ${err.message}\n`);
     process.exit(1);

@@ -170,7 +170,8 @@ export class Cluster {
   }
 
   spawn(name: string, args: string[]): Omit<Started, "port"> {
-    const proc = Bun.spawn([binary(name), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    // process.env as it is now (a test may set a TASK_SCHEDULER_* variable), not as it was at start-up.
+    const proc = Bun.spawn([binary(name), ...args], { env: { ...process.env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
     this.procs.push(proc);
     let text = "";
     const collect = async (stream: ReadableStream<Uint8Array>) => {

@@ -23,11 +23,24 @@ test("a coordinator, a router, and the metrics ports of a worker and a coordinat
     ["coordinator", ["-p", String(held.port)]],
     ["router", ["-p", String(held.port), "-s", "127.0.0.1:1"]],
     ["router", ["-p", "0", "-s", "127.0.0.1:1", "--http-port", String(held.port)]],
+    ["router", ["-p", "0", "-s", "127.0.0.1:1", "--grpc-port", String(held.port)]],
     ["worker", ["-s", "127.0.0.1:1", "--metrics-port", String(held.port)]],
     ["coordinator", ["-p", "0", "--metrics-port", String(held.port)]],
   ] as const) {
     const { code, out } = await run(binary, [...args]);
     expect({ binary, args, code, says: out.includes(inUse) }).toEqual({ binary, args, code: 1, says: true });
+  }
+}, 60_000);
+
+test("bad JWT settings stop start-up with exit 2, naming the flag", async () => {
+  for (const [binary, args, says] of [
+    ["router", ["-p", "0", "--jwt-secret", "too-short"], "--jwt-secret: needs at least 32 characters"],
+    ["coordinator", ["-p", "0", "--jwt-jwks", "/nonexistent/jwks.json"], "--jwt-jwks /nonexistent/jwks.json"],
+    ["coordinator", ["-p", "0", "--jwt-secret", "a-secret-long-enough-for-hs256-000000"], "with --jwt-*, --tokens is still needed"],
+    ["worker", ["-c", "127.0.0.1:1", "--jwt-secret-file", "/nonexistent/secret"], "--jwt-secret-file /nonexistent/secret"],
+  ] as const) {
+    const { code, out } = await run(binary, [...args]);
+    expect({ binary, code, says: out.includes(says) ? says : out }).toEqual({ binary, code: 2, says });
   }
 }, 60_000);
 
