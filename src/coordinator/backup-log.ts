@@ -108,11 +108,8 @@ export class BackupLog {
     this.appliedIndex += batch.count;
     scheduler.takeReady();
     // Durable here before the acknowledgement (sent at the end of this read) says so.
-    if (batch.count > 0) {
-      this.host.disk.write((wal) => {
-        wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries);
-        if (wal.wantsSnapshot) wal.snapshot(control.epoch, this.appliedIndex, scheduler.exportState());
-      });
+    if (batch.count > 0 && this.host.disk.write((wal) => wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries))) {
+      this.host.disk.compactIfDue(control.epoch, this.appliedIndex, scheduler);
     }
   }
 

@@ -2,8 +2,10 @@
 // log entries the primary ships (and every batch a backup applies) is appended
 // to DIR/wal.log and fsynced before anyone is told it happened (group commit:
 // one fsync per batch). When the log passes walBytesMax, a snapshot of the
-// whole state is written (temp file, fsync, rename) and the log starts over,
-// so the disk holds one snapshot plus at most walBytesMax of log.
+// whole state is written (temp file, fsync, rename) and replaces the log's records
+// up to its index, so the disk holds one snapshot plus about walBytesMax of log.
+// A running coordinator writes that snapshot in parts between other work
+// (wal-compaction.ts) and keeps the records appended meanwhile.
 //
 // wal.log:         records (format, and what counts as a torn tail: wal-records.ts)
 // snapshot.bin:    "TSSNAP01" | u32 bodyBytes | u32 crc32(body) | body
@@ -14,7 +16,7 @@
 // other damage or gap stops start-up with a StorageError: never serve from a log
 // that silently lost acknowledged records.
 
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, ftruncateSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, ftruncateSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Logger } from "../cli/log.ts";
 import type { SchedulerState } from "../core/scheduler-state.ts";
@@ -31,6 +33,10 @@ export const WAL_FILE = "wal.log";
 export const SNAPSHOT_FILE = "snapshot.bin";
 /** A snapshot being written; renamed to SNAPSHOT_FILE once whole and synced. */
 export const SNAPSHOT_TEMP_FILE = `${SNAPSHOT_FILE}.tmp`;
+/** The log's own snapshot being written in parts (wal-compaction.ts): a file of its own, so a snapshot from a primary never clashes with it. */
+export const COMPACTION_TEMP_FILE = `${SNAPSHOT_FILE}.compacting`;
+/** The records a compaction keeps, copied here and renamed over WAL_FILE. */
+export const WAL_TEMP_FILE = `${WAL_FILE}.tmp`;
 /** A snapshot file: this magic, u32 body bytes, u32 CRC-32 of the body; body `u32 epoch | f64 index | msgpack state`. */
 export const SNAPSHOT_MAGIC = new TextEncoder().encode("TSSNAP01");
 export const SNAPSHOT_HEADER_BYTES = SNAPSHOT_MAGIC.length + 8;
@@ -57,6 +63,8 @@ export class WriteAheadLog {
   private readonly snapshotPath: string;
   private readonly fsyncMs = new LatencyBuckets(FSYNC_BUCKETS_MS);
   private readonly counters = { commits: 0, entries: 0, bytes: 0, snapshots: 0, fsyncMsMax: 0 };
+  /** Counts snapshots installed: a compaction begun before the latest one is out of date. */
+  private installed = 0;
 
   constructor(
     private readonly dir: string,
@@ -182,6 +190,16 @@ export class WriteAheadLog {
     return { ...this.counters, fsyncHistogram: this.fsyncMs.snapshot() };
   }
 
+  /** The log's length: where the next record will start. */
+  get logBytes(): number {
+    return this.bytes;
+  }
+
+  /** How many snapshots were installed since the log was opened. */
+  get snapshotsInstalled(): number {
+    return this.installed;
+  }
+
   /** True when the log is large enough that the next snapshot should replace it. */
   get wantsSnapshot(): boolean {
     return this.bytes >= this.walBytesMax;
@@ -214,15 +232,58 @@ export class WriteAheadLog {
     return join(this.dir, SNAPSHOT_TEMP_FILE);
   }
 
-  /** The snapshot temp file is whole and synced: it replaces the last snapshot, and empties the log. */
-  installSnapshot(epoch: number, index: number, bodyBytes: number): void {
-    renameSync(this.snapshotTempFile, this.snapshotPath);
+  /**
+   * A snapshot temp file (`from`) is whole and synced: it replaces the last snapshot, and the
+   * log keeps only its records from byte `keepLogFrom` on (those past the snapshot's index;
+   * by default none). The old snapshot stays until the rename; until the log is cut, recovery
+   * skips the records the new snapshot holds.
+   */
+  installSnapshot(epoch: number, index: number, bodyBytes: number, from = this.snapshotTempFile, keepLogFrom = this.bytes, detail: Record<string, unknown> = {}): void {
+    renameSync(from, this.snapshotPath);
     fsyncDirectory(this.dir);
-    ftruncateSync(this.fd, 0);
-    fsyncSync(this.fd);
-    this.bytes = 0;
+    if (keepLogFrom >= this.bytes) {
+      ftruncateSync(this.fd, 0);
+      fsyncSync(this.fd);
+      this.bytes = 0;
+    } else {
+      this.keepLogTail(keepLogFrom);
+    }
+    this.installed++;
     this.counters.snapshots++;
-    this.log.info("snapshot written", { index, epoch, bytes: bodyBytes });
+    this.log.info("snapshot written", { index, epoch, bytes: bodyBytes, ...detail });
+  }
+
+  /** Where a compaction writes its snapshot (see COMPACTION_TEMP_FILE). */
+  get compactionTempFile(): string {
+    return join(this.dir, COMPACTION_TEMP_FILE);
+  }
+
+  /**
+   * The log becomes its records from byte `from` on: copied to a temp file, synced, and
+   * renamed over it, so a crash leaves either the whole old log or the tail. The tail is what
+   * was appended while a compaction ran: a few batches, not the log.
+   */
+  private keepLogTail(from: number): void {
+    const tail = new Uint8Array(this.bytes - from);
+    let at = 0;
+    while (at < tail.length) {
+      const n = readSync(this.fd, tail, at, tail.length - at, from + at);
+      if (n === 0) throw new Error(`${this.walPath} ended at ${from + at} bytes, ${this.bytes} expected`);
+      at += n;
+    }
+    const temp = join(this.dir, WAL_TEMP_FILE);
+    const fd = openSync(temp, "w");
+    try {
+      writeAll(fd, tail);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, this.walPath);
+    fsyncDirectory(this.dir);
+    closeSync(this.fd);
+    this.fd = openSync(this.walPath, "a+");
+    this.bytes = tail.length;
   }
 
   close(): void {

@@ -33,6 +33,7 @@ function backup() {
       write({ append: () => undefined, snapshot: () => undefined, wantsSnapshot: false });
       return true;
     },
+    compactIfDue: () => undefined,
   };
   const host: BackupHost = {
     config: { scheduler: { ...FUZZ_SCHEDULER_OPTIONS } } as BackupHost["config"], log: new Logger("test", "error", () => {}), control,
