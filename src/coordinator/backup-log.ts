@@ -32,9 +32,6 @@ export interface BackupHost {
   readonly disk: DataDir;
 }
 
-/** Appends kept while a snapshot loads, at most (a copy of each): past it the load starts over. */
-export const LOADING_APPENDS_BYTES_MAX = 256 * 1024 * 1024;
-
 interface Loading {
   epoch: number;
   index: number;
@@ -156,9 +153,11 @@ export class BackupLog {
   private keep(l: Loading, batch: AppendBatch): void {
     if (Number.isFinite(batch.clockMs)) this.host.control.clockOffset?.(Date.now() - batch.clockMs);
     if (batch.count === 0) return;
+    // A copy of each is kept until the snapshot is whole: --loading-appends-bytes-max bounds them.
     l.appendBytes += batch.entries.byteLength;
-    if (l.appendBytes > LOADING_APPENDS_BYTES_MAX) {
-      this.host.log.warn("too many appends while loading a snapshot; starting over", { kept: l.appends.length, bytes: l.appendBytes, limit: LOADING_APPENDS_BYTES_MAX });
+    const limit = this.host.config.loadingAppendsBytesMax;
+    if (l.appendBytes > limit) {
+      this.host.log.warn("too many appends while loading a snapshot; starting over", { kept: l.appends.length, bytes: l.appendBytes, limit, flag: "--loading-appends-bytes-max" });
       this.dropLoading();
       return this.host.control.resync();
     }

@@ -247,7 +247,7 @@ const coordinatorConfig: CoordinatorConfig = {
   tickMs: TICK_MS, payloadBytesMax: 1 << 20, workerSlotsMax: 16, peers: [], advertise: "127.0.0.1:0", failoverTimeoutMs: 400, maxClockOffsetMs: 500,
   // A fake peer that says it is a coordinator and asks for a snapshot is a backup until it closes; 0: no grace after it (commits would stall).
   backupTimeoutMs: 0,
-  reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, dataDir: "", walBytesMax: 1 << 26, recoverFromPeer: false,
+  reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, loadingAppendsBytesMax: 256 * 1024 * 1024, dataDir: "", walBytesMax: 1 << 26, recoverFromPeer: false,
 };
 
 /** Polls `check` every few ms until true, up to the deadline (an event on another socket, not a sleep). */

@@ -24,7 +24,7 @@ function config(dataDir: string): CoordinatorConfig {
   return {
     host: "127.0.0.1", port: 0, nodeId: "disk-fail", scheduler: { ...FUZZ_SCHEDULER_OPTIONS }, limits: DEFAULT_NET_LIMITS, tokens: TokenTable.OPEN, tls: {},
     tickMs: 10, payloadBytesMax: 1 << 20, workerSlotsMax: 16, peers: [], advertise: "127.0.0.1:0", failoverTimeoutMs: 400, maxClockOffsetMs: 500,
-    backupTimeoutMs: 1_000, reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, dataDir, walBytesMax: 1 << 26, recoverFromPeer: false,
+    backupTimeoutMs: 1_000, reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, loadingAppendsBytesMax: 256 * 1024 * 1024, dataDir, walBytesMax: 1 << 26, recoverFromPeer: false,
   };
 }
 
