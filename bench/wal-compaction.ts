@@ -1,8 +1,9 @@
 // What another client sees of a primary while it compacts its write-ahead log
 // (--data-dir: past --wal-bytes-max, a snapshot of the whole state replaces the log),
 // from the compiled binaries: a queue of N tasks behind a busy worker slot (the backup
-// killed, so only the primary writes), then submissions go on until the primary has
-// written a snapshot it began after the fill, while a probe asks for stats every 10 ms.
+// killed, so only the primary writes), then submissions go on, 1,000 every SUBMIT_GAP_MS,
+// until the primary has written a snapshot it began after the fill, while a probe asks
+// for stats every 10 ms.
 //   bun bench/wal-compaction.ts [queued ...]     e.g. bun bench/wal-compaction.ts 300000 1000000
 // One CSV line per size: the probes waiting at any time while that snapshot was being
 // written (from its log line: written at `ts`, begun `ms` before), their latencies, and the longest stall
@@ -17,30 +18,32 @@ import { bigQueuePair, fill, primaryStats, quantile } from "../test/e2e/resync-s
 /** Small enough that a few seconds of submissions pass it. */
 const WAL_BYTES_MAX = 8 * 1024 * 1024;
 const SUBMIT_BATCHES_MAX = 2_000;
+/** Paced: a flood of submissions would make every turn of the primary's event loop long, and the compaction with it. */
+const SUBMIT_GAP_MS = 50;
 const PROBES_MAX = 100_000;
 const RUN_MS_MAX = 180_000;
 
-interface Written { startedAt: number; endedAt: number; ms: number }
+interface Written { startedAt: number; endedAt: number; ms: number; keptLogBytes: number }
 
-/** Snapshots the primary wrote after `after` (wall clock), from its log. Without `ms` (written in one go), begun when written. */
+/** Snapshots the primary wrote, begun after `after` (wall clock), from its log. Without `ms` (written in one go), begun when written. */
 function snapshotsWritten(output: string, after: number): Written[] {
   return output.split("\n").filter((l) => l.includes('"event":"snapshot written"')).map((l) => {
     const line = JSON.parse(l);
     const endedAt = Date.parse(line.ts);
     const ms = Number(line.ms ?? 0);
-    return { startedAt: endedAt - ms, endedAt, ms };
+    return { startedAt: endedAt - ms, endedAt, ms, keptLogBytes: Number(line.keptLogBytes ?? 0) };
   }).filter((w) => w.startedAt > after);
 }
 
 const sizes = process.argv.slice(2).map(Number);
 if (sizes.length === 0) sizes.push(300_000, 1_000_000);
-const columns = ["queued", "probes", "statsMsP50", "statsMsP99", "statsMsMax", "snapshotMs", "stallMsMax"] as const;
+const columns = ["queued", "probes", "statsMsP50", "statsMsP99", "statsMsMax", "snapshotMs", "keptLogBytes", "stallMsMax"] as const;
 console.log(columns.join(","));
 for (const queued of sizes) {
   const cluster = new Cluster();
   const dataDirRoot = mkdtempSync(join(tmpdir(), "wal-compaction-"));
   try {
-    const args = ["--max-queue", String(queued + 1_000_000), "--wal-bytes-max", String(WAL_BYTES_MAX)];
+    const args = ["--max-queue", String(queued + SUBMIT_BATCHES_MAX * 1_000), "--wal-bytes-max", String(WAL_BYTES_MAX)];
     const pair = await bigQueuePair(cluster, { queued, args, dataDirRoot }, true);
     const mark = pair.primary.output().length;
     const markedAt = Date.now();
@@ -58,7 +61,10 @@ for (const queued of sizes) {
       }
     };
     const submit = async () => {
-      for (let i = 0; i < SUBMIT_BATCHES_MAX && running(); i++) await fill(pair.client, 1_000, "x".repeat(32), `more-${i}`, 1_000);
+      for (let i = 0; i < SUBMIT_BATCHES_MAX && running(); i++) {
+        await fill(pair.client, 1_000, "x".repeat(32), `more-${i}`, 1_000);
+        await Bun.sleep(SUBMIT_GAP_MS);
+      }
     };
     await Promise.all([probe(), submit()]);
     pair.client.close();
@@ -70,7 +76,7 @@ for (const queued of sizes) {
     const r = {
       queued: pair.total, probes: during.length,
       statsMsP50: quantile(during, 0.5), statsMsP99: quantile(during, 0.99), statsMsMax: quantile(during, 1),
-      snapshotMs: written.ms, stallMsMax: Math.max(0, ...stalls),
+      snapshotMs: written.ms, keptLogBytes: written.keptLogBytes, stallMsMax: Math.max(0, ...stalls),
     };
     console.log(columns.map((c) => r[c]).join(","));
   } finally {

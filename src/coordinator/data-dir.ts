@@ -51,6 +51,7 @@ export class DataDir {
     if (wal === undefined || this.failed || this.compaction !== undefined || !wal.wantsSnapshot) return;
     const compaction = new WalCompaction(wal, epoch, index, scheduler);
     this.compaction = compaction;
+    this.log.info("log compaction started", { index, epoch, logBytes: wal.logBytes });
     const step = () => {
       if (this.compaction !== compaction) return;
       if (!this.write(() => compaction.step())) compaction.abandon();

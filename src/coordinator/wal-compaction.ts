@@ -9,9 +9,9 @@
 // Crash safety: the parts go to their own temp file (synced as it grows); only
 // once it is whole and synced is it renamed over the last snapshot (the directory
 // synced), so a crash before leaves the old snapshot and the whole log. The log then
-// keeps the records past the snapshot's index (copied, synced, renamed); a crash
-// before that leaves the new snapshot and the whole log, whose records up to the
-// index recovery skips. test/unit/wal-compaction.test.ts recovers a copy of the
+// keeps the records past the snapshot's index (copied a slice a step, synced, renamed:
+// wal.ts cutLogStep()); a crash before that leaves the new snapshot and the whole log,
+// whose records up to the index recovery skips. test/unit/wal-compaction.test.ts recovers a copy of the
 // files at every step.
 
 import type { Scheduler } from "../core/scheduler.ts";
@@ -31,6 +31,8 @@ export class WalCompaction {
   private parts = 0;
   private readonly startedAt = performance.now();
   private over = false;
+  /** Installed: what is left is cutting the log, a slice a step. */
+  private installed = false;
   /** After the last part: the rest of the file and its install, a step at a time. */
   private finishing: Generator<void, void> | undefined;
 
@@ -57,15 +59,20 @@ export class WalCompaction {
    */
   step(): void {
     if (this.over) return;
+    if (this.installed) {
+      this.over = this.wal.cutLogStep(); // also true when a newer snapshot took over the log
+      return;
+    }
     if (this.wal.snapshotsInstalled !== this.installedAtStart) return this.abandon(); // the log it would cut is gone
     if (this.finishing !== undefined) {
-      if (this.finishing.next().done === true) this.over = true;
+      this.installed = this.finishing.next().done === true;
       return;
     }
     // A part may hold the scheduler's own task objects: written now, before they change.
     const part = this.cutter.next();
     if (part === undefined) {
-      this.finishing = this.file!.rest(this.keepLogFrom, { parts: this.parts, keptLogBytes: this.wal.logBytes - this.keepLogFrom, ms: Math.round(performance.now() - this.startedAt) });
+      const detail = () => ({ parts: this.parts, keptLogBytes: this.wal.logBytes - this.keepLogFrom, ms: Math.round(performance.now() - this.startedAt) });
+      this.finishing = this.file!.rest(this.keepLogFrom, detail);
       return this.step();
     }
     this.parts++;

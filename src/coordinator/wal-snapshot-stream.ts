@@ -76,15 +76,15 @@ export class SnapshotFileStream {
   }
 
   /** The rest of the state, then synced, then in place of the last snapshot (the log kept from byte `keepLogFrom` on: by default emptied). */
-  finish(keepLogFrom?: number, detail?: Record<string, unknown>): void {
-    for (const _ of this.rest(keepLogFrom, detail));
+  finish(keepLogFrom?: number): void {
+    for (const _ of this.rest(keepLogFrom));
   }
 
   /**
    * finish() a step at a time, for a caller that yields the event loop between steps: the
    * id lists go IDS_PER_WRITE at a time (encoding a million queued ids at once took ~120 ms).
    */
-  *rest(keepLogFrom?: number, detail?: Record<string, unknown>): Generator<void, void> {
+  *rest(keepLogFrom?: number, detail?: () => Record<string, unknown>): Generator<void, void> {
     yield* this.idsField("ready", this.queued);
     yield* this.idsField("finished", this.ids.finished);
     yield* this.idsField("dlq", this.ids.dlq);
@@ -100,7 +100,7 @@ export class SnapshotFileStream {
     closeSync(this.fd);
     this.open = false;
     yield;
-    this.wal.installSnapshot(this.epoch, this.index, this.bodyBytes, this.tempFile, keepLogFrom, detail);
+    this.wal.installSnapshot(this.epoch, this.index, this.bodyBytes, this.tempFile, keepLogFrom, detail?.());
   }
 
   /** Given up (a new snapshot, a new primary): the temp file goes, the last snapshot stays. */

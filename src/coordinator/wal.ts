@@ -46,6 +46,10 @@ export const WAL_TEMP_FILE = `${WAL_FILE}.tmp`;
 /** A snapshot file: this magic, u32 body bytes, u32 CRC-32 of the body; body `u32 epoch | f64 index | msgpack state`. */
 export const SNAPSHOT_MAGIC = new TextEncoder().encode("TSSNAP01");
 export const SNAPSHOT_HEADER_BYTES = SNAPSHOT_MAGIC.length + 8;
+/** What one cutLogStep() copies: ~1 ms of reading and writing. */
+const LOG_CUT_SLICE_BYTES = 1024 * 1024;
+/** The copy is synced as it grows, so its last sync has little to flush. */
+const LOG_CUT_SYNC_EVERY_BYTES = 2 * 1024 * 1024;
 /** fdatasync bounds in ms: an SSD syncs in well under 1 ms, a busy or networked disk in tens. */
 const FSYNC_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000] as const;
 
@@ -69,6 +73,8 @@ export class WriteAheadLog {
   private readonly snapshotPath: string;
   private readonly fsyncMs = new LatencyBuckets(FSYNC_BUCKETS_MS);
   private readonly counters = { commits: 0, entries: 0, bytes: 0, snapshots: 0, fsyncMsMax: 0 };
+  /** The log being cut to the records after a snapshot (cutLogStep()): a copy in WAL_TEMP_FILE, synced as it grows. */
+  private logCut: { fd: number; from: number; copied: number; unsynced: number } | undefined;
   /** Counts snapshots installed: a compaction begun before the latest one is out of date. */
   private installed = 0;
 
@@ -239,12 +245,14 @@ export class WriteAheadLog {
   }
 
   /**
-   * A snapshot temp file (`from`) is whole and synced: it replaces the last snapshot, and the
-   * log keeps only its records from byte `keepLogFrom` on (those past the snapshot's index;
-   * by default none). The old snapshot stays until the rename; until the log is cut, recovery
-   * skips the records the new snapshot holds.
+   * A snapshot temp file (`from`) is whole and synced: it replaces the last snapshot. Then the
+   * log keeps only its records from byte `keepLogFrom` on (those past the snapshot's index).
+   * By default that is none, and the log is emptied now; otherwise a copy of those records is
+   * made by cutLogStep() calls, a slice each, while appends go on. Until the cut is done,
+   * recovery skips the records the new snapshot holds.
    */
   installSnapshot(epoch: number, index: number, bodyBytes: number, from = this.snapshotTempFile, keepLogFrom = this.bytes, detail: Record<string, unknown> = {}): void {
+    this.abandonLogCut(); // cutting for an older snapshot: this one replaces the log it was copying
     const old = join(this.dir, SNAPSHOT_OLD_FILE);
     const hadOld = existsSync(this.snapshotPath);
     if (hadOld) {
@@ -258,7 +266,7 @@ export class WriteAheadLog {
       fsyncSync(this.fd);
       this.bytes = 0;
     } else {
-      this.keepLogTail(keepLogFrom);
+      this.logCut = { fd: openSync(join(this.dir, WAL_TEMP_FILE), "w"), from: keepLogFrom, copied: keepLogFrom, unsynced: 0 };
     }
     this.installed++;
     this.counters.snapshots++;
@@ -276,34 +284,56 @@ export class WriteAheadLog {
   }
 
   /**
-   * The log becomes its records from byte `from` on: copied to a temp file, synced, and
-   * renamed over it, so a crash leaves either the whole old log or the tail. The tail is what
-   * was appended while a compaction ran: a few batches, not the log.
+   * Copies the next slice of the records installSnapshot() keeps into WAL_TEMP_FILE; once the
+   * rest fits in one slice, copies it, syncs, and renames the copy over the log, so a crash
+   * leaves either the whole old log or the records kept. True when no cut is left to do.
+   * The kept records are those appended while a compaction ran, but that can be tens of MB:
+   * copied in one go they stood the event loop still.
    */
-  private keepLogTail(from: number): void {
-    const tail = new Uint8Array(this.bytes - from);
+  cutLogStep(): boolean {
+    const cut = this.logCut;
+    if (cut === undefined) return true;
+    const done = this.bytes - cut.copied <= 2 * LOG_CUT_SLICE_BYTES;
+    const n = done ? this.bytes - cut.copied : LOG_CUT_SLICE_BYTES;
+    const slice = new Uint8Array(n);
     let at = 0;
-    while (at < tail.length) {
-      const n = readSync(this.fd, tail, at, tail.length - at, from + at);
-      if (n === 0) throw new Error(`${this.walPath} ended at ${from + at} bytes, ${this.bytes} expected`);
-      at += n;
+    while (at < n) {
+      const read = readSync(this.fd, slice, at, n - at, cut.copied + at);
+      if (read === 0) throw new Error(`${this.walPath} ended at ${cut.copied + at} bytes, ${this.bytes} expected`);
+      at += read;
     }
-    const temp = join(this.dir, WAL_TEMP_FILE);
-    const fd = openSync(temp, "w");
-    try {
-      writeAll(fd, tail);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+    writeAll(cut.fd, slice);
+    cut.copied += n;
+    cut.unsynced += n;
+    if (!done) {
+      if (cut.unsynced >= LOG_CUT_SYNC_EVERY_BYTES) {
+        fdatasyncSync(cut.fd);
+        cut.unsynced = 0;
+      }
+      return false;
     }
-    renameSync(temp, this.walPath);
+    fsyncSync(cut.fd);
+    closeSync(cut.fd);
+    this.logCut = undefined;
+    renameSync(join(this.dir, WAL_TEMP_FILE), this.walPath);
     fsyncDirectory(this.dir);
     closeSync(this.fd);
     this.fd = openSync(this.walPath, "a+");
-    this.bytes = tail.length;
+    this.bytes -= cut.from;
+    return true;
+  }
+
+  /** A cut given up (a newer snapshot, or closing): the partial copy goes; the log stays whole. */
+  private abandonLogCut(): void {
+    const cut = this.logCut;
+    if (cut === undefined) return;
+    this.logCut = undefined;
+    closeSync(cut.fd);
+    rmSync(join(this.dir, WAL_TEMP_FILE), { force: true });
   }
 
   close(): void {
+    this.abandonLogCut();
     closeSync(this.fd);
   }
 

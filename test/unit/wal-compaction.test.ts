@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Logger } from "../../src/cli/log.ts";
 import { WalCompaction } from "../../src/coordinator/wal-compaction.ts";
-import { COMPACTION_TEMP_FILE, SNAPSHOT_FILE, WAL_FILE, WriteAheadLog } from "../../src/coordinator/wal.ts";
+import { COMPACTION_TEMP_FILE, SNAPSHOT_FILE, WAL_FILE, WAL_TEMP_FILE, WriteAheadLog } from "../../src/coordinator/wal.ts";
 import { Prng } from "../../src/core/prng.ts";
 import type { SchedulerState } from "../../src/core/scheduler-state.ts";
 import { Scheduler } from "../../src/core/scheduler.ts";
@@ -30,7 +30,9 @@ const OPTIONS = { ...TEST_OPTIONS, queueMax: 10_000, retainedMax: 10_000, dlqMax
 /** Small parts, so the 300 tasks take dozens of steps. */
 const LIMITS = { bytesMax: 2_000, idsMax: 7 };
 const STEPS_MAX = 10_000;
-const FILES = [WAL_FILE, SNAPSHOT_FILE, COMPACTION_TEMP_FILE] as const;
+const FILES = [WAL_FILE, SNAPSHOT_FILE, COMPACTION_TEMP_FILE, WAL_TEMP_FILE] as const;
+/** Records this big in one seed make the log kept after the snapshot several MiB, so cutting the log takes steps too. */
+const BIG_RECORD_BYTES = 200 * 1024;
 
 type Image = Partial<Record<(typeof FILES)[number], Uint8Array>>;
 
@@ -79,13 +81,15 @@ function expectRecovers(image: Image, lastIndex: number, snapshots: Map<number, 
   return snapshotIndex;
 }
 
-function record(index: number): Uint8Array {
-  return Uint8Array.of(index & 0xff, 1, 2, 3);
+function record(index: number, bytes = 4): Uint8Array {
+  return new Uint8Array(bytes).fill(index & 0xff);
 }
 
 test("a crash at any step of a compaction leaves a data dir that recovers every record, and the log then holds only the records after the snapshot", () => {
   for (const seed of [1, 2, 3, 4, 5]) {
     const p = new Prng(seed);
+    const recordBytes = seed === 1 ? BIG_RECORD_BYTES : 4;
+    let cutSteps = 0;
     const dir = newDir();
     const wal = new WriteAheadLog(dir, 64, quiet);
     const empty = makeScheduler(OPTIONS).exportState();
@@ -93,7 +97,7 @@ test("a crash at any step of a compaction leaves a data dir that recovers every 
     let last = 3;
     const append = () => {
       last++;
-      wal.append(1, last, 1, record(last));
+      wal.append(1, last, 1, record(last, recordBytes));
     };
     for (let i = 0; i < 10; i++) append();
     const s = busyScheduler();
@@ -108,12 +112,15 @@ test("a crash at any step of a compaction leaves a data dir that recovers every 
       change(s, p, 2000 + steps);
       before = capture(dir);
       expectRecovers(before, last, snapshots, `seed ${seed}, before step ${steps}`);
+      if (before[WAL_TEMP_FILE] !== undefined) cutSteps++;
       compaction.step();
     }
     const after = capture(dir);
     expect(compaction.done).toBe(true);
     expect(steps).toBeGreaterThan(20); // in parts, not at once
     expect(after[COMPACTION_TEMP_FILE]).toBeUndefined();
+    expect(after[WAL_TEMP_FILE]).toBeUndefined();
+    if (seed === 1) expect(cutSteps).toBeGreaterThan(0); // the log was cut over several steps, crashes between them recovered
     // The new snapshot renamed into place, the log not yet cut: its records up to the snapshot are skipped.
     expectRecovers({ ...before, [SNAPSHOT_FILE]: after[SNAPSHOT_FILE], [COMPACTION_TEMP_FILE]: undefined }, last, snapshots, `seed ${seed}, renamed, log not cut`);
     expect(expectRecovers(after, last, snapshots, `seed ${seed}, done`)).toBe(startIndex);
@@ -144,4 +151,22 @@ test("a snapshot from a primary installed meanwhile wins: the compaction gives u
   expect(existsSync(join(dir, COMPACTION_TEMP_FILE))).toBe(false);
   wal.close();
   expectRecovers(capture(dir), 40, new Map([[40, primary]]), "primary's snapshot");
+});
+
+test("a snapshot from a primary installed while the log is being cut wins too: the partial copy goes", () => {
+  const dir = newDir();
+  const wal = new WriteAheadLog(dir, 64, quiet);
+  wal.append(1, 1, 1, record(1));
+  const compaction = new WalCompaction(wal, 1, 1, busyScheduler(), LIMITS);
+  for (let i = 2; i <= 30; i++) wal.append(1, i, 1, record(i, BIG_RECORD_BYTES)); // ~6 MB kept: cut in steps
+  for (let steps = 0; !existsSync(join(dir, WAL_TEMP_FILE)) && steps < STEPS_MAX; steps++) compaction.step();
+  expect(existsSync(join(dir, WAL_TEMP_FILE))).toBe(true);
+  const primary = makeScheduler(OPTIONS).exportState();
+  wal.snapshot(2, 40, primary);
+  expect(existsSync(join(dir, WAL_TEMP_FILE))).toBe(false);
+  compaction.step();
+  expect(compaction.done).toBe(true);
+  wal.append(2, 41, 1, record(41));
+  wal.close();
+  expectRecovers(capture(dir), 41, new Map([[40, primary]]), "primary's snapshot, then an append");
 });
