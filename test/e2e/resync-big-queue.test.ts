@@ -24,8 +24,8 @@ const SYNC_BOUND_MS = 15_000;
  * The stats probe (answered at once) shows the primary's event loop; the bound is on its p99
  * over the resync (130-450 probes, one every ~10 ms), not its max. The target is 50 ms. What
  * the primary itself does per event-loop turn is a few ms: cutting and encoding one ~128 KiB
- * part takes 0.7 ms at p50 and 2-7 ms at p99 (measured in one process at 300k tasks,
- * docs/benchmarks.md). What is left is the host, 2 cores shared with other work (load
+ * part takes 0.6-0.8 ms at p50 and ~5 ms at p99 (`bun bench/snapshot-steps.ts`, one process,
+ * 300k and 1M tasks; docs/benchmarks.md). What is left is the host, 2 cores shared with other work (load
  * average 6-10): with the restarted backup decoding at full speed on one of the two cores,
  * ten runs gave p99s of 10-154 ms (and the same primary at rest, before the restart, up to
  * 318 ms). Replicas run on separate hosts, so the backup runs here at BACKUP_NICE, the
