@@ -11,8 +11,8 @@
 // synced), so a crash before leaves the old snapshot and the whole log. The log then
 // keeps the records past the snapshot's index (copied a slice a step, synced, renamed:
 // wal.ts cutLogStep()); a crash before that leaves the new snapshot and the whole log,
-// whose records up to the index recovery skips. test/unit/wal-compaction.test.ts recovers a copy of the
-// files at every step.
+// whose records up to the index recovery skips. test/unit/wal-compaction.test.ts
+// recovers a copy of the files at every step.
 
 import type { Scheduler } from "../core/scheduler.ts";
 import type { SnapshotExport } from "../core/snapshot-export.ts";

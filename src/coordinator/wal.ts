@@ -284,8 +284,8 @@ export class WriteAheadLog {
   }
 
   /**
-   * Copies the next slice of the records installSnapshot() keeps into WAL_TEMP_FILE; once the
-   * rest fits in one slice, copies it, syncs, and renames the copy over the log, so a crash
+   * Copies the next slice of the records installSnapshot() keeps into WAL_TEMP_FILE; once at
+   * most two slices are left, copies them, syncs, and renames the copy over the log, so a crash
    * leaves either the whole old log or the records kept. True when no cut is left to do.
    * The kept records are those appended while a compaction ran, but that can be tens of MB:
    * copied in one go they stood the event loop still.
