@@ -32,9 +32,6 @@ export interface BackupHost {
   readonly disk: DataDir;
 }
 
-/** Appends kept while a snapshot loads, at most (a copy of each): past it the load starts over. */
-export const LOADING_APPENDS_BYTES_MAX = 256 * 1024 * 1024;
-
 interface Loading {
   epoch: number;
   index: number;
@@ -108,11 +105,8 @@ export class BackupLog {
     this.appliedIndex += batch.count;
     scheduler.takeReady();
     // Durable here before the acknowledgement (sent at the end of this read) says so.
-    if (batch.count > 0) {
-      this.host.disk.write((wal) => {
-        wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries);
-        if (wal.wantsSnapshot) wal.snapshot(control.epoch, this.appliedIndex, scheduler.exportState());
-      });
+    if (batch.count > 0 && this.host.disk.write((wal) => wal.append(batch.epoch, batch.firstIndex, batch.count, batch.entries))) {
+      this.host.disk.compactIfDue(control.epoch, this.appliedIndex, scheduler);
     }
   }
 
@@ -159,9 +153,11 @@ export class BackupLog {
   private keep(l: Loading, batch: AppendBatch): void {
     if (Number.isFinite(batch.clockMs)) this.host.control.clockOffset?.(Date.now() - batch.clockMs);
     if (batch.count === 0) return;
+    // A copy of each is kept until the snapshot is whole: --loading-appends-bytes-max bounds them.
     l.appendBytes += batch.entries.byteLength;
-    if (l.appendBytes > LOADING_APPENDS_BYTES_MAX) {
-      this.host.log.warn("too many appends while loading a snapshot; starting over", { kept: l.appends.length, bytes: l.appendBytes, limit: LOADING_APPENDS_BYTES_MAX });
+    const limit = this.host.config.loadingAppendsBytesMax;
+    if (l.appendBytes > limit) {
+      this.host.log.warn("too many appends while loading a snapshot; starting over", { kept: l.appends.length, bytes: l.appendBytes, limit, flag: "--loading-appends-bytes-max" });
       this.dropLoading();
       return this.host.control.resync();
     }

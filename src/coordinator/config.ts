@@ -37,6 +37,8 @@ export interface CoordinatorConfig {
   reconnectMaxMs: number;
   /** Largest snapshot sent to or accepted from a peer. */
   snapshotBytesMax: number;
+  /** Log entries a loading backup keeps for after its snapshot, in bytes at most: past it the load starts over. */
+  loadingAppendsBytesMax: number;
   /** Where the write-ahead log and snapshots live; "" keeps everything in memory. */
   dataDir: string;
   /** Log bytes after which a snapshot replaces the log. */

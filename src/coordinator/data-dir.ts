@@ -6,13 +6,18 @@
 // disk really holds, and a replica takes over. `onFailure` exits the process at
 // once; `failed` also stops the coordinator's pump, ticks, snapshots and the
 // backup's acknowledgements, for a caller whose onFailure does not exit (tests).
+// The log's own compaction runs here too, one part per event-loop turn (wal-compaction.ts).
 
 import type { Logger } from "../cli/log.ts";
+import type { Scheduler } from "../core/scheduler.ts";
+import { WalCompaction } from "./wal-compaction.ts";
 import type { WriteAheadLog } from "./wal.ts";
 
 export class DataDir {
   /** A write failed: nothing more may be acknowledged (the process is stopping). */
   failed = false;
+  /** The log's snapshot being written, one part per turn; at most one at a time. */
+  private compaction: WalCompaction | undefined;
 
   /** `wal`: undefined without --data-dir (then every write succeeds at once). */
   constructor(
@@ -37,7 +42,28 @@ export class DataDir {
     }
   }
 
+  /**
+   * After an append: when the log has grown past --wal-bytes-max, starts writing the
+   * scheduler's state at `index` (the last entry appended) in the background.
+   */
+  compactIfDue(epoch: number, index: number, scheduler: Scheduler): void {
+    const wal = this.wal;
+    if (wal === undefined || this.failed || this.compaction !== undefined || !wal.wantsSnapshot) return;
+    const compaction = new WalCompaction(wal, epoch, index, scheduler);
+    this.compaction = compaction;
+    this.log.info("log compaction started", { index, epoch, logBytes: wal.logBytes });
+    const step = () => {
+      if (this.compaction !== compaction) return;
+      if (!this.write(() => compaction.step())) compaction.abandon();
+      if (compaction.done) this.compaction = undefined;
+      else setImmediate(step);
+    };
+    setImmediate(step);
+  }
+
   close(): void {
+    this.compaction?.abandon();
+    this.compaction = undefined;
     this.wal?.close();
   }
 }

@@ -42,6 +42,7 @@ export const COORDINATOR_FLAGS: readonly FlagSpec[] = [
   { name: "reconnect-min-ms", meaning: "first delay before redialing a lost peer", type: "int", default: 20, min: 1, help: "first delay before redialing a peer" },
   { name: "reconnect-max-ms", meaning: "longest delay between redials of a lost peer", type: "int", default: 500, min: 1, help: "longest delay between redials of a peer" },
   { name: "snapshot-bytes-max", type: "int", default: 1024 * 1024 * 1024, min: 1024 * 1024, help: "largest snapshot sent to or accepted from a peer" },
+  { name: "loading-appends-bytes-max", type: "int", default: 256 * 1024 * 1024, min: 1024, help: "a backup loading a snapshot keeps the log entries that arrive meanwhile, up to this many bytes; past it the load starts over with a new snapshot" },
   { name: "metrics-port", perBinary: true, type: "int", default: 0, min: 0, max: 65535, help: "serve Prometheus /metrics and /healthz on this port (0: off)" },
   { name: "metrics-host", perBinary: true, type: "string", default: "127.0.0.1", help: "address the metrics port listens on" },
   { name: "data-dir", type: "string", default: "", help: "keep a write-ahead log and snapshots here (fsync before acknowledging); empty: in memory only, a crash of every replica loses the tasks" },

@@ -51,6 +51,7 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
     reconnectMinMs: v["reconnect-min-ms"] as number,
     reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
     snapshotBytesMax: v["snapshot-bytes-max"] as number,
+    loadingAppendsBytesMax: v["loading-appends-bytes-max"] as number,
     dataDir: v["data-dir"] as string,
     walBytesMax: v["wal-bytes-max"] as number,
     recoverFromPeer: recoverFromPeer(v, peers.length > 0 || etcd !== undefined),

@@ -14,14 +14,14 @@ import { applyEntry } from "./event-log.ts";
 import { REPLICA_ID_FILE, replicaIdFor } from "./replica-id.ts";
 import { readEntries } from "./replication-codec.ts";
 import { StorageError } from "./storage-error.ts";
-import { SNAPSHOT_FILE, SNAPSHOT_TEMP_FILE, WAL_FILE, WriteAheadLog, type Recovered } from "./wal.ts";
+import { COMPACTION_TEMP_FILE, SNAPSHOT_FILE, SNAPSHOT_OLD_FILE, SNAPSHOT_TEMP_FILE, WAL_FILE, WAL_TEMP_FILE, WriteAheadLog, type Recovered } from "./wal.ts";
 
 /**
  * What a set-aside moves, in this order, so a crash part-way leaves nothing a node could lead
  * from by mistake: the replica id first (etcd mode: the node comes back a stranger, outside the
  * ISR), then the snapshot (a log without it no longer follows one, and is refused), the log last.
  */
-const SET_ASIDE_FILES = [REPLICA_ID_FILE, SNAPSHOT_FILE, SNAPSHOT_TEMP_FILE, WAL_FILE] as const;
+const SET_ASIDE_FILES = [REPLICA_ID_FILE, SNAPSHOT_FILE, SNAPSHOT_TEMP_FILE, COMPACTION_TEMP_FILE, SNAPSHOT_OLD_FILE, WAL_FILE, WAL_TEMP_FILE] as const;
 
 export interface OpenedDataDir {
   wal: WriteAheadLog;

@@ -15,19 +15,30 @@ import { Cluster } from "./harness.ts";
 import { resyncUnderLoad, type ResyncResult } from "./resync-scenario.ts";
 
 const QUEUED = 300_000;
-/** Measured on the 2-core test machine: 1.5-2.1 s (docs/benchmarks.md); the bound leaves room for a busy host. */
-const SYNC_BOUND_MS = 10_000;
 /**
- * The stats probe (answered at once) shows the primary's event loop: 9-25 ms p99
- * measured during the resync on a quiet host, 2-13 ms at rest; the target is 50 ms.
- * On this shared 2-core host at a load average of 5-8 some runs see 80-230 ms, so the
- * test bounds p99 at 250 ms: far under what it was (a primary standing still 1.2-1.9 s
- * per snapshot, probes at 5-7 s p99), and not flaky. The submit probe is printed, not
- * bounded: a submission is acknowledged once replicated, and a loading backup holds
- * commits (replica-set.ts) until it holds them, so submits wait about as long as the
- * resync.
+ * Measured on the 2-core test machine: 1.5-2.1 s on a quiet host, 1.9-6.8 s with the backup at
+ * BACKUP_NICE under others' load (load average 7-11, docs/benchmarks.md); the bound leaves room.
  */
-const STATS_P99_BOUND_MS = 250;
+const SYNC_BOUND_MS = 15_000;
+/**
+ * The stats probe (answered at once) shows the primary's event loop; the bound is on its p99
+ * over the resync (130-450 probes, one every ~10 ms), not its max. The target is 50 ms. What
+ * the primary itself does per event-loop turn is a few ms: cutting and encoding one ~128 KiB
+ * part takes 0.6-0.8 ms at p50 and ~5 ms at p99 (`bun bench/snapshot-steps.ts`, one process,
+ * 300k and 1M tasks; docs/benchmarks.md). What is left is the host, 2 cores shared with other work (load
+ * average 6-10): with the restarted backup decoding at full speed on one of the two cores,
+ * ten runs gave p99s of 10-154 ms (and the same primary at rest, before the restart, up to
+ * 318 ms). Replicas run on separate hosts, so the backup runs here at BACKUP_NICE, the
+ * lowest CPU priority: then the primary's p99 was 7-38 ms in 14 runs at load 7-11 (under the
+ * 50 ms target in every one), its max 16-180 ms. The bound is twice the target, for headroom
+ * on a host others load more; it fails a primary that stands still for its snapshot (before
+ * the streamed export: 1.2-1.9 s per snapshot, probes at 5-7 s p99). The submit probe is printed, not bounded: a
+ * submission is acknowledged once replicated, and a loading backup holds commits
+ * (replica-set.ts) until it holds them, so submits wait about as long as the resync.
+ */
+const STATS_P99_BOUND_MS = 100;
+/** Nice value of the restarted backup: see STATS_P99_BOUND_MS. */
+const BACKUP_NICE = 19;
 
 const dataRoot = mkdtempSync(join(tmpdir(), "resync-big-queue-"));
 const cluster = new Cluster();
@@ -44,11 +55,11 @@ function expectRejoined(r: ResyncResult): void {
 }
 
 test(`a backup restarted under ${QUEUED.toLocaleString("en")} queued tasks is in sync within ${SYNC_BOUND_MS} ms, never dropped for being slow`, async () => {
-  expectRejoined(await resyncUnderLoad(cluster, { queued: QUEUED, syncTimeoutMs: 3 * SYNC_BOUND_MS }));
+  expectRejoined(await resyncUnderLoad(cluster, { queued: QUEUED, syncTimeoutMs: 3 * SYNC_BOUND_MS, backupNice: BACKUP_NICE }));
 }, 120_000);
 
 // With --data-dir the backup also writes the snapshot to disk before it may acknowledge
 // anything: written in one go after the load (seconds), it got the backup dropped again and again.
 test(`the same with --data-dir: the backup's snapshot file is written as the parts come, and it is not dropped`, async () => {
-  expectRejoined(await resyncUnderLoad(cluster, { queued: QUEUED, syncTimeoutMs: 3 * SYNC_BOUND_MS, dataDirRoot: dataRoot }));
+  expectRejoined(await resyncUnderLoad(cluster, { queued: QUEUED, syncTimeoutMs: 3 * SYNC_BOUND_MS, dataDirRoot: dataRoot, backupNice: BACKUP_NICE }));
 }, 120_000);

@@ -24,6 +24,12 @@ export interface ResyncOptions {
   dataDirRoot?: string;
   /** Between probe rounds: a client asking now and then, not a load generator. */
   probeGapMs?: number;
+  /**
+   * Runs the restarted backup at this nice value (19: lowest CPU priority). Replicas run on
+   * separate hosts; on one 2-core test host the backup's decoding takes a core from the
+   * primary whose latency is being measured.
+   */
+  backupNice?: number;
 }
 
 export interface ResyncResult {
@@ -49,6 +55,11 @@ export interface ResyncResult {
   appliedMs: number;
 }
 
+function renice(pid: number, nice: number): void {
+  const r = Bun.spawnSync(["renice", "-n", String(nice), "-p", String(pid)]);
+  if (r.exitCode !== 0) throw new Error(`renice ${nice} of the backup failed: ${r.stderr.toString()}`);
+}
+
 /** The `ms` of the last log line with this event. */
 function loggedMs(output: string, event: string): number {
   const line = output.split("\n").findLast((l) => l.includes(`"event":"${event}"`));
@@ -65,18 +76,18 @@ const REST_PROBES = 50;
 /** Bounds the probe loop in count as well as time. */
 const PROBES_MAX = 100_000;
 
-function quantile(xs: number[], q: number): number {
+export function quantile(xs: number[], q: number): number {
   if (xs.length === 0) return NaN;
   const sorted = [...xs].sort((a, b) => a - b);
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10;
 }
 
-async function primaryStats(client: SchedulerClient): Promise<CoordinatorStats> {
+export async function primaryStats(client: SchedulerClient): Promise<CoordinatorStats> {
   return (await client.clusterStats()).coordinators[0]!.stats!;
 }
 
 /** Submits `count` tasks of `payload` to the primary, a few batches in flight. */
-async function fill(client: SchedulerClient, count: number, payload: unknown, tag: string, batch = FILL_BATCH): Promise<void> {
+export async function fill(client: SchedulerClient, count: number, payload: unknown, tag: string, batch = FILL_BATCH): Promise<void> {
   let next = 0;
   const lane = async () => {
     while (next < count) {
@@ -89,7 +100,23 @@ async function fill(client: SchedulerClient, count: number, payload: unknown, ta
   await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, lane));
 }
 
-export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promise<ResyncResult> {
+/** A pair whose primary holds a queue behind one busy worker slot (the backup killed meanwhile, when asked). */
+export interface BigQueuePair {
+  client: SchedulerClient;
+  primary: Started;
+  ports: number[];
+  backupPort: number;
+  argsOf: (port: number) => string[];
+  /** Tasks queued on the primary. */
+  total: number;
+}
+
+/**
+ * Starts the pair, keeps the worker's one slot busy, and queues `o.queued` small tasks
+ * (plus `o.bigPayloads` big ones) on the primary; with `killBackup`, the backup is
+ * killed before the fill (so the primary holds it all alone).
+ */
+export async function bigQueuePair(cluster: Cluster, o: Omit<ResyncOptions, "syncTimeoutMs">, killBackup: boolean): Promise<BigQueuePair> {
   const ports = [freePort(), freePort()];
   const args = ["--log-level", "info", ...(o.args ?? [])];
   const argsOf = (port: number) => (o.dataDirRoot === undefined ? args : [...args, "--data-dir", `${o.dataDirRoot}/${port}`]);
@@ -110,13 +137,24 @@ export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promi
     // Submitted first, so each runs before anything queued after it: the slot stays busy for them all.
     for (let i = 0; i < LONG_TASKS; i++) await client.submit("sleep", { ms: LONG_TASK_MS }, { timeoutMs: 2 * LONG_TASK_MS, idempotencyKey: `long-${i}` });
     await waitFor("the worker's one slot busy", async () => ((await primaryStats(client)).leased === 1 ? true : undefined));
-    nodes[1 - primaryAt]!.proc.kill("SIGKILL");
-    await nodes[1 - primaryAt]!.proc.exited;
+    if (killBackup) {
+      nodes[1 - primaryAt]!.proc.kill("SIGKILL");
+      await nodes[1 - primaryAt]!.proc.exited;
+    }
     const total = o.queued + (o.bigPayloads ?? 0) + LONG_TASKS - 1;
     await fill(client, o.queued, "x".repeat(32), "small");
     if (o.bigPayloads) await fill(client, o.bigPayloads, new Uint8Array(o.bigPayloadBytes ?? 1 << 20), "big", 4);
     await waitFor(`${total} tasks queued on the primary`, async () => ((await primaryStats(client)).queued >= total ? true : undefined), 60_000);
+    return { client, primary, ports, backupPort, argsOf, total };
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+}
 
+export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promise<ResyncResult> {
+  const { client, primary, ports, backupPort, argsOf, total } = await bigQueuePair(cluster, o, true);
+  try {
     const rest: number[] = [];
     for (let i = 0; i < REST_PROBES; i++) {
       const t0 = performance.now();
@@ -129,7 +167,10 @@ export async function resyncUnderLoad(cluster: Cluster, o: ResyncOptions): Promi
     const submitMs: number[] = [];
     const spawnedAt = performance.now();
     let started: Started | undefined;
-    const restarting = cluster.replica(backupPort, ports, argsOf(backupPort)).then((s) => (started = s));
+    const restarting = cluster.replica(backupPort, ports, argsOf(backupPort)).then((s) => {
+      if (o.backupNice !== undefined) renice(s.proc.pid, o.backupNice);
+      return (started = s);
+    });
     let syncedAt = 0;
     let listeningAt = 0;
     const deadline = spawnedAt + o.syncTimeoutMs;

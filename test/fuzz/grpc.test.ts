@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import protobuf from "protobufjs";
 import { Logger } from "../../src/cli/log.ts";
-import { Coordinator, type CoordinatorConfig } from "../../src/coordinator/coordinator.ts";
+import { Coordinator } from "../../src/coordinator/coordinator.ts";
 import { Prng } from "../../src/core/prng.ts";
 import { TokenTable } from "../../src/net/auth.ts";
 import { DEFAULT_NET_LIMITS } from "../../src/net/connection.ts";
@@ -19,7 +19,8 @@ import { protoRoot } from "../../src/router/grpc/proto.ts";
 import { ERROR_CODE_KEY } from "../../src/router/grpc/status.ts";
 import { Router } from "../../src/router/router.ts";
 import { randomBytes } from "../support/helpers.ts";
-import { FUZZ_SCHEDULER_OPTIONS, hex, mutateBytes } from "./fuzz-support.ts";
+import { hex, mutateBytes } from "./fuzz-support.ts";
+import { testCoordinatorConfig } from "../support/coordinator-config.ts";
 
 const SEEDS = [7, 0xfeed];
 const CASES = 300;
@@ -45,11 +46,7 @@ let client: Client;
 
 beforeAll(async () => {
   const limits = DEFAULT_NET_LIMITS;
-  const config: CoordinatorConfig = {
-    host: "127.0.0.1", port: 0, nodeId: "fuzz-coordinator", scheduler: { ...FUZZ_SCHEDULER_OPTIONS }, limits, tokens: TokenTable.OPEN, tls: {},
-    tickMs: 10, payloadBytesMax: 1 << 20, workerSlotsMax: 16, peers: [], advertise: "127.0.0.1:0", failoverTimeoutMs: 400, maxClockOffsetMs: 500,
-    backupTimeoutMs: 0, reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, dataDir: "", walBytesMax: 1 << 26, recoverFromPeer: false,
-  };
+  const config = testCoordinatorConfig({ nodeId: "fuzz-coordinator", limits });
   coordinator = new Coordinator(config, quiet);
   coordinator.start();
   router = new Router({

@@ -28,6 +28,7 @@ import { Router } from "../../src/router/router.ts";
 import { resultBody, submitBody } from "../sim/replication-wire.ts";
 import { concatBytes, randomBytes } from "../support/helpers.ts";
 import { FUZZ_SCHEDULER_OPTIONS, firstDifference, hex, KNOWN_BUGS, mutateBytes, oddMap, oddValue } from "./fuzz-support.ts";
+import { testCoordinatorConfig } from "../support/coordinator-config.ts";
 
 const SEEDS = [1, 0xbad];
 const CASES = 1_200;
@@ -242,13 +243,11 @@ const routerLog: string[] = [];
 let coordinator: Coordinator;
 let router: Router;
 
-const coordinatorConfig: CoordinatorConfig = {
-  host: "127.0.0.1", port: 0, nodeId: "fuzz-coordinator", scheduler: { ...FUZZ_SCHEDULER_OPTIONS }, limits: LIMITS, tokens: TokenTable.OPEN, tls: {},
-  tickMs: TICK_MS, payloadBytesMax: 1 << 20, workerSlotsMax: 16, peers: [], advertise: "127.0.0.1:0", failoverTimeoutMs: 400, maxClockOffsetMs: 500,
+const coordinatorConfig: CoordinatorConfig = testCoordinatorConfig({
+  nodeId: "fuzz-coordinator", limits: LIMITS, tickMs: TICK_MS,
   // A fake peer that says it is a coordinator and asks for a snapshot is a backup until it closes; 0: no grace after it (commits would stall).
   backupTimeoutMs: 0,
-  reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, dataDir: "", walBytesMax: 1 << 26, recoverFromPeer: false,
-};
+});
 
 /** Polls `check` every few ms until true, up to the deadline (an event on another socket, not a sleep). */
 async function until(what: string, check: () => boolean): Promise<void> {

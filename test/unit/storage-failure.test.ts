@@ -10,10 +10,8 @@ import { join } from "node:path";
 import { Logger } from "../../src/cli/log.ts";
 import { Coordinator, type CoordinatorConfig } from "../../src/coordinator/coordinator.ts";
 import type { WriteAheadLog } from "../../src/coordinator/wal.ts";
-import { TokenTable } from "../../src/net/auth.ts";
-import { DEFAULT_NET_LIMITS } from "../../src/net/connection.ts";
 import { SchedulerClient } from "../../src/sdk/client.ts";
-import { FUZZ_SCHEDULER_OPTIONS } from "../fuzz/fuzz-support.ts";
+import { testCoordinatorConfig } from "../support/coordinator-config.ts";
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -21,11 +19,7 @@ afterEach(() => {
 });
 
 function config(dataDir: string): CoordinatorConfig {
-  return {
-    host: "127.0.0.1", port: 0, nodeId: "disk-fail", scheduler: { ...FUZZ_SCHEDULER_OPTIONS }, limits: DEFAULT_NET_LIMITS, tokens: TokenTable.OPEN, tls: {},
-    tickMs: 10, payloadBytesMax: 1 << 20, workerSlotsMax: 16, peers: [], advertise: "127.0.0.1:0", failoverTimeoutMs: 400, maxClockOffsetMs: 500,
-    backupTimeoutMs: 1_000, reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, dataDir, walBytesMax: 1 << 26, recoverFromPeer: false,
-  };
+  return testCoordinatorConfig({ nodeId: "disk-fail", backupTimeoutMs: 1_000, dataDir });
 }
 
 test("a failed write-ahead log append stops the coordinator and acknowledges nothing it covers", async () => {
