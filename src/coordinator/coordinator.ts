@@ -41,13 +41,12 @@ import type { CoordinatorConfig } from "./config.ts";
 import { BackupLog } from "./backup-log.ts";
 import { WorkerLinks } from "./worker-links.ts";
 import { WorkerInputs } from "./worker-inputs.ts";
-import { checkHello, type WorkerShape } from "./request-shapes.ts";
+import { checkHello, failureOutput, type WorkerShape } from "./request-shapes.ts";
 import { DataDir } from "./data-dir.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
 
 const EMPTY = new Uint8Array(0);
-const utf8 = new TextEncoder();
 
 export class Coordinator implements ConnectionHandler {
   scheduler: Scheduler;
@@ -431,7 +430,7 @@ export class Coordinator implements ConnectionHandler {
     if (conn === undefined) return;
     conn.idle.endWait();
     const ok = task.state === "completed";
-    const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.state === "cancelled" ? "E_CANCELLED: the task was cancelled" : (task.errors.at(-1)?.error ?? "failed"));
+    const output = ok ? (task.output ?? EMPTY) : failureOutput(task);
     this.held.hold({
       index: this.eventLog.lastIndex, conn, kind: Kind.TASK_DONE, requestId: watcher.requestId,
       taskId: task.id, status: ok ? TaskStatus.OK : TaskStatus.FAILED, attempts: task.attempt, output,

@@ -26,7 +26,7 @@ export class TaskObservations {
       this.progress.delete(task.id);
       if (task.state === "failed") {
         const last = task.errors.at(-1);
-        this.log.warn("task dead-lettered", { taskId: task.id, type: task.type, attempts: task.attempt, error: last?.error.split("\n")[0] });
+        this.log.warn("task dead-lettered", { taskId: task.id, type: task.type, attempts: task.attempt, code: last?.code, error: last?.message.split("\n")[0] });
       }
     }
   }

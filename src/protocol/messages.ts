@@ -206,6 +206,7 @@ export interface TaskDoneFields {
   taskId: number;
   status: number;
   attempts: number;
+  /** OK: the result bytes; FAILED: msgpack {code, message} (a cancelled task: E_CANCELLED). */
   output: Uint8Array;
 }
 
@@ -312,10 +313,12 @@ export interface TaskInfo {
   dependsOn: number[];
   /** Raw bytes (msgpack bin). */
   output?: Uint8Array;
-  /** The last error. */
+  /** The last error's code (E_HANDLER, E_TIMEOUT, E_DEADLINE, ...). */
+  code?: string;
+  /** The last error as one line for people: "code: message". */
   error?: string;
-  /** Every failed attempt kept: attempt number, worker, time, error. */
-  errors: Array<{ attempt: number; workerId: number; at: number; error: string }>;
+  /** Every failed attempt kept: attempt number, worker, time, code and message. */
+  errors: Array<{ attempt: number; workerId: number; at: number; code: string; message: string }>;
   /** A running task's last reported progress, 0..1 (absent: none reported). */
   progress?: number;
 }

@@ -214,7 +214,7 @@ export class HttpApi {
   async result(client: SchedulerClient, id: number): Promise<Response> {
     const info = await client.task(id);
     if (info.state === "completed") return json(200, { taskId: id, state: info.state, result: jsonResult(info.output) });
-    if (info.state === "failed" || info.state === "cancelled") return json(409, { taskId: id, state: info.state, error: info.error ?? info.state });
+    if (info.state === "failed" || info.state === "cancelled") return json(409, { taskId: id, state: info.state, code: info.code ?? "E_CANCELLED", error: info.error ?? info.state });
     return json(202, { taskId: id, state: info.state, progress: info.progress });
   }
 

@@ -54,8 +54,12 @@ export interface TaskOutcome {
   attempts: number;
   /** ok: the handler's result bytes (msgpack for built-in types); failed: empty. */
   output: Uint8Array;
-  /** failed: the last attempt's error. */
+  /** failed: the last attempt's code (E_HANDLER, E_TIMEOUT, E_DEADLINE, E_CANCELLED, ...). */
+  code?: ErrorCode;
+  /** failed: the last attempt's error, "code: message". */
   error?: string;
+  /** failed: the last attempt's message alone. */
+  message?: string;
 }
 
 /** TaskError is the old name of SchedulerError, kept for existing callers. */
@@ -96,6 +100,14 @@ export function decodeResult(output: Uint8Array | undefined): unknown {
   } catch {
     return output;
   }
+}
+
+/** A TASK_DONE's failure, msgpack {code, message} (a code this SDK does not know reads as E_HANDLER). */
+function failureOf(output: Uint8Array): { code: ErrorCode; message: string; error: string } {
+  const value = decodeResult(output) as { code?: unknown; message?: unknown } | undefined;
+  const code = isErrorCode(value?.code) ? value.code : "E_HANDLER";
+  const message = typeof value?.message === "string" ? value.message : utf8.decode(output);
+  return { code, message, error: `${code}: ${message}` };
 }
 
 /** Connects to a router or coordinator ("host:port") and completes the handshake. */
@@ -412,7 +424,7 @@ export class SchedulerClient implements ConnectionHandler {
         this.pending.delete(f.requestId);
         const ok = f.status === TaskStatus.OK;
         const outcome: TaskOutcome = { taskId: f.taskId, ok, attempts: f.attempts, output: ok && f.output.length > 0 ? f.output.slice() : EMPTY };
-        if (!ok) outcome.error = utf8.decode(f.output);
+        if (!ok) Object.assign(outcome, failureOf(f.output));
         p.resolve(outcome);
         return;
       }

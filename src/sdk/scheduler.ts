@@ -8,7 +8,7 @@ import { backoffDelayMs } from "../net/backoff.ts";
 import { parseHostPort, type HostPort } from "../net/endpoints.ts";
 import type { ClusterStats, CoordinatorStats, TaskInfo } from "../protocol/messages.ts";
 import { checkSubmitOptions, decodeResult, SchedulerClient, type ClientOptions, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "./client.ts";
-import { asSchedulerError, parseTaskError, SchedulerError, TaskFailedError } from "./errors.ts";
+import { asSchedulerError, isErrorCode, SchedulerError, TaskFailedError } from "./errors.ts";
 import { DEFAULT_RETRY, idempotencyKeyOf, nextStep, RESENDS_MAX, ServerRotation, type RetryOptions } from "./failover.ts";
 import { TaskHandle, type AnyTasks, type HandleOwner, type PayloadOf, type ResultOf, type TaskName, type TaskState, type TaskStatus, type TaskTypes } from "./task-handle.ts";
 
@@ -207,10 +207,9 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
   /** A TASK_DONE as a value or a TaskFailedError with every attempt's error (looked up; best effort). */
   private async settle(outcome: TaskOutcome): Promise<unknown> {
     if (outcome.ok) return decodeResult(outcome.output);
-    const last = parseTaskError(outcome.error ?? "");
     const info = await this.status(outcome.taskId).catch(() => undefined);
-    const errors = (info?.errors ?? []).map((e) => ({ attempt: e.attempt, workerId: e.workerId, at: e.at, ...parseTaskError(e.error) }));
-    return Promise.reject(new TaskFailedError(outcome.taskId, last.code, last.message, outcome.attempts, errors));
+    const errors = (info?.errors ?? []).map((e) => ({ attempt: e.attempt, workerId: e.workerId, at: e.at, code: isErrorCode(e.code) ? e.code : "E_HANDLER", message: e.message }));
+    return Promise.reject(new TaskFailedError(outcome.taskId, outcome.code ?? "E_HANDLER", outcome.message ?? "", outcome.attempts, errors));
   }
 
   /**
