@@ -26,6 +26,7 @@ import { EtcdControl } from "./etcd-control.ts";
 import { processEtcdControl, processIsrReplicaSet } from "./etcd-mode.ts";
 import type { Replicas, ReplicationRole, RoleControl, RoleEvents } from "./role-control.ts";
 import { TaskObservations } from "./task-observations.ts";
+import { EventFeed } from "./event-feed.ts";
 import { StallDetector } from "../core/stall-detector.ts";
 import { replicate, type ReplicationStep } from "../core/replication-step.ts";
 import { Commands } from "./commands.ts";
@@ -77,6 +78,8 @@ export class Coordinator implements ConnectionHandler {
   private readonly stalls: StallDetector;
   /** Primary: snapshots being streamed to backups that are loading them. */
   private readonly snapshots: SnapshotStreams;
+  /** Primary: task events for subscribers (SUBSCRIBE), delivered as their entries commit. */
+  private readonly feed: EventFeed;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -87,7 +90,8 @@ export class Coordinator implements ConnectionHandler {
     this.scheduler = new Scheduler(config.scheduler);
     this.disk = this.dataDir(undefined);
     this.workers = new WorkerLinks(config.workerSlotsMax, log);
-    this.observed = new TaskObservations(log);
+    this.feed = new EventFeed(config.scheduler.shard);
+    this.observed = new TaskObservations(log, (task, progress) => this.feed.progress(task, progress, Date.now(), this.eventLog.lastIndex));
     this.workerInputs = new WorkerInputs({
       isPrimary: () => this.role === "primary",
       scheduler: () => this.scheduler,
@@ -249,6 +253,9 @@ export class Coordinator implements ConnectionHandler {
         const q = readControl<Record<string, unknown>>(r);
         return this.commands.answer(conn, kind, q);
       }
+      case Kind.SUBSCRIBE:
+      case Kind.UNSUBSCRIBE:
+        return this.feed.message(conn, kind, readControl<Record<string, unknown>>(r), Date.now());
       case Kind.FOREIGN_WAITS:
         return this.commands.foreignWaits(conn, readControl<{ requestId?: unknown }>(r));
       case Kind.DLQ_LIST:
@@ -289,6 +296,7 @@ export class Coordinator implements ConnectionHandler {
   onClose(conn: Connection, reason: string): void {
     this.connections.delete(conn.id);
     this.snapshots.remove(conn);
+    this.feed.closed(conn);
     this.replicas.remove(conn, performance.now(), reason);
     const workerId = this.workers.lost(conn, reason);
     if (workerId === undefined) return;
@@ -403,6 +411,7 @@ export class Coordinator implements ConnectionHandler {
     const ready = this.scheduler.takeReady();
     this.workers.send(ready, (task) => this.scheduler.inputsOf(task), this.config.scheduler.workerTimeoutMs);
     this.observed.finished(ready.finished, now);
+    this.feed.recordReady(ready, now, this.eventLog.lastIndex);
     for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
     // Lag is judged at the instant the stall check above saw, not a fresh clock read: a pause
     // inside this pump would otherwise count as the backups' lag and drop them from the ISR
@@ -422,7 +431,10 @@ export class Coordinator implements ConnectionHandler {
       this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes, now));
     },
     commit: (now) => this.replicas.commit(this.eventLog.lastIndex, now),
-    release: (committed) => this.held.release(committed),
+    release: (committed) => {
+      this.held.release(committed);
+      this.feed.committed(committed, Date.now());
+    },
   };
 
   private holdDone(task: Task, watcher: Watcher): void {
@@ -460,6 +472,7 @@ export class Coordinator implements ConnectionHandler {
       this.replicas = processIsrReplicaSet(this.control, this.config, this.backup.appliedIndex, this.log, () => this.pump());
     }
     this.record(Ev.PROMOTE, epoch);
+    this.feed.lead(1 + Math.floor(Math.random() * 0xfffffffe)); // a term no position from before can match
     for (const worker of this.workers.connected()) this.registerWorker(worker);
     this.announce();
     this.pump();
@@ -473,6 +486,7 @@ export class Coordinator implements ConnectionHandler {
     // (a restart would otherwise skip the new epoch's records as already applied and lose them).
     this.backup.appliedIndex = this.eventLog.lastIndex;
     this.held.refuseAll(`${this.config.nodeId} stepped down before this was replicated; retry`);
+    this.feed.follow(`${this.config.nodeId} stepped down; subscribe at the new primary of shard ${this.config.scheduler.shard}`);
     this.heartbeats.take(); // never logged: the next primary gives every worker a fresh grace period
     this.snapshots.clear();
     this.replicas.closeAll("primary stepped down");

@@ -56,6 +56,8 @@ const KIND_NEEDS = new Map<number, Permission>([
   [Kind.TASK_QUERY, "read"],
   [Kind.WATCH, "read"],
   [Kind.DLQ_LIST, "read"],
+  [Kind.SUBSCRIBE, "read"],
+  [Kind.UNSUBSCRIBE, "read"],
   [Kind.DLQ_REQUEUE, "admin"],
   [Kind.DLQ_PURGE, "admin"],
   [Kind.RESULT, "worker"],

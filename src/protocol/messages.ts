@@ -62,6 +62,12 @@ export const Kind = {
   PARENT_ENDED: 41,
   /** worker -> coordinator: your credit (slots) here is now this; it splits its slots among the coordinators it serves. msgpack {slots}. */
   CREDIT: 42,
+  /** client -> router or primary: stream task events. msgpack Subscribe -> EVENTS until UNSUBSCRIBE, or an ERROR ends it. */
+  SUBSCRIBE: 44,
+  /** router or primary -> client: one shard's events for a subscription, and where they leave it. msgpack EventBatch. */
+  EVENTS: 45,
+  /** client -> router or primary: end a subscription. msgpack {requestId} (no answer). */
+  UNSUBSCRIBE: 46,
   /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
   REPL_SYNC: 30,
   /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState` (the whole state in one frame; the simulation's). */

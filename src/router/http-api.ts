@@ -15,6 +15,9 @@ import type { TaskInfo } from "../protocol/messages.ts";
 import { publicView } from "../protocol/public-view.ts";
 import { BACKOFF_FIELDS, decodeResult, SchedulerClient, TaskError, unknownField, type SubmitOptions } from "../sdk/client.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { EventCursor } from "../protocol/events.ts";
+import { eventStream, filterFromQuery } from "./event-stream.ts";
 
 export interface HttpApiConfig {
   host: string;
@@ -119,6 +122,7 @@ const API_ROUTES: readonly Route<RouteContext>[] = [
     },
   }],
   ["/v1/cluster", { GET: async (_p, ctx) => json(200, publicView(await (await sdk(ctx)).clusterStats())) }],
+  ["/v1/events", { GET: async (_p, ctx) => ctx.api.events(ctx) }],
 ];
 
 export class HttpApi {
@@ -178,6 +182,21 @@ export class HttpApi {
     const match = matchRoute(API_ROUTES, method, path);
     if (match.kind !== "found") return routeMissResponse(match, method, path);
     return match.handler(match.params, { api: this, req, url });
+  }
+
+  /** GET /v1/events: Server-Sent Events (event-stream.ts); a bad filter or id is a 400 before the stream starts. */
+  async events(ctx: RouteContext): Promise<Response> {
+    let filter;
+    let after = ctx.req.headers.get("last-event-id") ?? ctx.url.searchParams.get("after") ?? undefined;
+    try {
+      filter = filterFromQuery(ctx.url);
+      if (after !== undefined) EventCursor.parse(after);
+    } catch (err) {
+      if (err instanceof ProtocolError) throw new HttpError(400, err.code, err.message);
+      throw err;
+    }
+    if (after === "") after = undefined;
+    return eventStream(await this.sdk(), filter, after, ({ output, ...rest }) => (output === undefined ? rest : { ...rest, result: jsonResult(output) }));
   }
 
   /** The SDK client behind every /v1 route and /metrics. */

@@ -13,6 +13,7 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { Routes } from "./routes.ts";
+import { EventRelay } from "./event-relay.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
@@ -64,6 +65,8 @@ export class Router implements ConnectionHandler {
   private settling = false;
   private discovery: { close(): void } | undefined;
   private readonly upstreamHello: Hello;
+  /** Clients' task event subscriptions, one per shard primary each. */
+  private readonly events = new EventRelay({ shards: () => this.shardMap.known, primaryOf: (shard) => this.primaries.get(shard) });
 
   constructor(
     readonly config: RouterConfig,
@@ -150,6 +153,9 @@ export class Router implements ConnectionHandler {
       }
       case Kind.WORKFLOW:
         return this.routeWorkflow(conn, readControl<Record<string, unknown>>(r));
+      case Kind.SUBSCRIBE:
+      case Kind.UNSUBSCRIBE:
+        return this.events.message(conn, kind, r);
       case Kind.DLQ_LIST:
       case Kind.DLQ_PURGE:
         return this.fanOut(conn, kind, readControl<Record<string, unknown>>(r));
@@ -169,6 +175,7 @@ export class Router implements ConnectionHandler {
 
   onClose(conn: Connection): void {
     this.clients.delete(conn);
+    this.events.clientClosed(conn);
   }
 
   private hello(conn: Connection, hello: Hello): void {
@@ -375,6 +382,8 @@ export class Router implements ConnectionHandler {
       case Kind.SUBMITTED:
       case Kind.TASK_DONE:
         return this.answerRaw(upstream, kind, r);
+      case Kind.EVENTS:
+        return this.events.fromUpstream(upstream, r);
       case Kind.ERROR:
       case Kind.TASK_INFO:
       case Kind.REPLY:
@@ -446,6 +455,7 @@ export class Router implements ConnectionHandler {
     }
     this.primaries.set(shard, best);
     this.log.info("shard primary", { shard, primary: best.link.label, epoch: best.link.epoch });
+    this.events.primaryChanged(shard);
   }
 
   private failRoutes(upstream: Upstream, message: string): void {

@@ -10,6 +10,8 @@ import { readControl, readSubmitted, readTaskDone, writeControl, writeSubmit, ty
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import { SchedulerError, SchedulerError as TaskError } from "./errors.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
+import { checkEventBatch, checkFilter, type EventFilter, type ShardPosition } from "../protocol/events.ts";
+import { Subscriptions, type Subscription, type SubscriptionHandlers } from "./subscriptions.ts";
 import {
   BackoffType, Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
@@ -203,6 +205,7 @@ function extrasOf(o: SubmitOptions): SubmitExtras | undefined {
 export class SchedulerClient implements ConnectionHandler {
   private conn: Connection | undefined;
   private readonly pending = new Map<number, Pending>();
+  private readonly subscriptions = new Subscriptions();
   private nextRequestId = 1;
   private welcome: Welcome | undefined;
   private welcomed: { resolve(w: Welcome): void; reject(e: Error): void } | undefined;
@@ -337,6 +340,35 @@ export class SchedulerClient implements ConnectionHandler {
     };
   }
 
+  /**
+   * Streams task events matching `filter` (events.ts resumes them across connections).
+   * `after` absent: from now; given, after those positions, and from the oldest event
+   * held on shards it does not name. A bad filter or a closed connection ends it at once.
+   */
+  subscribe(filter: EventFilter, after: ShardPosition[] | undefined, handlers: SubscriptionHandlers): Subscription {
+    const requestId = this.takeRequestId();
+    const subscription = { requestId, unsubscribe: () => this.unsubscribe(requestId) };
+    try {
+      const conn = this.usable();
+      writeControl(conn.writer, Kind.SUBSCRIBE, { requestId, filter: checkFilter(filter), ...(after === undefined ? {} : { after }) });
+      conn.queueFlush();
+    } catch (err) {
+      const e = err instanceof TaskError ? err : new TaskError(err instanceof ProtocolError ? err.code : "E_BAD_REQUEST", (err as Error).message);
+      queueMicrotask(() => handlers.onEnd(e));
+      return subscription;
+    }
+    this.subscriptions.add(requestId, handlers);
+    return subscription;
+  }
+
+  private unsubscribe(requestId: number): void {
+    if (!this.subscriptions.has(requestId)) return;
+    this.subscriptions.remove(requestId);
+    if (this.closedReason !== undefined || this.conn === undefined) return;
+    writeControl(this.conn.writer, Kind.UNSUBSCRIBE, { requestId });
+    this.conn.queueFlush();
+  }
+
   close(): void {
     this.conn?.close("client closed");
   }
@@ -441,6 +473,8 @@ export class SchedulerClient implements ConnectionHandler {
       case Kind.WELCOME:
         this.welcomed?.resolve(readControl<Welcome>(r));
         return;
+      case Kind.EVENTS:
+        return this.subscriptions.batch(checkEventBatch(readControl<Record<string, unknown>>(r)));
       case Kind.ERROR:
         return this.onError(readControl<ErrorMessage>(r));
       case Kind.ROLE:
@@ -463,6 +497,7 @@ export class SchedulerClient implements ConnectionHandler {
       this.welcomed?.reject(error);
       return;
     }
+    if (this.subscriptions.ended(e.requestId, error)) return;
     const p = this.pending.get(e.requestId);
     if (p === undefined) return;
     this.pending.delete(e.requestId);
@@ -475,5 +510,6 @@ export class SchedulerClient implements ConnectionHandler {
     this.welcomed?.reject(error);
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
+    this.subscriptions.endAll(error);
   }
 }

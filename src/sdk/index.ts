@@ -11,3 +11,4 @@ export type { ClusterStats, CoordinatorStats, TaskInfo } from "../protocol/messa
 export { CLOSE_TIMEOUT_MS_DEFAULT, createWorker, type InProcessWorker, type WorkerOptions } from "./worker.ts";
 export type { DrainReport } from "../worker/worker.ts";
 export { defineHandlers, type HandlerContext, type Handlers } from "./handlers.ts";
+export { EVENTS_QUEUED_MAX, TaskEvents, type EventFilter, type EventsOptions, type SchedulerEvent, type TaskEventKind } from "./events.ts";
