@@ -27,7 +27,7 @@ class SseReader {
   lastId: string | undefined;
 
   constructor(response: Response, private readonly controller: AbortController) {
-    this.reader = response.body!.getReader();
+    this.reader = response.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
   }
 
   /** Waits until the stream's position names `shards` shards: its subscription reached every primary. */
