@@ -62,7 +62,10 @@ export class EventFeed {
   /** Stepped down: every subscription ends with E_NOT_PRIMARY; its router or SDK resubscribes at the new primary. */
   follow(message: string): void {
     this.ring = undefined;
-    for (const sub of this.subs.splice(0)) sub.conn.sendError(sub.requestId, "E_NOT_PRIMARY", message);
+    for (const sub of this.subs.splice(0)) {
+      sub.conn.idle.endWait();
+      sub.conn.sendError(sub.requestId, "E_NOT_PRIMARY", message);
+    }
   }
 
   /** What the scheduler just reported: failed attempts, then tasks that ended (logIndex: the last entry appended). */
