@@ -3,7 +3,8 @@
 // A tokens file maps secrets to roles, one `<role> <token>` per line (`#`
 // starts a comment). Roles and what they allow:
 //
-//   read     stats, task status and results, watching a task, listing the DLQ, /metrics
+//   read     stats, task status and results, watching a task, listing the DLQ,
+//            task events (SUBSCRIBE, GET /v1/events), /metrics
 //   submit   read + submitting tasks and workflows, cancelling
 //   admin    submit + requeueing and purging dead letters
 //   worker   connecting to a coordinator as a worker (and nothing else)
