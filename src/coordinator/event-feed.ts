@@ -43,7 +43,7 @@ export class EventFeed {
   private ring: EventRing | undefined;
   private readonly subs: Subscription[] = [];
   private committedIndex = 0;
-  private readonly scratch: RecordedEvent = { seq: 0, kind: EventKind.COMPLETED, task: undefined as unknown as Task, attempt: 0, at: 0, logIndex: 0, error: undefined, progress: 0 };
+  private readonly scratch: RecordedEvent = { seq: 0, kind: EventKind.COMPLETED, taskId: 0, type: "", tags: [], output: undefined, attempt: 0, at: 0, logIndex: 0, error: undefined, progress: 0 };
 
   constructor(
     private readonly shard: number,
@@ -56,7 +56,7 @@ export class EventFeed {
 
   /** Promoted: a new term (random, so no position from another primary or run matches it). */
   lead(term: number): void {
-    this.ring = new EventRing(term, this.capacity);
+    this.ring = new EventRing(term, this.capacity, EVENT_OUTPUT_BYTES_MAX);
   }
 
   /** Stepped down: every subscription ends with E_NOT_PRIMARY; its router or SDK resubscribes at the new primary. */
@@ -154,7 +154,7 @@ export class EventFeed {
     while (sub.next <= ring.head && events.length < EVENTS_BATCH_MAX && ring.logIndexOf(sub.next) <= this.committedIndex) {
       const e = ring.read(sub.next++, this.scratch);
       const kind = TASK_EVENT_KINDS[e.kind as EventKindCode]!;
-      if (filterAdmits(sub.filter, kind, e.task.id, e.task.type, e.task.tags)) events.push(this.wire(e, ring.term));
+      if (filterAdmits(sub.filter, kind, e.taskId, e.type, e.tags)) events.push(this.wire(e, ring.term));
     }
     const moved = sub.next > from;
     if (events.length === 0 && !always && !(moved && now - sub.positionSentAt >= POSITION_EVERY_MS)) return;
@@ -165,12 +165,11 @@ export class EventFeed {
   }
 
   private wire(e: RecordedEvent, term: number): TaskEvent {
-    const task = e.task;
-    const event: TaskEvent = { kind: TASK_EVENT_KINDS[e.kind]!, shard: this.shard, term, seq: e.seq, at: e.at, taskId: task.id, type: task.type, attempt: e.attempt };
-    if (task.tags.length > 0) event.tags = [...task.tags];
+    const event: TaskEvent = { kind: TASK_EVENT_KINDS[e.kind]!, shard: this.shard, term, seq: e.seq, at: e.at, taskId: e.taskId, type: e.type, attempt: e.attempt };
+    if (e.tags.length > 0) event.tags = [...e.tags];
     if (e.error !== undefined) Object.assign(event, splitAttemptError(e.error));
     if (e.kind === EventKind.PROGRESS) event.progress = e.progress;
-    if (e.kind === EventKind.COMPLETED && task.output !== undefined && task.output.length <= EVENT_OUTPUT_BYTES_MAX) event.output = task.output;
+    if (e.output !== undefined) event.output = e.output;
     return event;
   }
 }

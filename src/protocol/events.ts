@@ -17,8 +17,8 @@ export type TaskEventKind = (typeof TASK_EVENT_KINDS)[number];
 export const FILTER_ITEMS_MAX = 1024;
 /** Most events in one EVENTS message. */
 export const EVENTS_BATCH_MAX = 512;
-/** A completed event carries the task's output when it is at most this big (else fetch it by id). */
-export const EVENT_OUTPUT_BYTES_MAX = 4096;
+/** A completed event carries the task's output when it is at most this big (else fetch it by id); it bounds what a primary's event ring holds too. */
+export const EVENT_OUTPUT_BYTES_MAX = 1024;
 
 /** Which events a subscription wants; an absent list admits all. */
 export interface EventFilter {

@@ -54,13 +54,14 @@ function ready(finished: Task[], retried: Task[] = []): Ready {
 const completed = (id: number, type = "noop", tags: string[] = []) => makeTask({ id, type, tags, state: "completed", attempt: 1 });
 
 describe("EventRing", () => {
-  test("keeps the last `capacity` events, numbered from 1", () => {
-    const ring = new EventRing(9, 3);
+  test("keeps the last `capacity` events, numbered from 1, and only small outputs", () => {
+    const ring = new EventRing(9, 3, 2);
     expect([ring.first, ring.head]).toEqual([1, 0]);
-    for (let id = 1; id <= 5; id++) ring.record(EventKind.COMPLETED, completed(id), id * 10, id);
+    for (let id = 1; id <= 5; id++) ring.record(EventKind.COMPLETED, { ...completed(id), output: new Uint8Array(id % 2 === 0 ? 2 : 3) }, id * 10, id);
     expect([ring.first, ring.head]).toEqual([3, 5]);
-    const out = ring.read(4, { seq: 0, kind: 0, task: completed(0), attempt: 0, at: 0, logIndex: 0, error: undefined, progress: 0 });
-    expect([out.seq, out.task.id, out.at, out.logIndex]).toEqual([4, 4, 40, 4]);
+    const out = ring.read(4, { seq: 0, kind: 0, taskId: 0, type: "", tags: [], output: undefined, attempt: 0, at: 0, logIndex: 0, error: undefined, progress: 0 });
+    expect([out.seq, out.taskId, out.type, out.at, out.logIndex, out.output?.length]).toEqual([4, 4, "noop", 40, 4, 2]);
+    expect(ring.read(5, out).output).toBeUndefined(); // over outputBytesMax: not kept (its task is fetched by id)
     expect(() => ring.read(2, out)).toThrow();
   });
 });
