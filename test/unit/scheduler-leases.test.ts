@@ -2,6 +2,7 @@
 // expiry and fencing, heartbeats, lost and departed workers, retention, bad input.
 
 import { describe, expect, test } from "bun:test";
+import { Scheduler } from "../../src/core/scheduler.ts";
 import { assigned, FAIL, finishedIds, makeScheduler, OK, request, state, submitOk, TEST_OPTIONS, utf8 } from "../support/scheduler-fixtures.ts";
 
 describe("failures and retries", () => {
@@ -26,6 +27,20 @@ describe("failures and retries", () => {
     expect(s.counters).toMatchObject({ failed: 1, retried: 2, completed: 0 });
     expect(s.worker(1)).toMatchObject({ failed: 3, done: 0, free: 1 });
     expect(s.queuedCount + s.leasedTotal).toBe(0);
+  });
+
+  test("a worker's coded failure keeps its code apart; a snapshot from before codes were fields restores into the same shape", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 1, [], 0);
+    const id = submitOk(s, 0, { maxAttempts: 1 });
+    s.dispatch(1);
+    s.result(1, id, 1, FAIL, utf8.encode("E_NO_HANDLER: no handler for resize"), 2);
+    expect(s.task(id)!.errors).toEqual([{ attempt: 1, workerId: 1, at: 2, code: "E_NO_HANDLER", message: "no handler for resize" }]);
+    // The stored shape of earlier versions: {attempt, workerId, at, error: "E_CODE: text"}.
+    const old = structuredClone(s.exportState());
+    for (const task of old.tasks) task.errors = task.errors.map(({ code, message, ...rest }) => ({ ...rest, error: `${code}: ${message}` })) as never;
+    const restored = Scheduler.fromState(TEST_OPTIONS, old);
+    expect(restored.task(id)!.errors).toEqual(s.task(id)!.errors);
   });
 
   // With aging, a retry ranks by the time it is ready again: one aging period
