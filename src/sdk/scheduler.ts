@@ -197,7 +197,17 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
    * after an event id from an earlier stream.
    */
   events(options: EventsOptions = {}): TaskEvents {
-    const stream = new TaskEvents(async (filter, after, handlers) => (await this.connection()).subscribe(filter, after, handlers), options);
+    const stream = new TaskEvents(async (filter, after, handlers) => {
+      const link = await this.connection();
+      return link.subscribe(filter, after, {
+        onBatch: handlers.onBatch,
+        onEnd: (error) => {
+          // A coordinator reached directly that is not (or no longer) primary: another server may be.
+          if (error.code === "E_NOT_PRIMARY" && this.servers.length > 1) this.drop(link);
+          handlers.onEnd(error);
+        },
+      });
+    }, options);
     this.eventStreams.add(stream);
     return stream;
   }
