@@ -15,7 +15,7 @@ import type { SchedulerError } from "../sdk/errors.ts";
 
 /** Bytes an SSE stream may hold for a slow reader before it is dropped. */
 export const SSE_BUFFER_BYTES_MAX = 1024 * 1024;
-/** A comment this often keeps proxies (and the port's idle time-out) from closing a quiet stream. */
+/** A comment this often (or twice per --client-idle-timeout-ms, if shorter) keeps proxies and the port's idle time-out from closing a quiet stream. */
 export const SSE_KEEPALIVE_MS = 15_000;
 /** What an EventSource waits before reconnecting (the `retry:` field). */
 const SSE_RETRY_MS = 1000;
@@ -42,7 +42,7 @@ export type JsonEvent = Omit<TaskEvent, "output"> & { result?: unknown };
  * The SSE response for one subscription. `after`: the Last-Event-ID header or ?after=
  * (undefined: from now). `toJson` turns an event's output into its result.
  */
-export function eventStream(client: SchedulerClient, filter: EventFilter, after: string | undefined, toJson: (e: TaskEvent) => JsonEvent): Response {
+export function eventStream(client: SchedulerClient, filter: EventFilter, after: string | undefined, toJson: (e: TaskEvent) => JsonEvent, keepaliveMs = SSE_KEEPALIVE_MS): Response {
   const cursor = after === undefined ? new EventCursor() : EventCursor.parse(after);
   let stop = () => {};
   const stream = new ReadableStream<Uint8Array>({
@@ -78,7 +78,7 @@ export function eventStream(client: SchedulerClient, filter: EventFilter, after:
         onBatch,
         onEnd: (error: SchedulerError) => end(error.code, error.detail),
       });
-      const keepalive = setInterval(() => write(": keepalive\n\n"), SSE_KEEPALIVE_MS);
+      const keepalive = setInterval(() => write(": keepalive\n\n"), keepaliveMs);
       stop = () => {
         open = false;
         clearInterval(keepalive);

@@ -17,7 +17,7 @@ import { BACKOFF_FIELDS, decodeResult, SchedulerClient, TaskError, unknownField,
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { EventCursor } from "../protocol/events.ts";
-import { eventStream, filterFromQuery } from "./event-stream.ts";
+import { eventStream, filterFromQuery, SSE_KEEPALIVE_MS } from "./event-stream.ts";
 
 export interface HttpApiConfig {
   host: string;
@@ -196,7 +196,9 @@ export class HttpApi {
       throw err;
     }
     if (after === "") after = undefined;
-    return eventStream(await this.sdk(), filter, after, ({ output, ...rest }) => (output === undefined ? rest : { ...rest, result: jsonResult(output) }));
+    const idleMs = this.config.limits.clientIdleTimeoutMs;
+    const keepaliveMs = idleMs > 0 ? Math.min(SSE_KEEPALIVE_MS, Math.max(100, idleMs / 2)) : SSE_KEEPALIVE_MS;
+    return eventStream(await this.sdk(), filter, after, ({ output, ...rest }) => (output === undefined ? rest : { ...rest, result: jsonResult(output) }), keepaliveMs);
   }
 
   /** The SDK client behind every /v1 route and /metrics. */

@@ -191,12 +191,12 @@ describe("with tokens", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test("the read role streams; no token is 401, a worker's token 403", async () => {
+  test("the read role streams; no token is 401, a worker's token 403; keepalives hold a quiet stream past the idle time-out", async () => {
     const tokens = join(dir, "tokens");
     writeTokensFile(tokens);
     const coordinator = await cluster.coordinator(["--tokens", tokens]);
     const httpPort = freePort();
-    await cluster.router([coordinator.port], ["--tokens", tokens, "--http-port", String(httpPort)]);
+    await cluster.router([coordinator.port], ["--tokens", tokens, "--http-port", String(httpPort), "--client-idle-timeout-ms", "600"]);
     const url = `http://127.0.0.1:${httpPort}/v1/events`;
     await waitFor("the HTTP port", async () => ((await fetch(url.replace("/v1/events", "/healthz"))).ok ? true : undefined));
     expect((await fetch(url)).status).toBe(401);
@@ -204,9 +204,15 @@ describe("with tokens", () => {
     expect((await fetch(url, { headers: { authorization: `Bearer ${TOKENS.worker}` } })).status).toBe(403);
     const stream = await openStream(url, { authorization: `Bearer ${TOKENS.read}` });
     cluster.worker([coordinator.port], ["--token", TOKENS.worker]);
-    const r = await fetch(url.replace("/v1/events", "/v1/tasks"), { method: "POST", body: JSON.stringify({ type: "noop" }), headers: { authorization: `Bearer ${TOKENS.submit}` } });
-    const { taskId } = (await r.json()) as { taskId: number };
+    const submit = async () => {
+      const r = await fetch(url.replace("/v1/events", "/v1/tasks"), { method: "POST", body: JSON.stringify({ type: "noop" }), headers: { authorization: `Bearer ${TOKENS.submit}` } });
+      return ((await r.json()) as { taskId: number }).taskId;
+    };
+    const taskId = await submit();
     expect((await stream.next()).data).toMatchObject({ kind: "completed", taskId });
+    await Bun.sleep(1_500); // quiet for over twice --client-idle-timeout-ms: only the keepalives cross
+    const later = await submit();
+    expect((await stream.next()).data).toMatchObject({ kind: "completed", taskId: later });
     stream.close();
   }, RUN_MS);
 });
