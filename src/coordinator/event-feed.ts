@@ -13,7 +13,7 @@ import type { Connection } from "../net/connection.ts";
 import { writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
-  checkSubscribe, EVENT_OUTPUT_BYTES_MAX, EVENTS_BATCH_MAX, filterAdmits, TASK_EVENT_KINDS,
+  checkSubscribe, EVENT_ERROR_CHARS_MAX, EVENT_OUTPUT_BYTES_MAX, EVENTS_BATCH_BYTES_MAX, EVENTS_BATCH_MAX, filterAdmits, TASK_EVENT_KINDS,
   type EventBatch, type EventFilter, type Subscribe, type TaskEvent,
 } from "../protocol/events.ts";
 import { Kind } from "../protocol/messages.ts";
@@ -151,10 +151,14 @@ export class EventFeed {
       sub.gap = undefined;
     }
     const from = sub.next;
-    while (sub.next <= ring.head && events.length < EVENTS_BATCH_MAX && ring.logIndexOf(sub.next) <= this.committedIndex) {
+    let bytes = 0;
+    while (sub.next <= ring.head && events.length < EVENTS_BATCH_MAX && bytes < EVENTS_BATCH_BYTES_MAX && ring.logIndexOf(sub.next) <= this.committedIndex) {
       const e = ring.read(sub.next++, this.scratch);
       const kind = TASK_EVENT_KINDS[e.kind as EventKindCode]!;
-      if (filterAdmits(sub.filter, kind, e.taskId, e.type, e.tags)) events.push(this.wire(e, ring.term));
+      if (!filterAdmits(sub.filter, kind, e.taskId, e.type, e.tags)) continue;
+      const event = this.wire(e, ring.term);
+      bytes += wireBytes(event);
+      events.push(event);
     }
     const moved = sub.next > from;
     if (events.length === 0 && !always && !(moved && now - sub.positionSentAt >= POSITION_EVERY_MS)) return;
@@ -167,9 +171,20 @@ export class EventFeed {
   private wire(e: RecordedEvent, term: number): TaskEvent {
     const event: TaskEvent = { kind: TASK_EVENT_KINDS[e.kind]!, shard: this.shard, term, seq: e.seq, at: e.at, taskId: e.taskId, type: e.type, attempt: e.attempt };
     if (e.tags.length > 0) event.tags = [...e.tags];
-    if (e.error !== undefined) Object.assign(event, splitAttemptError(e.error));
+    if (e.error !== undefined) {
+      const { code, error } = splitAttemptError(e.error);
+      event.code = code;
+      event.error = error.length > EVENT_ERROR_CHARS_MAX ? `${error.slice(0, EVENT_ERROR_CHARS_MAX)}…` : error;
+    }
     if (e.kind === EventKind.PROGRESS) event.progress = e.progress;
     if (e.output !== undefined) event.output = e.output;
     return event;
   }
+}
+
+/** About what an event takes in msgpack: its strings and bytes, and a fixed part for the numbers and keys. */
+function wireBytes(e: TaskEvent): number {
+  let n = 128 + (e.type?.length ?? 0) + (e.error?.length ?? 0) + (e.reason?.length ?? 0) + (e.output?.length ?? 0);
+  for (const tag of e.tags ?? []) n += tag.length + 2;
+  return n;
 }

@@ -17,6 +17,10 @@ export type TaskEventKind = (typeof TASK_EVENT_KINDS)[number];
 export const FILTER_ITEMS_MAX = 1024;
 /** Most events in one EVENTS message. */
 export const EVENTS_BATCH_MAX = 512;
+/** An EVENTS message stops taking events past about this many bytes (far below any frame limit, whatever the tags and errors). */
+export const EVENTS_BATCH_BYTES_MAX = 256 * 1024;
+/** An event's error is cut to this many characters (the whole of it is in the task's status). */
+export const EVENT_ERROR_CHARS_MAX = 4096;
 /** A completed event carries the task's output when it is at most this big (else fetch it by id); it bounds what a primary's event ring holds too. */
 export const EVENT_OUTPUT_BYTES_MAX = 1024;
 

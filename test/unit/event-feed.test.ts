@@ -12,7 +12,7 @@ import type { Ready } from "../../src/core/scheduler-types.ts";
 import type { Task } from "../../src/core/task.ts";
 import type { Connection } from "../../src/net/connection.ts";
 import { FrameWriter, forEachMessage, readControl, Reader } from "../../src/protocol/codec.ts";
-import type { EventBatch } from "../../src/protocol/events.ts";
+import { EVENT_ERROR_CHARS_MAX, EVENTS_BATCH_BYTES_MAX, type EventBatch } from "../../src/protocol/events.ts";
 import { Kind } from "../../src/protocol/messages.ts";
 import { makeTask } from "../support/scheduler-fixtures.ts";
 
@@ -145,5 +145,24 @@ describe("EventFeed", () => {
     const late = fakeConnection();
     feed.message(late.conn, Kind.SUBSCRIBE, { requestId: 1, filter: {} }, 3);
     expect(late.errors).toEqual([{ requestId: 1, code: "E_NOT_PRIMARY" }]);
+  });
+
+  test("long errors are cut in events and a batch stops near EVENTS_BATCH_BYTES_MAX, the rest following in the next", () => {
+    const feed = new EventFeed(0, 1000);
+    feed.lead(1);
+    const c = fakeConnection();
+    feed.message(c.conn, Kind.SUBSCRIBE, { requestId: 1, filter: {} }, 0);
+    c.batches();
+    const stack = "x".repeat(10_000);
+    const dead = Array.from({ length: 100 }, (_, i) => makeTask({ id: i + 1, type: "t", state: "failed", errors: [{ attempt: 1, workerId: 1, at: 1, code: "E_HANDLER", message: stack }] }));
+    feed.recordReady(ready(dead), 1, 1);
+    feed.committed(1, 1);
+    const [first] = c.batches();
+    expect(first!.events[0]!.error!.length).toBe(EVENT_ERROR_CHARS_MAX + 1); // cut, with an ellipsis
+    expect(first!.events.length).toBeLessThan(100);
+    expect(first!.events.length * (EVENT_ERROR_CHARS_MAX + 128)).toBeLessThanOrEqual(EVENTS_BATCH_BYTES_MAX + EVENT_ERROR_CHARS_MAX + 128);
+    feed.committed(1, 2);
+    const rest = c.batches().flatMap((b) => b.events);
+    expect(first!.events.length + rest.length).toBe(100);
   });
 });
