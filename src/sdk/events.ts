@@ -59,7 +59,12 @@ export class TaskEvents implements AsyncIterable<SchedulerEvent> {
   private closed = false;
   private failure: SchedulerError | undefined;
 
-  constructor(private readonly subscribe: Subscribe, options: EventsOptions = {}) {
+  constructor(
+    private readonly subscribe: Subscribe,
+    options: EventsOptions = {},
+    /** Told once when the stream ends (closed, or failed for good): its client forgets it. */
+    private readonly onClosed: () => void = () => {},
+  ) {
     const { after, ...filter } = options;
     this.positioned = after !== undefined;
     try {
@@ -100,6 +105,7 @@ export class TaskEvents implements AsyncIterable<SchedulerEvent> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.onClosed();
     clearTimeout(this.retryTimer);
     this.stopSubscription();
     this.waiter?.resolve({ value: undefined, done: true });
@@ -203,6 +209,7 @@ export class TaskEvents implements AsyncIterable<SchedulerEvent> {
       this.failure = error;
       for (const l of this.listeners.get("error") ?? []) (l as ErrorListener)(error);
       this.closed = true;
+      this.onClosed();
       this.waiter?.reject(error);
       this.waiter = undefined;
       return;

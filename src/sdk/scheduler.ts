@@ -207,7 +207,7 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
           handlers.onEnd(error);
         },
       });
-    }, options);
+    }, options, () => this.eventStreams.delete(stream));
     this.eventStreams.add(stream);
     return stream;
   }
@@ -215,8 +215,7 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
   /** Closes the connection and stops reconnecting; requests still waiting reject with E_SHUTTING_DOWN, event streams end. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const stream of this.eventStreams) stream.close();
-    this.eventStreams.clear();
+    for (const stream of [...this.eventStreams]) stream.close();
     for (const wake of this.sleepers) wake();
     this.current?.close();
     this.current = undefined;
