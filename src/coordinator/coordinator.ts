@@ -17,8 +17,8 @@ import { formatHostPort, listen, type Listener } from "../net/endpoints.ts";
 import { readControl, Reader, writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
-  Kind, KIND_NAMES, PROTOCOL_VERSION, TaskStatus,
-  type CoordinatorStats, type Hello, type Role, type RoleChange, type Welcome,
+  Kind, KIND_NAMES, PROTOCOL_VERSION,
+  type CoordinatorStats, type Hello, type Role, type Welcome,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeRunning, encodeWorkerCredit, encodeWorkerJoined, Ev, EventLog, type ApplyResult, type LogBatch } from "./event-log.ts";
 import { Peers } from "./peers.ts";
@@ -30,7 +30,7 @@ import { EventFeed } from "./event-feed.ts";
 import { StallDetector } from "../core/stall-detector.ts";
 import { replicate, type ReplicationStep } from "../core/replication-step.ts";
 import { Commands } from "./commands.ts";
-import { HeldReplies } from "./held-replies.ts";
+import { announceRole, HeldReplies } from "./held-replies.ts";
 import { coordinatorStats, readinessOf, replicationStats } from "./coordinator-stats.ts";
 import type { Readiness } from "../metrics/metrics-server.ts";
 import { ReplicaSet } from "./replica-set.ts";
@@ -42,7 +42,7 @@ import type { CoordinatorConfig } from "./config.ts";
 import { BackupLog } from "./backup-log.ts";
 import { WorkerLinks } from "./worker-links.ts";
 import { WorkerInputs } from "./worker-inputs.ts";
-import { checkHello, failureOutput, type WorkerShape } from "./request-shapes.ts";
+import { checkHello, type WorkerShape } from "./request-shapes.ts";
 import { DataDir } from "./data-dir.ts";
 
 export type { CoordinatorConfig } from "./config.ts";
@@ -441,12 +441,7 @@ export class Coordinator implements ConnectionHandler {
     const conn = this.connections.get(watcher.conn);
     if (conn === undefined) return;
     conn.idle.endWait();
-    const ok = task.state === "completed";
-    const output = ok ? (task.output ?? EMPTY) : failureOutput(task);
-    this.held.hold({
-      index: this.eventLog.lastIndex, conn, kind: Kind.TASK_DONE, requestId: watcher.requestId,
-      taskId: task.id, status: ok ? TaskStatus.OK : TaskStatus.FAILED, attempts: task.attempt, output,
-    });
+    this.held.holdTaskDone(this.eventLog.lastIndex, conn, watcher.requestId, task);
   }
 
   /**
@@ -495,12 +490,7 @@ export class Coordinator implements ConnectionHandler {
 
   /** Tells every connection (routers, workers, clients, peers) this node's role and epoch. */
   private announce(): void {
-    const role: RoleChange = { nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary" };
-    for (const conn of this.connections.values()) {
-      if (conn.state.role === undefined || !conn.writable()) continue;
-      writeControl(conn.writer, Kind.ROLE, role);
-      conn.queueFlush();
-    }
+    announceRole(this.connections.values(), { nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary" });
   }
 
   // ------------------------------------------------------------ stats

@@ -15,7 +15,7 @@ import type { TlsSettings } from "../net/tls.ts";
 import { Routes } from "./routes.ts";
 import { EventRelay } from "./event-relay.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
-import { readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
+import { copyWithRequestId, readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY,
@@ -497,13 +497,4 @@ export class Router implements ConnectionHandler {
       }
     });
   }
-}
-
-/** Appends a message whose body is data[start, end) with its first u32 (the request id) replaced. */
-function copyWithRequestId(w: FrameWriter, kind: number, data: Uint8Array, start: number, end: number, requestId: number): void {
-  w.begin(kind);
-  const at = w.length;
-  w.rawRange(data, start, end);
-  w.view.setUint32(at, requestId, true);
-  w.end();
 }
