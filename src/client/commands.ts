@@ -165,7 +165,7 @@ function showOutcome(o: TaskOutcome): Record<string, unknown> {
   } catch {
     // not msgpack: keep the bytes
   }
-  return { taskId: o.taskId, ok: o.ok, attempts: o.attempts, result, error: o.error };
+  return { taskId: o.taskId, ok: o.ok, attempts: o.attempts, result, code: o.code, error: o.error };
 }
 
 function parsePayload(text: string): unknown {

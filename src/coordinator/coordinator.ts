@@ -17,8 +17,8 @@ import { formatHostPort, listen, type Listener } from "../net/endpoints.ts";
 import { readControl, Reader, writeControl } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
-  Kind, KIND_NAMES, PROTOCOL_VERSION, TaskStatus,
-  type CoordinatorStats, type Hello, type Role, type RoleChange, type Welcome,
+  Kind, KIND_NAMES, PROTOCOL_VERSION,
+  type CoordinatorStats, type Hello, type Role, type Welcome,
 } from "../protocol/messages.ts";
 import { applyEntry, encodeRunning, encodeWorkerCredit, encodeWorkerJoined, Ev, EventLog, type ApplyResult, type LogBatch } from "./event-log.ts";
 import { Peers } from "./peers.ts";
@@ -26,10 +26,11 @@ import { EtcdControl } from "./etcd-control.ts";
 import { processEtcdControl, processIsrReplicaSet } from "./etcd-mode.ts";
 import type { Replicas, ReplicationRole, RoleControl, RoleEvents } from "./role-control.ts";
 import { TaskObservations } from "./task-observations.ts";
+import { EventFeed } from "./event-feed.ts";
 import { StallDetector } from "../core/stall-detector.ts";
 import { replicate, type ReplicationStep } from "../core/replication-step.ts";
 import { Commands } from "./commands.ts";
-import { HeldReplies } from "./held-replies.ts";
+import { announceRole, HeldReplies } from "./held-replies.ts";
 import { coordinatorStats, readinessOf, replicationStats } from "./coordinator-stats.ts";
 import type { Readiness } from "../metrics/metrics-server.ts";
 import { ReplicaSet } from "./replica-set.ts";
@@ -47,7 +48,6 @@ import { DataDir } from "./data-dir.ts";
 export type { CoordinatorConfig } from "./config.ts";
 
 const EMPTY = new Uint8Array(0);
-const utf8 = new TextEncoder();
 
 export class Coordinator implements ConnectionHandler {
   scheduler: Scheduler;
@@ -78,6 +78,8 @@ export class Coordinator implements ConnectionHandler {
   private readonly stalls: StallDetector;
   /** Primary: snapshots being streamed to backups that are loading them. */
   private readonly snapshots: SnapshotStreams;
+  /** Primary: task events for subscribers (SUBSCRIBE), delivered as their entries commit. */
+  private readonly feed: EventFeed;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -88,7 +90,8 @@ export class Coordinator implements ConnectionHandler {
     this.scheduler = new Scheduler(config.scheduler);
     this.disk = this.dataDir(undefined);
     this.workers = new WorkerLinks(config.workerSlotsMax, log);
-    this.observed = new TaskObservations(log);
+    this.feed = new EventFeed(config.scheduler.shard);
+    this.observed = new TaskObservations(log, (task, progress) => this.feed.progress(task, progress, Date.now(), this.eventLog.lastIndex));
     this.workerInputs = new WorkerInputs({
       isPrimary: () => this.role === "primary",
       scheduler: () => this.scheduler,
@@ -250,6 +253,9 @@ export class Coordinator implements ConnectionHandler {
         const q = readControl<Record<string, unknown>>(r);
         return this.commands.answer(conn, kind, q);
       }
+      case Kind.SUBSCRIBE:
+      case Kind.UNSUBSCRIBE:
+        return this.feed.message(conn, kind, readControl<Record<string, unknown>>(r), Date.now());
       case Kind.FOREIGN_WAITS:
         return this.commands.foreignWaits(conn, readControl<{ requestId?: unknown }>(r));
       case Kind.DLQ_LIST:
@@ -290,6 +296,7 @@ export class Coordinator implements ConnectionHandler {
   onClose(conn: Connection, reason: string): void {
     this.connections.delete(conn.id);
     this.snapshots.remove(conn);
+    this.feed.closed(conn);
     this.replicas.remove(conn, performance.now(), reason);
     const workerId = this.workers.lost(conn, reason);
     if (workerId === undefined) return;
@@ -404,6 +411,7 @@ export class Coordinator implements ConnectionHandler {
     const ready = this.scheduler.takeReady();
     this.workers.send(ready, (task) => this.scheduler.inputsOf(task), this.config.scheduler.workerTimeoutMs);
     this.observed.finished(ready.finished, now);
+    this.feed.recordReady(ready, now, this.eventLog.lastIndex);
     for (const notice of ready.notices) this.holdDone(notice.task, notice.watcher);
     // Lag is judged at the instant the stall check above saw, not a fresh clock read: a pause
     // inside this pump would otherwise count as the backups' lag and drop them from the ISR
@@ -424,19 +432,17 @@ export class Coordinator implements ConnectionHandler {
       this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes, now));
     },
     commit: (now) => this.replicas.commit(this.eventLog.lastIndex, now),
-    release: (committed) => this.held.release(committed),
+    release: (committed) => {
+      this.held.release(committed);
+      this.feed.committed(committed, Date.now());
+    },
   };
 
   private holdDone(task: Task, watcher: Watcher): void {
     const conn = this.connections.get(watcher.conn);
     if (conn === undefined) return;
     conn.idle.endWait();
-    const ok = task.state === "completed";
-    const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.state === "cancelled" ? "E_CANCELLED: the task was cancelled" : (task.errors.at(-1)?.error ?? "failed"));
-    this.held.hold({
-      index: this.eventLog.lastIndex, conn, kind: Kind.TASK_DONE, requestId: watcher.requestId,
-      taskId: task.id, status: ok ? TaskStatus.OK : TaskStatus.FAILED, attempts: task.attempt, output,
-    });
+    this.held.holdTaskDone(this.eventLog.lastIndex, conn, watcher.requestId, task);
   }
 
   /**
@@ -462,6 +468,7 @@ export class Coordinator implements ConnectionHandler {
       this.replicas = processIsrReplicaSet(this.control, this.config, this.backup.appliedIndex, this.log, () => this.pump());
     }
     this.record(Ev.PROMOTE, epoch);
+    this.feed.lead(1 + Math.floor(Math.random() * 0xfffffffe)); // a term no position from before can match
     for (const worker of this.workers.connected()) this.registerWorker(worker);
     this.announce();
     this.pump();
@@ -475,6 +482,7 @@ export class Coordinator implements ConnectionHandler {
     // (a restart would otherwise skip the new epoch's records as already applied and lose them).
     this.backup.appliedIndex = this.eventLog.lastIndex;
     this.held.refuseAll(`${this.config.nodeId} stepped down before this was replicated; retry`);
+    this.feed.follow(`${this.config.nodeId} stepped down; subscribe at the new primary of shard ${this.config.scheduler.shard}`);
     this.heartbeats.take(); // never logged: the next primary gives every worker a fresh grace period
     this.snapshots.clear();
     this.replicas.closeAll("primary stepped down");
@@ -483,12 +491,7 @@ export class Coordinator implements ConnectionHandler {
 
   /** Tells every connection (routers, workers, clients, peers) this node's role and epoch. */
   private announce(): void {
-    const role: RoleChange = { nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary" };
-    for (const conn of this.connections.values()) {
-      if (conn.state.role === undefined || !conn.writable()) continue;
-      writeControl(conn.writer, Kind.ROLE, role);
-      conn.queueFlush();
-    }
+    announceRole(this.connections.values(), { nodeId: this.config.nodeId, shard: this.config.scheduler.shard, epoch: this.epoch, primary: this.role === "primary" });
   }
 
   // ------------------------------------------------------------ stats

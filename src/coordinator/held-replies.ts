@@ -6,9 +6,13 @@
 // clients retry them at the new primary under the same idempotency key.
 
 import { HeldQueue } from "../core/replication-step.ts";
+import type { Task } from "../core/task.ts";
 import type { Connection } from "../net/connection.ts";
 import { writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
-import { Kind } from "../protocol/messages.ts";
+import { Kind, TaskStatus, type RoleChange } from "../protocol/messages.ts";
+import { failureOutput } from "./request-shapes.ts";
+
+const EMPTY = new Uint8Array(0);
 
 /** A reply a client may only see once the entry it reports on is committed. */
 export interface HeldReply {
@@ -38,6 +42,15 @@ export class HeldReplies {
     this.held.hold(reply);
   }
 
+  /** A watcher's TASK_DONE for a task that ended (its result, or its failure's {code, message}), sent once `index` commits. */
+  holdTaskDone(index: number, conn: Connection, requestId: number, task: Task): void {
+    const ok = task.state === "completed";
+    this.hold({
+      index, conn, kind: Kind.TASK_DONE, requestId, taskId: task.id, status: ok ? TaskStatus.OK : TaskStatus.FAILED,
+      attempts: task.attempt, output: ok ? (task.output ?? EMPTY) : failureOutput(task),
+    });
+  }
+
   /** Sends every held reply whose entry is committed (index <= committed). */
   release(committed: number): void {
     this.held.release(committed, (h) => {
@@ -54,5 +67,14 @@ export class HeldReplies {
     this.held.refuseAll((h) => {
       if (h.conn.writable()) h.conn.sendError(h.requestId, "E_NOT_PRIMARY", message);
     });
+  }
+}
+
+/** A ROLE message to every connection past its handshake (a promotion or step-down is not a reply: it goes at once). */
+export function announceRole(connections: Iterable<Connection>, role: RoleChange): void {
+  for (const conn of connections) {
+    if (conn.state.role === undefined || !conn.writable()) continue;
+    writeControl(conn.writer, Kind.ROLE, role);
+    conn.queueFlush();
   }
 }

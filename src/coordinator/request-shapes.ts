@@ -3,8 +3,9 @@
 // malformed node is a request-level E_BAD_REQUEST, never a log entry), and a
 // task as status queries show it.
 
+import { encode } from "@msgpack/msgpack";
 import type { Scheduler } from "../core/scheduler.ts";
-import type { Task } from "../core/task.ts";
+import type { AttemptError, Task } from "../core/task.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { WORKER_TYPES_MAX } from "./event-log.ts";
 import { PROTOCOL_VERSION, ROLES, type Hello, type TaskInfo, type WorkerInfo, type WorkflowNode } from "../protocol/messages.ts";
@@ -35,8 +36,25 @@ export function taskInfo(requestId: number, task: Task): TaskInfo {
   return {
     requestId, taskId: task.id, type: task.type, state: task.state, attempt: task.attempt, maxAttempts: task.maxAttempts,
     priority: task.priority, submittedAt: task.submittedAt, finishedAt: task.finishedAt, deadline: task.deadline, runAt: task.runAt,
-    tags: [...task.tags], dependsOn: [...task.dependsOn], output: task.output, error: task.errors.at(-1)?.error, errors: task.errors,
+    tags: [...task.tags], dependsOn: [...task.dependsOn], output: task.output, errors: task.errors, ...lastError(task),
   };
+}
+
+function lastError(task: Task): { code?: string; error?: string } {
+  const last = task.errors.at(-1);
+  return last === undefined ? {} : { code: last.code, error: `${last.code}: ${last.message}` };
+}
+
+/** A failed or cancelled task's TASK_DONE output: msgpack {code, message}, the code a field of its own (TaskDoneFields). */
+export function failureOutput(task: Task): Uint8Array {
+  const last = task.errors.at(-1);
+  if (task.state === "cancelled" || last === undefined) return encode({ code: "E_CANCELLED", message: "the task was cancelled" });
+  return encode({ code: last.code, message: last.message });
+}
+
+/** An attempt's error as events carry it. */
+export function splitAttemptError(e: AttemptError): { code: string; error: string } {
+  return { code: e.code, error: e.message };
 }
 
 /**

@@ -16,7 +16,11 @@ export class TaskObservations {
   readonly latencyBuckets = new LatencyBuckets();
   private readonly progress = new Map<number, number>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** A progress report kept: task events pass it on to subscribers. */
+    private readonly onProgress: (task: Task, progress: number) => void = () => {},
+  ) {}
 
   /** Tasks that just ended: their latency counts, their progress is forgotten, a dead letter is logged. */
   finished(tasks: readonly Task[], now: number): void {
@@ -26,14 +30,17 @@ export class TaskObservations {
       this.progress.delete(task.id);
       if (task.state === "failed") {
         const last = task.errors.at(-1);
-        this.log.warn("task dead-lettered", { taskId: task.id, type: task.type, attempts: task.attempt, error: last?.error.split("\n")[0] });
+        this.log.warn("task dead-lettered", { taskId: task.id, type: task.type, attempts: task.attempt, code: last?.code, error: last?.message.split("\n")[0] });
       }
     }
   }
 
   /** PROGRESS from a worker: kept only for the attempt that runs now, clamped to [0, 1]. */
   reported(task: Task | undefined, attempt: number, progress: unknown): void {
-    if (task?.state === "leased" && task.attempt === attempt) this.progress.set(task.id, Math.min(1, Math.max(0, Number(progress) || 0)));
+    if (task?.state !== "leased" || task.attempt !== attempt) return;
+    const value = Math.min(1, Math.max(0, Number(progress) || 0));
+    this.progress.set(task.id, value);
+    this.onProgress(task, value);
   }
 
   progressOf(taskId: number): number | undefined {

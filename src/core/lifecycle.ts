@@ -48,11 +48,11 @@ export class Lifecycle {
       }
       const parent = this.held.tasks.get(parentId);
       if (parent === undefined) {
-        return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parentId} is no longer held (evicted or purged), so whether it completed is unknown`, now);
+        return this.failWithoutAttempt(task, E_DEPENDENCY, `parent task ${parentId} is no longer held (evicted or purged), so whether it completed is unknown`, now);
       }
       if (parent.state === "completed") continue;
       if (parent.state === "failed" || parent.state === "cancelled") {
-        return this.failWithoutAttempt(task, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
+        return this.failWithoutAttempt(task, E_DEPENDENCY, `parent task ${parent.id} ${parent.state}`, now);
       }
       task.waitingOn++;
       this.held.touch(parent);
@@ -167,30 +167,31 @@ export class Lifecycle {
     }
   }
 
-  private recordError(task: Task, workerId: number, error: string, now: number): void {
+  private recordError(task: Task, workerId: number, code: string, message: string, now: number): void {
     this.held.touch(task);
     if (task.errors.length >= ERRORS_KEPT_MAX) task.errors.shift();
-    task.errors = appended(task.errors, { attempt: task.attempt, workerId, at: now, error } satisfies AttemptError);
+    task.errors = appended(task.errors, { attempt: task.attempt, workerId, at: now, code, message } satisfies AttemptError);
   }
 
   /** A lease ended without success: retry (after its backoff) while attempts remain, else fail for good. */
-  endAttempt(task: Task, worker: WorkerState, attempt: number, error: string, now: number): void {
+  endAttempt(task: Task, worker: WorkerState, attempt: number, code: string, message: string, now: number): void {
     this.held.touch(task);
     const workerId = worker.id;
     this.releaseLease(task, worker, attempt);
-    this.recordError(task, workerId, error, now);
+    this.recordError(task, workerId, code, message, now);
     if (task.attempt - task.attemptBase >= task.maxAttempts) {
       this.finish(task, "failed", now);
       return;
     }
     this.held.counters.retried++;
+    this.effects.retried.push(task);
     task.runAt = now + retryDelayMs(task.backoff, task.id, task.attempt - task.attemptBase);
     this.release(task, now);
   }
 
   /** Fails a task that never ran this time (deadline missed, parent failed); the caller has taken it out of its state's count. */
-  failWithoutAttempt(task: Task, error: string, now: number): void {
-    this.recordError(task, 0, error, now);
+  failWithoutAttempt(task: Task, code: string, message: string, now: number): void {
+    this.recordError(task, 0, code, message, now);
     this.finish(task, "failed", now);
   }
 
@@ -229,7 +230,7 @@ export class Lifecycle {
       this.held.touch(child);
       if (parent.state !== "completed") {
         this.held.waitingCount--;
-        this.failWithoutAttempt(child, `${E_DEPENDENCY}: parent task ${parent.id} ${parent.state}`, now);
+        this.failWithoutAttempt(child, E_DEPENDENCY, `parent task ${parent.id} ${parent.state}`, now);
       } else if (--child.waitingOn === 0) {
         this.held.waitingCount--;
         this.release(child, now);
@@ -251,5 +252,5 @@ export class Lifecycle {
 }
 
 function emptyReady(): Ready {
-  return { assignments: new Map(), finished: [], notices: [], aborts: [], lostWorkers: [] };
+  return { assignments: new Map(), finished: [], retried: [], notices: [], aborts: [], lostWorkers: [] };
 }

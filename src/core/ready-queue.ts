@@ -5,7 +5,8 @@
 // the earliest deadline goes first (tasks without one last), then the oldest.
 // Tasks sit in one heap per (type, tag set), so a worker only looks at heaps it
 // can serve (it handles the type and has every tag) and unmatched tasks wait
-// without blocking others.
+// without blocking others. A heap that runs empty is removed (task types and
+// tag sets come and go: a table of empty heaps would grow and slow every scan).
 
 import { assert } from "./assert.ts";
 import { Heap } from "./heap.ts";
@@ -23,8 +24,12 @@ function before(a: Task, b: Task): boolean {
 
 interface TagHeap {
   type: string;
+  /** Its key in heaps' inner map. */
+  signature: string;
   tags: readonly string[];
   heap: Heap<Task>;
+  /** Where it is in `entries` (removal swaps the last one into its place). */
+  index: number;
 }
 
 /** What a worker can run: tasks whose tags it all has, of a type it handles (`types` undefined: any type). */
@@ -72,6 +77,11 @@ export class ReadyQueue {
     return this.count;
   }
 
+  /** Heaps held: one per (type, tag set) with queued or stale entries. */
+  get heapCount(): number {
+    return this.entries.length;
+  }
+
   push(task: Task, now: number): void {
     // A second live entry would dispatch the task twice (stale entries are fine: they are not "queued").
     assert(task.state !== "queued", "a task is queued once", "task", task.id);
@@ -87,7 +97,7 @@ export class ReadyQueue {
     if (byTags === undefined) this.heaps.set(task.type, (byTags = new Map()));
     let entry = byTags.get(signature);
     if (entry === undefined) {
-      byTags.set(signature, (entry = { type: task.type, tags: [...task.tags], heap: new Heap(before) }));
+      byTags.set(signature, (entry = { type: task.type, signature, tags: [...task.tags], heap: new Heap(before), index: this.entries.length }));
       this.entries.push(entry);
     }
     entry.heap.push(task);
@@ -105,10 +115,11 @@ export class ReadyQueue {
   /** The best queued task a worker with these capabilities may run, removed; undefined if none. */
   popFor(worker: Capabilities): Task | undefined {
     let best: TagHeap | undefined;
-    for (let i = 0; i < this.entries.length; i++) {
+    // Backwards: liveTop may remove entry i, which moves an entry already seen into its place.
+    for (let i = this.entries.length - 1; i >= 0; i--) {
       const entry = this.entries[i]!;
       if (!serves(worker, entry)) continue;
-      const top = this.liveTop(entry.heap);
+      const top = this.liveTop(entry);
       if (top === undefined) continue;
       if (best === undefined || before(top, best.heap.peek()!)) best = entry;
     }
@@ -117,14 +128,15 @@ export class ReadyQueue {
     this.count--;
     const task = best.heap.pop()!;
     this.countPriority(task.priority, -1);
+    if (best.heap.length === 0) this.remove(best);
     return task;
   }
 
   /** Whether popFor(worker) would return a task, without taking it. */
   hasFor(worker: Capabilities): boolean {
-    for (let i = 0; i < this.entries.length; i++) {
+    for (let i = this.entries.length - 1; i >= 0; i--) {
       const entry = this.entries[i]!;
-      if (serves(worker, entry) && this.liveTop(entry.heap) !== undefined) return true;
+      if (serves(worker, entry) && this.liveTop(entry) !== undefined) return true;
     }
     return false;
   }
@@ -152,9 +164,23 @@ export class ReadyQueue {
     for (const entry of this.entries) for (const task of entry.heap.values()) fn(task);
   }
 
-  /** Drops stale entries off the top so peek() sees a live task. */
-  private liveTop(heap: Heap<Task>): Task | undefined {
+  /** Drops stale entries off the top so peek() sees a live task; a heap left empty is removed. */
+  private liveTop(entry: TagHeap): Task | undefined {
+    const heap = entry.heap;
     while (heap.length > 0 && heap.peek()!.state !== "queued") heap.pop();
+    if (heap.length === 0) this.remove(entry);
     return heap.peek();
+  }
+
+  /** O(1): out of both maps' view and swapped out of the list. */
+  private remove(entry: TagHeap): void {
+    const byTags = this.heaps.get(entry.type)!;
+    byTags.delete(entry.signature);
+    if (byTags.size === 0) this.heaps.delete(entry.type);
+    const last = this.entries.pop()!;
+    if (last !== entry) {
+      this.entries[entry.index] = last;
+      last.index = entry.index;
+    }
   }
 }

@@ -10,7 +10,7 @@ import { checkSchedulerTables } from "./scheduler-invariants.ts";
 import { SnapshotRefused, type SchedulerState } from "./scheduler-state.ts";
 import type { SchedulerCounters, WorkerState } from "./scheduler-types.ts";
 import { TaskTable } from "./task-table.ts";
-import { copiedList, isFinal, type ForeignParent, type Task } from "./task.ts";
+import { copiedList, isFinal, storedAttemptError, type ForeignParent, type Task } from "./task.ts";
 
 export class SchedulerTables {
   readonly counters: SchedulerCounters = {
@@ -115,7 +115,7 @@ export class SchedulerTables {
   restoreTasks(records: readonly Task[]): void {
     for (const record of records) {
       const task: Task = {
-        ...record, errors: copiedList(record.errors), watchers: copiedList(record.watchers), dependants: copiedList(record.dependants),
+        ...record, errors: record.errors.length === 0 ? copiedList(record.errors) : record.errors.map(storedAttemptError), watchers: copiedList(record.watchers), dependants: copiedList(record.dependants),
         foreignOutputs: copiedList(record.foreignOutputs ?? []),
       };
       this.tasks.add(task);

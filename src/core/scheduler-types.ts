@@ -100,6 +100,8 @@ export interface Ready {
   assignments: Map<number, Task[]>;
   /** Tasks that ended (completed, failed for good, cancelled). */
   finished: Task[];
+  /** Tasks whose attempt failed and that will be retried (the failure is their last error). */
+  retried: Task[];
   /** Watchers to tell that their task ended (also for a watch of a task already ended). */
   notices: Notice[];
   /** Running tasks whose worker should abort them (cancelled). */

@@ -21,7 +21,7 @@ import { checkSchedulerTables } from "./scheduler-invariants.ts";
 import { SchedulerTables } from "./scheduler-tables.ts";
 import { SnapshotExport } from "./snapshot-export.ts";
 import type { PartLimits } from "./snapshot-parts.ts";
-import { appended, emptyList, isFinal, type Task, type TaskState, type Watcher } from "./task.ts";
+import { appended, attemptErrorOf, emptyList, isFinal, type Task, type TaskState, type Watcher } from "./task.ts";
 import { submitWorkflow, type WorkflowPort } from "./workflow-submit.ts";
 import { createTask, validateSubmission } from "./submission.ts";
 import {
@@ -292,7 +292,7 @@ export class Scheduler {
     const worker = this.held.workers.get(workerId);
     if (worker === undefined) return;
     this.held.workers.delete(workerId);
-    for (const task of worker.leased) this.lifecycle.endAttempt(task, worker, task.attempt, "E_WORKER_LOST: worker went away", now);
+    for (const task of worker.leased) this.lifecycle.endAttempt(task, worker, task.attempt, "E_WORKER_LOST", "worker went away", now);
     assert(worker.leased.size === 0 && worker.free === worker.slots, "a worker that left holds no lease and no slot", "worker", workerId, "free", worker.free, "slots", worker.slots);
   }
 
@@ -330,7 +330,8 @@ export class Scheduler {
       this.lifecycle.finish(task, "completed", now);
     } else {
       worker.failed++;
-      this.lifecycle.endAttempt(task, worker, attempt, utf8.decode(output), now);
+      const error = attemptErrorOf(utf8.decode(output));
+      this.lifecycle.endAttempt(task, worker, attempt, error.code, error.message, now);
     }
   }
 
@@ -350,7 +351,7 @@ export class Scheduler {
         const why = now >= task.leasedAt + task.timeoutMs
           ? `ran past its ${task.timeoutMs} ms timeout`
           : `lease expired: no heartbeat from worker ${worker.id} named it for ${this.options.leaseMs} ms`;
-        this.lifecycle.endAttempt(task, worker, task.attempt, `E_TIMEOUT: attempt ${task.attempt} ${why}`, now);
+        this.lifecycle.endAttempt(task, worker, task.attempt, "E_TIMEOUT", `attempt ${task.attempt} ${why}`, now);
       }
     }
     this.lifecycle.releaseDue(now);
@@ -415,7 +416,7 @@ export class Scheduler {
           if (task === undefined) break;
           if (task.deadline !== 0 && task.deadline <= now) {
             this.held.counters.deadlineMissed++;
-            this.lifecycle.failWithoutAttempt(task, `E_DEADLINE: not started by its deadline (${task.deadline})`, now);
+            this.lifecycle.failWithoutAttempt(task, "E_DEADLINE", `not started by its deadline (${task.deadline})`, now);
             i++;
             continue;
           }
@@ -486,5 +487,5 @@ function leaseEnded(task: Task, now: number): boolean {
 /** Absent, or an absolute time a timer can reach. */
 /** Whether the task's last failure was a parent's: it never saw all its parents complete. */
 function failedOnParent(task: Task): boolean {
-  return task.errors.at(-1)?.error.startsWith(E_DEPENDENCY) === true;
+  return task.errors.at(-1)?.code === E_DEPENDENCY;
 }

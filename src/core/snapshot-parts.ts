@@ -47,7 +47,7 @@ const TASK_FIXED_BYTES = 160;
 export function taskBytesEstimate(t: Task): number {
   let n = TASK_FIXED_BYTES + t.payload.byteLength + t.type.length + t.idempotencyKey.length + (t.output?.byteLength ?? 0);
   n += 10 * (t.dependsOn.length + t.dependants.length + t.tags.length);
-  for (const e of t.errors) n += 48 + e.error.length;
+  for (const e of t.errors) n += 64 + e.message.length;
   for (const [, output] of t.foreignOutputs) n += 16 + output.byteLength;
   return n;
 }

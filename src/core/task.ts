@@ -61,13 +61,34 @@ export function copiedList<T>(list: readonly T[]): T[] {
   return list.length === 0 ? emptyList<T>() : [...list];
 }
 
-/** One failed attempt, as the dead-letter queue shows it. */
+/** One failed attempt, as the dead-letter queue shows it: its code (E_TIMEOUT, E_HANDLER, ...) apart from its sentence. */
 export interface AttemptError {
   attempt: number;
   /** 0 when the attempt never reached a worker (deadline, dependency, cancel). */
   workerId: number;
   at: number;
-  error: string;
+  code: string;
+  message: string;
+}
+
+const CODED = /^(E_[A-Z][A-Z_]*): ?([\s\S]*)$/;
+
+/**
+ * A worker reports a failed attempt as text, "E_CODE: sentence" (a handler's
+ * own exception has no code: E_HANDLER). Split once, here, where it enters the
+ * scheduler; past this point the code is a field of its own. Also reads the
+ * errors of snapshots written before errors had a code ({error: text}).
+ */
+export function attemptErrorOf(text: string): { code: string; message: string } {
+  const m = CODED.exec(text);
+  return m === null ? { code: "E_HANDLER", message: text } : { code: m[1]!, message: m[2]! };
+}
+
+/** An AttemptError as stored by this version or an older one (which kept the code inside `error`). */
+export function storedAttemptError(e: AttemptError | (Omit<AttemptError, "code" | "message"> & { error: string })): AttemptError {
+  if ("code" in e && typeof e.code === "string") return e;
+  const { error, ...rest } = e as Omit<AttemptError, "code" | "message"> & { error: string };
+  return { ...rest, ...attemptErrorOf(String(error)) };
 }
 
 /** Someone to tell when the task ends: a connection and the request id it asked with. */

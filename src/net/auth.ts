@@ -3,7 +3,8 @@
 // A tokens file maps secrets to roles, one `<role> <token>` per line (`#`
 // starts a comment). Roles and what they allow:
 //
-//   read     stats, task status and results, watching a task, listing the DLQ, /metrics
+//   read     stats, task status and results, watching a task, listing the DLQ,
+//            task events (SUBSCRIBE, GET /v1/events), /metrics
 //   submit   read + submitting tasks and workflows, cancelling
 //   admin    submit + requeueing and purging dead letters
 //   worker   connecting to a coordinator as a worker (and nothing else)
@@ -58,6 +59,8 @@ const KIND_NEEDS = new Map<number, Permission>([
   [Kind.TASK_QUERY, "read"],
   [Kind.WATCH, "read"],
   [Kind.DLQ_LIST, "read"],
+  [Kind.SUBSCRIBE, "read"],
+  [Kind.UNSUBSCRIBE, "read"],
   [Kind.DLQ_REQUEUE, "admin"],
   [Kind.DLQ_PURGE, "admin"],
   [Kind.RESULT, "worker"],

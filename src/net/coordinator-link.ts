@@ -62,6 +62,11 @@ export class CoordinatorLink implements ConnectionHandler {
     return this.welcomed && this.conn !== undefined && !this.conn.closed;
   }
 
+  /** Bytes written to the link but not yet taken by the kernel (0 when down). */
+  get backlogBytes(): number {
+    return this.conn?.closed === false ? this.conn.backlogBytes : 0;
+  }
+
   /** The connection's writer, or undefined when down or too far behind (then the caller fails the request). */
   writableConnection(): Connection | undefined {
     const conn = this.conn;

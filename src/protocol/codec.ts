@@ -428,3 +428,12 @@ export function readControl<T>(r: Reader): T {
   }
   return value as T;
 }
+
+/** Appends a message whose body is data[start, end) with its first u32 (the request id) replaced. */
+export function copyWithRequestId(w: FrameWriter, kind: number, data: Uint8Array, start: number, end: number, requestId: number): void {
+  w.begin(kind);
+  const at = w.length;
+  w.rawRange(data, start, end);
+  w.view.setUint32(at, requestId, true);
+  w.end();
+}

@@ -62,6 +62,12 @@ export const Kind = {
   PARENT_ENDED: 41,
   /** worker -> coordinator: your credit (slots) here is now this; it splits its slots among the coordinators it serves. msgpack {slots}. */
   CREDIT: 42,
+  /** client -> router or primary: stream task events. msgpack Subscribe -> EVENTS until UNSUBSCRIBE, or an ERROR ends it. */
+  SUBSCRIBE: 44,
+  /** router or primary -> client: one shard's events for a subscription, and where they leave it. msgpack EventBatch. */
+  EVENTS: 45,
+  /** client -> router or primary: end a subscription. msgpack {requestId} (no answer). */
+  UNSUBSCRIBE: 46,
   /** backup -> primary: send me a snapshot, then the log. msgpack {epoch}. */
   REPL_SYNC: 30,
   /** primary -> backup: `u32 epoch | f64 index | msgpack SchedulerState` (the whole state in one frame; the simulation's). */
@@ -206,6 +212,7 @@ export interface TaskDoneFields {
   taskId: number;
   status: number;
   attempts: number;
+  /** OK: the result bytes; FAILED: msgpack {code, message} (a cancelled task: E_CANCELLED). */
   output: Uint8Array;
 }
 
@@ -314,10 +321,12 @@ export interface TaskInfo {
   dependsOn: number[];
   /** Raw bytes (msgpack bin). */
   output?: Uint8Array;
-  /** The last error. */
+  /** The last error's code (E_HANDLER, E_TIMEOUT, E_DEADLINE, ...). */
+  code?: string;
+  /** The last error as one line for people: "code: message". */
   error?: string;
-  /** Every failed attempt kept: attempt number, worker, time, error. */
-  errors: Array<{ attempt: number; workerId: number; at: number; error: string }>;
+  /** Every failed attempt kept: attempt number, worker, time, code and message. */
+  errors: Array<{ attempt: number; workerId: number; at: number; code: string; message: string }>;
   /** A running task's last reported progress, 0..1 (absent: none reported). */
   progress?: number;
 }

@@ -15,7 +15,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: "servers", short: "s", perBinary: true, type: "string", default: "", help: `comma-separated coordinator host:port list, any order, any shards; the shard map is learned from them (default: ${DEFAULT_SERVERS}, or none with --etcd; with both, these are kept whatever etcd says)` },
   ...ETCD_DISCOVERY_FLAGS,
   { name: "node-id", perBinary: true, type: "string", default: "", help: "name in logs and stats (default: router-<port>)" },
-  { name: "http-port", type: "int", default: 0, min: 0, max: 65535, help: "port of the REST API, the web dashboard (/ui), /metrics, /healthz and /readyz (0: no HTTP)" },
+  { name: "http-port", type: "int", default: 0, min: 0, max: 65535, help: "port of the REST API, the web dashboard (/ui), task events (SSE: /v1/events), /metrics, /healthz and /readyz (0: no HTTP)" },
   { name: "http-host", type: "string", default: "127.0.0.1", help: "address the HTTP port listens on" },
   { name: "http-body-bytes-max", type: "int", default: 16 * 1024 * 1024, min: 1024, help: "largest HTTP request body" },
   { name: "http-batch-max", type: "int", default: 10000, min: 1, help: "most tasks in one POST /v1/tasks (and gRPC SubmitBatch, SubmitWorkflow, Watch)" },

@@ -14,6 +14,9 @@ import { SchedulerClient, TaskError } from "../sdk/client.ts";
 import { LoopbackClient } from "./loopback-client.ts";
 import { HttpError, jsonResult, showTask, submitTasks, taskId } from "./task-request.ts";
 import { DASHBOARD_ROUTES, isDashboardPath } from "./dashboard/routes.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { EventCursor } from "../protocol/events.ts";
+import { eventStream, filterFromQuery, SSE_KEEPALIVE_MS } from "./event-stream.ts";
 
 export interface HttpApiConfig {
   host: string;
@@ -114,6 +117,7 @@ const API_ROUTES: readonly Route<RouteContext>[] = [
   ["/v1/cluster", { GET: async (_p, ctx) => json(200, publicView(await (await sdk(ctx)).clusterStats())) }],
   ["/v1/access", { GET: (_p, ctx) => json(200, { permissions: ctx.api.permissionsOf(ctx.req) }) }],
   ...DASHBOARD_ROUTES,
+  ["/v1/events", { GET: async (_p, ctx) => ctx.api.events(ctx) }],
 ];
 
 export class HttpApi {
@@ -183,6 +187,23 @@ export class HttpApi {
     return PERMISSIONS.filter((p) => grants?.has(p) === true);
   }
 
+  /** GET /v1/events: Server-Sent Events (event-stream.ts); a bad filter or id is a 400 before the stream starts. */
+  async events(ctx: RouteContext): Promise<Response> {
+    let filter;
+    let after = ctx.req.headers.get("last-event-id") ?? ctx.url.searchParams.get("after") ?? undefined;
+    try {
+      filter = filterFromQuery(ctx.url);
+      if (after !== undefined) EventCursor.parse(after);
+    } catch (err) {
+      if (err instanceof ProtocolError) throw new HttpError(400, err.code, err.message);
+      throw err;
+    }
+    if (after === "") after = undefined;
+    const idleMs = this.config.limits.clientIdleTimeoutMs;
+    const keepaliveMs = idleMs > 0 ? Math.min(SSE_KEEPALIVE_MS, Math.max(100, idleMs / 2)) : SSE_KEEPALIVE_MS;
+    return eventStream(await this.loopback.get(), filter, after, ({ output, ...rest }) => (output === undefined ? rest : { ...rest, result: jsonResult(output) }), keepaliveMs);
+  }
+
   /** The SDK client behind every /v1 route and /metrics. */
   sdkClient(): Promise<SchedulerClient> {
     return this.loopback.get();
@@ -213,7 +234,7 @@ export class HttpApi {
   async result(client: SchedulerClient, id: number): Promise<Response> {
     const info = await client.task(id);
     if (info.state === "completed") return json(200, { taskId: id, state: info.state, result: jsonResult(info.output) });
-    if (info.state === "failed" || info.state === "cancelled") return json(409, { taskId: id, state: info.state, error: info.error ?? info.state });
+    if (info.state === "failed" || info.state === "cancelled") return json(409, { taskId: id, state: info.state, code: info.code ?? "E_CANCELLED", error: info.error ?? info.state });
     return json(202, { taskId: id, state: info.state, progress: info.progress });
   }
 }

@@ -14,8 +14,9 @@ import type { Connection, ConnectionHandler, NetLimits } from "../net/connection
 import type { TlsSettings } from "../net/tls.ts";
 import { Routes } from "./routes.ts";
 import { answerTaskByKey } from "./task-by-key.ts";
+import { EventRelay } from "./event-relay.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
-import { readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
+import { copyWithRequestId, readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY,
@@ -65,6 +66,8 @@ export class Router implements ConnectionHandler {
   private settling = false;
   private discovery: { close(): void } | undefined;
   private readonly upstreamHello: Hello;
+  /** Clients' task event subscriptions, one per shard primary each. */
+  private readonly events = new EventRelay({ shards: () => this.shardMap.known, primaryOf: (shard) => this.primaries.get(shard) });
 
   constructor(
     readonly config: RouterConfig,
@@ -152,6 +155,9 @@ export class Router implements ConnectionHandler {
       }
       case Kind.WORKFLOW:
         return this.routeWorkflow(conn, readControl<Record<string, unknown>>(r));
+      case Kind.SUBSCRIBE:
+      case Kind.UNSUBSCRIBE:
+        return this.events.message(conn, kind, r);
       case Kind.DLQ_LIST:
       case Kind.DLQ_PURGE:
         return this.fanOut(conn, kind, readControl<Record<string, unknown>>(r));
@@ -171,6 +177,7 @@ export class Router implements ConnectionHandler {
 
   onClose(conn: Connection): void {
     this.clients.delete(conn);
+    this.events.clientClosed(conn);
   }
 
   private hello(conn: Connection, hello: Hello): void {
@@ -383,6 +390,8 @@ export class Router implements ConnectionHandler {
       case Kind.SUBMITTED:
       case Kind.TASK_DONE:
         return this.answerRaw(upstream, kind, r);
+      case Kind.EVENTS:
+        return this.events.fromUpstream(upstream, r);
       case Kind.ERROR:
       case Kind.TASK_INFO:
       case Kind.REPLY:
@@ -454,6 +463,7 @@ export class Router implements ConnectionHandler {
     }
     this.primaries.set(shard, best);
     this.log.info("shard primary", { shard, primary: best.link.label, epoch: best.link.epoch });
+    this.events.primaryChanged(shard);
   }
 
   private failRoutes(upstream: Upstream, message: string): void {
@@ -495,13 +505,4 @@ export class Router implements ConnectionHandler {
       }
     });
   }
-}
-
-/** Appends a message whose body is data[start, end) with its first u32 (the request id) replaced. */
-function copyWithRequestId(w: FrameWriter, kind: number, data: Uint8Array, start: number, end: number, requestId: number): void {
-  w.begin(kind);
-  const at = w.length;
-  w.rawRange(data, start, end);
-  w.view.setUint32(at, requestId, true);
-  w.end();
 }

@@ -15,6 +15,8 @@ export interface Route {
   awaitsDone: boolean;
   /** The router's own control requests (STATS fan-out) take the answer here. */
   onControl?: (kind: number, body: Record<string, unknown>) => void;
+  /** A subscription (event-relay.ts): its EVENTS come here, and it stays open until an ERROR or close. */
+  onEvents?: (body: Record<string, unknown>) => void;
 }
 
 export class Routes {

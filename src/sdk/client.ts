@@ -10,43 +10,17 @@ import { readControl, readSubmitted, readTaskDone, writeControl, writeSubmit, ty
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import { SchedulerError, SchedulerError as TaskError } from "./errors.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
+import { checkEventBatch, checkFilter, type EventFilter, type ShardPosition } from "../protocol/events.ts";
+import { Subscriptions, type Subscription, type SubscriptionHandlers } from "./subscriptions.ts";
+import { checkSubmitOptions, extrasOf, WORKFLOW_TASK_FIELDS, type SubmitOptions, type WorkflowTask } from "./submit-options.ts";
+
+export {
+  BACKOFF_FIELDS, checkSubmitOptions, SUBMIT_OPTION_FIELDS, unknownField, WORKFLOW_TASK_FIELDS, type SubmitOptions, type WorkflowTask,
+} from "./submit-options.ts";
 import {
-  BackoffType, Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus, type SubmitExtras, type WorkflowNode,
+  Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus, type WorkflowNode,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
 } from "../protocol/messages.ts";
-
-/** Ranges are checked before sending (checkSubmitOptions): out of range is E_BAD_REQUEST, never wrapped. */
-export interface SubmitOptions {
-  /** 0 (highest) to 255. Default 100. */
-  priority?: number;
-  /** 1 to 65535; 0 or absent: the coordinator's default. */
-  maxAttempts?: number;
-  /** Per attempt, 1 to 2^32-1 ms; 0 or absent: the coordinator's default. */
-  timeoutMs?: number;
-  /** A retried submission with the same key returns the original task. */
-  idempotencyKey?: string;
-  /** Run no sooner than this long from now. */
-  delayMs?: number;
-  /** Run no sooner than this time (ms since the epoch, or a Date); converted to a delay on this machine's clock. */
-  runAt?: number | Date;
-  /** Fail with E_DEADLINE unless started within this long from now. */
-  deadlineMs?: number;
-  /** ... or by this time (ms since the epoch, or a Date). */
-  deadline?: number | Date;
-  /** Delay between attempts: exponential (doubling from delayMs, jittered, capped) or fixed. */
-  backoff?: { type: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number };
-  /** Only workers advertising all these tags run it. */
-  tags?: string[];
-  /** Task ids (of the same shard) that must complete first. */
-  dependsOn?: number[];
-}
-
-/** One task of a workflow; dependsOn names other nodes by index or existing tasks by id. */
-export interface WorkflowTask extends Omit<SubmitOptions, "dependsOn" | "runAt" | "deadline"> {
-  type: string;
-  payload?: unknown;
-  dependsOn?: Array<{ node: number } | { taskId: number }>;
-}
 
 export interface TaskOutcome {
   taskId: number;
@@ -54,8 +28,12 @@ export interface TaskOutcome {
   attempts: number;
   /** ok: the handler's result bytes (msgpack for built-in types); failed: empty. */
   output: Uint8Array;
-  /** failed: the last attempt's error. */
+  /** failed: the last attempt's code (E_HANDLER, E_TIMEOUT, E_DEADLINE, E_CANCELLED, ...). */
+  code?: ErrorCode;
+  /** failed: the last attempt's error, "code: message". */
   error?: string;
+  /** failed: the last attempt's message alone. */
+  message?: string;
 }
 
 /** TaskError is the old name of SchedulerError, kept for existing callers. */
@@ -98,99 +76,22 @@ export function decodeResult(output: Uint8Array | undefined): unknown {
   }
 }
 
+/** A TASK_DONE's failure, msgpack {code, message} (a code this SDK does not know reads as E_HANDLER). */
+function failureOf(output: Uint8Array): { code: ErrorCode; message: string; error: string } {
+  const value = decodeResult(output) as { code?: unknown; message?: unknown } | undefined;
+  const code = isErrorCode(value?.code) ? value.code : "E_HANDLER";
+  const message = typeof value?.message === "string" ? value.message : utf8.decode(output);
+  return { code, message, error: `${code}: ${message}` };
+}
+
 /** Connects to a router or coordinator ("host:port") and completes the handshake. */
 export function connect(address: string | HostPort, options: ClientOptions = {}): Promise<SchedulerClient> {
   return SchedulerClient.connect(address, options);
 }
-const U8_MAX = 0xff;
-const U16_MAX = 0xffff;
-const U32_MAX = 0xffffffff;
-
-const isIntIn = (v: unknown, max: number): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
-/** A number from 0 to max: NaN and the infinities fail one of the two comparisons. */
-const isIn = (v: unknown, max: number): boolean => typeof v === "number" && v >= 0 && v <= max;
-
-/** Every field of SubmitOptions: a misspelt one ({priorty: 3}) is refused, not silently ignored. */
-export const SUBMIT_OPTION_FIELDS: readonly string[] = [
-  "priority", "maxAttempts", "timeoutMs", "idempotencyKey", "delayMs", "runAt", "deadlineMs", "deadline", "backoff", "tags", "dependsOn",
-];
-/** Every field of a WorkflowTask (no runAt or deadline: a workflow's nodes take relative times). */
-export const WORKFLOW_TASK_FIELDS: readonly string[] = [
-  "type", "payload", "priority", "maxAttempts", "timeoutMs", "idempotencyKey", "delayMs", "deadlineMs", "backoff", "tags", "dependsOn",
-];
-export const BACKOFF_FIELDS: readonly string[] = ["type", "delayMs", "maxDelayMs"];
-
-/** The first key of `value` that is not one of `known`, or undefined. */
-export function unknownField(value: object, known: readonly string[]): string | undefined {
-  return Object.keys(value).find((key) => !known.includes(key));
-}
-
-/**
- * Why these options cannot be sent, or undefined. A field the options do not have
- * is refused by name (it would be ignored: a typo would quietly change nothing).
- * The wire's fields have fixed widths (u8 priority, u16 maxAttempts, u32 times)
- * and would silently wrap an out-of-range value (priority 300 would arrive as 44),
- * so each is checked here.
- */
-export function checkSubmitOptions(o: Omit<SubmitOptions, "dependsOn">, nowMs = Date.now(), known: readonly string[] = SUBMIT_OPTION_FIELDS): string | undefined {
-  const bad = (field: string, range: string, value: unknown) => `${field} must be ${range}, not ${String(value)}`;
-  if (o === null || typeof o !== "object") return `options must be an object, not ${String(o)}`;
-  const stray = unknownField(o, known);
-  if (stray !== undefined) return `unknown option "${stray}" (known: ${known.join(", ")})`;
-  if (o.priority !== undefined && !isIntIn(o.priority, U8_MAX)) return bad("priority", "an integer from 0 (highest) to 255", o.priority);
-  if (o.maxAttempts !== undefined && !isIntIn(o.maxAttempts, U16_MAX)) {
-    return bad("maxAttempts", "an integer from 1 to 65535 (0: the coordinator's default)", o.maxAttempts);
-  }
-  if (o.timeoutMs !== undefined && !isIntIn(o.timeoutMs, U32_MAX)) return bad("timeoutMs", `an integer from 1 to ${U32_MAX} ms (0: the default)`, o.timeoutMs);
-  if (o.delayMs !== undefined && !isIn(o.delayMs, U32_MAX)) return bad("delayMs", `a number of ms from 0 to ${U32_MAX}`, o.delayMs);
-  if (o.deadlineMs !== undefined && !isIn(o.deadlineMs, U32_MAX)) return bad("deadlineMs", `a number of ms from 0 to ${U32_MAX}`, o.deadlineMs);
-  for (const field of ["runAt", "deadline"] as const) {
-    const at = o[field];
-    if (at === undefined) continue;
-    const ms = at instanceof Date ? at.getTime() : at;
-    // Sent as a u32 delay from now: up to about 49.7 days ahead.
-    if (!isIn(ms, nowMs + U32_MAX)) return bad(field, `a time in ms since the epoch (or a valid Date), at most ${U32_MAX} ms from now`, at);
-  }
-  const b = o.backoff;
-  if (b !== undefined) {
-    if (b === null || typeof b !== "object") return bad("backoff", "an object", b);
-    const strayBackoff = unknownField(b, BACKOFF_FIELDS);
-    if (strayBackoff !== undefined) return `unknown option "backoff.${strayBackoff}" (known: ${BACKOFF_FIELDS.join(", ")})`;
-    if (b.type !== "exponential" && b.type !== "fixed") return bad("backoff.type", `"exponential" or "fixed"`, b.type);
-    if (!isIn(b.delayMs, U32_MAX)) return bad("backoff.delayMs", `a number of ms from 0 to ${U32_MAX}`, b.delayMs);
-    if (b.maxDelayMs !== undefined && !isIn(b.maxDelayMs, U32_MAX)) return bad("backoff.maxDelayMs", `a number of ms from 0 to ${U32_MAX}`, b.maxDelayMs);
-  }
-  return undefined;
-}
-
-/** Milliseconds from now until an absolute time (never negative, at most what a u32 holds). */
-function untilMs(at: number | Date): number {
-  const ms = (at instanceof Date ? at.getTime() : at) - Date.now();
-  return Math.min(U32_MAX, Math.max(0, Math.ceil(ms)));
-}
-
-/** The extras block of a submission, or undefined when no option needs it (the common, shorter case). */
-function extrasOf(o: SubmitOptions): SubmitExtras | undefined {
-  if (o.delayMs === undefined && o.runAt === undefined && o.deadlineMs === undefined && o.deadline === undefined
-    && o.backoff === undefined && o.tags === undefined && o.dependsOn === undefined) return undefined;
-  const delayMs = o.runAt !== undefined ? untilMs(o.runAt) : Math.max(0, o.delayMs ?? 0);
-  // A deadline already past still has to reach the coordinator as "past": 1 ms is the earliest it can say.
-  const deadlineMs = o.deadline !== undefined ? Math.max(1, untilMs(o.deadline)) : Math.max(0, o.deadlineMs ?? 0);
-  const b = o.backoff;
-  return {
-    delayMs: Math.min(U32_MAX, delayMs),
-    deadlineMs: Math.min(U32_MAX, deadlineMs),
-    backoffType: b === undefined ? BackoffType.NONE : b.type === "fixed" ? BackoffType.FIXED : BackoffType.EXPONENTIAL,
-    backoffDelayMs: Math.min(U32_MAX, b?.delayMs ?? 0),
-    backoffMaxDelayMs: Math.min(U32_MAX, b?.maxDelayMs ?? 0),
-    tags: o.tags ?? [],
-    dependsOn: o.dependsOn ?? [],
-  };
-}
-
 export class SchedulerClient implements ConnectionHandler {
   private conn: Connection | undefined;
   private readonly pending = new Map<number, Pending>();
+  private readonly subscriptions = new Subscriptions();
   private nextRequestId = 1;
   private welcome: Welcome | undefined;
   private welcomed: { resolve(w: Welcome): void; reject(e: Error): void } | undefined;
@@ -331,6 +232,35 @@ export class SchedulerClient implements ConnectionHandler {
     };
   }
 
+  /**
+   * Streams task events matching `filter` (events.ts resumes them across connections).
+   * `after` absent: from now; given, after those positions, and from the oldest event
+   * held on shards it does not name. A bad filter or a closed connection ends it at once.
+   */
+  subscribe(filter: EventFilter, after: ShardPosition[] | undefined, handlers: SubscriptionHandlers): Subscription {
+    const requestId = this.takeRequestId();
+    const subscription = { requestId, unsubscribe: () => this.unsubscribe(requestId) };
+    try {
+      const conn = this.usable();
+      writeControl(conn.writer, Kind.SUBSCRIBE, { requestId, filter: checkFilter(filter), ...(after === undefined ? {} : { after }) });
+      conn.queueFlush();
+    } catch (err) {
+      const e = err instanceof TaskError ? err : new TaskError(err instanceof ProtocolError ? err.code : "E_BAD_REQUEST", (err as Error).message);
+      queueMicrotask(() => handlers.onEnd(e));
+      return subscription;
+    }
+    this.subscriptions.add(requestId, handlers);
+    return subscription;
+  }
+
+  private unsubscribe(requestId: number): void {
+    if (!this.subscriptions.has(requestId)) return;
+    this.subscriptions.remove(requestId);
+    if (this.closedReason !== undefined || this.conn === undefined) return;
+    writeControl(this.conn.writer, Kind.UNSUBSCRIBE, { requestId });
+    this.conn.queueFlush();
+  }
+
   close(): void {
     this.conn?.close("client closed");
   }
@@ -418,7 +348,7 @@ export class SchedulerClient implements ConnectionHandler {
         this.pending.delete(f.requestId);
         const ok = f.status === TaskStatus.OK;
         const outcome: TaskOutcome = { taskId: f.taskId, ok, attempts: f.attempts, output: ok && f.output.length > 0 ? f.output.slice() : EMPTY };
-        if (!ok) outcome.error = utf8.decode(f.output);
+        if (!ok) Object.assign(outcome, failureOf(f.output));
         p.resolve(outcome);
         return;
       }
@@ -435,6 +365,8 @@ export class SchedulerClient implements ConnectionHandler {
       case Kind.WELCOME:
         this.welcomed?.resolve(readControl<Welcome>(r));
         return;
+      case Kind.EVENTS:
+        return this.subscriptions.batch(checkEventBatch(readControl<Record<string, unknown>>(r)));
       case Kind.ERROR:
         return this.onError(readControl<ErrorMessage>(r));
       case Kind.ROLE:
@@ -457,6 +389,7 @@ export class SchedulerClient implements ConnectionHandler {
       this.welcomed?.reject(error);
       return;
     }
+    if (this.subscriptions.ended(e.requestId, error)) return;
     const p = this.pending.get(e.requestId);
     if (p === undefined) return;
     this.pending.delete(e.requestId);
@@ -469,5 +402,6 @@ export class SchedulerClient implements ConnectionHandler {
     this.welcomed?.reject(error);
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
+    this.subscriptions.endAll(error);
   }
 }

@@ -56,20 +56,6 @@ export class TaskFailedError extends SchedulerError {
   }
 }
 
-const CODED = /^(E_[A-Z_]+): ?([\s\S]*)$/;
-
-/**
- * Splits a task's error text into its code and sentence. Workers and the
- * scheduler store an attempt's error as text ("E_TIMEOUT: attempt 2 ..."), and a
- * handler's own exception has no code: that is E_HANDLER. This is the one place
- * the SDK reads a code out of text; everything past it is typed.
- */
-export function parseTaskError(text: string): { code: ErrorCode; message: string } {
-  const m = CODED.exec(text);
-  if (m !== null && isErrorCode(m[1])) return { code: m[1], message: m[2] ?? "" };
-  return { code: "E_HANDLER", message: text };
-}
-
 /** Turns whatever a lower layer threw into a SchedulerError (non-scheduler errors become E_UNAVAILABLE). */
 export function asSchedulerError(err: unknown): SchedulerError {
   if (err instanceof SchedulerError) return err;

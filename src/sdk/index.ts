@@ -9,4 +9,6 @@ export { DEFAULT_RETRY, type RetryOptions } from "./failover.ts";
 export { decodeResult, SchedulerClient, type ClientOptions, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "./client.ts";
 export type { ClusterStats, CoordinatorStats, TaskInfo } from "../protocol/messages.ts";
 export { CLOSE_TIMEOUT_MS_DEFAULT, createWorker, type InProcessWorker, type WorkerOptions } from "./worker.ts";
+export type { DrainReport } from "../worker/worker.ts";
 export { defineHandlers, type HandlerContext, type Handlers } from "./handlers.ts";
+export { EVENTS_QUEUED_MAX, TaskEvents, type EventFilter, type EventsOptions, type SchedulerEvent, type TaskEventKind } from "./events.ts";

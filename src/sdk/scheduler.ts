@@ -8,14 +8,15 @@ import { backoffDelayMs } from "../net/backoff.ts";
 import { parseHostPort, type HostPort } from "../net/endpoints.ts";
 import type { ClusterStats, CoordinatorStats, TaskInfo } from "../protocol/messages.ts";
 import { checkSubmitOptions, decodeResult, SchedulerClient, type ClientOptions, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "./client.ts";
-import { asSchedulerError, parseTaskError, SchedulerError, TaskFailedError } from "./errors.ts";
+import { asSchedulerError, isErrorCode, SchedulerError, TaskFailedError } from "./errors.ts";
 import { DEFAULT_RETRY, idempotencyKeyOf, nextStep, RESENDS_MAX, ServerRotation, type RetryOptions } from "./failover.ts";
+import { TaskEvents, type EventsOptions } from "./events.ts";
 import { TaskHandle, type AnyTasks, type HandleOwner, type PayloadOf, type ResultOf, type TaskName, type TaskState, type TaskStatus, type TaskTypes } from "./task-handle.ts";
 
 /** The calls the failover client makes on one connection (a SchedulerClient; a fake in unit tests). */
 export type Link = Pick<SchedulerClient,
   "submit" | "run" | "wait" | "task" | "cancel" | "workflow" | "deadLetters" | "requeue" | "purgeDeadLetters"
-  | "stats" | "clusterStats" | "close" | "closed" | "onRole">;
+  | "stats" | "clusterStats" | "close" | "closed" | "onRole" | "subscribe">;
 
 export interface ConnectOptions {
   /** Routers or coordinators, "host:port" (any mix; the client spreads over them and fails over along them). */
@@ -87,6 +88,7 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
   private resumeDelayMs = 0;
   private closing = false;
   private readonly sleepers = new Set<() => void>();
+  private readonly eventStreams = new Set<TaskEvents>();
 
   constructor(options: ConnectOptions) {
     this.servers = options.servers.map((s) => (typeof s === "string" ? parseHostPort(s) : s));
@@ -187,9 +189,33 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
     return this.retrying((link) => link.clusterStats());
   }
 
-  /** Closes the connection and stops reconnecting; requests still waiting reject with E_SHUTTING_DOWN. */
+  /**
+   * Task events (completed, failed, dead, cancelled, progress) of every shard, filtered by
+   * kind, type, tag or task id: an async iterable with on()/off() listeners. It follows
+   * this client across reconnects and failovers, resuming after the last event it handed
+   * out (a `gap` event when a primary no longer holds what was missed). `after`: resume
+   * after an event id from an earlier stream.
+   */
+  events(options: EventsOptions = {}): TaskEvents {
+    const stream = new TaskEvents(async (filter, after, handlers) => {
+      const link = await this.connection();
+      return link.subscribe(filter, after, {
+        onBatch: handlers.onBatch,
+        onEnd: (error) => {
+          // A coordinator reached directly that is not (or no longer) primary: another server may be.
+          if (error.code === "E_NOT_PRIMARY" && this.servers.length > 1) this.drop(link);
+          handlers.onEnd(error);
+        },
+      });
+    }, options, () => this.eventStreams.delete(stream));
+    this.eventStreams.add(stream);
+    return stream;
+  }
+
+  /** Closes the connection and stops reconnecting; requests still waiting reject with E_SHUTTING_DOWN, event streams end. */
   async close(): Promise<void> {
     this.closing = true;
+    for (const stream of [...this.eventStreams]) stream.close();
     for (const wake of this.sleepers) wake();
     this.current?.close();
     this.current = undefined;
@@ -207,10 +233,9 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
   /** A TASK_DONE as a value or a TaskFailedError with every attempt's error (looked up; best effort). */
   private async settle(outcome: TaskOutcome): Promise<unknown> {
     if (outcome.ok) return decodeResult(outcome.output);
-    const last = parseTaskError(outcome.error ?? "");
     const info = await this.status(outcome.taskId).catch(() => undefined);
-    const errors = (info?.errors ?? []).map((e) => ({ attempt: e.attempt, workerId: e.workerId, at: e.at, ...parseTaskError(e.error) }));
-    return Promise.reject(new TaskFailedError(outcome.taskId, last.code, last.message, outcome.attempts, errors));
+    const errors = (info?.errors ?? []).map((e) => ({ attempt: e.attempt, workerId: e.workerId, at: e.at, code: isErrorCode(e.code) ? e.code : "E_HANDLER", message: e.message }));
+    return Promise.reject(new TaskFailedError(outcome.taskId, outcome.code ?? "E_HANDLER", outcome.message ?? "", outcome.attempts, errors));
   }
 
   /**

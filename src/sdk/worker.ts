@@ -10,7 +10,7 @@ import { parseHostPort, type HostPort } from "../net/endpoints.ts";
 import { inProcessHandlers } from "../worker/handlers.ts";
 import { workerConfig } from "../worker/main.ts";
 import { WORKER_FLAGS } from "../worker/flag-table.ts";
-import { WorkerNode, type WorkerCounters } from "../worker/worker.ts";
+import { WorkerNode, type DrainReport, type WorkerCounters } from "../worker/worker.ts";
 import type { Handlers } from "./handlers.ts";
 import type { AnyTasks, TaskTypes } from "./task-handle.ts";
 
@@ -54,10 +54,12 @@ export interface InProcessWorker {
   readonly counters: Readonly<WorkerCounters>;
   /**
    * Drains, then disconnects: the coordinators send nothing new, running tasks
-   * finish and their results go out (at most timeoutMs); any still running then
-   * are retried elsewhere once their leases end. Resolves when disconnected.
+   * finish and their results go out, those held while a shard had no primary
+   * included (at most timeoutMs for all of it). Any still running then, and any
+   * result not delivered, are retried elsewhere once their leases end; the
+   * report counts them. Resolves when disconnected.
    */
-  close(timeoutMs?: number): Promise<void>;
+  close(timeoutMs?: number): Promise<DrainReport>;
 }
 
 /** Starts serving the coordinators; resolves once the executor loops run (the links connect and reconnect on their own). */
@@ -89,7 +91,7 @@ export async function createWorker<M extends TaskTypes<M> = AnyTasks>(options: W
     node.stop(); // a module that failed on one thread: the others are ended too
     throw err;
   }
-  let closing: Promise<void> | undefined;
+  let closing: Promise<DrainReport> | undefined;
   return {
     get types() {
       return node.types;

@@ -95,5 +95,5 @@ export async function main(executorModule: string | URL): Promise<void> {
   ];
   process.stdout.write(`worker ${config.nodeId} started: ${config.threads} threads x ${config.concurrency} slots, ${served.join(" and ")}\n`);
   // SIGTERM drains: no new work, running tasks finish (see WorkerNode.drain).
-  stopOnSignals(log, () => node.drain(values["shutdown-timeout-ms"] as number), () => ({ runningTasks: node.running }));
+  stopOnSignals(log, async () => void (await node.drain(values["shutdown-timeout-ms"] as number)), () => ({ runningTasks: node.running }));
 }

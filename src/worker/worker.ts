@@ -67,6 +67,12 @@ interface Executor {
   readonly backlog: Deque<Uint8Array>;
 }
 
+/** What drain() left behind when its time ran out: tasks still running, results never handed to a primary. */
+export interface DrainReport {
+  unfinished: number;
+  undelivered: number;
+}
+
 export interface WorkerCounters {
   received: number;
   done: number;
@@ -124,6 +130,8 @@ export class WorkerNode {
   /** The task types the executors have handlers for (known once they started): announced in the HELLO. */
   types: readonly string[] = [];
   private stopped = false;
+  /** Set by drain(): links that (re)connect hear DRAIN too. */
+  private draining = false;
 
   constructor(
     readonly config: WorkerConfig,
@@ -189,7 +197,8 @@ export class WorkerNode {
     if (base === undefined) throw new Error("addCoordinator before start()");
     if (this.stopped || this.linkAt(address) !== undefined) return;
     // Each (re)connection announces the link's current share.
-    const hello = (): Hello => ({ ...(base.hello as Hello), slots: this.credit.forHello(link) });
+    // A draining worker takes nothing new, on a link that reconnects meanwhile too.
+    const hello = (): Hello => ({ ...(base.hello as Hello), slots: this.draining ? 0 : this.credit.forHello(link) });
     const link: CoordinatorLink = new CoordinatorLink(address, { ...base, hello }, this.log, {
       onMessage: (l, kind, r) => {
         if (kind === Kind.ASSIGN) return this.accept(l, r);
@@ -207,6 +216,7 @@ export class WorkerNode {
   }
 
   private linkChanged(link: CoordinatorLink): void {
+    if (this.draining && link.up) link.sendControl(Kind.DRAIN, {}); // reconnected during drain(): it must not assign either
     // A closed link leases nothing more here: what it was told no longer holds slots (its next HELLO says anew).
     if (!link.up) this.credit.down(link);
     this.roleChanged(link);
@@ -251,19 +261,32 @@ export class WorkerNode {
   }
 
   /**
-   * Graceful stop (SIGTERM): tell every coordinator to send nothing new, let
-   * running tasks finish and their results go out (at most `timeoutMs`), then
-   * stop. Whatever is still running then is retried elsewhere when the links close.
+   * Graceful stop (SIGTERM, SDK close()): tell every coordinator to send nothing
+   * new, let running tasks finish, and deliver their results, those kept for a
+   * shard between primaries included (at most `timeoutMs` for all of it), then
+   * stop. Whatever is still running then is retried elsewhere when the links
+   * close; results still undelivered are reported (their tasks are retried too).
    */
-  async drain(timeoutMs: number): Promise<void> {
+  async drain(timeoutMs: number): Promise<DrainReport> {
     this.discovery?.close(); // a coordinator found from now on would not hear DRAIN and would assign work
     this.discovery = undefined;
+    this.draining = true;
     for (const link of this.links) link.sendControl(Kind.DRAIN, {});
     const deadline = Date.now() + timeoutMs;
-    while (this.running > 0 && Date.now() < deadline) await Bun.sleep(10);
-    this.log.info("drained", { unfinished: this.running });
-    await Bun.sleep(20); // the last results' flush
+    const busy = () => this.running > 0 || this.resultsKept > 0 || this.links.some((l) => l.backlogBytes > 0);
+    while (busy() && Date.now() < deadline) await Bun.sleep(10);
+    const report = { unfinished: this.running, undelivered: this.resultsKept };
+    if (report.undelivered > 0) this.log.warn("results undelivered at stop: their tasks run again elsewhere", report);
+    else this.log.info("drained", report);
     this.stop();
+    return report;
+  }
+
+  /** Results waiting for their shard's next primary. */
+  private get resultsKept(): number {
+    let n = 0;
+    for (const waiting of this.resultsWaiting.values()) n += waiting.length;
+    return n;
   }
 
   stop(): void {

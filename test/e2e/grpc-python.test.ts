@@ -76,6 +76,7 @@ test.skipIf(!available)("submit, the result through Watch, cancel, a workflow, t
   expect(seen.workflow).toEqual(["completed", "completed"]);
   expect(seen.failed.state).toBe("failed");
   expect(seen.failed.error).toContain("E_DEADLINE");
+  expect(seen.failed.code).toBe("E_DEADLINE");
   expect(seen.dlqHas).toBe(true);
   expect(seen.requeued).toBe(true);
   expect(seen.coordinators).toBe(1);

@@ -122,7 +122,7 @@ describe("the examples' handlers on the compiled worker, through a router", () =
     const info = await client.task(outcome.taskId);
     expect(info.state).toBe("completed");
     expect(info.errors.map((e) => e.attempt)).toEqual([1, 2]);
-    info.errors.forEach((e) => expect(e.error).toContain(`flaky: attempt ${e.attempt} fails on purpose`));
+    info.errors.forEach((e) => expect(e.message).toContain(`flaky: attempt ${e.attempt} fails on purpose`));
     // Each retry waited out its backoff (fixed: no jitter) on the coordinator's clock.
     expect(info.errors[1]!.at - info.errors[0]!.at).toBeGreaterThanOrEqual(backoffMs);
     expect(info.finishedAt - info.errors[1]!.at).toBeGreaterThanOrEqual(backoffMs);
@@ -137,9 +137,10 @@ describe("the examples' handlers on the compiled worker, through a router", () =
     expect(info.state).toBe("failed");
     expect(info.errors.map((e) => e.attempt)).toEqual([1, 2, 3]);
     for (const e of info.errors) {
-      expect(e.error).toStartWith("TypeError: always-fails: this handler never succeeds\n");
+      expect(e.code).toBe("E_HANDLER");
+      expect(e.message).toStartWith("TypeError: always-fails: this handler never succeeds\n");
       // The stack names the handler in the user's module, loaded from disk by the compiled binary.
-      expect(e.error).toMatch(/\n\s+at .*examples\/handlers\.ts:\d+:\d+/);
+      expect(e.message).toMatch(/\n\s+at .*examples\/handlers\.ts:\d+:\d+/);
       expect(e.workerId).toBeGreaterThan(0);
     }
     const dead = (await client.deadLetters()).tasks.find((t) => t.taskId === outcome.taskId);
@@ -215,7 +216,7 @@ describe("the examples' handlers on the compiled worker, through a router", () =
     const info = await client.task(outcome.taskId);
     expect(info.state).toBe("failed");
     expect(info.errors.map((e) => e.attempt)).toEqual([1, 2]);
-    info.errors.forEach((e) => expect(e.error).toBe(`E_TIMEOUT: attempt ${e.attempt} ran past its 200 ms timeout`));
+    info.errors.forEach((e) => expect(e).toMatchObject({ code: "E_TIMEOUT", message: `attempt ${e.attempt} ran past its 200 ms timeout` }));
     // Attempt 2 was leased no sooner than attempt 1 ended, and ran its full 200 ms.
     expect(info.errors[1]!.at - info.errors[0]!.at).toBeGreaterThanOrEqual(200);
     // Both handlers still return "late" (sleepy ignores its signal): the coordinator must drop those results.

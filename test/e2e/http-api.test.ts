@@ -96,10 +96,10 @@ test("the dead-letter queue, requeue, cluster, health and readiness", async () =
   const r = await post("/v1/tasks", { type: "noop", delayMs: 200, deadlineMs: 1, maxAttempts: 1 });
   const { taskId } = (await r.json()) as { taskId: number };
   const dlq = await waitFor("the task in the DLQ", async () => {
-    const page = (await (await fetch(`${base}/v1/dlq`)).json()) as { total: number; tasks: Array<{ taskId: number; errors: Array<{ error: string }> }> };
+    const page = (await (await fetch(`${base}/v1/dlq`)).json()) as { total: number; tasks: Array<{ taskId: number; errors: Array<{ code: string; message: string }> }> };
     return page.tasks.find((t) => t.taskId === taskId);
   });
-  expect(dlq.errors[0]!.error).toContain("E_DEADLINE");
+  expect(dlq.errors[0]!.code).toBe("E_DEADLINE"); // the code is a field of its own
   const requeue = await fetch(`${base}/v1/dlq/${taskId}/requeue`, { method: "POST" });
   expect(await requeue.json()).toEqual({ taskId, requeued: true });
   const cluster = (await (await fetch(`${base}/v1/cluster`)).json()) as { coordinators: unknown[] };

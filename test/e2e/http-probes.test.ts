@@ -90,9 +90,9 @@ async function deadLetter(): Promise<number> {
 
 test("DLQ show and purge over REST: read may show, only admin may purge", async () => {
   const one = await deadLetter();
-  const shown = (await (await http(`/v1/dlq/${one}`, { token: TOKENS.read })).json()) as { taskId: number; state: string; errors: Array<{ error: string }> };
+  const shown = (await (await http(`/v1/dlq/${one}`, { token: TOKENS.read })).json()) as { taskId: number; state: string; errors: Array<{ code: string; message: string }> };
   expect(shown).toMatchObject({ taskId: one, state: "failed" });
-  expect(shown.errors[0]!.error).toContain("E_DEADLINE");
+  expect(shown.errors[0]!.code).toBe("E_DEADLINE");
   expect(JSON.stringify(shown)).not.toContain("requestId");
 
   expect((await http(`/v1/dlq/${one}`, { method: "DELETE" })).status).toBe(401);

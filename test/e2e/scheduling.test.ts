@@ -55,7 +55,7 @@ test("a task whose handler always throws ends in the DLQ with every attempt's er
   expect(dead.state).toBe("failed");
   expect(dead.errors.map((e) => e.attempt)).toEqual([1, 2, 3]);
   for (const e of dead.errors) {
-    expect(e.error).toContain("always-fails: this handler never succeeds");
+    expect(e.message).toContain("always-fails: this handler never succeeds");
     expect(e.workerId).toBeGreaterThan(0);
     expect(e.at).toBeGreaterThan(0);
   }

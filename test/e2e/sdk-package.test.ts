@@ -89,4 +89,5 @@ test("the example project installs the packed SDK by name offline, typechecks an
   expect(stdout).toContain("add: 5");
   expect(stdout).toMatch(/submitted task \d+: 42/);
   expect(stdout).toContain("explode: E_HANDLER after 2 attempts: Error: on purpose | Error: on purpose");
+  expect(stdout).toMatch(/events: 2 completed, 1 failed, then dead with E_HANDLER \(task \d+\)/);
 });

@@ -8,11 +8,16 @@ import { Prng } from "../../src/core/prng.ts";
 import { forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
+import { checkEventBatch, checkSubscribe, EventCursor } from "../../src/protocol/events.ts";
+import { encode } from "@msgpack/msgpack";
 import { encodeMessages, randomMessage, readMessage } from "../support/codec-fixtures.ts";
 import { concatBytes, randomBytes, randomInt } from "../support/helpers.ts";
 
 const FRAME_BYTES_MAX = 16 * 1024;
-const READERS: Array<(r: Reader) => unknown> = [readSubmit, readSubmitted, readAssign, readResult, readTaskDone, (r) => readControl(r)];
+const READERS: Array<(r: Reader) => unknown> = [
+  readSubmit, readSubmitted, readAssign, readResult, readTaskDone, (r) => readControl(r),
+  (r) => checkSubscribe(readControl(r)), (r) => checkEventBatch(readControl(r)),
+];
 
 interface Outcome {
   messages: number;
@@ -214,5 +219,57 @@ describe("decoder fuzzing: only ProtocolError may escape", () => {
       const valid = concatBytes(frames);
       feed(prng.int(2) === 0 ? valid : mutate(valid, prng), prng, `seed=5 case=${i}`, () => shared);
     }
+  });
+
+  // SUBSCRIBE and EVENTS are msgpack maps: random bytes rarely decode as one, so their
+  // checks get valid maps with fields replaced by random values of any type.
+  test("SUBSCRIBE and EVENTS maps with random field values, and random event ids (seed=11)", () => {
+    const prng = new Prng(11);
+    const anyValue = (): unknown => {
+      const values: unknown[] = [
+        null, undefined, true, -1, 0, 1.5, 2 ** 53, NaN, "", "completed", "gap", "x".repeat(prng.int(40)), [], [prng.int(9)], ["a", 1],
+        { shard: 0, term: 1, seq: 2 }, { kind: "completed" }, new Uint8Array(3), Array.from({ length: 1100 }, () => "t"),
+      ];
+      return values[prng.int(values.length)];
+    };
+    const event = () => ({ kind: "completed", shard: 0, term: 5, seq: 1 + prng.int(9), at: 1, taskId: 3, type: "noop", attempt: 1 });
+    const validSubscribe = () => ({ requestId: 1 + prng.int(9), filter: { kinds: ["completed"], types: ["noop"], tags: ["a"], taskIds: [1] }, after: [{ shard: 0, term: 5, seq: 1 }] });
+    const validBatch = () => ({ requestId: 1, shard: 0, term: 5, seq: 9, events: [event(), event()] });
+    let refused = 0;
+    let accepted = 0;
+    for (let i = 0; i < 3000; i++) {
+      const subscribe = validSubscribe() as Record<string, unknown>;
+      const batch = validBatch() as Record<string, unknown>;
+      const filter = subscribe.filter as Record<string, unknown>;
+      const events = batch.events as Array<Record<string, unknown>>;
+      const targets: Array<[Record<string, unknown>, string[]]> = [
+        [subscribe, ["requestId", "filter", "after", "extra"]], [filter, ["kinds", "types", "tags", "taskIds", "colour"]],
+        [batch, ["requestId", "shard", "term", "seq", "events"]], [events[0]!, ["kind", "shard", "term", "seq", "at", "taskId", "tags", "output", "progress"]],
+      ];
+      for (let k = 1 + prng.int(3); k > 0; k--) {
+        const [target, fields] = targets[prng.int(targets.length)]!;
+        target[fields[prng.int(fields.length)]!] = anyValue();
+      }
+      for (const [read, value] of [[checkSubscribe, subscribe], [checkEventBatch, batch]] as const) {
+        const body = encode(value, { ignoreUndefined: true });
+        try {
+          read(readControl(new Reader().reset(body)));
+          accepted++;
+        } catch (err) {
+          if (!(err instanceof ProtocolError)) throw new Error(`seed=11 case=${i}: ${String(err)} on ${JSON.stringify(value)}`, { cause: err });
+          refused++;
+        }
+      }
+      const id = ["0.5.9_1.6.7", "", "0.5", "a.b.c", "0.5.9__1.6.7", "99999999.1.1", "0.99999999999.1"][prng.int(7)]!;
+      const mutated = id.slice(0, prng.int(id.length + 1)) + randomBytes(prng, prng.int(3)).reduce((t, b) => t + String.fromCharCode(b), "") + id.slice(prng.int(id.length + 1));
+      try {
+        EventCursor.parse(mutated);
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw new Error(`seed=11 case=${i}: ${String(err)} on id ${JSON.stringify(mutated)}`, { cause: err });
+      }
+    }
+    // Both sides of each check are reached.
+    expect(refused).toBeGreaterThan(500);
+    expect(accepted).toBeGreaterThan(500);
   });
 });

@@ -161,7 +161,7 @@ export class Shard {
 
   private holdDone(task: Task, watcher: Watcher, index: number): void {
     const ok = task.state === "completed";
-    const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.errors.at(-1)?.error ?? task.state);
+    const output = ok ? (task.output ?? EMPTY) : utf8.encode(task.errors.at(-1)?.message ?? task.state);
     this.hold({ index, kind: "done", conn: watcher.conn, requestId: watcher.requestId, taskId: task.id, ok, output });
   }
 

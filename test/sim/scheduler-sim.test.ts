@@ -644,22 +644,22 @@ class Simulation {
   private checkFailure(m: TaskModel, task: Task): void {
     const last = task.errors.at(-1) ?? this.fail(`task ${task.id} failed without an error`);
     this.check(last.attempt === task.attempt && last.at === this.now, () => `task ${task.id} failed with error record ${JSON.stringify(last)}`);
-    m.failedOnParent = last.error.startsWith("E_DEPENDENCY");
+    m.failedOnParent = last.code === "E_DEPENDENCY";
     if (last.workerId !== 0) {
       this.check(task.attempt - task.attemptBase === m.maxAttempts, () => `task ${task.id} failed after ${task.attempt - task.attemptBase} of ${m.maxAttempts} attempts`);
       return;
     }
     m.freeErrors++;
-    if (last.error.startsWith("E_DEADLINE")) {
+    if (last.code === "E_DEADLINE") {
       this.check(m.deadline !== 0 && m.deadline <= this.now, () => `task ${task.id} failed E_DEADLINE at ${this.now} with deadline ${m.deadline}`);
       this.totals.deadlineMissed++;
-    } else if (last.error.startsWith("E_DEPENDENCY")) {
+    } else if (last.code === "E_DEPENDENCY") {
       // A requeued task also fails on a parent no longer held (evicted or purged): its outcome is unknown.
       this.check(m.parents.some((id) => ["failed", "cancelled"].includes(this.model(id).state) || (m.requeues > 0 && this.model(id).gone)),
         () => `task ${task.id} failed E_DEPENDENCY but no parent of ${m.parents} failed`);
       this.stats.dependencyFailures++;
     } else {
-      this.fail(`task ${task.id} failed without an attempt: ${last.error}`);
+      this.fail(`task ${task.id} failed without an attempt: ${last.code}: ${last.message}`);
     }
   }
 

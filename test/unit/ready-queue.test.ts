@@ -176,6 +176,33 @@ describe("ReadyQueue", () => {
       throw new Error(`seed=9: ${String(err)}`, { cause: err });
     }
   });
+
+  test("a heap that runs empty is removed, by pop or by stale entries, so types that come and go leave nothing behind", () => {
+    const q = new ReadyQueue(NO_AGING_MS);
+    // Many one-off types (a type per batch job, say): each heap goes once its task is taken.
+    for (let i = 0; i < 1000; i++) {
+      q.push(task(i + 1, 0, { type: `job-${i}`, tags: i % 2 === 0 ? [] : [`t${i}`] }), 0);
+      expect(q.heapCount).toBe(1);
+      expect(pop(q, caps([`t${i}`]))?.id).toBe(i + 1);
+      expect(q.heapCount).toBe(0);
+    }
+    // A heap left holding only stale entries (forgotten tasks) goes on the next scan; the others stay and still pop in order.
+    const stale = task(5001, 0, { type: "gone" });
+    q.push(stale, 0);
+    q.push(task(5002, 1, { type: "a" }), 0);
+    q.push(task(5003, 0, { type: "b" }), 0);
+    q.forget(stale);
+    stale.state = "cancelled";
+    expect(q.heapCount).toBe(3);
+    expect(pop(q)?.id).toBe(5003); // the scan drops "gone", the pop empties "b"
+    expect(q.heapCount).toBe(1);
+    expect(drain(q)).toEqual([5002]);
+    expect(q.heapCount).toBe(0);
+    // A type pushed again after its heap went gets a fresh one.
+    q.push(task(6001, 0, { type: "a" }), 0);
+    expect(q.heapCount).toBe(1);
+    expect(drain(q)).toEqual([6001]);
+  });
 });
 
 test("queued tasks are counted per submitted priority as they are pushed, popped and forgotten", () => {

@@ -2,6 +2,7 @@
 // expiry and fencing, heartbeats, lost and departed workers, retention, bad input.
 
 import { describe, expect, test } from "bun:test";
+import { Scheduler } from "../../src/core/scheduler.ts";
 import { assigned, FAIL, finishedIds, makeScheduler, OK, request, state, submitOk, TEST_OPTIONS, utf8 } from "../support/scheduler-fixtures.ts";
 
 describe("failures and retries", () => {
@@ -22,10 +23,24 @@ describe("failures and retries", () => {
       }
     }
     expect(s.task(id)).toMatchObject({ state: "failed", attempt: 3, finishedAt: 31 });
-    expect(s.task(id)!.errors).toEqual([1, 2, 3].map((n) => ({ attempt: n, workerId: 1, at: n * 10 + 1, error: `error ${n} ü` })));
+    expect(s.task(id)!.errors).toEqual([1, 2, 3].map((n) => ({ attempt: n, workerId: 1, at: n * 10 + 1, code: "E_HANDLER", message: `error ${n} ü` })));
     expect(s.counters).toMatchObject({ failed: 1, retried: 2, completed: 0 });
     expect(s.worker(1)).toMatchObject({ failed: 3, done: 0, free: 1 });
     expect(s.queuedCount + s.leasedTotal).toBe(0);
+  });
+
+  test("a worker's coded failure keeps its code apart; a snapshot from before codes were fields restores into the same shape", () => {
+    const s = makeScheduler();
+    s.workerJoined(1, 1, [], 0);
+    const id = submitOk(s, 0, { maxAttempts: 1 });
+    s.dispatch(1);
+    s.result(1, id, 1, FAIL, utf8.encode("E_NO_HANDLER: no handler for resize"), 2);
+    expect(s.task(id)!.errors).toEqual([{ attempt: 1, workerId: 1, at: 2, code: "E_NO_HANDLER", message: "no handler for resize" }]);
+    // The stored shape of earlier versions: {attempt, workerId, at, error: "E_CODE: text"}.
+    const old = structuredClone(s.exportState());
+    for (const task of old.tasks) task.errors = task.errors.map(({ code, message, ...rest }) => ({ ...rest, error: `${code}: ${message}` })) as never;
+    const restored = Scheduler.fromState(TEST_OPTIONS, old);
+    expect(restored.task(id)!.errors).toEqual(s.task(id)!.errors);
   });
 
   // With aging, a retry ranks by the time it is ready again: one aging period
@@ -67,7 +82,7 @@ describe("failures and retries", () => {
     s.result(1, id, 1, FAIL, utf8.encode("flaky"), 1);
     s.dispatch(2);
     s.result(1, id, 2, OK, Uint8Array.from([1]), 3);
-    expect(s.task(id)).toMatchObject({ state: "completed", attempt: 2, errors: [{ attempt: 1, workerId: 1, at: 1, error: "flaky" }] });
+    expect(s.task(id)).toMatchObject({ state: "completed", attempt: 2, errors: [{ attempt: 1, workerId: 1, at: 1, code: "E_HANDLER", message: "flaky" }] });
     expect(s.counters).toMatchObject({ completed: 1, retried: 1, failed: 0 });
   });
 
@@ -82,8 +97,8 @@ describe("failures and retries", () => {
     const task = s.task(id)!;
     expect(task.state).toBe("failed");
     expect(task.errors).toHaveLength(16);
-    expect(task.errors[0]).toEqual({ attempt: 5, workerId: 1, at: 5, error: "e5" });
-    expect(task.errors.at(-1)).toEqual({ attempt: 20, workerId: 1, at: 20, error: "e20" });
+    expect(task.errors[0]).toEqual({ attempt: 5, workerId: 1, at: 5, code: "E_HANDLER", message: "e5" });
+    expect(task.errors.at(-1)).toEqual({ attempt: 20, workerId: 1, at: 20, code: "E_HANDLER", message: "e20" });
   });
 });
 
@@ -102,7 +117,7 @@ describe("leases and fencing", () => {
     expect(s.counters.expiredLeases).toBe(1);
     expect(s.counters.retried).toBe(1);
     expect(s.task(id)!.errors[0]).toMatchObject({ attempt: 1, workerId: 1, at: 2998 });
-    expect(s.task(id)!.errors[0]!.error).toContain("E_TIMEOUT");
+    expect(s.task(id)!.errors[0]!.code).toBe("E_TIMEOUT");
     expect(s.worker(1)!.free).toBe(1);
 
     s.dispatch(3000);
@@ -123,7 +138,7 @@ describe("leases and fencing", () => {
     expect(state(s, id)).toBe("leased");
     s.tick(500 + TEST_OPTIONS.leaseMs);
     expect(state(s, id)).toBe("queued");
-    expect(s.task(id)!.errors[0]!.error).toContain("lease expired");
+    expect(s.task(id)!.errors[0]!.message).toContain("lease expired");
   });
 
   test("heartbeats extend the lease but never beyond leasedAt + timeoutMs", () => {
@@ -142,7 +157,7 @@ describe("leases and fencing", () => {
     expect(state(s, id)).toBe("leased");
     s.tick(2600);
     expect(state(s, id)).toBe("queued");
-    expect(s.task(id)!.errors[0]!.error).toContain("timeout");
+    expect(s.task(id)!.errors[0]!.message).toContain("timeout");
   });
 
   test("a timeout shorter than leaseMs bounds the first lease", () => {
@@ -189,7 +204,7 @@ describe("workers", () => {
     for (const id of onOne) {
       expect(s.task(id)).toMatchObject({ state: "queued", attempt: 1 });
       expect(s.task(id)!.errors[0]).toMatchObject({ attempt: 1, workerId: 1, at: TEST_OPTIONS.workerTimeoutMs + 1 });
-      expect(s.task(id)!.errors[0]!.error).toContain("E_WORKER_LOST");
+      expect(s.task(id)!.errors[0]!.code).toBe("E_WORKER_LOST");
     }
     expect(s.queuedCount + s.leasedTotal).toBe(ids.length);
     // Its late result is stale; the requeued tasks go to the live worker.
@@ -219,7 +234,7 @@ describe("workers", () => {
     s.dispatch(0);
     s.takeReady();
     s.workerLeft(1, 5);
-    expect(s.task(ids[0]!)).toMatchObject({ state: "queued", errors: [{ attempt: 1, workerId: 1, at: 5, error: "E_WORKER_LOST: worker went away" }] });
+    expect(s.task(ids[0]!)).toMatchObject({ state: "queued", errors: [{ attempt: 1, workerId: 1, at: 5, code: "E_WORKER_LOST", message: "worker went away" }] });
     expect(s.task(ids[1]!)).toMatchObject({ state: "failed" });
     expect(s.takeReady()).toMatchObject({ finished: [{ id: ids[1] }], lostWorkers: [] });
     expect(s.leasedTotal).toBe(0);

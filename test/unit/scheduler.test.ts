@@ -86,7 +86,7 @@ describe("lifecycle: submit, dispatch, result", () => {
     submitOk(s, 0);
     s.dispatch(0);
     expect(s.takeReady().assignments.size).toBe(1);
-    expect(s.takeReady()).toEqual({ assignments: new Map(), finished: [], notices: [], aborts: [], lostWorkers: [] });
+    expect(s.takeReady()).toEqual({ assignments: new Map(), finished: [], retried: [], notices: [], aborts: [], lostWorkers: [] });
   });
 
   test("a second result for a completed task is stale and changes nothing", () => {
@@ -260,7 +260,7 @@ describe("idempotency keys", () => {
     const id = submitOk(s, 0, { idempotencyKey: "k", watcher: 1, watchRequestId: 10 });
     s.submit(request({ idempotencyKey: "k", watcher: 2, watchRequestId: 20 }), 1);
     s.submit(request({ idempotencyKey: "k", watcher: 1, watchRequestId: 11 }), 1);
-    expect(s.takeReady()).toMatchObject({ finished: [], notices: [] });
+    expect(s.takeReady()).toMatchObject({ finished: [], retried: [], notices: [] });
     s.dispatch(1);
     s.result(1, id, 1, OK, new Uint8Array(0), 2);
     const ready = s.takeReady();
@@ -284,7 +284,7 @@ describe("idempotency keys", () => {
     expect(s.counters.completed).toBe(1);
     // Without a watcher there is nobody to tell.
     s.submit(request({ idempotencyKey: "done" }), 3);
-    expect(s.takeReady()).toMatchObject({ finished: [], notices: [] });
+    expect(s.takeReady()).toMatchObject({ finished: [], retried: [], notices: [] });
   });
 
   test("a duplicate of a task failed for good is a notice too", () => {
@@ -296,7 +296,7 @@ describe("idempotency keys", () => {
     s.takeReady();
     s.submit(request({ idempotencyKey: "bad", watcher: 4 }), 2);
     const [notice] = s.takeReady().notices;
-    expect(notice!.task).toMatchObject({ id, state: "failed", errors: [{ attempt: 1, workerId: 1, at: 1, error: "nope" }] });
+    expect(notice!.task).toMatchObject({ id, state: "failed", errors: [{ attempt: 1, workerId: 1, at: 1, code: "E_HANDLER", message: "nope" }] });
     expect(notice!.watcher).toEqual({ conn: 4, requestId: 0 });
   });
 });

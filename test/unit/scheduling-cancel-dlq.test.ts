@@ -81,7 +81,7 @@ describe("cancel", () => {
     expect(s.cancel(failed, 2)).toBe("failed");
     expect(s.cancel(999, 2)).toBeUndefined();
     expect(s.counters).toEqual(before);
-    expect(s.takeReady()).toEqual({ assignments: new Map(), finished: [], notices: [], aborts: [], lostWorkers: [] });
+    expect(s.takeReady()).toEqual({ assignments: new Map(), finished: [], retried: [], notices: [], aborts: [], lostWorkers: [] });
     expect(s.dlqCount).toBe(1);
   });
 
@@ -111,7 +111,7 @@ describe("dead-letter queue", () => {
     const [dead] = s.deadLetters(0, 10);
     expect(dead!.id).toBe(id);
     expect(dead!.state).toBe("failed");
-    expect(dead!.errors).toEqual([1, 2, 3].map((n) => ({ attempt: n, workerId: workers[n - 1]!, at: n * 100 + 7, error: `error ${n}` })));
+    expect(dead!.errors).toEqual([1, 2, 3].map((n) => ({ attempt: n, workerId: workers[n - 1]!, at: n * 100 + 7, code: "E_HANDLER", message: `error ${n}` })));
     expect(s.retainedCount).toBe(0);
   });
 
@@ -220,7 +220,7 @@ describe("requeue of a task that never ran", () => {
     expect(finishedIds(s)).toEqual([child]);
     expect(leaseNow(s, 2, 1)).not.toContain(child);
     expect(s.task(child)).toMatchObject({ state: "failed", attempt: 0, finishedAt: 2 });
-    expect(s.task(child)!.errors.map((e) => e.error)).toEqual([1, 2].map(() => `E_DEPENDENCY: parent task ${bad} failed`));
+    expect(s.task(child)!.errors.map((e) => `${e.code}: ${e.message}`)).toEqual([1, 2].map(() => `E_DEPENDENCY: parent task ${bad} failed`));
     expect(s.deadLetters(0, 10).map((t) => t.id)).toEqual([bad, child]);
     expect(s.counters).toMatchObject({ failed: 2, submitted: 3 });
   });
@@ -276,7 +276,8 @@ describe("requeue of a task that never ran", () => {
     finishedIds(s);
     expect(s.requeue(child, 2)).toBe(true);
     expect(state(s, child)).toBe("failed");
-    expect(s.task(child)!.errors.at(-1)!.error).toStartWith(`E_DEPENDENCY: parent task ${parent} is no longer held`);
+    expect(s.task(child)!.errors.at(-1)!.code).toBe("E_DEPENDENCY");
+    expect(s.task(child)!.errors.at(-1)!.message).toStartWith(`parent task ${parent} is no longer held`);
     expect(finishedIds(s)).toEqual([child]);
   });
 

@@ -33,8 +33,8 @@ describe("foreign parents", () => {
     s.foreignParentEnded(FOREIGN_A, "failed", new Uint8Array(0), 1);
     s.foreignParentEnded(FOREIGN_B, "cancelled", new Uint8Array(0), 1);
     expect([state(s, a), state(s, b)]).toEqual(["failed", "failed"]);
-    expect(s.task(a)!.errors.at(-1)!.error).toContain(`E_DEPENDENCY: parent task ${FOREIGN_A} failed`);
-    expect(s.task(b)!.errors.at(-1)!.error).toContain(`parent task ${FOREIGN_B} cancelled`);
+    expect(s.task(a)!.errors.at(-1)).toMatchObject({ code: "E_DEPENDENCY", message: `parent task ${FOREIGN_A} failed` });
+    expect(s.task(b)!.errors.at(-1)!.message).toContain(`parent task ${FOREIGN_B} cancelled`);
   });
 
   test("reports are idempotent: a repeated or unknown report changes nothing", () => {

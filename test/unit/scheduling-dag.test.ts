@@ -67,7 +67,7 @@ describe("dependencies", () => {
     expect(state(s, submitOk(s, 2, { dependsOn: [good] }))).toBe("queued");
     const doomed = submitOk(s, 2, { dependsOn: [good, bad] });
     expect(s.task(doomed)!.state).toBe("failed");
-    expect(s.task(doomed)!.errors).toEqual([{ attempt: 0, workerId: 0, at: 2, error: `E_DEPENDENCY: parent task ${bad} failed` }]);
+    expect(s.task(doomed)!.errors).toEqual([{ attempt: 0, workerId: 0, at: 2, code: "E_DEPENDENCY", message: `parent task ${bad} failed` }]);
     expect(finishedIds(s)).toEqual([doomed]);
   });
 
@@ -83,8 +83,8 @@ describe("dependencies", () => {
     const ready = s.takeReady();
     expect(ready.finished.map((t) => t.id)).toEqual([parent, child, grandchild]);
     expect(ready.notices.map((n) => n.task.id)).toEqual([grandchild]);
-    expect(s.task(child)).toMatchObject({ state: "failed", attempt: 0, errors: [{ attempt: 0, workerId: 0, at: 10, error: `E_DEPENDENCY: parent task ${parent} failed` }] });
-    expect(s.task(grandchild)).toMatchObject({ state: "failed", errors: [{ attempt: 0, workerId: 0, at: 10, error: `E_DEPENDENCY: parent task ${child} failed` }] });
+    expect(s.task(child)).toMatchObject({ state: "failed", attempt: 0, errors: [{ attempt: 0, workerId: 0, at: 10, code: "E_DEPENDENCY", message: `parent task ${parent} failed` }] });
+    expect(s.task(grandchild)).toMatchObject({ state: "failed", errors: [{ attempt: 0, workerId: 0, at: 10, code: "E_DEPENDENCY", message: `parent task ${child} failed` }] });
     expect(s.waitingTotal).toBe(0);
     expect(s.counters).toMatchObject({ failed: 3, submitted: 4 });
     expect(s.deadLetters(0, 10).map((t) => t.id)).toEqual([parent, child, grandchild]);
@@ -98,7 +98,7 @@ describe("dependencies", () => {
     const parent = submitOk(s, 0);
     const child = submitOk(s, 0, { dependsOn: [parent] });
     s.cancel(parent, 3);
-    expect(s.task(child)!.errors[0]!.error).toBe(`E_DEPENDENCY: parent task ${parent} cancelled`);
+    expect(s.task(child)!.errors[0]).toMatchObject({ code: "E_DEPENDENCY", message: `parent task ${parent} cancelled` });
     expect(state(s, child)).toBe("failed");
   });
 

@@ -112,7 +112,7 @@ describe("deadlines", () => {
     expect(task).toMatchObject({ state: "failed", attempt: 0, finishedAt: 100 });
     expect(task.errors).toHaveLength(1);
     expect(task.errors[0]).toMatchObject({ attempt: 0, workerId: 0, at: 100 });
-    expect(task.errors[0]!.error).toStartWith("E_DEADLINE");
+    expect(task.errors[0]!.code).toBe("E_DEADLINE");
     expect(s.counters).toMatchObject({ deadlineMissed: 1, failed: 1, submitted: 2 });
     expect(s.deadLetters(0, 10).map((t) => t.id)).toEqual([missed]);
   });
@@ -242,7 +242,7 @@ describe("heartbeats naming running tasks", () => {
     expect([s.task(a)!.leaseExpiresAt, s.task(b)!.leaseExpiresAt]).toEqual([1800, 1000]);
     s.tick(1000);
     expect([state(s, a), state(s, b)]).toEqual(["leased", "queued"]);
-    expect(s.task(b)!.errors[0]!.error).toContain("lease expired");
+    expect(s.task(b)!.errors[0]!.message).toContain("lease expired");
     s.heartbeat(1, 1500); // names nothing: extends all
     expect(s.task(a)!.leaseExpiresAt).toBe(2500);
   });

@@ -1,21 +1,28 @@
-// The SDK's errors: typed codes read from a task's error text in one place,
-// and every request method answering with a promise, never a synchronous throw.
+// The SDK's errors: typed codes (split from a worker's error text once, where
+// it enters the scheduler, and read back from old snapshots), and every request
+// method answering with a promise, never a synchronous throw.
 
 import { describe, expect, test } from "bun:test";
 import { SchedulerClient } from "../../src/sdk/client.ts";
-import { asSchedulerError, parseTaskError, SchedulerError, TaskFailedError } from "../../src/sdk/errors.ts";
+import { attemptErrorOf, storedAttemptError } from "../../src/core/task.ts";
+import { asSchedulerError, SchedulerError, TaskFailedError } from "../../src/sdk/errors.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 
-describe("parseTaskError", () => {
+describe("attemptErrorOf (a worker's failure text entering the scheduler)", () => {
   test("a coded error text gives its code and sentence", () => {
-    expect(parseTaskError("E_TIMEOUT: attempt 2 ran past 100 ms")).toEqual({ code: "E_TIMEOUT", message: "attempt 2 ran past 100 ms" });
-    expect(parseTaskError("E_DEPENDENCY: parent task 7 failed")).toEqual({ code: "E_DEPENDENCY", message: "parent task 7 failed" });
-    expect(parseTaskError("E_CANCELLED: the task was cancelled").code).toBe("E_CANCELLED");
+    expect(attemptErrorOf("E_TIMEOUT: attempt 2 ran past 100 ms")).toEqual({ code: "E_TIMEOUT", message: "attempt 2 ran past 100 ms" });
+    expect(attemptErrorOf("E_NO_HANDLER: no handler for add")).toEqual({ code: "E_NO_HANDLER", message: "no handler for add" });
   });
 
-  test("a handler's own exception, or an unknown code, is E_HANDLER with the whole text", () => {
-    expect(parseTaskError("boom")).toEqual({ code: "E_HANDLER", message: "boom" });
-    expect(parseTaskError("E_MADE_UP: no")).toEqual({ code: "E_HANDLER", message: "E_MADE_UP: no" });
+  test("a handler's own exception is E_HANDLER with the whole text", () => {
+    expect(attemptErrorOf("TypeError: boom\n  at x")).toEqual({ code: "E_HANDLER", message: "TypeError: boom\n  at x" });
+  });
+
+  test("an error stored by an older version ({error: text}) reads with its code apart; a new one is kept as it is", () => {
+    expect(storedAttemptError({ attempt: 2, workerId: 7, at: 9, error: "E_DEADLINE: not started by its deadline (5)" }))
+      .toEqual({ attempt: 2, workerId: 7, at: 9, code: "E_DEADLINE", message: "not started by its deadline (5)" });
+    const current = { attempt: 1, workerId: 1, at: 1, code: "E_HANDLER", message: "boom" };
+    expect(storedAttemptError(current)).toBe(current);
   });
 });
 

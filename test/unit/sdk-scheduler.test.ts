@@ -54,7 +54,7 @@ class FakeLink {
     return this.answer("run", o.idempotencyKey, () => ({ taskId: this.idFor(o.idempotencyKey!), ok: true, attempts: 1, output: new Uint8Array([0x2a]) }));
   }
   wait(taskId: number): Promise<TaskOutcome> {
-    if (taskId === 999) return this.answer("wait", undefined, () => ({ taskId, ok: false, attempts: 2, output: new Uint8Array(0), error: "E_TIMEOUT: attempt 2 ran past 10 ms" }));
+    if (taskId === 999) return this.answer("wait", undefined, () => ({ taskId, ok: false, attempts: 2, output: new Uint8Array(0), code: "E_TIMEOUT", message: "attempt 2 ran past 10 ms", error: "E_TIMEOUT: attempt 2 ran past 10 ms" }));
     return this.answer("wait", undefined, () => ({ taskId, ok: true, attempts: 1, output: new Uint8Array([0x2a]) }));
   }
   workflow(tasks: Array<{ idempotencyKey?: string }>): Promise<number[]> {
@@ -66,7 +66,7 @@ class FakeLink {
     });
   }
   task(taskId: number): Promise<TaskInfo> {
-    const errors = [{ attempt: 1, workerId: 1, at: 5, error: "boom" }, { attempt: 2, workerId: 2, at: 9, error: "E_TIMEOUT: attempt 2 ran past 10 ms" }];
+    const errors = [{ attempt: 1, workerId: 1, at: 5, code: "E_HANDLER", message: "boom" }, { attempt: 2, workerId: 2, at: 9, code: "E_TIMEOUT", message: "attempt 2 ran past 10 ms" }];
     return this.answer("task", undefined, () => ({ taskId, errors }) as unknown as TaskInfo);
   }
   close(): void {

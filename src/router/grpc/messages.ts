@@ -63,7 +63,7 @@ export function taskMessage(info: TaskInfo): Record<string, unknown> {
   return {
     taskId: info.taskId, type: info.type, state: info.state, attempt: info.attempt, maxAttempts: info.maxAttempts, priority: info.priority,
     submittedAt: info.submittedAt, finishedAt: info.finishedAt, deadline: info.deadline, runAt: info.runAt, tags: info.tags, dependsOn: info.dependsOn,
-    resultJson: resultJsonOf(info), error: info.error ?? "", errors: info.errors, progress: info.progress ?? 0,
+    resultJson: resultJsonOf(info), error: info.error ?? "", code: info.code ?? "", errors: info.errors, progress: info.progress ?? 0,
   };
 }
 

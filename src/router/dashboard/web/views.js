@@ -110,7 +110,7 @@ export function renderTask(container, info, onCancel) {
   const cancel = el("button", { type: "button", class: "danger", "data-needs": "submit", disabled: TERMINAL.has(info.state), onclick: () => onCancel(info.taskId) }, "Cancel task");
   const errors = info.errors.length === 0 ? el("p", { class: "muted" }, "no failed attempt")
     : el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "attempt"), el("th", {}, "worker"), el("th", {}, "at"), el("th", {}, "error"))),
-      el("tbody", {}, ...info.errors.map((e) => el("tr", {}, num(e.attempt), num(e.workerId), text(time(e.at)), el("td", { class: "error" }, e.error)))));
+      el("tbody", {}, ...info.errors.map((e) => el("tr", {}, num(e.attempt), num(e.workerId), text(time(e.at)), el("td", { class: "error" }, `${e.code}: ${e.message}`)))));
   container.replaceChildren(
     el("dl", {}, ...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, el("pre", {}, String(v)))])),
     el("p", {}, cancel), el("h3", {}, "Failed attempts"), errors);
