@@ -3,7 +3,7 @@
 // ASSIGN, RESULT, TASK_DONE) have hand-written binary bodies (codec.ts); the
 // rest are msgpack maps whose shapes are the interfaces below.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export const Kind = {
   /** any -> server, first message: who I am. msgpack Hello. */
@@ -77,7 +77,7 @@ export const Kind = {
   /** backup -> primary: `u32 epoch | f64 index` applied. */
   REPL_ACK: 33,
   /** primary -> backup: one part of a streamed snapshot. `u32 epoch | f64 index | u32 seq | u8 last | msgpack SnapshotPart`. */
-  REPL_SNAPSHOT_PART: 42,
+  REPL_SNAPSHOT_PART: 48,
   /** backup -> primary: parts of the snapshot at `index` restored so far. `u32 epoch | f64 index | u32 parts`. */
   REPL_SNAPSHOT_ACK: 43,
 } as const;

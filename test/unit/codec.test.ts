@@ -12,7 +12,7 @@ import {
   writeAssign, writeAssignBody, writeControl, writeRaw, writeResult, writeResultBody, writeSubmit, writeSubmitted, writeTaskDone,
 } from "../../src/protocol/codec.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../../src/protocol/frame-decoder.ts";
-import { Kind, type SubmitFields } from "../../src/protocol/messages.ts";
+import { Kind, KIND_NAMES, type SubmitFields } from "../../src/protocol/messages.ts";
 import { byteChunks, decodeStream, encodeMessages, randomMessage, readMessage, type Message } from "../support/codec-fixtures.ts";
 import { concatBytes, expectProtocolError, randomBytes } from "../support/helpers.ts";
 
@@ -485,4 +485,11 @@ describe("submitPayloadBytes", () => {
     expectProtocolError(() => submitPayloadBytes(r), "E_BAD_FRAME");
     expect(r.pos).toBe(0);
   });
+});
+
+test("every message kind has a code of its own", () => {
+  const codes = Object.values(Kind);
+  const repeated = codes.filter((code, i) => codes.indexOf(code) !== i);
+  expect(repeated).toEqual([]);
+  expect(Object.keys(KIND_NAMES).length).toBe(codes.length);
 });
