@@ -59,6 +59,22 @@ export class GrpcTestClient {
     });
   }
 
+  /** Events until `enough(events)` says so (then the call is cancelled), or the failure that ended the stream. */
+  events(request: Record<string, unknown>, enough: (events: any[]) => boolean, token?: string): Promise<Settled<any[]>> {
+    return new Promise((resolve) => {
+      const events: any[] = [];
+      const stream = this.stub.Events!(request, metadataWith(token), { deadline: Date.now() + CALL_DEADLINE_MS });
+      stream.on("data", (event: unknown) => {
+        events.push(event);
+        if (!enough(events)) return;
+        resolve({ reply: events });
+        stream.cancel();
+      });
+      stream.on("error", (err: ServiceError) => resolve({ failure: failureOf(err) }));
+      stream.on("end", () => resolve({ reply: events }));
+    });
+  }
+
   close(): void {
     this.stub.close();
   }

@@ -17,6 +17,7 @@ import { LoopbackClient } from "../loopback-client.ts";
 import { HttpError, parseTask, submitTasks } from "../task-request.ts";
 import { restBodyOf, taskIdOf, taskMessage, taskResultMessage, type TaskSpecMessage } from "./messages.ts";
 import { schedulerService } from "./proto.ts";
+import { eventsRequest, streamEvents } from "./event-call.ts";
 import { grpcError } from "./status.ts";
 import { WaitedTaskEndings, type TaskEndings } from "./task-endings.ts";
 
@@ -125,6 +126,7 @@ export class GrpcApi {
       }),
       ClusterStats: this.unary("read", async (_r, c) => ({ json: JSON.stringify(publicView(await c.clusterStats())) })),
       Watch: (call: ServerWritableStream<Request, unknown>) => this.watch(call),
+      Events: (call: ServerWritableStream<Request, unknown>) => this.events(call),
     };
   }
 
@@ -165,6 +167,22 @@ export class GrpcApi {
       (err: unknown) => {
         if (!gone.signal.aborted) fail(this.errorOf(err, call.getPath()));
       },
+    );
+  }
+
+  /** Events: every shard's task events through the filter, resumable by id (event-call.ts). */
+  private events(call: ServerWritableStream<Request, unknown>): void {
+    const refused = this.refusal(call.metadata, "read");
+    if (refused !== undefined) return void call.emit("error", refused);
+    let request: ReturnType<typeof eventsRequest>;
+    try {
+      request = eventsRequest(call.request ?? {});
+    } catch (err) {
+      return void call.emit("error", this.errorOf(err, call.getPath()));
+    }
+    this.loopback.get().then(
+      (client) => streamEvents(call, client, request.filter, request.after),
+      (err: unknown) => call.emit("error", this.errorOf(err, call.getPath())),
     );
   }
 
