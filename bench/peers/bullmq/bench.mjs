@@ -11,13 +11,13 @@
 // Completions are seen the way a BullMQ producer sees them: QueueEvents
 // ("completed" events read from the queue's Redis stream).
 
-import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Queue, QueueEvents } from "bullmq";
 import { startRedis } from "./redis.mjs";
-import { dueCount, intendedSendMs, planOpenLoop, waitBeforeMs } from "./schedule.mjs";
+import { sleep, startWorkerProcess, summarize } from "../shared/peer-support.mjs";
+import { dueCount, intendedSendMs, planOpenLoop, waitBeforeMs } from "../shared/schedule.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** Jobs run (closed loop, 8 at a time) before each measured run: proves QueueEvents is reading. */
@@ -69,17 +69,6 @@ const num = (name) => {
   if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${o[name]}`);
   return n;
 };
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Latencies in ms summarized like our client's HDR histogram (percentile = smallest value with p% at or below it), to the µs. */
-function summarize(latencies) {
-  if (latencies.length === 0) return { min: 0, avg: 0, p50: 0, p95: 0, p99: 0, max: 0 };
-  const s = Float64Array.from(latencies).sort();
-  const us = (ms) => Math.round(ms * 1000) / 1000;
-  const at = (p) => us(s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)]);
-  return { min: us(s[0]), avg: us(s.reduce((a, b) => a + b, 0) / s.length), p50: at(50), p95: at(95), p99: at(99), max: us(s[s.length - 1]) };
-}
 
 /** Matches QueueEvents' completions to added jobs, whichever arrives first (a job can finish before add() returns). */
 class Completions {
@@ -217,21 +206,7 @@ async function closedRun(queue, completions, deadline, jobs, clients) {
 }
 
 function startWorker(port, queueName) {
-  const proc = spawn(process.execPath, [join(HERE, "worker.mjs"), "--port", String(port), "--queue", queueName, "--concurrency", o.concurrency], { stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`BullMQ worker not ready after ${WORKER_START_MS} ms: ${output}`)), WORKER_START_MS);
-    proc.stdout.on("data", (d) => {
-      output += d;
-      if (output.includes("ready")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.stderr.on("data", (d) => (output += d));
-    proc.once("exit", (code) => reject(new Error(`BullMQ worker exited with ${code}: ${output}`)));
-  });
-  return { proc, ready };
+  return startWorkerProcess("BullMQ", join(HERE, "worker.mjs"), ["--port", String(port), "--queue", queueName, "--concurrency", o.concurrency], WORKER_START_MS);
 }
 
 /** What to stop if we are interrupted: the worker processes and redis-server would outlive us otherwise. */

@@ -4,22 +4,11 @@
 
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { Redis } from "ioredis";
+import { freePort } from "../shared/peer-support.mjs";
 
 /** How long redis-server may take to answer its first PING. */
 const START_TIMEOUT_MS = 10_000;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 async function answersPing(port) {
   const client = new Redis({ host: "127.0.0.1", port, lazyConnect: true, retryStrategy: null, maxRetriesPerRequest: 0 });

@@ -16,12 +16,12 @@
 // A job is done when the submitter sees its completion: the same
 // submit -> completion-seen-by-submitter path our client measures.
 
-import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { AckPolicy, connect, RetentionPolicy, StorageType } from "nats";
-import { dueCount, intendedSendMs, planOpenLoop, waitBeforeMs } from "../bullmq/schedule.mjs";
+import { sleep, startWorkerProcess, summarize } from "../shared/peer-support.mjs";
+import { dueCount, intendedSendMs, planOpenLoop, waitBeforeMs } from "../shared/schedule.mjs";
 import { startNats } from "./servers.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -75,17 +75,6 @@ const num = (name) => {
   return n;
 };
 const SYSTEM = `jetstream-${o.mode}`;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Latencies in ms summarized like our client's HDR histogram (percentile = smallest value with p% at or below it), to the µs. */
-function summarize(latencies) {
-  if (latencies.length === 0) return { min: 0, avg: 0, p50: 0, p95: 0, p99: 0, max: 0 };
-  const s = Float64Array.from(latencies).sort();
-  const us = (ms) => Math.round(ms * 1000) / 1000;
-  const at = (p) => us(s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)]);
-  return { min: us(s[0]), avg: us(s.reduce((a, b) => a + b, 0) / s.length), p50: at(50), p95: at(95), p99: at(99), max: us(s[s.length - 1]) };
-}
-
 function report(fields) {
   return { system: SYSTEM, workload: "noop", retried: 0, errors: {}, ...fields };
 }
@@ -220,22 +209,7 @@ async function closedRun(submitter, deadline, jobs, clients) {
 }
 
 function startWorker(urls) {
-  const proc = spawn(process.execPath, [join(HERE, "worker.mjs"), "--servers", urls.join(","), "--stream", STREAM, "--consumer", CONSUMER, "--batch", o.batch], { stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`JetStream worker not ready after ${WORKER_START_MS} ms: ${output}`)), WORKER_START_MS);
-    proc.stdout.on("data", (d) => {
-      output += d;
-      if (output.includes("ready")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.stderr.on("data", (d) => (output += d));
-    proc.once("exit", (code) => reject(new Error(`JetStream worker exited with ${code}: ${output}`)));
-  });
-  ready.catch(() => {});
-  return { proc, ready };
+  return startWorkerProcess("JetStream", join(HERE, "worker.mjs"), ["--servers", urls.join(","), "--stream", STREAM, "--consumer", CONSUMER, "--batch", o.batch], WORKER_START_MS);
 }
 
 /** What to stop if we are interrupted: the worker processes and nats-servers would outlive us otherwise. */

@@ -5,24 +5,13 @@
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "nats";
+import { freePort } from "../shared/peer-support.mjs";
 
 /** How long the servers may take to accept a stream (a cluster must elect its meta leader first). */
 const START_TIMEOUT_MS = 20_000;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function startOne(name, clientPort, clusterPort, routes, storeDir) {
   const args = ["-a", "127.0.0.1", "-p", String(clientPort), "-js", "-sd", storeDir, "-n", name];
