@@ -16,8 +16,12 @@ import { checkEventBatch, checkSubscribe, EventCursor, type EventFilter, type Sh
 import { Kind } from "../protocol/messages.ts";
 import type { Routes } from "./routes.ts";
 
-/** Subscriptions one client connection may hold here. */
-export const SUBSCRIPTIONS_PER_CLIENT_MAX = 64;
+/**
+ * Subscriptions one client connection may hold here. The router's own HTTP and
+ * gRPC ports carry all their event streams on one loopback connection each, so
+ * this is also how many streams each of those ports serves (they refuse more).
+ */
+export const SUBSCRIPTIONS_PER_CLIENT_MAX = 1024;
 /** A client this far behind in reading has its subscriptions ended (it resumes from its position). */
 export const SUBSCRIBER_BACKLOG_BYTES_MAX = 4 * 1024 * 1024;
 /** After a shard's subscription ended (link lost, primary stepped down), the next try comes this much later at most. */

@@ -42,7 +42,16 @@ export type JsonEvent = Omit<TaskEvent, "output"> & { result?: unknown };
  * The SSE response for one subscription. `after`: the Last-Event-ID header or ?after=
  * (undefined: from now). `toJson` turns an event's output into its result.
  */
-export function eventStream(client: SchedulerClient, filter: EventFilter, after: string | undefined, toJson: (e: TaskEvent) => JsonEvent, keepaliveMs = SSE_KEEPALIVE_MS): Response {
+export interface EventStreamOptions {
+  keepaliveMs?: number;
+  /** The request's signal: the stream stops when the client goes away, even before a read cancels it. */
+  signal?: AbortSignal;
+  /** Called once when the stream stops, however it stops. */
+  onStop?: () => void;
+}
+
+export function eventStream(client: SchedulerClient, filter: EventFilter, after: string | undefined, toJson: (e: TaskEvent) => JsonEvent, options: EventStreamOptions = {}): Response {
+  const { keepaliveMs = SSE_KEEPALIVE_MS, signal, onStop } = options;
   const cursor = after === undefined ? new EventCursor() : EventCursor.parse(after);
   let stop = () => {};
   const stream = new ReadableStream<Uint8Array>({
@@ -79,11 +88,19 @@ export function eventStream(client: SchedulerClient, filter: EventFilter, after:
         onEnd: (error: SchedulerError) => end(error.code, error.detail),
       });
       const keepalive = setInterval(() => write(": keepalive\n\n"), keepaliveMs);
+      let stopped = false;
       stop = () => {
         open = false;
+        if (stopped) return;
+        stopped = true;
         clearInterval(keepalive);
         subscription.unsubscribe();
+        signal?.removeEventListener("abort", stop);
+        onStop?.();
       };
+      // A client that goes away may leave the stream unread and never cancelled: its request's signal says so.
+      if (signal?.aborted) return stop();
+      signal?.addEventListener("abort", stop);
       write(`retry: ${SSE_RETRY_MS}\n\n`);
     },
     cancel() {

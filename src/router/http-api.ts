@@ -15,7 +15,8 @@ import { LoopbackClient } from "./loopback-client.ts";
 import { HttpError, jsonResult, showTask, submitTasks, taskId } from "./task-request.ts";
 import { DASHBOARD_ROUTES, isDashboardPath } from "./dashboard/routes.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { EventCursor } from "../protocol/events.ts";
+import { EventCursor, type TaskEvent } from "../protocol/events.ts";
+import { SUBSCRIPTIONS_PER_CLIENT_MAX } from "./event-relay.ts";
 import { eventStream, filterFromQuery, SSE_KEEPALIVE_MS } from "./event-stream.ts";
 
 export interface HttpApiConfig {
@@ -123,6 +124,8 @@ const API_ROUTES: readonly Route<RouteContext>[] = [
 export class HttpApi {
   private server: HttpServer | undefined;
   private readonly loopback: LoopbackClient;
+  /** SSE streams open now: all share the loopback connection, which holds at most SUBSCRIPTIONS_PER_CLIENT_MAX. */
+  private eventStreams = 0;
 
   constructor(
     private readonly config: HttpApiConfig,
@@ -201,7 +204,18 @@ export class HttpApi {
     if (after === "") after = undefined;
     const idleMs = this.config.limits.clientIdleTimeoutMs;
     const keepaliveMs = idleMs > 0 ? Math.min(SSE_KEEPALIVE_MS, Math.max(100, idleMs / 2)) : SSE_KEEPALIVE_MS;
-    return eventStream(await this.loopback.get(), filter, after, ({ output, ...rest }) => (output === undefined ? rest : { ...rest, result: jsonResult(output) }), keepaliveMs);
+    if (this.eventStreams >= SUBSCRIPTIONS_PER_CLIENT_MAX) {
+      throw new HttpError(503, "E_UNAVAILABLE", `this port serves at most ${SUBSCRIPTIONS_PER_CLIENT_MAX} event streams at once; try again later`);
+    }
+    this.eventStreams++;
+    try {
+      const client = await this.loopback.get();
+      const toJson = ({ output, ...rest }: TaskEvent) => (output === undefined ? rest : { ...rest, result: jsonResult(output) });
+      return eventStream(client, filter, after, toJson, { keepaliveMs, signal: ctx.req.signal, onStop: () => this.eventStreams-- });
+    } catch (err) {
+      this.eventStreams--;
+      throw err;
+    }
   }
 
   /** The SDK client behind every /v1 route and /metrics. */

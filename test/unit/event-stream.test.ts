@@ -75,6 +75,28 @@ test("a client that goes away ends the subscription", async () => {
   expect(state.unsubscribed).toBe(1);
 });
 
+test("a request whose client went away ends the subscription though nobody cancels the body, and onStop hears it once", () => {
+  const { client, state } = fakeClient();
+  const gone = new AbortController();
+  let stops = 0;
+  eventStream(client, {}, undefined, (e) => e, { signal: gone.signal, onStop: () => stops++ });
+  expect(state.unsubscribed).toBe(0);
+  gone.abort();
+  gone.abort();
+  expect(state.unsubscribed).toBe(1);
+  expect(stops).toBe(1);
+});
+
+test("a request already gone when the stream starts subscribes and ends at once", () => {
+  const { client, state } = fakeClient();
+  const gone = new AbortController();
+  gone.abort();
+  let stops = 0;
+  eventStream(client, {}, undefined, (e) => e, { signal: gone.signal, onStop: () => stops++ });
+  expect(state.unsubscribed).toBe(1);
+  expect(stops).toBe(1);
+});
+
 test("query filters: comma lists, task ids as numbers, unknown parameters refused", () => {
   expect(filterFromQuery(new URL("http://x/v1/events?kinds=completed,dead&types=a&tags=gpu,cpu&ids=1,22"))).toEqual({
     kinds: ["completed", "dead"], types: ["a"], tags: ["gpu", "cpu"], taskIds: [1, 22],

@@ -47,15 +47,24 @@ function eventMessage(e: TaskEvent, id: string): Record<string, unknown> {
   };
 }
 
-/** Streams events to `call` until the caller cancels or the subscription ends (its code sent as the call's status). */
-export function streamEvents(call: ServerWritableStream<Request, unknown>, client: SchedulerClient, filter: EventFilter, after: string | undefined): void {
+/**
+ * Streams events to `call` until the caller cancels or the subscription ends
+ * (its code sent as the call's status); `onStop` is called once when it stops.
+ */
+export function streamEvents(call: ServerWritableStream<Request, unknown>, client: SchedulerClient, filter: EventFilter, after: string | undefined, onStop: () => void): void {
+  // grpc-js says "cancelled" once: a caller gone while the loopback client was connecting is seen here or never.
+  if (call.cancelled) return onStop();
   const cursor = after === undefined ? new EventCursor() : EventCursor.parse(after);
   let open = true;
-  const end = (error: Partial<ServiceError>) => {
-    if (!open) return;
+  const stop = () => {
+    if (!open) return false;
     open = false;
     subscription.unsubscribe();
-    call.emit("error", error);
+    onStop();
+    return true;
+  };
+  const end = (error: Partial<ServiceError>) => {
+    if (stop()) call.emit("error", error);
   };
   const onBatch = (batch: EventBatch) => {
     for (const e of batch.events) {
@@ -73,8 +82,5 @@ export function streamEvents(call: ServerWritableStream<Request, unknown>, clien
     onBatch,
     onEnd: (error) => end(grpcError(error.code, error.detail)),
   });
-  call.on("cancelled", () => {
-    open = false;
-    subscription.unsubscribe();
-  });
+  call.on("cancelled", stop);
 }

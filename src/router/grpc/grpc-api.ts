@@ -13,6 +13,7 @@ import { formatHostPort, whyCannotListen } from "../../net/endpoints.ts";
 import type { TlsSettings } from "../../net/tls.ts";
 import { publicView } from "../../protocol/public-view.ts";
 import { SchedulerError, type SchedulerClient, type WorkflowTask } from "../../sdk/client.ts";
+import { SUBSCRIPTIONS_PER_CLIENT_MAX } from "../event-relay.ts";
 import { LoopbackClient } from "../loopback-client.ts";
 import { HttpError, parseTask, submitTasks } from "../task-request.ts";
 import { restBodyOf, taskIdOf, taskMessage, taskResultMessage, type TaskSpecMessage } from "./messages.ts";
@@ -52,6 +53,8 @@ export class GrpcApi {
   private readonly loopback: LoopbackClient;
   private readonly endings: TaskEndings;
   private boundPort = 0;
+  /** Events streams open now: all share the loopback connection, which holds at most SUBSCRIPTIONS_PER_CLIENT_MAX. */
+  private eventStreams = 0;
 
   constructor(
     private readonly config: GrpcApiConfig,
@@ -180,9 +183,22 @@ export class GrpcApi {
     } catch (err) {
       return void call.emit("error", this.errorOf(err, call.getPath()));
     }
+    if (this.eventStreams >= SUBSCRIPTIONS_PER_CLIENT_MAX) {
+      return void call.emit("error", grpcError("E_UNAVAILABLE", `this port serves at most ${SUBSCRIPTIONS_PER_CLIENT_MAX} event streams at once; try again later`));
+    }
+    this.eventStreams++;
+    let counted = true;
+    const uncount = () => {
+      if (counted) this.eventStreams--;
+      counted = false;
+    };
+    call.once("close", uncount);
     this.loopback.get().then(
-      (client) => streamEvents(call, client, request.filter, request.after),
-      (err: unknown) => call.emit("error", this.errorOf(err, call.getPath())),
+      (client) => streamEvents(call, client, request.filter, request.after, uncount),
+      (err: unknown) => {
+        uncount();
+        call.emit("error", this.errorOf(err, call.getPath()));
+      },
     );
   }
 
