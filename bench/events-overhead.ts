@@ -15,7 +15,7 @@ const TASKS = Number(values.tasks);
 
 const cluster = new Cluster();
 const coordinator = await cluster.coordinator();
-cluster.worker([coordinator.port], ["-w", "1", "--concurrency", "256"]);
+cluster.worker([coordinator.port], ["-w", "1", "--thread-concurrency", "256"]);
 const httpPort = freePort();
 const router = await cluster.router([coordinator.port], ["--http-port", String(httpPort)]);
 await cluster.workersJoined(router.port, 1);

@@ -33,7 +33,7 @@ test("kill -9 of the router the stream uses: every completed event arrives once,
   cluster = new Cluster();
   const shard0 = await cluster.coordinator(["--shard", "0"]);
   const shard1 = await cluster.coordinator(["--shard", "1"]);
-  cluster.worker([shard0.port, shard1.port], ["-w", "2", "--concurrency", "4"]);
+  cluster.worker([shard0.port, shard1.port], ["-w", "2", "--thread-concurrency", "4"]);
   const doomed = await cluster.router([shard0.port, shard1.port]);
   const survivor = await cluster.router([shard0.port, shard1.port]);
   await cluster.workersJoined(doomed.port, 2);
