@@ -7,15 +7,15 @@
 
 import { HeldQueue } from "../core/replication-step.ts";
 import type { Connection } from "../net/connection.ts";
-import { writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
-import { Kind } from "../protocol/messages.ts";
+import { writeControl, writeSubmitted, writeSubmittedBatch, writeTaskDone } from "../protocol/codec.ts";
+import { Kind, type BatchItemOutcome } from "../protocol/messages.ts";
 
 /** A reply a client may only see once the entry it reports on is committed. */
 export interface HeldReply {
   /** Log index of the entry it reports on. */
   index: number;
   conn: Connection;
-  kind: typeof Kind.SUBMITTED | typeof Kind.TASK_DONE | typeof Kind.REPLY | typeof Kind.ERROR;
+  kind: typeof Kind.SUBMITTED | typeof Kind.SUBMITTED_BATCH | typeof Kind.TASK_DONE | typeof Kind.REPLY | typeof Kind.ERROR;
   requestId: number;
   taskId: number;
   status: number;
@@ -23,6 +23,8 @@ export interface HeldReply {
   output: Uint8Array;
   /** REPLY / ERROR: the msgpack body. */
   body?: Record<string, unknown>;
+  /** SUBMITTED_BATCH: each task's outcome; held at the index of the batch's last entry, so it leaves once all are committed. */
+  outcomes?: BatchItemOutcome[];
   /**
    * Nothing to send once committed: a SUBMIT with notify is answered by its
    * TASK_DONE alone. Held all the same, so a primary that steps down before
@@ -43,6 +45,7 @@ export class HeldReplies {
     this.held.release(committed, (h) => {
       if (h.quiet === true || !h.conn.writable()) return;
       if (h.kind === Kind.SUBMITTED) writeSubmitted(h.conn.writer, h.requestId, h.taskId);
+      else if (h.kind === Kind.SUBMITTED_BATCH) writeSubmittedBatch(h.conn.writer, h.requestId, h.outcomes ?? []);
       else if (h.kind === Kind.TASK_DONE) writeTaskDone(h.conn.writer, h.requestId, h.taskId, h.status, h.attempts, h.output);
       else writeControl(h.conn.writer, h.kind, h.body);
       h.conn.queueFlush();

@@ -5,6 +5,7 @@
 // client's IdleClock, and every way a route ends, ends it.
 
 import type { Connection } from "../net/connection.ts";
+import type { BatchItemOutcome } from "../protocol/messages.ts";
 
 /** A request forwarded upstream, waiting for its answer. */
 export interface Route {
@@ -15,6 +16,8 @@ export interface Route {
   awaitsDone: boolean;
   /** The router's own control requests (STATS fan-out) take the answer here. */
   onControl?: (kind: number, body: Record<string, unknown>) => void;
+  /** The router's own SUBMIT_BATCH to this coordinator (batch-route.ts) takes its SUBMITTED_BATCH here. */
+  onBatch?: (outcomes: BatchItemOutcome[]) => void;
 }
 
 export class Routes {
