@@ -6,7 +6,7 @@ import { decode, encode } from "@msgpack/msgpack";
 import { Connection, DEFAULT_NET_LIMITS, type ConnectionHandler, type NetLimits } from "../net/connection.ts";
 import { dial, parseHostPort, type HostPort } from "../net/endpoints.ts";
 import type { ClientTls } from "../net/tls.ts";
-import { readControl, readSubmitted, readSubmittedBatch, readTaskDone, writeControl, writeSubmit, writeSubmitBatch, type Reader } from "../protocol/codec.ts";
+import { readControl, readSubmitted, readSubmittedBatch, readTaskDone, writeControl, writeSubmit, writeSubmitBatch, writeSubmitBody, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import { SchedulerError, SchedulerError as TaskError } from "./errors.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
@@ -214,9 +214,31 @@ function extrasOf(o: SubmitOptions): SubmitExtras | undefined {
   };
 }
 
+/**
+ * Where tasks sent with sendTasks() end, one call each: the load generators'
+ * path, with no promise or closure per task. `output` is a view (copy it to
+ * keep it); `code` is set when the task was refused or lost (E_*), undefined
+ * when it ran (ok, or failed with its error text in output).
+ */
+export interface TaskEnds {
+  taskEnded(token: number, ok: boolean, output: Uint8Array, code: string | undefined): void;
+}
+
+/** A SUBMIT_BATCH sent by sendTasks(): its tasks' tokens, and their own request ids when each waits for its TASK_DONE. */
+interface SentBatch {
+  tokens: number[];
+  requestIds: number[] | undefined;
+}
+
 export class SchedulerClient implements ConnectionHandler {
   private conn: Connection | undefined;
   private readonly pending = new Map<number, Pending>();
+  /** sendTasks(): request id -> the caller's token (a number: no object per task). */
+  private readonly tokens = new Map<number, number>();
+  private readonly batches = new Map<number, SentBatch>();
+  private readonly scratch: SubmitFields = { requestId: 0, priority: DEFAULT_PRIORITY, flags: 0, maxAttempts: 0, timeoutMs: 0, type: "", idempotencyKey: "", payload: EMPTY };
+  /** Where sendTasks()'s tasks end; set before the first call. */
+  taskEnds: TaskEnds | undefined;
   private nextRequestId = 1;
   private welcome: Welcome | undefined;
   private welcomed: { resolve(w: Welcome): void; reject(e: Error): void } | undefined;
@@ -366,6 +388,68 @@ export class SchedulerClient implements ConnectionHandler {
     return outcomes;
   }
 
+  /**
+   * The load generators' path: sends `count` tasks, as single SUBMITs or as one
+   * SUBMIT_BATCH, and reports each one's end to `taskEnds` (on its acknowledgement,
+   * or on its TASK_DONE with `waitForEnd`). `fill(k, fields)` sets task k's type,
+   * payload and key in one reused object and returns its token. Throws
+   * E_UNAVAILABLE when the connection is closed (nothing was sent).
+   */
+  sendTasks(count: number, fill: (k: number, fields: SubmitFields) => number, waitForEnd: boolean, asBatch: boolean): void {
+    const conn = this.usable();
+    const f = this.scratch;
+    f.flags = waitForEnd ? SUBMIT_FLAG_NOTIFY : 0;
+    const w = conn.writer;
+    if (!asBatch) {
+      for (let k = 0; k < count; k++) {
+        const token = fill(k, f);
+        f.requestId = this.takeRequestId();
+        writeSubmit(w, f);
+        this.tokens.set(f.requestId, token);
+      }
+    } else {
+      const batch: SentBatch = { tokens: new Array(count), requestIds: waitForEnd ? new Array(count) : undefined };
+      const batchId = this.takeRequestId();
+      w.begin(Kind.SUBMIT_BATCH);
+      w.u32(batchId);
+      w.u32(count);
+      for (let k = 0; k < count; k++) {
+        batch.tokens[k] = fill(k, f);
+        f.requestId = waitForEnd ? this.takeRequestId() : 0;
+        if (batch.requestIds !== undefined) {
+          batch.requestIds[k] = f.requestId;
+          this.tokens.set(f.requestId, batch.tokens[k]!);
+        }
+        const lengthAt = w.length;
+        w.u32(0);
+        writeSubmitBody(w, f);
+        w.view.setUint32(lengthAt, w.length - lengthAt - 4, true);
+      }
+      w.end();
+      this.batches.set(batchId, batch);
+    }
+    conn.queueFlush();
+  }
+
+  /** A SUBMITTED_BATCH for sendTasks(): refused tasks end now; accepted ones now too unless they wait for their TASK_DONE. */
+  private batchAnswered(batch: SentBatch, r: Reader): void {
+    const outcomes = readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX).outcomes;
+    for (let k = 0; k < batch.tokens.length; k++) {
+      const o = outcomes[k] ?? { ok: false, code: "E_BAD_FRAME", message: "no outcome for this task" };
+      if (o.ok && batch.requestIds !== undefined) continue;
+      if (batch.requestIds !== undefined) this.tokens.delete(batch.requestIds[k]!);
+      this.taskEnds?.taskEnded(batch.tokens[k]!, o.ok, EMPTY, o.ok ? undefined : o.code);
+    }
+  }
+
+  /** A batch of sendTasks() failed whole: each of its tasks ends with `code`. */
+  private batchFailed(batch: SentBatch, code: string): void {
+    for (let k = 0; k < batch.tokens.length; k++) {
+      if (batch.requestIds !== undefined && !this.tokens.delete(batch.requestIds[k]!)) continue; // ended already
+      this.taskEnds?.taskEnded(batch.tokens[k]!, false, EMPTY, code);
+    }
+  }
+
   /** One SUBMIT_BATCH; resolves with its SUBMITTED_BATCH's outcomes. */
   private sendBatch(tasks: SubmitFields[]): Promise<BatchItemOutcome[]> {
     const answer = this.request(false, (w, requestId) => writeSubmitBatch(w, requestId, tasks)) as Promise<BatchItemOutcome[]>;
@@ -493,6 +577,12 @@ export class SchedulerClient implements ConnectionHandler {
     switch (kind) {
       case Kind.SUBMITTED: {
         const f = readSubmitted(r);
+        const token = this.tokens.get(f.requestId);
+        if (token !== undefined) {
+          this.tokens.delete(f.requestId);
+          this.taskEnds?.taskEnded(token, true, EMPTY, undefined);
+          return;
+        }
         const p = this.pending.get(f.requestId);
         if (p !== undefined && !p.waitsForDone) {
           this.pending.delete(f.requestId);
@@ -501,6 +591,12 @@ export class SchedulerClient implements ConnectionHandler {
         return;
       }
       case Kind.SUBMITTED_BATCH: {
+        if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "SUBMITTED_BATCH shorter than its request id");
+        const sent = this.batches.get(r.view.getUint32(r.pos, true));
+        if (sent !== undefined) {
+          this.batches.delete(r.view.getUint32(r.pos, true));
+          return this.batchAnswered(sent, r);
+        }
         const f = readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX);
         const p = this.pending.get(f.requestId);
         if (p === undefined) return;
@@ -510,6 +606,12 @@ export class SchedulerClient implements ConnectionHandler {
       }
       case Kind.TASK_DONE: {
         const f = readTaskDone(r);
+        const token = this.tokens.get(f.requestId);
+        if (token !== undefined) {
+          this.tokens.delete(f.requestId);
+          this.taskEnds?.taskEnded(token, f.status === TaskStatus.OK, f.output, undefined);
+          return;
+        }
         const p = this.pending.get(f.requestId);
         if (p === undefined) return;
         this.pending.delete(f.requestId);
@@ -554,6 +656,16 @@ export class SchedulerClient implements ConnectionHandler {
       this.welcomed?.reject(error);
       return;
     }
+    const token = this.tokens.get(e.requestId);
+    if (token !== undefined) {
+      this.tokens.delete(e.requestId);
+      return this.taskEnds?.taskEnded(token, false, EMPTY, code);
+    }
+    const batch = this.batches.get(e.requestId);
+    if (batch !== undefined) {
+      this.batches.delete(e.requestId);
+      return this.batchFailed(batch, code);
+    }
     const p = this.pending.get(e.requestId);
     if (p === undefined) return;
     this.pending.delete(e.requestId);
@@ -566,5 +678,11 @@ export class SchedulerClient implements ConnectionHandler {
     this.welcomed?.reject(error);
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
+    const batches = [...this.batches.values()];
+    this.batches.clear();
+    for (const batch of batches) this.batchFailed(batch, error.code);
+    const tokens = [...this.tokens.values()];
+    this.tokens.clear();
+    for (const token of tokens) this.taskEnds?.taskEnded(token, false, EMPTY, error.code);
   }
 }
