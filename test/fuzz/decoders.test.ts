@@ -5,14 +5,18 @@
 
 import { describe, expect, test } from "bun:test";
 import { Prng } from "../../src/core/prng.ts";
-import { forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader } from "../../src/protocol/codec.ts";
+import { forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitBatch, readSubmitted, readSubmittedBatch, readTaskDone, Reader } from "../../src/protocol/codec.ts";
+import { SUBMIT_BATCH_TASKS_MAX } from "../../src/protocol/messages.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { encodeMessages, randomMessage, readMessage } from "../support/codec-fixtures.ts";
 import { concatBytes, randomBytes, randomInt } from "../support/helpers.ts";
 
 const FRAME_BYTES_MAX = 16 * 1024;
-const READERS: Array<(r: Reader) => unknown> = [readSubmit, readSubmitted, readAssign, readResult, readTaskDone, (r) => readControl(r)];
+const READERS: Array<(r: Reader) => unknown> = [
+  readSubmit, readSubmitted, readAssign, readResult, readTaskDone, (r) => readControl(r),
+  (r) => readSubmitBatch(r, SUBMIT_BATCH_TASKS_MAX), (r) => readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX),
+];
 
 interface Outcome {
   messages: number;
