@@ -9,7 +9,7 @@ import { makeTaskId, shardOfTask } from "../../src/core/task.ts";
 import { FrameWriter } from "../../src/protocol/codec.ts";
 import { Kind } from "../../src/protocol/messages.ts";
 import { SchedulerClient, TaskError, type BatchTask } from "../../src/sdk/client.ts";
-import { Cluster, freePort, waitFor } from "./harness.ts";
+import { Cluster, freePort, parseReport, waitFor } from "./harness.ts";
 
 let cluster: Cluster;
 afterEach(async () => {
@@ -99,4 +99,22 @@ test("a malformed batch is refused on its own request; the connection and the ne
     expect(await client.submitMany([{ type: "noop" }, { type: "noop" }])).toHaveLength(2);
     client.close();
   }
+}, 60_000);
+
+test("client --batch through the router: closed loop, open loop and --submit-only end every task once", async () => {
+  cluster = new Cluster();
+  const { router } = await cluster.twoShardsBehindRouter();
+  const closed = parseReport(await cluster.client(["-p", String(router.port), "-n", "3000", "-c", "100", "--batch", "32", "--json"]));
+  expect({ completed: closed.completed, failed: closed.failed }).toEqual({ completed: 3000, failed: 0 });
+  const open = parseReport(await cluster.client(["-p", String(router.port), "--rate", "2000", "--duration-s", "1", "--batch", "16", "--json"]));
+  expect({ completed: open.completed, failed: open.failed }).toEqual({ completed: 2000, failed: 0 });
+  const ingest = parseReport(await cluster.client(["-p", String(router.port), "-n", "5000", "-c", "1000", "--batch", "250", "--submit-only", "--json"]));
+  expect({ completed: ingest.completed, failed: ingest.failed }).toEqual({ completed: 5000, failed: 0 });
+  expect(ingest.clientCpuUsPerTask).toBeGreaterThan(0);
+  // Every task once (keys make a retry no duplicate): 3,000 + 2,000 + 5,000 submitted, the first 5,000 run.
+  await waitFor("every run task completed", async () => {
+    const stats = await cluster.stats(router.port);
+    const total = (f: "submitted" | "completed") => stats.coordinators.reduce((n, c) => n + (c.stats?.[f] ?? 0), 0);
+    return total("submitted") === 10_000 && total("completed") >= 5000 ? true : undefined;
+  });
 }, 60_000);
