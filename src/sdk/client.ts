@@ -6,40 +6,20 @@ import { decode, encode } from "@msgpack/msgpack";
 import { Connection, DEFAULT_NET_LIMITS, type ConnectionHandler, type NetLimits } from "../net/connection.ts";
 import { dial, parseHostPort, type HostPort } from "../net/endpoints.ts";
 import type { ClientTls } from "../net/tls.ts";
-import { readControl, readSubmitted, readSubmittedBatch, readTaskDone, writeControl, writeSubmit, writeSubmitBatch, writeSubmitBody, type Reader } from "../protocol/codec.ts";
+import { readControl, readSubmitted, readSubmittedBatch, readTaskDone, writeControl, writeSubmit, writeSubmitBatch, type Reader } from "../protocol/codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import { SchedulerError, SchedulerError as TaskError } from "./errors.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
+import { checkSubmitOptions, extrasOf, WORKFLOW_TASK_FIELDS, type SubmitOptions } from "./submit-options.ts";
+import { TaskStream, type TaskEnds } from "./task-stream.ts";
+
+export type { TaskEnds } from "./task-stream.ts";
+
+export { BACKOFF_FIELDS, checkSubmitOptions, SUBMIT_OPTION_FIELDS, unknownField, WORKFLOW_TASK_FIELDS, type SubmitOptions } from "./submit-options.ts";
 import {
-  BackoffType, Kind, PROTOCOL_VERSION, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_NOTIFY, TaskStatus, type BatchItemOutcome, type SubmitExtras, type SubmitFields, type WorkflowNode,
+  Kind, PROTOCOL_VERSION, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_NOTIFY, TaskStatus, type BatchItemOutcome, type SubmitFields, type WorkflowNode,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
 } from "../protocol/messages.ts";
-
-/** Ranges are checked before sending (checkSubmitOptions): out of range is E_BAD_REQUEST, never wrapped. */
-export interface SubmitOptions {
-  /** 0 (highest) to 255. Default 100. */
-  priority?: number;
-  /** 1 to 65535; 0 or absent: the coordinator's default. */
-  maxAttempts?: number;
-  /** Per attempt, 1 to 2^32-1 ms; 0 or absent: the coordinator's default. */
-  timeoutMs?: number;
-  /** A retried submission with the same key returns the original task. */
-  idempotencyKey?: string;
-  /** Run no sooner than this long from now. */
-  delayMs?: number;
-  /** Run no sooner than this time (ms since the epoch, or a Date); converted to a delay on this machine's clock. */
-  runAt?: number | Date;
-  /** Fail with E_DEADLINE unless started within this long from now. */
-  deadlineMs?: number;
-  /** ... or by this time (ms since the epoch, or a Date). */
-  deadline?: number | Date;
-  /** Delay between attempts: exponential (doubling from delayMs, jittered, capped) or fixed. */
-  backoff?: { type: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number };
-  /** Only workers advertising all these tags run it. */
-  tags?: string[];
-  /** Task ids (of the same shard) that must complete first. */
-  dependsOn?: number[];
-}
 
 /** One task of a workflow; dependsOn names other nodes by index or existing tasks by id. */
 export interface WorkflowTask extends Omit<SubmitOptions, "dependsOn" | "runAt" | "deadline"> {
@@ -128,117 +108,16 @@ export function decodeResult(output: Uint8Array | undefined): unknown {
 export function connect(address: string | HostPort, options: ClientOptions = {}): Promise<SchedulerClient> {
   return SchedulerClient.connect(address, options);
 }
-const U8_MAX = 0xff;
-const U16_MAX = 0xffff;
-const U32_MAX = 0xffffffff;
-
-const isIntIn = (v: unknown, max: number): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
-/** A number from 0 to max: NaN and the infinities fail one of the two comparisons. */
-const isIn = (v: unknown, max: number): boolean => typeof v === "number" && v >= 0 && v <= max;
-
-/** Every field of SubmitOptions: a misspelt one ({priorty: 3}) is refused, not silently ignored. */
-export const SUBMIT_OPTION_FIELDS: readonly string[] = [
-  "priority", "maxAttempts", "timeoutMs", "idempotencyKey", "delayMs", "runAt", "deadlineMs", "deadline", "backoff", "tags", "dependsOn",
-];
-/** Every field of a WorkflowTask (no runAt or deadline: a workflow's nodes take relative times). */
-export const WORKFLOW_TASK_FIELDS: readonly string[] = [
-  "type", "payload", "priority", "maxAttempts", "timeoutMs", "idempotencyKey", "delayMs", "deadlineMs", "backoff", "tags", "dependsOn",
-];
-export const BACKOFF_FIELDS: readonly string[] = ["type", "delayMs", "maxDelayMs"];
-
-/** The first key of `value` that is not one of `known`, or undefined. */
-export function unknownField(value: object, known: readonly string[]): string | undefined {
-  return Object.keys(value).find((key) => !known.includes(key));
-}
-
-/**
- * Why these options cannot be sent, or undefined. A field the options do not have
- * is refused by name (it would be ignored: a typo would quietly change nothing).
- * The wire's fields have fixed widths (u8 priority, u16 maxAttempts, u32 times)
- * and would silently wrap an out-of-range value (priority 300 would arrive as 44),
- * so each is checked here.
- */
-export function checkSubmitOptions(o: Omit<SubmitOptions, "dependsOn">, nowMs = Date.now(), known: readonly string[] = SUBMIT_OPTION_FIELDS): string | undefined {
-  const bad = (field: string, range: string, value: unknown) => `${field} must be ${range}, not ${String(value)}`;
-  if (o === null || typeof o !== "object") return `options must be an object, not ${String(o)}`;
-  const stray = unknownField(o, known);
-  if (stray !== undefined) return `unknown option "${stray}" (known: ${known.join(", ")})`;
-  if (o.priority !== undefined && !isIntIn(o.priority, U8_MAX)) return bad("priority", "an integer from 0 (highest) to 255", o.priority);
-  if (o.maxAttempts !== undefined && !isIntIn(o.maxAttempts, U16_MAX)) {
-    return bad("maxAttempts", "an integer from 1 to 65535 (0: the coordinator's default)", o.maxAttempts);
-  }
-  if (o.timeoutMs !== undefined && !isIntIn(o.timeoutMs, U32_MAX)) return bad("timeoutMs", `an integer from 1 to ${U32_MAX} ms (0: the default)`, o.timeoutMs);
-  if (o.delayMs !== undefined && !isIn(o.delayMs, U32_MAX)) return bad("delayMs", `a number of ms from 0 to ${U32_MAX}`, o.delayMs);
-  if (o.deadlineMs !== undefined && !isIn(o.deadlineMs, U32_MAX)) return bad("deadlineMs", `a number of ms from 0 to ${U32_MAX}`, o.deadlineMs);
-  for (const field of ["runAt", "deadline"] as const) {
-    const at = o[field];
-    if (at === undefined) continue;
-    const ms = at instanceof Date ? at.getTime() : at;
-    // Sent as a u32 delay from now: up to about 49.7 days ahead.
-    if (!isIn(ms, nowMs + U32_MAX)) return bad(field, `a time in ms since the epoch (or a valid Date), at most ${U32_MAX} ms from now`, at);
-  }
-  const b = o.backoff;
-  if (b !== undefined) {
-    if (b === null || typeof b !== "object") return bad("backoff", "an object", b);
-    const strayBackoff = unknownField(b, BACKOFF_FIELDS);
-    if (strayBackoff !== undefined) return `unknown option "backoff.${strayBackoff}" (known: ${BACKOFF_FIELDS.join(", ")})`;
-    if (b.type !== "exponential" && b.type !== "fixed") return bad("backoff.type", `"exponential" or "fixed"`, b.type);
-    if (!isIn(b.delayMs, U32_MAX)) return bad("backoff.delayMs", `a number of ms from 0 to ${U32_MAX}`, b.delayMs);
-    if (b.maxDelayMs !== undefined && !isIn(b.maxDelayMs, U32_MAX)) return bad("backoff.maxDelayMs", `a number of ms from 0 to ${U32_MAX}`, b.maxDelayMs);
-  }
-  return undefined;
-}
-
-/** Milliseconds from now until an absolute time (never negative, at most what a u32 holds). */
-function untilMs(at: number | Date): number {
-  const ms = (at instanceof Date ? at.getTime() : at) - Date.now();
-  return Math.min(U32_MAX, Math.max(0, Math.ceil(ms)));
-}
-
-/** The extras block of a submission, or undefined when no option needs it (the common, shorter case). */
-function extrasOf(o: SubmitOptions): SubmitExtras | undefined {
-  if (o.delayMs === undefined && o.runAt === undefined && o.deadlineMs === undefined && o.deadline === undefined
-    && o.backoff === undefined && o.tags === undefined && o.dependsOn === undefined) return undefined;
-  const delayMs = o.runAt !== undefined ? untilMs(o.runAt) : Math.max(0, o.delayMs ?? 0);
-  // A deadline already past still has to reach the coordinator as "past": 1 ms is the earliest it can say.
-  const deadlineMs = o.deadline !== undefined ? Math.max(1, untilMs(o.deadline)) : Math.max(0, o.deadlineMs ?? 0);
-  const b = o.backoff;
-  return {
-    delayMs: Math.min(U32_MAX, delayMs),
-    deadlineMs: Math.min(U32_MAX, deadlineMs),
-    backoffType: b === undefined ? BackoffType.NONE : b.type === "fixed" ? BackoffType.FIXED : BackoffType.EXPONENTIAL,
-    backoffDelayMs: Math.min(U32_MAX, b?.delayMs ?? 0),
-    backoffMaxDelayMs: Math.min(U32_MAX, b?.maxDelayMs ?? 0),
-    tags: o.tags ?? [],
-    dependsOn: o.dependsOn ?? [],
-  };
-}
-
-/**
- * Where tasks sent with sendTasks() end, one call each: the load generators'
- * path, with no promise or closure per task. `output` is a view (copy it to
- * keep it); `code` is set when the task was refused or lost (E_*), undefined
- * when it ran (ok, or failed with its error text in output).
- */
-export interface TaskEnds {
-  taskEnded(token: number, ok: boolean, output: Uint8Array, code: string | undefined): void;
-}
-
-/** A SUBMIT_BATCH sent by sendTasks(): its tasks' tokens, and their own request ids when each waits for its TASK_DONE. */
-interface SentBatch {
-  tokens: number[];
-  requestIds: number[] | undefined;
-}
-
 export class SchedulerClient implements ConnectionHandler {
   private conn: Connection | undefined;
   private readonly pending = new Map<number, Pending>();
-  /** sendTasks(): request id -> the caller's token (a number: no object per task). */
-  private readonly tokens = new Map<number, number>();
-  private readonly batches = new Map<number, SentBatch>();
-  private readonly scratch: SubmitFields = { requestId: 0, priority: DEFAULT_PRIORITY, flags: 0, maxAttempts: 0, timeoutMs: 0, type: "", idempotencyKey: "", payload: EMPTY };
+  /** sendTasks()'s tasks: numbers, not promises (task-stream.ts). */
+  private readonly stream = new TaskStream(() => this.takeRequestId());
+
   /** Where sendTasks()'s tasks end; set before the first call. */
-  taskEnds: TaskEnds | undefined;
+  set taskEnds(ends: TaskEnds | undefined) {
+    this.stream.ends = ends;
+  }
   private nextRequestId = 1;
   private welcome: Welcome | undefined;
   private welcomed: { resolve(w: Welcome): void; reject(e: Error): void } | undefined;
@@ -397,57 +276,8 @@ export class SchedulerClient implements ConnectionHandler {
    */
   sendTasks(count: number, fill: (k: number, fields: SubmitFields) => number, waitForEnd: boolean, asBatch: boolean): void {
     const conn = this.usable();
-    const f = this.scratch;
-    f.flags = waitForEnd ? SUBMIT_FLAG_NOTIFY : 0;
-    const w = conn.writer;
-    if (!asBatch) {
-      for (let k = 0; k < count; k++) {
-        const token = fill(k, f);
-        f.requestId = this.takeRequestId();
-        writeSubmit(w, f);
-        this.tokens.set(f.requestId, token);
-      }
-    } else {
-      const batch: SentBatch = { tokens: new Array(count), requestIds: waitForEnd ? new Array(count) : undefined };
-      const batchId = this.takeRequestId();
-      w.begin(Kind.SUBMIT_BATCH);
-      w.u32(batchId);
-      w.u32(count);
-      for (let k = 0; k < count; k++) {
-        batch.tokens[k] = fill(k, f);
-        f.requestId = waitForEnd ? this.takeRequestId() : 0;
-        if (batch.requestIds !== undefined) {
-          batch.requestIds[k] = f.requestId;
-          this.tokens.set(f.requestId, batch.tokens[k]!);
-        }
-        const lengthAt = w.length;
-        w.u32(0);
-        writeSubmitBody(w, f);
-        w.view.setUint32(lengthAt, w.length - lengthAt - 4, true);
-      }
-      w.end();
-      this.batches.set(batchId, batch);
-    }
+    this.stream.send(conn.writer, count, fill, waitForEnd, asBatch);
     conn.queueFlush();
-  }
-
-  /** A SUBMITTED_BATCH for sendTasks(): refused tasks end now; accepted ones now too unless they wait for their TASK_DONE. */
-  private batchAnswered(batch: SentBatch, r: Reader): void {
-    const outcomes = readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX).outcomes;
-    for (let k = 0; k < batch.tokens.length; k++) {
-      const o = outcomes[k] ?? { ok: false, code: "E_BAD_FRAME", message: "no outcome for this task" };
-      if (o.ok && batch.requestIds !== undefined) continue;
-      if (batch.requestIds !== undefined) this.tokens.delete(batch.requestIds[k]!);
-      this.taskEnds?.taskEnded(batch.tokens[k]!, o.ok, EMPTY, o.ok ? undefined : o.code);
-    }
-  }
-
-  /** A batch of sendTasks() failed whole: each of its tasks ends with `code`. */
-  private batchFailed(batch: SentBatch, code: string): void {
-    for (let k = 0; k < batch.tokens.length; k++) {
-      if (batch.requestIds !== undefined && !this.tokens.delete(batch.requestIds[k]!)) continue; // ended already
-      this.taskEnds?.taskEnded(batch.tokens[k]!, false, EMPTY, code);
-    }
   }
 
   /** One SUBMIT_BATCH; resolves with its SUBMITTED_BATCH's outcomes. */
@@ -577,12 +407,7 @@ export class SchedulerClient implements ConnectionHandler {
     switch (kind) {
       case Kind.SUBMITTED: {
         const f = readSubmitted(r);
-        const token = this.tokens.get(f.requestId);
-        if (token !== undefined) {
-          this.tokens.delete(f.requestId);
-          this.taskEnds?.taskEnded(token, true, EMPTY, undefined);
-          return;
-        }
+        if (this.stream.answered(f.requestId, true, EMPTY)) return;
         const p = this.pending.get(f.requestId);
         if (p !== undefined && !p.waitsForDone) {
           this.pending.delete(f.requestId);
@@ -591,12 +416,7 @@ export class SchedulerClient implements ConnectionHandler {
         return;
       }
       case Kind.SUBMITTED_BATCH: {
-        if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "SUBMITTED_BATCH shorter than its request id");
-        const sent = this.batches.get(r.view.getUint32(r.pos, true));
-        if (sent !== undefined) {
-          this.batches.delete(r.view.getUint32(r.pos, true));
-          return this.batchAnswered(sent, r);
-        }
+        if (this.stream.batchAnswered(r)) return;
         const f = readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX);
         const p = this.pending.get(f.requestId);
         if (p === undefined) return;
@@ -606,12 +426,7 @@ export class SchedulerClient implements ConnectionHandler {
       }
       case Kind.TASK_DONE: {
         const f = readTaskDone(r);
-        const token = this.tokens.get(f.requestId);
-        if (token !== undefined) {
-          this.tokens.delete(f.requestId);
-          this.taskEnds?.taskEnded(token, f.status === TaskStatus.OK, f.output, undefined);
-          return;
-        }
+        if (this.stream.answered(f.requestId, f.status === TaskStatus.OK, f.output)) return;
         const p = this.pending.get(f.requestId);
         if (p === undefined) return;
         this.pending.delete(f.requestId);
@@ -656,16 +471,7 @@ export class SchedulerClient implements ConnectionHandler {
       this.welcomed?.reject(error);
       return;
     }
-    const token = this.tokens.get(e.requestId);
-    if (token !== undefined) {
-      this.tokens.delete(e.requestId);
-      return this.taskEnds?.taskEnded(token, false, EMPTY, code);
-    }
-    const batch = this.batches.get(e.requestId);
-    if (batch !== undefined) {
-      this.batches.delete(e.requestId);
-      return this.batchFailed(batch, code);
-    }
+    if (this.stream.refused(e.requestId, code)) return;
     const p = this.pending.get(e.requestId);
     if (p === undefined) return;
     this.pending.delete(e.requestId);
@@ -678,11 +484,6 @@ export class SchedulerClient implements ConnectionHandler {
     this.welcomed?.reject(error);
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
-    const batches = [...this.batches.values()];
-    this.batches.clear();
-    for (const batch of batches) this.batchFailed(batch, error.code);
-    const tokens = [...this.tokens.values()];
-    this.tokens.clear();
-    for (const token of tokens) this.taskEnds?.taskEnded(token, false, EMPTY, error.code);
+    this.stream.closed(error.code);
   }
 }
