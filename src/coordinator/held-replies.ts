@@ -7,7 +7,8 @@
 
 import { HeldQueue } from "../core/replication-step.ts";
 import type { Connection } from "../net/connection.ts";
-import { writeControl, writeSubmitted, writeSubmittedBatch, writeTaskDone } from "../protocol/codec.ts";
+import { writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
+import { writeSubmittedBatch } from "../protocol/batch-codec.ts";
 import { Kind, type BatchItemOutcome } from "../protocol/messages.ts";
 
 /** A reply a client may only see once the entry it reports on is committed. */

@@ -8,7 +8,8 @@
 import type { ShardMap } from "../core/shard-map.ts";
 import { shardOfTask } from "../core/task.ts";
 import type { Connection } from "../net/connection.ts";
-import { readBatchTask, readSubmitBatchSpans, SUBMIT_FLAGS_AT, writeSubmittedBatch, type Reader, type SubmitBatchSpans } from "../protocol/codec.ts";
+import { SUBMIT_FLAGS_AT, type Reader } from "../protocol/codec.ts";
+import { readBatchTask, readSubmitBatchSpans, writeSubmittedBatch, type SubmitBatchSpans } from "../protocol/batch-codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Kind, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY, type BatchItemOutcome } from "../protocol/messages.ts";
 import type { Routes } from "./routes.ts";

@@ -16,7 +16,8 @@ import { Routes } from "./routes.ts";
 import { routeSubmitBatch, type BatchRouterPort } from "./batch-route.ts";
 import { answerTaskByKey } from "./task-by-key.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
-import { readControl, readSubmit, readSubmittedBatch, SUBMIT_FLAGS_AT, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
+import { readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type FrameWriter, type Reader } from "../protocol/codec.ts";
+import { readSubmittedBatch } from "../protocol/batch-codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY,

@@ -4,7 +4,8 @@
 // through one handler: no promise, closure or object per task.
 
 import type { FrameWriter, Reader } from "../protocol/codec.ts";
-import { readSubmittedBatch, writeSubmit, writeSubmitBody } from "../protocol/codec.ts";
+import { writeSubmit, writeSubmitBody } from "../protocol/codec.ts";
+import { readSubmittedBatch } from "../protocol/batch-codec.ts";
 import { Kind, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_NOTIFY, type SubmitFields } from "../protocol/messages.ts";
 
 /**

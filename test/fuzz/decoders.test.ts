@@ -5,7 +5,8 @@
 
 import { describe, expect, test } from "bun:test";
 import { Prng } from "../../src/core/prng.ts";
-import { forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitBatch, readSubmitted, readSubmittedBatch, readTaskDone, Reader } from "../../src/protocol/codec.ts";
+import { forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader } from "../../src/protocol/codec.ts";
+import { readSubmitBatch, readSubmittedBatch } from "../../src/protocol/batch-codec.ts";
 import { SUBMIT_BATCH_TASKS_MAX } from "../../src/protocol/messages.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";

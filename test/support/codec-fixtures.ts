@@ -3,10 +3,8 @@
 
 import { Prng } from "../../src/core/prng.ts";
 import { makeTaskId } from "../../src/core/task.ts";
-import {
-  FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitBatch, readSubmitted, readSubmittedBatch, readTaskDone, Reader,
-  writeAssign, writeControl, writeResult, writeSubmit, writeSubmitBatch, writeSubmitted, writeSubmittedBatch, writeTaskDone,
-} from "../../src/protocol/codec.ts";
+import { FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader, writeAssign, writeControl, writeResult, writeSubmit, writeSubmitted, writeTaskDone } from "../../src/protocol/codec.ts";
+import { readSubmitBatch, readSubmittedBatch, writeSubmitBatch, writeSubmittedBatch } from "../../src/protocol/batch-codec.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_EXTRAS, Kind, type AssignFields, type SubmittedBatchFields, type ResultFields, type SubmitFields, type SubmittedFields, type TaskDoneFields } from "../../src/protocol/messages.ts";
 import { randomBytes } from "./helpers.ts";

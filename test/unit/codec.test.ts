@@ -7,11 +7,8 @@ import { encode } from "@msgpack/msgpack";
 import { Prng } from "../../src/core/prng.ts";
 import { makeTaskId, SHARD_MAX } from "../../src/core/task.ts";
 import { ByteWriter } from "../../src/protocol/byte-writer.ts";
-import {
-  FRAME_SOFT_BYTES, FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitBatch, readSubmitBatchSpans, readSubmitted,
-  readSubmittedBatch, readTaskDone, Reader, submitPayloadBytes,
-  writeAssign, writeAssignBody, writeControl, writeRaw, writeResult, writeResultBody, writeSubmit, writeSubmitBatch, writeSubmitted, writeSubmittedBatch, writeTaskDone,
-} from "../../src/protocol/codec.ts";
+import { FRAME_SOFT_BYTES, FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader, submitPayloadBytes, writeAssign, writeAssignBody, writeControl, writeRaw, writeResult, writeResultBody, writeSubmit, writeSubmitted, writeTaskDone } from "../../src/protocol/codec.ts";
+import { readSubmitBatch, readSubmitBatchSpans, readSubmittedBatch, writeSubmitBatch, writeSubmittedBatch } from "../../src/protocol/batch-codec.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { Kind, SUBMIT_BATCH_TASKS_MAX, type SubmitFields } from "../../src/protocol/messages.ts";
 import { byteChunks, decodeStream, encodeMessages, randomMessage, readMessage, type Message } from "../support/codec-fixtures.ts";
@@ -529,6 +526,10 @@ describe("SUBMIT_BATCH bounds", () => {
     const body = bodyOf((w) => writeSubmittedBatch(w, 1, [{ ok: false, code: "E_BAD_REQUEST", message: "x".repeat(5000) }]));
     const outcome = readOne(oneMessageFrame(Kind.SUBMITTED_BATCH, body), (r) => readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX)).outcomes[0]!;
     expect(outcome).toEqual({ ok: false, code: "E_BAD_REQUEST", message: "x".repeat(1024) });
+    // Cut before a character, never inside one: "é" is 2 bytes, and 1,024 of them would split at an odd count.
+    const accented = bodyOf((w) => writeSubmittedBatch(w, 1, [{ ok: false, code: "E_BAD_REQUEST", message: "a" + "é".repeat(1000) }]));
+    const cut = readOne(oneMessageFrame(Kind.SUBMITTED_BATCH, accented), (r) => readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX)).outcomes[0]!;
+    expect(cut).toEqual({ ok: false, code: "E_BAD_REQUEST", message: "a" + "é".repeat(511) });
   });
 
   test("a task that cannot be encoded drops the whole batch message and leaves the frame valid", () => {
