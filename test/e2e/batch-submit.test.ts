@@ -118,3 +118,22 @@ test("client --batch through the router: closed loop, open loop and --submit-onl
     return total("submitted") === 10_000 && total("completed") >= 5000 ? true : undefined;
   });
 }, 60_000);
+
+test("a shard without a primary fails only its own tasks of a batch, each with a retryable error; the rest are accepted", async () => {
+  cluster = new Cluster();
+  const { shard1, router } = await cluster.twoShardsBehindRouter();
+  shard1.proc.kill("SIGKILL");
+  await waitFor("the router to lose shard 1", async () => {
+    const stats = await cluster.stats(router.port);
+    return stats.coordinators.filter((c) => !c.reachable).length === 1 ? true : undefined;
+  });
+  const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
+  const outcomes = await client.submitBatch(Array.from({ length: 60 }, (_, i) => ({ type: "noop", options: { idempotencyKey: `half-${i}` } })));
+  const accepted = outcomes.filter((o) => o.ok);
+  const refused = outcomes.filter((o) => !o.ok) as Array<{ code: string }>;
+  expect(accepted.length).toBeGreaterThan(0);
+  expect(accepted.every((o) => shardOfTask((o as { taskId: number }).taskId) === 0)).toBe(true);
+  expect(refused.length).toBeGreaterThan(0);
+  expect(new Set(refused.map((o) => o.code))).toEqual(new Set(["E_UNAVAILABLE"]));
+  client.close();
+}, 60_000);
