@@ -1,6 +1,7 @@
 // Ingest: acknowledged submissions per second, submit only, nothing executed
 // (no worker). Ours is one coordinator, the client with --submit-only, a
-// SUBMIT each and then --batch N per SUBMIT_BATCH; against BullMQ's addBulk
+// SUBMIT each and then --batch N per SUBMIT_BATCH (and, when asked for with
+// --systems, ours-pair-batch: a router in front of a primary and its backup); against BullMQ's addBulk
 // (Redis, batches of --batch) and NATS JetStream's async publish (memory
 // stream, --in-flight PubAcks outstanding). Systems alternate within each
 // round; each process is fresh per run and warmed up by an unmeasured run
@@ -9,7 +10,7 @@
 // Needs dist/ (bun run build); the peers install what they need on first use (bench/peers/*/run.sh).
 
 import { parseArgs } from "node:util";
-import { Cluster } from "../test/e2e/harness.ts";
+import { Cluster, waitFor } from "../test/e2e/harness.ts";
 
 const { values: o } = parseArgs({
   options: {
@@ -22,7 +23,7 @@ const { values: o } = parseArgs({
   },
 });
 if (o.help) {
-  process.stdout.write("Usage: bun bench/ingest.ts [--runs 3] [--tasks 1000000] [--batch 1000] [--in-flight 8192] [--systems ours-single,ours-batch,bullmq,jetstream]\n");
+  process.stdout.write("Usage: bun bench/ingest.ts [--runs 3] [--tasks 1000000] [--batch 1000] [--in-flight 8192] [--systems ours-single,ours-batch,bullmq,jetstream]\n  (--systems may also name ours-pair-batch: a router in front of a primary and its backup)\n");
   process.exit(0);
 }
 const RUNS = Number(o.runs);
@@ -40,12 +41,27 @@ interface Run {
   failed: number;
 }
 
-async function ours(system: "ours-single" | "ours-batch"): Promise<Run> {
+type Ours = "ours-single" | "ours-batch" | "ours-pair-batch";
+
+/** Where the client connects: one coordinator, or a router in front of a replicated pair (acknowledged once on the backup too). */
+async function oursServer(cluster: Cluster, system: Ours): Promise<number> {
+  // The queue holds every task submitted (nothing runs them): room for the warm-up and the run.
+  const queue = ["--max-queue", String(2 * (TASKS + WARMUP_TASKS))];
+  if (system !== "ours-pair-batch") return (await cluster.coordinator(queue)).port;
+  const nodes = await cluster.replicas(2, queue);
+  const router = await cluster.router(nodes.map((n) => n.port));
+  await waitFor("a primary with its backup in sync", async () => {
+    const primary = (await cluster.stats(router.port)).coordinators.find((c) => c.stats?.primary)?.stats;
+    return primary?.replication.backupsInSync === 1 ? true : undefined;
+  });
+  return router.port;
+}
+
+async function ours(system: Ours): Promise<Run> {
   const cluster = new Cluster();
   try {
-    // The queue holds every task submitted (nothing runs them): room for the warm-up and the run.
-    const coordinator = await cluster.coordinator(["--max-queue", String(2 * (TASKS + WARMUP_TASKS))]);
-    const args = ["-p", String(coordinator.port), "--submit-only", "-c", String(IN_FLIGHT), "--batch", system === "ours-batch" ? String(BATCH) : "1", "--json"];
+    const port = await oursServer(cluster, system);
+    const args = ["-p", String(port), "--submit-only", "-c", String(IN_FLIGHT), "--batch", system === "ours-single" ? "1" : String(BATCH), "--json"];
     await cluster.client([...args, "-n", String(WARMUP_TASKS)]);
     const r = await cluster.client([...args, "-n", String(TASKS)]);
     const report = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
@@ -68,7 +84,7 @@ async function peer(system: "bullmq" | "jetstream"): Promise<Run> {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const systems = o.systems.split(",") as Array<"ours-single" | "ours-batch" | "bullmq" | "jetstream">;
+const systems = o.systems.split(",") as Array<Ours | "bullmq" | "jetstream">;
 const runs: Run[] = [];
 for (let round = 0; round < RUNS; round++) {
   for (const system of systems) {
