@@ -13,14 +13,13 @@ import { SchedulerError, SchedulerError as TaskError } from "./errors.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
 import { checkSubmitOptions, extrasOf, WORKFLOW_TASK_FIELDS, type SubmitOptions } from "./submit-options.ts";
 import { TaskStream, type TaskEnds } from "./task-stream.ts";
-
-export type { TaskEnds } from "./task-stream.ts";
-
-export { BACKOFF_FIELDS, checkSubmitOptions, SUBMIT_OPTION_FIELDS, unknownField, WORKFLOW_TASK_FIELDS, type SubmitOptions } from "./submit-options.ts";
 import {
   Kind, PROTOCOL_VERSION, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_NOTIFY, TaskStatus, type BatchItemOutcome, type SubmitFields, type WorkflowNode,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
 } from "../protocol/messages.ts";
+
+export { BACKOFF_FIELDS, checkSubmitOptions, SUBMIT_OPTION_FIELDS, unknownField, WORKFLOW_TASK_FIELDS, type SubmitOptions } from "./submit-options.ts";
+export type { TaskEnds } from "./task-stream.ts";
 
 /** One task of a workflow; dependsOn names other nodes by index or existing tasks by id. */
 export interface WorkflowTask extends Omit<SubmitOptions, "dependsOn" | "runAt" | "deadline"> {
