@@ -84,7 +84,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const tally = new RunTally(workload.expectedWords);
   const pool = new ConnectionPool(options.addresses, options.connections, options.security, options.onLost);
   const batch = Math.min(options.batch, options.concurrency);
-  // When each task was first sent (ms since the run began): its latency runs from there, retries included.
+  // When each task was first sent (ms since the run began): its latency runs from there, retries
+  // included. 8 bytes a task (80 MB for -n 10,000,000): what replaces a promise and closure per task.
   const sentAtMs = new Float64Array(options.tasks);
   let inFlight = 0;
   let ended = 0;
