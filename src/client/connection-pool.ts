@@ -1,21 +1,12 @@
 // The load generators' connections and their retry rule, shared by the closed
-// loop (load.ts) and the open loop (open-loop.ts): one live connection per
-// slot, redialed after a loss, and each task retried under its idempotency key
-// (so a retry never duplicates it) while its refusal is retryable.
+// loop (load.ts) and the open loop (open-loop.ts) through task-sender.ts: one
+// live connection per slot, redialed after a loss; each task is retried under
+// its idempotency key (so a retry never duplicates it) while its refusal is retryable.
 
 import type { ClientSecurity } from "../net/net-flags.ts";
-import { backoffDelayMs } from "../net/backoff.ts";
 import type { HostPort } from "../net/endpoints.ts";
-import { isRetryable } from "../protocol/errors.ts";
-import { SchedulerClient, TaskError, type TaskOutcome } from "../sdk/client.ts";
-import type { TaskSpec } from "./workloads.ts";
+import { SchedulerClient } from "../sdk/client.ts";
 
-/** Backoff between a task's attempts at the client: from this, doubling, jittered... */
-const RETRY_DELAY_MS_MIN = 10;
-/** ... up to this. */
-const RETRY_DELAY_MS_MAX = 1000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Keeps one live connection per slot, redialing (once, shared) after a loss. */
 export class ConnectionPool {
@@ -79,23 +70,4 @@ export interface RetryRule {
   submitAttemptsMax: number;
   /** performance.now() past which no task is retried. */
   deadline: number;
-}
-
-/** Runs one task to its end; undefined when every attempt was refused or lost. */
-export async function runWithRetries(
-  pool: ConnectionPool, slot: number, spec: TaskSpec, idempotencyKey: string, rule: RetryRule, counters: AttemptCounters,
-): Promise<TaskOutcome | undefined> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const client = await pool.get(slot);
-      return await client.run(spec.type, spec.payload, { idempotencyKey });
-    } catch (err) {
-      const code = err instanceof TaskError ? err.code : "E_UNAVAILABLE";
-      counters.errors[code] = (counters.errors[code] ?? 0) + 1;
-      const retryable = !(err instanceof TaskError) || isRetryable(code);
-      if (!retryable || attempt + 1 >= rule.submitAttemptsMax || performance.now() > rule.deadline) return undefined;
-      counters.retried++;
-      await sleep(backoffDelayMs(attempt, RETRY_DELAY_MS_MIN, RETRY_DELAY_MS_MAX, Math.random()));
-    }
-  }
 }

@@ -21,6 +21,8 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
   { name: "idempotency", type: "bool", default: true, help: "give each task an idempotency key so retries never duplicate it" },
   ...CLIENT_SECURITY_FLAGS,
   { name: "json", type: "bool", default: false, help: "print one JSON object instead of the table" },
+  { name: "batch", type: "int", default: 1, min: 1, max: 10000, help: "tasks per SUBMIT_BATCH message, each acknowledged once all its tasks are (closed loop: a batch is sent once that many have ended; open loop: due tasks go in batches of up to this; 1: a SUBMIT each)" },
+  { name: "submit-only", type: "bool", default: false, help: "a task counts as done when its submission is acknowledged, not when it has run: measures ingest, no worker needed" },
   { name: "rate", type: "number", default: 0, min: 0, max: 10000000, help: "open loop: offer this many tasks per second on a fixed schedule, latency counted from each task's intended send time (0: closed loop)" },
   { name: "duration-s", type: "number", default: 10, min: 0.001, max: 86400, help: "open loop: how long the schedule runs; tasks = rate x duration, at most -n when -n is given" },
   { name: "warmup-s", type: "number", default: 0, min: 0, max: 3600, help: "open loop: first run the same schedule this long, unmeasured, so this client's own JIT warm-up stays out of the latencies" },

@@ -79,6 +79,8 @@ export async function main(): Promise<void> {
     submitAttemptsMax: values["submit-attempts"] as number,
     deadlineMs: (values["deadline-s"] as number) * 1000,
     security,
+    batch: values.batch as number,
+    submitOnly: values["submit-only"] as boolean,
     idempotencyPrefix: values.idempotency ? `${process.pid}-${Date.now().toString(36)}-` : "",
     workload: {
       name: values.type as WorkloadName,

@@ -5,10 +5,10 @@
 // "coordinated omission" of closed-loop benchmarks); here a stall, or a client
 // that falls behind its own schedule, shows up in the latencies.
 
-import type { TaskOutcome } from "../sdk/client.ts";
-import { ConnectionPool, runWithRetries } from "./connection-pool.ts";
+import { ConnectionPool } from "./connection-pool.ts";
 import type { LoadOptions, LoadReport } from "./load.ts";
-import { RunTally, taskKey } from "./run-tally.ts";
+import { RunTally } from "./run-tally.ts";
+import { TaskSender } from "./task-sender.ts";
 import { dueCount, intendedSendMs, latencyUs, planOpenLoop, waitBeforeMs } from "./open-loop-schedule.ts";
 import { makeWorkload } from "./workloads.ts";
 
@@ -53,26 +53,32 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
   let timedOut = false;
   // Woken when a task ends: the sender waiting for a free slot, and the final drain.
   let wake: (() => void) | undefined;
+  let started = 0;
+  const rule = { submitAttemptsMax: options.submitAttemptsMax, deadline: Infinity };
+  const sender = new TaskSender({
+    pool, connections: options.connections, tasks: plan.tasks, workload, idempotencyPrefix: options.idempotencyPrefix,
+    asBatch: options.batch > 1, waitForEnd: !options.submitOnly, counters: tally.counters, rule,
+    ended: (i, ok, ran, output) => {
+      inFlight--;
+      tally.ended(ok, ran, output, ok ? latencyUs(plan, i, performance.now() - started) : 0);
+      wake?.();
+    },
+  });
   // Dial before the clock starts: the handshake is not part of any task's latency.
-  await Promise.all(Array.from({ length: options.connections }, (_, slot) => pool.get(slot).catch(() => undefined)));
-  const started = performance.now();
+  await sender.connect();
+  started = performance.now();
   tally.started();
   const deadline = started + options.deadlineMs;
-  const rule = { submitAttemptsMax: options.submitAttemptsMax, deadline };
+  rule.deadline = deadline;
 
-  const finish = (i: number, outcome: TaskOutcome | undefined) => {
-    const doneMs = performance.now() - started;
-    inFlight--;
-    tally.record(outcome, () => latencyUs(plan, i, doneMs));
-    wake?.();
-  };
-
-  const send = (i: number, nowMs: number) => {
-    sendLagMsMax = Math.max(sendLagMsMax, nowMs - intendedSendMs(plan, i));
+  // Tasks sent..sent+n-1, due now: one group (a SUBMIT_BATCH with --batch).
+  const send = (n: number, nowMs: number) => {
+    sendLagMsMax = Math.max(sendLagMsMax, nowMs - intendedSendMs(plan, sent));
     lastSendMs = nowMs;
-    inFlight++;
+    const k = sender.sendNext(n);
+    sent += k;
+    inFlight += k;
     inFlightPeak = Math.max(inFlightPeak, inFlight);
-    void runWithRetries(pool, i % options.connections, workload.task(i), taskKey(options.idempotencyPrefix, i), rule, tally.counters).then((o) => finish(i, o), () => finish(i, undefined));
   };
 
   const waitForWake = (ms: number) => new Promise<void>((resolve) => {
@@ -94,7 +100,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
       break;
     }
     const due = dueCount(plan, nowMs);
-    while (sent < due && inFlight < options.inFlightMax) send(sent++, nowMs);
+    while (sent < due && inFlight < options.inFlightMax) send(Math.min(due - sent, options.inFlightMax - inFlight, options.batch), nowMs);
     if (sent >= plan.tasks) break;
     if (inFlight >= options.inFlightMax) await waitForWake(options.deadlineMs - nowMs);
     else await sleep(waitBeforeMs(plan, sent, performance.now() - started) ?? 0);
@@ -109,7 +115,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
     await waitForWake(left);
   }
   const durationMs = performance.now() - started;
-  pool.close();
+  sender.close();
   return {
     ...tally.report({ workload: options.workload.name, tasks: plan.tasks, concurrency: options.inFlightMax, durationMs, timedOut, interrupted: options.stop?.requested }),
     mode: "open",

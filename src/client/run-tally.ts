@@ -28,8 +28,10 @@ export function progressLine(p: RunProgress, total: number, elapsedMs: number): 
   return `${ended}/${total} (${percent}%)  ${rate} tasks/s  p99 ${p.p99Ms} ms  failed ${p.failed}  retried ${p.retried}  errors ${p.errors}`;
 }
 
+const EMPTY = new Uint8Array(0);
+
 export class RunTally {
-  /** Refusals and lost connections across every task's attempts (runWithRetries adds to it). */
+  /** Refusals and lost connections across every task's attempts (task-sender.ts adds to it). */
   readonly counters: AttemptCounters = { retried: 0, errors: {} };
   completed = 0;
   private failed = 0;
@@ -54,14 +56,23 @@ export class RunTally {
 
   /** One task ended: `outcome` undefined when every attempt was refused or lost; `latencyUs` asked only on success. */
   record(outcome: TaskOutcome | undefined, latencyUs: () => number): void {
-    if (outcome === undefined || !outcome.ok) {
+    if (outcome === undefined) return this.ended(false, false, EMPTY, 0);
+    this.ended(outcome.ok, true, outcome.output, outcome.ok ? latencyUs() : 0);
+  }
+
+  /**
+   * One task ended (the load loops' callback path): `ran` false when every attempt
+   * was refused or lost, else it ran and `ok` says how; `output` its result (a view).
+   */
+  ended(ok: boolean, ran: boolean, output: Uint8Array, latencyUs: number): void {
+    if (!ok) {
       this.failed++;
-      if (outcome?.error) this.counters.errors.E_TASK_FAILED = (this.counters.errors.E_TASK_FAILED ?? 0) + 1;
+      if (ran) this.counters.errors.E_TASK_FAILED = (this.counters.errors.E_TASK_FAILED ?? 0) + 1;
       return;
     }
-    this.histogram.recordValue(latencyUs());
+    this.histogram.recordValue(latencyUs);
     this.completed++;
-    if (this.expectedWords !== undefined) this.words += decode(outcome.output) as number;
+    if (this.expectedWords !== undefined) this.words += decode(output) as number;
   }
 
   /** The report; tasks not completed by a run that timed out count as failed. Call once: it frees the histogram. */

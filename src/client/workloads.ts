@@ -23,6 +23,8 @@ export const MIXED_MIX = [
 ] as const;
 
 const EMPTY = new Uint8Array(0);
+/** Shared: the load loops ask for one spec per task, and a noop needs no new object each time. */
+const NOOP_SPEC: TaskSpec = { type: "noop", payload: EMPTY };
 
 export interface WorkloadOptions {
   name: WorkloadName;
@@ -42,7 +44,7 @@ export interface Workload {
 export function makeWorkload(options: WorkloadOptions, tasks: number): Workload {
   switch (options.name) {
     case "noop":
-      return { task: () => ({ type: "noop", payload: EMPTY }) };
+      return { task: () => NOOP_SPEC };
     case "sleep":
     case "cpu": {
       const spec = { type: options.name, payload: encode({ ms: options.durationMs }) };

@@ -10,8 +10,9 @@ import type { Scheduler, SubmitOutcome, WorkflowOutcome } from "../core/schedule
 import type { Connection } from "../net/connection.ts";
 import { ByteWriter } from "../protocol/byte-writer.ts";
 import { SUBMIT_FLAGS_AT, submitPayloadBytes, writeControl, type Reader } from "../protocol/codec.ts";
+import { readSubmitBatchSpans } from "../protocol/batch-codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { Kind, SUBMIT_FLAG_NOTIFY } from "../protocol/messages.ts";
+import { Kind, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_NOTIFY, type BatchItemOutcome } from "../protocol/messages.ts";
 import { encodeParentEnded, Ev, FOREIGN_END_STATES, type ApplyResult } from "./event-log.ts";
 import { DLQ_PAGE_MAX, FOREIGN_WAITS_PAGE_MAX, isWorkflowNode, taskInfo, WORKFLOW_NODES_MAX } from "./request-shapes.ts";
 
@@ -27,6 +28,8 @@ export interface CommandPort {
   replyWhenCommitted(conn: Connection, requestId: number, body: Record<string, unknown>): void;
   /** Sends SUBMITTED once the entry just recorded is committed (`quiet`: nothing, its TASK_DONE says it). */
   submittedWhenCommitted(conn: Connection, requestId: number, taskId: number, quiet: boolean): void;
+  /** Sends SUBMITTED_BATCH once every entry recorded so far (the batch's last included) is committed. */
+  batchSubmittedWhenCommitted(conn: Connection, requestId: number, outcomes: BatchItemOutcome[]): void;
   /** Set while a graceful stop hands over: new submissions are refused (retryable). */
   handingOver(): string | undefined;
   /** The scheduler as it is now (a backup's is replaced by each snapshot). */
@@ -63,6 +66,59 @@ export class Commands {
     // A submitter that asked to be told when the task ends (notify) hears once, its TASK_DONE (which says it was accepted too).
     const quiet = (r.bytes[r.pos + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0;
     this.port.submittedWhenCommitted(conn, requestId, outcome.taskId, quiet);
+  }
+
+  /**
+   * SUBMIT_BATCH: each task is logged as its own SUBMIT entry, exactly as if it
+   * came alone (so backups, the WAL and recovery need nothing new, and an
+   * idempotency key repeated inside the batch finds the task its first use
+   * made), but the batch has one acknowledgement, held until its last entry is
+   * committed: every task it reports accepted is replicated (and on disk) by
+   * then. A task refused (bad field, payload too large, queue full) is refused
+   * in its slot of the answer; the others go ahead. A batch whose framing is
+   * broken is refused whole, on its own request.
+   */
+  submitBatch(conn: Connection, r: Reader): void {
+    if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "SUBMIT_BATCH shorter than its request id");
+    const requestId = r.view.getUint32(r.pos, true);
+    if (!this.port.isPrimary()) return this.port.refuseNotPrimary(conn, requestId);
+    const handingOver = this.port.handingOver();
+    if (handingOver !== undefined) return conn.sendError(requestId, "E_SHUTTING_DOWN", handingOver);
+    let spans;
+    try {
+      spans = readSubmitBatchSpans(r, SUBMIT_BATCH_TASKS_MAX);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return conn.sendError(requestId, err.code, err.message);
+    }
+    const outcomes: BatchItemOutcome[] = new Array(spans.starts.length);
+    for (let i = 0; i < spans.starts.length; i++) {
+      outcomes[i] = this.batchTask(conn, r.bytes, spans.starts[i]!, spans.ends[i]!, r);
+    }
+    this.port.batchSubmittedWhenCommitted(conn, requestId, outcomes);
+  }
+
+  /** One task of a batch, body[start, end): logged, or refused in its slot. */
+  private batchTask(conn: Connection, body: Uint8Array, start: number, end: number, r: Reader): BatchItemOutcome {
+    const batchEnd = r.end;
+    r.pos = start;
+    r.end = end;
+    try {
+      const payloadBytes = submitPayloadBytes(r);
+      if (payloadBytes > this.payloadBytesMax) {
+        return { ok: false, code: "E_TOO_LARGE", message: `the payload is ${payloadBytes} bytes; this coordinator accepts at most ${this.payloadBytesMax} (--payload-bytes-max)` };
+      }
+      const outcome = this.port.record(Ev.SUBMIT, conn.id, body, start, end) as SubmitOutcome;
+      if (!outcome.ok) return { ok: false, code: outcome.code, message: outcome.message };
+      // Its TASK_DONE will come on this connection (notify): not idle meanwhile (holdDone ends the wait).
+      if ((body[start + SUBMIT_FLAGS_AT]! & SUBMIT_FLAG_NOTIFY) !== 0) conn.idle.startWait();
+      return { ok: true, taskId: outcome.taskId };
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return { ok: false, code: err.code, message: err.message };
+    } finally {
+      r.end = batchEnd;
+    }
   }
 
   /**

@@ -135,6 +135,8 @@ export class Coordinator implements ConnectionHandler {
         this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED, requestId, taskId, status: 0, attempts: 0, output: EMPTY, quiet });
         if (quiet) conn.idle.startWait(); // it waits for the task to end: not idle meanwhile (holdDone ends the wait)
       },
+      batchSubmittedWhenCommitted: (conn, requestId, outcomes) =>
+        this.held.hold({ index: this.eventLog.lastIndex, conn, kind: Kind.SUBMITTED_BATCH, requestId, taskId: 0, status: 0, attempts: 0, output: EMPTY, outcomes }),
       handingOver: () => (this.stopping ? `${this.config.nodeId} is handing over; retry` : undefined),
       scheduler: () => this.scheduler,
       progressOf: (taskId) => this.observed.progressOf(taskId),
@@ -236,6 +238,8 @@ export class Coordinator implements ConnectionHandler {
     switch (kind) {
       case Kind.SUBMIT:
         return this.commands.submit(conn, r);
+      case Kind.SUBMIT_BATCH:
+        return this.commands.submitBatch(conn, r);
       case Kind.STATS_REQUEST: {
         const req = readControl<{ requestId?: unknown }>(r);
         writeControl(conn.writer, Kind.STATS, this.stats(Number(req.requestId) || 0));

@@ -9,7 +9,8 @@ import { HeldQueue } from "../core/replication-step.ts";
 import type { Task } from "../core/task.ts";
 import type { Connection } from "../net/connection.ts";
 import { writeControl, writeSubmitted, writeTaskDone } from "../protocol/codec.ts";
-import { Kind, TaskStatus, type RoleChange } from "../protocol/messages.ts";
+import { writeSubmittedBatch } from "../protocol/batch-codec.ts";
+import { Kind, TaskStatus, type BatchItemOutcome, type RoleChange } from "../protocol/messages.ts";
 import { failureOutput } from "./request-shapes.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -19,7 +20,7 @@ export interface HeldReply {
   /** Log index of the entry it reports on. */
   index: number;
   conn: Connection;
-  kind: typeof Kind.SUBMITTED | typeof Kind.TASK_DONE | typeof Kind.REPLY | typeof Kind.ERROR;
+  kind: typeof Kind.SUBMITTED | typeof Kind.SUBMITTED_BATCH | typeof Kind.TASK_DONE | typeof Kind.REPLY | typeof Kind.ERROR;
   requestId: number;
   taskId: number;
   status: number;
@@ -27,6 +28,8 @@ export interface HeldReply {
   output: Uint8Array;
   /** REPLY / ERROR: the msgpack body. */
   body?: Record<string, unknown>;
+  /** SUBMITTED_BATCH: each task's outcome; held at the index of the batch's last entry, so it leaves once all are committed. */
+  outcomes?: BatchItemOutcome[];
   /**
    * Nothing to send once committed: a SUBMIT with notify is answered by its
    * TASK_DONE alone. Held all the same, so a primary that steps down before
@@ -56,6 +59,7 @@ export class HeldReplies {
     this.held.release(committed, (h) => {
       if (h.quiet === true || !h.conn.writable()) return;
       if (h.kind === Kind.SUBMITTED) writeSubmitted(h.conn.writer, h.requestId, h.taskId);
+      else if (h.kind === Kind.SUBMITTED_BATCH) writeSubmittedBatch(h.conn.writer, h.requestId, h.outcomes ?? []);
       else if (h.kind === Kind.TASK_DONE) writeTaskDone(h.conn.writer, h.requestId, h.taskId, h.status, h.attempts, h.output);
       else writeControl(h.conn.writer, h.kind, h.body);
       h.conn.queueFlush();

@@ -53,6 +53,7 @@ const HELLO_NEEDS: Record<Role, Permission> = {
 /** The permission each message kind from a connection needs (kinds not listed need none beyond the handshake). */
 const KIND_NEEDS = new Map<number, Permission>([
   [Kind.SUBMIT, "submit"],
+  [Kind.SUBMIT_BATCH, "submit"],
   [Kind.WORKFLOW, "submit"],
   [Kind.CANCEL, "submit"],
   [Kind.STATS_REQUEST, "read"],

@@ -74,6 +74,12 @@ export class FrameWriter extends ByteWriter {
 
 export function writeSubmit(w: FrameWriter, f: SubmitFields): void {
   w.begin(Kind.SUBMIT);
+  writeSubmitBody(w, f);
+  w.end();
+}
+
+/** The body of one SUBMIT, without its message header (SUBMIT and each task of a SUBMIT_BATCH). */
+export function writeSubmitBody(w: ByteWriter, f: SubmitFields): void {
   w.u32(f.requestId);
   w.u8(f.priority);
   w.u8(f.extras === undefined ? f.flags & ~SUBMIT_FLAG_EXTRAS : f.flags | SUBMIT_FLAG_EXTRAS);
@@ -83,7 +89,6 @@ export function writeSubmit(w: FrameWriter, f: SubmitFields): void {
   w.str8(f.idempotencyKey);
   w.bytes32(f.payload);
   if (f.extras !== undefined) writeExtras(w, f.extras);
-  w.end();
 }
 
 function writeExtras(w: ByteWriter, x: SubmitExtras): void {
@@ -251,7 +256,7 @@ export class Reader {
  */
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
 
-function decodeUtf8(bytes: Uint8Array, at: number, n: number): string {
+export function decodeUtf8(bytes: Uint8Array, at: number, n: number): string {
   if (n === 0) return "";
   // ASCII is the same in Latin-1 and UTF-8: most keys and type names take this path.
   if (latin1Slice !== undefined && n <= 64 && isAscii(bytes, at, n)) return latin1Slice.call(bytes, at, at + n);

@@ -20,6 +20,13 @@ export const Kind = {
   SUBMITTED: 11,
   /** coordinator -> client: a task the client asked to hear about has ended. binary TaskDoneFields. */
   TASK_DONE: 12,
+  /**
+   * client -> coordinator or router: many new tasks as one unit, acknowledged once every one
+   * of them is committed. binary `u32 requestId | u32 count | (u32 bytes | SUBMIT body) * count`.
+   */
+  SUBMIT_BATCH: 15,
+  /** coordinator or router -> client: the outcome of each task of a SUBMIT_BATCH, in its order. binary SubmittedBatchFields. */
+  SUBMITTED_BATCH: 16,
   /** coordinator -> worker: run this task (one lease). binary AssignFields. */
   ASSIGN: 13,
   /** worker -> coordinator: outcome of one lease. binary ResultFields. */
@@ -182,6 +189,17 @@ export interface SubmitExtras {
   backoffMaxDelayMs: number;
   tags: string[];
   dependsOn: number[];
+}
+
+/** Tasks per SUBMIT_BATCH at most (a frame's byte limit bounds its size too). */
+export const SUBMIT_BATCH_TASKS_MAX = 10_000;
+
+/** One task's outcome in a SUBMITTED_BATCH: `u8 0 | f64 taskId`, or `u8 1 | str8 code | str16 message`. */
+export type BatchItemOutcome = { ok: true; taskId: number } | { ok: false; code: string; message: string };
+
+export interface SubmittedBatchFields {
+  requestId: number;
+  outcomes: BatchItemOutcome[];
 }
 
 export interface SubmittedFields {

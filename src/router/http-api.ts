@@ -10,9 +10,9 @@ import { authorizeHttp, httpGrants, PERMISSIONS, type Permission, type TokenTabl
 import { serveHttp, type HttpLimits, type HttpServer } from "../net/http-front.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { publicView } from "../protocol/public-view.ts";
-import { SchedulerClient, TaskError } from "../sdk/client.ts";
+import { BatchSubmitError, SchedulerClient, TaskError } from "../sdk/client.ts";
 import { LoopbackClient } from "./loopback-client.ts";
-import { HttpError, jsonResult, showTask, submitTasks, taskId } from "./task-request.ts";
+import { batchOutcomes, HttpError, jsonResult, showTask, submitTasks, taskId } from "./task-request.ts";
 import { DASHBOARD_ROUTES, isDashboardPath } from "./dashboard/routes.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { EventCursor, type TaskEvent } from "../protocol/events.ts";
@@ -171,6 +171,7 @@ export class HttpApi {
       return await this.route(req.method, parts, req, url);
     } catch (err) {
       if (err instanceof HttpError) return json(err.status, { error: { code: err.code, message: err.message } });
+      if (err instanceof BatchSubmitError) return json(STATUS_OF[err.code] ?? 500, { error: { code: err.code, message: err.message }, tasks: batchOutcomes(err) });
       if (err instanceof TaskError) return json(STATUS_OF[err.code] ?? 500, { error: { code: err.code, message: err.message } });
       this.log.error("http handler failed", { path: url.pathname, error: (err as Error).message });
       return json(500, { error: { code: "E_INTERNAL", message: (err as Error).message } });

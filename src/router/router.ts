@@ -13,13 +13,15 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { Routes } from "./routes.ts";
+import { routeSubmitBatch, type BatchRouterPort } from "./batch-route.ts";
 import { answerTaskByKey } from "./task-by-key.ts";
 import { EventRelay } from "./event-relay.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { copyWithRequestId, readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type Reader } from "../protocol/codec.ts";
+import { readSubmittedBatch } from "../protocol/batch-codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
-  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY,
+  Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type Role, type Welcome,
 } from "../protocol/messages.ts";
 
@@ -139,6 +141,8 @@ export class Router implements ConnectionHandler {
     switch (kind) {
       case Kind.SUBMIT:
         return this.routeSubmit(conn, r);
+      case Kind.SUBMIT_BATCH:
+        return routeSubmitBatch(this.batchPort, conn, r);
       case Kind.TASK_QUERY:
       case Kind.CANCEL:
       case Kind.WATCH:
@@ -230,12 +234,29 @@ export class Router implements ConnectionHandler {
   }
 
   private refuseShard(conn: Connection, requestId: number, shard: number): void {
-    if (shard < 0 || !this.shardMap.known.includes(shard)) {
-      conn.sendError(requestId, "E_UNKNOWN_SHARD", shard < 0 ? "no coordinator has been reached yet; retry" : `no coordinator serves shard ${shard}`);
-    } else {
-      conn.sendError(requestId, "E_UNAVAILABLE", `shard ${shard} has no reachable primary now; retry`);
-    }
+    const refusal = this.shardRefusal(shard);
+    conn.sendError(requestId, refusal.code, refusal.message);
   }
+
+  private shardRefusal(shard: number): { code: ErrorCode; message: string } {
+    if (shard < 0 || !this.shardMap.known.includes(shard)) {
+      return { code: "E_UNKNOWN_SHARD", message: shard < 0 ? "no coordinator has been reached yet; retry" : `no coordinator serves shard ${shard}` };
+    }
+    return { code: "E_UNAVAILABLE", message: `shard ${shard} has no reachable primary now; retry` };
+  }
+
+  /** What a SUBMIT_BATCH needs of the router (batch-route.ts). */
+  private readonly batchPort: BatchRouterPort = {
+    shardMap: this.shardMap,
+    primary: (shard) => {
+      const upstream = this.primaries.get(shard);
+      if (upstream === undefined) return this.shardRefusal(shard);
+      const conn = upstream.link.writableConnection();
+      if (conn === undefined) return { code: "E_UNAVAILABLE", message: `shard ${shard} is not reachable now; retry` };
+      return { routes: upstream.routes, conn };
+    },
+    forwarded: (tasks) => (this.forwarded += tasks),
+  };
 
   /** A workflow is created on one shard: the shard of the existing tasks it depends on, else the next in turn. */
   private routeWorkflow(conn: Connection, q: Record<string, unknown>): void {
@@ -392,6 +413,11 @@ export class Router implements ConnectionHandler {
         return this.answerRaw(upstream, kind, r);
       case Kind.EVENTS:
         return this.events.fromUpstream(upstream, r);
+      case Kind.SUBMITTED_BATCH: {
+        const answer = readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX);
+        upstream.routes.close(answer.requestId)?.onBatch?.(answer.outcomes);
+        return;
+      }
       case Kind.ERROR:
       case Kind.TASK_INFO:
       case Kind.REPLY:

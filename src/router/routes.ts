@@ -5,6 +5,7 @@
 // client's IdleClock, and every way a route ends, ends it.
 
 import type { Connection } from "../net/connection.ts";
+import type { BatchItemOutcome } from "../protocol/messages.ts";
 
 /** A request forwarded upstream, waiting for its answer. */
 export interface Route {
@@ -17,6 +18,8 @@ export interface Route {
   onControl?: (kind: number, body: Record<string, unknown>) => void;
   /** A subscription (event-relay.ts): its EVENTS come here, and it stays open until an ERROR or close. */
   onEvents?: (body: Record<string, unknown>) => void;
+  /** The router's own SUBMIT_BATCH to this coordinator (batch-route.ts) takes its SUBMITTED_BATCH here. */
+  onBatch?: (outcomes: BatchItemOutcome[]) => void;
 }
 
 export class Routes {

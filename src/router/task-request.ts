@@ -5,7 +5,7 @@
 import { encode } from "@msgpack/msgpack";
 import type { TaskInfo } from "../protocol/messages.ts";
 import { publicView } from "../protocol/public-view.ts";
-import { BACKOFF_FIELDS, decodeResult, unknownField, type SchedulerClient, type SubmitOptions } from "../sdk/client.ts";
+import { BACKOFF_FIELDS, decodeResult, unknownField, type BatchSubmitError, type SchedulerClient, type SubmitOptions } from "../sdk/client.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
 
 /** A refused request: our error code, and the HTTP status REST answers with. */
@@ -27,13 +27,22 @@ export function taskId(text: string): number {
 
 /**
  * Submits tasks given as REST bodies: every one is checked before any is
- * submitted, so a bad one refuses the whole request. Resolves with their ids in order.
+ * submitted, so a bad one refuses the whole request. Several go as SUBMIT_BATCH
+ * messages, each acknowledged once all its tasks are replicated; one refused
+ * there rejects with a BatchSubmitError saying, task by task, which were accepted.
+ * Resolves with their ids in order.
  */
 export async function submitTasks(client: SchedulerClient, specs: readonly unknown[], batchMax: number, where: (i: number) => string): Promise<number[]> {
   if (specs.length === 0) throw new HttpError(400, "E_BAD_REQUEST", "an empty batch");
   if (specs.length > batchMax) throw new HttpError(413, "E_TOO_LARGE", `at most ${batchMax} tasks per request`);
   const parsed = specs.map((s, i) => parseTask(s, where(i)));
-  return Promise.all(parsed.map((t) => client.submit(t.type, t.payload, t.options)));
+  if (parsed.length === 1) return [await client.submit(parsed[0]!.type, parsed[0]!.payload, parsed[0]!.options)];
+  return client.submitMany(parsed);
+}
+
+/** A partly refused batch, task by task, for a REST error body: `{taskId}` accepted (it exists), `{error}` refused. */
+export function batchOutcomes(err: BatchSubmitError): Array<{ taskId: number } | { error: { code: string; message: string } }> {
+  return err.outcomes.map((o) => (o.ok ? { taskId: o.taskId } : { error: { code: o.code, message: o.message } }));
 }
 
 const OPTIONAL_NUMBERS = ["priority", "maxAttempts", "timeoutMs", "delayMs", "deadlineMs"] as const;

@@ -7,20 +7,23 @@ import { Connection, DEFAULT_NET_LIMITS, type ConnectionHandler, type NetLimits 
 import { dial, parseHostPort, type HostPort } from "../net/endpoints.ts";
 import type { ClientTls } from "../net/tls.ts";
 import { readControl, readSubmitted, readTaskDone, writeControl, writeSubmit, type Reader } from "../protocol/codec.ts";
+import { readSubmittedBatch, writeSubmitBatch } from "../protocol/batch-codec.ts";
 import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import { SchedulerError, SchedulerError as TaskError } from "./errors.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
 import { checkEventBatch, checkFilter, type EventFilter, type ShardPosition } from "../protocol/events.ts";
 import { Subscriptions, type Subscription, type SubscriptionHandlers } from "./subscriptions.ts";
 import { checkSubmitOptions, extrasOf, WORKFLOW_TASK_FIELDS, type SubmitOptions, type WorkflowTask } from "./submit-options.ts";
+import { TaskStream, type TaskEnds } from "./task-stream.ts";
+import {
+  Kind, PROTOCOL_VERSION, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_NOTIFY, TaskStatus, type BatchItemOutcome, type SubmitFields, type WorkflowNode,
+  type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
+} from "../protocol/messages.ts";
 
 export {
   BACKOFF_FIELDS, checkSubmitOptions, SUBMIT_OPTION_FIELDS, unknownField, WORKFLOW_TASK_FIELDS, type SubmitOptions, type WorkflowTask,
 } from "./submit-options.ts";
-import {
-  Kind, PROTOCOL_VERSION, SUBMIT_FLAG_NOTIFY, TaskStatus, type WorkflowNode,
-  type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
-} from "../protocol/messages.ts";
+export type { TaskEnds } from "./task-stream.ts";
 
 export interface TaskOutcome {
   taskId: number;
@@ -55,6 +58,32 @@ export interface ClientOptions {
 }
 
 export const DEFAULT_PRIORITY = 100;
+
+/** One task of submitMany / submitBatch. */
+export interface BatchTask {
+  type: string;
+  payload?: unknown;
+  options?: SubmitOptions;
+}
+
+export type { BatchItemOutcome };
+
+/**
+ * Payload bytes per SUBMIT_BATCH message at most: a longer list goes as
+ * several batches, each well inside a server's 16 MiB frame limit.
+ */
+export const BATCH_PAYLOAD_BYTES_MAX = 4 * 1024 * 1024;
+
+/** submitMany() when some task was refused: `outcomes` says, per task in order, which were accepted (with ids) and which not. */
+export class BatchSubmitError extends SchedulerError {
+  constructor(
+    readonly outcomes: BatchItemOutcome[],
+    first: { index: number; code: ErrorCode; message: string },
+  ) {
+    super(first.code, `task ${first.index} of the batch: ${first.message} (${outcomes.filter((o) => !o.ok).length} of ${outcomes.length} refused; see outcomes)`);
+    this.name = "BatchSubmitError";
+  }
+}
 
 interface Pending {
   resolve(value: unknown): void;
@@ -92,6 +121,13 @@ export class SchedulerClient implements ConnectionHandler {
   private conn: Connection | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly subscriptions = new Subscriptions();
+  /** sendTasks()'s tasks: numbers, not promises (task-stream.ts). */
+  private readonly stream = new TaskStream(() => this.takeRequestId());
+
+  /** Where sendTasks()'s tasks end; set before the first call. */
+  set taskEnds(ends: TaskEnds | undefined) {
+    this.stream.ends = ends;
+  }
   private nextRequestId = 1;
   private welcome: Welcome | undefined;
   private welcomed: { resolve(w: Welcome): void; reject(e: Error): void } | undefined;
@@ -192,9 +228,75 @@ export class SchedulerClient implements ConnectionHandler {
     return reply.purged;
   }
 
-  /** Submits many tasks at once (they go out in the same frames); resolves with their ids in order. */
-  submitMany(tasks: Array<{ type: string; payload?: unknown; options?: SubmitOptions }>): Promise<number[]> {
-    return Promise.all(tasks.map((t) => this.submit(t.type, t.payload, t.options)));
+  /**
+   * Submits many tasks as SUBMIT_BATCH messages (one per SUBMIT_BATCH_TASKS_MAX
+   * tasks); resolves with their ids in order once every one is accepted
+   * (replicated, and logged with --data-dir). If any is refused, rejects with a
+   * BatchSubmitError whose outcomes say which were accepted: those exist.
+   */
+  async submitMany(tasks: BatchTask[]): Promise<number[]> {
+    const outcomes = await this.submitBatch(tasks);
+    const refused = outcomes.findIndex((o) => !o.ok);
+    if (refused < 0) return outcomes.map((o) => (o as { taskId: number }).taskId);
+    const first = outcomes[refused] as { code: string; message: string };
+    throw new BatchSubmitError(outcomes, { index: refused, code: isErrorCode(first.code) ? first.code : "E_BAD_REQUEST", message: first.message });
+  }
+
+  /**
+   * Submits many tasks as SUBMIT_BATCH messages and resolves with each task's
+   * outcome in order: accepted with its id, or refused with a code (a bad
+   * option is refused here, the rest by the server, task by task). Rejects only
+   * when a whole batch failed (the connection, E_NOT_PRIMARY, ...): then no
+   * task of it was acknowledged, and a retry under the same idempotency keys is safe.
+   */
+  async submitBatch(tasks: BatchTask[]): Promise<BatchItemOutcome[]> {
+    const outcomes: BatchItemOutcome[] = new Array(tasks.length);
+    const sends: Promise<void>[] = [];
+    let chunk: Array<{ index: number; fields: SubmitFields }> = [];
+    let chunkBytes = 0;
+    const flush = () => {
+      const sent = chunk;
+      chunk = [];
+      chunkBytes = 0;
+      sends.push(this.sendBatch(sent.map((t) => t.fields)).then((answers) => {
+        for (let i = 0; i < sent.length; i++) outcomes[sent[i]!.index] = answers[i]!;
+      }));
+    };
+    for (const [index, t] of tasks.entries()) {
+      const fields = this.submitFields(t.type, t.payload, t.options ?? {}, false);
+      if (typeof fields === "string") {
+        outcomes[index] = { ok: false, code: "E_BAD_REQUEST", message: fields };
+        continue;
+      }
+      if (chunk.length > 0 && (chunk.length >= SUBMIT_BATCH_TASKS_MAX || chunkBytes + fields.payload.length > BATCH_PAYLOAD_BYTES_MAX)) flush();
+      chunk.push({ index, fields });
+      chunkBytes += fields.payload.length;
+    }
+    if (chunk.length > 0) flush();
+    await Promise.all(sends);
+    return outcomes;
+  }
+
+  /**
+   * The load generators' path: sends `count` tasks, as single SUBMITs or as one
+   * SUBMIT_BATCH, and reports each one's end to `taskEnds` (on its acknowledgement,
+   * or on its TASK_DONE with `waitForEnd`). `fill(k, fields)` sets task k's type,
+   * payload and key in one reused object and returns its token. Throws
+   * E_UNAVAILABLE when the connection is closed (nothing was sent).
+   */
+  sendTasks(count: number, fill: (k: number, fields: SubmitFields) => number, waitForEnd: boolean, asBatch: boolean): void {
+    const conn = this.usable();
+    this.stream.send(conn.writer, count, fill, waitForEnd, asBatch);
+    conn.queueFlush();
+  }
+
+  /** One SUBMIT_BATCH; resolves with its SUBMITTED_BATCH's outcomes. */
+  private sendBatch(tasks: SubmitFields[]): Promise<BatchItemOutcome[]> {
+    const answer = this.request(false, (w, requestId) => writeSubmitBatch(w, requestId, tasks)) as Promise<BatchItemOutcome[]>;
+    return answer.then((outcomes) => {
+      if (outcomes.length !== tasks.length) throw new TaskError("E_BAD_FRAME", `the server answered a batch of ${tasks.length} tasks with ${outcomes.length} outcomes`);
+      return outcomes;
+    });
   }
 
   /** A finished task's result, decoded (msgpack; raw bytes otherwise). Rejects with E_UNKNOWN_TASK, E_HANDLER (it failed or was cancelled) or E_BAD_REQUEST (not finished yet). */
@@ -268,14 +370,24 @@ export class SchedulerClient implements ConnectionHandler {
   // ------------------------------------------------------------ internals
 
   private send(type: string, payload: unknown, options: SubmitOptions, waitsForDone: boolean): Promise<unknown> {
+    const fields = this.submitFields(type, payload, options, waitsForDone);
+    if (typeof fields === "string") return Promise.reject(new TaskError("E_BAD_REQUEST", fields));
+    return this.request(waitsForDone, (w, requestId) => {
+      fields.requestId = requestId;
+      writeSubmit(w, fields);
+    });
+  }
+
+  /** A task as the wire carries it (requestId 0 until sent), or why it cannot be sent. */
+  private submitFields(type: string, payload: unknown, options: SubmitOptions, waitsForDone: boolean): SubmitFields | string {
     const problem = checkSubmitOptions(options);
-    if (problem !== undefined) return Promise.reject(new TaskError("E_BAD_REQUEST", problem));
+    if (problem !== undefined) return problem;
     const bytes = payload instanceof Uint8Array ? payload : payload === undefined ? EMPTY : encode(payload);
     // A built-in type's payload is checked here, so a sleep of "abc" is refused before it exists, not failed on a worker.
     const badPayload = builtinPayloadProblem(type, bytes);
-    if (badPayload !== undefined) return Promise.reject(new TaskError("E_BAD_REQUEST", badPayload));
-    return this.request(waitsForDone, (w, requestId) => writeSubmit(w, {
-      requestId,
+    if (badPayload !== undefined) return badPayload;
+    return {
+      requestId: 0,
       priority: options.priority ?? DEFAULT_PRIORITY,
       flags: waitsForDone ? SUBMIT_FLAG_NOTIFY : 0,
       maxAttempts: options.maxAttempts ?? 0,
@@ -284,7 +396,7 @@ export class SchedulerClient implements ConnectionHandler {
       idempotencyKey: options.idempotencyKey ?? "",
       payload: bytes,
       extras: extrasOf(options),
-    }));
+    };
   }
 
   private control(kind: number, body: Record<string, unknown>): Promise<unknown> {
@@ -334,6 +446,7 @@ export class SchedulerClient implements ConnectionHandler {
     switch (kind) {
       case Kind.SUBMITTED: {
         const f = readSubmitted(r);
+        if (this.stream.answered(f.requestId, true, EMPTY)) return;
         const p = this.pending.get(f.requestId);
         if (p !== undefined && !p.waitsForDone) {
           this.pending.delete(f.requestId);
@@ -341,8 +454,18 @@ export class SchedulerClient implements ConnectionHandler {
         }
         return;
       }
+      case Kind.SUBMITTED_BATCH: {
+        if (this.stream.batchAnswered(r)) return;
+        const f = readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX);
+        const p = this.pending.get(f.requestId);
+        if (p === undefined) return;
+        this.pending.delete(f.requestId);
+        p.resolve(f.outcomes);
+        return;
+      }
       case Kind.TASK_DONE: {
         const f = readTaskDone(r);
+        if (this.stream.answered(f.requestId, f.status === TaskStatus.OK, f.output)) return;
         const p = this.pending.get(f.requestId);
         if (p === undefined) return;
         this.pending.delete(f.requestId);
@@ -390,6 +513,7 @@ export class SchedulerClient implements ConnectionHandler {
       return;
     }
     if (this.subscriptions.ended(e.requestId, error)) return;
+    if (this.stream.refused(e.requestId, code)) return;
     const p = this.pending.get(e.requestId);
     if (p === undefined) return;
     this.pending.delete(e.requestId);
@@ -403,5 +527,6 @@ export class SchedulerClient implements ConnectionHandler {
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
     this.subscriptions.endAll(error);
+    this.stream.closed(error.code);
   }
 }

@@ -7,15 +7,15 @@ import { encode } from "@msgpack/msgpack";
 import { backoffDelayMs } from "../net/backoff.ts";
 import { parseHostPort, type HostPort } from "../net/endpoints.ts";
 import type { ClusterStats, CoordinatorStats, TaskInfo } from "../protocol/messages.ts";
-import { checkSubmitOptions, decodeResult, SchedulerClient, type ClientOptions, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "./client.ts";
-import { asSchedulerError, isErrorCode, SchedulerError, TaskFailedError } from "./errors.ts";
+import { BatchSubmitError, checkSubmitOptions, decodeResult, SchedulerClient, type BatchItemOutcome, type ClientOptions, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "./client.ts";
+import { asSchedulerError, isErrorCode, isRetryable, SchedulerError, TaskFailedError } from "./errors.ts";
 import { DEFAULT_RETRY, idempotencyKeyOf, nextStep, RESENDS_MAX, ServerRotation, type RetryOptions } from "./failover.ts";
 import { TaskEvents, type EventsOptions } from "./events.ts";
 import { TaskHandle, type AnyTasks, type HandleOwner, type PayloadOf, type ResultOf, type TaskName, type TaskState, type TaskStatus, type TaskTypes } from "./task-handle.ts";
 
 /** The calls the failover client makes on one connection (a SchedulerClient; a fake in unit tests). */
 export type Link = Pick<SchedulerClient,
-  "submit" | "run" | "wait" | "task" | "cancel" | "workflow" | "deadLetters" | "requeue" | "purgeDeadLetters"
+  "submit" | "submitBatch" | "run" | "wait" | "task" | "cancel" | "workflow" | "deadLetters" | "requeue" | "purgeDeadLetters"
   | "stats" | "clusterStats" | "close" | "closed" | "onRole" | "subscribe">;
 
 export interface ConnectOptions {
@@ -119,9 +119,35 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
     return new TaskHandle<ResultOf<M, K>>(id, sent.idempotencyKey, this);
   }
 
-  /** Submits many tasks (sent in the same frames); resolves with their handles in order. */
-  submitMany<K extends TaskName<M>>(tasks: Array<{ type: K; payload?: PayloadOf<M, K>; options?: SubmitOptions }>): Promise<Array<TaskHandle<ResultOf<M, K>>>> {
-    return Promise.all(tasks.map((t) => this.submit(t.type, t.payload, t.options)));
+  /**
+   * Submits many tasks as batch messages (each acknowledged once every task in
+   * it is replicated); resolves with their handles in order. Every task gets an
+   * idempotency key, so a batch lost with its connection, or a task refused
+   * with a retryable code (its shard had no primary for a moment), is sent
+   * again without duplicating anything. A task refused for good rejects the
+   * call with a BatchSubmitError whose outcomes say which tasks were accepted.
+   */
+  async submitMany<K extends TaskName<M>>(tasks: Array<{ type: K; payload?: PayloadOf<M, K>; options?: SubmitOptions }>): Promise<Array<TaskHandle<ResultOf<M, K>>>> {
+    const keyed = tasks.map((t) => ({ type: t.type as string, payload: encodePayload(t.payload), options: this.keyed(t.options ?? {}) }));
+    const outcomes: BatchItemOutcome[] = new Array(keyed.length);
+    let waiting = keyed.map((_, i) => i);
+    for (let round = 0; waiting.length > 0; round++) {
+      const sent = waiting;
+      const answers = await this.retrying((link) => link.submitBatch(sent.map((i) => keyed[i]!)), KEYED);
+      waiting = [];
+      for (const [j, i] of sent.entries()) {
+        const answer = answers[j]!;
+        outcomes[i] = answer;
+        if (!answer.ok && isErrorCode(answer.code) && isRetryable(answer.code) && round + 1 < RESENDS_MAX) waiting.push(i);
+      }
+      if (waiting.length > 0) await this.pause(backoffDelayMs(round, this.retry.minDelayMs, this.retry.maxDelayMs, this.random()));
+    }
+    const refused = outcomes.findIndex((o) => !o.ok);
+    if (refused >= 0) {
+      const first = outcomes[refused] as { code: string; message: string };
+      throw new BatchSubmitError(outcomes, { index: refused, code: isErrorCode(first.code) ? first.code : "E_BAD_REQUEST", message: first.message });
+    }
+    return outcomes.map((o, i) => new TaskHandle<ResultOf<M, K>>((o as { taskId: number }).taskId, keyed[i]!.options.idempotencyKey, this));
   }
 
   /** Submits a task and waits for it: resolves with its decoded result, rejects with a TaskFailedError. */

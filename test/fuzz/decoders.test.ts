@@ -6,6 +6,8 @@
 import { describe, expect, test } from "bun:test";
 import { Prng } from "../../src/core/prng.ts";
 import { forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader } from "../../src/protocol/codec.ts";
+import { readSubmitBatch, readSubmittedBatch } from "../../src/protocol/batch-codec.ts";
+import { SUBMIT_BATCH_TASKS_MAX } from "../../src/protocol/messages.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { checkEventBatch, checkSubscribe, EventCursor } from "../../src/protocol/events.ts";
@@ -17,6 +19,7 @@ const FRAME_BYTES_MAX = 16 * 1024;
 const READERS: Array<(r: Reader) => unknown> = [
   readSubmit, readSubmitted, readAssign, readResult, readTaskDone, (r) => readControl(r),
   (r) => checkSubscribe(readControl(r)), (r) => checkEventBatch(readControl(r)),
+  (r) => readSubmitBatch(r, SUBMIT_BATCH_TASKS_MAX), (r) => readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX),
 ];
 
 interface Outcome {

@@ -3,12 +3,10 @@
 
 import { Prng } from "../../src/core/prng.ts";
 import { makeTaskId } from "../../src/core/task.ts";
-import {
-  FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader,
-  writeAssign, writeControl, writeResult, writeSubmit, writeSubmitted, writeTaskDone,
-} from "../../src/protocol/codec.ts";
+import { FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader, writeAssign, writeControl, writeResult, writeSubmit, writeSubmitted, writeTaskDone } from "../../src/protocol/codec.ts";
+import { readSubmitBatch, readSubmittedBatch, writeSubmitBatch, writeSubmittedBatch } from "../../src/protocol/batch-codec.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
-import { SUBMIT_FLAG_EXTRAS, Kind, type AssignFields, type ResultFields, type SubmitFields, type SubmittedFields, type TaskDoneFields } from "../../src/protocol/messages.ts";
+import { SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_EXTRAS, Kind, type AssignFields, type SubmittedBatchFields, type ResultFields, type SubmitFields, type SubmittedFields, type TaskDoneFields } from "../../src/protocol/messages.ts";
 import { randomBytes } from "./helpers.ts";
 
 export type Message =
@@ -17,6 +15,8 @@ export type Message =
   | { kind: typeof Kind.ASSIGN; fields: AssignFields }
   | { kind: typeof Kind.RESULT; fields: ResultFields }
   | { kind: typeof Kind.TASK_DONE; fields: TaskDoneFields }
+  | { kind: typeof Kind.SUBMIT_BATCH; fields: { requestId: number; tasks: SubmitFields[] } }
+  | { kind: typeof Kind.SUBMITTED_BATCH; fields: SubmittedBatchFields }
   | { kind: number; control: unknown };
 
 export function writeMessage(w: FrameWriter, m: Message): void {
@@ -39,6 +39,14 @@ export function writeMessage(w: FrameWriter, m: Message): void {
     case Kind.TASK_DONE: {
       const f = m.fields as TaskDoneFields;
       return writeTaskDone(w, f.requestId, f.taskId, f.status, f.attempts, f.output);
+    }
+    case Kind.SUBMIT_BATCH: {
+      const f = m.fields as { requestId: number; tasks: SubmitFields[] };
+      return writeSubmitBatch(w, f.requestId, f.tasks);
+    }
+    case Kind.SUBMITTED_BATCH: {
+      const f = m.fields as SubmittedBatchFields;
+      return writeSubmittedBatch(w, f.requestId, f.outcomes);
     }
   }
   throw new Error(`no writer for kind ${(m as Message).kind}`);
@@ -71,6 +79,12 @@ export function readMessage(kind: number, r: Reader): Message {
       const f = readTaskDone(r);
       return { kind, fields: { ...f, output: f.output.slice() } };
     }
+    case Kind.SUBMIT_BATCH: {
+      const f = readSubmitBatch(r, SUBMIT_BATCH_TASKS_MAX);
+      return { kind, fields: { requestId: f.requestId, tasks: f.tasks.map((t) => ({ ...t, payload: t.payload.slice() })) } };
+    }
+    case Kind.SUBMITTED_BATCH:
+      return { kind, fields: readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX) };
     default:
       return { kind, control: readControl(r) };
   }
@@ -110,11 +124,18 @@ export function randomMessage(prng: Prng): Message {
   const bytes = (): Uint8Array => randomBytes(prng, prng.int(4) === 0 ? 0 : prng.int(64));
   const taskId = makeTaskId(prng.int(4096), 1 + prng.int(1_000_000));
   const u32 = (): number => prng.int(2 ** 32);
-  switch (prng.int(6)) {
+  const submit = (): SubmitFields => (
+    { requestId: u32(), priority: prng.int(256), flags: prng.int(256) & ~SUBMIT_FLAG_EXTRAS, maxAttempts: prng.int(65536), timeoutMs: u32(), type: str(), idempotencyKey: str(), payload: bytes() }
+  );
+  switch (prng.int(8)) {
     case 0:
+      return { kind: Kind.SUBMIT, fields: submit() };
+    case 6:
+      return { kind: Kind.SUBMIT_BATCH, fields: { requestId: u32(), tasks: Array.from({ length: 1 + prng.int(4) }, submit) } };
+    case 7:
       return {
-        kind: Kind.SUBMIT,
-        fields: { requestId: u32(), priority: prng.int(256), flags: prng.int(256) & ~SUBMIT_FLAG_EXTRAS, maxAttempts: prng.int(65536), timeoutMs: u32(), type: str(), idempotencyKey: str(), payload: bytes() },
+        kind: Kind.SUBMITTED_BATCH,
+        fields: { requestId: u32(), outcomes: Array.from({ length: prng.int(4) }, () => (prng.int(2) === 0 ? { ok: true as const, taskId } : { ok: false as const, code: "E_QUEUE_FULL", message: `refused ${str()} é` })) },
       };
     case 1:
       return { kind: Kind.SUBMITTED, fields: { requestId: u32(), taskId } };

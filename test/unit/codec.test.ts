@@ -7,12 +7,10 @@ import { encode } from "@msgpack/msgpack";
 import { Prng } from "../../src/core/prng.ts";
 import { makeTaskId, SHARD_MAX } from "../../src/core/task.ts";
 import { ByteWriter } from "../../src/protocol/byte-writer.ts";
-import {
-  FRAME_SOFT_BYTES, FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader, submitPayloadBytes,
-  writeAssign, writeAssignBody, writeControl, writeRaw, writeResult, writeResultBody, writeSubmit, writeSubmitted, writeTaskDone,
-} from "../../src/protocol/codec.ts";
+import { FRAME_SOFT_BYTES, FrameWriter, forEachMessage, readAssign, readControl, readResult, readSubmit, readSubmitted, readTaskDone, Reader, submitPayloadBytes, writeAssign, writeAssignBody, writeControl, writeRaw, writeResult, writeResultBody, writeSubmit, writeSubmitted, writeTaskDone } from "../../src/protocol/codec.ts";
+import { readSubmitBatch, readSubmitBatchSpans, readSubmittedBatch, writeSubmitBatch, writeSubmittedBatch } from "../../src/protocol/batch-codec.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../../src/protocol/frame-decoder.ts";
-import { Kind, KIND_NAMES, type SubmitFields } from "../../src/protocol/messages.ts";
+import { Kind, KIND_NAMES, SUBMIT_BATCH_TASKS_MAX, type SubmitFields } from "../../src/protocol/messages.ts";
 import { byteChunks, decodeStream, encodeMessages, randomMessage, readMessage, type Message } from "../support/codec-fixtures.ts";
 import { concatBytes, expectProtocolError, randomBytes } from "../support/helpers.ts";
 
@@ -33,6 +31,8 @@ const EVERY_KIND: Message[] = [
   { kind: Kind.RESULT, fields: { taskId: BIG_TASK_ID, attempt: 2, status: 1, output: new TextEncoder().encode("E_HANDLER: boom") } },
   { kind: Kind.RESULT, fields: { taskId: 1, attempt: 1, status: 0, output: new Uint8Array(0) } },
   { kind: Kind.TASK_DONE, fields: { requestId: 12, taskId: makeTaskId(1, 1), status: 0, attempts: 3, output: encode({ words: 42 }) } },
+  { kind: Kind.SUBMIT_BATCH, fields: { requestId: 9, tasks: [SUBMIT, { ...SUBMIT, requestId: 0, flags: 2, extras: { delayMs: 1, deadlineMs: 0, backoffType: 0, backoffDelayMs: 0, backoffMaxDelayMs: 0, tags: [], dependsOn: [BIG_TASK_ID] } }] } },
+  { kind: Kind.SUBMITTED_BATCH, fields: { requestId: 9, outcomes: [{ ok: true, taskId: BIG_TASK_ID }, { ok: false, code: "E_QUEUE_FULL", message: "full: ü" }] } },
   { kind: Kind.HELLO, control: { role: "worker", version: 1, nodeId: "w-1", slots: 4, tags: ["gpu", "ssd"] } },
   { kind: Kind.ERROR, control: { requestId: 0, code: "E_BAD_FRAME", message: "bad" } },
   { kind: Kind.STATS, control: { nested: { list: [1, 2.5, "three", null, true] }, bin: Uint8Array.from([9, 8]) } },
@@ -216,6 +216,8 @@ describe("malformed message bodies are E_BAD_FRAME", () => {
     ["ASSIGN", Kind.ASSIGN, bodyOf((w) => writeAssign(w, 1, 1, 10, "cpu", Uint8Array.from([1, 2]))), readAssign],
     ["RESULT", Kind.RESULT, bodyOf((w) => writeResult(w, 1, 1, 0, Uint8Array.from([1, 2]))), readResult],
     ["TASK_DONE", Kind.TASK_DONE, bodyOf((w) => writeTaskDone(w, 1, 1, 0, 1, Uint8Array.from([1, 2]))), readTaskDone],
+    ["SUBMIT_BATCH", Kind.SUBMIT_BATCH, bodyOf((w) => writeSubmitBatch(w, 1, [SUBMIT, SUBMIT])), (r) => readSubmitBatch(r, SUBMIT_BATCH_TASKS_MAX)],
+    ["SUBMITTED_BATCH", Kind.SUBMITTED_BATCH, bodyOf((w) => writeSubmittedBatch(w, 1, [{ ok: true, taskId: 5 }, { ok: false, code: "E_CYCLE", message: "a cycle" }])), (r) => readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX)],
   ];
 
   for (const [name, kind, body, read] of bodies) {
@@ -492,4 +494,55 @@ test("every message kind has a code of its own", () => {
   const repeated = codes.filter((code, i) => codes.indexOf(code) !== i);
   expect(repeated).toEqual([]);
   expect(Object.keys(KIND_NAMES).length).toBe(codes.length);
+});
+
+describe("SUBMIT_BATCH bounds", () => {
+  const header = (requestId: number, count: number, rest: Uint8Array = new Uint8Array(0)) => {
+    const w = new ByteWriter(16);
+    w.u32(requestId);
+    w.u32(count);
+    return concatBytes([w.toBytes(), rest]);
+  };
+  const spans = (body: Uint8Array, max = SUBMIT_BATCH_TASKS_MAX) => readOne(oneMessageFrame(Kind.SUBMIT_BATCH, body), (r) => readSubmitBatchSpans(r, max));
+
+  test("no task is E_BAD_REQUEST; more than the limit is E_TOO_LARGE, before anything is allocated for them", () => {
+    expectProtocolError(() => spans(header(1, 0)), "E_BAD_REQUEST");
+    expectProtocolError(() => spans(header(1, SUBMIT_BATCH_TASKS_MAX + 1)), "E_TOO_LARGE");
+    expectProtocolError(() => spans(header(1, 0xffffffff)), "E_TOO_LARGE");
+    expectProtocolError(() => spans(bodyOf((w) => writeSubmitBatch(w, 1, [SUBMIT, SUBMIT, SUBMIT])), 2), "E_TOO_LARGE");
+  });
+
+  test("a count the body cannot hold, or a task shorter than its request id, is E_BAD_FRAME", () => {
+    expectProtocolError(() => spans(header(1, 1000, new Uint8Array(100))), "E_BAD_FRAME");
+    const tiny = new ByteWriter(64);
+    tiny.u32(3);
+    tiny.raw(new Uint8Array(3));
+    expectProtocolError(() => spans(header(1, 1, concatBytes([tiny.toBytes(), new Uint8Array(20)]))), "E_BAD_FRAME");
+  });
+
+  test("the spans cover each task's SUBMIT body exactly", () => {
+    const body = bodyOf((w) => writeSubmitBatch(w, 77, [SUBMIT, { ...SUBMIT, requestId: 5, payload: new Uint8Array(300) }]));
+    const s = spans(body);
+    expect(s.requestId).toBe(77);
+    expect(s.ends[0]! - s.starts[0]!).toBe(bodyOf((w) => writeSubmit(w, SUBMIT)).length);
+    expect(s.starts[1]).toBe(s.ends[0]! + 4);
+    expect(s.ends[1]).toBe(5 + body.length); // positions in the frame body, after its 5-byte message header
+  });
+
+  test("a refused task's message is cut to 1,024 bytes; its code to 64", () => {
+    const body = bodyOf((w) => writeSubmittedBatch(w, 1, [{ ok: false, code: "E_BAD_REQUEST", message: "x".repeat(5000) }]));
+    const outcome = readOne(oneMessageFrame(Kind.SUBMITTED_BATCH, body), (r) => readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX)).outcomes[0]!;
+    expect(outcome).toEqual({ ok: false, code: "E_BAD_REQUEST", message: "x".repeat(1024) });
+    // Cut before a character, never inside one: "é" is 2 bytes, and 1,024 of them would split at an odd count.
+    const accented = bodyOf((w) => writeSubmittedBatch(w, 1, [{ ok: false, code: "E_BAD_REQUEST", message: "a" + "é".repeat(1000) }]));
+    const cut = readOne(oneMessageFrame(Kind.SUBMITTED_BATCH, accented), (r) => readSubmittedBatch(r, SUBMIT_BATCH_TASKS_MAX)).outcomes[0]!;
+    expect(cut).toEqual({ ok: false, code: "E_BAD_REQUEST", message: "a" + "é".repeat(511) });
+  });
+
+  test("a task that cannot be encoded drops the whole batch message and leaves the frame valid", () => {
+    const w = new FrameWriter(256);
+    writeSubmitted(w, 1, 2);
+    expectProtocolError(() => writeSubmitBatch(w, 3, [SUBMIT, { ...SUBMIT, type: "y".repeat(300) }]), "E_TOO_LARGE");
+    expect(decodeStream([w.finish()]).map((m) => m.kind)).toEqual([Kind.SUBMITTED]);
+  });
 });

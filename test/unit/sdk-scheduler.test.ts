@@ -6,7 +6,7 @@ import { rejectsNotThrows } from "../support/helpers.ts";
 import { describe, expect, test } from "bun:test";
 import type { HostPort } from "../../src/net/endpoints.ts";
 import type { RoleChange, TaskInfo } from "../../src/protocol/messages.ts";
-import type { SubmitOptions, TaskOutcome } from "../../src/sdk/client.ts";
+import { BatchSubmitError, type BatchItemOutcome, type SubmitOptions, type TaskOutcome } from "../../src/sdk/client.ts";
 import { SchedulerError, TaskFailedError } from "../../src/sdk/errors.ts";
 import { connect, type Link } from "../../src/sdk/scheduler.ts";
 
@@ -56,6 +56,17 @@ class FakeLink {
   wait(taskId: number): Promise<TaskOutcome> {
     if (taskId === 999) return this.answer("wait", undefined, () => ({ taskId, ok: false, attempts: 2, output: new Uint8Array(0), code: "E_TIMEOUT", message: "attempt 2 ran past 10 ms", error: "E_TIMEOUT: attempt 2 ran past 10 ms" }));
     return this.answer("wait", undefined, () => ({ taskId, ok: true, attempts: 1, output: new Uint8Array([0x2a]) }));
+  }
+  /** Keys this server refuses in a batch: once as retryable (E_UNAVAILABLE), or always (E_UNKNOWN_TASK). */
+  readonly refuseOnce = new Set<string>();
+  readonly refuseAlways = new Set<string>();
+  submitBatch(tasks: Array<{ options?: SubmitOptions }>): Promise<BatchItemOutcome[]> {
+    const keys = tasks.map((t) => t.options!.idempotencyKey!);
+    return this.answer("submitBatch", keys.join(","), () => keys.map((key): BatchItemOutcome => {
+      if (this.refuseOnce.delete(key)) return { ok: false, code: "E_UNAVAILABLE", message: "its shard has no primary now; retry" };
+      if (this.refuseAlways.has(key)) return { ok: false, code: "E_UNKNOWN_TASK", message: "no such parent" };
+      return { ok: true, taskId: this.idFor(key) };
+    }));
   }
   workflow(tasks: Array<{ idempotencyKey?: string }>): Promise<number[]> {
     return this.answer("workflow", tasks.map((t) => t.idempotencyKey).join(","), () => tasks.map((t) => this.idFor(t.idempotencyKey!)));
@@ -127,6 +138,34 @@ describe("Scheduler over fake connections", () => {
     expect(sent[0]!.key).toBe(sent[1]!.key);
     expect(sent[0]!.key).toMatch(/^sdk-.+-0,mine$/);
     expect(ids).toEqual([100, 101]);
+    await client.close();
+  });
+
+  test("submitMany: a batch whose reply was lost goes to the next server under the same keys, so no task is made twice", async () => {
+    const c = fakeCluster(2);
+    const client = await connect(c.options);
+    c.links[0]!.dieOnNext = true;
+    const handles = await client.submitMany([{ type: "noop" }, { type: "noop", options: { idempotencyKey: "mine" } }]);
+    const sent = c.log.filter((s) => s.call === "submitBatch");
+    expect(sent.map((s) => s.server)).toEqual([0, 1]);
+    expect(sent[1]!.key).toBe(sent[0]!.key!);
+    expect(sent[0]!.key).toMatch(/^sdk-.+,mine$/);
+    expect(handles.map((h) => h.id)).toEqual([100, 101]);
+    await client.close();
+  });
+
+  test("submitMany: a task refused as retryable is sent again alone; one refused for good rejects with every task's outcome", async () => {
+    const c = fakeCluster(1);
+    const client = await connect(c.options);
+    c.links[0]!.refuseOnce.add("b");
+    const handles = await client.submitMany(["a", "b", "c"].map((k) => ({ type: "noop", options: { idempotencyKey: k } })));
+    expect(c.log.filter((s) => s.call === "submitBatch").map((s) => s.key)).toEqual(["a,b,c", "b"]);
+    expect(handles.map((h) => h.id)).toEqual([100, 102, 101]);
+    c.links[0]!.refuseAlways.add("bad");
+    const refused = await client.submitMany([{ type: "noop", options: { idempotencyKey: "bad" } }, { type: "noop", options: { idempotencyKey: "a" } }]).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BatchSubmitError);
+    expect((refused as BatchSubmitError).code).toBe("E_UNKNOWN_TASK");
+    expect((refused as BatchSubmitError).outcomes).toEqual([{ ok: false, code: "E_UNKNOWN_TASK", message: "no such parent" }, { ok: true, taskId: 100 }]);
     await client.close();
   });
 

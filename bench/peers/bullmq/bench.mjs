@@ -7,6 +7,7 @@
 //   node bench.mjs --workload throughput --jobs 100000          # no-op jobs added in bulk, time to the last completion
 //   node bench.mjs --workload open --rate 2000 --duration-s 3   # open loop: latency from each job's intended send time
 //   node bench.mjs --workload closed --clients 64 --jobs 20000  # 64 loops: add a job, wait for it, repeat
+//   node bench.mjs --workload ingest --jobs 500000 --bulk 1000  # addBulk only, no worker: jobs acknowledged per second
 //
 // Completions are seen the way a BullMQ producer sees them: QueueEvents
 // ("completed" events read from the queue's Redis stream).
@@ -39,6 +40,7 @@ const { values: o } = parseArgs({
     runs: { type: "string", default: "1" },
     jobs: { type: "string", default: "100000" },
     bulk: { type: "string", default: "1000" },
+    "in-flight-bulks": { type: "string", default: "4" },
     rate: { type: "string", default: "2000" },
     "duration-s": { type: "string", default: "3" },
     clients: { type: "string", default: "64" },
@@ -55,6 +57,7 @@ if (o.help) {
   throughput  --jobs no-op jobs added in addBulk batches of --bulk; throughput to the last completion
   open        --rate jobs/s on a fixed schedule for --duration-s; latency from each job's intended send time
   closed      --clients loops, each adding a job and waiting for its completion; --jobs in all
+  ingest      --jobs no-op jobs added with addBulk (batches of --bulk, --in-flight-bulks at once), no worker: added jobs/s
 
 Options: --runs N (1), --jobs N (100000), --bulk N (1000), --rate N (2000), --duration-s S (3), --clients N (64),
   --concurrency N per worker process (256), --workers N processes (1), --deadline-s S per run (120),
@@ -63,7 +66,7 @@ Prints one JSON line per run (our client's --json shape plus "system"); progress
 `);
   process.exit(0);
 }
-if (!["throughput", "open", "closed"].includes(o.workload)) throw new Error(`--workload must be throughput, open or closed, got ${o.workload}`);
+if (!["throughput", "open", "closed", "ingest"].includes(o.workload)) throw new Error(`--workload must be throughput, open, closed or ingest, got ${o.workload}`);
 const num = (name) => {
   const n = Number(o[name]);
   if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${o[name]}`);
@@ -131,6 +134,33 @@ async function throughputRun(queue, deadline) {
     throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize([]), timedOut: completed < jobs,
     // Jobs added in bulk have no per-job send time worth measuring from: this run measures throughput only.
     latencyMeasured: false, addedMs: Math.round(addedMs),
+  });
+}
+
+/** (d) Ingest: addBulk batches of --bulk, --in-flight-bulks of them at once, no worker; a job counts once addBulk resolved. */
+async function ingestRun(queue, deadline) {
+  const jobs = num("jobs");
+  const bulk = num("bulk");
+  let sent = 0, added = 0, failed = 0;
+  const started = performance.now();
+  const loop = async () => {
+    while (sent < jobs && performance.now() < deadline) {
+      const n = Math.min(bulk, jobs - sent);
+      sent += n;
+      try {
+        const jobsAdded = await queue.addBulk(Array.from({ length: n }, () => ({ name: "noop", data: {} })));
+        added += jobsAdded.length; // after the await: `added += await ...` would read `added` before it, losing other loops' adds
+      } catch (err) {
+        failed += n;
+        if (failed === n) process.stderr.write(`bullmq: addBulk failed: ${err.message}\n`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: num("in-flight-bulks") }, loop));
+  const durationMs = performance.now() - started;
+  return report({
+    tasks: jobs, concurrency: bulk, completed: added, failed: jobs - added, durationMs: Math.round(durationMs),
+    throughput: Math.round((added / durationMs) * 1000), latencyMs: summarize([]), timedOut: added + failed < jobs, mode: "ingest",
   });
 }
 
@@ -227,13 +257,20 @@ async function main() {
   const workers = children.workers;
   let queue, events;
   try {
-    for (let w = 0; w < num("workers"); w++) workers.push(startWorker(redis.port, queueName));
+    const ingest = o.workload === "ingest";
+    // Ingest measures acknowledged adds alone: no worker takes CPU from the producer and Redis.
+    for (let w = 0; w < (ingest ? 0 : num("workers")); w++) workers.push(startWorker(redis.port, queueName));
     await Promise.all(workers.map((w) => w.ready));
     queue = new Queue(queueName, { connection, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
     events = new QueueEvents(queueName, { connection });
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
     process.stderr.write(`bullmq: redis ${redis.version} on port ${redis.port}, ${workers.length} worker process(es) x concurrency ${o.concurrency}, node ${process.version}\n`);
-    for (let run = 0; run < num("runs"); run++) {
+    for (let run = 0; ingest && run < num("runs"); run++) {
+      if (run === 0) await ingestRun(queue, performance.now() + num("deadline-s") * 1000); // warm-up, unmeasured
+      await queue.drain(); // the jobs of the run before, not held in Redis's memory during this one
+      process.stdout.write(JSON.stringify(await ingestRun(queue, performance.now() + num("deadline-s") * 1000)) + "\n");
+    }
+    for (let run = 0; !ingest && run < num("runs"); run++) {
       const completions = new Completions(events);
       try {
         // Until QueueEvents is reading, completions go unseen: retry the check until one round is all seen.

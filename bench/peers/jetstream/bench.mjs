@@ -8,6 +8,7 @@
 //   bun bench.mjs --mode memory --workload throughput --jobs 100000 --in-flight 512
 //   bun bench.mjs --mode file   --workload open --rate 2000 --duration-s 3
 //   bun bench.mjs --mode r3     --workload closed --clients 64 --jobs 20000
+//   bun bench.mjs --mode memory --workload ingest --jobs 500000 --in-flight 4096
 //
 // A job is a message on a WorkQueue stream, published with JetStream's
 // publish (acknowledged by the stream, not awaited one by one: many are in
@@ -59,6 +60,7 @@ if (o.help) {
   throughput  --jobs no-op jobs, --in-flight of them published and not yet completed at any time
   open        --rate jobs/s on a fixed schedule for --duration-s; latency from each job's intended send time
   closed      --clients loops, each publishing a job and waiting for its completion; --jobs in all
+  ingest      --jobs publishes, --in-flight of them awaiting their PubAck at any time, no worker: acknowledged jobs/s
 
 Options: --runs N (1), --jobs N (100000), --in-flight N (512), --rate N (2000), --duration-s S (3), --clients N (64),
   --batch N the worker's consume() batch (1000), --max-ack-pending N the consumer's (20000), --workers N processes (1),
@@ -68,7 +70,7 @@ Prints one JSON line per run (our client's --json shape plus "system"); progress
   process.exit(0);
 }
 if (!["memory", "file", "r3"].includes(o.mode)) throw new Error(`--mode must be memory, file or r3, got ${o.mode}`);
-if (!["throughput", "open", "closed"].includes(o.workload)) throw new Error(`--workload must be throughput, open or closed, got ${o.workload}`);
+if (!["throughput", "open", "closed", "ingest"].includes(o.workload)) throw new Error(`--workload must be throughput, open, closed or ingest, got ${o.workload}`);
 const num = (name) => {
   const n = Number(o[name]);
   if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${o[name]}`);
@@ -149,6 +151,35 @@ async function throughputRun(submitter, deadline) {
     tasks: jobs, concurrency: window, completed, failed: jobs - completed, durationMs: Math.round(durationMs),
     throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), timedOut: completed + failed < jobs,
     errors: submitter.publishErrors > 0 ? { publish: submitter.publishErrors } : {},
+  });
+}
+
+/**
+ * (d) Ingest: async publish with --in-flight PubAcks outstanding, no worker
+ * consuming; a job counts once the stream acknowledged it (stored, replicated with r3).
+ */
+async function ingestRun(js, deadline) {
+  const jobs = num("jobs");
+  const window = num("in-flight");
+  let sent = 0, acked = 0, failed = 0;
+  const started = performance.now();
+  await new Promise((resolve) => {
+    const publishOne = () => {
+      sent++;
+      js.publish("jobs.noop", "ingest").then(
+        () => acked++,
+        () => failed++,
+      ).finally(() => {
+        if (sent < jobs && performance.now() < deadline) publishOne();
+        else if (acked + failed === sent) resolve();
+      });
+    };
+    for (let i = 0; i < Math.min(window, jobs); i++) publishOne();
+  });
+  const durationMs = performance.now() - started;
+  return report({
+    tasks: jobs, concurrency: window, completed: acked, failed: jobs - acked, durationMs: Math.round(durationMs),
+    throughput: Math.round((acked / durationMs) * 1000), latencyMs: summarize([]), timedOut: acked + failed < jobs, mode: "ingest",
   });
 }
 
@@ -236,12 +267,20 @@ async function main() {
       storage: o.mode === "memory" ? StorageType.Memory : StorageType.File, num_replicas: nodes,
     });
     await jsm.consumers.add(STREAM, { durable_name: CONSUMER, ack_policy: AckPolicy.Explicit, max_ack_pending: num("max-ack-pending") });
-    for (let w = 0; w < num("workers"); w++) workers.push(startWorker(nats.urls));
+    const ingest = o.workload === "ingest";
+    // Ingest measures acknowledged publishes alone: no worker takes CPU from the publisher and the server.
+    for (let w = 0; w < (ingest ? 0 : num("workers")); w++) workers.push(startWorker(nats.urls));
     await Promise.all(workers.map((w) => w.ready));
     process.stderr.write(`jetstream: nats-server ${nats.version}, ${o.mode} (${nodes} node(s), ${nodes} replica(s)), ${workers.length} worker process(es), consume() batch ${o.batch}, ${process.versions.bun ? `bun ${process.versions.bun}` : `node ${process.version}`}\n`);
     const submitter = new Submitter(nc, nc.jetstream(), `done.${process.pid}`);
     try {
-      for (let run = 0; run < num("runs"); run++) {
+      for (let run = 0; ingest && run < num("runs"); run++) {
+        if (run === 0) await ingestRun(nc.jetstream(), performance.now() + num("deadline-s") * 1000); // warm-up, unmeasured
+        await jsm.streams.purge(STREAM);
+        process.stdout.write(JSON.stringify(await ingestRun(nc.jetstream(), performance.now() + num("deadline-s") * 1000)) + "\n");
+        await jsm.streams.purge(STREAM);
+      }
+      for (let run = 0; !ingest && run < num("runs"); run++) {
         const check = await closedRun(submitter, performance.now() + CHECK_MS, CHECK_JOBS, 8);
         if (check.completed !== CHECK_JOBS) throw new Error(`worker check: ${check.completed} of ${CHECK_JOBS} completions seen`);
         // A fresh process runs the client's code unoptimized at first: measure it warm, as ours is after its warm-up.
