@@ -69,11 +69,15 @@ Every binary also takes \`-h\`/\`--help\` and \`--version\`.
 ## Former names
 
 Still accepted on the command line, in the environment (\`TASK_SCHEDULER_<FORMER_NAME>\`) and in
-config files, each with a one-line warning on stderr. A former name that is now another
-binary's flag (the worker's \`concurrency\`, the coordinator's \`max-attempts\`, top's
-\`timeout-ms\`: now the client's) belongs to that flag in a shared environment or a config
-file's flat keys: the binary that used to own it ignores it there (a warning says so for the
-environment); on its own command line, or in its own config section, it still works. The one
+config files, each with a one-line warning on stderr naming the new name. Some former names
+are now another binary's flag (the worker's \`concurrency\`, the coordinator's
+\`max-attempts\`, top's \`timeout-ms\`: now the client's). In the shared environment such a
+name is that other flag's alone: the binary that used to own it ignores it, with a warning.
+On its own command line, in the binary's own config section (\`{"worker": {"concurrency":
+512}}\`), and as a flat key of a config file without sections (an old file written for that
+binary alone, \`{"concurrency": 512}\`), it still sets the renamed flag, with the warning; the
+client reads the same flat key as its own. A flat key of a file with sections is the current
+flag's alone (there the sections say which binary a setting is for). The one
 former variable still read with two meanings, as before, is \`TASK_SCHEDULER_BATCH_MAX\`
 (the worker's executor batch, the others' frame batch): set the new names instead.
 
@@ -124,7 +128,8 @@ JSON object. One file may serve every binary:
 }
 \`\`\`
 
-- A flat key is a long flag name: each binary takes the keys it has and leaves the others'.
+- A flat key is a long flag name: each binary takes the keys it has and leaves the others'
+  (and, in a file without sections, its own former names too: see Former names).
 - A key named after a binary is a section: its settings are that binary's only and override
   the flat ones; a key in it that the binary lacks is refused.
 - A key no binary has (a typo) is refused with the file and the key named, by every binary.

@@ -267,7 +267,9 @@ function convert(spec: FlagSpec, raw: string, where: string): number | string | 
 // (each binary takes the ones it has and leaves the others' alone), and a
 // section named after a binary ({"worker": {...}}) holds settings for that
 // binary only, over the flat ones. A key no binary knows is refused, so a typo
-// never passes silently.
+// never passes silently. A file without sections may be one written for this
+// binary alone before the flag renames, so there a former name of ours is ours
+// even when it is now another binary's flag (dropping it would lose a setting).
 
 interface ConfigContext {
   binary: Binary | undefined;
@@ -294,14 +296,16 @@ function readConfigFile(path: string, ctx: ConfigContext): FlagValues {
   }
   if (!isObject(parsed)) throw new UsageError(`config file ${path}: must hold a JSON object`);
   const values: FlagValues = {};
+  const isSection = (key: string) => (BINARIES as readonly string[]).includes(key) && !ctx.byName.has(key);
   const sections: Array<[Binary, Json]> = [];
   for (const [key, value] of Object.entries(parsed)) {
-    if ((BINARIES as readonly string[]).includes(key) && !ctx.byName.has(key)) {
-      if (!isObject(value)) throw new UsageError(`config file ${path}: section "${key}" must be a JSON object of ${key} settings`);
-      sections.push([key as Binary, value]);
-      continue;
-    }
-    take(values, key, key, value, false, path, ctx);
+    if (!isSection(key)) continue;
+    if (!isObject(value)) throw new UsageError(`config file ${path}: section "${key}" must be a JSON object of ${key} settings`);
+    sections.push([key as Binary, value]);
+  }
+  const shared = sections.length > 0;
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!isSection(key)) take(values, key, key, value, shared ? "shared" : "flat", path, ctx);
   }
   for (const [binary, section] of sections) {
     for (const [key, value] of Object.entries(section)) {
@@ -310,22 +314,31 @@ function readConfigFile(path: string, ctx: ConfigContext): FlagValues {
         if (ctx.knownNames !== undefined && !ctx.knownNames.has(key)) throw unknown(path, `${binary}.${key}`);
         continue;
       }
-      take(values, `${binary}.${key}`, key, value, true, path, ctx);
+      take(values, `${binary}.${key}`, key, value, "own-section", path, ctx);
     }
   }
   return values;
 }
 
 /**
- * One key: this binary's flag (or former name) sets it; another binary's flag
- * is left alone, outside this binary's own section.
+ * Where a key sits: in this binary's section; flat in a file with sections (shared
+ * by several binaries); or flat in a file without any (maybe this binary's alone).
  */
-function take(values: FlagValues, label: string, key: string, value: unknown, ownSection: boolean, path: string, ctx: ConfigContext): void {
+type KeyPlace = "own-section" | "shared" | "flat";
+
+/**
+ * One key: this binary's flag (or former name) sets it; another binary's flag
+ * is left alone, among a shared file's flat keys (the sections say whose is whose).
+ */
+function take(values: FlagValues, label: string, key: string, value: unknown, place: KeyPlace, path: string, ctx: ConfigContext): void {
+  const ownSection = place === "own-section";
   const where = `config file ${path}: setting "${label}"`;
   let spec = key === "config" ? undefined : ctx.byName.get(key);
-  if (spec === undefined && (ownSection || !ctx.currentNames?.has(key))) {
+  const othersNow = ctx.currentNames?.has(key) === true;
+  if (spec === undefined && (!othersNow || place !== "shared")) {
     spec = ctx.oldNames.get(key);
-    if (spec !== undefined) ctx.warn(`${where} uses a former name: use "${spec.name}"`);
+    const alsoOthers = othersNow && place === "flat" ? ` (other binaries read "${key}" as their own flag: in a file for several, put it in a "${ctx.binary}" section)` : "";
+    if (spec !== undefined) ctx.warn(`${where} uses a former name: taken as "${spec.name}", rename it${alsoOthers}`);
   }
   if (spec === undefined) {
     if (ownSection) throw new UsageError(`${where}: not a ${ctx.binary} setting (see ${ctx.binary} --help)`);

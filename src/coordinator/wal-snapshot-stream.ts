@@ -37,6 +37,8 @@ export class SnapshotFileStream {
   private readonly queued: number[] = [];
   private readonly ids = { finished: [] as number[], dlq: [] as number[] };
   private open = true;
+  /** Installed (renamed over the last snapshot) or given up: the temp file name is no longer ours. */
+  private over = false;
 
   /** Starts the file with everything up to the task array (whose length the head gives). */
   constructor(
@@ -101,13 +103,21 @@ export class SnapshotFileStream {
     this.open = false;
     yield;
     this.wal.installSnapshot(this.epoch, this.index, this.bodyBytes, this.tempFile, keepLogFrom, detail?.());
+    this.over = true;
   }
 
-  /** Given up (a new snapshot, a new primary): the temp file goes, the last snapshot stays. */
+  /**
+   * Given up (a new snapshot, a new primary): the temp file goes, the last snapshot stays.
+   * Also once rest() has closed the file but not yet installed it (a turn between the two):
+   * a snapshot-sized file would otherwise stay on disk until the next one overwrote it.
+   */
   abandon(): void {
-    if (!this.open) return;
-    this.open = false;
-    closeSync(this.fd);
+    if (this.over) return;
+    this.over = true;
+    if (this.open) {
+      this.open = false;
+      closeSync(this.fd);
+    }
     try {
       unlinkSync(this.tempFile);
     } catch {

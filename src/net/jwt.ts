@@ -1,7 +1,8 @@
 // JSON Web Tokens beside the static tokens file: an identity provider signs a
 // token (HS256 with a shared secret, or RS256/ES256 with keys published as a
 // JWKS file) whose roles claim names our roles; every port that takes a token
-// takes such a JWT too. Verification (signature, exp, nbf, aud, iss) is
+// takes such a JWT too; it must carry exp, and name its key (kid) when several
+// keys could verify it. Verification (signature, exp, nbf, aud, iss) is
 // jsonwebtoken's: it verifies synchronously, which the binary handshake needs
 // (the HELLO is authorized inside the frame dispatch, before the next frame of
 // the same read). JWKs become keys through node:crypto.
@@ -71,15 +72,20 @@ export class JwtVerifier {
   }
 
   check(token: string): JwtCheck {
-    let header: jwt.JwtHeader | undefined;
+    let decoded: jwt.Jwt | null;
     try {
-      header = jwt.decode(token, { complete: true })?.header;
+      decoded = jwt.decode(token, { complete: true });
     } catch {
-      header = undefined;
+      decoded = null;
     }
-    if (header === undefined) return { problem: "the JWT is malformed" };
+    if (decoded === null) return { problem: "the JWT is malformed" };
+    const header = decoded.header;
     const candidates = this.candidatesFor(header);
+    if ("problem" in candidates) return candidates;
     if (candidates.length === 0) return { problem: `no key here verifies a JWT signed with ${String(header.alg)}${header.kid ? ` (kid ${header.kid})` : ""}` };
+    // jsonwebtoken accepts a token without exp, which would never expire; expiry is
+    // what bounds a stolen JWT (docs/security.md). Refused before any signature work.
+    if (typeof decoded.payload !== "object" || decoded.payload.exp === undefined) return { problem: "JWT refused: the token has no exp" };
     let problem = "";
     for (const { key, algorithm } of candidates) {
       try {
@@ -97,10 +103,22 @@ export class JwtVerifier {
     return { problem };
   }
 
-  /** The keys a token may be signed with: by its alg, and by its kid when both it and the key name one. */
-  private candidatesFor(header: jwt.JwtHeader): Array<{ key: KeyObject | string; algorithm: jwt.Algorithm }> {
+  /**
+   * The keys a token may be signed with: by its alg, then the keys its kid names, else
+   * the keys of that alg its kid does not rule out. The latter must be one key: anyone
+   * may present a token, and one naming no key would cost a signature check against
+   * every key of its alg (up to JWKS_KEYS_MAX RSA verifications a request).
+   */
+  private candidatesFor(header: jwt.JwtHeader): Array<{ key: KeyObject | string; algorithm: jwt.Algorithm }> | { problem: string } {
     if (header.alg === "HS256") return this.settings.secret === "" ? [] : [{ key: this.settings.secret, algorithm: "HS256" }];
-    return this.keys.filter((k) => k.algorithm === header.alg && (header.kid === undefined || k.kid === undefined || k.kid === header.kid));
+    const ofAlg = this.keys.filter((k) => k.algorithm === header.alg);
+    const named = header.kid === undefined ? [] : ofAlg.filter((k) => k.kid === header.kid);
+    if (named.length > 0) return named;
+    const unruledOut = ofAlg.filter((k) => header.kid === undefined || k.kid === undefined);
+    if (unruledOut.length <= 1) return unruledOut;
+    const n = unruledOut.length;
+    if (header.kid === undefined) return { problem: `JWT refused: it names no key (kid), and ${n} ${header.alg} keys here could verify it; the token must carry its key's kid` };
+    return { problem: `JWT refused: its kid ${header.kid} is not in the JWKS, and ${n} ${header.alg} keys without a kid could verify it; give the JWKS keys kids` };
   }
 }
 

@@ -24,7 +24,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: "reconnect-min-ms", meaning: "first delay before redialing a lost peer", type: "int", default: 50, min: 1, help: "first delay before redialing a lost coordinator" },
   { name: "reconnect-max-ms", meaning: "longest delay between redials of a lost peer", type: "int", default: 2000, min: 1, help: "longest delay between redials" },
   { name: "cross-shard-poll-ms", type: "int", default: 100, min: 5, max: 60_000, help: "how often tasks waiting on parents in other shards are checked (a parent's end reaches them within about this)" },
-  { name: "stats-timeout-ms", type: "int", default: 1000, min: 1, help: "how long a stats fan-out waits for each coordinator" },
+  { name: "stats-timeout-ms", type: "int", default: 1000, min: 1, help: "how long a stats fan-out, a lookup by idempotency key or another request of the router's own waits for each coordinator" },
   ...NET_LIMIT_FLAGS,
   ...SERVER_LIMIT_FLAGS,
   ...SERVER_SECURITY_FLAGS,

@@ -14,7 +14,7 @@ import type { Connection, ConnectionHandler, NetLimits } from "../net/connection
 import type { TlsSettings } from "../net/tls.ts";
 import { Routes } from "./routes.ts";
 import { routeSubmitBatch, type BatchRouterPort } from "./batch-route.ts";
-import { answerTaskByKey } from "./task-by-key.ts";
+import { answerTaskByKey, type ShardAnswer } from "./task-by-key.ts";
 import { EventRelay } from "./event-relay.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { copyWithRequestId, readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type Reader } from "../protocol/codec.ts";
@@ -40,7 +40,7 @@ export interface RouterConfig {
   tls: TlsSettings;
   reconnectMinMs: number;
   reconnectMaxMs: number;
-  /** How long a STATS fan-out waits for slow coordinators. */
+  /** How long a STATS fan-out, or any request of the router's own, waits for a coordinator. */
   statsTimeoutMs: number;
   /** How often dependencies across shards are settled (a parent's end reaches its dependants within about this). */
   crossShardPollMs: number;
@@ -51,6 +51,8 @@ interface Upstream {
   link: CoordinatorLink;
   routes: Routes;
 }
+
+const unavailable = (message: string): ShardAnswer => ({ kind: Kind.ERROR, body: { code: "E_UNAVAILABLE", message } });
 
 // SUBMIT body layout (codec.ts): requestId u32 | priority u8 | flags u8 | maxAttempts u16 | timeoutMs u32 | type str8 | key str8 | payload
 const SUBMIT_TYPE_AT = 12;
@@ -349,14 +351,13 @@ export class Router implements ConnectionHandler {
     await this.ask(waiting, Kind.PARENT_ENDED, { taskId: parentId, state, output: output instanceof Uint8Array ? output : new Uint8Array(0) });
   }
 
-  /** DLQ list and purge cover every shard: ask each primary, merge the answers. */
+  /** DLQ list and purge cover every shard: ask each one's primary, merge the answers (all of them, or fail). */
   private fanOut(conn: Connection, kind: number, q: Record<string, unknown>): void {
     const requestId = Number(q.requestId) || 0;
     const offset = Math.max(0, Number(q.offset) || 0);
     const limit = Math.max(1, Number(q.limit) || 100);
-    const upstreams = [...this.primaries.values()];
     const perShard = kind === Kind.DLQ_LIST ? { ...q, offset: 0, limit: offset + limit } : q;
-    void this.whileWaiting(conn, Promise.all(upstreams.map((u) => this.ask(u, kind, perShard)))).then((answers) => {
+    void this.whileWaiting(conn, this.askEveryShard(kind, perShard)).then((answers) => {
       if (!conn.writable()) return;
       const failed = answers.find((a) => a.kind === Kind.ERROR);
       if (failed !== undefined) return conn.sendError(requestId, "E_UNAVAILABLE", `a shard did not answer: ${String(failed.body.message)}`);
@@ -372,20 +373,44 @@ export class Router implements ConnectionHandler {
     });
   }
 
-  /** A task by idempotency key: asked of every primary (see task-by-key.ts). */
+  /** A task by idempotency key: asked of every shard (see task-by-key.ts). */
   private taskByKey(conn: Connection, requestId: number, idempotencyKey: string): void {
-    const asks = [...this.primaries.values()].map((u) => this.ask(u, Kind.TASK_QUERY, { idempotencyKey }));
-    void this.whileWaiting(conn, Promise.all(asks)).then((answers) => answerTaskByKey(conn, requestId, idempotencyKey, answers));
+    void this.whileWaiting(conn, this.askEveryShard(Kind.TASK_QUERY, { idempotencyKey })).then((answers) => answerTaskByKey(conn, requestId, idempotencyKey, answers));
   }
 
-  /** The router's own request to one coordinator; resolves with the answer (an ERROR when the link drops). */
-  private ask(upstream: Upstream, kind: number, body: Record<string, unknown>): Promise<{ kind: number; body: Record<string, unknown> }> {
+  /**
+   * One answer per known shard, not per current primary: a shard mid-failover (no primary
+   * now) answers E_UNAVAILABLE, so a merged answer never passes for the whole cluster's.
+   */
+  private askEveryShard(kind: number, body: Record<string, unknown>): Promise<ShardAnswer[]> {
+    return Promise.all(this.shardMap.known.map((shard) => {
+      const primary = this.primaries.get(shard);
+      if (primary !== undefined) return this.ask(primary, kind, body);
+      return Promise.resolve(unavailable(`shard ${shard} has no primary now (failing over)`));
+    }));
+  }
+
+  /**
+   * The router's own request to one coordinator; resolves with the answer, or an ERROR when
+   * the link drops or nothing comes back within --stats-timeout-ms (a stopped coordinator
+   * keeps its socket open, so a dropped link alone would leave the asker waiting for ever).
+   */
+  private ask(upstream: Upstream, kind: number, body: Record<string, unknown>): Promise<ShardAnswer> {
     return new Promise((resolve) => {
-      const onControl = (answerKind: number, answer: Record<string, unknown>) => resolve({ kind: answerKind, body: answer });
+      const timeoutMs = this.config.statsTimeoutMs;
+      const timer = setTimeout(() => {
+        upstream.routes.close(upstreamId);
+        resolve(unavailable(`coordinator ${upstream.link.label} gave no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onControl = (answerKind: number, answer: Record<string, unknown>) => {
+        clearTimeout(timer);
+        resolve({ kind: answerKind, body: answer });
+      };
       const upstreamId = upstream.routes.open({ client: undefined, clientRequestId: 0, awaitsDone: false, onControl });
       if (!upstream.link.sendControl(kind, { ...body, requestId: upstreamId })) {
+        clearTimeout(timer);
         upstream.routes.close(upstreamId);
-        resolve({ kind: Kind.ERROR, body: { code: "E_UNAVAILABLE", message: `coordinator ${upstream.link.label} is not reachable now` } });
+        resolve(unavailable(`coordinator ${upstream.link.label} is not reachable now`));
       }
     });
   }

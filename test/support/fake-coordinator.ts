@@ -1,6 +1,7 @@
 // A scripted coordinator for worker tests: listens on a free loopback port,
 // answers the worker's HELLO with the WELCOME it is told (at once or when the
 // test says), sends ROLE and ASSIGN on demand, and records what the worker sends.
+// Router tests script its answers to control requests (`answers`).
 
 import type { Socket, TCPSocketListener } from "bun";
 import { encode } from "@msgpack/msgpack";
@@ -25,6 +26,8 @@ export class FakeCoordinator {
   heartbeats = 0;
   hello: Hello | undefined;
   welcomed = false;
+  /** Control requests it answers, by kind: the answer's kind and body (the request id is added). Others go unanswered. */
+  readonly answers = new Map<number, (body: Record<string, unknown>) => { kind: number; body: Record<string, unknown> }>();
   private socket: Socket<undefined> | undefined;
   private listener: TCPSocketListener<undefined> | undefined;
   private readonly decoder = new FrameDecoder(FRAME_BYTES_MAX);
@@ -121,6 +124,13 @@ export class FakeCoordinator {
         } else if (kind === Kind.RESULT) {
           const { taskId, attempt, status } = readResult(r);
           this.results.push({ taskId, attempt, status });
+        } else {
+          const answer = this.answers.get(kind);
+          if (answer === undefined) return;
+          const request = readControl<Record<string, unknown>>(r);
+          const reply = answer(request);
+          writeControl(this.writer, reply.kind, { ...reply.body, requestId: request.requestId });
+          this.flush();
         }
       }),
     );

@@ -27,8 +27,8 @@ export interface Claims {
   roles?: unknown;
   aud?: string;
   iss?: string;
-  /** Seconds from now (negative: in the past). */
-  expiresInS?: number;
+  /** Seconds from now (negative: in the past); null: no exp claim at all (a mis-issued token). */
+  expiresInS?: number | null;
   notBeforeS?: number;
   [claim: string]: unknown;
 }
@@ -36,7 +36,8 @@ export interface Claims {
 const nowS = () => Math.floor(Date.now() / 1000);
 
 function payloadOf({ expiresInS = 600, notBeforeS, ...claims }: Claims): Record<string, unknown> {
-  return { ...claims, iat: nowS(), exp: nowS() + expiresInS, ...(notBeforeS !== undefined ? { nbf: nowS() + notBeforeS } : {}) };
+  const exp = expiresInS === null ? {} : { exp: nowS() + expiresInS };
+  return { ...claims, iat: nowS(), ...exp, ...(notBeforeS !== undefined ? { nbf: nowS() + notBeforeS } : {}) };
 }
 
 /** An HS256 JWT signed with `secret` (JWT_SECRET unless given). */
@@ -44,7 +45,7 @@ export function hsToken(claims: Claims, secret = JWT_SECRET): string {
   return jwt.sign(payloadOf(claims), secret, { algorithm: "HS256" });
 }
 
-/** A JWT signed with one of the JWKS keys (its kid in the header). */
-export function keyToken(key: SigningKey, claims: Claims): string {
-  return jwt.sign(payloadOf(claims), key.privateKey, { algorithm: key.algorithm, keyid: key.kid });
+/** A JWT signed with one of the JWKS keys (its kid in the header, unless `withKid` is false). */
+export function keyToken(key: SigningKey, claims: Claims, withKid = true): string {
+  return jwt.sign(payloadOf(claims), key.privateKey, { algorithm: key.algorithm, ...(withKid ? { keyid: key.kid } : {}) });
 }

@@ -104,8 +104,35 @@ test("a former name that is now another binary's flag belongs to that flag in sh
   expect(worker.values["thread-concurrency"]).toBe(128);
   expect(worker.warnings[0]).toContain("ignoring TASK_SCHEDULER_CONCURRENCY");
   expect(parseAs("client", [], { TASK_SCHEDULER_CONCURRENCY: "3" }).values.concurrency).toBe(3);
-  const flat = file("flat-concurrency.json", JSON.stringify({ concurrency: 5 }));
-  expect(parseAs("worker", ["--config", flat]).values["thread-concurrency"]).toBe(128);
+  // A file with sections is shared: its flat "concurrency" is the client's.
+  const shared = file("shared-concurrency.json", JSON.stringify({ concurrency: 5, worker: { threads: 2 } }));
+  const sharedWorker = parseAs("worker", ["--config", shared]);
+  expect(sharedWorker.values).toMatchObject({ "thread-concurrency": 128, threads: 2 });
+  expect(sharedWorker.warnings).toEqual([]);
+  expect(parseAs("client", ["--config", shared]).values.concurrency).toBe(5);
+});
+
+test("an old single-binary config file (no sections) keeps its settings under former names that are now other binaries' flags", () => {
+  const cases: Array<[Binary, string, number, string]> = [
+    ["coordinator", "max-attempts", 10, "default-max-attempts"],
+    ["worker", "concurrency", 512, "thread-concurrency"],
+    ["top", "timeout-ms", 5000, "poll-timeout-ms"],
+  ];
+  for (const [binary, former, value, now] of cases) {
+    const old = file(`old-${binary}.json`, JSON.stringify({ [former]: value }));
+    const parsed = parseAs(binary, ["--config", old]);
+    expect(parsed.values[now]).toBe(value);
+    expect(parsed.warnings).toHaveLength(1);
+    expect(parsed.warnings[0]).toContain(`"${former}" uses a former name: taken as "${now}", rename it`);
+    expect(parsed.warnings[0]).toContain(`put it in a "${binary}" section`);
+    // The client reads the same flat key as its own flag, as before.
+    expect(parseAs("client", ["--config", old]).values[former]).toBe(value);
+  }
+  // With sections the file is shared, and the flat key is the client's alone.
+  const shared = file("old-shared.json", JSON.stringify({ "max-attempts": 10, client: { tasks: 3 } }));
+  expect(parseAs("coordinator", ["--config", shared]).values["default-max-attempts"]).toBe(FLAG_TABLES.coordinator.find((s) => s.name === "default-max-attempts")!.default);
+  const inSection = file("old-section.json", JSON.stringify({ coordinator: { "max-attempts": 10 }, client: { tasks: 3 } }));
+  expect(parseAs("coordinator", ["--config", inSection]).values["default-max-attempts"]).toBe(10);
 });
 
 test("environment: TASK_SCHEDULER_<BINARY>_<NAME> for every flag, the shared name for shared flags; a shared per-binary variable warns", () => {

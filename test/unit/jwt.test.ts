@@ -62,6 +62,33 @@ describe("JWT tokens", () => {
     expect(granted(t, keyToken(rsa, { roles: "read" }))).toMatch(/no key here verifies a JWT signed with RS256/);
   });
 
+  test("a token without exp is refused, however it is signed: expiry is what bounds a stolen JWT", () => {
+    const t = table();
+    for (const token of [hsToken({ roles: "read", expiresInS: null }), keyToken(rsa, { roles: "read", expiresInS: null }), keyToken(ec, { roles: "read", expiresInS: null })]) {
+      expect(granted(t, token)).toBe("JWT refused: the token has no exp");
+    }
+    expect(authorizeHttp(t, `Bearer ${hsToken({ roles: "read", expiresInS: null })}`, "read")?.status).toBe(401);
+    expect(() => authorizeHello(t, "client", hsToken({ roles: "read", expiresInS: null }))).toThrow(/the token has no exp/);
+  });
+
+  test("a token without kid is refused when more than one key of its algorithm could verify it; with one such key it is fine", () => {
+    const rsa2 = signingKey("rsa-2", "RS256");
+    const path = join(dir, "two-rsa.json");
+    writeJwks(path, [rsa, rsa2, ec]);
+    const t = table({ jwksPath: path });
+    // One verification per token at most: the kid picks the key.
+    expect(granted(t, keyToken(rsa2, { roles: "read" }))).toEqual(["read"]);
+    expect(granted(t, keyToken(rsa2, { roles: "read" }, false))).toBe("JWT refused: it names no key (kid), and 2 RS256 keys here could verify it; the token must carry its key's kid");
+    // The only ES256 key needs no kid.
+    expect(granted(t, keyToken(ec, { roles: "read" }, false))).toEqual(["read"]);
+    // Keys without a kid of their own cannot be told apart by a token's kid either.
+    const unnamed = join(dir, "two-unnamed.json");
+    const { kid: _a, ...first } = rsa.publicJwk;
+    const { kid: _b, ...second } = rsa2.publicJwk;
+    writeFileSync(unnamed, JSON.stringify({ keys: [first, second] }));
+    expect(granted(table({ jwksPath: unnamed }), keyToken(rsa2, { roles: "read" }))).toMatch(/its kid rsa-2 is not in the JWKS, and 2 RS256 keys without a kid could verify it/);
+  });
+
   test("a token without our roles authenticates but may do nothing: 403, not 401", () => {
     const t = table();
     const none = hsToken({ roles: ["superuser"] });

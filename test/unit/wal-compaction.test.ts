@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Logger } from "../../src/cli/log.ts";
 import { WalCompaction } from "../../src/coordinator/wal-compaction.ts";
-import { COMPACTION_TEMP_FILE, SNAPSHOT_FILE, WAL_FILE, WAL_TEMP_FILE, WriteAheadLog } from "../../src/coordinator/wal.ts";
+import { COMPACTION_TEMP_FILE, SNAPSHOT_FILE, SNAPSHOT_MAGIC, WAL_FILE, WAL_TEMP_FILE, WriteAheadLog } from "../../src/coordinator/wal.ts";
 import { Prng } from "../../src/core/prng.ts";
 import type { SchedulerState } from "../../src/core/scheduler-state.ts";
 import { Scheduler } from "../../src/core/scheduler.ts";
@@ -169,4 +169,35 @@ test("a snapshot from a primary installed while the log is being cut wins too: t
   wal.append(2, 41, 1, record(41));
   wal.close();
   expectRecovers(capture(dir), 41, new Map([[40, primary]]), "primary's snapshot, then an append");
+});
+
+test("given up at any step before its install, a compaction leaves no temp file behind", () => {
+  // Every step: abandoned by a primary's snapshot (even/odd alternate with the process
+  // stopping, abandon() called directly); the last steps include the one where the
+  // file is whole and closed but not yet installed.
+  let sawClosedFile = false;
+  let steps = 0;
+  for (; steps < STEPS_MAX; steps++) {
+    const dir = newDir();
+    const wal = new WriteAheadLog(dir, 64, quiet);
+    for (let i = 1; i <= 5; i++) wal.append(1, i, 1, record(i));
+    const compaction = new WalCompaction(wal, 1, 5, busyScheduler(), LIMITS);
+    for (let i = 0; i < steps; i++) compaction.step();
+    if (wal.snapshotsInstalled > 0) {
+      wal.close();
+      break; // installed: from here on there is no temp file to leave
+    }
+    const temp = join(dir, COMPACTION_TEMP_FILE);
+    if (existsSync(temp) && Buffer.from(readFileSync(temp).subarray(0, SNAPSHOT_MAGIC.length)).equals(SNAPSHOT_MAGIC)) sawClosedFile = true;
+    if (steps % 2 === 0) {
+      wal.snapshot(2, 40, makeScheduler(OPTIONS).exportState());
+      compaction.step();
+    } else {
+      compaction.abandon();
+    }
+    expect({ steps, done: compaction.done, temp: existsSync(temp) }).toEqual({ steps, done: true, temp: false });
+    wal.close();
+  }
+  expect(steps).toBeLessThan(STEPS_MAX);
+  expect(sawClosedFile).toBe(true);
 });
