@@ -1,8 +1,8 @@
 // The open-loop rate sweep: latency (p50, p99, p99.9, counted from each task's
 // intended send time) against the offered rate, for each path, from the compiled
 // binaries. Every path's cluster stays up for the whole sweep and the runs are
-// alternated (round by round: every rate on every path), so a busy minute on the
-// shared machine lands on all of them. Writes results/rate-sweep.csv and one chart
+// alternated (round by round: every rate on every path, rates up in one round and
+// down in the next), so a busy minute on the shared machine lands on all of them. Writes results/rate-sweep.csv and one chart
 // per path, results/rate-sweep-<path>.svg. Needs `bun run build`.
 //
 //   bun bench/rate-sweep.ts [--paths single,pair] [--rates 2000,5000,...] [--runs 3] [--duration-s 3] [--warmup-s 1] [--out results]
@@ -98,7 +98,9 @@ try {
   const key = (name: string, rate: number) => `${name}@${rate}`;
   const load = [loadavg()[0]!];
   for (let round = 0; round < Number(values.runs); round++) {
-    for (const rate of rates) {
+    // Up in one round, down in the next: a run right after a heavier one inherits its
+    // collector's work (the 2,000/s run after a 40,000/s one), and the median evens that out.
+    for (const rate of round % 2 === 0 ? rates : [...rates].reverse()) {
       for (const name of names) {
         const k = key(name, rate);
         samples.set(k, [...(samples.get(k) ?? []), await run(ports.get(name)!, rate)]);
