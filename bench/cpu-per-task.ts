@@ -8,7 +8,8 @@
 //   bun bench/cpu-per-task.ts [--runs 3] [--tasks 200000] [--concurrency 512] [--paths single,router,pair] [--threads 2]
 //
 // single: client -> coordinator -> worker; router: the same behind a router;
-// pair: client -> router -> primary (+ backup, synchronous replication) -> worker.
+// pair: client -> router -> primary (+ backup, synchronous replication) -> worker;
+// pair-direct: the pair without the router, the client on the primary's port.
 
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -78,16 +79,18 @@ async function startPath(name: string): Promise<Path> {
     await waitReady(port, 0);
     return { name, port, processes };
   }
-  if (name !== "pair") throw new Error(`unknown path ${name}: single, router or pair`);
+  if (name !== "pair" && name !== "pair-direct") throw new Error(`unknown path ${name}: single, router, pair or pair-direct`);
   const nodes = await cluster.replicas(2);
   const { primary, backup } = await cluster.pairInSync(nodes);
   const w = cluster.worker(nodes.map((n) => n.port), threads);
+  const replicas = [{ role: "primary", proc: primary.proc }, { role: "backup", proc: backup.proc }];
+  if (name === "pair-direct") {
+    await waitReady(primary.port, 1);
+    return { name, port: primary.port, processes: [...replicas, { role: "worker", proc: w.proc }] };
+  }
   const r = await cluster.router(nodes.map((n) => n.port));
   await waitReady(r.port, 1);
-  return {
-    name, port: r.port,
-    processes: [{ role: "primary", proc: primary.proc }, { role: "backup", proc: backup.proc }, { role: "router", proc: r.proc }, { role: "worker", proc: w.proc }],
-  };
+  return { name, port: r.port, processes: [...replicas, { role: "router", proc: r.proc }, { role: "worker", proc: w.proc }] };
 }
 
 async function run(path: Path): Promise<RunResult> {
@@ -127,7 +130,7 @@ try {
     load.push(loadavg()[0]!);
   }
   console.log(`${values.tasks} ${values.type} tasks per run at -c ${values.concurrency}, worker -w ${values.threads}, ${values.runs} alternated rounds, medians; load average (1 min) ${load.map((l) => l.toFixed(1)).join(" -> ")}`);
-  console.log("path      tasks/s  p99 ms  CPU µs per task by process, (of which in the kernel), total");
+  console.log("path         tasks/s  p99 ms  CPU µs per task by process, (of which in the kernel), total");
   const first = results.get(paths[0]!.name)!;
   for (const p of paths) {
     const rs = results.get(p.name)!;
@@ -135,7 +138,7 @@ try {
     const cells = roles.map((role) => `${role} ${median(rs.map((r) => r.perTask.get(role)!)).toFixed(1)} (${median(rs.map((r) => r.kernelPerTask.get(role)!)).toFixed(1)})`);
     const total = median(rs.map((r) => [...r.perTask.values()].reduce((a, b) => a + b, 0)));
     const ratio = p === paths[0] ? "" : `; throughput / ${paths[0]!.name} ${median(rs.map((r, i) => r.throughput / first[i]!.throughput)).toFixed(2)} (median of per-round ratios)`;
-    console.log(`${p.name.padEnd(8)} ${String(median(rs.map((r) => r.throughput))).padStart(8)} ${median(rs.map((r) => r.p99)).toFixed(1).padStart(7)}  ${cells.join(", ")} (${total.toFixed(1)})${ratio}`);
+    console.log(`${p.name.padEnd(11)} ${String(median(rs.map((r) => r.throughput))).padStart(8)} ${median(rs.map((r) => r.p99)).toFixed(1).padStart(7)}  ${cells.join(", ")} (${total.toFixed(1)})${ratio}`);
   }
 } finally {
   await cluster.stopAll();
