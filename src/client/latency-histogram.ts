@@ -9,6 +9,8 @@ export interface LatencySummary {
   p50: number;
   p95: number;
   p99: number;
+  /** The 99.9th percentile: the tail a rate sweep plots (bench/rate-sweep.ts). */
+  p999: number;
   max: number;
 }
 
@@ -21,7 +23,7 @@ export function newLatencyHistogram(): hdr.Histogram {
 
 /** Percentiles in ms (µs precision); all zero when nothing was recorded. */
 export function summarizeLatency(histogram: hdr.Histogram): LatencySummary {
-  if (histogram.totalCount === 0) return { min: 0, avg: 0, p50: 0, p95: 0, p99: 0, max: 0 };
+  if (histogram.totalCount === 0) return { min: 0, avg: 0, p50: 0, p95: 0, p99: 0, p999: 0, max: 0 };
   const ms = (us: number) => Math.round(us) / 1000;
   return {
     min: ms(histogram.minNonZeroValue),
@@ -29,6 +31,7 @@ export function summarizeLatency(histogram: hdr.Histogram): LatencySummary {
     p50: ms(histogram.getValueAtPercentile(50)),
     p95: ms(histogram.getValueAtPercentile(95)),
     p99: ms(histogram.getValueAtPercentile(99)),
+    p999: ms(histogram.getValueAtPercentile(99.9)),
     max: ms(histogram.maxValue),
   };
 }

@@ -136,7 +136,7 @@ export function formatReport(r: LoadReport | OpenLoopReport): string {
     `throughput    ${r.throughput} tasks/s`,
     ...(r.clientCpuUsPerTask === undefined ? [] : [`client cpu    ${r.clientCpuUsPerTask} µs/task (this load generator's own cost)`]),
     ...(open ? openLoopLines(r) : []),
-    `latency ms    min ${l.min}  avg ${l.avg.toFixed(3)}  p50 ${l.p50}  p95 ${l.p95}  p99 ${l.p99}  max ${l.max}`,
+    `latency ms    min ${l.min}  avg ${l.avg.toFixed(3)}  p50 ${l.p50}  p95 ${l.p95}  p99 ${l.p99}  p99.9 ${l.p999}  max ${l.max}`,
   ];
   if (r.wordCountExpected !== undefined) lines.push(`word count    ${r.wordCount} (expected ${r.wordCountExpected}: ${r.wordCount === r.wordCountExpected ? "ok" : "MISMATCH"})`);
   if (Object.keys(r.errors).length > 0) lines.push(`errors        ${Object.entries(r.errors).map(([k, v]) => `${k}=${v}`).join(" ")}`);
