@@ -5,7 +5,8 @@
 // (synchronous replication). Backups apply the same entries (backup-log.ts)
 // and answer nothing but reads. Roles change through a RoleControl: static
 // peers (peers.ts) or an etcd-led replica group (etcd-control.ts). Requests
-// are in commands.ts, worker effects in worker-links.ts, disk in data-dir.ts.
+// are in commands.ts, worker effects in worker-links.ts, what backups send in
+// backup-inputs.ts, disk in data-dir.ts.
 
 import type { Logger } from "../cli/log.ts";
 import { Scheduler } from "../core/scheduler.ts";
@@ -34,14 +35,14 @@ import { announceRole, HeldReplies } from "./held-replies.ts";
 import { coordinatorStats, readinessOf, replicationStats } from "./coordinator-stats.ts";
 import type { Readiness } from "../metrics/metrics-server.ts";
 import { ReplicaSet } from "./replica-set.ts";
-import { readAck, readSnapshotAck, writeAppend } from "./replication-codec.ts";
-import { SnapshotStreams } from "./snapshot-stream.ts";
+import { writeAppend } from "./replication-codec.ts";
 import type { WriteAheadLog } from "./wal.ts";
 import { openDataDir } from "./recovery.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import { BackupLog } from "./backup-log.ts";
 import { WorkerLinks } from "./worker-links.ts";
 import { WorkerInputs } from "./worker-inputs.ts";
+import { BackupInputs } from "./backup-inputs.ts";
 import { checkHello, type WorkerShape } from "./request-shapes.ts";
 import { DataDir } from "./data-dir.ts";
 
@@ -76,10 +77,10 @@ export class Coordinator implements ConnectionHandler {
   private disk: DataDir;
   private readonly commands: Commands;
   private readonly stalls: StallDetector;
-  /** Primary: snapshots being streamed to backups that are loading them. */
-  private readonly snapshots: SnapshotStreams;
   /** Primary: task events for subscribers (SUBSCRIBE), delivered as their entries commit. */
   private readonly feed: EventFeed;
+  /** Primary: sync requests and acknowledgements from backups, and the snapshots streamed to them (backup-inputs.ts). */
+  private readonly backupInputs: BackupInputs;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -116,7 +117,15 @@ export class Coordinator implements ConnectionHandler {
       },
     });
     this.replicas = new ReplicaSet(config.backupTimeoutMs, log);
-    this.snapshots = new SnapshotStreams(log);
+    this.backupInputs = new BackupInputs({
+      mayServe: () => this.role === "primary" && !this.disk.failed,
+      refuseNotPrimary: (conn, requestId) => this.refuseNotPrimary(conn, requestId),
+      pump: () => this.pump(),
+      epoch: () => this.epoch,
+      lastIndex: () => this.eventLog.lastIndex,
+      scheduler: () => this.scheduler,
+      replicas: () => this.replicas,
+    }, config.snapshotBytesMax, log);
     const events: RoleEvents = {
       promote: (epoch) => this.promote(epoch),
       follow: () => this.backup.following(),
@@ -235,6 +244,7 @@ export class Coordinator implements ConnectionHandler {
     }
     authorizeKind(conn.state.grants as Grants, kind, KIND_NAMES[kind] ?? `kind ${kind}`);
     if (this.workerInputs.handles(kind)) return this.workerInputs.message(conn, role, kind, r);
+    if (this.backupInputs.handles(kind)) return this.backupInputs.message(conn, role, kind, r);
     switch (kind) {
       case Kind.SUBMIT:
         return this.commands.submit(conn, r);
@@ -264,28 +274,9 @@ export class Coordinator implements ConnectionHandler {
         return this.commands.foreignWaits(conn, readControl<{ requestId?: unknown }>(r));
       case Kind.DLQ_LIST:
         return this.commands.deadLetters(conn, readControl<{ requestId?: unknown; offset?: unknown; limit?: unknown }>(r));
-      case Kind.REPL_SYNC: {
-        if (role !== "coordinator") throw new ProtocolError("E_BAD_REQUEST", "only coordinators replicate");
-        const sync = readControl<{ replicaId?: unknown }>(r);
-        // etcd mode names ISR members by incarnation (replica id); static peers by connection.
-        conn.state.replicaId = typeof sync.replicaId === "string" ? sync.replicaId : String(conn.state.nodeId);
-        return this.sendSnapshot(conn);
-      }
       case Kind.ERROR: {
         const e = readControl<{ code?: unknown; message?: unknown }>(r);
         this.log.warn("peer reported an error", { peer: conn.state.nodeId, role, code: e.code, message: e.message });
-        return;
-      }
-      case Kind.REPL_ACK: {
-        const ack = readAck(r);
-        if (ack.epoch !== this.epoch) return;
-        this.replicas.ack(conn, ack.index, performance.now());
-        if (Number.isFinite(ack.clockMs)) this.replicas.clockOffset?.(conn, Date.now() - ack.clockMs);
-        return;
-      }
-      case Kind.REPL_SNAPSHOT_ACK: {
-        const ack = readSnapshotAck(r);
-        if (this.snapshots.restored(conn, ack.epoch, ack.index, ack.parts)) this.replicas.progress?.(conn, performance.now());
         return;
       }
       default:
@@ -299,7 +290,7 @@ export class Coordinator implements ConnectionHandler {
 
   onClose(conn: Connection, reason: string): void {
     this.connections.delete(conn.id);
-    this.snapshots.remove(conn);
+    this.backupInputs.snapshots.remove(conn);
     this.feed.closed(conn);
     this.replicas.remove(conn, performance.now(), reason);
     const workerId = this.workers.lost(conn, reason);
@@ -333,7 +324,7 @@ export class Coordinator implements ConnectionHandler {
         if (this.scheduler.tickWouldChange(now)) this.record(Ev.TICK, 0);
       }
       this.pump();
-      this.snapshots.pump(); // a backup's socket that was full may take the next part now
+      this.backupInputs.snapshots.pump(); // a backup's socket that was full may take the next part now
       if (this.eventLog.lastIndex === lastIndex) this.replicas.broadcast((w) => writeAppend(w, this.epoch, lastIndex + 1, 0, EMPTY, now));
     }
     this.control.tick(now);
@@ -449,20 +440,6 @@ export class Coordinator implements ConnectionHandler {
     this.held.holdTaskDone(this.eventLog.lastIndex, conn, watcher.requestId, task);
   }
 
-  /**
-   * Streams this primary's state at the last shipped entry to a backup, in parts cut
-   * while it goes on serving (snapshot-stream.ts); the entries after it follow on
-   * the same connection.
-   */
-  private sendSnapshot(conn: Connection): void {
-    if (this.role !== "primary" || this.disk.failed) return this.refuseNotPrimary(conn, 0);
-    this.pump(); // everything so far goes out to existing backups first: the snapshot follows the last shipped entry
-    const index = this.eventLog.lastIndex;
-    this.replicas.add(conn, index, performance.now());
-    this.snapshots.start(conn, this.epoch, index, this.scheduler, this.config.snapshotBytesMax);
-    this.log.info("backup syncing", { backup: conn.state.nodeId, index });
-  }
-
   // ------------------------------------------------------------ role changes
 
   /** Called by Peers: this node is primary of `epoch` now. */
@@ -488,7 +465,7 @@ export class Coordinator implements ConnectionHandler {
     this.held.refuseAll(`${this.config.nodeId} stepped down before this was replicated; retry`);
     this.feed.follow(`${this.config.nodeId} stepped down; subscribe at the new primary of shard ${this.config.scheduler.shard}`);
     this.heartbeats.take(); // never logged: the next primary gives every worker a fresh grace period
-    this.snapshots.clear();
+    this.backupInputs.snapshots.clear();
     this.replicas.closeAll("primary stepped down");
     this.announce();
   }

@@ -2,7 +2,9 @@
 // protocol as to a coordinator; the router picks a shard per new task (hash of
 // its idempotency key, else round-robin), forwards by task id for queries, and
 // fans STATS out to every coordinator. Hot messages are forwarded as raw bytes
-// with only the request id patched, batched per upstream link.
+// with only the request id patched, batched per upstream link. Its own
+// requests to coordinators are in upstream-ask.ts; dependencies across shards
+// in cross-shard.ts.
 
 import type { Logger } from "../cli/log.ts";
 import { ShardMap } from "../core/shard-map.ts";
@@ -16,13 +18,15 @@ import { Routes } from "./routes.ts";
 import { routeSubmitBatch, type BatchRouterPort } from "./batch-route.ts";
 import { answerTaskByKey, type ShardAnswer } from "./task-by-key.ts";
 import { EventRelay } from "./event-relay.ts";
+import { askUpstream, statsOfUpstream, unavailable, type Upstream } from "./upstream-ask.ts";
+import { CrossShardDependencies } from "./cross-shard.ts";
 import { listen, type HostPort, type Listener } from "../net/endpoints.ts";
 import { copyWithRequestId, readControl, readSubmit, SUBMIT_FLAGS_AT, writeControl, type Reader } from "../protocol/codec.ts";
 import { readSubmittedBatch } from "../protocol/batch-codec.ts";
-import { isErrorCode, ProtocolError, type ErrorCode } from "../protocol/errors.ts";
+import { ProtocolError, type ErrorCode } from "../protocol/errors.ts";
 import {
   Kind, KIND_NAMES, PROTOCOL_VERSION, ROLES, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY,
-  type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type Role, type Welcome,
+  type ClusterStats, type ErrorMessage, type Hello, type Role, type Welcome,
 } from "../protocol/messages.ts";
 
 export interface RouterConfig {
@@ -46,14 +50,6 @@ export interface RouterConfig {
   crossShardPollMs: number;
 }
 
-/** Per upstream link: the requests waiting on it, under its own request ids. */
-interface Upstream {
-  link: CoordinatorLink;
-  routes: Routes;
-}
-
-const unavailable = (message: string): ShardAnswer => ({ kind: Kind.ERROR, body: { code: "E_UNAVAILABLE", message } });
-
 // SUBMIT body layout (codec.ts): requestId u32 | priority u8 | flags u8 | maxAttempts u16 | timeoutMs u32 | type str8 | key str8 | payload
 const SUBMIT_TYPE_AT = 12;
 
@@ -66,18 +62,22 @@ export class Router implements ConnectionHandler {
   private readonly clients = new Set<Connection>();
   private readonly startedAt = Date.now();
   private forwarded = 0;
-  private crossShardTimer: ReturnType<typeof setInterval> | undefined;
-  private settling = false;
   private discovery: { close(): void } | undefined;
   private readonly upstreamHello: Hello;
   /** Clients' task event subscriptions, one per shard primary each. */
   private readonly events = new EventRelay({ shards: () => this.shardMap.known, primaryOf: (shard) => this.primaries.get(shard) });
+  private readonly crossShard: CrossShardDependencies;
 
   constructor(
     readonly config: RouterConfig,
     private readonly log: Logger,
   ) {
     this.upstreamHello = { role: "router", version: PROTOCOL_VERSION, nodeId: config.nodeId, token: config.tokens.clusterToken };
+    this.crossShard = new CrossShardDependencies({
+      primaryOf: (shard) => this.primaries.get(shard),
+      primaries: () => [...this.primaries.values()],
+      ask: (upstream, kind, body) => this.ask(upstream, kind, body),
+    }, config);
   }
 
   get port(): number {
@@ -90,12 +90,12 @@ export class Router implements ConnectionHandler {
       this.discovery = followCoordinators(this.config.etcd, this.config.coordinators, this.log, { add: (a) => this.addUpstream(a), remove: (a) => this.removeUpstream(a) });
     }
     this.listener = listen(this.config.host, this.config.port, this, this.config.limits, (conn) => this.clients.add(conn), this.config.tls.server);
-    this.crossShardTimer = setInterval(() => this.settleRound(), this.config.crossShardPollMs);
+    this.crossShard.start();
     this.log.info("listening", { host: this.config.host, port: this.port, coordinators: this.upstreams.map((u) => u.link.label), etcd: this.config.etcd?.endpoints });
   }
 
   stop(): void {
-    clearInterval(this.crossShardTimer);
+    this.crossShard.stop();
     this.discovery?.close();
     this.listener?.stop();
     for (const u of this.upstreams) u.link.close();
@@ -289,66 +289,11 @@ export class Router implements ConnectionHandler {
   private afterParentsChecked(conn: Connection, requestId: number, shard: number, parents: readonly number[], forward: () => void): void {
     const foreign = parents.filter((p) => shardOfTask(p) !== shard);
     if (foreign.length === 0) return forward();
-    void this.whileWaiting(conn, this.missingParent(foreign)).then((missing) => {
+    void this.whileWaiting(conn, this.crossShard.missingParent(foreign)).then((missing) => {
       if (conn.closed) return;
       if (missing === undefined) forward();
       else conn.sendError(requestId, missing.code, missing.message);
     });
-  }
-
-  /**
-   * The first of these tasks (on other shards than their dependant's) that
-   * cannot be confirmed to exist: E_UNKNOWN_TASK, or E_UNAVAILABLE while its
-   * shard has no primary (retry). Undefined when all exist.
-   */
-  private async missingParent(parents: readonly number[]): Promise<{ code: ErrorCode; message: string } | undefined> {
-    const answers = await Promise.all([...new Set(parents)].map(async (taskId) => {
-      const home = this.primaries.get(shardOfTask(taskId));
-      if (home === undefined) return { code: "E_UNAVAILABLE" as ErrorCode, message: `shard ${shardOfTask(taskId)} of dependency ${taskId} has no reachable primary now; retry` };
-      const answer = await this.ask(home, Kind.TASK_QUERY, { taskId });
-      if (answer.kind === Kind.TASK_INFO) return undefined;
-      const code = isErrorCode(answer.body.code) ? answer.body.code : "E_UNAVAILABLE";
-      return { code, message: code === "E_UNKNOWN_TASK" ? `dependency ${taskId} is not a task of shard ${shardOfTask(taskId)}` : String(answer.body.message) };
-    }));
-    return answers.find((a) => a !== undefined);
-  }
-
-  /**
-   * One round of settling dependencies across shards: ask every primary which
-   * parents on other shards its tasks wait on, look each up on its own shard,
-   * and report those that ended. Stateless, so any router (or several, or a
-   * restarted one) can do it; a report the waiting shard already had is a no-op.
-   */
-  private settleRound(): void {
-    if (this.settling) return;
-    this.settling = true;
-    // A round that hangs on a silent coordinator ends anyway; late answers are harmless.
-    const bound = new Promise<void>((resolve) => setTimeout(resolve, Math.max(this.config.statsTimeoutMs, this.config.crossShardPollMs)));
-    void Promise.race([this.settleForeignParents(), bound]).finally(() => (this.settling = false));
-  }
-
-  private async settleForeignParents(): Promise<void> {
-    for (const waiting of [...this.primaries.values()]) {
-      const answer = await this.ask(waiting, Kind.FOREIGN_WAITS, {});
-      const parentIds = answer.kind === Kind.REPLY && Array.isArray(answer.body.parentIds) ? answer.body.parentIds : [];
-      await Promise.all(parentIds.filter((p): p is number => Number.isSafeInteger(p)).map((p) => this.reportParentEnd(waiting, p)));
-    }
-  }
-
-  private async reportParentEnd(waiting: Upstream, parentId: number): Promise<void> {
-    const home = this.primaries.get(shardOfTask(parentId));
-    if (home === undefined) return;
-    const info = await this.ask(home, Kind.TASK_QUERY, { taskId: parentId });
-    let state: unknown;
-    let output: unknown;
-    if (info.kind === Kind.TASK_INFO) {
-      state = info.body.state;
-      output = info.body.output;
-    } else if (info.kind === Kind.ERROR && info.body.code === "E_UNKNOWN_TASK") {
-      state = "failed"; // evicted or purged there: whether it completed is unknown
-    }
-    if (state !== "completed" && state !== "failed" && state !== "cancelled") return;
-    await this.ask(waiting, Kind.PARENT_ENDED, { taskId: parentId, state, output: output instanceof Uint8Array ? output : new Uint8Array(0) });
   }
 
   /** DLQ list and purge cover every shard: ask each one's primary, merge the answers (all of them, or fail). */
@@ -390,29 +335,9 @@ export class Router implements ConnectionHandler {
     }));
   }
 
-  /**
-   * The router's own request to one coordinator; resolves with the answer, or an ERROR when
-   * the link drops or nothing comes back within --stats-timeout-ms (a stopped coordinator
-   * keeps its socket open, so a dropped link alone would leave the asker waiting for ever).
-   */
+  /** The router's own request to one coordinator (upstream-ask.ts). */
   private ask(upstream: Upstream, kind: number, body: Record<string, unknown>): Promise<ShardAnswer> {
-    return new Promise((resolve) => {
-      const timeoutMs = this.config.statsTimeoutMs;
-      const timer = setTimeout(() => {
-        upstream.routes.close(upstreamId);
-        resolve(unavailable(`coordinator ${upstream.link.label} gave no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onControl = (answerKind: number, answer: Record<string, unknown>) => {
-        clearTimeout(timer);
-        resolve({ kind: answerKind, body: answer });
-      };
-      const upstreamId = upstream.routes.open({ client: undefined, clientRequestId: 0, awaitsDone: false, onControl });
-      if (!upstream.link.sendControl(kind, { ...body, requestId: upstreamId })) {
-        clearTimeout(timer);
-        upstream.routes.close(upstreamId);
-        resolve(unavailable(`coordinator ${upstream.link.label} is not reachable now`));
-      }
-    });
+    return askUpstream(upstream, kind, body, this.config.statsTimeoutMs);
   }
 
   private forwardControl(upstream: Upstream, conn: Connection, requestId: number, kind: number, body: Record<string, unknown>, awaitsDone = false): void {
@@ -527,33 +452,11 @@ export class Router implements ConnectionHandler {
   // ------------------------------------------------------------ stats
 
   private async clusterStats(requestId: number): Promise<ClusterStats> {
-    const coordinators = await Promise.all(this.upstreams.map((u) => this.statsOf(u)));
+    const coordinators = await Promise.all(this.upstreams.map((u) => statsOfUpstream(u, this.config.statsTimeoutMs)));
     return {
       requestId,
       router: { nodeId: this.config.nodeId, uptimeMs: Date.now() - this.startedAt, clients: this.clients.size, forwarded: this.forwarded, retried: 0 },
       coordinators,
     };
-  }
-
-  private statsOf(upstream: Upstream): Promise<ClusterStats["coordinators"][number]> {
-    const address = upstream.link.label;
-    if (!upstream.link.up) return Promise.resolve({ address, reachable: false, error: upstream.link.lastError });
-    return new Promise((resolve) => {
-      const onControl = (kind: number, body: Record<string, unknown>) => {
-        clearTimeout(timer);
-        if (kind === Kind.STATS) resolve({ address, reachable: true, stats: body as unknown as CoordinatorStats });
-        else resolve({ address, reachable: false, error: String(body.message) });
-      };
-      const upstreamId = upstream.routes.open({ client: undefined, clientRequestId: 0, awaitsDone: false, onControl });
-      const timer = setTimeout(() => {
-        upstream.routes.close(upstreamId);
-        resolve({ address, reachable: false, error: `no stats within ${this.config.statsTimeoutMs} ms` });
-      }, this.config.statsTimeoutMs);
-      if (!upstream.link.sendControl(Kind.STATS_REQUEST, { requestId: upstreamId })) {
-        clearTimeout(timer);
-        upstream.routes.close(upstreamId);
-        resolve({ address, reachable: false, error: "link not writable" });
-      }
-    });
   }
 }

@@ -1,6 +1,7 @@
 // The TypeScript client library: submit tasks, wait for their outcome, query
 // status and stats. The `client` load generator is built on it. One TCP
 // connection carries any number of pipelined requests; writes are batched.
+// How a list of tasks is cut into batches is in batch-submit.ts.
 
 import { decode, encode } from "@msgpack/msgpack";
 import { Connection, DEFAULT_NET_LIMITS, type ConnectionHandler, type NetLimits } from "../net/connection.ts";
@@ -15,6 +16,7 @@ import { checkEventBatch, checkFilter, type EventFilter, type ShardPosition } fr
 import { Subscriptions, type Subscription, type SubscriptionHandlers } from "./subscriptions.ts";
 import { checkSubmitOptions, extrasOf, WORKFLOW_TASK_FIELDS, type SubmitOptions, type WorkflowTask } from "./submit-options.ts";
 import { TaskStream, type TaskEnds } from "./task-stream.ts";
+import { acceptedIds, submitInBatches, type BatchTask } from "./batch-submit.ts";
 import {
   Kind, PROTOCOL_VERSION, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_NOTIFY, TaskStatus, type BatchItemOutcome, type SubmitFields, type WorkflowNode,
   type ClusterStats, type CoordinatorStats, type ErrorMessage, type Hello, type RoleChange, type TaskInfo, type Welcome,
@@ -24,6 +26,7 @@ export {
   BACKOFF_FIELDS, checkSubmitOptions, SUBMIT_OPTION_FIELDS, unknownField, WORKFLOW_TASK_FIELDS, type SubmitOptions, type WorkflowTask,
 } from "./submit-options.ts";
 export type { TaskEnds } from "./task-stream.ts";
+export { BATCH_PAYLOAD_BYTES_MAX, BatchSubmitError, type BatchTask } from "./batch-submit.ts";
 
 export interface TaskOutcome {
   taskId: number;
@@ -59,31 +62,7 @@ export interface ClientOptions {
 
 export const DEFAULT_PRIORITY = 100;
 
-/** One task of submitMany / submitBatch. */
-export interface BatchTask {
-  type: string;
-  payload?: unknown;
-  options?: SubmitOptions;
-}
-
 export type { BatchItemOutcome };
-
-/**
- * Payload bytes per SUBMIT_BATCH message at most: a longer list goes as
- * several batches, each well inside a server's 16 MiB frame limit.
- */
-export const BATCH_PAYLOAD_BYTES_MAX = 4 * 1024 * 1024;
-
-/** submitMany() when some task was refused: `outcomes` says, per task in order, which were accepted (with ids) and which not. */
-export class BatchSubmitError extends SchedulerError {
-  constructor(
-    readonly outcomes: BatchItemOutcome[],
-    first: { index: number; code: ErrorCode; message: string },
-  ) {
-    super(first.code, `task ${first.index} of the batch: ${first.message} (${outcomes.filter((o) => !o.ok).length} of ${outcomes.length} refused; see outcomes)`);
-    this.name = "BatchSubmitError";
-  }
-}
 
 interface Pending {
   resolve(value: unknown): void;
@@ -235,11 +214,7 @@ export class SchedulerClient implements ConnectionHandler {
    * BatchSubmitError whose outcomes say which were accepted: those exist.
    */
   async submitMany(tasks: BatchTask[]): Promise<number[]> {
-    const outcomes = await this.submitBatch(tasks);
-    const refused = outcomes.findIndex((o) => !o.ok);
-    if (refused < 0) return outcomes.map((o) => (o as { taskId: number }).taskId);
-    const first = outcomes[refused] as { code: string; message: string };
-    throw new BatchSubmitError(outcomes, { index: refused, code: isErrorCode(first.code) ? first.code : "E_BAD_REQUEST", message: first.message });
+    return acceptedIds(await this.submitBatch(tasks));
   }
 
   /**
@@ -249,32 +224,8 @@ export class SchedulerClient implements ConnectionHandler {
    * when a whole batch failed (the connection, E_NOT_PRIMARY, ...): then no
    * task of it was acknowledged, and a retry under the same idempotency keys is safe.
    */
-  async submitBatch(tasks: BatchTask[]): Promise<BatchItemOutcome[]> {
-    const outcomes: BatchItemOutcome[] = new Array(tasks.length);
-    const sends: Promise<void>[] = [];
-    let chunk: Array<{ index: number; fields: SubmitFields }> = [];
-    let chunkBytes = 0;
-    const flush = () => {
-      const sent = chunk;
-      chunk = [];
-      chunkBytes = 0;
-      sends.push(this.sendBatch(sent.map((t) => t.fields)).then((answers) => {
-        for (let i = 0; i < sent.length; i++) outcomes[sent[i]!.index] = answers[i]!;
-      }));
-    };
-    for (const [index, t] of tasks.entries()) {
-      const fields = this.submitFields(t.type, t.payload, t.options ?? {}, false);
-      if (typeof fields === "string") {
-        outcomes[index] = { ok: false, code: "E_BAD_REQUEST", message: fields };
-        continue;
-      }
-      if (chunk.length > 0 && (chunk.length >= SUBMIT_BATCH_TASKS_MAX || chunkBytes + fields.payload.length > BATCH_PAYLOAD_BYTES_MAX)) flush();
-      chunk.push({ index, fields });
-      chunkBytes += fields.payload.length;
-    }
-    if (chunk.length > 0) flush();
-    await Promise.all(sends);
-    return outcomes;
+  submitBatch(tasks: BatchTask[]): Promise<BatchItemOutcome[]> {
+    return submitInBatches(tasks, (t) => this.submitFields(t.type, t.payload, t.options ?? {}, false), (fields) => this.sendBatch(fields));
   }
 
   /**
