@@ -10,6 +10,8 @@ export interface ChartSeries {
   values: number[];
   axis: "left" | "right";
   color?: string;
+  /** A dashed line: tells two systems apart when their series share colours (ours solid, a peer's dashed). */
+  dashed?: boolean;
 }
 
 export interface ChartOptions {
@@ -32,6 +34,10 @@ const PALETTE = ["#1f5fbf", "#d9480f", "#2b8a3e", "#862e9c"];
 /** About this many intervals on each y axis: enough to read a value, few enough to stay legible. */
 const Y_TICKS_TARGET = 5;
 const FONT = "font-family=\"sans-serif\"";
+const DASH = ` stroke-dasharray="7 4"`;
+/** A legend too wide for one row wraps; the plot starts this much lower for each row past the first. */
+const LEGEND_ROW_PX = 20;
+const LEGEND_FONT_PX = 13;
 
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[c]!);
@@ -124,16 +130,26 @@ interface Plot {
   height: number;
 }
 
+const legendLabel = (s: ChartSeries) => `${s.name} (${s.axis} axis)`;
+
+/** Legend items all as wide as the longest label needs, as many to a row as the width holds. */
+function legendLayout(series: ChartSeries[], width: number): { itemWidth: number; perRow: number; rows: number } {
+  const itemWidth = Math.max(210, ...series.map((s) => 36 + legendLabel(s).length * LEGEND_FONT_PX * GLYPH_WIDTH_EM + 16));
+  const perRow = Math.max(1, Math.floor((width - 24) / itemWidth));
+  return { itemWidth, perRow, rows: Math.max(1, Math.ceil(series.length / perRow)) };
+}
+
 function legend(series: ChartSeries[], colors: string[], plot: Plot): string[] {
-  const itemWidth = 210;
-  const startX = (plot.width - itemWidth * series.length) / 2;
-  const y = plot.top - 22;
+  const { itemWidth, perRow, rows } = legendLayout(series, plot.width);
   return series.flatMap((s, i) => {
-    const x = startX + i * itemWidth;
+    const row = Math.floor(i / perRow);
+    const inRow = Math.min(perRow, series.length - row * perRow);
+    const x = (plot.width - itemWidth * inRow) / 2 + (i % perRow) * itemWidth;
+    const y = plot.top - 22 - (rows - 1 - row) * LEGEND_ROW_PX;
     return [
-      `<line x1="${r(x)}" y1="${y}" x2="${r(x + 28)}" y2="${y}" stroke="${colors[i]}" stroke-width="2.5"/>`,
+      `<line x1="${r(x)}" y1="${y}" x2="${r(x + 28)}" y2="${y}" stroke="${colors[i]}" stroke-width="2.5"${s.dashed ? DASH : ""}/>`,
       marker(s.axis, x + 14, y, colors[i]!, "legend-marker"),
-      `<text x="${r(x + 36)}" y="${y + 4}" font-size="13" ${FONT} fill="#222">${escapeXml(`${s.name} (${s.axis} axis)`)}</text>`,
+      `<text x="${r(x + 36)}" y="${y + 4}" font-size="${LEGEND_FONT_PX}" ${FONT} fill="#222">${escapeXml(legendLabel(s))}</text>`,
     ];
   });
 }
@@ -142,7 +158,8 @@ function legend(series: ChartSeries[], colors: string[], plot: Plot): string[] {
 export function lineChartSvg(options: ChartOptions): string {
   const width = options.width ?? 760;
   const height = options.height ?? 440;
-  const plot: Plot = { left: MARGIN.left, right: width - MARGIN.right, top: MARGIN.top, bottom: height - MARGIN.bottom, width, height };
+  const top = MARGIN.top + (legendLayout(options.series, width).rows - 1) * LEGEND_ROW_PX;
+  const plot: Plot = { left: MARGIN.left, right: width - MARGIN.right, top, bottom: height - MARGIN.bottom, width, height };
   const scale: XScale = options.xScale ?? (options.x.some((v) => typeof v === "string") ? "category" : "linear");
   const xs = xPositions(options, scale, plot.left, plot.right - plot.left);
   const ticks = { left: niceTicks(axisMax(options.series, "left")), right: niceTicks(axisMax(options.series, "right")) };
@@ -175,7 +192,7 @@ export function lineChartSvg(options: ChartOptions): string {
       else runs.at(-1)!.push(`${r(p.x)},${r(p.y)}`);
     }
     for (const run of runs.filter((x) => x.length > 1)) {
-      out.push(`<polyline points="${run.join(" ")}" fill="none" stroke="${color}" stroke-width="2.5"/>`);
+      out.push(`<polyline points="${run.join(" ")}" fill="none" stroke="${color}" stroke-width="2.5"${s.dashed ? DASH : ""}/>`);
     }
     points.forEach((p, i) => {
       if (p !== undefined) out.push(marker(s.axis, p.x, p.y, color, "marker", `${s.name} at ${options.x[i]}: ${p.v}`));

@@ -128,6 +128,33 @@ describe("lineChartSvg", () => {
     noBadNumbers(lineChartSvg(sweep({ x: [], series: [] })));
   });
 
+  test("a dashed series is dashed in the plot and in the legend, a plain one is not", () => {
+    const svg = lineChartSvg(sweep({ series: [{ name: "ours", values: [1, 2, 3, 4, 5], axis: "left" }, { name: "theirs", values: [2, 3, 4, 5, 6], axis: "left", dashed: true }] }));
+    checkXml(svg);
+    expect(svg.match(/<polyline [^>]*stroke-dasharray="7 4"/g)).toHaveLength(1);
+    expect(svg.match(/<line [^>]*stroke-dasharray="7 4"/g)).toHaveLength(1);
+    expect(svg.match(/<polyline /g)).toHaveLength(2);
+  });
+
+  test("a legend too wide for one row wraps into rows inside the width, and the plot starts below it", () => {
+    const names = ["ours p50", "ours p99", "ours p99.9", "ours achieved", "JetStream p50", "JetStream p99", "JetStream p99.9", "JetStream achieved"];
+    const series = names.map((name, i) => ({ name, values: [1, 2, 3, 4, 5].map((v) => v * (i + 1)), axis: name.endsWith("achieved") ? "right" as const : "left" as const }));
+    const width = 900;
+    const svg = lineChartSvg(sweep({ series, width }));
+    checkXml(svg);
+    const items = [...svg.matchAll(/<text x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*\((?:left|right) axis\))</g)].map((m) => ({ x: Number(m[1]), y: Number(m[2]), label: m[3]! }));
+    expect(items.map((i) => i.label.replace(/ \((left|right) axis\)$/, ""))).toEqual(names);
+    const rows = new Set(items.map((i) => i.y));
+    expect(rows.size).toBeGreaterThan(1);
+    for (const i of items) {
+      expect(i.x).toBeGreaterThan(0);
+      expect(i.x + i.label.length * 13 * 0.6).toBeLessThan(width);
+    }
+    // The top of the plot (the left axis starts there) lies below the lowest legend row.
+    const axisTop = Number(svg.match(/<line x1="84" y1="([\d.]+)" x2="84"/)![1]);
+    expect(axisTop).toBeGreaterThan(Math.max(...rows));
+  });
+
   test("a missing value (failed run) leaves a gap, not a NaN", () => {
     const svg = lineChartSvg(sweep({ series: [{ name: "t", values: [1, 2, 3, 4, 5], axis: "left" }, { name: "p99", values: [1, NaN, 3, 4, Infinity], axis: "right" }] }));
     checkXml(svg);

@@ -9,6 +9,7 @@
 //   bun bench.mjs --mode file   --workload open --rate 2000 --duration-s 3
 //   bun bench.mjs --mode r3     --workload closed --clients 64 --jobs 20000
 //   bun bench.mjs --mode memory --workload ingest --jobs 500000 --in-flight 4096
+//   bun bench.mjs --mode r3     --workload open --serve --duration-s 3 --warmup-s 1   (rates on stdin)
 //
 // A job is a message on a WorkQueue stream, published with JetStream's
 // publish (acknowledged by the stream, not awaited one by one: many are in
@@ -19,6 +20,7 @@
 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { AckPolicy, connect, RetentionPolicy, StorageType } from "nats";
 import { sleep, startWorkerProcess, summarize } from "../shared/peer-support.mjs";
@@ -43,6 +45,8 @@ const { values: o } = parseArgs({
     "in-flight": { type: "string", default: "512" },
     rate: { type: "string", default: "2000" },
     "duration-s": { type: "string", default: "3" },
+    "warmup-s": { type: "string", default: "0" },
+    serve: { type: "boolean", default: false },
     clients: { type: "string", default: "64" },
     batch: { type: "string", default: "1000" },
     "max-ack-pending": { type: "string", default: "20000" },
@@ -58,7 +62,10 @@ if (o.help) {
   memory      one nats-server, a memory stream        file   one nats-server, a file stream
   r3          three nats-servers in a cluster, a file stream with three replicas
   throughput  --jobs no-op jobs, --in-flight of them published and not yet completed at any time
-  open        --rate jobs/s on a fixed schedule for --duration-s; latency from each job's intended send time
+  open        --rate jobs/s on a fixed schedule for --duration-s; latency from each job's intended send time;
+              --warmup-s S first runs the same schedule S seconds, unmeasured (as our client's --warmup-s)
+  --serve     open only: keep the servers and the worker up, print "ready", then run one open loop per rate
+              read from stdin (one number a line) and print its JSON line; ends at the end of stdin
   closed      --clients loops, each publishing a job and waiting for its completion; --jobs in all
   ingest      --jobs publishes, --in-flight of them awaiting their PubAck at any time, no worker: acknowledged jobs/s
 
@@ -71,6 +78,7 @@ Prints one JSON line per run (our client's --json shape plus "system"); progress
 }
 if (!["memory", "file", "r3"].includes(o.mode)) throw new Error(`--mode must be memory, file or r3, got ${o.mode}`);
 if (!["throughput", "open", "closed", "ingest"].includes(o.workload)) throw new Error(`--workload must be throughput, open, closed or ingest, got ${o.workload}`);
+if (o.serve && o.workload !== "open") throw new Error("--serve is for the open workload");
 const num = (name) => {
   const n = Number(o[name]);
   if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${o[name]}`);
@@ -184,8 +192,8 @@ async function ingestRun(js, deadline) {
 }
 
 /** (b) Open loop: jobs published on a fixed schedule; latency from each job's intended time to its completion. */
-async function openRun(submitter, deadline) {
-  const plan = planOpenLoop(num("rate"), num("duration-s"));
+async function openRun(submitter, deadline, rate, durationS) {
+  const plan = planOpenLoop(rate, durationS);
   const latencies = [];
   let sent = 0, ended = 0, sendLagMsMax = 0, lastSendMs = 0;
   const started = performance.now();
@@ -229,14 +237,32 @@ async function closedRun(submitter, deadline, jobs, clients) {
       else failed++;
     }
   };
-  const timeout = new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())));
+  // Cleared after: a pending deadline timer would keep the process alive up to --deadline-s after its last run.
+  let timer;
+  const timeout = new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now()))));
   await Promise.race([Promise.all(Array.from({ length: clients }, loop)), timeout]);
+  clearTimeout(timer);
   const durationMs = performance.now() - started;
   const completed = latencies.length;
   return report({
     tasks: jobs, concurrency: clients, completed, failed: jobs - completed, durationMs: Math.round(durationMs),
     throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), timedOut: completed + failed < jobs,
   });
+}
+
+/** The rates of the measured runs: --rate --runs times, or with --serve one per line of stdin until it ends. */
+async function* requestedRates() {
+  if (!o.serve) {
+    for (let run = 0; run < num("runs"); run++) yield num("rate");
+    return;
+  }
+  process.stdout.write("ready\n");
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line.trim() === "") continue;
+    const rate = Number(line);
+    if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`--serve: a rate must be a positive number, got ${JSON.stringify(line.slice(0, 40))}`);
+    yield rate;
+  }
 }
 
 function startWorker(urls) {
@@ -280,15 +306,21 @@ async function main() {
         process.stdout.write(JSON.stringify(await ingestRun(nc.jetstream(), performance.now() + num("deadline-s") * 1000)) + "\n");
         await jsm.streams.purge(STREAM);
       }
-      for (let run = 0; !ingest && run < num("runs"); run++) {
+      const checkWorker = async () => {
         const check = await closedRun(submitter, performance.now() + CHECK_MS, CHECK_JOBS, 8);
         if (check.completed !== CHECK_JOBS) throw new Error(`worker check: ${check.completed} of ${CHECK_JOBS} completions seen`);
-        // A fresh process runs the client's code unoptimized at first: measure it warm, as ours is after its warm-up.
-        const warmupJobs = Number(o["warmup-jobs"]);
-        if (run === 0 && warmupJobs > 0) await closedRun(submitter, performance.now() + num("deadline-s") * 1000, warmupJobs, 64);
+      };
+      // A fresh process runs the client's code unoptimized at first: measure it warm, as ours is after its warm-up.
+      const warmupJobs = Number(o["warmup-jobs"]);
+      if (!ingest) await checkWorker();
+      if (!ingest && warmupJobs > 0) await closedRun(submitter, performance.now() + num("deadline-s") * 1000, warmupJobs, 64);
+      for await (const rate of ingest ? [] : requestedRates()) {
+        await checkWorker();
         const deadline = performance.now() + num("deadline-s") * 1000;
+        const warmupS = Number(o["warmup-s"]);
+        if (o.workload === "open" && warmupS > 0) await openRun(submitter, deadline, rate, warmupS);
         const result = o.workload === "throughput" ? await throughputRun(submitter, deadline)
-          : o.workload === "open" ? await openRun(submitter, deadline)
+          : o.workload === "open" ? await openRun(submitter, deadline, rate, num("duration-s"))
           : await closedRun(submitter, deadline, num("jobs"), num("clients"));
         process.stdout.write(JSON.stringify(result) + "\n");
       }

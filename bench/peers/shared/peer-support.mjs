@@ -20,13 +20,22 @@ export function freePort() {
   });
 }
 
-/** Latencies in ms summarized like our client's HDR histogram (percentile = smallest value with p% at or below it), to the µs. */
+/**
+ * Latencies in ms summarized like our client's HDR histogram (percentile =
+ * smallest value with p% at or below it; the count p% of n is rounded up after
+ * taking off its last-bit error, as HDR does, so 99.9% of 1,000 is the 999th
+ * value, not the 1,000th), to the µs.
+ */
 export function summarize(latencies) {
-  if (latencies.length === 0) return { min: 0, avg: 0, p50: 0, p95: 0, p99: 0, max: 0 };
+  if (latencies.length === 0) return { min: 0, avg: 0, p50: 0, p95: 0, p99: 0, p999: 0, max: 0 };
   const s = Float64Array.from(latencies).sort();
   const us = (ms) => Math.round(ms * 1000) / 1000;
-  const at = (p) => us(s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)]);
-  return { min: us(s[0]), avg: us(s.reduce((a, b) => a + b, 0) / s.length), p50: at(50), p95: at(95), p99: at(99), max: us(s[s.length - 1]) };
+  const rank = (p) => {
+    const exact = (p / 100) * s.length;
+    return Math.max(1, Math.ceil(exact - exact * Number.EPSILON));
+  };
+  const at = (p) => us(s[rank(p) - 1]);
+  return { min: us(s[0]), avg: us(s.reduce((a, b) => a + b, 0) / s.length), p50: at(50), p95: at(95), p99: at(99), p999: at(99.9), max: us(s[s.length - 1]) };
 }
 
 /**
