@@ -16,6 +16,10 @@ export class ShardMap {
     this.shards = [...this.shards, shard].sort((a, b) => a - b);
   }
 
+  remove(shard: number): void {
+    this.shards = this.shards.filter((s) => s !== shard);
+  }
+
   /** The shard for a key given as bytes (data[start, end)); empty key: round-robin. -1 when no shard is known. */
   pick(data: Uint8Array, start: number, end: number): number {
     const n = this.shards.length;

@@ -125,6 +125,10 @@ export class Router implements ConnectionHandler {
     this.upstreams.splice(this.upstreams.indexOf(upstream), 1);
     this.upstreamDown(upstream, "removed from the cluster");
     upstream.link.close();
+    // Its shard's last coordinator: the shard is gone from the cluster, not failing over, so
+    // fan-outs stop waiting for its answer (they would refuse for good) and new tasks go elsewhere.
+    const shard = upstream.link.shard;
+    if (shard >= 0 && !this.upstreams.some((u) => u.link.shard === shard)) this.shardMap.remove(shard);
     this.log.info("coordinator removed", { coordinator: upstream.link.label, shard: upstream.link.shard });
   }
 
@@ -326,13 +330,16 @@ export class Router implements ConnectionHandler {
   /**
    * One answer per known shard, not per current primary: a shard mid-failover (no primary
    * now) answers E_UNAVAILABLE, so a merged answer never passes for the whole cluster's.
+   * So does a configured coordinator that has never said which shard it serves (not
+   * connected since the router started): its shard may be one the router does not know yet.
    */
   private askEveryShard(kind: number, body: Record<string, unknown>): Promise<ShardAnswer[]> {
-    return Promise.all(this.shardMap.known.map((shard) => {
+    const unheard = this.upstreams.filter((u) => u.link.shard < 0).map((u) => unavailable(`coordinator ${u.link.label} has not said which shard it serves yet`));
+    return Promise.all([...unheard.map((a) => Promise.resolve(a)), ...this.shardMap.known.map((shard) => {
       const primary = this.primaries.get(shard);
       if (primary !== undefined) return this.ask(primary, kind, body);
       return Promise.resolve(unavailable(`shard ${shard} has no primary now (failing over)`));
-    }));
+    })]);
   }
 
   /** The router's own request to one coordinator (upstream-ask.ts). */

@@ -1,7 +1,8 @@
 // The router's answer to TASK_QUERY by idempotency key. Every known shard is
 // asked, because which shard took a key depended on the shards the router
 // knew when the task was submitted; this turns their answers into one. "No
-// such task" tells a client it may submit again, so it needs every shard's word.
+// such task" tells a client it may submit again, so it needs every shard's word,
+// including the word of shards the router has not heard of yet (router.ts askEveryShard).
 
 import { writeControl } from "../protocol/codec.ts";
 import { Kind } from "../protocol/messages.ts";
