@@ -3,9 +3,12 @@
 // the error both answer with (an HTTP status beside our code; gRPC maps the code).
 
 import { encode } from "@msgpack/msgpack";
-import type { TaskInfo } from "../protocol/messages.ts";
+import { shardOfTask } from "../core/task.ts";
+import type { BatchItemOutcome, TaskInfo } from "../protocol/messages.ts";
 import { publicView } from "../protocol/public-view.ts";
-import { BACKOFF_FIELDS, decodeResult, unknownField, type BatchSubmitError, type SchedulerClient, type SubmitOptions } from "../sdk/client.ts";
+import { acceptedIds } from "../sdk/batch-submit.ts";
+import { BACKOFF_FIELDS, decodeResult, unknownField, type BatchSubmitError, type BatchTask, type SchedulerClient, type SubmitOptions } from "../sdk/client.ts";
+import { SchedulerError } from "../sdk/errors.ts";
 import { builtinPayloadProblem } from "../worker/builtin-tasks.ts";
 
 /** A refused request: our error code, and the HTTP status REST answers with. */
@@ -37,7 +40,30 @@ export async function submitTasks(client: SchedulerClient, specs: readonly unkno
   if (specs.length > batchMax) throw new HttpError(413, "E_TOO_LARGE", `at most ${batchMax} tasks per request`);
   const parsed = specs.map((s, i) => parseTask(s, where(i)));
   if (parsed.length === 1) return [await client.submit(parsed[0]!.type, parsed[0]!.payload, parsed[0]!.options)];
-  return client.submitMany(parsed);
+  return acceptedIds(await submitBatchAndAlone(client, parsed));
+}
+
+/**
+ * Each task's outcome in order. A task whose parents are on two or more shards goes
+ * as a SUBMIT of its own: the router checks the parents on the other shards before
+ * the task may exist, which a batch does not wait for (it refuses such a task). The
+ * rest go as batches. A lone task's refusal is its outcome, as a batch reports it.
+ */
+async function submitBatchAndAlone(client: SchedulerClient, tasks: readonly BatchTask[]): Promise<BatchItemOutcome[]> {
+  const alone = tasks.map((t) => new Set((t.options?.dependsOn ?? []).map(shardOfTask)).size > 1);
+  const batched = tasks.filter((_, i) => !alone[i]);
+  const lone = tasks.filter((_, i) => alone[i]).map((t) =>
+    client.submit(t.type, t.payload, t.options).then(
+      (taskId): BatchItemOutcome => ({ ok: true, taskId }),
+      (err: unknown): BatchItemOutcome => {
+        if (!(err instanceof SchedulerError)) throw err;
+        return { ok: false, code: err.code, message: err.detail };
+      },
+    ));
+  const [batchOutcomes, loneOutcomes] = await Promise.all([batched.length > 0 ? client.submitBatch(batched) : [], Promise.all(lone)]);
+  let nextBatched = 0;
+  let nextLone = 0;
+  return alone.map((isAlone) => (isAlone ? loneOutcomes[nextLone++]! : batchOutcomes[nextBatched++]!));
 }
 
 /** A partly refused batch, task by task, for a REST error body: `{taskId}` accepted (it exists), `{error}` refused. */

@@ -6,7 +6,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { shardOfTask } from "../../src/core/task.ts";
 import { SchedulerClient, TaskError, type SubmitOptions } from "../../src/sdk/client.ts";
-import { Cluster } from "./harness.ts";
+import { Cluster, freePort, waitFor } from "./harness.ts";
 
 let cluster: Cluster;
 afterEach(async () => {
@@ -81,3 +81,42 @@ test("the wait lives in the coordinators: a router killed mid-wait is replaced a
     direct.close();
   }
 });
+
+test("a REST array may hold a task with parents on two shards: it goes alone, the rest as a batch, answers in order", async () => {
+  cluster = new Cluster();
+  const httpPort = freePort();
+  const shard0 = await cluster.coordinator(["--shard", "0"]);
+  const shard1 = await cluster.coordinator(["--shard", "1"]);
+  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
+  const router = await cluster.router([shard0.port, shard1.port], ["--http-port", String(httpPort)]);
+  await cluster.workersJoined(router.port, 2);
+  const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
+  const base = `http://127.0.0.1:${httpPort}`;
+  const post = async (tasks: unknown[]) => {
+    const res = await fetch(`${base}/v1/tasks`, { method: "POST", body: JSON.stringify(tasks) });
+    return { status: res.status, body: (await res.json()) as { taskIds?: number[]; error?: { code: string }; tasks?: Array<{ taskId?: number; error?: { code: string } }> } };
+  };
+  try {
+    await waitFor("the HTTP port", async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined));
+    const [slow0, slow1] = await onEachShard(client, "sleep", { ms: 1000 }, "rest-parent");
+    const made = await post([{ type: "noop" }, { type: "noop", dependsOn: [slow0, slow1] }, { type: "noop", idempotencyKey: "rest-after" }]);
+    expect(made.status).toBe(201);
+    const [before, child, after] = made.body.taskIds!;
+    expect(shardOfTask(child!)).toBe(0); // the shard of its first parent
+    expect((await client.task(child!)).state).toBe("waiting");
+    expect((await client.wait(child!)).ok).toBe(true);
+    for (const parent of [slow0, slow1]) expect((await client.task(parent)).state).toBe("completed");
+    expect((await client.wait(before!)).ok).toBe(true);
+    expect(await client.taskByKey("rest-after").then((t) => t.taskId)).toBe(after!);
+
+    // A refused task keeps its place; the others exist.
+    const ghost = slow1 + 1_000_000;
+    const partly = await post([{ type: "noop", dependsOn: [slow0, ghost] }, { type: "noop", idempotencyKey: "rest-after" }]);
+    expect(partly.status).toBe(404);
+    expect(partly.body.error!.code).toBe("E_UNKNOWN_TASK");
+    expect(partly.body.tasks![0]!.error!.code).toBe("E_UNKNOWN_TASK");
+    expect(partly.body.tasks![1]).toEqual({ taskId: after! });
+  } finally {
+    client.close();
+  }
+}, 60_000);
