@@ -443,10 +443,7 @@ export class Router implements ConnectionHandler {
   }
 
   private failRoutes(upstream: Upstream, message: string): void {
-    for (const route of upstream.routes.closeAll()) {
-      if (route.onControl !== undefined) route.onControl(Kind.ERROR, { code: "E_UNAVAILABLE", message });
-      else if (route.client?.writable()) route.client.sendError(route.clientRequestId, "E_UNAVAILABLE", message);
-    }
+    upstream.routes.failAll(message);
   }
 
   // ------------------------------------------------------------ stats
