@@ -15,7 +15,7 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { Routes } from "./routes.ts";
-import { routeSubmitBatch, type BatchRouterPort } from "./batch-route.ts";
+import { BATCH_PART_TIMEOUT_MS, routeSubmitBatch, type BatchRouterPort } from "./batch-route.ts";
 import { answerTaskByKey, type ShardAnswer } from "./task-by-key.ts";
 import { EventRelay } from "./event-relay.ts";
 import { askUpstream, statsOfUpstream, unavailable, type Upstream } from "./upstream-ask.ts";
@@ -258,6 +258,7 @@ export class Router implements ConnectionHandler {
       return { routes: upstream.routes, conn };
     },
     forwarded: (tasks) => (this.forwarded += tasks),
+    partTimeoutMs: BATCH_PART_TIMEOUT_MS,
   };
 
   /** A workflow is created on one shard: the shard of the existing tasks it depends on, else the next in turn. */

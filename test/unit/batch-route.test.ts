@@ -39,13 +39,13 @@ function fakeClient() {
   return { conn: raw as unknown as Connection, errors, batches, waits: () => waits };
 }
 
-/** Two shards, each primary a Routes and a connection that only buffers. */
-function twoShards() {
+/** Two shards, each primary a Routes and a connection that only buffers; `partTimeoutMs` as given. */
+function twoShards(partTimeoutMs: number) {
   const shardMap = new ShardMap();
   shardMap.add(0);
   shardMap.add(1);
   const upstreams = [0, 1].map(() => ({ routes: new Routes(), conn: { writer: new FrameWriter(1024), queueFlush() {} } as unknown as Connection }));
-  const port: BatchRouterPort = { shardMap, primary: (shard) => upstreams[shard]!, forwarded: () => {} };
+  const port: BatchRouterPort = { shardMap, primary: (shard) => upstreams[shard]!, forwarded: () => {}, partTimeoutMs };
   return { shardMap, upstreams, port };
 }
 
@@ -72,7 +72,7 @@ function partId(routes: Routes): number {
 }
 
 test("a part whose link is lost fails its tasks in the joined answer only, not also by an ERROR on each task's id", () => {
-  const { shardMap, upstreams, port } = twoShards();
+  const { shardMap, upstreams, port } = twoShards(60_000);
   const client = fakeClient();
   routeSubmitBatch(port, client.conn, batchAcrossShards(shardMap));
   upstreams[1]!.routes.failAll("coordinator lost; retry"); // as Router.failRoutes does
@@ -82,4 +82,20 @@ test("a part whose link is lost fails its tasks in the joined answer only, not a
   expect(client.errors).toEqual([]);
   const [answer] = client.batches();
   expect(answer).toEqual([{ ok: true, taskId: 77 }, { ok: false, code: "E_UNAVAILABLE", message: "coordinator lost; retry" }]);
+});
+
+test("a part left unanswered fails its tasks as E_UNAVAILABLE after partTimeoutMs and closes its routes", async () => {
+  const { shardMap, upstreams, port } = twoShards(20);
+  const client = fakeClient();
+  routeSubmitBatch(port, client.conn, batchAcrossShards(shardMap));
+  const part0 = partId(upstreams[0]!.routes);
+  upstreams[0]!.routes.close(part0)!.onBatch!([{ ok: true, taskId: 77 }]);
+  expect(client.batches()).toEqual([]); // shard 1 has not answered
+  await Bun.sleep(100);
+  const [answer] = client.batches();
+  expect(answer?.[0]).toEqual({ ok: true, taskId: 77 });
+  expect(answer?.[1]).toMatchObject({ ok: false, code: "E_UNAVAILABLE" });
+  expect(upstreams[1]!.routes.size).toBe(0);
+  expect(upstreams[0]!.routes.size).toBe(1); // task 2 still waits for its TASK_DONE, however long it runs
+  expect(client.errors).toEqual([]);
 });
