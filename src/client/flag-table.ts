@@ -16,7 +16,7 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
   { name: "chunk-words", type: "int", default: 200, min: 1, max: 1000000, help: "wordcount: words per task" },
   { name: "connections", type: "int", default: 1, min: 1, max: 1024, help: "TCP connections the load is spread over" },
   { name: "seed", type: "int", default: 42, help: "seed of the workload generator" },
-  { name: "submit-attempts", type: "int", default: 20, min: 1, help: "tries per task at the client (queue full, connection lost) before it counts as failed" },
+  { name: "submit-attempts", type: "int", default: 20, min: 1, max: 65535, help: "tries per task at the client (queue full, connection lost) before it counts as failed; at most 65535 (counted in 16 bits)" },
   { name: "deadline-s", type: "number", default: 600, min: 1, help: "hard bound on the whole run; unfinished tasks count as failed" },
   { name: "idempotency", type: "bool", default: true, help: "give each task an idempotency key so retries never duplicate it" },
   ...CLIENT_SECURITY_FLAGS,

@@ -23,7 +23,17 @@ export interface BatchRouterPort {
   /** The primary of a shard: its routes and a connection that takes writes now, or why there is none. */
   primary(shard: number): { routes: Routes; conn: Connection } | { code: string; message: string };
   forwarded(tasks: number): void;
+  /** A part unanswered this long fails its tasks as E_UNAVAILABLE: a stopped primary may keep its socket open. */
+  partTimeoutMs: number;
 }
+
+/**
+ * How long the router waits for a shard to accept its part of a batch (not for the tasks
+ * to run): longer than a loaded shard needs to log and replicate 10,000 tasks, shorter
+ * than the SDK's answerTimeoutMs (10 s), so a client hears which tasks to re-send
+ * instead of dropping its connection.
+ */
+export const BATCH_PART_TIMEOUT_MS = 5_000;
 
 /** Routes one SUBMIT_BATCH from `conn` (r on its body). A batch whose framing is broken is refused whole, on its request. */
 export function routeSubmitBatch(port: BatchRouterPort, conn: Connection, r: Reader): void {
@@ -107,13 +117,20 @@ function forwardPart(
       if (doneRoutes[j] !== 0) routes.close(doneRoutes[j]!);
     }
   };
+  const timer = setTimeout(() => {
+    if (routes.close(upstreamId) === undefined) return;
+    fail("E_UNAVAILABLE", `shard ${shard} did not answer its part of the batch within ${port.partTimeoutMs} ms; retry`);
+    done();
+  }, port.partTimeoutMs);
   const upstreamId = routes.open({
     client: undefined, clientRequestId: 0, awaitsDone: false,
     onControl: (_kind, body) => {
+      clearTimeout(timer);
       fail(String(body.code ?? "E_UNAVAILABLE"), String(body.message ?? `shard ${shard} did not take the batch`));
       done();
     },
     onBatch: (answers) => {
+      clearTimeout(timer);
       if (answers.length !== tasks.length) fail("E_UNAVAILABLE", `shard ${shard} answered ${answers.length} outcomes for ${tasks.length} tasks; retry`);
       else {
         for (const [j, i] of tasks.entries()) {

@@ -15,7 +15,7 @@ import { authorizeHello, authorizeKind, type Grants, type TokenTable } from "../
 import type { Connection, ConnectionHandler, NetLimits } from "../net/connection.ts";
 import type { TlsSettings } from "../net/tls.ts";
 import { Routes } from "./routes.ts";
-import { routeSubmitBatch, type BatchRouterPort } from "./batch-route.ts";
+import { BATCH_PART_TIMEOUT_MS, routeSubmitBatch, type BatchRouterPort } from "./batch-route.ts";
 import { answerTaskByKey, type ShardAnswer } from "./task-by-key.ts";
 import { EventRelay } from "./event-relay.ts";
 import { askUpstream, statsOfUpstream, unavailable, type Upstream } from "./upstream-ask.ts";
@@ -262,6 +262,7 @@ export class Router implements ConnectionHandler {
       return { routes: upstream.routes, conn };
     },
     forwarded: (tasks) => (this.forwarded += tasks),
+    partTimeoutMs: BATCH_PART_TIMEOUT_MS,
   };
 
   /** A workflow is created on one shard: the shard of the existing tasks it depends on, else the next in turn. */
@@ -450,10 +451,7 @@ export class Router implements ConnectionHandler {
   }
 
   private failRoutes(upstream: Upstream, message: string): void {
-    for (const route of upstream.routes.closeAll()) {
-      if (route.onControl !== undefined) route.onControl(Kind.ERROR, { code: "E_UNAVAILABLE", message });
-      else if (route.client?.writable()) route.client.sendError(route.clientRequestId, "E_UNAVAILABLE", message);
-    }
+    upstream.routes.failAll(message);
   }
 
   // ------------------------------------------------------------ stats

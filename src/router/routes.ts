@@ -5,7 +5,7 @@
 // client's IdleClock, and every way a route ends, ends it.
 
 import type { Connection } from "../net/connection.ts";
-import type { BatchItemOutcome } from "../protocol/messages.ts";
+import { Kind, type BatchItemOutcome } from "../protocol/messages.ts";
 
 /** A request forwarded upstream, waiting for its answer. */
 export interface Route {
@@ -52,11 +52,17 @@ export class Routes {
     return route;
   }
 
-  /** Removes every route (the link is lost or no longer primary) and returns them, to be failed. */
-  closeAll(): Route[] {
-    const routes = [...this.byId.values()];
-    this.byId.clear();
-    for (const route of routes) route.client?.idle.endWait();
-    return routes;
+  /**
+   * Ends every route (the link is lost or no longer primary) as E_UNAVAILABLE, one at a
+   * time: a route that an earlier one's failure closed is skipped, so a batch part that
+   * fails its tasks in the joined answer (batch-route.ts) keeps them from a second answer.
+   */
+  failAll(message: string): void {
+    for (const id of [...this.byId.keys()]) {
+      const route = this.close(id);
+      if (route === undefined) continue;
+      if (route.onControl !== undefined) route.onControl(Kind.ERROR, { code: "E_UNAVAILABLE", message });
+      else if (route.client?.writable()) route.client.sendError(route.clientRequestId, "E_UNAVAILABLE", message);
+    }
   }
 }

@@ -8,7 +8,7 @@ import { backoffDelayMs } from "../net/backoff.ts";
 import { parseHostPort, type HostPort } from "../net/endpoints.ts";
 import type { ClusterStats, CoordinatorStats, TaskInfo } from "../protocol/messages.ts";
 import { BatchSubmitError, checkSubmitOptions, decodeResult, SchedulerClient, type BatchItemOutcome, type ClientOptions, type SubmitOptions, type TaskOutcome, type WorkflowTask } from "./client.ts";
-import { asSchedulerError, isErrorCode, isRetryable, SchedulerError, TaskFailedError } from "./errors.ts";
+import { asSchedulerError, isErrorCode, SchedulerError, TaskFailedError } from "./errors.ts";
 import { DEFAULT_RETRY, idempotencyKeyOf, nextStep, RESENDS_MAX, ServerRotation, type RetryOptions } from "./failover.ts";
 import { TaskEvents, type EventsOptions } from "./events.ts";
 import { TaskHandle, type AnyTasks, type HandleOwner, type PayloadOf, type ResultOf, type TaskName, type TaskState, type TaskStatus, type TaskTypes } from "./task-handle.ts";
@@ -131,14 +131,18 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
     const keyed = tasks.map((t) => ({ type: t.type as string, payload: encodePayload(t.payload), options: this.keyed(t.options ?? {}) }));
     const outcomes: BatchItemOutcome[] = new Array(keyed.length);
     let waiting = keyed.map((_, i) => i);
+    // One budget for the whole call, as for submit(): each round's re-sends do not start a fresh one.
+    const giveUpAt = Date.now() + this.retry.giveUpAfterMs;
     for (let round = 0; waiting.length > 0; round++) {
       const sent = waiting;
-      const answers = await this.retrying((link) => link.submitBatch(sent.map((i) => keyed[i]!)), KEYED);
+      const answers = await this.retrying((link) => link.submitBatch(sent.map((i) => keyed[i]!)), KEYED, giveUpAt);
       waiting = [];
+      const mayResend = round + 1 < RESENDS_MAX && Date.now() < giveUpAt;
       for (const [j, i] of sent.entries()) {
         const answer = answers[j]!;
         outcomes[i] = answer;
-        if (!answer.ok && isErrorCode(answer.code) && isRetryable(answer.code) && round + 1 < RESENDS_MAX) waiting.push(i);
+        // submit()'s rule: E_UNAVAILABLE or E_NOT_PRIMARY (a shard between primaries) is sent again; E_QUEUE_FULL and the rest go to the caller.
+        if (!answer.ok && mayResend && isErrorCode(answer.code) && nextStep(answer.code, false) !== "reject") waiting.push(i);
       }
       if (waiting.length > 0) await this.pause(backoffDelayMs(round, this.retry.minDelayMs, this.retry.maxDelayMs, this.random()));
     }
@@ -271,8 +275,7 @@ export class Scheduler<M extends TaskTypes<M> = AnyTasks> implements HandleOwner
    * only after a refusal. A server that leaves an immediate request unanswered
    * for retry.answerTimeoutMs (stopped, or half-open) is left like a lost one.
    */
-  private async retrying<T>(call: (link: Link, resend: number) => Promise<T>, how: Resend = QUERY): Promise<T> {
-    const giveUpAt = Date.now() + this.retry.giveUpAfterMs;
+  private async retrying<T>(call: (link: Link, resend: number) => Promise<T>, how: Resend = QUERY, giveUpAt = Date.now() + this.retry.giveUpAfterMs): Promise<T> {
     for (let resend = 0; ; resend++) {
       const link = await this.connection();
       try {

@@ -88,7 +88,8 @@ export class TaskStream {
     for (let k = 0; k < batch.tokens.length; k++) {
       const o = outcomes[k] ?? { ok: false, code: "E_BAD_FRAME", message: "no outcome for this task" };
       if (o.ok && batch.requestIds !== undefined) continue;
-      if (batch.requestIds !== undefined) this.tokens.delete(batch.requestIds[k]!);
+      // A notify task may have ended already, by an ERROR on its own request id (its shard's link was lost).
+      if (batch.requestIds !== undefined && !this.tokens.delete(batch.requestIds[k]!)) continue;
       this.ends?.taskEnded(batch.tokens[k]!, o.ok, EMPTY, o.ok ? undefined : o.code);
     }
     return true;

@@ -62,13 +62,13 @@ test("one subscription per shard; events under the client's id; a shard's subscr
   expect(client.received()).toEqual([{ ...batch(42, 0, 7) }]);
 
   // The link to shard 0's primary drops: its route fails, and the new primary gets the position.
-  for (const route of upstreams[0]!.routes.closeAll()) route.onControl!(Kind.ERROR, { code: "E_UNAVAILABLE", message: "lost" });
+  upstreams[0]!.routes.failAll("lost");
   const replacement = fakeUpstream();
   primaries.set(0, replacement);
   relay.primaryChanged(0);
   expect(replacement.sent[0]!.body.after).toEqual([{ shard: 0, term: 4, seq: 7 }]);
   // A shard that never sent a position is reopened from its oldest event, not from now.
-  for (const route of upstreams[1]!.routes.closeAll()) route.onControl!(Kind.ERROR, { code: "E_NOT_PRIMARY", message: "stepped down" });
+  upstreams[1]!.routes.failAll("stepped down");
   relay.primaryChanged(1);
   expect(upstreams[1]!.sent.at(-1)!.body.after).toEqual([]);
   relay.clientClosed(client.conn);

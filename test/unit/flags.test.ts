@@ -3,6 +3,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { ENV_PREFIX, envName, helpText, parseFlags, UsageError, type FlagSpec } from "../../src/cli/flags.ts";
+import { parseBinaryFlags } from "../../src/cli/flag-registry.ts";
 
 const SPECS: readonly FlagSpec[] = [
   { name: "port", short: "p", type: "int", default: 5000, min: 0, max: 65535, help: "TCP port" },
@@ -173,4 +174,9 @@ describe("helpText", () => {
   test("no Examples section without examples", () => {
     expect(helpText("x", "y", SPECS)).not.toContain("Examples:");
   });
+});
+
+test("client --submit-attempts stops at 65535: the client counts attempts in 16 bits, so more would never run out", () => {
+  expect(parseBinaryFlags("client", ["--submit-attempts", "65535"], NO_ENV)["submit-attempts"]).toBe(65535);
+  expect(() => parseBinaryFlags("client", ["--submit-attempts", "65536"], NO_ENV)).toThrow(UsageError);
 });

@@ -9,6 +9,7 @@ import type { RoleChange, TaskInfo } from "../../src/protocol/messages.ts";
 import { BatchSubmitError, type BatchItemOutcome, type SubmitOptions, type TaskOutcome } from "../../src/sdk/client.ts";
 import { SchedulerError, TaskFailedError } from "../../src/sdk/errors.ts";
 import { connect, type Link } from "../../src/sdk/scheduler.ts";
+import { RESENDS_MAX } from "../../src/sdk/failover.ts";
 
 interface Sent {
   server: number;
@@ -60,11 +61,15 @@ class FakeLink {
   /** Keys this server refuses in a batch: once as retryable (E_UNAVAILABLE), or always (E_UNKNOWN_TASK). */
   readonly refuseOnce = new Set<string>();
   readonly refuseAlways = new Set<string>();
+  /** Keys this server refuses in every batch with the code given. */
+  readonly refuseWith = new Map<string, string>();
   submitBatch(tasks: Array<{ options?: SubmitOptions }>): Promise<BatchItemOutcome[]> {
     const keys = tasks.map((t) => t.options!.idempotencyKey!);
     return this.answer("submitBatch", keys.join(","), () => keys.map((key): BatchItemOutcome => {
       if (this.refuseOnce.delete(key)) return { ok: false, code: "E_UNAVAILABLE", message: "its shard has no primary now; retry" };
       if (this.refuseAlways.has(key)) return { ok: false, code: "E_UNKNOWN_TASK", message: "no such parent" };
+      const code = this.refuseWith.get(key);
+      if (code !== undefined) return { ok: false, code, message: `refused with ${code}` };
       return { ok: true, taskId: this.idFor(key) };
     }));
   }
@@ -168,6 +173,28 @@ describe("Scheduler over fake connections", () => {
     expect((refused as BatchSubmitError).outcomes).toEqual([{ ok: false, code: "E_UNKNOWN_TASK", message: "no such parent" }, { ok: true, taskId: 100 }]);
     await client.close();
   });
+
+  test("submitMany: a task refused with E_QUEUE_FULL is not sent again; the call rejects at once", async () => {
+    const c = fakeCluster(1);
+    const client = await connect(c.options);
+    c.links[0]!.refuseWith.set("full", "E_QUEUE_FULL");
+    const refused = await client.submitMany([{ type: "noop", options: { idempotencyKey: "a" } }, { type: "noop", options: { idempotencyKey: "full" } }]).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BatchSubmitError);
+    expect((refused as BatchSubmitError).code).toBe("E_QUEUE_FULL");
+    expect(c.log.filter((s) => s.call === "submitBatch").map((s) => s.key)).toEqual(["a,full"]);
+    await client.close();
+  });
+
+  test("submitMany: a task refused as retryable every time gives up after giveUpAfterMs, not after RESENDS_MAX rounds", async () => {
+    const c = fakeCluster(1);
+    const client = await connect(c.options);
+    c.links[0]!.refuseWith.set("stuck", "E_UNAVAILABLE");
+    const refused = await client.submitMany([{ type: "noop", options: { idempotencyKey: "stuck" } }]).catch((e: unknown) => e);
+    expect((refused as BatchSubmitError).code).toBe("E_UNAVAILABLE");
+    // giveUpAfterMs is 200 and every pause at least 1 ms: far fewer rounds than RESENDS_MAX (1,000).
+    expect(c.log.filter((s) => s.call === "submitBatch").length).toBeLessThan(RESENDS_MAX / 2);
+    await client.close();
+  }, 15_000);
 
   test("a purge is never sent twice, not even after a refusal that looks like failover", async () => {
     const c = fakeCluster(2);
