@@ -108,14 +108,8 @@ async function run(port: number, rate: number): Promise<Sample> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** What one system ran at one rate: the median of each figure over its runs, failures summed. */
-interface Row {
+interface Row extends Sample {
   rate: number;
-  achieved: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  max: number;
-  failed: number;
 }
 
 function rowsOf(samples: Map<string, Sample[]>, system: string): Row[] {
