@@ -14,12 +14,12 @@ import { SpscRing } from "../ring/spsc-ring.ts";
 import { CoordinatorLink, type LinkOptions } from "../net/coordinator-link.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { readControl, type Reader } from "../protocol/codec.ts";
-import { copyRange } from "../protocol/copy-range.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { followCoordinators, type EtcdSettings } from "../net/etcd-discovery.ts";
 import type { BuiltinHandler } from "./builtin-tasks.ts";
 import type { ExecutorConfig } from "./executor.ts";
 import { startExecutorThread, startInProcessExecutor, type ExecutorControl } from "./executor-start.ts";
+import { KeptResults } from "./kept-results.ts";
 import { LinkCredit } from "./link-credit.ts";
 
 export interface WorkerConfig {
@@ -117,12 +117,11 @@ export class WorkerNode {
   private linkOptions: LinkOptions | undefined;
   private discovery: { close(): void } | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
-  private readonly resultsWaiting = new Map<number, Uint8Array[]>();
-  private readonly recentResults = new Map<number, Deque<Uint8Array>>();
   /** Enough to cover what a primary can lose in flight (a replication round trip's worth, and then some). */
   private get recentResultsMax(): number {
     return Math.max(this.slots, 1024);
   }
+  private readonly kept: KeptResults;
   /** Tasks on the executors now: heartbeats name them so their leases are extended. */
   private readonly runningTasks = new Set<number>();
   /** Names this worker in every coordinator's leases, across reconnects and failovers. */
@@ -140,6 +139,7 @@ export class WorkerNode {
     private readonly onFatal: (err: Error) => void = () => {},
   ) {
     this.credit = new LinkCredit(this.slots);
+    this.kept = new KeptResults(() => this.recentResultsMax, config.resultsWaitingMax, () => this.counters.dropped++);
   }
 
   get slots(): number {
@@ -273,20 +273,13 @@ export class WorkerNode {
     this.draining = true;
     for (const link of this.links) link.sendControl(Kind.DRAIN, {});
     const deadline = Date.now() + timeoutMs;
-    const busy = () => this.running > 0 || this.resultsKept > 0 || this.links.some((l) => l.backlogBytes > 0);
+    const busy = () => this.running > 0 || this.kept.waitingCount > 0 || this.links.some((l) => l.backlogBytes > 0);
     while (busy() && Date.now() < deadline) await Bun.sleep(10);
-    const report = { unfinished: this.running, undelivered: this.resultsKept };
+    const report = { unfinished: this.running, undelivered: this.kept.waitingCount };
     if (report.undelivered > 0) this.log.warn("results undelivered at stop: their tasks run again elsewhere", report);
     else this.log.info("drained", report);
     this.stop();
     return report;
-  }
-
-  /** Results waiting for their shard's next primary. */
-  private get resultsKept(): number {
-    let n = 0;
-    for (const waiting of this.resultsWaiting.values()) n += waiting.length;
-    return n;
   }
 
   stop(): void {
@@ -339,8 +332,7 @@ export class WorkerNode {
       return;
     }
     this.linkByShard.set(shard, best);
-    const resend = [...(this.recentResults.get(shard) ?? []), ...(this.resultsWaiting.get(shard) ?? [])];
-    this.resultsWaiting.delete(shard);
+    const resend = this.kept.takeForNewPrimary(shard);
     for (const body of resend) if (!best.sendRaw(Kind.RESULT, body)) this.counters.dropped++;
     best.flushSoon();
     if (resend.length > 0) this.log.info("results resent to new primary", { shard, results: resend.length, primary: best.label, epoch: best.epoch });
@@ -380,31 +372,6 @@ export class WorkerNode {
     });
     this.refusedLoggedAt = now;
     this.refusedSinceLog = 0;
-  }
-
-  /** The last results sent to each shard's primary, kept to resend after a failover. */
-  private rememberResult(shard: number, bytes: Uint8Array, start: number, end: number): void {
-    let recent = this.recentResults.get(shard);
-    if (recent === undefined) this.recentResults.set(shard, (recent = new Deque()));
-    // The oldest copy's buffer is reused when it has the right size (results of one workload mostly do): no garbage per task.
-    const oldest = recent.length >= this.recentResultsMax ? recent.shift() : undefined;
-    const copy = oldest !== undefined && oldest.length === end - start ? oldest : new Uint8Array(end - start);
-    copyRange(copy, 0, bytes, start, end);
-    recent.push(copy);
-  }
-
-  /**
-   * A result whose shard has no primary right now (failover under way) waits
-   * here, bounded; the new primary holds the lease and accepts it.
-   */
-  private keepResult(shard: number, body: Uint8Array): void {
-    let waiting = this.resultsWaiting.get(shard);
-    if (waiting === undefined) this.resultsWaiting.set(shard, (waiting = []));
-    if (waiting.length >= this.config.resultsWaitingMax) {
-      waiting.shift();
-      this.counters.dropped++;
-    }
-    waiting.push(body.slice());
   }
 
   private reportProgress(p: { taskId: number; attempt: number; value: number }): void {
@@ -487,10 +454,10 @@ export class WorkerNode {
       else this.counters.failed++;
       const shard = shardOfTask(taskId);
       const link = this.linkByShard.get(shard);
-      if (link === undefined || !link.sendRawRange(Kind.RESULT, data, start, start + length)) this.keepResult(shard, data.subarray(start, start + length));
+      if (link === undefined || !link.sendRawRange(Kind.RESULT, data, start, start + length)) this.kept.hold(shard, data.subarray(start, start + length));
       else {
         touched.add(link);
-        this.rememberResult(shard, data, start, start + length);
+        this.kept.sent(shard, data, start, start + length);
       }
     };
     while (!this.stopped) {
