@@ -19,11 +19,7 @@ afterEach(async () => {
 test("a batch through the router spans both shards; refusals and repeated keys are per task; every accepted task completes", async () => {
   cluster = new Cluster();
   const httpPort = freePort();
-  const shard0 = await cluster.coordinator(["--shard", "0"]);
-  const shard1 = await cluster.coordinator(["--shard", "1"]);
-  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
-  const router = await cluster.router([shard0.port, shard1.port], ["--http-port", String(httpPort)]);
-  await cluster.workersJoined(router.port, 2);
+  const { router } = await cluster.twoShardsBehindRouter({ routerArgs: ["--http-port", String(httpPort)] });
   const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
 
   const tasks: BatchTask[] = Array.from({ length: 300 }, (_, i) => ({ type: "noop", options: { idempotencyKey: `batch-${i}` } }));

@@ -85,11 +85,7 @@ test("the wait lives in the coordinators: a router killed mid-wait is replaced a
 test("a REST array may hold a task with parents on two shards: it goes alone, the rest as a batch, answers in order", async () => {
   cluster = new Cluster();
   const httpPort = freePort();
-  const shard0 = await cluster.coordinator(["--shard", "0"]);
-  const shard1 = await cluster.coordinator(["--shard", "1"]);
-  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
-  const router = await cluster.router([shard0.port, shard1.port], ["--http-port", String(httpPort)]);
-  await cluster.workersJoined(router.port, 2);
+  const { router } = await cluster.twoShardsBehindRouter({ routerArgs: ["--http-port", String(httpPort)] });
   const client = await SchedulerClient.connect({ host: "127.0.0.1", port: router.port });
   const base = `http://127.0.0.1:${httpPort}`;
   const post = async (tasks: unknown[]) => {

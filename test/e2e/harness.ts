@@ -115,14 +115,19 @@ export class Cluster {
     return { ...s, port: 0 };
   }
 
-  /** Shards 0 and 1 (one coordinator each), a worker serving both (`-w 2`) and a router in front, workers joined. */
-  async twoShardsBehindRouter(): Promise<{ shard0: Started; shard1: Started; router: Started }> {
+  /**
+   * Shards 0 and 1 (one coordinator each), a worker serving both (`workerArgs`,
+   * `-w 2` unless given) and `routers` routers in front (one unless given, each
+   * with `routerArgs`), the worker joined on every router. `router` is the first.
+   */
+  async twoShardsBehindRouter(options: { workerArgs?: string[]; routerArgs?: string[]; routers?: number } = {}): Promise<{ shard0: Started; shard1: Started; router: Started; routers: Started[] }> {
     const shard0 = await this.coordinator(["--shard", "0"]);
     const shard1 = await this.coordinator(["--shard", "1"]);
-    this.worker([shard0.port, shard1.port], ["-w", "2"]);
-    const router = await this.router([shard0.port, shard1.port]);
-    await this.workersJoined(router.port, 2);
-    return { shard0, shard1, router };
+    this.worker([shard0.port, shard1.port], options.workerArgs ?? ["-w", "2"]);
+    const routers: Started[] = [];
+    for (let i = 0; i < (options.routers ?? 1); i++) routers.push(await this.router([shard0.port, shard1.port], options.routerArgs));
+    for (const router of routers) await this.workersJoined(router.port, 2);
+    return { shard0, shard1, router: routers[0]!, routers };
   }
 
   /** Waits until `port` (coordinator or router) reports at least `count` workers in total. */

@@ -16,13 +16,8 @@ afterEach(async () => {
 
 test("a client given two routers finishes every task when one router is killed mid-run", async () => {
   cluster = new Cluster();
-  const shard0 = await cluster.coordinator(["--shard", "0"]);
-  const shard1 = await cluster.coordinator(["--shard", "1"]);
-  cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
-  const doomed = await cluster.router([shard0.port, shard1.port]);
-  const survivor = await cluster.router([shard0.port, shard1.port]);
-  await cluster.workersJoined(doomed.port, 2);
-  await cluster.workersJoined(survivor.port, 2);
+  const { router: doomed, routers } = await cluster.twoShardsBehindRouter({ routers: 2 });
+  const survivor = routers[1]!;
   const servers = `127.0.0.1:${doomed.port},127.0.0.1:${survivor.port}`;
   const run = cluster.client(["-s", servers, "--connections", "2", "-n", "20000", "-c", "64", "-t", "sleep", "--duration-ms", "1", "--json"]);
   await waitFor("the run to be under way", async () => {

@@ -31,13 +31,8 @@ const completedIds = (events: SchedulerEvent[]) => events.filter((e) => e.kind =
 
 test("kill -9 of the router the stream uses: every completed event arrives once, through the other router", async () => {
   cluster = new Cluster();
-  const shard0 = await cluster.coordinator(["--shard", "0"]);
-  const shard1 = await cluster.coordinator(["--shard", "1"]);
-  cluster.worker([shard0.port, shard1.port], ["-w", "2", "--thread-concurrency", "4"]);
-  const doomed = await cluster.router([shard0.port, shard1.port]);
-  const survivor = await cluster.router([shard0.port, shard1.port]);
-  await cluster.workersJoined(doomed.port, 2);
-  await cluster.workersJoined(survivor.port, 2);
+  const { router: doomed, routers } = await cluster.twoShardsBehindRouter({ workerArgs: ["-w", "2", "--thread-concurrency", "4"], routers: 2 });
+  const survivor = routers[1]!;
   client = await connect({ servers: [`127.0.0.1:${doomed.port}`, `127.0.0.1:${survivor.port}`], retry, random: () => 0 });
   const stream = client.events({ kinds: ["completed"] });
   const got = record(stream);

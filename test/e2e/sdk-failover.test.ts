@@ -26,14 +26,9 @@ const sum = (stats: Awaited<ReturnType<Cluster["stats"]>>, field: "submitted" | 
 
 test("kill -9 of the router in use mid-run: every task completes, none twice by key", async () => {
   cluster = new Cluster();
-  const shard0 = await cluster.coordinator(["--shard", "0"]);
-  const shard1 = await cluster.coordinator(["--shard", "1"]);
   // Few slots, so the run lasts long enough (about a second) for the kill to land in it.
-  cluster.worker([shard0.port, shard1.port], ["-w", "2", "--thread-concurrency", "4"]);
-  const doomed = await cluster.router([shard0.port, shard1.port]);
-  const survivor = await cluster.router([shard0.port, shard1.port]);
-  await cluster.workersJoined(doomed.port, 2);
-  await cluster.workersJoined(survivor.port, 2);
+  const { router: doomed, routers } = await cluster.twoShardsBehindRouter({ workerArgs: ["-w", "2", "--thread-concurrency", "4"], routers: 2 });
+  const survivor = routers[1]!;
   // random 0: starts on the first server, the doomed router.
   client = await connect({ servers: [`127.0.0.1:${doomed.port}`, `127.0.0.1:${survivor.port}`], retry, random: () => 0 });
   expect(client.server).toBe(`127.0.0.1:${doomed.port}`);

@@ -99,12 +99,8 @@ describe("two shards behind a router", () => {
   let base = "";
 
   beforeAll(async () => {
-    const shard0 = await cluster.coordinator(["--shard", "0"]);
-    const shard1 = await cluster.coordinator(["--shard", "1"]);
-    cluster.worker([shard0.port, shard1.port], ["-w", "2"]);
     const httpPort = freePort();
-    const router = await cluster.router([shard0.port, shard1.port], ["--http-port", String(httpPort)]);
-    await cluster.workersJoined(router.port, 2);
+    await cluster.twoShardsBehindRouter({ routerArgs: ["--http-port", String(httpPort)] });
     base = `http://127.0.0.1:${httpPort}`;
     await waitFor("the HTTP port", async () => ((await fetch(`${base}/readyz`)).ok ? true : undefined));
   });

@@ -7,6 +7,7 @@ import { SchedulerClient } from "../../src/sdk/client.ts";
 import { attemptErrorOf, storedAttemptError } from "../../src/core/task.ts";
 import { asSchedulerError, SchedulerError, TaskFailedError } from "../../src/sdk/errors.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
+import { rejectsNotThrows } from "../support/helpers.ts";
 
 describe("attemptErrorOf (a worker's failure text entering the scheduler)", () => {
   test("a coded error text gives its code and sentence", () => {
@@ -65,15 +66,7 @@ describe("SchedulerClient: a closed connection answers with rejected promises", 
       () => client.submitMany([{ type: "noop" }]),
     ];
     for (const call of calls) {
-      let promise: Promise<unknown> | undefined;
-      let thrown: unknown;
-      try {
-        promise = call();
-      } catch (err) {
-        thrown = err;
-      }
-      expect(thrown).toBeUndefined();
-      const refused = await promise!.catch((e: unknown) => e);
+      const refused = await rejectsNotThrows<unknown>(call).catch((e: unknown) => e);
       expect((refused as SchedulerError).code).toBe("E_UNAVAILABLE");
     }
     expect(client.inFlight).toBe(0);
