@@ -10,7 +10,7 @@ import type { Scheduler, SubmitOutcome, WorkflowOutcome } from "../core/schedule
 import type { Connection } from "../net/connection.ts";
 import { ByteWriter } from "../protocol/byte-writer.ts";
 import { SUBMIT_FLAGS_AT, submitPayloadBytes, writeControl, type Reader } from "../protocol/codec.ts";
-import { readSubmitBatchSpans } from "../protocol/batch-codec.ts";
+import { peekSubmitBatchRequestId, readSubmitBatchSpansOr } from "../protocol/batch-codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Kind, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_NOTIFY, type BatchItemOutcome } from "../protocol/messages.ts";
 import { encodeParentEnded, Ev, FOREIGN_END_STATES, type ApplyResult } from "./event-log.ts";
@@ -79,18 +79,12 @@ export class Commands {
    * broken is refused whole, on its own request.
    */
   submitBatch(conn: Connection, r: Reader): void {
-    if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "SUBMIT_BATCH shorter than its request id");
-    const requestId = r.view.getUint32(r.pos, true);
+    const requestId = peekSubmitBatchRequestId(r);
     if (!this.port.isPrimary()) return this.port.refuseNotPrimary(conn, requestId);
     const handingOver = this.port.handingOver();
     if (handingOver !== undefined) return conn.sendError(requestId, "E_SHUTTING_DOWN", handingOver);
-    let spans;
-    try {
-      spans = readSubmitBatchSpans(r, SUBMIT_BATCH_TASKS_MAX);
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      return conn.sendError(requestId, err.code, err.message);
-    }
+    const spans = readSubmitBatchSpansOr(r, SUBMIT_BATCH_TASKS_MAX, (code, message) => conn.sendError(requestId, code, message));
+    if (spans === undefined) return;
     const outcomes: BatchItemOutcome[] = new Array(spans.starts.length);
     for (let i = 0; i < spans.starts.length; i++) {
       outcomes[i] = this.batchTask(conn, r.bytes, spans.starts[i]!, spans.ends[i]!, r);

@@ -3,7 +3,7 @@
 // Readers check the framing before anything is allocated for the tasks.
 
 import { decodeUtf8, readSubmit, writeSubmitBody, type FrameWriter, type Reader } from "./codec.ts";
-import { ProtocolError } from "./errors.ts";
+import { ProtocolError, type ErrorCode } from "./errors.ts";
 import { Kind, type BatchItemOutcome, type SubmitFields, type SubmittedBatchFields } from "./messages.ts";
 
 /**
@@ -65,6 +65,27 @@ export interface SubmitBatchSpans {
   requestId: number;
   starts: number[];
   ends: number[];
+}
+
+/** The request id at the head of a SUBMIT_BATCH body, r left where it is (E_BAD_FRAME when the body is shorter). */
+export function peekSubmitBatchRequestId(r: Reader): number {
+  if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "SUBMIT_BATCH shorter than its request id");
+  return r.view.getUint32(r.pos, true);
+}
+
+/**
+ * readSubmitBatchSpans for a server: a batch whose framing is broken is handed
+ * to `refuse` (to answer on the batch's own request, the connection staying
+ * open) and gives undefined; anything else thrown goes on up.
+ */
+export function readSubmitBatchSpansOr(r: Reader, tasksMax: number, refuse: (code: ErrorCode, message: string) => void): SubmitBatchSpans | undefined {
+  try {
+    return readSubmitBatchSpans(r, tasksMax);
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    refuse(err.code, err.message);
+    return undefined;
+  }
 }
 
 /**

@@ -9,7 +9,7 @@ import type { ShardMap } from "../core/shard-map.ts";
 import { shardOfTask } from "../core/task.ts";
 import type { Connection } from "../net/connection.ts";
 import { SUBMIT_FLAGS_AT, type Reader } from "../protocol/codec.ts";
-import { readBatchTask, readSubmitBatchSpans, writeSubmittedBatch, type SubmitBatchSpans } from "../protocol/batch-codec.ts";
+import { readBatchTask, peekSubmitBatchRequestId, readSubmitBatchSpansOr, writeSubmittedBatch, type SubmitBatchSpans } from "../protocol/batch-codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Kind, SUBMIT_BATCH_TASKS_MAX, SUBMIT_FLAG_EXTRAS, SUBMIT_FLAG_NOTIFY, type BatchItemOutcome } from "../protocol/messages.ts";
 import type { Routes } from "./routes.ts";
@@ -37,15 +37,9 @@ export const BATCH_PART_TIMEOUT_MS = 5_000;
 
 /** Routes one SUBMIT_BATCH from `conn` (r on its body). A batch whose framing is broken is refused whole, on its request. */
 export function routeSubmitBatch(port: BatchRouterPort, conn: Connection, r: Reader): void {
-  if (r.end - r.pos < 4) throw new ProtocolError("E_BAD_FRAME", "SUBMIT_BATCH shorter than its request id");
-  const requestId = r.view.getUint32(r.pos, true);
-  let spans: SubmitBatchSpans;
-  try {
-    spans = readSubmitBatchSpans(r, SUBMIT_BATCH_TASKS_MAX);
-  } catch (err) {
-    if (!(err instanceof ProtocolError)) throw err;
-    return conn.sendError(requestId, err.code, err.message);
-  }
+  const requestId = peekSubmitBatchRequestId(r);
+  const spans = readSubmitBatchSpansOr(r, SUBMIT_BATCH_TASKS_MAX, (code, message) => conn.sendError(requestId, code, message));
+  if (spans === undefined) return;
   const outcomes: BatchItemOutcome[] = new Array(spans.starts.length);
   const byShard = new Map<number, number[]>();
   for (let i = 0; i < spans.starts.length; i++) {
