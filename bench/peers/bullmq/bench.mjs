@@ -17,8 +17,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Queue, QueueEvents } from "bullmq";
 import { startRedis } from "./redis.mjs";
-import { sleep, startWorkerProcess, summarize } from "../shared/peer-support.mjs";
-import { dueCount, intendedSendMs, planOpenLoop, waitBeforeMs } from "../shared/schedule.mjs";
+import { positiveOption, sleep, startWorkerProcess, summarize } from "../shared/peer-support.mjs";
+import { intendedSendMs, planOpenLoop, sendOnSchedule } from "../shared/schedule.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** Jobs run (closed loop, 8 at a time) before each measured run: proves QueueEvents is reading. */
@@ -67,11 +67,7 @@ Prints one JSON line per run (our client's --json shape plus "system"); progress
   process.exit(0);
 }
 if (!["throughput", "open", "closed", "ingest"].includes(o.workload)) throw new Error(`--workload must be throughput, open, closed or ingest, got ${o.workload}`);
-const num = (name) => {
-  const n = Number(o[name]);
-  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${o[name]}`);
-  return n;
-};
+const num = (name) => positiveOption(o, name);
 
 /** Matches QueueEvents' completions to added jobs, whichever arrives first (a job can finish before add() returns). */
 class Completions {
@@ -168,14 +164,14 @@ async function ingestRun(queue, deadline) {
 async function openRun(queue, completions, deadline) {
   const plan = planOpenLoop(num("rate"), num("duration-s"));
   const latencies = [];
-  let sent = 0, ended = 0, failed = 0, errors = 0, sendLagMsMax = 0, lastSendMs = 0;
+  let ended = 0, failed = 0, errors = 0;
   const started = performance.now();
   const finish = (i) => (at, ok) => {
     ended++;
     if (ok) latencies.push(at - started - intendedSendMs(plan, i));
     else failed++;
   };
-  // What is due goes out together (addBulk), as our client writes what is due in one frame.
+  // What is due goes out together (addBulk).
   const send = (first, count) => {
     const adding = count === 1
       ? queue.add("noop", {}).then((job) => [job])
@@ -185,25 +181,14 @@ async function openRun(queue, completions, deadline) {
       () => { errors += count; ended += count; failed += count; },
     );
   };
-  while (sent < plan.tasks && performance.now() < deadline) {
-    const nowMs = performance.now() - started;
-    const due = dueCount(plan, nowMs);
-    if (due > sent) {
-      sendLagMsMax = Math.max(sendLagMsMax, nowMs - intendedSendMs(plan, sent));
-      lastSendMs = nowMs;
-      send(sent, due - sent);
-      sent = due;
-    }
-    if (sent < plan.tasks) await sleep(waitBeforeMs(plan, sent, performance.now() - started));
-  }
+  const { sent, fields } = await sendOnSchedule(plan, started, deadline, send);
   while (ended < sent && performance.now() < deadline) await sleep(1);
   const durationMs = performance.now() - started;
   const completed = latencies.length;
   return report({
     tasks: plan.tasks, concurrency: 0, completed, failed: plan.tasks - completed, durationMs: Math.round(durationMs),
     throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), timedOut: ended < plan.tasks,
-    errors: errors > 0 ? { add: errors } : {}, mode: "open", offeredRate: plan.rate,
-    sentRate: sent === 0 ? 0 : Math.round((sent / (lastSendMs + 1000 / plan.rate)) * 1000), sendLagMsMax: Math.round(sendLagMsMax * 1000) / 1000,
+    errors: errors > 0 ? { add: errors } : {}, ...fields,
   });
 }
 

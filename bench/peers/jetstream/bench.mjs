@@ -23,8 +23,8 @@ import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { AckPolicy, connect, RetentionPolicy, StorageType } from "nats";
-import { sleep, startWorkerProcess, summarize } from "../shared/peer-support.mjs";
-import { dueCount, intendedSendMs, planOpenLoop, waitBeforeMs } from "../shared/schedule.mjs";
+import { positiveOption, sleep, startWorkerProcess, summarize } from "../shared/peer-support.mjs";
+import { intendedSendMs, planOpenLoop, sendOnSchedule } from "../shared/schedule.mjs";
 import { startNats } from "./servers.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -79,11 +79,7 @@ Prints one JSON line per run (our client's --json shape plus "system"); progress
 if (!["memory", "file", "r3"].includes(o.mode)) throw new Error(`--mode must be memory, file or r3, got ${o.mode}`);
 if (!["throughput", "open", "closed", "ingest"].includes(o.workload)) throw new Error(`--workload must be throughput, open, closed or ingest, got ${o.workload}`);
 if (o.serve && o.workload !== "open") throw new Error("--serve is for the open workload");
-const num = (name) => {
-  const n = Number(o[name]);
-  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${o[name]}`);
-  return n;
-};
+const num = (name) => positiveOption(o, name);
 const SYSTEM = `jetstream-${o.mode}`;
 function report(fields) {
   return { system: SYSTEM, workload: "noop", retried: 0, errors: {}, ...fields };
@@ -195,32 +191,23 @@ async function ingestRun(js, deadline) {
 async function openRun(submitter, deadline, rate, durationS) {
   const plan = planOpenLoop(rate, durationS);
   const latencies = [];
-  let sent = 0, ended = 0, sendLagMsMax = 0, lastSendMs = 0;
+  let ended = 0;
   const started = performance.now();
-  while (sent < plan.tasks && performance.now() < deadline) {
-    const nowMs = performance.now() - started;
-    const due = dueCount(plan, nowMs);
-    if (due > sent) {
-      sendLagMsMax = Math.max(sendLagMsMax, nowMs - intendedSendMs(plan, sent));
-      lastSendMs = nowMs;
-      for (let i = sent; i < due; i++) {
-        submitter.submit((at, ok) => {
-          ended++;
-          if (ok) latencies.push(at - started - intendedSendMs(plan, i));
-        });
-      }
-      sent = due;
+  const { sent, fields } = await sendOnSchedule(plan, started, deadline, (first, count) => {
+    for (let i = first; i < first + count; i++) {
+      submitter.submit((at, ok) => {
+        ended++;
+        if (ok) latencies.push(at - started - intendedSendMs(plan, i));
+      });
     }
-    if (sent < plan.tasks) await sleep(waitBeforeMs(plan, sent, performance.now() - started));
-  }
+  });
   while (ended < sent && performance.now() < deadline) await sleep(1);
   const durationMs = performance.now() - started;
   const completed = latencies.length;
   return report({
     tasks: plan.tasks, concurrency: 0, completed, failed: plan.tasks - completed, durationMs: Math.round(durationMs),
     throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), timedOut: ended < plan.tasks,
-    errors: submitter.publishErrors > 0 ? { publish: submitter.publishErrors } : {}, mode: "open", offeredRate: plan.rate,
-    sentRate: sent === 0 ? 0 : Math.round((sent / (lastSendMs + 1000 / plan.rate)) * 1000), sendLagMsMax: Math.round(sendLagMsMax * 1000) / 1000,
+    errors: submitter.publishErrors > 0 ? { publish: submitter.publishErrors } : {}, ...fields,
   });
 }
 

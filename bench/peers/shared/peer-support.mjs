@@ -61,3 +61,10 @@ export function startWorkerProcess(label, script, args, startMs) {
   ready.catch(() => {});
   return { proc, ready };
 }
+
+/** A parsed option (parseArgs' string) as a positive number; throws naming the flag otherwise. */
+export function positiveOption(values, name) {
+  const n = Number(values[name]);
+  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${values[name]}`);
+  return n;
+}

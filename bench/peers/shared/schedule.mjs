@@ -23,3 +23,32 @@ export function waitBeforeMs(plan, next, elapsedMs) {
   if (next >= plan.tasks) return undefined;
   return Math.max(0, intendedSendMs(plan, next) - elapsedMs);
 }
+
+/**
+ * Sends an open loop's tasks as they fall due: `send(first, count)` gets what is
+ * due together (our client writes what is due in one frame), until every task
+ * is sent or `deadline` (performance.now()) passes. `started` is the schedule's
+ * time zero. Resolves with how many were sent and the report fields our client
+ * gives about its sending.
+ */
+export async function sendOnSchedule(plan, started, deadline, send) {
+  let sent = 0, sendLagMsMax = 0, lastSendMs = 0;
+  while (sent < plan.tasks && performance.now() < deadline) {
+    const nowMs = performance.now() - started;
+    const due = dueCount(plan, nowMs);
+    if (due > sent) {
+      sendLagMsMax = Math.max(sendLagMsMax, nowMs - intendedSendMs(plan, sent));
+      lastSendMs = nowMs;
+      send(sent, due - sent);
+      sent = due;
+    }
+    if (sent < plan.tasks) await new Promise((r) => setTimeout(r, waitBeforeMs(plan, sent, performance.now() - started)));
+  }
+  return {
+    sent,
+    fields: {
+      mode: "open", offeredRate: plan.rate,
+      sentRate: sent === 0 ? 0 : Math.round((sent / (lastSendMs + 1000 / plan.rate)) * 1000), sendLagMsMax: Math.round(sendLagMsMax * 1000) / 1000,
+    },
+  };
+}
