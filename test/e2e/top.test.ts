@@ -238,7 +238,8 @@ describe.skipIf(!TMUX)("top in a real terminal (tmux)", () => {
 
     const screen = await waitFor("the dashboard in tmux", () => {
       const s = capture(session);
-      return s.includes("COORDINATORS") && s.includes(WORKER_NODE) && /history\s+peak .*[▁▂▃▄▅▆▇█]/.test(s) ? s : undefined;
+      // Up to the footer: a capture may land while the terminal is still taking the frame.
+      return s.includes("COORDINATORS") && s.includes(WORKER_NODE) && /history\s+peak .*[▁▂▃▄▅▆▇█]/.test(s) && s.includes("q quits") ? s : undefined;
     });
     expect(screen).toContain(`127.0.0.1:${own.port}`);
     expect(screen).toContain("primary");
@@ -302,7 +303,11 @@ describe.skipIf(!TMUX)("top in a real terminal (tmux)", () => {
     tmux(session, "send-keys", "-t", session, "Enter");
     const small = await waitFor("the shard view at 80x24", () => {
       const lines = capture(session).trimEnd().split("\n");
-      return lines.some((l) => l.startsWith("SHARD 0   2 replicas")) && lines.some((l) => l.startsWith(`127.0.0.1:${backup.port}`)) ? lines : undefined;
+      // The whole frame, not half of it: a capture may land while the terminal is still
+      // taking the new frame, with the overview's ADDRESS header below the shard heading.
+      const header = lines.find((l) => l.startsWith("ADDRESS"));
+      const drawn = header !== undefined && header.includes("APPLIED") && lines.some((l) => l.startsWith("SHARD 0   2 replicas"));
+      return drawn && lines.some((l) => l.startsWith(`127.0.0.1:${backup.port}`)) ? lines : undefined;
     });
     expect(small.length).toBeLessThanOrEqual(24);
     for (const l of small) expect(l.trimEnd().length).toBeLessThanOrEqual(80);
