@@ -41,6 +41,8 @@ export interface CoordinatorConfig {
   loadingAppendsBytesMax: number;
   /** Where the write-ahead log and snapshots live; "" keeps everything in memory. */
   dataDir: string;
+  /** 0: fsync every group commit before acknowledging it; N: fsync the log every N ms (acknowledged once written on every in-sync replica). */
+  fsyncIntervalMs: number;
   /** Log bytes after which a snapshot replaces the log. */
   walBytesMax: number;
   /** Set the data directory's log and snapshot aside and rebuild from the primary; never lead before holding its snapshot. */

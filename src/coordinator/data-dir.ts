@@ -6,7 +6,8 @@
 // disk really holds, and a replica takes over. `onFailure` exits the process at
 // once; `failed` also stops the coordinator's pump, ticks, snapshots and the
 // backup's acknowledgements, for a caller whose onFailure does not exit (tests).
-// The log's own compaction runs here too, one part per event-loop turn (wal-compaction.ts).
+// The log's own compaction runs here too, one part per event-loop turn (wal-compaction.ts),
+// and with --fsync-interval-ms the timer that syncs the log.
 
 import type { Logger } from "../cli/log.ts";
 import type { Scheduler } from "../core/scheduler.ts";
@@ -18,6 +19,8 @@ export class DataDir {
   failed = false;
   /** The log's snapshot being written, one part per turn; at most one at a time. */
   private compaction: WalCompaction | undefined;
+  /** With --fsync-interval-ms: syncs what was appended since the last sync. */
+  private readonly syncTimer: ReturnType<typeof setInterval> | undefined;
 
   /** `wal`: undefined without --data-dir (then every write succeeds at once). */
   constructor(
@@ -25,7 +28,12 @@ export class DataDir {
     private readonly dir: string,
     private readonly log: Logger,
     private readonly onFailure: () => void,
-  ) {}
+  ) {
+    if (wal !== undefined && wal.syncIntervalMs > 0) {
+      this.syncTimer = setInterval(() => this.write((w) => w.syncIfDirty()), wal.syncIntervalMs);
+      this.syncTimer.unref();
+    }
+  }
 
   /** Runs `write` against the log; false when it failed (or one did before). */
   write(write: (wal: WriteAheadLog) => void): boolean {
@@ -62,6 +70,8 @@ export class DataDir {
   }
 
   close(): void {
+    clearInterval(this.syncTimer);
+    this.write((w) => w.syncIfDirty()); // a clean stop leaves nothing only written
     this.compaction?.abandon();
     this.compaction = undefined;
     this.wal?.close();

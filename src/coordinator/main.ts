@@ -54,6 +54,7 @@ export function coordinatorConfig(v: Record<string, number | string | boolean>):
     loadingAppendsBytesMax: v["loading-appends-bytes-max"] as number,
     dataDir: v["data-dir"] as string,
     walBytesMax: v["wal-bytes-max"] as number,
+    fsyncIntervalMs: v["fsync-interval-ms"] as number,
     recoverFromPeer: recoverFromPeer(v, peers.length > 0 || etcd !== undefined),
     host: v.host as string,
     port: v.port as number,

@@ -65,7 +65,7 @@ export function setAsideDataDir(dir: string, now: Date): string {
 }
 
 function replayDataDir(config: CoordinatorConfig, log: Logger, empty: Scheduler): Omit<OpenedDataDir, "setAsideTo"> {
-  const wal = new WriteAheadLog(config.dataDir, config.walBytesMax, log);
+  const wal = new WriteAheadLog(config.dataDir, config.walBytesMax, log, config.fsyncIntervalMs);
   try {
     const recovered = wal.recover();
     return { wal, recovered, scheduler: replayRecovered(config.scheduler, recovered, empty, wal) };

@@ -1,7 +1,11 @@
 // Durability with --data-dir: the replication log, on disk. Every batch of
 // log entries the primary ships (and every batch a backup applies) is appended
 // to DIR/wal.log and fsynced before anyone is told it happened (group commit:
-// one fsync per batch). When the log passes walBytesMax, a snapshot of the
+// one fsync per batch). With --fsync-interval-ms N the append is only written
+// (the page cache holds it, so the crash of this process loses nothing) and the
+// log is synced every N ms instead (syncIfDirty(), from data-dir.ts): then what
+// makes an acknowledged entry safe is that every in-sync replica wrote it, and a
+// power loss of every replica's host at once can lose the last N ms. When the log passes walBytesMax, a snapshot of the
 // whole state is written (temp file, fsync, rename) and replaces the log's records
 // up to its index, so the disk holds one snapshot plus about walBytesMax of log.
 // A running coordinator writes that snapshot in parts between other work
@@ -60,7 +64,7 @@ export interface Recovered {
   state: SchedulerState | undefined;
   /** Batches after the snapshot, in order: replay each with the same apply as replication. `offset`: where its record starts in wal.log. */
   batches: Array<{ offset: number; firstIndex: number; count: number; entries: Uint8Array }>;
-  /** The torn last record that was cut off, if there was one: never acknowledged, since its fsync never returned. */
+  /** The torn last record that was cut off, if there was one: never acknowledged when each append is synced (its fsync never returned). */
   tornTail?: { offset: number; bytes: number; problem: string };
   /** Records a newer epoch's snapshot replaced, dropped (a crash came before the log was emptied). */
   superseded?: { offset: number; bytes: number };
@@ -72,7 +76,9 @@ export class WriteAheadLog {
   private readonly walPath: string;
   private readonly snapshotPath: string;
   private readonly fsyncMs = new LatencyBuckets(FSYNC_BUCKETS_MS);
-  private readonly counters = { commits: 0, entries: 0, bytes: 0, snapshots: 0, fsyncMsMax: 0 };
+  private readonly counters = { commits: 0, entries: 0, bytes: 0, snapshots: 0, syncs: 0, fsyncMsMax: 0 };
+  /** Appended since the last fdatasync of the log (only ever true with a sync interval). */
+  private dirty = false;
   /** The log being cut to the records after a snapshot (cutLogStep()): a copy in WAL_TEMP_FILE, synced as it grows. */
   private logCut: { fd: number; from: number; copied: number; unsynced: number } | undefined;
   /** Counts snapshots installed: a compaction begun before the latest one is out of date. */
@@ -82,6 +88,8 @@ export class WriteAheadLog {
     private readonly dir: string,
     private readonly walBytesMax: number,
     private readonly log: Logger,
+    /** 0: every append is synced before it returns; N: appends are only written, and syncIfDirty() is called every N ms. */
+    readonly syncIntervalMs = 0,
   ) {
     const created = missingDirectories(dir);
     mkdirSync(dir, { recursive: true });
@@ -156,7 +164,9 @@ export class WriteAheadLog {
       this.log.warn("write-ahead log: dropped records a newer epoch's snapshot replaced", { file: this.walPath, offset: supersededAt, bytes: at - supersededAt, snapshotEpoch: snapshot?.epoch, snapshotIndex: snapshot?.index });
     }
     if (result.tornTail !== undefined) {
-      this.log.warn("write-ahead log: torn tail repaired", { file: this.walPath, ...result.tornTail, note: "a crash interrupted this append before its fsync returned, so it was never acknowledged" });
+      this.log.warn("write-ahead log: torn tail repaired", { file: this.walPath, ...result.tornTail, note: this.syncIntervalMs === 0
+        ? "a crash interrupted this append before its fsync returned, so it was never acknowledged"
+        : "a crash interrupted this append; with --fsync-interval-ms it may have been acknowledged, and the replica that leads holds it" });
     }
     if (keep < data.length) this.truncate(keep);
     this.bytes = keep;
@@ -171,7 +181,7 @@ export class WriteAheadLog {
     return `${record} does not follow entry ${index}, where the ${index === snapshot?.index ? `snapshot (epoch ${snapshot.epoch})` : "previous record"} ends`;
   }
 
-  /** Appends one batch and makes it durable before returning. */
+  /** Appends one batch; without a sync interval, makes it durable before returning. */
   append(epoch: number, firstIndex: number, count: number, entries: Uint8Array): void {
     const body = new Uint8Array(BATCH_HEADER_BYTES + entries.length);
     const v = new DataView(body.buffer);
@@ -185,15 +195,25 @@ export class WriteAheadLog {
     h.setUint32(4, crc32(body), true);
     writeAll(this.fd, header);
     writeAll(this.fd, body);
-    const syncStarted = performance.now();
-    fdatasyncSync(this.fd);
-    const syncMs = performance.now() - syncStarted;
     this.bytes += header.length + body.length;
-    this.fsyncMs.record(syncMs);
     const c = this.counters;
     c.commits++;
     c.entries += count;
     c.bytes += header.length + body.length;
+    this.dirty = true;
+    if (this.syncIntervalMs === 0) this.syncIfDirty();
+  }
+
+  /** Makes every append so far durable (one fdatasync), unless nothing was appended since the last. */
+  syncIfDirty(): void {
+    if (!this.dirty) return;
+    const syncStarted = performance.now();
+    fdatasyncSync(this.fd);
+    const syncMs = performance.now() - syncStarted;
+    this.dirty = false;
+    this.fsyncMs.record(syncMs);
+    const c = this.counters;
+    c.syncs++;
     if (syncMs > c.fsyncMsMax) c.fsyncMsMax = syncMs;
   }
 
@@ -265,6 +285,7 @@ export class WriteAheadLog {
       ftruncateSync(this.fd, 0);
       fsyncSync(this.fd);
       this.bytes = 0;
+      this.dirty = false;
     } else {
       this.logCut = { fd: openSync(join(this.dir, WAL_TEMP_FILE), "w"), from: keepLogFrom, copied: keepLogFrom, unsynced: 0 };
     }
@@ -320,6 +341,7 @@ export class WriteAheadLog {
     closeSync(this.fd);
     this.fd = openSync(this.walPath, "a+");
     this.bytes -= cut.from;
+    this.dirty = false; // the copy, synced above, holds every record appended so far
     return true;
   }
 
@@ -332,6 +354,7 @@ export class WriteAheadLog {
     rmSync(join(this.dir, WAL_TEMP_FILE), { force: true });
   }
 
+  /** Closes the files; what was appended since the last syncIfDirty() stays in the page cache. */
   close(): void {
     this.abandonLogCut();
     closeSync(this.fd);

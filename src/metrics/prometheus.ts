@@ -79,11 +79,12 @@ export function coordinatorMetrics(e: Exposition, s: CoordinatorStats, address: 
 
 /** The write-ahead log (primary and backups both keep one): entries per fsync is entries_total / commits_total. */
 function walMetrics(e: Exposition, w: WalStats, labels: Labels): void {
-  e.add(`${P}wal_commits_total`, "counter", "write-ahead log records appended, one fdatasync each", w.commits, labels);
+  e.add(`${P}wal_commits_total`, "counter", "write-ahead log records appended (one fdatasync each without --fsync-interval-ms)", w.commits, labels);
+  e.add(`${P}wal_syncs_total`, "counter", "fdatasyncs of the write-ahead log", w.syncs, labels);
   e.add(`${P}wal_entries_total`, "counter", "replication log entries those records carried", w.entries, labels);
   e.add(`${P}wal_bytes_total`, "counter", "bytes appended to the write-ahead log", w.bytes, labels);
   e.add(`${P}wal_snapshots_total`, "counter", "snapshots written (each one empties the log)", w.snapshots, labels);
-  secondsHistogram(e, `${P}wal_fsync_seconds`, "time in fdatasync per write-ahead log commit", w.fsyncHistogram, labels);
+  secondsHistogram(e, `${P}wal_fsync_seconds`, "time in fdatasync per write-ahead log sync", w.fsyncHistogram, labels);
 }
 
 /** A cumulative histogram kept in ms, exposed in seconds. */

@@ -304,13 +304,15 @@ export interface CoordinatorStats {
 
 /** Group commits of the write-ahead log: entries / commits is the batch each fsync carries. */
 export interface WalStats {
-  /** Records appended, each made durable by one fdatasync. */
+  /** Records appended (group commits): one fdatasync each, unless --fsync-interval-ms syncs them on a timer. */
   commits: number;
+  /** fdatasyncs of the log: equal to commits without --fsync-interval-ms. */
+  syncs: number;
   /** Replication log entries those records carried. */
   entries: number;
   bytes: number;
   snapshots: number;
-  /** Time in fdatasync per commit, as cumulative buckets (Prometheus). */
+  /** Time in fdatasync per sync, as cumulative buckets (Prometheus). */
   fsyncHistogram: { le: number[]; counts: number[]; sumMs: number; count: number };
   fsyncMsMax: number;
 }

@@ -13,7 +13,7 @@ export function testCoordinatorConfig(overrides: Partial<CoordinatorConfig> = {}
     host: "127.0.0.1", port: 0, nodeId: "test-coordinator", scheduler: { ...FUZZ_SCHEDULER_OPTIONS }, limits: DEFAULT_NET_LIMITS, tokens: TokenTable.OPEN, tls: {},
     tickMs: 10, payloadBytesMax: 1 << 20, workerSlotsMax: 16, peers: [], advertise: "127.0.0.1:0", failoverTimeoutMs: 400, maxClockOffsetMs: 500,
     backupTimeoutMs: 0, reconnectMinMs: 20, reconnectMaxMs: 200, snapshotBytesMax: 1 << 30, loadingAppendsBytesMax: 256 * 1024 * 1024,
-    dataDir: "", walBytesMax: 1 << 26, recoverFromPeer: false,
+    dataDir: "", walBytesMax: 1 << 26, fsyncIntervalMs: 0, recoverFromPeer: false,
     ...overrides,
   };
 }

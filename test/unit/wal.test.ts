@@ -300,3 +300,28 @@ test("the log counts its commits, the entries they carried, and the time fsync t
   expect(s.fsyncHistogram.counts.at(-1)!).toBeLessThanOrEqual(2);
   expect(s.fsyncHistogram.sumMs).toBeGreaterThanOrEqual(s.fsyncMsMax);
 });
+
+test("with a sync interval an append is written, not synced; syncIfDirty() syncs once, and recovery reads what was only written", () => {
+  const dir = freshDir();
+  const wal = new WriteAheadLog(dir, 1 << 30, quiet, 50);
+  wal.recover();
+  wal.append(1, 1, 2, entries(2, 0));
+  wal.append(1, 3, 3, entries(3, 1));
+  expect({ commits: wal.stats().commits, syncs: wal.stats().syncs }).toEqual({ commits: 2, syncs: 0 });
+  wal.syncIfDirty();
+  wal.syncIfDirty(); // nothing new: no second fdatasync
+  expect(wal.stats().syncs).toBe(1);
+  expect(wal.stats().fsyncHistogram.count).toBe(1);
+  wal.append(1, 6, 1, entries(1, 2));
+  wal.close(); // unsynced, as a kill -9 would leave it: the page cache still holds it
+  const r = new WriteAheadLog(dir, 1 << 30, quiet).recover();
+  expect({ index: r.index, batches: r.batches.map((b) => b.firstIndex) }).toEqual({ index: 6, batches: [1, 3, 6] });
+});
+
+test("without a sync interval every append is synced before it returns", () => {
+  const wal = new WriteAheadLog(freshDir(), 1 << 30, quiet);
+  wal.recover();
+  for (let i = 0; i < 3; i++) wal.append(1, 1 + i, 1, entries(1, i));
+  expect({ commits: wal.stats().commits, syncs: wal.stats().syncs }).toEqual({ commits: 3, syncs: 3 });
+  wal.close();
+});
