@@ -1,7 +1,8 @@
 // Our set-ups for bench/compare.ts, from the compiled binaries on free
 // loopback ports: the full path (router in front of a primary and a backup
 // replica of one shard, one worker -w 2), the same with both replicas on
-// --data-dir (every acknowledged task fsynced on both), and one coordinator
+// --data-dir (every acknowledged task fsynced on both), the same with the log
+// fsynced every DURABLE_FSYNC_INTERVAL_MS instead, and one coordinator
 // alone with its worker. Each remembers the processes it spawned, so a process that ends
 // under the benchmark (a crash, or someone's kill on this shared machine) is
 // noticed, said, and the set-up started afresh instead of measuring a corpse.
@@ -11,7 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, freePort, waitFor } from "../test/e2e/harness.ts";
-import type { OursName } from "./compare-report.ts";
+import { DURABLE_FSYNC_INTERVAL_MS, type OursName } from "./compare-report.ts";
 
 export interface OursSetup {
   name: OursName;
@@ -24,7 +25,7 @@ export interface OursSetup {
 }
 
 /** In the order they are measured. */
-export const OURS: readonly OursName[] = ["ours-full", "ours-durable", "ours-single"];
+export const OURS: readonly OursName[] = ["ours-full", "ours-durable", "ours-durable-interval", "ours-single"];
 
 export async function startOurs(name: OursSetup["name"]): Promise<OursSetup> {
   const cluster = new Cluster();
@@ -37,13 +38,13 @@ export async function startOurs(name: OursSetup["name"]): Promise<OursSetup> {
     return s;
   };
   try {
-    if (name === "ours-full" || name === "ours-durable") {
+    if (name !== "ours-single") {
       const ports = [freePort(), freePort()];
       const dataDir = (i: number): string[] => {
-        if (name !== "ours-durable") return [];
+        if (name === "ours-full") return [];
         const dir = mkdtempSync(join(tmpdir(), `bench-ours-${i}-`));
         dataDirs.push(dir);
-        return ["--data-dir", dir];
+        return ["--data-dir", dir, ...(name === "ours-durable-interval" ? ["--fsync-interval-ms", String(DURABLE_FSYNC_INTERVAL_MS)] : [])];
       };
       await Promise.all(ports.map((port, i) => cluster.replica(port, ports, dataDir(i))));
       cluster.worker(ports, ["-w", "2"]);

@@ -40,6 +40,7 @@ const { values: o } = parseArgs({
     "quiet-wait-s": { type: "string", default: "0" },
     "skip-bullmq": { type: "boolean", default: false },
     "skip-jetstream": { type: "boolean", default: false },
+    systems: { type: "string", default: "" },
     "jetstream-batch": { type: "string", default: "1000" },
     out: { type: "string", default: resolve(import.meta.dir, "../results") },
     help: { type: "boolean", short: "h" },
@@ -69,6 +70,7 @@ their packages, redis-server and nats-server on first use)
   --jetstream-batch N          the JetStream worker's consume() batch (1000)
   --skip-bullmq                leave BullMQ out
   --skip-jetstream             leave JetStream out
+  --systems LIST               only these, comma-separated, from: ${[...OURS, "bullmq", ...JETSTREAM].join(", ")}
   --out DIR                    where compare.csv goes (results)
 `;
 if (o.help) {
@@ -208,16 +210,21 @@ function peerArgs(system: PeerName, workload: "throughput" | "open" | "closed", 
   return ["--workload", "closed", "--clients", String(n("closed-clients")), "--jobs", jobs];
 }
 
+const only = o.systems === "" ? undefined : new Set(o.systems!.split(","));
+for (const s of only ?? []) if (![...OURS, "bullmq", ...JETSTREAM].includes(s as SystemName)) throw new Error(`--systems: unknown system "${s}"`);
+const chosen = (s: SystemName): boolean => only === undefined || only.has(s);
+
 async function main(): Promise<void> {
   const started = performance.now();
-  const peers: PeerName[] = [...(o["skip-bullmq"] ? [] : ["bullmq" as const]), ...(o["skip-jetstream"] ? [] : JETSTREAM)];
-  const systems: SystemName[] = [...OURS, ...peers];
+  const peers: PeerName[] = [...(o["skip-bullmq"] ? [] : ["bullmq" as const]), ...(o["skip-jetstream"] ? [] : JETSTREAM)].filter(chosen);
+  const oursChosen = OURS.filter(chosen);
+  const systems: SystemName[] = [...oursChosen, ...peers];
   const results = new Map<string, Measured>();
   const put = (system: SystemName, workload: WorkloadKey, m: Measured) => {
     results.set(`${system}/${workload}`, m);
     if (m.othersCorePercent !== undefined) process.stderr.write(`  ${system} ${workload}: other processes used ${m.othersCorePercent}% of a core meanwhile\n`);
   };
-  for (const name of OURS) ours.push(await startOurs(name));
+  for (const name of oursChosen) ours.push(await startOurs(name));
   console.log(`compare: ${runs} runs per figure, medians; load average at start: ${load()}`);
   try {
     const tasks = String(n("throughput-tasks"));

@@ -3,9 +3,10 @@
 # nodes) on the same workloads: no-op throughput (512 in flight), latency at a
 # fixed offered rate (open loop), a closed loop of 64 clients. Ours via the
 # full path (client -> router -> primary + backup -> worker), the same with
-# --data-dir, and one coordinator alone; medians of --runs runs; prints a
+# --data-dir (fsync before each acknowledgement, and every 100 ms), and one
+# coordinator alone; medians of --runs runs; prints a
 # Markdown table with ours/theirs ratios and writes results/compare.csv.
-# Takes about 10 minutes on 2 cores.
+# Takes about 20 minutes on 2 cores (--systems picks some).
 #   scripts/bench-compare.sh [--build] [bench/compare.ts options, see --help]
 # Installs on first use: bench/peers/{bullmq,jetstream}'s pinned npm packages
 # (not the project's), and redis-server and nats-server from Debian's packages
