@@ -417,14 +417,15 @@ export class Coordinator implements ConnectionHandler {
   /** What a replication step does here (core/replication-step.ts has the order and the rules). */
   private readonly replication: ReplicationStep<LogBatch> = {
     take: () => (this.eventLog.pendingEntries === 0 ? undefined : this.eventLog.take()),
-    persist: (batch) => {
-      if (!this.disk.write((wal) => wal.append(this.epoch, batch.firstIndex, batch.count, batch.bytes))) return false;
-      this.disk.compactIfDue(this.epoch, this.eventLog.lastIndex, this.scheduler);
-      return true;
-    },
+    write: (batch) => this.disk.write((wal) => wal.writeRecord(this.epoch, batch.firstIndex, batch.count, batch.bytes)),
     send: (batch) => {
       const now = Date.now();
       this.replicas.broadcast((w) => writeAppend(w, this.epoch, batch.firstIndex, batch.count, batch.bytes, now));
+    },
+    sync: () => {
+      if (!this.disk.write((wal) => wal.syncCommit())) return false;
+      this.disk.compactIfDue(this.epoch, this.eventLog.lastIndex, this.scheduler);
+      return true;
     },
     commit: (now) => this.replicas.commit(this.eventLog.lastIndex, now),
     release: (committed) => {

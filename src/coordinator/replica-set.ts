@@ -140,11 +140,15 @@ export class ReplicaSet {
   }
 }
 
-/** One message to every backup that can take it (a slow one is dropped by its own limits, not here). */
+/**
+ * One message to every backup that can take it (a slow one is dropped by its own limits, not
+ * here), written to its socket now: the primary may block in fsync next (replication-step.ts),
+ * and the backups should be receiving meanwhile.
+ */
 export function sendToEach(backups: Iterable<{ conn: Connection }>, encode: (w: FrameWriter) => void): void {
   for (const b of backups) {
     if (!b.conn.writable()) continue;
     encode(b.conn.writer);
-    b.conn.queueFlush();
+    b.conn.flush();
   }
 }

@@ -181,8 +181,14 @@ export class WriteAheadLog {
     return `${record} does not follow entry ${index}, where the ${index === snapshot?.index ? `snapshot (epoch ${snapshot.epoch})` : "previous record"} ends`;
   }
 
-  /** Appends one batch; without a sync interval, makes it durable before returning. */
+  /** Appends one batch and, without a sync interval, makes it durable before returning. */
   append(epoch: number, firstIndex: number, count: number, entries: Uint8Array): void {
+    this.writeRecord(epoch, firstIndex, count, entries);
+    this.syncCommit();
+  }
+
+  /** Appends one batch's record to the log file (the page cache): durable only after a sync. */
+  writeRecord(epoch: number, firstIndex: number, count: number, entries: Uint8Array): void {
     const body = new Uint8Array(BATCH_HEADER_BYTES + entries.length);
     const v = new DataView(body.buffer);
     v.setUint32(0, epoch, true);
@@ -201,6 +207,10 @@ export class WriteAheadLog {
     c.entries += count;
     c.bytes += header.length + body.length;
     this.dirty = true;
+  }
+
+  /** A group commit's sync: fdatasync now, unless a sync interval is set (then the timer syncs). */
+  syncCommit(): void {
     if (this.syncIntervalMs === 0) this.syncIfDirty();
   }
 

@@ -352,7 +352,8 @@ export class SimNode implements Host {
         this.shipped = this.log.length;
         return batch;
       },
-      persist: () => true, // a durable node's log survives a crash from its append on (its WAL, modelled)
+      write: () => true, // a durable node's log survives a crash from its append on (its WAL, modelled)
+      sync: () => true, // a process crash keeps what was written (the page cache): only a power loss, not modelled, needs the sync
       send: (batch) => replicas.broadcast({ kind: "append", epoch: this.control.epoch, ...batch, clockMs: this.wall() }),
       commit: (now) => {
         const committed = replicas.commit(this.log.length, now);

@@ -1,28 +1,30 @@
-// The primary's order of effects (src/core/replication-step.ts): persist, send,
-// commit, release; a failed persist stops the step before anyone hears of it.
+// The primary's order of effects (src/core/replication-step.ts): write, send,
+// sync, commit, release; a failed write stops the step before anyone hears of
+// it, a failed sync before anything commits.
 
 import { expect, test } from "bun:test";
 import { AssertionError } from "../../src/core/assert.ts";
 import { HeldQueue, replicate, type ReplicationStep } from "../../src/core/replication-step.ts";
 
-function recorder(batch: string | undefined, persisted = true, committed = 7): { step: ReplicationStep<string>; calls: string[] } {
+function recorder(batch: string | undefined, { written = true, synced = true } = {}, committed = 7): { step: ReplicationStep<string>; calls: string[] } {
   const calls: string[] = [];
   return {
     calls,
     step: {
       take: () => (calls.push("take"), batch),
-      persist: (b) => (calls.push(`persist ${b}`), persisted),
+      write: (b) => (calls.push(`write ${b}`), written),
       send: (b) => void calls.push(`send ${b}`),
+      sync: () => (calls.push("sync"), synced),
       commit: (now) => (calls.push(`commit at ${now}`), committed),
       release: (c) => void calls.push(`release ${c}`),
     },
   };
 }
 
-test("new entries are persisted, then sent, then the commit point is taken at the step's own instant, then replies are released", () => {
+test("new entries are written, sent, synced, then the commit point is taken at the step's own instant, then replies are released", () => {
   const { step, calls } = recorder("b1");
   expect(replicate(step, 42)).toBe(true);
-  expect(calls).toEqual(["take", "persist b1", "send b1", "commit at 42", "release 7"]);
+  expect(calls).toEqual(["take", "write b1", "send b1", "sync", "commit at 42", "release 7"]);
 });
 
 test("with nothing new, the commit point still moves (a backup's ack) and releases", () => {
@@ -31,10 +33,16 @@ test("with nothing new, the commit point still moves (a backup's ack) and releas
   expect(calls).toEqual(["take", "commit at 42", "release 7"]);
 });
 
-test("a failed persist sends, commits and releases nothing", () => {
-  const { step, calls } = recorder("b1", false);
+test("a failed write sends, syncs, commits and releases nothing", () => {
+  const { step, calls } = recorder("b1", { written: false });
   expect(replicate(step, 42)).toBe(false);
-  expect(calls).toEqual(["take", "persist b1"]);
+  expect(calls).toEqual(["take", "write b1"]);
+});
+
+test("a failed sync commits and releases nothing: what a backup got was never acknowledged", () => {
+  const { step, calls } = recorder("b1", { synced: false });
+  expect(replicate(step, 42)).toBe(false);
+  expect(calls).toEqual(["take", "write b1", "send b1", "sync"]);
 });
 
 test("held replies leave in log order, only up to the commit point; a step-down refuses the rest", () => {
