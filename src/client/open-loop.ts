@@ -3,10 +3,14 @@
 // intended send time to its completion. A closed loop waits for a slow answer
 // before asking again and so never measures the queue it would have built (the
 // "coordinated omission" of closed-loop benchmarks); here a stall, or a client
-// that falls behind its own schedule, shows up in the latencies.
+// that falls behind its own schedule, shows up in the latencies. The latency
+// from the moment each task really went out is kept beside it: the difference is
+// the client's own lateness (its timers fire ~1 ms apart at best), which a reader
+// should not charge to the cluster.
 
 import { ConnectionPool } from "./connection-pool.ts";
 import type { LoadOptions, LoadReport } from "./load.ts";
+import { newLatencyHistogram, summarizeLatency, type LatencySummary } from "./latency-histogram.ts";
 import { RunTally } from "./run-tally.ts";
 import { TaskSender } from "./task-sender.ts";
 import { dueCount, intendedSendMs, latencyUs, planOpenLoop, waitBeforeMs } from "./open-loop-schedule.ts";
@@ -31,6 +35,8 @@ export interface OpenLoopReport extends LoadReport {
   sentRate: number;
   /** How late, behind its intended time, the latest task was sent. */
   sendLagMsMax: number;
+  /** Latency from the moment each task was really sent: `latencyMs` less the client's own lateness. */
+  latencyFromSentMs: LatencySummary;
   /** Most tasks in flight at once (`concurrency` holds the cap). */
   inFlightPeak: number;
   /** The unmeasured run before this one (--warmup-s), when there was one. */
@@ -49,6 +55,9 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
   let inFlight = 0;
   let inFlightPeak = 0;
   let sendLagMsMax = 0;
+  /** When each task went out (ms after the start), for its latency from sent. */
+  const sentAtMs = new Float64Array(plan.tasks);
+  const fromSent = newLatencyHistogram();
   let lastSendMs = 0;
   let timedOut = false;
   // Woken when a task ends: the sender waiting for a free slot, and the final drain.
@@ -60,7 +69,9 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
     asBatch: options.batch > 1, waitForEnd: !options.submitOnly, counters: tally.counters, rule,
     ended: (i, ok, ran, output) => {
       inFlight--;
-      tally.ended(ok, ran, output, ok ? latencyUs(plan, i, performance.now() - started) : 0);
+      const doneMs = performance.now() - started;
+      tally.ended(ok, ran, output, ok ? latencyUs(plan, i, doneMs) : 0);
+      if (ok) fromSent.recordValue(Math.max(1, Math.round((doneMs - sentAtMs[i]!) * 1000)));
       wake?.();
     },
   });
@@ -76,6 +87,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
     sendLagMsMax = Math.max(sendLagMsMax, nowMs - intendedSendMs(plan, sent));
     lastSendMs = nowMs;
     const k = sender.sendNext(n);
+    sentAtMs.fill(nowMs, sent, sent + k);
     sent += k;
     inFlight += k;
     inFlightPeak = Math.max(inFlightPeak, inFlight);
@@ -123,14 +135,17 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRep
     // The window of n tasks at rate r is n / r: the last send time plus one interval.
     sentRate: sent === 0 ? 0 : Math.round((sent / (lastSendMs + 1000 / plan.rate)) * 1000),
     sendLagMsMax: Math.round(sendLagMsMax * 1000) / 1000,
+    latencyFromSentMs: summarizeLatency(fromSent),
     inFlightPeak,
   };
 }
 
 /** The lines the open loop adds to the closed loop's table. */
 export function openLoopLines(r: OpenLoopReport): string[] {
+  const f = r.latencyFromSentMs;
   return [
     `offered       ${r.offeredRate} tasks/s; sent at ${r.sentRate} tasks/s, at most ${r.sendLagMsMax} ms behind schedule`,
+    `from sent ms  p50 ${f.p50}  p99 ${f.p99}  p99.9 ${f.p999}  max ${f.max}  (latency less this client's own lateness)`,
     `in flight     at most ${r.inFlightPeak} (cap ${r.concurrency})`,
     ...(r.warmup === undefined ? [] : [`warm-up       ${r.warmup.seconds} s before, unmeasured: ${r.warmup.completed} of ${r.warmup.tasks} tasks completed, ${r.warmup.failed} failed`]),
   ];

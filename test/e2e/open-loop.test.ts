@@ -40,6 +40,12 @@ test("--rate 500 --duration-s 2 sends 1,000 tasks on schedule and reports the cl
   expect(report.latencyMs.p99).toBeLessThanOrEqual(report.latencyMs.max);
   expect(report.inFlightPeak).toBeGreaterThan(0);
   expect(typeof report.sendLagMsMax).toBe("number");
+  // Each task went out at or after its intended time, so from sent is never longer.
+  const fromSent = report.latencyFromSentMs;
+  for (const key of ["p50", "p99", "max"]) {
+    expect(fromSent[key]).toBeGreaterThan(0);
+    expect(fromSent[key]).toBeLessThanOrEqual(report.latencyMs[key]);
+  }
 });
 
 test("-n caps an open-loop run; the table names the offered rate", async () => {
@@ -48,6 +54,7 @@ test("-n caps an open-loop run; the table names the offered rate", async () => {
   expect(run.code).toBe(0);
   expect(run.stdout).toContain("300 tasks, open loop");
   expect(run.stdout).toMatch(/offered\s+1000 tasks\/s/);
+  expect(run.stdout).toMatch(/from sent ms\s+p50 [\d.]+\s+p99 [\d.]+/);
   expect(run.stdout).toMatch(/completed\s+300\n/);
 });
 
