@@ -105,6 +105,7 @@ function summarize(reports: Report[], notes: string[]): Measured {
     throughput: Math.round(m((r) => r.throughput)),
     offeredRate: reports[0]?.offeredRate,
     p50: m((r) => lat(r, "p50")), p95: m((r) => lat(r, "p95")), p99: m((r) => lat(r, "p99")), max: m((r) => lat(r, "max")),
+    ...(reports.some((r) => r.latencyFromSentMs !== undefined) && { p99FromSent: m((r) => (r.completed > 0 ? r.latencyFromSentMs?.p99 : NaN)) }),
     completed: reports.reduce((s, r) => s + r.completed, 0),
     failed: reports.reduce((s, r) => s + r.failed, 0),
     notes,

@@ -164,12 +164,16 @@ async function ingestRun(queue, deadline) {
 async function openRun(queue, completions, deadline) {
   const plan = planOpenLoop(num("rate"), num("duration-s"));
   const latencies = [];
+  const fromSent = [];
+  const sentAtMs = new Float64Array(plan.tasks);
   let ended = 0, failed = 0, errors = 0;
   const started = performance.now();
   const finish = (i) => (at, ok) => {
     ended++;
-    if (ok) latencies.push(at - started - intendedSendMs(plan, i));
-    else failed++;
+    if (ok) {
+      latencies.push(at - started - intendedSendMs(plan, i));
+      fromSent.push(at - started - sentAtMs[i]);
+    } else failed++;
   };
   // What is due goes out together (addBulk).
   const send = (first, count) => {
@@ -181,13 +185,13 @@ async function openRun(queue, completions, deadline) {
       () => { errors += count; ended += count; failed += count; },
     );
   };
-  const { sent, fields } = await sendOnSchedule(plan, started, deadline, send);
+  const { sent, fields } = await sendOnSchedule(plan, started, deadline, send, sentAtMs);
   while (ended < sent && performance.now() < deadline) await sleep(1);
   const durationMs = performance.now() - started;
   const completed = latencies.length;
   return report({
     tasks: plan.tasks, concurrency: 0, completed, failed: plan.tasks - completed, durationMs: Math.round(durationMs),
-    throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), timedOut: ended < plan.tasks,
+    throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), latencyFromSentMs: summarize(fromSent), timedOut: ended < plan.tasks,
     errors: errors > 0 ? { add: errors } : {}, ...fields,
   });
 }

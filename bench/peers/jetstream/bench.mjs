@@ -191,22 +191,26 @@ async function ingestRun(js, deadline) {
 async function openRun(submitter, deadline, rate, durationS) {
   const plan = planOpenLoop(rate, durationS);
   const latencies = [];
+  const fromSent = [];
+  const sentAtMs = new Float64Array(plan.tasks);
   let ended = 0;
   const started = performance.now();
   const { sent, fields } = await sendOnSchedule(plan, started, deadline, (first, count) => {
     for (let i = first; i < first + count; i++) {
       submitter.submit((at, ok) => {
         ended++;
-        if (ok) latencies.push(at - started - intendedSendMs(plan, i));
+        if (!ok) return;
+        latencies.push(at - started - intendedSendMs(plan, i));
+        fromSent.push(at - started - sentAtMs[i]);
       });
     }
-  });
+  }, sentAtMs);
   while (ended < sent && performance.now() < deadline) await sleep(1);
   const durationMs = performance.now() - started;
   const completed = latencies.length;
   return report({
     tasks: plan.tasks, concurrency: 0, completed, failed: plan.tasks - completed, durationMs: Math.round(durationMs),
-    throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), timedOut: ended < plan.tasks,
+    throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), latencyFromSentMs: summarize(fromSent), timedOut: ended < plan.tasks,
     errors: submitter.publishErrors > 0 ? { publish: submitter.publishErrors } : {}, ...fields,
   });
 }

@@ -29,9 +29,10 @@ export function waitBeforeMs(plan, next, elapsedMs) {
  * due together (our client writes what is due in one frame), until every task
  * is sent or `deadline` (performance.now()) passes. `started` is the schedule's
  * time zero. Resolves with how many were sent and the report fields our client
- * gives about its sending.
+ * gives about its sending. `sentAtMs` (one slot per task) gets each task's real
+ * send time after `started`, for its latency from sent, as our client reports.
  */
-export async function sendOnSchedule(plan, started, deadline, send) {
+export async function sendOnSchedule(plan, started, deadline, send, sentAtMs) {
   let sent = 0, sendLagMsMax = 0, lastSendMs = 0;
   while (sent < plan.tasks && performance.now() < deadline) {
     const nowMs = performance.now() - started;
@@ -39,6 +40,7 @@ export async function sendOnSchedule(plan, started, deadline, send) {
     if (due > sent) {
       sendLagMsMax = Math.max(sendLagMsMax, nowMs - intendedSendMs(plan, sent));
       lastSendMs = nowMs;
+      sentAtMs?.fill(nowMs, sent, due);
       send(sent, due - sent);
       sent = due;
     }
