@@ -166,27 +166,38 @@ const ours: OursSetup[] = [];
 const PEER_RUN = { bullmq: resolve(import.meta.dir, "peers/bullmq/run.sh"), jetstream: resolve(import.meta.dir, "peers/jetstream/run.sh") };
 
 /** One workload on BullMQ or one JetStream set-up: its run.sh, --runs runs, one JSON line each. */
+/** A peer's runs; a peer process that dies before its last run (Bun crashed in one, once) is started again, once, for the runs left. */
 async function runPeer(system: PeerName, args: string[]): Promise<Measured> {
   const quiet = await quietMoment();
   const cpu = sampleCpu();
+  const reports: Report[] = [];
+  const notes = [...quiet];
+  for (let attempt = 1; attempt <= 2 && reports.length < runs; attempt++) {
+    const { code, stdout, stderr } = await runPeerProcess(system, runs - reports.length, args);
+    const got = stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Report);
+    for (const r of got) progress(system, args, r);
+    reports.push(...got);
+    if (code !== 0 || reports.length < runs) notes.push(`attempt ${attempt}: exit ${code}, ${reports.length} of ${runs} runs: ${stderr.trim().split("\n").slice(-2).join(" | ")}`);
+    const info = stderr.split("\n").find((l) => l.startsWith("bullmq:") || l.startsWith("jetstream:"));
+    if (info !== undefined) peerInfo.add(info);
+  }
+  notes.push(...reports.flatMap((r, i) => (r.failed > 0 ? [`run ${i + 1}: failed ${r.failed}`] : [])));
+  return { ...summarize(reports, notes), othersCorePercent: othersCorePercent(cpu, sampleCpu()) };
+}
+
+async function runPeerProcess(system: PeerName, count: number, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const own = system === "bullmq"
     ? [PEER_RUN.bullmq, "--concurrency", o["bullmq-concurrency"]!]
     : [PEER_RUN.jetstream, "--mode", system.slice("jetstream-".length), "--batch", o["jetstream-batch"]!];
-  const proc = Bun.spawn(["bash", ...own, "--runs", String(runs), "--deadline-s", String(deadlineS), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const proc = Bun.spawn(["bash", ...own, "--runs", String(count), "--deadline-s", String(deadlineS), ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   // SIGTERM first: run.sh execs the benchmark, which then stops its servers and workers; SIGKILL if it does not end.
   const bound = setTimeout(() => {
     proc.kill("SIGTERM");
     setTimeout(() => proc.kill("SIGKILL"), 5_000).unref();
-  }, runs * (deadlineS * 1000 + KILL_GRACE_MS) + 120_000);
+  }, count * (deadlineS * 1000 + KILL_GRACE_MS) + 120_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(bound);
-  const reports = stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Report);
-  const notes = [...quiet, ...reports.flatMap((r, i) => (r.failed > 0 ? [`run ${i + 1}: failed ${r.failed}`] : []))];
-  if (code !== 0 || reports.length < runs) notes.push(`exit ${code}, ${reports.length} of ${runs} runs: ${stderr.trim().split("\n").slice(-2).join(" | ")}`);
-  for (const r of reports) progress(system, args, r);
-  const info = stderr.split("\n").find((l) => l.startsWith("bullmq:") || l.startsWith("jetstream:"));
-  if (info !== undefined) peerInfo.add(info);
-  return { ...summarize(reports, notes), othersCorePercent: othersCorePercent(cpu, sampleCpu()) };
+  return { code, stdout, stderr };
 }
 /** Each peer's versions and set-up, as it printed them. */
 const peerInfo = new Set<string>();

@@ -30,7 +30,7 @@ export class DataDir {
     private readonly onFailure: () => void,
   ) {
     if (wal !== undefined && wal.syncIntervalMs > 0) {
-      this.syncTimer = setInterval(() => this.write((w) => w.syncIfDirty()), wal.syncIntervalMs);
+      this.syncTimer = setInterval(() => this.write((w) => w.syncInBackground((err) => this.fail(err))), wal.syncIntervalMs);
       this.syncTimer.unref();
     }
   }
@@ -43,11 +43,16 @@ export class DataDir {
       write(this.wal);
       return true;
     } catch (err) {
-      this.failed = true;
-      this.log.error("data directory write failed; stopping: what is on disk is unknown", { dataDir: this.dir, error: (err as Error).message });
-      this.onFailure();
+      this.fail(err as Error);
       return false;
     }
+  }
+
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.log.error("data directory write failed; stopping: what is on disk is unknown", { dataDir: this.dir, error: err.message });
+    this.onFailure();
   }
 
   /**

@@ -318,6 +318,22 @@ test("with a sync interval an append is written, not synced; syncIfDirty() syncs
   expect({ index: r.index, batches: r.batches.map((b) => b.firstIndex) }).toEqual({ index: 6, batches: [1, 3, 6] });
 });
 
+test("a background sync counts when it is done; one still running when the log closes is moot, not a failure", async () => {
+  const wal = new WriteAheadLog(freshDir(), 1 << 30, quiet, 50);
+  wal.recover();
+  const failures: Error[] = [];
+  wal.append(1, 1, 2, entries(2, 0));
+  wal.syncInBackground((err) => void failures.push(err));
+  wal.syncInBackground((err) => void failures.push(err)); // one at a time: nothing new to sync
+  for (let i = 0; i < 200 && wal.stats().syncs === 0; i++) await Bun.sleep(5);
+  expect(wal.stats().syncs).toBe(1);
+  wal.append(1, 3, 1, entries(1, 1));
+  wal.syncInBackground((err) => void failures.push(err));
+  wal.close(); // before that sync's answer: its fd is gone, which is not a disk failure
+  await Bun.sleep(50);
+  expect(failures).toEqual([]);
+});
+
 test("without a sync interval every append is synced before it returns", () => {
   const wal = new WriteAheadLog(freshDir(), 1 << 30, quiet);
   wal.recover();
