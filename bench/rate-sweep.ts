@@ -10,12 +10,13 @@
 // results/rate-sweep-<path>.svg, ours solid and JetStream dashed. Needs `bun run
 // build`; bench/peers/jetstream/run.sh installs its client and nats-server.
 //
-//   bun bench/rate-sweep.ts [--paths single,pair,durable] [--rates 2000,5000,...] [--runs 3] [--duration-s 3] [--warmup-s 1] [--skip-jetstream] [--out results]
+//   bun bench/rate-sweep.ts [--paths single,pair,durable,durable-interval] [--rates 2000,5000,...] [--runs 3] [--duration-s 3] [--warmup-s 1] [--skip-jetstream] [--out results]
 //
 // Paths: single (client -> coordinator -> worker) and pair (client -> router ->
 // primary + backup -> worker), both against JetStream memory on one node;
-// durable (the pair with --data-dir) against a file stream of 3 replicas on 3
-// nodes (the pairing of COUNTERPART in bench/compare-report.ts).
+// durable (the pair with --data-dir) and durable-interval (the same with the
+// log fsynced every 100 ms) against a file stream of 3 replicas on 3 nodes
+// (the pairing of COUNTERPART in bench/compare-report.ts).
 
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -23,6 +24,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Cluster, freePort, parseReport, waitFor } from "../test/e2e/harness.ts";
 import { JetStreamPeer, type JetStreamMode } from "./rate-sweep-peer.ts";
+import { DURABLE_FSYNC_INTERVAL_MS } from "./compare-report.ts";
 import { lineChartSvg, type ChartSeries } from "./svg-chart.ts";
 
 const { values } = parseArgs({
@@ -39,7 +41,7 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log("usage: bun bench/rate-sweep.ts [--paths single,pair,durable] [--rates a,b,c] [--runs N] [--duration-s S] [--warmup-s S] [--threads N] [--skip-jetstream] [--out DIR]");
+  console.log("usage: bun bench/rate-sweep.ts [--paths single,pair,durable,durable-interval] [--rates a,b,c] [--runs N] [--duration-s S] [--warmup-s S] [--threads N] [--skip-jetstream] [--out DIR]");
   process.exit(0);
 }
 
@@ -47,9 +49,10 @@ const PATH_NAMES: Record<string, string> = {
   single: "one coordinator, direct",
   pair: "primary + backup via router",
   durable: "primary + backup via router, --data-dir",
+  "durable-interval": `primary + backup via router, --data-dir --fsync-interval-ms ${DURABLE_FSYNC_INTERVAL_MS}`,
 };
 /** The JetStream set-up each path is drawn against, named as its rows in the CSV. */
-const COUNTERPART: Record<string, JetStreamMode> = { single: "memory", pair: "memory", durable: "r3" };
+const COUNTERPART: Record<string, JetStreamMode> = { single: "memory", pair: "memory", durable: "r3", "durable-interval": "r3" };
 const PEER_NAMES: Record<JetStreamMode, string> = { memory: "JetStream memory, 1 node", file: "JetStream file, 1 node", r3: "JetStream file R3, 3 nodes" };
 const peerKey = (mode: JetStreamMode) => `jetstream-${mode}`;
 const rates = values.rates!.split(",").map(Number);
@@ -77,16 +80,20 @@ async function startPath(name: string): Promise<number> {
     const c = await cluster.coordinator();
     cluster.worker([c.port], threads);
     port = c.port;
-  } else if (name === "pair" || name === "durable") {
+  } else if (name === "pair" || name === "durable" || name === "durable-interval") {
     // Each replica its own data directory.
-    const durable = (): string[] => (name === "durable" ? ["--data-dir", mkdtempSync(join(tmpdir(), "rate-sweep-wal-"))] : []);
+    const durable = (): string[] => {
+      if (name === "pair") return [];
+      const dir = ["--data-dir", mkdtempSync(join(tmpdir(), "rate-sweep-wal-"))];
+      return name === "durable" ? dir : [...dir, "--fsync-interval-ms", String(DURABLE_FSYNC_INTERVAL_MS)];
+    };
     const nodePorts = [freePort(), freePort()];
     const nodes = await Promise.all(nodePorts.map((p) => cluster.replica(p, nodePorts, durable())));
     cluster.worker(nodes.map((n) => n.port), threads);
     port = (await cluster.router(nodes.map((n) => n.port))).port;
     backups = 1;
   } else {
-    throw new Error(`unknown path ${name}: single, pair or durable`);
+    throw new Error(`unknown path ${name}: single, pair, durable or durable-interval`);
   }
   await waitFor("a primary with its worker (and backups in sync)", async () => {
     const primary = (await cluster.stats(port)).coordinators.find((c) => c.stats?.primary)?.stats;
