@@ -3,10 +3,10 @@
 // to DIR/wal.log and fsynced before anyone is told it happened (group commit:
 // one fsync per batch). With --fsync-interval-ms N the append is only written
 // (the page cache holds it, so the crash of this process loses nothing) and the
-// log is synced every N ms instead (syncInBackground(), from data-dir.ts): then what
-// makes an acknowledged entry safe is that every in-sync replica wrote it, and a
-// power loss of every replica's host at once can lose the last N ms. When the log passes walBytesMax, a snapshot of the
-// whole state is written (temp file, fsync, rename) and replaces the log's records
+// log is synced every N ms instead (syncInBackground(), from data-dir.ts): then
+// what makes an acknowledged entry safe is that every in-sync replica wrote it,
+// and a power loss of every replica's host at once can lose the last N ms.
+// When the log passes walBytesMax, a snapshot of the whole state is written (temp file, fsync, rename) and replaces the log's records
 // up to its index, so the disk holds one snapshot plus about walBytesMax of log.
 // A running coordinator writes that snapshot in parts between other work
 // (wal-compaction.ts) and keeps the records appended meanwhile.
@@ -229,7 +229,7 @@ export class WriteAheadLog {
 
   /**
    * The interval's sync: fdatasync on the thread pool, so the event loop does not stand still for
-   * it (a blocking one every 100 ms showed in the p99). One at a time; what is appended meanwhile
+   * as long as the disk takes (tens of ms on a busy disk). One at a time; what is appended meanwhile
    * waits for the next. `failed` is called if it fails (the caller stops the process).
    */
   syncInBackground(failed: (err: Error) => void): void {
