@@ -1,13 +1,15 @@
 // Durability with --data-dir: the replication log, on disk. Every batch of
 // log entries the primary ships (and every batch a backup applies) is appended
-// to DIR/wal.log and fsynced before anyone is told it happened (group commit:
-// one fsync per batch). With --fsync-interval-ms N the append is only written
+// to DIR/wal.log and fsynced before it is acknowledged (group commit: one
+// fsync per batch; the primary sends a batch to its backups before its own fsync,
+// see core/replication-step.ts). With --fsync-interval-ms N the append is only written
 // (the page cache holds it, so the crash of this process loses nothing) and the
 // log is synced every N ms instead (syncInBackground(), from data-dir.ts): then
 // what makes an acknowledged entry safe is that every in-sync replica wrote it,
 // and a power loss of every replica's host at once can lose the last N ms.
-// When the log passes walBytesMax, a snapshot of the whole state is written (temp file, fsync, rename) and replaces the log's records
-// up to its index, so the disk holds one snapshot plus about walBytesMax of log.
+// When the log passes walBytesMax, a snapshot of the whole state is written
+// (temp file, fsync, rename) and replaces the log's records up to its index, so
+// the disk holds one snapshot plus about walBytesMax of log.
 // A running coordinator writes that snapshot in parts between other work
 // (wal-compaction.ts) and keeps the records appended meanwhile.
 //
