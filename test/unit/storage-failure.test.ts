@@ -22,7 +22,8 @@ function config(dataDir: string): CoordinatorConfig {
   return testCoordinatorConfig({ nodeId: "disk-fail", backupTimeoutMs: 1_000, dataDir });
 }
 
-test("a failed write-ahead log append stops the coordinator and acknowledges nothing it covers", async () => {
+// The primary writes a group commit, sends it, then syncs it (core/replication-step.ts): either failing stops it.
+test.each(["writeRecord", "syncCommit"] as const)("a failed write-ahead log %s stops the coordinator and acknowledges nothing it covers", async (step) => {
   const dir = mkdtempSync(join(tmpdir(), "disk-fail-"));
   const lines: string[] = [];
   let fatalCalls = 0;
@@ -37,10 +38,10 @@ test("a failed write-ahead log append stops the coordinator and acknowledges not
   // Healthy disk: acknowledged.
   expect(await client.submit("sleep", { ms: 1 })).toBeGreaterThan(0);
 
-  // The disk fails (ENOSPC, EIO, a failed fdatasync): the next append throws.
+  // The disk fails (ENOSPC on the write, EIO from fdatasync): the next one throws.
   const wal = (coordinator as unknown as { disk: { wal: WriteAheadLog } }).disk.wal;
-  wal.append = () => {
-    throw new Error("EIO: i/o error, fdatasync");
+  wal[step] = () => {
+    throw new Error(`EIO: i/o error, ${step}`);
   };
   let acknowledged = false;
   client.submit("sleep", { ms: 1 }).then(() => void (acknowledged = true), () => undefined);
