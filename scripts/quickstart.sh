@@ -41,7 +41,7 @@ start coordinator shard1.log -p "$((BASE_PORT + 1))" --shard 1 --data-dir "$DATA
 wait_for shard0.log "listening on"
 wait_for shard1.log "listening on"
 start worker worker.log --servers "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1))" -w 2 --handlers examples/handlers.ts
-start router router.log -p "$ROUTER_PORT" -s "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1))"
+start router router.log -p "$ROUTER_PORT" -s "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1))" --shards 2
 wait_for router.log "listening on"
 wait_for worker.log "coordinator link up"
 

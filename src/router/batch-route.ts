@@ -19,7 +19,7 @@ const SUBMIT_TYPE_AT = 12;
 
 /** What a batch needs of the router. */
 export interface BatchRouterPort {
-  shardMap: ShardMap;
+  shardMap(): ShardMap;
   /** The primary of a shard: its routes and a connection that takes writes now, or why there is none. */
   primary(shard: number): { routes: Routes; conn: Connection } | { code: string; message: string };
   forwarded(tasks: number): void;
@@ -42,8 +42,9 @@ export function routeSubmitBatch(port: BatchRouterPort, conn: Connection, r: Rea
   if (spans === undefined) return;
   const outcomes: BatchItemOutcome[] = new Array(spans.starts.length);
   const byShard = new Map<number, number[]>();
+  const shardMap = port.shardMap();
   for (let i = 0; i < spans.starts.length; i++) {
-    const shard = shardOfBatchTask(port.shardMap, r, spans, i);
+    const shard = shardOfBatchTask(shardMap, r, spans, i);
     if (typeof shard !== "number") outcomes[i] = shard;
     else byShard.get(shard)?.push(i) ?? byShard.set(shard, [i]);
   }

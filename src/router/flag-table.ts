@@ -14,6 +14,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: "host", short: "H", perBinary: true, type: "string", default: "127.0.0.1", help: "address to listen on" },
   { name: "servers", short: "s", perBinary: true, type: "string", default: "", help: `comma-separated coordinator host:port list, any order, any shards; the shard map is learned from them (default: ${DEFAULT_SERVERS}, or none with --etcd; with both, these are kept whatever etcd says)` },
   ...ETCD_DISCOVERY_FLAGS,
+  { name: "shards", type: "int", default: 0, min: 0, max: 65536, help: "the cluster's number of shards (coordinators' --shard 0..N-1): a task with an idempotency key always goes to the shard its key hashes to among N, refused as retryable while that shard is unreachable. Give the same N to every router. 0: hash over the shards heard from so far, where a key can move to another shard while shards come and go (a retry then makes a second task)" },
   { name: "node-id", perBinary: true, type: "string", default: "", help: "name in logs and stats (default: router-<port>)" },
   { name: "http-port", type: "int", default: 0, min: 0, max: 65535, help: "port of the REST API, the web dashboard (/ui), task events (SSE: /v1/events), /metrics, /healthz and /readyz (0: no HTTP)" },
   { name: "http-host", type: "string", default: "127.0.0.1", help: "address the HTTP port listens on" },

@@ -29,6 +29,7 @@ export function routerConfig(v: Record<string, number | string | boolean>): Rout
     reconnectMaxMs: Math.max(v["reconnect-max-ms"] as number, v["reconnect-min-ms"] as number),
     statsTimeoutMs: v["stats-timeout-ms"] as number,
     crossShardPollMs: v["cross-shard-poll-ms"] as number,
+    shards: v.shards as number,
   };
 }
 

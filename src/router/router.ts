@@ -48,6 +48,8 @@ export interface RouterConfig {
   statsTimeoutMs: number;
   /** How often dependencies across shards are settled (a parent's end reaches its dependants within about this). */
   crossShardPollMs: number;
+  /** The cluster's shards (--shards), ids 0..N-1: keys hash over all of them; 0: over those heard from. */
+  shards?: number;
 }
 
 // SUBMIT body layout (codec.ts): requestId u32 | priority u8 | flags u8 | maxAttempts u16 | timeoutMs u32 | type str8 | key str8 | payload
@@ -58,7 +60,7 @@ export class Router implements ConnectionHandler {
   private readonly upstreams: Upstream[] = [];
   /** The primary link of each shard. */
   private readonly primaries = new Map<number, Upstream>();
-  private readonly shardMap = new ShardMap();
+  private readonly shardMap: ShardMap;
   private readonly clients = new Set<Connection>();
   private readonly startedAt = Date.now();
   private forwarded = 0;
@@ -73,6 +75,7 @@ export class Router implements ConnectionHandler {
     private readonly log: Logger,
   ) {
     this.upstreamHello = { role: "router", version: PROTOCOL_VERSION, nodeId: config.nodeId, token: config.tokens.clusterToken };
+    this.shardMap = new ShardMap(config.shards ?? 0);
     this.crossShard = new CrossShardDependencies({
       primaryOf: (shard) => this.primaries.get(shard),
       primaries: () => [...this.primaries.values()],
@@ -245,6 +248,9 @@ export class Router implements ConnectionHandler {
   }
 
   private shardRefusal(shard: number): { code: ErrorCode; message: string } {
+    if (shard >= 0 && !this.shardMap.known.includes(shard) && this.shardMap.expected(shard)) {
+      return { code: "E_UNAVAILABLE", message: `no coordinator of shard ${shard} (of --shards ${this.shardMap.shardCount}) has been reached yet; retry` };
+    }
     if (shard < 0 || !this.shardMap.known.includes(shard)) {
       return { code: "E_UNKNOWN_SHARD", message: shard < 0 ? "no coordinator has been reached yet; retry" : `no coordinator serves shard ${shard}` };
     }
@@ -253,7 +259,7 @@ export class Router implements ConnectionHandler {
 
   /** What a SUBMIT_BATCH needs of the router (batch-route.ts). */
   private readonly batchPort: BatchRouterPort = {
-    shardMap: this.shardMap,
+    shardMap: () => this.shardMap,
     primary: (shard) => {
       const upstream = this.primaries.get(shard);
       if (upstream === undefined) return this.shardRefusal(shard);
@@ -408,9 +414,27 @@ export class Router implements ConnectionHandler {
     route.client.queueFlush();
   }
 
+  /** Said once: keys hash over shards that come and go (no --shards), or a coordinator's shard lies outside --shards. */
+  private shardWarnings = new Set<string>();
+
+  private noteShard(link: CoordinatorLink): void {
+    const map = this.shardMap;
+    const warn = (key: string, message: string, fields: Record<string, unknown>) => {
+      if (this.shardWarnings.has(key)) return;
+      this.shardWarnings.add(key);
+      this.log.warn(message, fields);
+    };
+    if (map.shardCount > 0 && link.shard >= map.shardCount) {
+      warn(`outside ${link.shard}`, "a coordinator serves a shard outside --shards: tasks with an idempotency key never go there", { coordinator: link.label, shard: link.shard, shards: map.shardCount });
+    } else if (map.shardCount === 0 && !map.known.includes(link.shard) && map.known.length > 0) {
+      warn("no --shards", "several shards and no --shards: a task's idempotency key hashes over the shards heard from so far, so a retry while shards come and go may make a second task; give --shards N", { shards: [...map.known, link.shard] });
+    }
+  }
+
   /** A coordinator connected or announced its role: route to the best primary of its shard. */
   private upstreamUp(upstream: Upstream, link: CoordinatorLink): void {
     if (!this.upstreams.includes(upstream)) return; // removed; its socket may still deliver a message or two
+    this.noteShard(link);
     this.shardMap.add(link.shard);
     if (!link.primary && this.primaries.get(link.shard) === upstream) {
       // Stepped down: what it was doing for clients will not finish there.

@@ -3,11 +3,12 @@
 // a wrong protocol version.
 
 import { afterEach, expect, test } from "bun:test";
+import { ShardMap } from "../../src/core/shard-map.ts";
 import { makeTaskId, shardOfTask } from "../../src/core/task.ts";
 import { FrameWriter, writeControl } from "../../src/protocol/codec.ts";
 import { Kind } from "../../src/protocol/messages.ts";
 import { SchedulerClient, TaskError } from "../../src/sdk/client.ts";
-import { Cluster, parseReport, waitFor } from "./harness.ts";
+import { Cluster, freePort, parseReport, waitFor } from "./harness.ts";
 
 let cluster: Cluster;
 afterEach(async () => {
@@ -116,3 +117,45 @@ test("through a router, a task goes to the shard of the tasks it depends on", as
     client.close();
   }
 });
+
+/** An idempotency key that hashes to `shard` among `count` shards. */
+function keyOnShard(shard: number, count: number, prefix: string): string {
+  const map = new ShardMap(count);
+  for (let i = 0; ; i++) {
+    const bytes = new TextEncoder().encode(`${prefix}-${i}`);
+    if (map.pick(bytes, 0, bytes.length) === shard) return `${prefix}-${i}`;
+  }
+}
+
+test("with --shards, a keyed task waits for its own shard (refused as retryable) and never lands on another, in a batch too", async () => {
+  cluster = new Cluster();
+  const shard0 = await cluster.coordinator(["--shard", "0"]);
+  const shard1Port = freePort(); // shard 1 is not up yet: the router starts before it
+  const router = await cluster.router([shard0.port, shard1Port], ["--shards", "2"]);
+  const client = await SchedulerClient.connect(`127.0.0.1:${router.port}`);
+  try {
+    await waitFor("the router to know shard 0", async () => ((await client.clusterStats()).coordinators.some((c) => c.stats?.shard === 0) ? true : undefined));
+    const [k0, k1] = [keyOnShard(0, 2, "a"), keyOnShard(1, 2, "b")];
+    const first = await client.submit("noop", {}, { idempotencyKey: k0 });
+    expect(shardOfTask(first)).toBe(0);
+    // Before the fix this key went to shard 0 as well (the only shard known), and a retry once
+    // shard 1 was up made a second task there.
+    const refused = await client.submit("noop", {}, { idempotencyKey: k1 }).then(() => undefined, (err: TaskError) => err);
+    expect(refused?.code).toBe("E_UNAVAILABLE");
+    expect(refused?.message).toContain("--shards 2");
+    const batch = await client.submitMany([{ type: "noop", options: { idempotencyKey: keyOnShard(1, 2, "c") } }, { type: "noop", options: { idempotencyKey: keyOnShard(0, 2, "d") } }]).then(() => undefined, (err: Error) => err);
+    expect(String(batch)).toContain("E_UNAVAILABLE");
+
+    await cluster.coordinator(["--shard", "1", "-p", String(shard1Port)]);
+    const second = await waitFor("shard 1 to take its key", () => client.submit("noop", {}, { idempotencyKey: k1 }).then((id) => id, () => undefined));
+    expect(shardOfTask(second)).toBe(1);
+    expect(await client.submit("noop", {}, { idempotencyKey: k0 })).toBe(first);
+    const submitted = (await client.clusterStats()).coordinators.map((c) => [c.stats?.shard, c.stats?.submitted]);
+    expect(submitted.sort()).toEqual([[0, 2], [1, 1]]); // k0 and d on shard 0, k1 on shard 1: nothing twice
+  } finally {
+    client.close();
+  }
+  // A router without --shards that learns several says what it risks.
+  const plain = await cluster.router([shard0.port, shard1Port]);
+  await waitFor("the warning", () => (plain.output().includes("several shards and no --shards") ? true : undefined));
+}, 60_000);

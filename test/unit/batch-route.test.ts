@@ -45,7 +45,7 @@ function twoShards(partTimeoutMs: number) {
   shardMap.add(0);
   shardMap.add(1);
   const upstreams = [0, 1].map(() => ({ routes: new Routes(), conn: { writer: new FrameWriter(1024), queueFlush() {} } as unknown as Connection }));
-  const port: BatchRouterPort = { shardMap, primary: (shard) => upstreams[shard]!, forwarded: () => {}, partTimeoutMs };
+  const port: BatchRouterPort = { shardMap: () => shardMap, primary: (shard) => upstreams[shard]!, forwarded: () => {}, partTimeoutMs };
   return { shardMap, upstreams, port };
 }
 
