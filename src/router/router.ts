@@ -271,10 +271,14 @@ export class Router implements ConnectionHandler {
     partTimeoutMs: BATCH_PART_TIMEOUT_MS,
   };
 
-  /** A workflow is created on one shard: the shard of the existing tasks it depends on, else the next in turn. */
+  /**
+   * A workflow is created on one shard: the shard of the existing tasks it depends on, else
+   * the shard of its first idempotency key (so a retry finds the first submission's tasks),
+   * else the next in turn.
+   */
   private routeWorkflow(conn: Connection, q: Record<string, unknown>): void {
     const requestId = Number(q.requestId) || 0;
-    const nodes = Array.isArray(q.nodes) ? (q.nodes as Array<{ dependsOn?: unknown }>) : [];
+    const nodes = Array.isArray(q.nodes) ? (q.nodes as Array<{ dependsOn?: unknown; idempotencyKey?: unknown }>) : [];
     const existing: number[] = [];
     for (const node of nodes) {
       if (!Array.isArray(node?.dependsOn)) continue;
@@ -282,7 +286,9 @@ export class Router implements ConnectionHandler {
         if (d && typeof d === "object" && typeof d.taskId === "number" && Number.isSafeInteger(d.taskId)) existing.push(d.taskId);
       }
     }
-    const shard = existing.length > 0 ? shardOfTask(existing[0]!) : this.shardMap.pick(new Uint8Array(0), 0, 0);
+    const firstKey = nodes.find((n) => typeof n?.idempotencyKey === "string" && n.idempotencyKey !== "")?.idempotencyKey as string | undefined;
+    const key = firstKey === undefined ? new Uint8Array(0) : new TextEncoder().encode(firstKey);
+    const shard = existing.length > 0 ? shardOfTask(existing[0]!) : this.shardMap.pick(key, 0, key.length);
     this.afterParentsChecked(conn, requestId, shard, existing, () => {
       const upstream = this.primaries.get(shard);
       if (upstream === undefined) return this.refuseShard(conn, requestId, shard);
@@ -342,6 +348,10 @@ export class Router implements ConnectionHandler {
    */
   private askEveryShard(kind: number, body: Record<string, unknown>): Promise<ShardAnswer[]> {
     const unheard = this.upstreams.filter((u) => u.link.shard < 0).map((u) => unavailable(`coordinator ${u.link.label} has not said which shard it serves yet`));
+    // With --shards, a shard no coordinator of has answered yet (etcd discovery may not list it now).
+    for (let shard = 0; shard < this.shardMap.shardCount; shard++) {
+      if (!this.shardMap.known.includes(shard)) unheard.push(unavailable(`no coordinator of shard ${shard} (of --shards ${this.shardMap.shardCount}) has been reached yet`));
+    }
     return Promise.all([...unheard.map((a) => Promise.resolve(a)), ...this.shardMap.known.map((shard) => {
       const primary = this.primaries.get(shard);
       if (primary !== undefined) return this.ask(primary, kind, body);

@@ -145,13 +145,23 @@ test("with --shards, a keyed task waits for its own shard (refused as retryable)
     expect(refused?.message).toContain("--shards 2");
     const batch = await client.submitMany([{ type: "noop", options: { idempotencyKey: keyOnShard(1, 2, "c") } }, { type: "noop", options: { idempotencyKey: keyOnShard(0, 2, "d") } }]).then(() => undefined, (err: Error) => err);
     expect(String(batch)).toContain("E_UNAVAILABLE");
+    // A workflow goes by its first key too (before the fix: round-robin, so a retry could land elsewhere).
+    const flow = [{ type: "noop", idempotencyKey: keyOnShard(1, 2, "w") }, { type: "noop", dependsOn: [{ node: 0 }] }];
+    const flowRefused = await client.workflow(flow).then(() => undefined, (err: TaskError) => err);
+    expect(flowRefused?.code).toBe("E_UNAVAILABLE");
+    // A lookup by key cannot say "never submitted" while the key's shard has not answered.
+    const lookup = await client.taskByKey(k1).then(() => undefined, (err: TaskError) => err);
+    expect(lookup?.code).toBe("E_UNAVAILABLE");
 
     await cluster.coordinator(["--shard", "1", "-p", String(shard1Port)]);
     const second = await waitFor("shard 1 to take its key", () => client.submit("noop", {}, { idempotencyKey: k1 }).then((id) => id, () => undefined));
     expect(shardOfTask(second)).toBe(1);
     expect(await client.submit("noop", {}, { idempotencyKey: k0 })).toBe(first);
+    const flowIds = await client.workflow(flow);
+    expect(flowIds.map(shardOfTask)).toEqual([1, 1]);
+    expect(await client.workflow(flow)).toEqual(flowIds); // the retry finds the first submission's tasks
     const submitted = (await client.clusterStats()).coordinators.map((c) => [c.stats?.shard, c.stats?.submitted]);
-    expect(submitted.sort()).toEqual([[0, 2], [1, 1]]); // k0 and d on shard 0, k1 on shard 1: nothing twice
+    expect(submitted.sort()).toEqual([[0, 2], [1, 3]]); // k0 and d on shard 0; k1 and the workflow's two on shard 1: nothing twice
   } finally {
     client.close();
   }
