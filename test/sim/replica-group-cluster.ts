@@ -19,6 +19,8 @@ export const RUN = {
   pausePerMille: 3, pauseMsMin: 50, pauseMsSpread: 2_600,
   crashPerMille: 2, downMsMin: 100, downMsSpread: 4_000,
   hiccupPerMille: 1, hiccupMsMin: 200, hiccupMsSpread: 2_000, hiccupSlowMsMax: 800,
+  /** With `powerLoss`: the chance, per batch a durable primary syncs, that the power fails during that sync. */
+  powerLossInSyncPerMille: 10,
   /** Monotonic clocks run up to 2% fast or slow: inside the lease margin (10%), which is what makes it safe. */
   monoRateSpreadPerMille: 20,
 };
@@ -47,7 +49,12 @@ export class ReplicaGroupSim implements Cluster {
   private readonly restartAt = new Map<SimNode, number>();
   private readonly prng: Prng;
 
-  constructor(readonly seed: number) {
+  /** Power losses draw from their own stream, so runs without them are the same as before they existed. */
+  private readonly powerPrng: Prng;
+
+  /** `powerLoss`: a durable primary may lose power while it syncs a batch its backups already have. */
+  constructor(readonly seed: number, private readonly options: { powerLoss?: boolean } = {}) {
+    this.powerPrng = new Prng(seed ^ 0x5eedf00d);
     this.prng = new Prng(seed);
     this.world = new World(this.prng, this.etcd);
     const roll = this.prng.int(100);
@@ -204,6 +211,15 @@ export class ReplicaGroupSim implements Cluster {
       world.trace(`etcd slow by up to ${world.etcdSlowMs} ms until ${world.etcdSlowUntil}`);
       this.stats.hiccups++;
     }
+  }
+
+  powerLossInSync(node: SimNode): boolean {
+    if (this.options.powerLoss !== true || this.drain || !node.durable) return false;
+    if (this.powerPrng.int(1000) >= RUN.powerLossInSyncPerMille) return false;
+    if (this.nodes.filter((n) => n.up && !n.paused).length < 2) return false; // as for crashes: one node stays up
+    this.restartAt.set(node, this.world.now + RUN.downMsMin + this.powerPrng.int(RUN.downMsSpread));
+    this.stats.powerLossesInSync++;
+    return true;
   }
 
   private restart(node: SimNode): void {

@@ -45,6 +45,8 @@ export function newStats() {
   return {
     promotions: 0, failovers: 0, fences: 0, isrShrinks: 0, isrExpansions: 0, staleRestartWaits: 0, snapshots: 0,
     partitions: 0, pauses: 0, pausesOverTtl: 0, crashes: 0, restarts: 0, hiccups: 0, acks: 0, isrLost: 0,
+    /** With power losses on: a primary lost power while it synced a batch it had sent (its disk lost the batch). */
+    powerLossesInSync: 0,
     // Where the fixed bugs were (replica-group-sim.test.ts REGRESSIONS): each time the fix's path is taken.
     /** A join started while a campaign or key removal was in flight (it used to be dropped). */
     joinsDuringTxn: 0,
@@ -112,6 +114,8 @@ export interface Cluster {
   acted(node: SimNode): void;
   committed(node: SimNode, index: number): void;
   acknowledged(node: SimNode, held: Held): void;
+  /** The power fails while this primary fsyncs a batch it has already sent (its restart is the cluster's to schedule). */
+  powerLossInSync(node: SimNode): boolean;
 }
 
 export class SimNode implements Host {
@@ -123,6 +127,8 @@ export class SimNode implements Host {
   log: Entry[] = [];
   /** The epoch of the last log write, what a durable node recovers. */
   private walEpoch = 0;
+  /** The epoch of the last log write its disk had synced before the batch being shipped (what a power loss leaves). */
+  private walEpochSynced = 0;
   control!: EtcdControl<Msg, Msg>;
   private replicas: IsrReplicaSet<SimBackup, Msg> | undefined;
   /** The ISR as the primary's IsrReplicaSet last settled it (for the shrink and expansion counts). */
@@ -325,6 +331,7 @@ export class SimNode implements Host {
     this.isrSettled = [...this.replicas.members];
     this.savedAtStall = undefined;
     this.shipped = this.log.length;
+    this.walEpochSynced = this.walEpoch;
     this.append(-1);
     this.announce();
     this.pump();
@@ -345,15 +352,25 @@ export class SimNode implements Host {
     this.cluster.acted(this);
     // The coordinator's own order of effects (src/core/replication-step.ts).
     const replicas = this.replicas!;
+    let unsynced: { firstIndex: number; entries: Entry[] } | undefined;
     replicate<{ firstIndex: number; entries: Entry[] }>({
       take: () => {
         if (this.shipped === this.log.length) return undefined;
         const batch = { firstIndex: this.shipped + 1, entries: this.log.slice(this.shipped) };
         this.shipped = this.log.length;
-        return batch;
+        return (unsynced = batch);
       },
-      write: () => true, // a durable node's log survives a crash from its append on (its WAL, modelled)
-      sync: () => true, // a process crash keeps what was written (the page cache): only a power loss, not modelled, needs the sync
+      write: () => true, // a durable node's log survives a process crash from its append on (the page cache)
+      // The power may fail while the disk syncs what the backups were already sent: the batch is
+      // gone from this node's disk, though a backup may hold it (never acknowledged: no commit yet).
+      sync: () => {
+        if (unsynced !== undefined && this.cluster.powerLossInSync(this)) {
+          this.losePower(unsynced.firstIndex);
+          return false;
+        }
+        this.walEpochSynced = this.walEpoch;
+        return true;
+      },
       send: (batch) => replicas.broadcast({ kind: "append", epoch: this.control.epoch, ...batch, clockMs: this.wall() }),
       commit: (now) => {
         const committed = replicas.commit(this.log.length, now);
@@ -365,6 +382,14 @@ export class SimNode implements Host {
         this.cluster.replyToClient(this, h.client, h.submission, true, undefined);
       }),
     }, monotonic);
+  }
+
+  /** The process dies and its disk keeps entries up to `firstUnsynced - 1` only. */
+  private losePower(firstUnsynced: number): void {
+    this.trace(`power lost while syncing entries ${firstUnsynced}-${this.log.length}, already sent: its disk keeps ${firstUnsynced - 1}`);
+    this.crash();
+    this.log = this.log.slice(0, firstUnsynced - 1); // a new array: the checkers' cache follows the log by identity
+    this.walEpoch = this.walEpochSynced;
   }
 
   private append(submission: number): number {
