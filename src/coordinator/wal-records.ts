@@ -6,9 +6,12 @@
 // body   = u32 epoch | f64 firstIndex | u32 count | entries (count x `u32 bytes | entry`, as in REPL_APPEND)
 //
 // Only the last record can be torn: append() writes one record and fdatasyncs it
-// before anyone is told about it or the next append starts, and recovery cuts a
-// torn tail before anything is appended again. So every record but the last was
-// whole on disk once, and damage to it is corruption, never something to cut.
+// before it is acknowledged or the next append starts, and recovery cuts a torn
+// tail before anything is appended again. So every record but the last was whole
+// on disk once, and damage to it is corruption, never something to cut. (With
+// --fsync-interval-ms, records past the last sync may be damaged in any order by
+// a power loss: wal.ts cuts from the first bad one past the mark wal-synced-mark.ts
+// keeps, and refuses damage before it, as here.)
 //
 // Like etcd's WAL, which repairs only an unexpected end of file and stops on a
 // checksum mismatch, a record is a torn tail only when the bytes show that its

@@ -32,6 +32,7 @@ import { decodeSnapshot, encodeSnapshot } from "./replication-codec.ts";
 import { Reader } from "../protocol/codec.ts";
 import { StorageError } from "./storage-error.ts";
 import { BATCH_HEADER_BYTES, crc32, readRecord, RECORD_HEADER_BYTES } from "./wal-records.ts";
+import { readSyncedMark, SyncedMark, SYNCED_MARK_FILE } from "./wal-synced-mark.ts";
 
 export { crc32 } from "./wal-records.ts";
 
@@ -85,6 +86,8 @@ export class WriteAheadLog {
   private syncing = false;
   /** Which log file `fd` is: a background sync begun on an earlier one is moot (the cut synced its copy). */
   private fdGeneration = 0;
+  /** With a sync interval: how far the log is on disk, for recovery after a power loss (wal-synced-mark.ts). */
+  private readonly mark: SyncedMark;
   /** The log being cut to the records after a snapshot (cutLogStep()): a copy in WAL_TEMP_FILE, synced as it grows. */
   private logCut: { fd: number; from: number; copied: number; unsynced: number } | undefined;
   /** Counts snapshots installed: a compaction begun before the latest one is out of date. */
@@ -101,6 +104,7 @@ export class WriteAheadLog {
     mkdirSync(dir, { recursive: true });
     this.walPath = join(dir, WAL_FILE);
     this.snapshotPath = join(dir, SNAPSHOT_FILE);
+    this.mark = new SyncedMark(dir);
     const logIsNew = !existsSync(this.walPath);
     this.fd = openSync(this.walPath, "a+");
     // A new file's (and a new directory's) name is only durable once the directory holding it is
@@ -137,9 +141,16 @@ export class WriteAheadLog {
     let at = 0;
     /** Where records start that a newer epoch's snapshot replaced; they and everything after them go. */
     let supersededAt: number | undefined;
+    /** Written with --fsync-interval-ms: the log is on disk up to here, and what is past it was only written. */
+    const synced = readSyncedMark(this.dir, this.fd);
     while (at < data.length) {
       const read = readRecord(data, at);
-      if (read.kind === "corrupt") throw new StorageError(this.walPath, at, read.problem);
+      if (read.kind === "corrupt") {
+        if (synced === undefined || at < synced) throw new StorageError(this.walPath, at, read.problem);
+        // A power loss between syncs: the records from here on were never synced, and may have reached the disk in any order.
+        result.tornTail = { offset: at, bytes: data.length - at, problem: `past the last sync (byte ${synced}): ${read.problem}` };
+        break;
+      }
       if (read.kind === "torn") {
         result.tornTail = { offset: at, bytes: data.length - at, problem: read.problem };
         break;
@@ -170,12 +181,21 @@ export class WriteAheadLog {
       this.log.warn("write-ahead log: dropped records a newer epoch's snapshot replaced", { file: this.walPath, offset: supersededAt, bytes: at - supersededAt, snapshotEpoch: snapshot?.epoch, snapshotIndex: snapshot?.index });
     }
     if (result.tornTail !== undefined) {
-      this.log.warn("write-ahead log: torn tail repaired", { file: this.walPath, ...result.tornTail, note: this.syncIntervalMs === 0
+      this.log.warn("write-ahead log: torn tail repaired", { file: this.walPath, ...result.tornTail, note: synced === undefined
         ? "a crash interrupted this append before its fsync returned, so it was never acknowledged"
-        : "a crash interrupted this append; with --fsync-interval-ms it may have been acknowledged, and the replica that leads holds it" });
+        : "written after the last sync (--fsync-interval-ms) and lost to a power loss: it may have been acknowledged, and a replica that stayed up holds it" });
     }
     if (keep < data.length) this.truncate(keep);
     this.bytes = keep;
+    if (this.syncIntervalMs > 0) {
+      // What a crashed run left only written is in the page cache, not yet on disk: sync it now, then mark it.
+      fdatasyncSync(this.fd);
+      this.mark.writeNow(this.fd, this.bytes);
+    } else if (existsSync(join(this.dir, SYNCED_MARK_FILE))) {
+      // Every append is synced from now on: a mark left here could only ever be stale.
+      this.mark.remove();
+      fsyncDirectory(this.dir);
+    }
     return result;
   }
 
@@ -225,6 +245,7 @@ export class WriteAheadLog {
     if (!this.dirty && !this.syncing) return;
     const syncStarted = performance.now();
     fdatasyncSync(this.fd);
+    if (this.syncIntervalMs > 0) this.mark.writeNow(this.fd, this.bytes);
     this.dirty = false;
     this.countSync(performance.now() - syncStarted);
   }
@@ -240,11 +261,21 @@ export class WriteAheadLog {
     this.syncing = true;
     const generation = this.fdGeneration;
     const syncStarted = performance.now();
+    const bytes = this.bytes;
+    // Closed, or replaced by a synced copy, meanwhile: moot (its errors too).
+    const moot = () => generation !== this.fdGeneration;
     fdatasync(this.fd, (err) => {
-      this.syncing = false;
-      if (generation !== this.fdGeneration) return; // closed, or replaced by a synced copy, meanwhile
-      if (err !== null) return failed(err);
-      this.countSync(performance.now() - syncStarted);
+      if (moot() || err !== null) {
+        this.syncing = false;
+        if (!moot()) failed(err!);
+        return;
+      }
+      this.mark.writeInBackground(this.fd, bytes, (markErr) => {
+        this.syncing = false; // only now: two marks in flight could land out of order
+        if (moot()) return;
+        if (markErr !== null) return failed(markErr);
+        this.countSync(performance.now() - syncStarted);
+      });
     });
   }
 
@@ -324,6 +355,7 @@ export class WriteAheadLog {
       fsyncSync(this.fd);
       this.bytes = 0;
       this.dirty = false;
+      if (this.syncIntervalMs > 0) this.mark.writeNow(this.fd, 0);
     } else {
       this.logCut = { fd: openSync(join(this.dir, WAL_TEMP_FILE), "w"), from: keepLogFrom, copied: keepLogFrom, unsynced: 0 };
     }
@@ -381,6 +413,7 @@ export class WriteAheadLog {
     this.fdGeneration++;
     this.bytes -= cut.from;
     this.dirty = false; // the copy, synced above, holds every record appended so far
+    if (this.syncIntervalMs > 0) this.mark.writeNow(this.fd, this.bytes);
     return true;
   }
 
@@ -397,6 +430,7 @@ export class WriteAheadLog {
   close(): void {
     this.abandonLogCut();
     this.fdGeneration++;
+    this.mark.close();
     closeSync(this.fd);
   }
 

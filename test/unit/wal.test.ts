@@ -5,12 +5,13 @@
 // bit of small logs and snapshots.
 
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Logger } from "../../src/cli/log.ts";
 import { StorageError } from "../../src/coordinator/storage-error.ts";
 import { crc32, WriteAheadLog, type Recovered } from "../../src/coordinator/wal.ts";
+import { readSyncedMark, SYNCED_MARK_FILE } from "../../src/coordinator/wal-synced-mark.ts";
 import { DEFAULT_SCHEDULER_OPTIONS, Scheduler } from "../../src/core/scheduler.ts";
 import { Prng } from "../../src/core/prng.ts";
 import { concatBytes } from "../support/helpers.ts";
@@ -339,5 +340,70 @@ test("without a sync interval every append is synced before it returns", () => {
   wal.recover();
   for (let i = 0; i < 3; i++) wal.append(1, 1 + i, 1, entries(1, i));
   expect({ commits: wal.stats().commits, syncs: wal.stats().syncs }).toEqual({ commits: 3, syncs: 3 });
+  wal.close();
+});
+
+/**
+ * --fsync-interval-ms and a power loss: five one-entry records, the first three synced (the
+ * mark says so), the last two only written; then record `hole` (1-based) is zeroed, as when
+ * the kernel wrote a later page back but not that one.
+ */
+function powerLossWithHole(hole: number): { dir: string; recordBytes: number; syncedAt: number } {
+  const dir = freshDir();
+  const wal = new WriteAheadLog(dir, 1 << 30, quiet, 50);
+  wal.recover();
+  for (let i = 0; i < 3; i++) wal.append(1, 1 + i, 1, entries(1, i));
+  wal.syncIfDirty();
+  const syncedAt = wal.logBytes;
+  for (let i = 3; i < 5; i++) wal.append(1, 1 + i, 1, entries(1, i));
+  wal.close();
+  const recordBytes = syncedAt / 3;
+  const log = new Uint8Array(readFileSync(join(dir, "wal.log")));
+  log.fill(0, (hole - 1) * recordBytes, hole * recordBytes);
+  writeFileSync(join(dir, "wal.log"), log); // the same file (inode): the mark still applies
+  return { dir, recordBytes, syncedAt };
+}
+
+test("with a sync interval, a hole past the last sync is cut like a torn tail, the whole record after it too", () => {
+  const { dir, syncedAt } = powerLossWithHole(4);
+  const r = new WriteAheadLog(dir, 1 << 30, quiet, 50).recover();
+  expect(r.index).toBe(3);
+  expect(r.tornTail?.offset).toBe(syncedAt);
+  expect(r.tornTail?.problem).toContain(`past the last sync (byte ${syncedAt})`);
+  expect(readFileSync(join(dir, "wal.log")).length).toBe(syncedAt);
+});
+
+test("with a sync interval, damage before the last sync is still refused: those records were on disk", () => {
+  const { dir, recordBytes } = powerLossWithHole(2);
+  const r = recoverOrRefusal(dir);
+  expect(r instanceof StorageError ? r.offset : r).toBe(recordBytes);
+});
+
+test("a run without a sync interval uses the mark an interval run left for its log, then removes it", () => {
+  const { dir } = powerLossWithHole(4);
+  expect(new WriteAheadLog(dir, 1 << 30, quiet).recover().index).toBe(3);
+  expect(existsSync(join(dir, SYNCED_MARK_FILE))).toBe(false);
+});
+
+test("a mark made for another log file (before the log's cut replaced it) does not apply", () => {
+  const { dir } = powerLossWithHole(4);
+  const copy = join(dir, "wal.log.copy");
+  writeFileSync(copy, readFileSync(join(dir, "wal.log")));
+  renameSync(copy, join(dir, "wal.log")); // a new inode, as the cut makes
+  expect(recoverOrRefusal(dir)).toBeInstanceOf(StorageError);
+});
+
+test("a background sync marks how far the log is on disk once it is", async () => {
+  const dir = freshDir();
+  const wal = new WriteAheadLog(dir, 1 << 30, quiet, 50);
+  wal.recover();
+  wal.append(1, 1, 2, entries(2, 0));
+  wal.syncInBackground((err) => {
+    throw err;
+  });
+  for (let i = 0; i < 200 && wal.stats().syncs === 0; i++) await Bun.sleep(5);
+  const fd = openSync(join(dir, "wal.log"), "r");
+  expect(readSyncedMark(dir, fd)).toBe(wal.logBytes);
+  closeSync(fd);
   wal.close();
 });
