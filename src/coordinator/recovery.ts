@@ -14,6 +14,7 @@ import { applyEntry } from "./event-log.ts";
 import { REPLICA_ID_FILE, replicaIdFor } from "./replica-id.ts";
 import { readEntries } from "./replication-codec.ts";
 import { StorageError } from "./storage-error.ts";
+import { SYNCED_MARK_FILE } from "./wal-synced-mark.ts";
 import { COMPACTION_TEMP_FILE, SNAPSHOT_FILE, SNAPSHOT_OLD_FILE, SNAPSHOT_TEMP_FILE, WAL_FILE, WAL_TEMP_FILE, WriteAheadLog, type Recovered } from "./wal.ts";
 
 /**
@@ -21,7 +22,7 @@ import { COMPACTION_TEMP_FILE, SNAPSHOT_FILE, SNAPSHOT_OLD_FILE, SNAPSHOT_TEMP_F
  * from by mistake: the replica id first (etcd mode: the node comes back a stranger, outside the
  * ISR), then the snapshot (a log without it no longer follows one, and is refused), the log last.
  */
-const SET_ASIDE_FILES = [REPLICA_ID_FILE, SNAPSHOT_FILE, SNAPSHOT_TEMP_FILE, COMPACTION_TEMP_FILE, SNAPSHOT_OLD_FILE, WAL_FILE, WAL_TEMP_FILE] as const;
+const SET_ASIDE_FILES = [REPLICA_ID_FILE, SNAPSHOT_FILE, SNAPSHOT_TEMP_FILE, COMPACTION_TEMP_FILE, SNAPSHOT_OLD_FILE, WAL_FILE, WAL_TEMP_FILE, SYNCED_MARK_FILE] as const;
 
 export interface OpenedDataDir {
   wal: WriteAheadLog;
