@@ -10,6 +10,8 @@
 export class ShardMap {
   private shards: number[] = [];
   private rotation = 0;
+  /** The warnings add() gave, each given once. */
+  private readonly warned = new Set<string>();
 
   /** `shardCount`: the cluster's shards, ids 0..N-1 (0: not given, hash over the known). */
   constructor(readonly shardCount = 0) {}
@@ -19,9 +21,17 @@ export class ShardMap {
     return this.shards;
   }
 
-  add(shard: number): void {
-    if (this.shards.includes(shard)) return;
+  /** A coordinator serves `shard`. Returns, once each, what that means for keys: a shard outside the count, or keys that move. */
+  add(shard: number): string | undefined {
+    if (this.shards.includes(shard)) return undefined;
+    const warning =
+      this.shardCount > 0 && shard >= this.shardCount ? `a coordinator serves shard ${shard}, outside --shards ${this.shardCount}: tasks with an idempotency key never go there`
+      : this.shardCount === 0 && this.shards.length > 0 ? "several shards and no --shards: a task's idempotency key hashes over the shards heard from so far, so a retry while shards come and go may make a second task; give --shards N"
+      : undefined;
     this.shards = [...this.shards, shard].sort((a, b) => a - b);
+    if (warning === undefined || this.warned.has(warning)) return undefined;
+    this.warned.add(warning);
+    return warning;
   }
 
   remove(shard: number): void {
@@ -37,9 +47,11 @@ export class ShardMap {
     return this.shards[mix32(fnv1a(data, start, end)) % n]!;
   }
 
-  /** A shard of the cluster whose coordinators may just not have answered yet (so a refusal should be retryable). */
-  expected(shard: number): boolean {
-    return shard >= 0 && (shard < this.shardCount || this.shards.includes(shard));
+  /** Shards of the cluster (0..shardCount-1) no coordinator has said it serves yet: a refusal for one is retryable. */
+  unheard(): number[] {
+    const unheard: number[] = [];
+    for (let shard = 0; shard < this.shardCount; shard++) if (!this.shards.includes(shard)) unheard.push(shard);
+    return unheard;
   }
 }
 

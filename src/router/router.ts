@@ -248,9 +248,7 @@ export class Router implements ConnectionHandler {
   }
 
   private shardRefusal(shard: number): { code: ErrorCode; message: string } {
-    if (shard >= 0 && !this.shardMap.known.includes(shard) && this.shardMap.expected(shard)) {
-      return { code: "E_UNAVAILABLE", message: `no coordinator of shard ${shard} (of --shards ${this.shardMap.shardCount}) has been reached yet; retry` };
-    }
+    if (this.shardMap.unheard().includes(shard)) return { code: "E_UNAVAILABLE", message: `${this.notHeardYet(shard)}; retry` };
     if (shard < 0 || !this.shardMap.known.includes(shard)) {
       return { code: "E_UNKNOWN_SHARD", message: shard < 0 ? "no coordinator has been reached yet; retry" : `no coordinator serves shard ${shard}` };
     }
@@ -349,14 +347,16 @@ export class Router implements ConnectionHandler {
   private askEveryShard(kind: number, body: Record<string, unknown>): Promise<ShardAnswer[]> {
     const unheard = this.upstreams.filter((u) => u.link.shard < 0).map((u) => unavailable(`coordinator ${u.link.label} has not said which shard it serves yet`));
     // With --shards, a shard no coordinator of has answered yet (etcd discovery may not list it now).
-    for (let shard = 0; shard < this.shardMap.shardCount; shard++) {
-      if (!this.shardMap.known.includes(shard)) unheard.push(unavailable(`no coordinator of shard ${shard} (of --shards ${this.shardMap.shardCount}) has been reached yet`));
-    }
+    for (const shard of this.shardMap.unheard()) unheard.push(unavailable(this.notHeardYet(shard)));
     return Promise.all([...unheard.map((a) => Promise.resolve(a)), ...this.shardMap.known.map((shard) => {
       const primary = this.primaries.get(shard);
       if (primary !== undefined) return this.ask(primary, kind, body);
       return Promise.resolve(unavailable(`shard ${shard} has no primary now (failing over)`));
     })]);
+  }
+
+  private notHeardYet(shard: number): string {
+    return `no coordinator of shard ${shard} (of --shards ${this.shardMap.shardCount}) has been reached yet`;
   }
 
   /** The router's own request to one coordinator (upstream-ask.ts). */
@@ -424,28 +424,11 @@ export class Router implements ConnectionHandler {
     route.client.queueFlush();
   }
 
-  /** Said once: keys hash over shards that come and go (no --shards), or a coordinator's shard lies outside --shards. */
-  private shardWarnings = new Set<string>();
-
-  private noteShard(link: CoordinatorLink): void {
-    const map = this.shardMap;
-    const warn = (key: string, message: string, fields: Record<string, unknown>) => {
-      if (this.shardWarnings.has(key)) return;
-      this.shardWarnings.add(key);
-      this.log.warn(message, fields);
-    };
-    if (map.shardCount > 0 && link.shard >= map.shardCount) {
-      warn(`outside ${link.shard}`, "a coordinator serves a shard outside --shards: tasks with an idempotency key never go there", { coordinator: link.label, shard: link.shard, shards: map.shardCount });
-    } else if (map.shardCount === 0 && !map.known.includes(link.shard) && map.known.length > 0) {
-      warn("no --shards", "several shards and no --shards: a task's idempotency key hashes over the shards heard from so far, so a retry while shards come and go may make a second task; give --shards N", { shards: [...map.known, link.shard] });
-    }
-  }
-
   /** A coordinator connected or announced its role: route to the best primary of its shard. */
   private upstreamUp(upstream: Upstream, link: CoordinatorLink): void {
     if (!this.upstreams.includes(upstream)) return; // removed; its socket may still deliver a message or two
-    this.noteShard(link);
-    this.shardMap.add(link.shard);
+    const warning = this.shardMap.add(link.shard);
+    if (warning !== undefined) this.log.warn(warning, { coordinator: link.label, shard: link.shard, shardsKnown: this.shardMap.known });
     if (!link.primary && this.primaries.get(link.shard) === upstream) {
       // Stepped down: what it was doing for clients will not finish there.
       this.failRoutes(upstream, `coordinator ${link.label} is no longer the primary; retry`);

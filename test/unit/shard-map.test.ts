@@ -32,13 +32,24 @@ test("with a shard count, a key names one shard among all of them, known or not,
   for (const k of KEYS) expect(pickKey(shrunk, k)).toBe(pickKey(later, k));
 });
 
-test("with a shard count, a shard not heard from yet is expected (a refusal there is retryable); one past the count is not", () => {
+test("with a shard count, a shard not heard from yet is unheard (a refusal there is retryable); one past the count never is", () => {
   const map = new ShardMap(2);
-  expect(map.expected(1)).toBe(true);
-  expect(map.expected(2)).toBe(false);
-  expect(map.expected(-1)).toBe(false);
-  map.add(5); // a coordinator configured outside the count: routable when asked for by id
-  expect(map.expected(5)).toBe(true);
+  expect(map.unheard()).toEqual([0, 1]);
+  expect(map.add(0)).toBeUndefined();
+  expect(map.unheard()).toEqual([1]);
+  // A coordinator configured outside the count: said once, routable when asked for by id, never unheard.
+  expect(map.add(5)).toContain("outside --shards 2");
+  expect(map.add(5)).toBeUndefined();
+  expect(map.known).toContain(5);
+  expect(map.unheard()).toEqual([1]);
+});
+
+test("without a shard count, the second shard heard from is said once: keys may move", () => {
+  const map = new ShardMap();
+  expect(map.add(0)).toBeUndefined();
+  expect(map.add(1)).toContain("no --shards");
+  expect(map.add(2)).toBeUndefined();
+  expect(map.unheard()).toEqual([]);
 });
 
 test("without a shard count, keys hash over the shards known: one learned later moves some keys (why --shards exists)", () => {
