@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { Queue, QueueEvents } from "bullmq";
 import { startRedis } from "./redis.mjs";
 import { positiveOption, sleep, startWorkerProcess, summarize } from "../shared/peer-support.mjs";
-import { intendedSendMs, planOpenLoop, sendOnSchedule } from "../shared/schedule.mjs";
+import { OpenLoopLatencies, planOpenLoop, sendOnSchedule } from "../shared/schedule.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** Jobs run (closed loop, 8 at a time) before each measured run: proves QueueEvents is reading. */
@@ -163,17 +163,13 @@ async function ingestRun(queue, deadline) {
 /** (b) Open loop: jobs added on a fixed schedule; latency from each job's intended time to its completion event. */
 async function openRun(queue, completions, deadline) {
   const plan = planOpenLoop(num("rate"), num("duration-s"));
-  const latencies = [];
-  const fromSent = [];
-  const sentAtMs = new Float64Array(plan.tasks);
   let ended = 0, failed = 0, errors = 0;
   const started = performance.now();
+  const latencies = new OpenLoopLatencies(plan, started);
   const finish = (i) => (at, ok) => {
     ended++;
-    if (ok) {
-      latencies.push(at - started - intendedSendMs(plan, i));
-      fromSent.push(at - started - sentAtMs[i]);
-    } else failed++;
+    if (ok) latencies.completed(i, at);
+    else failed++;
   };
   // What is due goes out together (addBulk).
   const send = (first, count) => {
@@ -185,13 +181,13 @@ async function openRun(queue, completions, deadline) {
       () => { errors += count; ended += count; failed += count; },
     );
   };
-  const { sent, fields } = await sendOnSchedule(plan, started, deadline, send, sentAtMs);
+  const { sent, fields } = await sendOnSchedule(plan, started, deadline, send, latencies);
   while (ended < sent && performance.now() < deadline) await sleep(1);
   const durationMs = performance.now() - started;
-  const completed = latencies.length;
+  const completed = latencies.count;
   return report({
     tasks: plan.tasks, concurrency: 0, completed, failed: plan.tasks - completed, durationMs: Math.round(durationMs),
-    throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), latencyFromSentMs: summarize(fromSent), timedOut: ended < plan.tasks,
+    throughput: Math.round((completed / durationMs) * 1000), ...latencies.fields(), timedOut: ended < plan.tasks,
     errors: errors > 0 ? { add: errors } : {}, ...fields,
   });
 }

@@ -24,7 +24,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { AckPolicy, connect, RetentionPolicy, StorageType } from "nats";
 import { positiveOption, sleep, startWorkerProcess, summarize } from "../shared/peer-support.mjs";
-import { intendedSendMs, planOpenLoop, sendOnSchedule } from "../shared/schedule.mjs";
+import { OpenLoopLatencies, planOpenLoop, sendOnSchedule } from "../shared/schedule.mjs";
 import { startNats } from "./servers.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -190,27 +190,23 @@ async function ingestRun(js, deadline) {
 /** (b) Open loop: jobs published on a fixed schedule; latency from each job's intended time to its completion. */
 async function openRun(submitter, deadline, rate, durationS) {
   const plan = planOpenLoop(rate, durationS);
-  const latencies = [];
-  const fromSent = [];
-  const sentAtMs = new Float64Array(plan.tasks);
   let ended = 0;
   const started = performance.now();
+  const latencies = new OpenLoopLatencies(plan, started);
   const { sent, fields } = await sendOnSchedule(plan, started, deadline, (first, count) => {
     for (let i = first; i < first + count; i++) {
       submitter.submit((at, ok) => {
         ended++;
-        if (!ok) return;
-        latencies.push(at - started - intendedSendMs(plan, i));
-        fromSent.push(at - started - sentAtMs[i]);
+        if (ok) latencies.completed(i, at);
       });
     }
-  }, sentAtMs);
+  }, latencies);
   while (ended < sent && performance.now() < deadline) await sleep(1);
   const durationMs = performance.now() - started;
-  const completed = latencies.length;
+  const completed = latencies.count;
   return report({
     tasks: plan.tasks, concurrency: 0, completed, failed: plan.tasks - completed, durationMs: Math.round(durationMs),
-    throughput: Math.round((completed / durationMs) * 1000), latencyMs: summarize(latencies), latencyFromSentMs: summarize(fromSent), timedOut: ended < plan.tasks,
+    throughput: Math.round((completed / durationMs) * 1000), ...latencies.fields(), timedOut: ended < plan.tasks,
     errors: submitter.publishErrors > 0 ? { publish: submitter.publishErrors } : {}, ...fields,
   });
 }
