@@ -4,7 +4,7 @@
 // the directory's log and snapshot are set aside instead, and the node starts
 // empty, to be rebuilt from the primary's snapshot.
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../cli/log.ts";
 import { Scheduler, type SchedulerOptions } from "../core/scheduler.ts";
@@ -15,6 +15,7 @@ import { REPLICA_ID_FILE, replicaIdFor } from "./replica-id.ts";
 import { readEntries } from "./replication-codec.ts";
 import { StorageError } from "./storage-error.ts";
 import { SYNCED_MARK_FILE } from "./wal-synced-mark.ts";
+import { fsyncDirectory } from "./fsync-directory.ts";
 import { COMPACTION_TEMP_FILE, SNAPSHOT_FILE, SNAPSHOT_OLD_FILE, SNAPSHOT_TEMP_FILE, WAL_FILE, WAL_TEMP_FILE, WriteAheadLog, type Recovered } from "./wal.ts";
 
 /**
@@ -55,12 +56,12 @@ export function setAsideDataDir(dir: string, now: Date): string {
   let to = join(dir, `set-aside-${now.toISOString().replace(/[:.]/g, "-")}`);
   for (let n = 2; existsSync(to); n++) to = join(dir, `set-aside-${now.toISOString().replace(/[:.]/g, "-")}-${n}`);
   mkdirSync(to);
-  syncDirectory(dir);
+  fsyncDirectory(dir);
   for (const name of present) {
     renameSync(join(dir, name), join(to, name));
     // Each move durable before the next, so a crash leaves them in the order above.
-    syncDirectory(to);
-    syncDirectory(dir);
+    fsyncDirectory(to);
+    fsyncDirectory(dir);
   }
   return to;
 }
@@ -100,11 +101,3 @@ export function replayRecovered(options: SchedulerOptions, recovered: Recovered,
   return scheduler;
 }
 
-function syncDirectory(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}

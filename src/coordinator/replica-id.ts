@@ -6,6 +6,7 @@
 
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { fsyncDirectory } from "./fsync-directory.ts";
 import { join } from "node:path";
 
 export const REPLICA_ID_FILE = "replica-id";
@@ -27,8 +28,6 @@ export function replicaIdFor(nodeId: string, dataDir: string): string {
   fsyncSync(fd);
   closeSync(fd);
   renameSync(tmp, path);
-  const dir = openSync(dataDir, "r");
-  fsyncSync(dir);
-  closeSync(dir);
+  fsyncDirectory(dataDir);
   return id;
 }

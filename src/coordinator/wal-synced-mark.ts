@@ -15,8 +15,9 @@
 // mark left from an interval run is used for that run's log, then removed, so a
 // stale one can never make recovery cut records that were synced.
 
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, openSync, readFileSync, rmSync, write, writeSync } from "node:fs";
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, openSync, readFileSync, rmSync, write, writeSync } from "node:fs";
 import { join } from "node:path";
+import { fsyncDirectory } from "./fsync-directory.ts";
 import { crc32 } from "./wal-records.ts";
 
 export const SYNCED_MARK_FILE = "wal.synced";
@@ -80,15 +81,7 @@ export class SyncedMark {
     const path = join(this.dir, SYNCED_MARK_FILE);
     const created = !existsSync(path);
     this.fd = openSync(path, created ? "w" : "r+");
-    if (created) {
-      // Its name must be on disk before the mark in it can matter.
-      const dirFd = openSync(this.dir, "r");
-      try {
-        fsyncSync(dirFd);
-      } finally {
-        closeSync(dirFd);
-      }
-    }
+    if (created) fsyncDirectory(this.dir); // its name must be on disk before the mark in it can matter
     return this.fd;
   }
 }

@@ -33,6 +33,7 @@ import { Reader } from "../protocol/codec.ts";
 import { StorageError } from "./storage-error.ts";
 import { BATCH_HEADER_BYTES, crc32, readRecord, RECORD_HEADER_BYTES } from "./wal-records.ts";
 import { readSyncedMark, SyncedMark, SYNCED_MARK_FILE } from "./wal-synced-mark.ts";
+import { fsyncDirectory } from "./fsync-directory.ts";
 
 export { crc32 } from "./wal-records.ts";
 
@@ -479,11 +480,3 @@ function missingDirectories(dir: string): string[] {
 }
 
 /** Makes the directory's entries (a created or renamed file's name) durable. */
-function fsyncDirectory(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
